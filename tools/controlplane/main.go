@@ -11,6 +11,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/component-base/cli"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
@@ -20,6 +21,12 @@ import (
 func main() {
 	if len(os.Args) < 2 {
 		usage()
+	}
+	// A test run that dies (SIGKILL, a crashed runner) must not leave an API
+	// server behind: with CONTROLPLANE_EXIT_WITH_PARENT set, exit once the
+	// parent is gone (the process is then re-parented).
+	if os.Getenv("CONTROLPLANE_EXIT_WITH_PARENT") != "" {
+		go exitWithParent(os.Getppid())
 	}
 	sub := os.Args[1]
 	os.Args = append([]string{os.Args[0] + " " + sub}, os.Args[2:]...)
@@ -38,4 +45,13 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: controlplane etcd|kube-apiserver|kube-controller-manager [flags]")
 	os.Exit(2)
+}
+
+func exitWithParent(parent int) {
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			fmt.Fprintln(os.Stderr, "controlplane: parent process gone, exiting")
+			os.Exit(1)
+		}
+	}
 }

@@ -1,0 +1,50 @@
+// Every label key, annotation key, field manager, condition type, reason and
+// Event reason the operator writes, defined once.
+
+export const OPERATOR_NAME = "ecr-creds-refresher";
+export const FIELD_MANAGER = OPERATOR_NAME;
+export const FINALIZER = "ecrcreds.io/cleanup";
+
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+/** Names the ECRPullSecret that owns a Secret. */
+export const LABEL_OWNER = "ecrcreds.io/owner";
+export const ANNOTATION_EXPIRES_AT = "ecrcreds.io/token-expires-at";
+/** When the token was fetched: with the expiry, a restarted operator reuses it. */
+export const ANNOTATION_FETCHED_AT = "ecrcreds.io/token-fetched-at";
+/** The registry hosts the Secret holds, comma-separated (no credentials). */
+export const ANNOTATION_REGISTRIES = "ecrcreds.io/registries";
+/** ServiceAccount annotation: the Secret names this operator added (so it removes only those). */
+export const ANNOTATION_ADDED_PULL_SECRETS = "ecrcreds.io/added-pull-secrets";
+
+export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${OPERATOR_NAME}`;
+
+export const ConditionType = {
+  Ready: "Ready",
+  Verified: "Verified",
+} as const;
+
+/** Reasons on the Ready and Verified conditions, and Event reasons. */
+export const Reason = {
+  Synced: "Synced",
+  PartiallySynced: "PartiallySynced",
+  Progressing: "Progressing",
+  SecretConflict: "SecretConflict",
+  WriteFailed: "WriteFailed",
+  ServiceAccountConflict: "ServiceAccountConflict",
+  CredentialsSecretNotFound: "CredentialsSecretNotFound",
+  CredentialsSecretInvalid: "CredentialsSecretInvalid",
+  CredentialsInvalid: "CredentialsInvalid",
+  AccessDenied: "AccessDenied",
+  RoleNotAssumable: "RoleNotAssumable",
+  RegionUnknown: "RegionUnknown",
+  TokenRefreshFailed: "TokenRefreshFailed",
+  TokenExpiredOnArrival: "TokenExpiredOnArrival",
+  InvalidSpec: "InvalidSpec",
+  TokenRefreshed: "TokenRefreshed",
+  SecretWritten: "SecretWritten",
+  SecretDeleted: "SecretDeleted",
+  Verified: "Verified",
+  VerificationFailed: "VerificationFailed",
+  VerificationDisabled: "VerificationDisabled",
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -1,0 +1,626 @@
+/**
+ * The ECRPullSecret resource: its names and its OpenAPI v3 schema. This file is
+ * the single source; `scripts/gen-api.ts` renders the CRD YAML
+ * (deploy/crds/ecrcreds.io_ecrpullsecrets.yaml) and the TypeScript types
+ * (types.generated.ts) from it, and a unit test fails when they are stale.
+ *
+ * Format checks are `pattern`s (cheap, visible to editors and `kubectl explain`);
+ * rules across fields or about meaning are CEL with a message naming the field
+ * and saying what to fix. Every list and string a CEL rule walks has a maximum
+ * size, so the API server can bound the rule's cost.
+ */
+
+export const GROUP = "ecrcreds.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "ECRPullSecret";
+export const LIST_KIND = "ECRPullSecretList";
+export const PLURAL = "ecrpullsecrets";
+export const SINGULAR = "ecrpullsecret";
+export const SHORT_NAMES = ["ecrps"];
+export const CRD_NAME = `${PLURAL}.${GROUP}`;
+
+/** A CEL validation rule (`x-kubernetes-validations` entry). */
+export interface ValidationRule {
+  rule: string;
+  message: string;
+  /** JSONPath-like path, relative to the schema node, that the error points at. */
+  fieldPath?: string;
+  reason?:
+    | "FieldValueInvalid"
+    | "FieldValueForbidden"
+    | "FieldValueRequired"
+    | "FieldValueDuplicate";
+}
+
+/** The subset of apiextensions.k8s.io/v1 JSONSchemaProps this schema uses, with wire names. */
+export interface SchemaProps {
+  type: "object" | "array" | "string" | "integer" | "boolean";
+  description?: string;
+  format?: "date-time" | "int32" | "int64";
+  properties?: Record<string, SchemaProps>;
+  required?: string[];
+  additionalProperties?: SchemaProps;
+  maxProperties?: number;
+  items?: SchemaProps;
+  minItems?: number;
+  maxItems?: number;
+  pattern?: string;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  enum?: string[];
+  default?: unknown;
+  "x-kubernetes-validations"?: ValidationRule[];
+  "x-kubernetes-list-type"?: "atomic" | "set" | "map";
+  "x-kubernetes-list-map-keys"?: string[];
+}
+
+// --- Formats shared by several fields. `pattern`s run on Go's RE2 in the API
+// server and on JavaScript RegExps in our tests: keep to their common subset.
+
+const dns1123Label = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+/** A namespace name (DNS-1123 label). */
+export const NAMESPACE_NAME_PATTERN = `^${dns1123Label}$`;
+/** A Secret or ServiceAccount name (DNS-1123 subdomain). */
+export const DNS1123_SUBDOMAIN_PATTERN = `^${dns1123Label}(\\.${dns1123Label})*$`;
+/** A namespace name in which `*` and `?` may stand for characters. */
+export const NAMESPACE_GLOB_PATTERN = "^[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?$";
+/** An AWS region: us-east-1, eu-central-1, cn-northwest-1, us-gov-west-1, ... */
+const regionPart = "[a-z]{2}(-[a-z]+)+-[0-9]";
+export const REGION_PATTERN = `^${regionPart}$`;
+export const ACCOUNT_ID_PATTERN = "^[0-9]{12}$";
+/**
+ * An ECR registry host: private (`<account>.dkr.ecr[-fips].<region>.amazonaws.com`,
+ * `.amazonaws.com.cn`, `.on.aws`; dual-stack `<account>.dkr-ecr[-fips].<region>.on.aws`)
+ * or ECR Public. `src/aws/registry-host.ts` parses exactly these.
+ */
+export const REGISTRY_HOST_PATTERN = `^(public\\.ecr\\.aws|[0-9]{12}\\.dkr\\.ecr(-fips)?\\.${regionPart}\\.(amazonaws\\.com|amazonaws\\.com\\.cn|on\\.aws)|[0-9]{12}\\.dkr-ecr(-fips)?\\.${regionPart}\\.on\\.aws)$`;
+export const ROLE_ARN_PATTERN = "^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,128}$";
+// Length goes in min/maxLength: RE2 refuses repeat counts over 1000.
+export const EXTERNAL_ID_PATTERN = "^[\\w+=,.@:/-]+$";
+/** A Go duration without sign, e.g. 4h, 90m, 1h30m, 1.5h. */
+export const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$";
+/** DURATION_PATTERN inside a CEL string literal, where a backslash needs escaping. */
+const celDurationPattern = DURATION_PATTERN.replaceAll("\\", "\\\\");
+/** A label key: optional DNS subdomain prefix and `/`, then a name of up to 63 characters. */
+const labelKeyPattern =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+const labelValuePattern = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
+export const MAX_NAMESPACE_ENTRIES = 256;
+export const MAX_SERVICE_ACCOUNTS = 64;
+export const MAX_REGISTRIES = 32;
+export const MAX_FAILURES = 20;
+
+const namespaceGlobList = (description: string): SchemaProps => ({
+  type: "array",
+  description,
+  maxItems: MAX_NAMESPACE_ENTRIES,
+  "x-kubernetes-list-type": "set",
+  items: {
+    type: "string",
+    description: "A namespace name, or a glob where * matches any characters and ? one.",
+    minLength: 1,
+    maxLength: 63,
+    pattern: NAMESPACE_GLOB_PATTERN,
+  },
+});
+
+// --- Named object schemas. `TYPE_NAMES` maps each to its TypeScript
+// interface; the generator names every other object after its place.
+
+export const secretReferenceSchema: SchemaProps = {
+  type: "object",
+  description:
+    "A Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN.",
+  required: ["name", "namespace"],
+  properties: {
+    name: {
+      type: "string",
+      description: "Name of the Secret.",
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS1123_SUBDOMAIN_PATTERN,
+    },
+    namespace: {
+      type: "string",
+      description: "Namespace of the Secret.",
+      minLength: 1,
+      maxLength: 63,
+      pattern: NAMESPACE_NAME_PATTERN,
+    },
+  },
+};
+
+export const credentialsSchema: SchemaProps = {
+  type: "object",
+  description:
+    "Where the AWS credentials come from. Omitted: the operator-level source (its default credentials Secret, else the AWS SDK's standard chain).",
+  properties: {
+    secretRef: secretReferenceSchema,
+    roleArn: {
+      type: "string",
+      description:
+        "An IAM role to assume (sts:AssumeRole) on top of the base credentials, e.g. arn:aws:iam::123456789012:role/ecr-pull.",
+      maxLength: 2048,
+      pattern: ROLE_ARN_PATTERN,
+    },
+    externalId: {
+      type: "string",
+      description: "The external ID the role's trust policy requires; needs roleArn.",
+      minLength: 2,
+      maxLength: 1224,
+      pattern: EXTERNAL_ID_PATTERN,
+    },
+  },
+  "x-kubernetes-validations": [
+    {
+      rule: "has(self.secretRef) || has(self.roleArn)",
+      message:
+        "credentials must set secretRef, roleArn or both; omit credentials to use the operator's default source",
+    },
+    {
+      rule: "!has(self.externalId) || has(self.roleArn)",
+      message:
+        "credentials.externalId is only sent with AssumeRole: set credentials.roleArn or remove externalId",
+      fieldPath: ".externalId",
+    },
+  ],
+};
+
+export const registrySchema: SchemaProps = {
+  type: "object",
+  description:
+    "One ECR registry whose credentials go into the Secret: an account (in the resource's region unless region is set) or a full host.",
+  properties: {
+    accountId: {
+      type: "string",
+      description: "The 12-digit AWS account ID owning the registry.",
+      maxLength: 12,
+      pattern: ACCOUNT_ID_PATTERN,
+    },
+    host: {
+      type: "string",
+      description:
+        "The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com (FIPS, dual-stack .on.aws and amazonaws.com.cn hosts too) or public.ecr.aws.",
+      maxLength: 128,
+      pattern: REGISTRY_HOST_PATTERN,
+    },
+    region: {
+      type: "string",
+      description: "The registry's region, with accountId; default: spec.region.",
+      maxLength: 32,
+      pattern: REGION_PATTERN,
+    },
+    credentials: credentialsSchema,
+  },
+  "x-kubernetes-validations": [
+    {
+      rule: "has(self.accountId) != has(self.host)",
+      message: "registries[] entries must set exactly one of accountId or host",
+    },
+    {
+      rule: "!has(self.host) || !has(self.region)",
+      message:
+        "registries[].region goes with accountId: a host already names its region, so remove region or use accountId",
+      fieldPath: ".region",
+    },
+    {
+      rule: "!has(self.host) || self.host.endsWith('.amazonaws.com.cn') == self.host.matches('^[0-9]{12}[.]dkr[.-]ecr(-fips)?[.]cn-')",
+      message:
+        "registries[].host: China regions (cn-*) use the amazonaws.com.cn domain and other regions must not; fix the host's region or domain",
+      fieldPath: ".host",
+    },
+  ],
+};
+
+export const labelSelectorRequirementSchema: SchemaProps = {
+  type: "object",
+  description: "A label selector requirement: key, operator and values.",
+  required: ["key", "operator"],
+  properties: {
+    key: {
+      type: "string",
+      description: "The label key the requirement applies to.",
+      minLength: 1,
+      maxLength: 317,
+      pattern: labelKeyPattern,
+    },
+    operator: {
+      type: "string",
+      description: "How the key relates to the values.",
+      enum: ["In", "NotIn", "Exists", "DoesNotExist"],
+    },
+    values: {
+      type: "array",
+      description: "Values for In and NotIn (at least one); empty for Exists and DoesNotExist.",
+      maxItems: 64,
+      "x-kubernetes-list-type": "atomic",
+      items: { type: "string", maxLength: 63, pattern: labelValuePattern },
+    },
+  },
+  "x-kubernetes-validations": [
+    {
+      rule: "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+      message:
+        "namespaceSelector.matchExpressions[].values: operators In and NotIn need at least one value; Exists and DoesNotExist take none",
+      fieldPath: ".values",
+    },
+  ],
+};
+
+export const labelSelectorSchema: SchemaProps = {
+  type: "object",
+  description:
+    "A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace.",
+  properties: {
+    matchLabels: {
+      type: "object",
+      description: "Labels a namespace must have, each with exactly this value.",
+      maxProperties: 64,
+      additionalProperties: { type: "string", maxLength: 63, pattern: labelValuePattern },
+      "x-kubernetes-validations": [
+        {
+          rule: "self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",
+          message:
+            "namespaceSelector.matchLabels keys must be label keys: an optional DNS subdomain prefix and '/', then up to 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric",
+        },
+      ],
+    },
+    matchExpressions: {
+      type: "array",
+      description: "Requirements a namespace's labels must all meet.",
+      maxItems: 32,
+      "x-kubernetes-list-type": "atomic",
+      items: labelSelectorRequirementSchema,
+    },
+  },
+};
+
+export const specSchema: SchemaProps = {
+  type: "object",
+  description: "Which Secret to keep fresh, where, and for which registries.",
+  required: ["secretName"],
+  properties: {
+    secretName: {
+      type: "string",
+      description:
+        "Name of the kubernetes.io/dockerconfigjson Secret written in each target namespace.",
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS1123_SUBDOMAIN_PATTERN,
+    },
+    namespaces: namespaceGlobList(
+      "Target namespaces by name or glob (* and ?). The target set is the union with namespaceSelector.",
+    ),
+    namespaceSelector: labelSelectorSchema,
+    excludeNamespaces: namespaceGlobList(
+      "Namespaces (names or globs) removed from the target set, whatever else matches them.",
+    ),
+    serviceAccounts: {
+      type: "array",
+      description:
+        'ServiceAccounts in each target namespace whose imagePullSecrets get the Secret merged in: names, ["*"] for every ServiceAccount, [] for none.',
+      maxItems: MAX_SERVICE_ACCOUNTS,
+      default: ["default"],
+      "x-kubernetes-list-type": "set",
+      items: {
+        type: "string",
+        minLength: 1,
+        maxLength: 253,
+        pattern: `^(\\*|${DNS1123_SUBDOMAIN_PATTERN.slice(1, -1)})$`,
+      },
+      "x-kubernetes-validations": [
+        {
+          rule: "!self.exists(s, s == '*') || size(self) == 1",
+          message:
+            'serviceAccounts: "*" means every ServiceAccount and must be the only entry; remove the other names or the "*"',
+        },
+      ],
+    },
+    region: {
+      type: "string",
+      description:
+        "AWS region of the registries given by accountId; default: the operator's default region.",
+      maxLength: 32,
+      pattern: REGION_PATTERN,
+    },
+    credentials: credentialsSchema,
+    registries: {
+      type: "array",
+      description:
+        "Registries whose credentials go into the Secret's auths; default: the operator's default registry, else the caller's own registry in region.",
+      maxItems: MAX_REGISTRIES,
+      "x-kubernetes-list-type": "atomic",
+      items: registrySchema,
+    },
+    refreshBefore: {
+      type: "string",
+      description:
+        "Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime.",
+      maxLength: 64,
+      pattern: DURATION_PATTERN,
+      "x-kubernetes-validations": [
+        // Guarded by the pattern, so that a malformed value gets only the
+        // pattern's error instead of a CEL conversion error on top.
+        {
+          rule: `!self.matches('${celDurationPattern}') || duration(self) > duration('0s')`,
+          message: "refreshBefore must be a positive duration such as 4h or 90m",
+        },
+        {
+          rule: `!self.matches('${celDurationPattern}') || duration(self) < duration('12h')`,
+          message:
+            "refreshBefore must be less than 12h, the lifetime of an ECR token, or every pass would refresh; use e.g. 4h",
+        },
+      ],
+    },
+    deletionPolicy: {
+      type: "string",
+      description:
+        "Delete: remove the Secrets and ServiceAccount references it made when the resource or a namespace leaves; Retain: leave them.",
+      enum: ["Delete", "Retain"],
+      default: "Delete",
+    },
+    adoptExisting: {
+      type: "boolean",
+      description: "Take over a same-named dockerconfigjson Secret it did not create.",
+      default: false,
+    },
+  },
+  "x-kubernetes-validations": [
+    {
+      rule: "(has(self.namespaces) && size(self.namespaces) > 0) || has(self.namespaceSelector)",
+      message:
+        "spec must choose target namespaces: set spec.namespaces (names or globs), spec.namespaceSelector, or both",
+    },
+  ],
+};
+
+export const conditionSchema: SchemaProps = {
+  type: "object",
+  description: "A metav1.Condition.",
+  required: ["type", "status", "lastTransitionTime", "reason", "message"],
+  properties: {
+    type: {
+      type: "string",
+      description: "Condition type in CamelCase, e.g. Ready or Verified.",
+      maxLength: 316,
+      pattern:
+        "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+    },
+    status: {
+      type: "string",
+      description: "True, False or Unknown.",
+      enum: ["True", "False", "Unknown"],
+    },
+    observedGeneration: {
+      type: "integer",
+      format: "int64",
+      minimum: 0,
+      description: "The metadata.generation the condition was set for.",
+    },
+    lastTransitionTime: {
+      type: "string",
+      format: "date-time",
+      description: "When the status last changed.",
+    },
+    reason: {
+      type: "string",
+      description: "Why, in CamelCase.",
+      minLength: 1,
+      maxLength: 1024,
+      pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+    },
+    message: { type: "string", description: "Details for people.", maxLength: 32768 },
+  },
+};
+
+export const namespaceCountsSchema: SchemaProps = {
+  type: "object",
+  description: "How many target namespaces there are and how many have a current Secret.",
+  properties: {
+    desired: {
+      type: "integer",
+      format: "int32",
+      minimum: 0,
+      description: "Namespaces in the target set.",
+    },
+    synced: {
+      type: "integer",
+      format: "int32",
+      minimum: 0,
+      description: "Target namespaces whose Secret and ServiceAccounts are up to date.",
+    },
+    failed: {
+      type: "integer",
+      format: "int32",
+      minimum: 0,
+      description: "Target namespaces the last pass failed to sync.",
+    },
+    summary: {
+      type: "string",
+      description: 'synced/desired, e.g. "12/12", for the NAMESPACES printer column.',
+      maxLength: 32,
+    },
+  },
+};
+
+export const namespaceFailureSchema: SchemaProps = {
+  type: "object",
+  description: "A target namespace the last pass failed to sync, and why.",
+  required: ["namespace", "reason"],
+  properties: {
+    namespace: { type: "string", description: "The namespace.", maxLength: 63 },
+    reason: { type: "string", description: "Why, in CamelCase (an error code).", maxLength: 128 },
+    message: { type: "string", description: "Details for people.", maxLength: 4096 },
+  },
+};
+
+export const statusSchema: SchemaProps = {
+  type: "object",
+  description: "What the operator last did and saw; written only by the operator.",
+  properties: {
+    observedGeneration: {
+      type: "integer",
+      format: "int64",
+      minimum: 0,
+      description: "The metadata.generation this status describes.",
+    },
+    conditions: {
+      type: "array",
+      description:
+        "Ready (and Verified when the registry check runs), with the reason when not true.",
+      maxItems: 16,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["type"],
+      items: conditionSchema,
+    },
+    registries: {
+      type: "array",
+      description: "The registry hosts in the Secret's auths.",
+      maxItems: MAX_REGISTRIES + 1,
+      "x-kubernetes-list-type": "atomic",
+      items: { type: "string", maxLength: 128 },
+    },
+    tokenExpiresAt: {
+      type: "string",
+      format: "date-time",
+      description: "When the token in the Secrets expires.",
+    },
+    lastRefreshTime: {
+      type: "string",
+      format: "date-time",
+      description: "When the token was last fetched.",
+    },
+    nextRefreshTime: {
+      type: "string",
+      format: "date-time",
+      description: "When the next refresh is due.",
+    },
+    namespaces: namespaceCountsSchema,
+    failures: {
+      type: "array",
+      description: `Up to ${MAX_FAILURES} namespaces the last pass failed to sync.`,
+      maxItems: MAX_FAILURES,
+      "x-kubernetes-list-type": "atomic",
+      items: namespaceFailureSchema,
+    },
+  },
+};
+
+export const ecrPullSecretSchema: SchemaProps = {
+  type: "object",
+  description:
+    "ECRPullSecret keeps a kubernetes.io/dockerconfigjson Secret with fresh Amazon ECR credentials in every target namespace and merges it into their ServiceAccounts' imagePullSecrets.",
+  required: ["spec"],
+  properties: {
+    apiVersion: { type: "string", description: "ecrcreds.io/v1alpha1." },
+    kind: { type: "string", description: "ECRPullSecret." },
+    metadata: { type: "object" },
+    spec: specSchema,
+    status: statusSchema,
+  },
+  "x-kubernetes-validations": [
+    {
+      // The name is the value of the owner label on every Secret it writes.
+      // No fieldPath: the API server accepts none into metadata.
+      rule: "size(self.metadata.name) <= 63",
+      message:
+        "metadata.name must be at most 63 characters: it is stored as a label value on the Secrets it writes",
+    },
+  ],
+};
+
+/** TypeScript interface names of the named object schemas (by identity). */
+export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
+  [ecrPullSecretSchema, "ECRPullSecret"],
+  [specSchema, "ECRPullSecretSpec"],
+  [statusSchema, "ECRPullSecretStatus"],
+  [credentialsSchema, "CredentialsSpec"],
+  [secretReferenceSchema, "SecretReference"],
+  [registrySchema, "RegistrySpec"],
+  [labelSelectorSchema, "LabelSelector"],
+  [labelSelectorRequirementSchema, "LabelSelectorRequirement"],
+  [conditionSchema, "Condition"],
+  [namespaceCountsSchema, "NamespaceCounts"],
+  [namespaceFailureSchema, "NamespaceFailure"],
+]);
+
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "date" | "boolean";
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+export const PRINTER_COLUMNS: PrinterColumn[] = [
+  {
+    name: "Ready",
+    type: "string",
+    jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+    description: "Whether every target namespace has a current Secret.",
+  },
+  {
+    name: "Secret",
+    type: "string",
+    jsonPath: ".spec.secretName",
+    description: "The Secret's name.",
+  },
+  {
+    name: "Namespaces",
+    type: "string",
+    jsonPath: ".status.namespaces.summary",
+    description: "Synced/desired target namespaces.",
+  },
+  {
+    name: "Expires",
+    // string, not date: kubectl prints a future date column as "<invalid>".
+    type: "string",
+    jsonPath: ".status.tokenExpiresAt",
+    description: "When the token in the Secrets expires.",
+  },
+  {
+    name: "Reason",
+    type: "string",
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    description: "Why Ready is what it is.",
+    priority: 1,
+  },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+];
+
+/** The CustomResourceDefinition (apiextensions.k8s.io/v1) as a plain object. */
+export function crdManifest() {
+  return {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: {
+      name: CRD_NAME,
+      labels: { "app.kubernetes.io/name": "ecr-creds-refresher" },
+    },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: KIND,
+        listKind: LIST_KIND,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: [...SHORT_NAMES],
+        categories: ["ecrcreds"],
+      },
+      scope: "Cluster",
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: PRINTER_COLUMNS,
+          schema: { openAPIV3Schema: ecrPullSecretSchema },
+        },
+      ],
+    },
+  };
+}

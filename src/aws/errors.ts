@@ -1,0 +1,102 @@
+// Turns what AWS and the network answer into the Ready condition's reasons,
+// with one-line messages that name what to fix and never carry a credential.
+import { Reason } from "../api/conditions.js";
+
+/** A failure on the AWS side of a token fetch, with the condition reason it maps to. */
+export class AwsSourceError extends Error {
+  override readonly name = "AwsSourceError";
+  constructor(
+    readonly reason: Reason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const refusedCodes = new Set([
+  "UnrecognizedClientException",
+  "InvalidSignatureException",
+  "InvalidClientTokenId",
+  "SignatureDoesNotMatch",
+  "ExpiredToken",
+  "ExpiredTokenException",
+  "InvalidAccessKeyId",
+  "IncompleteSignature",
+  "CredentialsProviderError",
+]);
+interface AwsLikeError {
+  name?: string;
+  message?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+  $fault?: string;
+}
+
+/** The AWS error code (exception name) of an SDK error, or the Node error code. */
+export function awsErrorCode(err: unknown): string {
+  if (typeof err !== "object" || err === null) return "Unknown";
+  const e = err as AwsLikeError;
+  if (e.name && e.name !== "Error") return e.name;
+  return e.code ?? "Unknown";
+}
+
+/**
+ * Classifies a failed token fetch. `what` says where the credentials came from
+ * and `step` what was being done ("assume role X", "get an ECR token in us-east-1").
+ */
+export function classifyAwsError(err: unknown, what: string, step: string): AwsSourceError {
+  if (err instanceof AwsSourceError) return err;
+  const code = awsErrorCode(err);
+  const e = (typeof err === "object" && err !== null ? err : {}) as AwsLikeError;
+  const status = e.$metadata?.httpStatusCode;
+  const aws = scrub(e.message ?? String(err));
+  // STS answers "AccessDenied", ECR "AccessDeniedException".
+  const isSts = code === "AccessDenied";
+
+  if (refusedCodes.has(code)) {
+    return new AwsSourceError(
+      Reason.CredentialsInvalid,
+      `failed to ${step}: AWS refused ${what} (${code}); replace them with valid keys or fix the identity`,
+      { cause: err },
+    );
+  }
+  if (code === "AccessDenied" || code === "AccessDeniedException") {
+    if (isSts) {
+      return new AwsSourceError(
+        Reason.RoleNotAssumable,
+        `failed to ${step} with ${what}: access denied (${aws}); check the role's trust policy and externalId`,
+        { cause: err },
+      );
+    }
+    return new AwsSourceError(
+      Reason.AccessDenied,
+      `failed to ${step}: access denied for ${what} (${aws}); allow ecr:GetAuthorizationToken in its IAM policy`,
+      { cause: err },
+    );
+  }
+  if (
+    code === "ENOTFOUND" ||
+    code === "EAI_AGAIN" ||
+    /getaddrinfo|Region is missing|Invalid region/i.test(aws)
+  ) {
+    return new AwsSourceError(
+      Reason.RegionUnknown,
+      `failed to ${step}: the AWS endpoint could not be reached (${code}); check the region and the network`,
+      { cause: err },
+    );
+  }
+  return new AwsSourceError(
+    Reason.TokenRefreshFailed,
+    `failed to ${step} with ${what}: ${code}${status ? ` (HTTP ${status})` : ""}: ${aws}`,
+    { cause: err },
+  );
+}
+
+/** Belt and braces: AWS messages carry no secrets, but never let anything key-shaped through. */
+export function scrub(message: string): string {
+  return message
+    .replace(/\b[A-Za-z0-9+/]{40}\b/g, "[redacted]")
+    .replace(/\b(AKIA|ASIA)[A-Z0-9]{12,}\b/g, "$1…")
+    .slice(0, 300);
+}

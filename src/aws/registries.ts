@@ -1,0 +1,129 @@
+// Which registries a resource's Secret holds and which token opens each: one
+// token per (credentials, service, region), however many accounts share it —
+// an ECR token opens every registry its principal can reach in the region.
+import type { CredentialsSpec, ECRPullSecretSpec } from "../api/index.js";
+import type { CredentialsRef } from "./credentials.js";
+import { parseRegistryHost, registryHost } from "./registry-host.js";
+import { ECR_PUBLIC_REGION } from "./token.js";
+import { type TokenSource, tokenSourceKey } from "./token-cache.js";
+
+export interface OperatorDefaults {
+  /** Default region (--region / AWS_REGION). */
+  region?: string;
+  /** Default registry host (--registry / REGISTRY, the seed's setting). */
+  registry?: string;
+  /** Operator-level credentials Secret (AWS_CREDENTIALS_SECRET_NAME / _NAMESPACE). */
+  credentialsSecret?: { namespace: string; name: string };
+}
+
+export interface RegistryTarget {
+  /** The auths key; undefined: the caller's own registry, learnt from the token. */
+  host?: string;
+  source: TokenSource;
+}
+
+export class RegistrySpecError extends Error {
+  override readonly name = "RegistrySpecError";
+}
+
+function credentialsFor(
+  entry: CredentialsSpec | undefined,
+  base: CredentialsSpec | undefined,
+  defaults: OperatorDefaults,
+): CredentialsRef {
+  const secretRef = entry?.secretRef ?? base?.secretRef ?? defaults.credentialsSecret;
+  // A registry entry's own role replaces the resource's role; without one it
+  // uses the resource's.
+  const roleSource = entry?.roleArn ? entry : base;
+  const ref: CredentialsRef = {};
+  if (secretRef) ref.secretRef = { namespace: secretRef.namespace, name: secretRef.name };
+  if (roleSource?.roleArn) {
+    ref.roleArn = roleSource.roleArn;
+    if (roleSource.externalId) ref.externalId = roleSource.externalId;
+  }
+  return ref;
+}
+
+/** Strips a scheme and path from a registry setting such as the seed's REGISTRY. */
+export function normalizeHost(value: string): string {
+  return value
+    .trim()
+    .replace(/^[a-z]+:\/\//i, "")
+    .replace(/\/.*$/, "")
+    .toLowerCase();
+}
+
+function targetForHost(host: string, credentials: CredentialsRef): RegistryTarget {
+  const parsed = parseRegistryHost(host);
+  if (parsed.kind === "public") {
+    return { host, source: { credentials, service: "ecr-public", region: ECR_PUBLIC_REGION } };
+  }
+  return { host, source: { credentials, service: "ecr", region: parsed.region } };
+}
+
+/** Resolves a resource's registries; throws RegistrySpecError naming what to fix. */
+export function resolveRegistries(
+  spec: ECRPullSecretSpec,
+  defaults: OperatorDefaults,
+): RegistryTarget[] {
+  const base = credentialsFor(undefined, spec.credentials, defaults);
+  const region = spec.region ?? defaults.region;
+  const needRegion = (where: string): string => {
+    if (!region) {
+      throw new RegistrySpecError(
+        `failed to resolve ${where}: no region; set spec.region or the operator's --region (AWS_REGION)`,
+      );
+    }
+    return region;
+  };
+  const entries = spec.registries ?? [];
+  if (entries.length === 0) {
+    if (defaults.registry) return [targetForHost(normalizeHost(defaults.registry), base)];
+    return [
+      { source: { credentials: base, service: "ecr", region: needRegion("the default registry") } },
+    ];
+  }
+  const targets: RegistryTarget[] = [];
+  const seen = new Set<string>();
+  for (const [i, entry] of entries.entries()) {
+    const credentials = credentialsFor(entry.credentials, spec.credentials, defaults);
+    let target: RegistryTarget;
+    try {
+      if (entry.host) {
+        target = targetForHost(normalizeHost(entry.host), credentials);
+      } else if (entry.accountId) {
+        const r = entry.region ?? needRegion(`spec.registries[${i}]`);
+        target = {
+          host: registryHost(entry.accountId, r),
+          source: { credentials, service: "ecr", region: r },
+        };
+      } else {
+        throw new RegistrySpecError(
+          `failed to resolve spec.registries[${i}]: set accountId or host`,
+        );
+      }
+    } catch (err) {
+      if (err instanceof RegistrySpecError) throw err;
+      throw new RegistrySpecError(
+        `failed to resolve spec.registries[${i}]: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+    if (target.host && seen.has(target.host)) continue;
+    if (target.host) seen.add(target.host);
+    targets.push(target);
+  }
+  return targets;
+}
+
+/** The distinct token sources of a set of targets. */
+export function tokenSources(targets: readonly RegistryTarget[]): Map<string, TokenSource> {
+  const sources = new Map<string, TokenSource>();
+  for (const t of targets) sources.set(tokenSourceKey(t.source), t.source);
+  return sources;
+}
+
+/** The registry host of a token's proxyEndpoint (https://host). */
+export function hostOfProxyEndpoint(endpoint: string | undefined): string | undefined {
+  return endpoint ? normalizeHost(endpoint) : undefined;
+}

@@ -1,0 +1,187 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { REGISTRY_HOST_PATTERN } from "../api/schema.js";
+import { isOperatorError } from "../errors.js";
+import { parseRegistryHost, partitionOf, registryHost } from "./registry-host.js";
+
+describe("parseRegistryHost", () => {
+  it.each([
+    [
+      "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+      {
+        accountId: "123456789012",
+        region: "us-east-1",
+        partition: "aws",
+        fips: false,
+        dualStack: false,
+      },
+    ],
+    [
+      "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+      {
+        accountId: "123456789012",
+        region: "us-gov-west-1",
+        partition: "aws-us-gov",
+        fips: true,
+        dualStack: false,
+      },
+    ],
+    [
+      "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn",
+      {
+        accountId: "123456789012",
+        region: "cn-northwest-1",
+        partition: "aws-cn",
+        fips: false,
+        dualStack: false,
+      },
+    ],
+    [
+      "123456789012.dkr-ecr.eu-west-1.on.aws",
+      {
+        accountId: "123456789012",
+        region: "eu-west-1",
+        partition: "aws",
+        fips: false,
+        dualStack: true,
+      },
+    ],
+    [
+      "123456789012.dkr-ecr-fips.us-east-2.on.aws",
+      {
+        accountId: "123456789012",
+        region: "us-east-2",
+        partition: "aws",
+        fips: true,
+        dualStack: true,
+      },
+    ],
+    [
+      "123456789012.dkr.ecr.eu-west-1.on.aws",
+      {
+        accountId: "123456789012",
+        region: "eu-west-1",
+        partition: "aws",
+        fips: false,
+        dualStack: false,
+      },
+    ],
+  ])("parses %s", (host, want) => {
+    expect(parseRegistryHost(host)).toEqual({ kind: "private", ...want });
+  });
+
+  it("parses ECR Public", () => {
+    expect(parseRegistryHost("public.ecr.aws")).toEqual({ kind: "public" });
+  });
+
+  it.each([
+    ["", "not an ECR"],
+    ["docker.io", "not an ECR"],
+    ["https://123456789012.dkr.ecr.us-east-1.amazonaws.com", "no scheme"],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com:443", "no scheme, port"],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com/repo", "path"],
+    ["123456789012.DKR.ECR.us-east-1.amazonaws.com", "lower case"],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.io", "not an ECR"],
+    ["1234567890.dkr.ecr.us-east-1.amazonaws.com", "not an ECR"],
+    ["123456789012.dkr-ecr.us-east-1.amazonaws.com", "dual-stack"],
+    ["123456789012.dkr.ecr.cn-north-1.amazonaws.com", "China"],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com.cn", "China"],
+    ["123456789012.dkr-ecr.cn-north-1.on.aws", "China"],
+    ["public.ecr.aws.evil.io", "not an ECR"],
+  ])("rejects %j with InvalidRegistryHost (%s)", (host, why) => {
+    try {
+      parseRegistryHost(host);
+      expect.unreachable();
+    } catch (e) {
+      expect(isOperatorError(e, "InvalidRegistryHost")).toBe(true);
+      expect((e as Error).message).toContain(why);
+      expect((e as Error).message).toMatch(/^failed to parse registry host/);
+    }
+  });
+
+  const accountId = fc.stringMatching(/^[0-9]{12}$/);
+  const region = fc.oneof(
+    fc.constantFrom(
+      "us-east-1",
+      "eu-central-2",
+      "ap-southeast-4",
+      "cn-north-1",
+      "cn-northwest-1",
+      "us-gov-east-1",
+    ),
+    fc
+      .tuple(
+        fc.stringMatching(/^[a-z]{2}$/),
+        fc.array(fc.stringMatching(/^[a-z]{1,9}$/), { minLength: 1, maxLength: 2 }),
+        fc.integer({ min: 0, max: 9 }),
+      )
+      .map(([cc, parts, n]) => `${cc}-${parts.join("-")}-${n}`),
+  );
+  const options = fc.record({ fips: fc.boolean(), dualStack: fc.boolean() });
+
+  it("reads back what registryHost builds, and the schema accepts it", () => {
+    fc.assert(
+      fc.property(accountId, region, options, (a, r, o) => {
+        fc.pre(!(o.dualStack && r.startsWith("cn-")));
+        const host = registryHost(a, r, o);
+        expect(host).toMatch(new RegExp(REGISTRY_HOST_PATTERN));
+        expect(parseRegistryHost(host)).toEqual({
+          kind: "private",
+          accountId: a,
+          region: r,
+          partition: partitionOf(r),
+          fips: o.fips,
+          dualStack: o.dualStack,
+        });
+      }),
+    );
+  });
+
+  it("accepts only hosts the CRD's pattern accepts", () => {
+    const near = fc
+      .tuple(
+        fc.constantFrom("123456789012", "12345678901", "abcdefghijkl"),
+        fc.constantFrom("dkr.ecr", "dkr-ecr", "dkr.ecr-fips", "dkr-ecr-fips", "ecr", "api.ecr"),
+        fc.constantFrom("us-east-1", "cn-north-1", "us-gov-west-1", "useast1", "us-east-10"),
+        fc.constantFrom("amazonaws.com", "amazonaws.com.cn", "on.aws", "example.com", "aws"),
+      )
+      .map((parts) => parts.join("."));
+    fc.assert(
+      fc.property(fc.oneof(near, fc.string({ maxLength: 20 })), (host) => {
+        let parsed = true;
+        try {
+          parseRegistryHost(host);
+        } catch (e) {
+          expect(isOperatorError(e, "InvalidRegistryHost")).toBe(true);
+          parsed = false;
+        }
+        if (parsed) expect(host).toMatch(new RegExp(REGISTRY_HOST_PATTERN));
+      }),
+    );
+  });
+});
+
+describe("registryHost", () => {
+  it("builds the standard hosts", () => {
+    expect(registryHost("123456789012", "us-east-1")).toBe(
+      "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+    );
+    expect(registryHost("123456789012", "cn-north-1")).toBe(
+      "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+    );
+    expect(registryHost("123456789012", "us-gov-west-1", { fips: true })).toBe(
+      "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+    );
+    expect(registryHost("123456789012", "eu-west-1", { dualStack: true })).toBe(
+      "123456789012.dkr-ecr.eu-west-1.on.aws",
+    );
+  });
+
+  it.each([
+    ["12345", "us-east-1", {}],
+    ["123456789012", "US-EAST-1", {}],
+    ["123456789012", "cn-north-1", { dualStack: true }],
+  ])("refuses %s in %s %j", (a, r, o) => {
+    expect(() => registryHost(a, r, o)).toThrowError(/failed to parse registry host/);
+  });
+});

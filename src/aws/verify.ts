@@ -1,0 +1,39 @@
+// Does the Secret open the registry? `GET /v2/` with the new credentials, as
+// a registry client's first request. The answer becomes the Verified condition.
+import type { VerifyResult } from "../reconcile/reconciler.js";
+
+/** The registry's base URL: the token's proxyEndpoint, else https://host. */
+export function registryUrl(host: string, proxyEndpoint?: string): string {
+  return (proxyEndpoint ?? `https://${host}`).replace(/\/+$/, "");
+}
+
+export async function verifyRegistry(
+  url: string,
+  username: string,
+  password: string,
+  opts: { timeoutMs: number },
+): Promise<VerifyResult> {
+  const auth = Buffer.from(`${username}:${password}`).toString("base64");
+  try {
+    const res = await fetch(`${url}/v2/`, {
+      headers: { Authorization: `Basic ${auth}` },
+      signal: AbortSignal.timeout(opts.timeoutMs),
+      redirect: "manual",
+    });
+    const body = (await res.text()).slice(0, 200).replace(/\s+/g, " ").trim();
+    if (res.status === 200)
+      return { ok: true, message: `${url}/v2/ accepted the credentials (HTTP 200)` };
+    return {
+      ok: false,
+      message: `${url}/v2/ answered HTTP ${res.status}${body ? `: ${body}` : ""}`,
+    };
+  } catch (err) {
+    const cause =
+      err instanceof Error
+        ? err.cause instanceof Error
+          ? err.cause.message
+          : err.message
+        : String(err);
+    return { ok: false, message: `failed to reach ${url}/v2/: ${cause}` };
+  }
+}

@@ -1,0 +1,109 @@
+// `check`: resolve the credentials exactly as the operator would, fetch a
+// token, print the registries, the identity and the expiry. Writes nothing.
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import type { ECRPullSecret } from "../api/index.js";
+import { GROUP, PLURAL, VERSION } from "../api/index.js";
+import { credentialsProvider, describeCredentials } from "../aws/credentials.js";
+import { AwsSourceError, classifyAwsError } from "../aws/errors.js";
+import {
+  hostOfProxyEndpoint,
+  RegistrySpecError,
+  resolveRegistries,
+  tokenSources,
+} from "../aws/registries.js";
+import { fetchToken } from "../aws/token.js";
+import { tokenSourceKey } from "../aws/token-cache.js";
+import { isNotFound, KubeClient, loadKubeConfig } from "../kube/client.js";
+import type { OperatorConfig } from "./config.js";
+import { operatorDefaults } from "./main.js";
+
+export async function runCheck(
+  config: OperatorConfig,
+  resourceName: string | undefined,
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
+  const defaults = operatorDefaults(config);
+  let kube: KubeClient | undefined;
+  const kubeClient = (): KubeClient => {
+    kube ??= new KubeClient(loadKubeConfig(config.kubeconfig), { qps: 0, burst: 0 });
+    return kube;
+  };
+  try {
+    let spec: ECRPullSecret["spec"] = { secretName: "check" };
+    if (resourceName) {
+      const k = kubeClient();
+      const res = (await k.custom.getClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        name: resourceName,
+      })) as ECRPullSecret;
+      spec = res.spec;
+    }
+    const targets = resolveRegistries(spec, defaults);
+    const sources = tokenSources(targets);
+    const tokens = new Map<string, Awaited<ReturnType<typeof fetchToken>>>();
+    for (const [key, source] of sources) {
+      const what = describeCredentials(source.credentials);
+      try {
+        const provider = await credentialsProvider(source.credentials, {
+          region: source.region,
+          timeoutMs: config.awsTimeoutMs,
+          readSecret: async (ref) => {
+            try {
+              const s = await kubeClient().core.readNamespacedSecret(ref);
+              return s.data ?? {};
+            } catch (e) {
+              if (isNotFound(e)) return null;
+              throw e;
+            }
+          },
+        });
+        const token = await fetchToken(source.service, source.region, provider, {
+          timeoutMs: config.awsTimeoutMs,
+        });
+        tokens.set(key, token);
+        let identity = "unknown";
+        try {
+          const sts = new STSClient({
+            region: source.region,
+            credentials: provider,
+            maxAttempts: 1,
+          });
+          const who = await sts.send(new GetCallerIdentityCommand({}));
+          sts.destroy();
+          identity = who.Arn ?? identity;
+        } catch {
+          // The identity is informative only; the token is what matters.
+        }
+        out.write(
+          `source:   ${what}\nidentity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
+        );
+      } catch (e) {
+        throw classifyAwsError(e, what, `get an ${source.service} token in ${source.region}`);
+      }
+    }
+    out.write("registries:\n");
+    for (const t of targets) {
+      const token = tokens.get(tokenSourceKey(t.source));
+      const host = t.host ?? hostOfProxyEndpoint(token?.proxyEndpoint) ?? "(unknown)";
+      out.write(`  ${host}  (token expires ${token?.expiresAt.toISOString()})\n`);
+    }
+    out.write("ok: the credentials work; nothing was written to the cluster\n");
+    return 0;
+  } catch (e) {
+    const message =
+      e instanceof AwsSourceError
+        ? `${e.reason}: ${e.message}`
+        : e instanceof RegistrySpecError
+          ? e.message
+          : isNotFound(e) && resourceName
+            ? `ECRPullSecret ${resourceName} not found`
+            : e instanceof Error
+              ? e.message
+              : String(e);
+    err.write(`check failed: ${message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,334 @@
+// Operator-level settings: each a flag with an environment variable behind
+// it, merged over defaults. The seed operator's variables
+// (AWS_CREDENTIALS_SECRET_NAME, AWS_CREDENTIALS_SECRET_NAMESPACE, AWS_REGION,
+// REGISTRY) keep working.
+import { parseArgs } from "node:util";
+import { parseDuration } from "../api/validate.js";
+import type { LogFormat } from "../observability/logger.js";
+
+export interface OperatorConfig {
+  kubeconfig?: string;
+  region?: string;
+  registry?: string;
+  credentialsSecretName?: string;
+  credentialsSecretNamespace?: string;
+  metricsAddress: string;
+  healthAddress: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  qps: number;
+  burst: number;
+  concurrency: number;
+  writeConcurrency: number;
+  logLevel: string;
+  logFormat: LogFormat;
+  verify: boolean;
+  awsTimeoutMs: number;
+  minRefreshIntervalMs: number;
+  awsBackoffBaseMs: number;
+  awsBackoffMaxMs: number;
+  eventsNamespace: string;
+}
+
+interface Setting {
+  flag: string;
+  env?: string[];
+  kind: "string" | "number" | "boolean" | "duration";
+  key: keyof OperatorConfig;
+  help: string;
+  default?: string;
+}
+
+/** Every setting, in the order `--help` lists them. */
+export const settings: Setting[] = [
+  {
+    flag: "kubeconfig",
+    env: ["KUBECONFIG"],
+    kind: "string",
+    key: "kubeconfig",
+    help: "kubeconfig file (default: in-cluster config)",
+  },
+  {
+    flag: "region",
+    env: ["ECR_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"],
+    kind: "string",
+    key: "region",
+    help: "default AWS region of registries",
+  },
+  {
+    flag: "registry",
+    env: ["REGISTRY"],
+    kind: "string",
+    key: "registry",
+    help: "default registry host when a resource names none",
+  },
+  {
+    flag: "credentials-secret-name",
+    env: ["AWS_CREDENTIALS_SECRET_NAME"],
+    kind: "string",
+    key: "credentialsSecretName",
+    help: "default credentials Secret (else the AWS SDK chain)",
+  },
+  {
+    flag: "credentials-secret-namespace",
+    env: ["AWS_CREDENTIALS_SECRET_NAMESPACE"],
+    kind: "string",
+    key: "credentialsSecretNamespace",
+    help: "namespace of the default credentials Secret",
+  },
+  {
+    flag: "metrics-bind-address",
+    env: ["METRICS_BIND_ADDRESS"],
+    kind: "string",
+    key: "metricsAddress",
+    default: ":8080",
+    help: "address of /metrics ('0' disables)",
+  },
+  {
+    flag: "health-probe-bind-address",
+    env: ["HEALTH_PROBE_BIND_ADDRESS"],
+    kind: "string",
+    key: "healthAddress",
+    default: ":8081",
+    help: "address of /healthz and /readyz ('0' disables)",
+  },
+  {
+    flag: "leader-elect",
+    env: ["LEADER_ELECT"],
+    kind: "boolean",
+    key: "leaderElect",
+    default: "false",
+    help: "elect a leader through a Lease (needed with more than one replica)",
+  },
+  {
+    flag: "leader-election-namespace",
+    env: ["LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE"],
+    kind: "string",
+    key: "leaderElectionNamespace",
+    default: "default",
+    help: "namespace of the leader Lease",
+  },
+  {
+    flag: "leader-election-id",
+    env: ["LEADER_ELECTION_ID"],
+    kind: "string",
+    key: "leaderElectionId",
+    default: "ecr-creds-refresher",
+    help: "name of the leader Lease",
+  },
+  {
+    flag: "kube-api-qps",
+    env: ["KUBE_API_QPS"],
+    kind: "number",
+    key: "qps",
+    default: "100",
+    help: "client-side request rate to the API server",
+  },
+  {
+    flag: "kube-api-burst",
+    env: ["KUBE_API_BURST"],
+    kind: "number",
+    key: "burst",
+    default: "200",
+    help: "client-side burst above the rate",
+  },
+  {
+    flag: "concurrency",
+    env: ["RECONCILE_CONCURRENCY"],
+    kind: "number",
+    key: "concurrency",
+    default: "4",
+    help: "resources reconciled at once",
+  },
+  {
+    flag: "write-concurrency",
+    env: ["WRITE_CONCURRENCY"],
+    kind: "number",
+    key: "writeConcurrency",
+    default: "32",
+    help: "namespace writes in flight per resource",
+  },
+  {
+    flag: "log-level",
+    env: ["LOG_LEVEL"],
+    kind: "string",
+    key: "logLevel",
+    default: "info",
+    help: "trace, debug, info, warn or error",
+  },
+  {
+    flag: "log-format",
+    env: ["LOG_FORMAT"],
+    kind: "string",
+    key: "logFormat",
+    default: "json",
+    help: "json or text",
+  },
+  {
+    flag: "verify",
+    env: ["VERIFY_REGISTRY"],
+    kind: "boolean",
+    key: "verify",
+    default: "true",
+    help: "check new credentials against the registry (GET /v2/)",
+  },
+  {
+    flag: "aws-timeout",
+    env: ["AWS_CALL_TIMEOUT"],
+    kind: "duration",
+    key: "awsTimeoutMs",
+    default: "15s",
+    help: "deadline of one AWS call",
+  },
+  {
+    flag: "min-refresh-interval",
+    env: ["MIN_REFRESH_INTERVAL"],
+    kind: "duration",
+    key: "minRefreshIntervalMs",
+    default: "10s",
+    help: "floor between two token fetches of one source",
+  },
+  {
+    flag: "aws-backoff-base",
+    env: ["AWS_BACKOFF_BASE"],
+    kind: "duration",
+    key: "awsBackoffBaseMs",
+    default: "2s",
+    help: "first retry delay after a failed token fetch",
+  },
+  {
+    flag: "aws-backoff-max",
+    env: ["AWS_BACKOFF_MAX"],
+    kind: "duration",
+    key: "awsBackoffMaxMs",
+    default: "5m",
+    help: "cap of the token fetch backoff",
+  },
+  {
+    flag: "events-namespace",
+    env: ["EVENTS_NAMESPACE", "POD_NAMESPACE"],
+    kind: "string",
+    key: "eventsNamespace",
+    default: "default",
+    help: "namespace for Events about (cluster-scoped) ECRPullSecrets",
+  },
+];
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+function convert(s: Setting, raw: string, from: string): string | number | boolean {
+  switch (s.kind) {
+    case "string":
+      return raw;
+    case "number": {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n <= 0) {
+        throw new ConfigError(
+          `failed to read ${from}: ${JSON.stringify(raw)} is not a positive number`,
+        );
+      }
+      return n;
+    }
+    case "boolean": {
+      if (/^(true|1|yes|on)$/i.test(raw)) return true;
+      if (/^(false|0|no|off)$/i.test(raw)) return false;
+      throw new ConfigError(`failed to read ${from}: ${JSON.stringify(raw)} is not true or false`);
+    }
+    case "duration":
+      try {
+        return parseDuration(raw);
+      } catch (err) {
+        throw new ConfigError(
+          `failed to read ${from}: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
+  }
+}
+
+export interface ParsedCommand {
+  command: string;
+  config: OperatorConfig;
+  /** Flags not in `settings` (command-specific), as given. */
+  extra: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/** Parses argv (after the executable) and the environment into a config. */
+export function parseCommandLine(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  extraFlags: Record<string, { type: "string" | "boolean" }> = {},
+): ParsedCommand {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    help: { type: "boolean" },
+    ...extraFlags,
+  };
+  for (const s of settings) options[s.flag] = { type: s.kind === "boolean" ? "string" : "string" };
+  // --leader-elect alone means true.
+  const args = argv.map((a) => (a === "--leader-elect" || a === "--verify" ? `${a}=true` : a));
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new ConfigError(`${err instanceof Error ? err.message : String(err)}; see --help`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const config: Record<string, unknown> = {};
+  for (const s of settings) {
+    const flagValue = values[s.flag];
+    if (typeof flagValue === "string") {
+      config[s.key] = convert(s, flagValue, `--${s.flag}`);
+      continue;
+    }
+    const envName = s.env?.find((e) => env[e] !== undefined && env[e] !== "");
+    if (envName) {
+      config[s.key] = convert(s, env[envName] as string, envName);
+      continue;
+    }
+    if (s.default !== undefined)
+      config[s.key] = convert(s, s.default, `the default of --${s.flag}`);
+  }
+  const cfg = config as unknown as OperatorConfig;
+  if (cfg.logFormat !== "json" && cfg.logFormat !== "text") {
+    throw new ConfigError(
+      `failed to read --log-format: ${JSON.stringify(cfg.logFormat)} is not json or text`,
+    );
+  }
+  if (!["trace", "debug", "info", "warn", "error", "fatal", "silent"].includes(cfg.logLevel)) {
+    throw new ConfigError(
+      `failed to read --log-level: ${JSON.stringify(cfg.logLevel)} is not trace, debug, info, warn or error`,
+    );
+  }
+  if (Boolean(cfg.credentialsSecretName) !== Boolean(cfg.credentialsSecretNamespace)) {
+    throw new ConfigError(
+      "failed to read the default credentials Secret: set both --credentials-secret-name (AWS_CREDENTIALS_SECRET_NAME) and --credentials-secret-namespace (AWS_CREDENTIALS_SECRET_NAMESPACE), or neither",
+    );
+  }
+  const extra: Record<string, string | boolean | undefined> = {};
+  for (const k of Object.keys(extraFlags)) extra[k] = values[k];
+  if (values.help) extra.help = true;
+  const [command = "run", ...positionals] = parsed.positionals;
+  return { command, config: cfg, extra, positionals };
+}
+
+export function helpText(): string {
+  const lines = [
+    "usage: ecr-creds-refresher <command> [flags]",
+    "",
+    "commands:",
+    "  run     run the operator (default)",
+    "  once    one full pass over every ECRPullSecret, then exit (non-zero if any failed)",
+    "  check   resolve credentials, fetch a token, print registries and expiry; write nothing",
+    "",
+    "flags (each also read from the environment variable shown):",
+  ];
+  for (const s of settings) {
+    const env = s.env?.length ? ` [${s.env.join(", ")}]` : "";
+    const def = s.default !== undefined ? ` (default ${s.default})` : "";
+    lines.push(`  --${s.flag.padEnd(30)} ${s.help}${def}${env}`);
+  }
+  return lines.join("\n");
+}

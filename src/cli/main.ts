@@ -1,0 +1,175 @@
+// The one executable: run, once, check.
+import type { Server } from "node:http";
+import type { OperatorDefaults } from "../aws/registries.js";
+import { verifyRegistry } from "../aws/verify.js";
+import { Controller } from "../controller/controller.js";
+import { LeaderElector } from "../controller/leader.js";
+import { KubeClient, loadKubeConfig } from "../kube/client.js";
+import { EventRecorder } from "../observability/events.js";
+import { serveHealth } from "../observability/health.js";
+import { createLogger, errorField, type Logger } from "../observability/logger.js";
+import { Metrics } from "../observability/metrics.js";
+import { runCheck } from "./check.js";
+import { ConfigError, helpText, type OperatorConfig, parseCommandLine } from "./config.js";
+
+export function operatorDefaults(config: OperatorConfig): OperatorDefaults {
+  const defaults: OperatorDefaults = {};
+  if (config.region) defaults.region = config.region;
+  if (config.registry) defaults.registry = config.registry;
+  if (config.credentialsSecretName && config.credentialsSecretNamespace) {
+    defaults.credentialsSecret = {
+      namespace: config.credentialsSecretNamespace,
+      name: config.credentialsSecretName,
+    };
+  }
+  return defaults;
+}
+
+export function makeKubeClient(config: OperatorConfig, metrics?: Metrics): KubeClient {
+  return new KubeClient(loadKubeConfig(config.kubeconfig), {
+    qps: config.qps,
+    burst: config.burst,
+    onRequest: (verb, resource, code) =>
+      metrics?.kubeRequests.inc({ verb, resource, code: String(code) }),
+  });
+}
+
+export function makeController(config: OperatorConfig, log: Logger, metrics: Metrics): Controller {
+  const kube = makeKubeClient(config, metrics);
+  const events = new EventRecorder(kube, log, { namespace: config.eventsNamespace });
+  return new Controller(kube, log, metrics, events, {
+    defaults: operatorDefaults(config),
+    concurrency: config.concurrency,
+    writeConcurrency: config.writeConcurrency,
+    awsTimeoutMs: config.awsTimeoutMs,
+    minRefreshIntervalMs: config.minRefreshIntervalMs,
+    awsBackoffBaseMs: config.awsBackoffBaseMs,
+    awsBackoffMaxMs: config.awsBackoffMaxMs,
+    verify: config.verify
+      ? (_resource, url, username, password) =>
+          verifyRegistry(url, username, password, { timeoutMs: config.awsTimeoutMs })
+      : undefined,
+  });
+}
+
+async function run(config: OperatorConfig, log: Logger): Promise<number> {
+  const metrics = new Metrics();
+  const controller = makeController(config, log, metrics);
+  const kube = makeKubeClient(config, metrics);
+  let leader: LeaderElector | undefined;
+  let leading = !config.leaderElect;
+  const servers: Server[] = [];
+  const checks = { healthy: () => true, ready: () => controller.synced };
+  if (config.metricsAddress !== "0")
+    servers.push(await serveHealth(config.metricsAddress, metrics, checks));
+  if (config.healthAddress !== "0" && config.healthAddress !== config.metricsAddress) {
+    servers.push(await serveHealth(config.healthAddress, metrics, checks));
+  }
+
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
+    const stop = (signal: string, code: number) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, "shutting down");
+      void (async () => {
+        await controller.stop();
+        await leader?.release();
+        for (const s of servers) s.close();
+        resolve(code);
+      })();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM", 0));
+    process.once("SIGINT", () => stop("SIGINT", 0));
+    if (config.leaderElect) {
+      leader = new LeaderElector(kube, log, {
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        onStartedLeading: () => {
+          leading = true;
+          metrics.isLeader.set(1);
+          controller.startWorkers();
+        },
+        // A replica that loses the lease stops writing at once: exiting is
+        // the only way to be sure no write is in flight, and the Deployment
+        // restarts it as a standby (controller-runtime does the same).
+        onStoppedLeading: () => {
+          metrics.isLeader.set(0);
+          log.error("lost the leader lease; exiting so no write happens without it");
+          stop("lease-lost", 1);
+        },
+      });
+    }
+  });
+
+  log.info(
+    { leaderElect: config.leaderElect, region: config.region, registry: config.registry },
+    "starting ecr-creds-refresher",
+  );
+  await controller.startInformers();
+  log.info("caches synced");
+  if (leader) leader.start();
+  else if (leading) controller.startWorkers();
+  return await stopped;
+}
+
+async function once(config: OperatorConfig, log: Logger): Promise<number> {
+  const metrics = new Metrics({ processMetrics: false });
+  const controller = makeController(config, log, metrics);
+  await controller.startInformers();
+  const failed = await controller.runOnce();
+  await controller.stop();
+  const total = controller.resources.size;
+  if (failed.length > 0) {
+    log.error({ failed, total }, "some ECRPullSecrets are not ready");
+    process.stderr.write(
+      `ecr-creds-refresher once: ${failed.length} of ${total} ECRPullSecrets failed: ${failed.join(", ")} (see their status and Events)\n`,
+    );
+    return 1;
+  }
+  log.info({ total }, "every ECRPullSecret synced");
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine(argv, process.env, { resource: { type: "string" } });
+  } catch (err) {
+    process.stderr.write(
+      `ecr-creds-refresher: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    return 2;
+  }
+  if (parsed.extra.help || parsed.command === "help") {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  const { config } = parsed;
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  try {
+    switch (parsed.command) {
+      case "run":
+        return await run(config, log);
+      case "once":
+        return await once(config, log);
+      case "check":
+        return await runCheck(
+          config,
+          typeof parsed.extra.resource === "string" ? parsed.extra.resource : undefined,
+        );
+      default:
+        process.stderr.write(
+          `ecr-creds-refresher: unknown command ${JSON.stringify(parsed.command)}; see --help\n`,
+        );
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ecr-creds-refresher: ${err.message}\n`);
+      return 2;
+    }
+    log.fatal({ err: errorField(err) }, "failed");
+    return 1;
+  }
+}

@@ -1,0 +1,424 @@
+// Wiring: informers → work queue → reconcile. Every change to a resource, a
+// namespace, a ServiceAccount, a managed Secret, a credentials Secret or the
+// token clock enqueues the names of the resources it affects; workers take
+// names off the queue and reconcile them.
+import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
+import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_OWNER, MANAGED_SELECTOR } from "../api/conditions.js";
+import type { ECRPullSecret } from "../api/index.js";
+import { GROUP, PLURAL, VERSION } from "../api/index.js";
+import {
+  type CredentialsRef,
+  credentialsProvider,
+  describeCredentials,
+  type SecretData,
+  type SecretRef,
+} from "../aws/credentials.js";
+import { classifyAwsError } from "../aws/errors.js";
+import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
+import { fetchToken } from "../aws/token.js";
+import { TokenCache, type TokenSource } from "../aws/token-cache.js";
+import type { KubeClient } from "../kube/client.js";
+import { Informer } from "../kube/informer.js";
+import type { EventRecorder } from "../observability/events.js";
+import { errorField, type Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { ownerLabelValue, type SecretView, type ServiceAccountView } from "../reconcile/desired.js";
+import { type NamespaceView, Reconciler, type VerifyResult } from "../reconcile/reconciler.js";
+import { runWorkers, WorkQueue } from "./queue.js";
+
+export interface ControllerOptions {
+  defaults: OperatorDefaults;
+  concurrency: number;
+  writeConcurrency: number;
+  awsTimeoutMs: number;
+  minRefreshIntervalMs: number;
+  awsBackoffBaseMs: number;
+  awsBackoffMaxMs: number;
+  verify?: (
+    resource: string,
+    url: string,
+    username: string,
+    password: string,
+  ) => Promise<VerifyResult>;
+}
+
+type Obj<T> = T & KubernetesObject;
+
+/** Drops what the operator never reads, so the caches stay small. */
+function trimMeta<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
+  return obj;
+}
+
+function trimServiceAccount(sa: Obj<ServiceAccountView>): Obj<ServiceAccountView> {
+  const m = sa.metadata ?? {};
+  const added = m.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      resourceVersion: m.resourceVersion,
+      ...(added ? { annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: added } } : {}),
+    },
+    imagePullSecrets: sa.imagePullSecrets,
+  } as Obj<ServiceAccountView>;
+}
+
+function trimNamespace(ns: Obj<NamespaceView>): Obj<NamespaceView> {
+  return {
+    metadata: {
+      name: ns.metadata?.name,
+      labels: ns.metadata?.labels,
+      resourceVersion: (ns.metadata as { resourceVersion?: string } | undefined)?.resourceVersion,
+      deletionTimestamp: ns.metadata?.deletionTimestamp,
+    },
+    status: { phase: ns.status?.phase },
+  } as Obj<NamespaceView>;
+}
+
+export class Controller {
+  readonly queue = new WorkQueue();
+  readonly tokens: TokenCache;
+  readonly resources: Informer<Obj<ECRPullSecret>>;
+  readonly namespaces: Informer<Obj<NamespaceView>>;
+  readonly secrets: Informer<Obj<SecretView>>;
+  readonly serviceAccounts: Informer<Obj<ServiceAccountView>>;
+  readonly reconciler: Reconciler;
+  /** One small informer per credentials Secret in use. */
+  private readonly credentialSecrets = new Map<string, Informer<Obj<V1Secret>>>();
+  private workers: Promise<void> | undefined;
+  private queueGauge: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    events: EventRecorder,
+    private readonly opts: ControllerOptions,
+  ) {
+    const kc = kube.kubeConfig;
+    const activity = (resource: string) => (what: string, err?: unknown) => {
+      if (what === "error")
+        log.warn({ informer: resource, err: errorField(err) }, "watch failed; retrying");
+      else log.debug({ informer: resource, what }, "informer activity");
+    };
+    this.resources = new Informer(kc, {
+      resource: PLURAL,
+      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      list: async ({ limit, continueToken }) =>
+        (await kube.request("list", PLURAL, () =>
+          kube.custom.listClusterCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            limit,
+            _continue: continueToken,
+          }),
+        )) as { items: Obj<ECRPullSecret>[] },
+      onActivity: activity(PLURAL),
+      transform: trimMeta,
+    });
+    this.namespaces = new Informer(kc, {
+      resource: "namespaces",
+      path: "/api/v1/namespaces",
+      list: ({ limit, continueToken }) =>
+        kube.request("list", "namespaces", () =>
+          kube.core.listNamespace({ limit, _continue: continueToken }),
+        ) as Promise<{ items: Obj<NamespaceView>[] }>,
+      onActivity: activity("namespaces"),
+      transform: trimNamespace,
+    });
+    // Only Secrets carrying our label: memory follows what we manage, not
+    // how many Secrets the cluster holds.
+    this.secrets = new Informer(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      labelSelector: MANAGED_SELECTOR,
+      list: ({ limit, continueToken }) =>
+        kube.request("list", "secrets", () =>
+          kube.core.listSecretForAllNamespaces({
+            labelSelector: MANAGED_SELECTOR,
+            limit,
+            _continue: continueToken,
+          }),
+        ) as Promise<{ items: Obj<SecretView>[] }>,
+      onActivity: activity("secrets"),
+      transform: trimMeta,
+    });
+    this.serviceAccounts = new Informer(kc, {
+      resource: "serviceaccounts",
+      path: "/api/v1/serviceaccounts",
+      list: ({ limit, continueToken }) =>
+        kube.request("list", "serviceaccounts", () =>
+          kube.core.listServiceAccountForAllNamespaces({ limit, _continue: continueToken }),
+        ) as Promise<{ items: Obj<ServiceAccountView>[] }>,
+      onActivity: activity("serviceaccounts"),
+      transform: trimServiceAccount,
+    });
+
+    this.tokens = new TokenCache({
+      fetch: (source) => this.fetch(source),
+      onChange: (subscribers) => {
+        for (const s of subscribers) this.queue.add(s);
+      },
+      minRefreshIntervalMs: opts.minRefreshIntervalMs,
+      backoffBaseMs: opts.awsBackoffBaseMs,
+      backoffMaxMs: opts.awsBackoffMaxMs,
+      jitter: 0.1,
+    });
+    this.reconciler = new Reconciler(
+      kube,
+      {
+        resources: this.resources,
+        namespaces: this.namespaces,
+        secrets: this.secrets,
+        serviceAccounts: this.serviceAccounts,
+      },
+      this.tokens,
+      events,
+      metrics,
+      log,
+      {
+        defaults: opts.defaults,
+        writeConcurrency: opts.writeConcurrency,
+        verify: opts.verify,
+      },
+    );
+    this.wire();
+  }
+
+  private enqueueAll(): void {
+    for (const r of this.resources.list()) this.queue.add(r.metadata?.name ?? "");
+  }
+
+  private wire(): void {
+    this.resources.on((event, obj, old) => {
+      const name = obj.metadata?.name ?? "";
+      const changed =
+        event !== "update" ||
+        obj.metadata?.generation !== old?.metadata?.generation ||
+        Boolean(obj.metadata?.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
+        (obj.metadata?.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join();
+      if (changed) this.queue.add(name);
+      if (event !== "update" || changed) this.syncCredentialWatchers();
+    });
+    this.namespaces.on((event, obj, old) => {
+      if (
+        event === "update" &&
+        JSON.stringify(obj.metadata?.labels ?? {}) ===
+          JSON.stringify(old?.metadata?.labels ?? {}) &&
+        obj.status?.phase === old?.status?.phase &&
+        Boolean(obj.metadata?.deletionTimestamp) === Boolean(old?.metadata?.deletionTimestamp)
+      ) {
+        return;
+      }
+      this.enqueueAll();
+    });
+    this.secrets.on((_event, obj) => {
+      const owner = obj.metadata?.labels?.[LABEL_OWNER];
+      if (!owner) return;
+      for (const r of this.resources.list()) {
+        const name = r.metadata?.name ?? "";
+        if (ownerLabelValue(name) === owner) this.queue.add(name);
+      }
+      this.metrics.managedSecrets.set(this.secrets.size);
+    });
+    this.serviceAccounts.on((event, obj, old) => {
+      if (
+        event === "update" &&
+        JSON.stringify(obj.imagePullSecrets ?? []) ===
+          JSON.stringify(old?.imagePullSecrets ?? []) &&
+        obj.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS] ===
+          old?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]
+      ) {
+        return;
+      }
+      this.enqueueAll();
+    });
+  }
+
+  /** Every credentials Secret in use: the operator default and each resource's. */
+  private credentialRefs(): Map<string, SecretRef> {
+    const refs = new Map<string, SecretRef>();
+    const add = (ref: SecretRef | undefined) => {
+      if (ref) refs.set(`${ref.namespace}/${ref.name}`, ref);
+    };
+    add(this.opts.defaults.credentialsSecret);
+    for (const r of this.resources.list()) {
+      try {
+        for (const t of resolveRegistries(r.spec, this.opts.defaults))
+          add(t.source.credentials.secretRef);
+      } catch {
+        // An invalid spec is reported by its reconcile.
+      }
+    }
+    return refs;
+  }
+
+  private syncCredentialWatchers(): void {
+    const wanted = this.credentialRefs();
+    for (const [key, informer] of this.credentialSecrets) {
+      if (!wanted.has(key)) {
+        informer.stop();
+        this.credentialSecrets.delete(key);
+      }
+    }
+    for (const [key, ref] of wanted)
+      if (!this.credentialSecrets.has(key)) this.watchCredentials(key, ref);
+  }
+
+  private watchCredentials(key: string, ref: SecretRef): Informer<Obj<V1Secret>> {
+    const kube = this.kube;
+    const informer = new Informer<Obj<V1Secret>>(kube.kubeConfig, {
+      resource: "credential-secrets",
+      path: `/api/v1/namespaces/${ref.namespace}/secrets`,
+      fieldSelector: `metadata.name=${ref.name}`,
+      list: ({ limit, continueToken }) =>
+        kube.request("list", "secrets", () =>
+          kube.core.listNamespacedSecret({
+            namespace: ref.namespace,
+            fieldSelector: `metadata.name=${ref.name}`,
+            limit,
+            _continue: continueToken,
+          }),
+        ) as Promise<{ items: Obj<V1Secret>[] }>,
+      transform: trimMeta,
+    });
+    informer.on((event, obj, old) => {
+      if (event === "update" && JSON.stringify(obj.data ?? {}) === JSON.stringify(old?.data ?? {}))
+        return;
+      if (!informer.hasSynced) return;
+      // Rotated (or created, or deleted) keys: refetch now for every resource
+      // that uses them, and for no other.
+      const told = this.tokens.invalidate(
+        (c: CredentialsRef) =>
+          c.secretRef?.namespace === ref.namespace && c.secretRef.name === ref.name,
+      );
+      this.log.info(
+        { secret: key, resources: told },
+        "credentials Secret changed; refetching tokens",
+      );
+      for (const name of told) this.queue.add(name);
+      // Resources that failed for want of this Secret hold no token entry yet.
+      this.enqueueAll();
+    });
+    this.credentialSecrets.set(key, informer);
+    informer.start();
+    return informer;
+  }
+
+  private async readCredentialsSecret(ref: SecretRef): Promise<SecretData | null> {
+    const key = `${ref.namespace}/${ref.name}`;
+    const informer = this.credentialSecrets.get(key) ?? this.watchCredentials(key, ref);
+    await informer.synced;
+    const secret = informer.get(ref.namespace, ref.name);
+    return secret ? (secret.data ?? {}) : null;
+  }
+
+  private async fetch(source: TokenSource) {
+    const what = describeCredentials(source.credentials);
+    const step = `get an ${source.service === "ecr" ? "ECR" : "ECR Public"} token in ${source.region}`;
+    try {
+      const provider = await credentialsProvider(source.credentials, {
+        region: source.region,
+        timeoutMs: this.opts.awsTimeoutMs,
+        readSecret: (ref) => this.readCredentialsSecret(ref),
+      });
+      const token = await fetchToken(source.service, source.region, provider, {
+        timeoutMs: this.opts.awsTimeoutMs,
+        observe: (service, region, seconds, code) => {
+          this.metrics.awsRequestDuration.observe({ service, region }, seconds);
+          if (code) this.metrics.awsErrors.inc({ service, code });
+        },
+      });
+      this.metrics.refreshes.inc({ result: "success" });
+      this.log.debug(
+        {
+          source: what,
+          region: source.region,
+          service: source.service,
+          expiresAt: token.expiresAt,
+        },
+        "fetched token",
+      );
+      return token;
+    } catch (err) {
+      this.metrics.refreshes.inc({ result: "failure" });
+      const classified = classifyAwsError(err, what, step);
+      this.log.warn(
+        { source: what, region: source.region, reason: classified.reason, err: classified.message },
+        "token fetch failed",
+      );
+      throw classified;
+    }
+  }
+
+  /** Starts the informers and waits until each has listed once. */
+  async startInformers(): Promise<void> {
+    for (const i of [this.resources, this.namespaces, this.secrets, this.serviceAccounts])
+      i.start();
+    await Promise.all(
+      [this.resources, this.namespaces, this.secrets, this.serviceAccounts].map((i) => i.synced),
+    );
+    this.syncCredentialWatchers();
+  }
+
+  get synced(): boolean {
+    return [this.resources, this.namespaces, this.secrets, this.serviceAccounts].every(
+      (i) => i.hasSynced,
+    );
+  }
+
+  /** Runs the workers until stop(); call after startInformers(). */
+  startWorkers(): void {
+    this.queueGauge = setInterval(() => this.metrics.queueDepth.set(this.queue.length), 1000);
+    this.queueGauge.unref();
+    this.enqueueAll();
+    this.workers = runWorkers(this.queue, this.opts.concurrency, (name) => this.process(name));
+  }
+
+  private async process(name: string): Promise<void> {
+    const start = performance.now();
+    let result = "success";
+    try {
+      const r = await this.reconciler.reconcile(name);
+      if (r.failed > 0) {
+        result = "partial";
+        this.queue.addRateLimited(name);
+      } else {
+        this.queue.forget(name);
+      }
+    } catch (err) {
+      result = "error";
+      const delay = this.queue.addRateLimited(name);
+      this.log.warn({ resource: name, err: errorField(err), retryInMs: delay }, "reconcile failed");
+    } finally {
+      this.metrics.reconcileDuration.observe({ result }, (performance.now() - start) / 1000);
+    }
+  }
+
+  /** One pass over every resource (the `once` command); returns the names that failed. */
+  async runOnce(): Promise<string[]> {
+    const failed: string[] = [];
+    for (const r of this.resources.list()) {
+      const name = r.metadata?.name ?? "";
+      try {
+        const result = await this.reconciler.reconcile(name);
+        if (!result.ready) failed.push(name);
+      } catch (err) {
+        this.log.error({ resource: name, err: errorField(err) }, "reconcile failed");
+        failed.push(name);
+      }
+    }
+    return failed;
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    clearInterval(this.queueGauge);
+    await this.workers;
+    this.tokens.close();
+    for (const i of [this.resources, this.namespaces, this.secrets, this.serviceAccounts]) i.stop();
+    for (const i of this.credentialSecrets.values()) i.stop();
+  }
+}

@@ -1,0 +1,259 @@
+// An informer that does not die quietly: list, then watch from the list's
+// resourceVersion with bookmarks; a watch that ends is resumed from the last
+// resourceVersion it saw; `410 Gone` (or a resume that fails) relists; errors
+// back off exponentially; a watch silent for too long is cut and resumed.
+// client-node's own informer stops for good on the first error, so every
+// watch of the operator goes through this one.
+import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
+import { statusCode } from "./client.js";
+
+export type InformerEvent = "add" | "update" | "delete";
+export type InformerHandler<T> = (event: InformerEvent, obj: T, old: T | undefined) => void;
+
+export interface ListResult<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string; _continue?: string };
+}
+
+export interface InformerOptions<T> {
+  /** For logs and metrics: "secrets", "namespaces", ... */
+  resource: string;
+  /** The collection's URL path, e.g. /api/v1/secrets. */
+  path: string;
+  /** Lists one page; the informer pages with `limit` and `continue`. */
+  list: (page: { limit: number; continueToken?: string }) => Promise<ListResult<T>>;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Reported each time the informer lists, watches or fails (for metrics and tests). */
+  onActivity?: (what: "list" | "watch" | "error", err?: unknown) => void;
+  /** Server-side watch timeout; the server then ends the watch and we resume. */
+  watchTimeoutSeconds?: number;
+  pageSize?: number;
+  maxBackoffMs?: number;
+  /** Trims an object before it is stored (drop managedFields and what is never read). */
+  transform?: (obj: T) => T;
+}
+
+const keyOf = (obj: KubernetesObject): string =>
+  `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
+
+export class Informer<T extends KubernetesObject> {
+  private readonly store = new Map<string, T>();
+  private readonly byNamespace = new Map<string, Map<string, T>>();
+  private readonly handlers: InformerHandler<T>[] = [];
+  private readonly watch: Watch;
+  private resourceVersion = "";
+  private abort: AbortController | undefined;
+  private stopped = false;
+  private failures = 0;
+  private syncedResolve!: () => void;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Resolves once the first list has filled the store. */
+  readonly synced: Promise<void>;
+  hasSynced = false;
+  /** How many times the informer listed (each relist included). */
+  lists = 0;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly opts: InformerOptions<T>,
+  ) {
+    this.watch = new Watch(kubeConfig);
+    this.synced = new Promise((resolve) => {
+      this.syncedResolve = resolve;
+    });
+  }
+
+  on(handler: InformerHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.store.get(`${namespace ?? ""}/${name}`);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  /**
+   * Records an object this process just wrote, so the next pass does not act
+   * on the older copy before the watch delivers the new one. Only moves the
+   * cache forward (resourceVersions are etcd revisions on every real server).
+   */
+  observe(obj: T): void {
+    const key = keyOf(obj);
+    const cached = this.store.get(key);
+    const rv = Number(obj.metadata?.resourceVersion);
+    const cachedRv = Number(cached?.metadata?.resourceVersion);
+    if (!Number.isFinite(rv)) return;
+    if (cached && Number.isFinite(cachedRv) && cachedRv >= rv) return;
+    this.put(key, this.opts.transform ? this.opts.transform(obj) : obj);
+  }
+
+  /** The objects of one namespace, from an index kept beside the store. */
+  listNamespace(namespace: string): T[] {
+    return [...(this.byNamespace.get(namespace)?.values() ?? [])];
+  }
+
+  private put(key: string, obj: T): void {
+    this.store.set(key, obj);
+    const ns = obj.metadata?.namespace ?? "";
+    let index = this.byNamespace.get(ns);
+    if (!index) {
+      index = new Map();
+      this.byNamespace.set(ns, index);
+    }
+    index.set(obj.metadata?.name ?? "", obj);
+  }
+
+  private remove(key: string, obj: T): void {
+    this.store.delete(key);
+    const ns = obj.metadata?.namespace ?? "";
+    const index = this.byNamespace.get(ns);
+    index?.delete(obj.metadata?.name ?? "");
+    if (index?.size === 0) this.byNamespace.delete(ns);
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.relist();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.abort?.abort();
+    this.abort = undefined;
+  }
+
+  private emit(event: InformerEvent, obj: T, old: T | undefined): void {
+    for (const h of this.handlers) h(event, obj, old);
+  }
+
+  private async relist(): Promise<void> {
+    if (this.stopped) return;
+    const pageSize = this.opts.pageSize ?? 500;
+    try {
+      const fresh = new Map<string, T>();
+      let continueToken: string | undefined;
+      let rv = "";
+      do {
+        const page = await this.opts.list({ limit: pageSize, continueToken });
+        for (const raw of page.items) {
+          const item = this.opts.transform ? this.opts.transform(raw) : raw;
+          fresh.set(keyOf(item), item);
+        }
+        continueToken = page.metadata?._continue || undefined;
+        rv = page.metadata?.resourceVersion ?? "";
+      } while (continueToken);
+      this.lists++;
+      this.opts.onActivity?.("list");
+      if (this.stopped) return;
+      // Replace the store, telling handlers what appeared, changed or went.
+      for (const [key, old] of this.store) {
+        if (!fresh.has(key)) {
+          this.remove(key, old);
+          this.emit("delete", old, old);
+        }
+      }
+      for (const [key, obj] of fresh) {
+        const old = this.store.get(key);
+        this.put(key, obj);
+        if (!old) this.emit("add", obj, undefined);
+        else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+          this.emit("update", obj, old);
+      }
+      this.resourceVersion = rv;
+      this.failures = 0;
+      if (!this.hasSynced) {
+        this.hasSynced = true;
+        this.syncedResolve();
+      }
+      await this.startWatch();
+    } catch (err) {
+      this.retry(err, () => this.relist());
+    }
+  }
+
+  private retry(err: unknown, again: () => Promise<void>): void {
+    if (this.stopped) return;
+    this.opts.onActivity?.("error", err);
+    const delay = Math.min(500 * 2 ** this.failures, this.opts.maxBackoffMs ?? 30_000);
+    this.failures++;
+    this.retryTimer = setTimeout(() => void again(), delay);
+  }
+
+  private async startWatch(): Promise<void> {
+    if (this.stopped) return;
+    const query: Record<string, string | number | boolean> = {
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: true,
+      // Spread the server-side timeouts so watches do not all resume at once.
+      timeoutSeconds: Math.round((this.opts.watchTimeoutSeconds ?? 300) * (1 + Math.random())),
+    };
+    if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
+    if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
+    let gone = false;
+    let sawEvent = false;
+    const began = Date.now();
+    this.opts.onActivity?.("watch");
+    const controller = await this.watch.watch(
+      this.opts.path,
+      query,
+      (type: string, obj: unknown) => {
+        sawEvent = true;
+        if (type === "ERROR") {
+          if (statusCode(obj) === 410) gone = true;
+          return;
+        }
+        const item = this.opts.transform ? this.opts.transform(obj as T) : (obj as T);
+        const rv = item.metadata?.resourceVersion;
+        if (rv) this.resourceVersion = rv;
+        if (type === "BOOKMARK") return;
+        const key = keyOf(item);
+        const old = this.store.get(key);
+        if (type === "DELETED") {
+          this.remove(key, item);
+          this.emit("delete", item, old);
+        } else {
+          this.put(key, item);
+          if (old && old.metadata?.resourceVersion === rv) return;
+          this.emit(old ? "update" : "add", item, old);
+        }
+      },
+      (err: unknown) => {
+        if (this.stopped) return;
+        if (gone || statusCode(err) === 410) {
+          // Our resourceVersion is too old for the server: start over.
+          void this.relist();
+        } else if (err && !isInactivity(err)) {
+          // The connection failed (API server restarting, network): relist
+          // after a backoff, so nothing that happened meanwhile is missed.
+          this.retry(err, () => this.relist());
+        } else {
+          // A normal end (the server's timeout) or client-node's inactivity
+          // watchdog cutting a silent watch: resume from where we were.
+          if (sawEvent) this.failures = 0;
+          if (!sawEvent && Date.now() - began < 1_000) {
+            // A server that closes every watch at once must not spin us.
+            this.retry(new Error("watch closed at once"), () => this.startWatch());
+          } else {
+            void this.startWatch();
+          }
+        }
+      },
+    );
+    this.abort = controller;
+  }
+}
+
+function isInactivity(err: unknown): boolean {
+  return (
+    typeof err === "object" && err !== null && (err as { name?: string }).name === "TimeoutError"
+  );
+}

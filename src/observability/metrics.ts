@@ -1,0 +1,77 @@
+// The operator's Prometheus metrics, defined once. An alert on
+// `ecr_creds_refresher_token_expiry_timestamp_seconds - time() < 3600` fires
+// hours before a Secret lapses, whatever went wrong upstream.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly refreshes = new Counter({
+    name: "ecr_creds_refresher_token_refreshes_total",
+    help: "Token fetches by result (success, failure).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly awsRequestDuration = new Histogram({
+    name: "ecr_creds_refresher_aws_request_duration_seconds",
+    help: "Duration of AWS GetAuthorizationToken calls.",
+    labelNames: ["service", "region"] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly awsErrors = new Counter({
+    name: "ecr_creds_refresher_aws_errors_total",
+    help: "Failed AWS calls by service and error code.",
+    labelNames: ["service", "code"] as const,
+    registers: [this.registry],
+  });
+  readonly tokenExpiry = new Gauge({
+    name: "ecr_creds_refresher_token_expiry_timestamp_seconds",
+    help: "Unix time at which the token in each resource's Secrets expires.",
+    labelNames: ["resource"] as const,
+    registers: [this.registry],
+  });
+  readonly ready = new Gauge({
+    name: "ecr_creds_refresher_ready",
+    help: "1 when the resource's Ready condition is True, else 0.",
+    labelNames: ["resource"] as const,
+    registers: [this.registry],
+  });
+  readonly verified = new Gauge({
+    name: "ecr_creds_refresher_verified",
+    help: "1 when the last registry check with the resource's credentials passed, 0 when it failed.",
+    labelNames: ["resource"] as const,
+    registers: [this.registry],
+  });
+  readonly managedSecrets = new Gauge({
+    name: "ecr_creds_refresher_managed_secrets",
+    help: "Secrets this operator manages, as its cache sees them.",
+    registers: [this.registry],
+  });
+  readonly reconcileDuration = new Histogram({
+    name: "ecr_creds_refresher_reconcile_duration_seconds",
+    help: "Duration of one reconcile pass of a resource.",
+    labelNames: ["result"] as const,
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: "ecr_creds_refresher_queue_depth",
+    help: "Resources waiting in the work queue.",
+    registers: [this.registry],
+  });
+  readonly kubeRequests = new Counter({
+    name: "ecr_creds_refresher_kube_requests_total",
+    help: "Kubernetes API requests by verb, resource and HTTP code.",
+    labelNames: ["verb", "resource", "code"] as const,
+    registers: [this.registry],
+  });
+  readonly isLeader = new Gauge({
+    name: "ecr_creds_refresher_leader",
+    help: "1 while this replica holds the leader Lease.",
+    registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,749 @@
+// The reconcile of one ECRPullSecret: read the world from the informer caches,
+// compute the desired state with the pure functions beside this file, write
+// only what differs, and report status. Level-based and safe to repeat: it is
+// given a name, never an event.
+import {
+  type KubernetesObject,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Secret,
+} from "@kubernetes/client-node";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_EXPIRES_AT,
+  ANNOTATION_FETCHED_AT,
+  ANNOTATION_REGISTRIES,
+  ConditionType,
+  FIELD_MANAGER,
+  FINALIZER,
+  Reason,
+} from "../api/conditions.js";
+import type { ECRPullSecret, ECRPullSecretStatus, NamespaceFailure } from "../api/index.js";
+import { GROUP, PLURAL, VERSION } from "../api/index.js";
+import { parseDuration } from "../api/validate.js";
+import { AwsSourceError } from "../aws/errors.js";
+import {
+  hostOfProxyEndpoint,
+  type OperatorDefaults,
+  RegistrySpecError,
+  type RegistryTarget,
+  resolveRegistries,
+  tokenSources,
+} from "../aws/registries.js";
+import { type TokenCache, type TokenState, tokenSourceKey } from "../aws/token-cache.js";
+import { registryUrl } from "../aws/verify.js";
+import { apiErrorMessage, isConflict, isNotFound, type KubeClient } from "../kube/client.js";
+import type { Informer } from "../kube/informer.js";
+import type { EventRecorder } from "../observability/events.js";
+import { errorField, type Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import {
+  type DesiredSecret,
+  DOCKER_CONFIG_JSON_KEY,
+  DOCKER_CONFIG_JSON_TYPE,
+  desiredSecret,
+  isManaged,
+  isOwnedBy,
+  ownerLabelValue,
+  parseAddedRefs,
+  planServiceAccount,
+  type SecretView,
+  type ServiceAccountView,
+  secretDiffers,
+  secretPatch,
+  serviceAccountPatch,
+  targetsServiceAccount,
+} from "./desired.js";
+import { buildDockerConfigJson, parseDockerConfigJson } from "./dockerconfig.js";
+import { buildStatus, type ConditionInput, statusEqual } from "./status.js";
+import { targetNamespaces } from "./targets.js";
+
+export interface NamespaceView {
+  metadata?: {
+    name?: string;
+    labels?: Record<string, string>;
+    deletionTimestamp?: Date;
+  };
+  status?: { phase?: string };
+}
+
+type Cached<T> = T & KubernetesObject;
+
+export interface ReconcilerCaches {
+  resources: Informer<Cached<ECRPullSecret>>;
+  namespaces: Informer<Cached<NamespaceView>>;
+  secrets: Informer<Cached<SecretView>>;
+  serviceAccounts: Informer<Cached<ServiceAccountView>>;
+}
+
+export interface ReconcilerOptions {
+  defaults: OperatorDefaults;
+  /** Writes in flight at once for one resource (the client's QPS still applies). */
+  writeConcurrency: number;
+  /** Checks the new credentials against the registry after a refresh. */
+  /** Checks credentials against a registry URL (GET /v2/); absent: no check. */
+  verify?: (
+    resource: string,
+    url: string,
+    username: string,
+    password: string,
+  ) => Promise<VerifyResult>;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  message: string;
+}
+
+interface VerifyTarget {
+  url: string;
+  username: string;
+  password: string;
+  reused: boolean;
+}
+
+export interface ReconcileResult {
+  /** Namespaces that failed this pass (the queue backs off and retries). */
+  failed: number;
+  ready: boolean;
+}
+
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+class NamespaceError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Reconciler {
+  /** Last token expiry seen per resource, to tell a refresh from a rewrite. */
+  private readonly lastExpiry = new Map<string, number>();
+  private readonly verified = new Map<string, { password: string; result: VerifyResult }>();
+
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly caches: ReconcilerCaches,
+    private readonly tokens: TokenCache,
+    private readonly events: EventRecorder,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly opts: ReconcilerOptions,
+  ) {}
+
+  async reconcile(name: string): Promise<ReconcileResult> {
+    const resource = this.caches.resources.get(undefined, name);
+    if (!resource) {
+      // Gone without our finalizer running (it was removed by hand): clean
+      // what still carries its owner label.
+      this.forget(name);
+      await this.cleanup(name, "Delete", new Set(), undefined);
+      return { failed: 0, ready: true };
+    }
+    const log = this.log.child({ resource: name });
+    const policy = resource.spec.deletionPolicy ?? "Delete";
+    if (resource.metadata?.deletionTimestamp) {
+      if (resource.metadata.finalizers?.includes(FINALIZER)) {
+        await this.cleanup(name, policy, new Set(), undefined);
+        await this.removeFinalizer(resource);
+        log.info({ deletionPolicy: policy }, "cleaned up after deleted resource");
+      }
+      this.forget(name);
+      return { failed: 0, ready: true };
+    }
+    if (!resource.metadata?.finalizers?.includes(FINALIZER)) await this.addFinalizer(resource);
+
+    // Which registries, which tokens.
+    let targets: RegistryTarget[];
+    let refreshBeforeMs: number | undefined;
+    try {
+      targets = resolveRegistries(resource.spec, this.opts.defaults);
+      if (resource.spec.refreshBefore) refreshBeforeMs = parseDuration(resource.spec.refreshBefore);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!(err instanceof RegistrySpecError)) log.warn({ err: errorField(err) }, "invalid spec");
+      await this.writeStatus(resource, {
+        ready: { status: "False", reason: Reason.InvalidSpec, message },
+      });
+      this.events.record(this.target(resource), "Warning", Reason.InvalidSpec, message);
+      return { failed: 0, ready: false };
+    }
+    const sources = tokenSources(targets);
+    this.reuseTokensFromSecrets(name, resource.spec.secretName, targets);
+    const states = new Map<string, TokenState>();
+    await Promise.all(
+      [...sources].map(async ([key, source]) => {
+        states.set(key, await this.tokens.get(name, source, refreshBeforeMs));
+      }),
+    );
+    this.tokens.release(name, new Set(sources.keys()));
+
+    const unusable = [...states.values()].find((s) => !s.token);
+    if (unusable) {
+      // No token at all for some registry: write nothing, keep what is there.
+      const err = unusable.error ?? new AwsSourceError(Reason.TokenRefreshFailed, "no token yet");
+      await this.writeStatus(resource, {
+        ready: { status: "False", reason: err.reason, message: err.message },
+        tokens: states,
+      });
+      this.events.record(this.target(resource), "Warning", err.reason, err.message);
+      this.metrics.ready.set({ resource: name }, 0);
+      log.warn({ reason: err.reason, err: err.message }, "no token: Secrets left as they are");
+      return { failed: 0, ready: false };
+    }
+
+    // The one Secret content for every namespace.
+    const auths: Array<{ host: string; username: string; password: string }> = [];
+    let check: VerifyTarget | undefined;
+    for (const t of targets) {
+      const state = states.get(tokenSourceKey(t.source)) as TokenState;
+      const token = state.token as NonNullable<TokenState["token"]>;
+      const host = t.host ?? hostOfProxyEndpoint(token.proxyEndpoint);
+      if (!host) continue;
+      if (!auths.some((a) => a.host === host))
+        auths.push({ host, username: token.username, password: token.password });
+      if (!check && t.source.service === "ecr") {
+        check = {
+          url: registryUrl(host, t.host ? undefined : token.proxyEndpoint),
+          username: token.username,
+          password: token.password,
+          reused: token.reused === true,
+        };
+      }
+    }
+    const registries = auths.map((a) => a.host);
+    const dockerConfigJson = buildDockerConfigJson(auths);
+    const expiresAt = minDate([...states.values()].map((s) => s.token?.expiresAt));
+    const fetchedAt = minDate([...states.values()].map((s) => s.token?.fetchedAt));
+
+    // Where.
+    const namespaces = this.caches.namespaces.list().map((ns) => ({
+      name: ns.metadata?.name ?? "",
+      labels: ns.metadata?.labels,
+      terminating: ns.status?.phase === "Terminating" || Boolean(ns.metadata?.deletionTimestamp),
+    }));
+    const wanted = targetNamespaces(resource.spec, namespaces);
+    const wantedSet = new Set(wanted);
+    const secretName = resource.spec.secretName;
+
+    let wrote = 0;
+    const failures: NamespaceFailure[] = [];
+    await pool(wanted, this.opts.writeConcurrency, async (namespace) => {
+      try {
+        const desired = desiredSecret({
+          owner: name,
+          secretName,
+          namespace,
+          dockerConfigJson,
+          expiresAt,
+          fetchedAt,
+          registries,
+        });
+        wrote += await this.syncSecret(resource, desired);
+        await this.syncServiceAccounts(resource, namespace, secretName, policy);
+      } catch (err) {
+        if (err instanceof NamespaceError) {
+          failures.push({ namespace, reason: err.reason, message: err.message });
+          if (err.reason === Reason.SecretConflict) {
+            this.events.record(this.target(resource), "Warning", err.reason, err.message);
+          }
+        } else {
+          // A namespace going away under us lands here too; its next event settles it.
+          failures.push({ namespace, reason: Reason.WriteFailed, message: apiErrorMessage(err) });
+        }
+      }
+    });
+
+    // What it made and no longer wants.
+    await this.cleanup(name, policy, wantedSet, secretName);
+
+    // Status.
+    const firstError = [...states.values()].find((s) => s.error)?.error;
+    const expiredOnArrival = [...states.values()].some((s) => s.expiredOnArrival);
+    let ready: ConditionInput;
+    const synced = wanted.length - failures.length;
+    if (expiredOnArrival) {
+      ready = {
+        type: ConditionType.Ready,
+        status: "False",
+        reason: Reason.TokenExpiredOnArrival,
+        message: `AWS returned a token that had already expired (expiresAt ${expiresAt?.toISOString()}); check the clocks and the endpoint; refetching no faster than the refresh floor`,
+      };
+    } else if (firstError) {
+      const left = expiresAt ? Math.max(0, expiresAt.getTime() - Date.now()) : 0;
+      ready = {
+        type: ConditionType.Ready,
+        status: "False",
+        reason: firstError.reason,
+        message: `${firstError.message}; the Secrets in place stay valid for ${formatDuration(left)}`,
+      };
+    } else if (failures.length > 0) {
+      const conflicts = failures.filter((f) => f.reason === Reason.SecretConflict).length;
+      ready = {
+        type: ConditionType.Ready,
+        status: "False",
+        reason: conflicts === failures.length ? Reason.SecretConflict : Reason.PartiallySynced,
+        message: `${synced}/${wanted.length} namespaces synced; failed: ${failures
+          .slice(0, 5)
+          .map((f) => `${f.namespace} (${f.reason})`)
+          .join(", ")}${failures.length > 5 ? ", …" : ""}`,
+      };
+    } else {
+      ready = {
+        type: ConditionType.Ready,
+        status: "True",
+        reason: Reason.Synced,
+        message: `${synced}/${wanted.length} namespaces`,
+      };
+    }
+
+    const expiry = expiresAt?.getTime();
+    if (expiry !== undefined) {
+      this.metrics.tokenExpiry.set({ resource: name }, expiry / 1000);
+      const before = this.lastExpiry.get(name);
+      if (before !== undefined && before !== expiry && wrote > 0) {
+        this.events.record(
+          this.target(resource),
+          "Normal",
+          Reason.TokenRefreshed,
+          `refreshed ${wrote} Secrets; token expires at ${expiresAt?.toISOString()}`,
+        );
+        log.info({ secrets: wrote, expiresAt }, "token refreshed");
+      }
+      this.lastExpiry.set(name, expiry);
+    }
+    const verified = await this.verify(resource, check);
+    this.metrics.ready.set({ resource: name }, ready.status === "True" ? 1 : 0);
+    await this.writeStatus(resource, {
+      ready,
+      verified,
+      tokens: states,
+      registries,
+      counts: { desired: wanted.length, synced, failures },
+    });
+    if (wrote > 0) log.debug({ secrets: wrote, namespaces: wanted.length }, "reconciled");
+    return { failed: failures.length, ready: ready.status === "True" };
+  }
+
+  /** Forgets per-resource memory (the resource is gone). */
+  forget(name: string): void {
+    this.tokens.release(name);
+    this.lastExpiry.delete(name);
+    this.verified.delete(name);
+    this.events.forget(name);
+    this.metrics.tokenExpiry.remove({ resource: name });
+    this.metrics.ready.remove({ resource: name });
+    this.metrics.verified.remove({ resource: name });
+  }
+
+  private target(resource: ECRPullSecret): { name: string; uid?: string } {
+    return { name: resource.metadata?.name ?? "", uid: resource.metadata?.uid };
+  }
+
+  // --- Secrets ---------------------------------------------------------------
+
+  /** Makes the namespace's Secret the desired one; returns 1 if it wrote. */
+  private async syncSecret(resource: ECRPullSecret, desired: DesiredSecret): Promise<number> {
+    const owner = resource.metadata?.name ?? "";
+    const { namespace, name } = desired.metadata;
+    let observed: SecretView | undefined = this.caches.secrets.get(namespace, name);
+    if (observed && !isOwnedBy(observed, owner)) throw conflict(namespace, name, observed);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        if (!observed) {
+          const created = await this.kube.request("create", "secrets", () =>
+            this.kube.core.createNamespacedSecret({
+              namespace,
+              body: { apiVersion: "v1", kind: "Secret", ...desired } as V1Secret,
+              fieldManager: FIELD_MANAGER,
+            }),
+          );
+          this.caches.secrets.observe(created as Cached<SecretView>);
+          return 1;
+        }
+        if (!secretDiffers(desired, observed)) return 0;
+        const patched = await this.kube.request("patch", "secrets", () =>
+          this.kube.core.patchNamespacedSecret(
+            {
+              namespace,
+              name,
+              body: secretPatch(desired, observed?.metadata?.resourceVersion),
+              fieldManager: FIELD_MANAGER,
+            },
+            mergePatch,
+          ),
+        );
+        this.caches.secrets.observe(patched as Cached<SecretView>);
+        return 1;
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+        // Created by someone else, changed since our cache saw it, or deleted:
+        // read the real thing and decide again.
+        observed = await this.readSecret(namespace, name);
+        if (observed && !isOwnedBy(observed, owner)) {
+          if (!this.adoptable(resource, observed)) throw conflict(namespace, name, observed);
+          // adoptExisting: take it over by writing our labels on it.
+        }
+      }
+    }
+    throw new NamespaceError(
+      Reason.WriteFailed,
+      `failed to write Secret ${namespace}/${name}: kept conflicting`,
+    );
+  }
+
+  private adoptable(resource: ECRPullSecret, observed: SecretView): boolean {
+    return (
+      resource.spec.adoptExisting === true &&
+      !isManaged(observed) &&
+      observed.type === DOCKER_CONFIG_JSON_TYPE
+    );
+  }
+
+  private async readSecret(namespace: string, name: string): Promise<SecretView | undefined> {
+    try {
+      return (await this.kube.request("get", "secrets", () =>
+        this.kube.core.readNamespacedSecret({ namespace, name }),
+      )) as SecretView;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  // --- ServiceAccounts -------------------------------------------------------
+
+  private async syncServiceAccounts(
+    resource: ECRPullSecret,
+    namespace: string,
+    secretName: string,
+    policy: string,
+  ): Promise<void> {
+    const owner = resource.metadata?.name ?? "";
+    for (const sa of this.caches.serviceAccounts.listNamespace(namespace)) {
+      const saName = sa.metadata?.name ?? "";
+      const want = targetsServiceAccount(resource.spec.serviceAccounts, saName)
+        ? secretName
+        : undefined;
+      await this.patchServiceAccount(sa, owner, want, policy === "Delete");
+    }
+  }
+
+  /** Applies planServiceAccount with optimistic concurrency, re-reading on conflict. */
+  private async patchServiceAccount(
+    cached: ServiceAccountView,
+    owner: string,
+    want: string | undefined,
+    removeStale: boolean,
+  ): Promise<void> {
+    const namespace = cached.metadata?.namespace ?? "";
+    const name = cached.metadata?.name ?? "";
+    let sa: ServiceAccountView | undefined = cached;
+    for (let attempt = 0; attempt < 8 && sa; attempt++) {
+      const change = planServiceAccount(sa, owner, want, removeStale);
+      if (!change) return;
+      try {
+        const patched = await this.kube.request("patch", "serviceaccounts", () =>
+          this.kube.core.patchNamespacedServiceAccount(
+            {
+              namespace,
+              name,
+              body: serviceAccountPatch(change, sa?.metadata?.resourceVersion),
+              fieldManager: FIELD_MANAGER,
+            },
+            mergePatch,
+          ),
+        );
+        this.caches.serviceAccounts.observe(patched as Cached<ServiceAccountView>);
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        if (!isConflict(err)) throw err;
+        // Someone else wrote it meanwhile: their change stays, ours is redone on top.
+        try {
+          sa = (await this.kube.request("get", "serviceaccounts", () =>
+            this.kube.core.readNamespacedServiceAccount({ namespace, name }),
+          )) as ServiceAccountView;
+        } catch (readErr) {
+          if (isNotFound(readErr)) return;
+          throw readErr;
+        }
+      }
+    }
+    if (sa) {
+      throw new NamespaceError(
+        Reason.ServiceAccountConflict,
+        `failed to update ServiceAccount ${namespace}/${name}: it kept changing under us; retrying`,
+      );
+    }
+  }
+
+  // --- Cleanup ---------------------------------------------------------------
+
+  /**
+   * Removes what the resource made and no longer wants: Secrets outside
+   * `keepNamespaces` or of another name, and its ServiceAccount references.
+   * Under Retain nothing is deleted; only its claims are dropped.
+   */
+  private async cleanup(
+    owner: string,
+    policy: string,
+    keepNamespaces: ReadonlySet<string>,
+    keepSecretName: string | undefined,
+  ): Promise<void> {
+    const ownerKey = ownerLabelValue(owner);
+    const removeStale = policy === "Delete";
+    // References first, so no Pod is admitted with a reference to a Secret we
+    // are about to delete.
+    const claimed = this.caches.serviceAccounts
+      .list()
+      .filter((sa) =>
+        parseAddedRefs(sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).some(
+          (r) =>
+            r.owner === ownerKey &&
+            !(keepNamespaces.has(sa.metadata?.namespace ?? "") && r.name === keepSecretName),
+        ),
+      );
+    await pool(claimed, this.opts.writeConcurrency, async (sa) => {
+      const ns = sa.metadata?.namespace ?? "";
+      // In a kept namespace the ServiceAccount is handled by syncServiceAccounts.
+      if (keepNamespaces.has(ns)) return;
+      await this.patchServiceAccount(sa, owner, undefined, removeStale);
+    });
+    if (!removeStale) return;
+    const stale = this.caches.secrets
+      .list()
+      .filter(
+        (s) =>
+          isOwnedBy(s, owner) &&
+          !(keepNamespaces.has(s.metadata?.namespace ?? "") && s.metadata?.name === keepSecretName),
+      );
+    await pool(stale, this.opts.writeConcurrency, async (s) => {
+      const namespace = s.metadata?.namespace ?? "";
+      const name = s.metadata?.name ?? "";
+      try {
+        await this.kube.request("delete", "secrets", () =>
+          this.kube.core.deleteNamespacedSecret({
+            namespace,
+            name,
+            body: { preconditions: { resourceVersion: s.metadata?.resourceVersion } },
+          }),
+        );
+      } catch (err) {
+        // Gone already, or changed since (the next pass sees it again).
+        if (!isNotFound(err) && !isConflict(err)) throw err;
+      }
+    });
+  }
+
+  // --- Finalizer -------------------------------------------------------------
+
+  private async addFinalizer(resource: ECRPullSecret): Promise<void> {
+    const finalizers = [...(resource.metadata?.finalizers ?? []), FINALIZER];
+    await this.patchResource(resource, { finalizers });
+  }
+
+  private async removeFinalizer(resource: ECRPullSecret): Promise<void> {
+    const finalizers = (resource.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
+    await this.patchResource(resource, { finalizers });
+  }
+
+  private async patchResource(resource: ECRPullSecret, metadata: object): Promise<void> {
+    const name = resource.metadata?.name ?? "";
+    try {
+      await this.kube.request("patch", PLURAL, () =>
+        this.kube.custom.patchClusterCustomObject(
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            name,
+            body: {
+              metadata: { ...metadata, resourceVersion: resource.metadata?.resourceVersion },
+            },
+          },
+          mergePatch,
+        ),
+      );
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  // --- Verification ----------------------------------------------------------
+
+  private async verify(
+    resource: ECRPullSecret,
+    auth: VerifyTarget | undefined,
+  ): Promise<ConditionInput | undefined> {
+    if (!this.opts.verify || !auth) return undefined;
+    const name = resource.metadata?.name ?? "";
+    const previous = this.verified.get(name);
+    if (auth.reused && !previous) {
+      // A token reused across a restart was checked when it was written.
+      const before = resource.status?.conditions?.find((c) => c.type === ConditionType.Verified);
+      if (before)
+        return {
+          type: before.type,
+          status: before.status,
+          reason: before.reason,
+          message: before.message,
+        };
+    }
+    let result: VerifyResult;
+    if (previous && previous.password === auth.password) {
+      result = previous.result;
+    } else {
+      result = await this.opts.verify(name, auth.url, auth.username, auth.password);
+      this.verified.set(name, { password: auth.password, result });
+      this.metrics.verified.set({ resource: name }, result.ok ? 1 : 0);
+    }
+    return {
+      type: ConditionType.Verified,
+      status: result.ok ? "True" : "False",
+      reason: result.ok ? Reason.Verified : Reason.VerificationFailed,
+      message: result.message,
+    };
+  }
+
+  // --- Reuse across restarts ------------------------------------------------------
+
+  /**
+   * A restarted operator has an empty token cache, but its Secrets still hold
+   * valid tokens: reuse them (expiry and fetch time are annotations) instead of
+   * fetching anew and rewriting every Secret.
+   */
+  private reuseTokensFromSecrets(
+    owner: string,
+    secretName: string,
+    targets: RegistryTarget[],
+  ): void {
+    const needed = targets.filter((t) => !this.tokens.peek(t.source)?.token);
+    if (needed.length === 0) return;
+    const secret = this.caches.secrets
+      .list()
+      .find((s) => s.metadata?.name === secretName && isOwnedBy(s, owner));
+    const annotations = secret?.metadata?.annotations ?? {};
+    const expiresAt = Date.parse(annotations[ANNOTATION_EXPIRES_AT] ?? "");
+    const fetchedAt = Date.parse(annotations[ANNOTATION_FETCHED_AT] ?? "");
+    const data = secret?.data?.[DOCKER_CONFIG_JSON_KEY];
+    if (!data || !Number.isFinite(expiresAt) || !Number.isFinite(fetchedAt)) return;
+    let auths: ReturnType<typeof parseDockerConfigJson>;
+    try {
+      auths = parseDockerConfigJson(Buffer.from(data, "base64").toString("utf8"));
+    } catch {
+      return;
+    }
+    const hosts = (annotations[ANNOTATION_REGISTRIES] ?? "").split(",").filter(Boolean);
+    for (const t of needed) {
+      const host = t.host ?? (targets.length === 1 && hosts.length === 1 ? hosts[0] : undefined);
+      const entry = host ? auths[host] : undefined;
+      if (!host || !entry) continue;
+      this.tokens.seed(t.source, {
+        username: entry.username,
+        password: entry.password,
+        expiresAt: new Date(expiresAt),
+        fetchedAt: new Date(fetchedAt),
+        proxyEndpoint: t.host ? undefined : `https://${host}`,
+        reused: true,
+      });
+    }
+  }
+
+  // --- Status ----------------------------------------------------------------
+
+  private async writeStatus(
+    resource: ECRPullSecret,
+    s: {
+      ready: Omit<ConditionInput, "type">;
+      verified?: ConditionInput;
+      tokens?: Map<string, TokenState>;
+      registries?: string[];
+      counts?: { desired: number; synced: number; failures: NamespaceFailure[] };
+    },
+  ): Promise<void> {
+    const states = [...(s.tokens?.values() ?? [])];
+    const previous = resource.status;
+    const status: ECRPullSecretStatus = buildStatus(
+      previous,
+      {
+        generation: resource.metadata?.generation,
+        conditions: [
+          { type: ConditionType.Ready, ...s.ready },
+          ...(s.verified ? [s.verified] : []),
+        ],
+        registries: s.registries ?? previous?.registries ?? [],
+        tokenExpiresAt: minDate(states.map((t) => t.token?.expiresAt)),
+        lastRefreshTime: minDate(states.map((t) => t.token?.fetchedAt)),
+        nextRefreshTime: minDate(states.map((t) => t.nextRefreshAt)),
+        desired: s.counts?.desired ?? previous?.namespaces?.desired ?? 0,
+        synced: s.counts?.synced ?? previous?.namespaces?.synced ?? 0,
+        failures: s.counts?.failures ?? previous?.failures ?? [],
+      },
+      new Date(),
+    );
+    if (statusEqual(previous, status)) return;
+    const name = resource.metadata?.name ?? "";
+    try {
+      await this.kube.request("patch", `${PLURAL}/status`, () =>
+        this.kube.custom.patchClusterCustomObjectStatus(
+          { group: GROUP, version: VERSION, plural: PLURAL, name, body: { status } },
+          mergePatch,
+        ),
+      );
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+}
+
+function conflict(namespace: string, name: string, observed: SecretView): NamespaceError {
+  const who = isManaged(observed)
+    ? "it belongs to another ECRPullSecret"
+    : "it exists and was not created by this operator";
+  return new NamespaceError(
+    Reason.SecretConflict,
+    `failed to write Secret ${namespace}/${name}: ${who}; rename spec.secretName, delete that Secret, or set spec.adoptExisting: true`,
+  );
+}
+
+function minDate(dates: Array<Date | undefined>): Date | undefined {
+  let min: Date | undefined;
+  for (const d of dates) if (d && (!min || d < min)) min = d;
+  return min;
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m}m`;
+  return `${Math.floor(m / 60)}h${m % 60 ? `${m % 60}m` : ""}`;
+}
+
+/** Runs `work` over items with at most `concurrency` in flight; waits for all. */
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await work(item);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, run));
+  if (errors.length > 0) throw errors[0];
+}

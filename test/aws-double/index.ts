@@ -1,0 +1,7 @@
+export {
+  AwsDouble,
+  ECR_PUBLIC_TARGET_PREFIX,
+  ECR_TARGET_PREFIX,
+  POD_IDENTITY_PATH,
+} from "./aws-double.js";
+export type * from "./types.js";

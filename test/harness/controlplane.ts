@@ -1,0 +1,325 @@
+// A real Kubernetes control plane for tests, benchmarks and the demo: etcd,
+// kube-apiserver (RBAC on, audit log on) and kube-controller-manager, each its
+// own process of the binary built from tools/controlplane, on free loopback
+// ports. Nothing here is a mock: tests talk to a real API server.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createWriteStream, existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const controlPlaneBinary = join(repoRoot, ".cache/controlplane/controlplane");
+
+export interface ControlPlane {
+  /** https://127.0.0.1:PORT */
+  readonly server: string;
+  /** Path of an admin (system:masters) kubeconfig. */
+  readonly kubeconfigPath: string;
+  /** Where the API server writes its audit log (one JSON event a line). */
+  readonly auditLogPath: string;
+  readonly dir: string;
+  readonly caData: string;
+  readonly adminToken: string;
+  /** Stops the API server and starts it again on the same port and data. */
+  restartApiServer(downMs?: number): Promise<void>;
+  stopApiServer(): Promise<void>;
+  startApiServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Keep data here instead of a fresh temporary folder. */
+  dir?: string;
+  /** Print progress lines (the first build takes minutes). */
+  progress?: (line: string) => void;
+}
+
+const execFileAsync = promisify(execFile);
+
+export async function buildControlPlane(progress?: (line: string) => void): Promise<void> {
+  if (!existsSync(controlPlaneBinary)) {
+    progress?.("building the control plane from the Kubernetes Go modules (first time: ~10 min)…");
+  }
+  await execFileAsync("bash", [join(repoRoot, "scripts/build-controlplane.sh")], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Polls `check` until it returns a value other than undefined, or throws at the deadline. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  { timeoutMs = 30_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const cause = lastError instanceof Error ? `: ${lastError.message}` : "";
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${cause}`, {
+        cause: lastError,
+      });
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+interface Component {
+  name: string;
+  args: string[];
+  proc?: ChildProcess;
+}
+
+function startComponent(c: Component, logDir: string): ChildProcess {
+  const log = createWriteStream(join(logDir, `${c.name}.log`), { flags: "a" });
+  const proc = spawn(controlPlaneBinary, [c.name, ...c.args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CONTROLPLANE_EXIT_WITH_PARENT: "1" },
+  });
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  c.proc = proc;
+  return proc;
+}
+
+async function stopComponent(c: Component): Promise<void> {
+  const proc = c.proc;
+  c.proc = undefined;
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export function httpsGet(
+  url: string,
+  token: string,
+  ca: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolveGet, reject) => {
+    const req = request(
+      url,
+      { headers: { Authorization: `Bearer ${token}` }, ca, timeout: 5_000 },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          body += d;
+        });
+        res.on("end", () => resolveGet({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export function kubeconfigYaml(
+  server: string,
+  caData: string,
+  user: string,
+  token: string,
+): string {
+  return JSON.stringify(
+    {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "local",
+          cluster: { server, "certificate-authority-data": Buffer.from(caData).toString("base64") },
+        },
+      ],
+      users: [{ name: user, user: { token } }],
+      contexts: [{ name: user, context: { cluster: "local", user } }],
+      "current-context": user,
+    },
+    null,
+    2,
+  );
+}
+
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: None
+    verbs: ["get", "list", "watch"]
+  - level: Metadata
+`;
+
+export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
+  await buildControlPlane(opts.progress);
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "ecr-controlplane-")));
+  const certDir = join(dir, "certs");
+  await mkdir(certDir, { recursive: true });
+
+  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const server = `https://127.0.0.1:${apiPort}`;
+  const adminToken = randomBytes(24).toString("hex");
+  const kcmToken = randomBytes(24).toString("hex");
+
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const saKey = join(dir, "sa.key");
+  const saPub = join(dir, "sa.pub");
+  await writeFile(saKey, privateKey.export({ type: "pkcs1", format: "pem" }));
+  await writeFile(saPub, publicKey.export({ type: "spki", format: "pem" }));
+  await writeFile(
+    join(dir, "tokens.csv"),
+    `${adminToken},admin,admin,"system:masters"\n${kcmToken},system:kube-controller-manager,kcm\n`,
+  );
+  const auditLogPath = join(dir, "audit.log");
+  await writeFile(join(dir, "audit-policy.yaml"), auditPolicy);
+
+  const etcd: Component = {
+    name: "etcd",
+    args: [
+      `--data-dir=${join(dir, "etcd")}`,
+      `--listen-client-url=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-url=http://127.0.0.1:${peerPort}`,
+    ],
+  };
+  const apiserver: Component = {
+    name: "kube-apiserver",
+    args: [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${certDir}`,
+      `--service-account-key-file=${saPub}`,
+      `--service-account-signing-key-file=${saKey}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      "--api-audiences=https://kubernetes.default.svc.cluster.local",
+      "--service-cluster-ip-range=10.96.0.0/24",
+      `--token-auth-file=${join(dir, "tokens.csv")}`,
+      "--authorization-mode=Node,RBAC",
+      "--endpoint-reconciler-type=none",
+      `--audit-log-path=${auditLogPath}`,
+      `--audit-policy-file=${join(dir, "audit-policy.yaml")}`,
+      "--audit-log-maxsize=0",
+      "--profiling=false",
+      "--v=1",
+    ],
+  };
+  const kcmKubeconfig = join(dir, "kcm.kubeconfig");
+  const controllerManager: Component = {
+    name: "kube-controller-manager",
+    args: [
+      `--kubeconfig=${kcmKubeconfig}`,
+      `--service-account-private-key-file=${saKey}`,
+      `--root-ca-file=${join(certDir, "apiserver.crt")}`,
+      "--leader-elect=false",
+      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token",
+      "--use-service-account-credentials=false",
+      "--secure-port=0",
+      "--concurrent-namespace-syncs=10",
+      "--v=1",
+    ],
+  };
+  const components = [etcd, apiserver, controllerManager];
+  const progress = opts.progress ?? (() => {});
+
+  let caData = "";
+  const stop = async (): Promise<void> => {
+    for (const c of [...components].reverse()) await stopComponent(c);
+    if (!opts.dir) await rm(dir, { recursive: true, force: true });
+  };
+
+  const startApiServer = async (): Promise<void> => {
+    startComponent(apiserver, dir);
+    await waitFor(
+      "kube-apiserver /readyz",
+      async () => {
+        if (!existsSync(join(certDir, "apiserver.crt"))) return undefined;
+        caData = await readFile(join(certDir, "apiserver.crt"), "utf8");
+        const res = await httpsGet(`${server}/readyz`, adminToken, caData);
+        return res.status === 200 ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
+  };
+
+  try {
+    progress("starting etcd…");
+    startComponent(etcd, dir);
+    await waitFor(
+      "etcd",
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${etcdPort}/health`);
+        return res.ok ? true : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    progress("starting kube-apiserver…");
+    await startApiServer();
+    await writeFile(kcmKubeconfig, kubeconfigYaml(server, caData, "kcm", kcmToken));
+    progress("starting kube-controller-manager…");
+    startComponent(controllerManager, dir);
+    // The controller manager is working once it has made the default
+    // namespace's ServiceAccount.
+    await waitFor(
+      "the default ServiceAccount",
+      async () => {
+        const res = await httpsGet(
+          `${server}/api/v1/namespaces/default/serviceaccounts/default`,
+          adminToken,
+          caData,
+        );
+        return res.status === 200 ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const kubeconfigPath = join(dir, "admin.kubeconfig");
+  await writeFile(kubeconfigPath, kubeconfigYaml(server, caData, "admin", adminToken));
+  progress(`control plane ready at ${server}`);
+
+  return {
+    server,
+    kubeconfigPath,
+    auditLogPath,
+    dir,
+    caData,
+    adminToken,
+    stop,
+    startApiServer,
+    stopApiServer: () => stopComponent(apiserver),
+    async restartApiServer(downMs = 0) {
+      await stopComponent(apiserver);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      await startApiServer();
+    },
+  };
+}

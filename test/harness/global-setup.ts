@@ -1,0 +1,46 @@
+// Starts one control plane for the whole integration run (or uses the cluster
+// named by KUBECONFIG) and hands its coordinates to every test file.
+import type { TestProject } from "vitest/node";
+import { startControlPlane } from "./controlplane.js";
+import { installCrd, testKube } from "./kube.js";
+
+export interface ControlPlaneInfo {
+  kubeconfigPath: string;
+  /** Empty when the tests run against an existing cluster. */
+  auditLogPath: string;
+  server: string;
+  existingCluster: boolean;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    controlPlane: ControlPlaneInfo;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const existing = process.env.KUBECONFIG;
+  if (existing) {
+    project.provide("controlPlane", {
+      kubeconfigPath: existing,
+      auditLogPath: "",
+      server: "",
+      existingCluster: true,
+    });
+    await installCrd(testKube(existing));
+    return async () => {};
+  }
+  const started = Date.now();
+  const cp = await startControlPlane({ progress: (line) => console.log(`[controlplane] ${line}`) });
+  console.log(`[controlplane] up in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  await installCrd(testKube(cp.kubeconfigPath));
+  project.provide("controlPlane", {
+    kubeconfigPath: cp.kubeconfigPath,
+    auditLogPath: cp.auditLogPath,
+    server: cp.server,
+    existingCluster: false,
+  });
+  return async () => {
+    await cp.stop();
+  };
+}

@@ -1,0 +1,118 @@
+// The one small image the registry double serves, built byte for byte the same
+// on every start so that its digests are stable across runs.
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+
+export const MEDIA_TYPES = {
+  docker: {
+    manifest: "application/vnd.docker.distribution.manifest.v2+json",
+    config: "application/vnd.docker.container.image.v1+json",
+    layer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  },
+  oci: {
+    manifest: "application/vnd.oci.image.manifest.v1+json",
+    config: "application/vnd.oci.image.config.v1+json",
+    layer: "application/vnd.oci.image.layer.v1.tar+gzip",
+  },
+} as const;
+
+export type ManifestFormat = keyof typeof MEDIA_TYPES;
+
+export interface Blob {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+export interface Manifest {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+export interface Image {
+  config: Blob;
+  layer: Blob;
+  /** sha256 of the uncompressed layer, as the config's rootfs lists it. */
+  layerDiffId: string;
+  manifests: Record<ManifestFormat, Manifest>;
+  blobs: Map<string, Blob>;
+}
+
+export function sha256Digest(bytes: Buffer): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/** One regular file in a ustar archive; mtime 0 and root ownership keep it reproducible. */
+function tarFile(name: string, content: Buffer): Buffer {
+  const header = Buffer.alloc(512);
+  const field = (offset: number, length: number, value: string): void => {
+    header.write(value, offset, length, "ascii");
+  };
+  const octal = (value: number, length: number): string =>
+    `${value.toString(8).padStart(length - 1, "0")}\0`;
+  field(0, 100, name);
+  field(100, 8, octal(0o644, 8));
+  field(108, 8, octal(0, 8));
+  field(116, 8, octal(0, 8));
+  field(124, 12, octal(content.length, 12));
+  field(136, 12, octal(0, 12));
+  field(156, 1, "0");
+  field(257, 6, "ustar\0");
+  field(263, 2, "00");
+  field(265, 32, "root");
+  field(297, 32, "root");
+  // The checksum is computed with its own field read as eight spaces.
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  field(148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
+  const padding = Buffer.alloc((512 - (content.length % 512)) % 512);
+  return Buffer.concat([header, content, padding]);
+}
+
+export function buildImage(): Image {
+  const content = Buffer.from("hello from the ecr-creds-refresher registry double\n");
+  const tar = Buffer.concat([tarFile("hello.txt", content), Buffer.alloc(1024)]);
+  const layerBytes = gzipSync(tar, { level: 9 });
+  const layerDiffId = sha256Digest(tar);
+  const configBytes = Buffer.from(
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      created: "1970-01-01T00:00:00Z",
+      config: {
+        Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        Cmd: ["/hello.txt"],
+        Labels: { "org.opencontainers.image.title": "registry-double demo image" },
+      },
+      rootfs: { type: "layers", diff_ids: [layerDiffId] },
+      history: [{ created: "1970-01-01T00:00:00Z", created_by: "COPY hello.txt /" }],
+    }),
+  );
+  const blobs = new Map<string, Blob>();
+  const manifests = {} as Record<ManifestFormat, Manifest>;
+  let config: Blob | undefined;
+  let layer: Blob | undefined;
+  for (const format of ["docker", "oci"] as const) {
+    const types = MEDIA_TYPES[format];
+    // Same bytes under both formats: only the descriptors' media types differ.
+    config = { digest: sha256Digest(configBytes), mediaType: types.config, bytes: configBytes };
+    layer = { digest: sha256Digest(layerBytes), mediaType: types.layer, bytes: layerBytes };
+    blobs.set(config.digest, config);
+    blobs.set(layer.digest, layer);
+    const bytes = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: types.manifest,
+        config: { mediaType: types.config, size: configBytes.length, digest: config.digest },
+        layers: [{ mediaType: types.layer, size: layerBytes.length, digest: layer.digest }],
+      }),
+    );
+    manifests[format] = { digest: sha256Digest(bytes), mediaType: types.manifest, bytes };
+  }
+  if (config === undefined || layer === undefined) {
+    throw new Error("failed to build image: no manifest format");
+  }
+  return { config, layer, layerDiffId, manifests, blobs };
+}
