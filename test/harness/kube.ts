@@ -58,11 +58,24 @@ export function statusOf(err: unknown): number {
 
 /** Applies the CRD (create or replace) and waits until it is served. */
 export async function installCrd(k: TestKube): Promise<void> {
+  // Sent through the untyped custom-objects API (which works for any
+  // cluster-scoped resource): the typed apiextensions client serializes only
+  // the schema attributes its models know under their TypeScript names, and
+  // would silently drop enums, defaults, list types and CEL rules.
   const crd = crdManifest() as V1CustomResourceDefinition;
   const name = crd.metadata?.name ?? "";
+  const coords = {
+    group: "apiextensions.k8s.io",
+    version: "v1",
+    plural: "customresourcedefinitions",
+  };
   try {
-    const existing = await k.ext.readCustomResourceDefinition({ name });
-    await k.ext.replaceCustomResourceDefinition({
+    const existing = (await k.custom.getClusterCustomObject({
+      ...coords,
+      name,
+    })) as V1CustomResourceDefinition;
+    await k.custom.replaceClusterCustomObject({
+      ...coords,
       name,
       body: {
         ...crd,
@@ -71,7 +84,7 @@ export async function installCrd(k: TestKube): Promise<void> {
     });
   } catch (err) {
     if (statusOf(err) !== 404) throw err;
-    await k.ext.createCustomResourceDefinition({ body: crd });
+    await k.custom.createClusterCustomObject({ ...coords, body: crd });
   }
   await waitFor(
     "the ECRPullSecret CRD to be established",
