@@ -20,12 +20,12 @@ export async function verifyRegistry(
       signal: AbortSignal.timeout(opts.timeoutMs),
       redirect: "manual",
     });
-    const body = (await res.text()).slice(0, 200).replace(/\s+/g, " ").trim();
+    const body = await res.text();
     if (res.status === 200)
       return { ok: true, message: `${url}/v2/ accepted the credentials (HTTP 200)` };
     return {
       ok: false,
-      message: `${url}/v2/ answered HTTP ${res.status}${body ? `: ${body}` : ""}`,
+      message: `${url}/v2/ answered HTTP ${res.status}${registryAnswer(body)}`,
     };
   } catch (err) {
     const cause =
@@ -36,4 +36,24 @@ export async function verifyRegistry(
         : String(err);
     return { ok: false, message: `failed to reach ${url}/v2/: ${cause}` };
   }
+}
+
+/**
+ * The registry's own words: its `{"errors":[{code,message}]}` body as
+ * "CODE: message", else the start of whatever it sent.
+ */
+function registryAnswer(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    const first = parsed.errors?.[0];
+    if (first && (typeof first.code === "string" || typeof first.message === "string")) {
+      const code = typeof first.code === "string" ? ` ${first.code}` : "";
+      const message = typeof first.message === "string" ? `: ${first.message}` : "";
+      return `${code}${message}`.slice(0, 300);
+    }
+  } catch {
+    // Not JSON: fall through to the raw text.
+  }
+  const text = body.slice(0, 200).replace(/\s+/g, " ").trim();
+  return text ? `: ${text}` : "";
 }

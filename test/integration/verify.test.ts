@@ -1,0 +1,237 @@
+// The operator's registry check on a real API server: after each refresh it
+// does GET /v2/ with the new credentials against the registry double, and the
+// answer becomes the Verified condition and the ecr_creds_refresher_verified
+// metric. A failed check is retried on later passes, not cached for good; the
+// --verify=false flag turns the check off.
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { ECRPullSecret } from "../../src/api/index.js";
+import { verifyRegistry } from "../../src/aws/verify.js";
+import { parseCommandLine } from "../../src/cli/config.js";
+import { AwsDouble } from "../aws-double/index.js";
+import { freePort } from "../harness/controlplane.js";
+import {
+  applyResource,
+  createNamespace,
+  deleteNamespaces,
+  deleteResource,
+  dockerConfigOf,
+  getResource,
+  readSecret,
+  readyCondition,
+  type TestKube,
+  testKube,
+  waitFor,
+} from "../harness/kube.js";
+import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { RegistryDouble } from "../registry-double/index.js";
+
+const cp = inject("controlPlane");
+const ACCOUNT = "444455556666";
+const OPS = "verify-ops";
+const NAMESPACES = ["verify-a", "verify-b"];
+const KEYS = [
+  {
+    accessKeyId: "AKIAVERIFY0000000001",
+    secretAccessKey: "verify-secret-key-000000000000000000001",
+  },
+  {
+    accessKeyId: "AKIAVERIFY0000000002",
+    secretAccessKey: "verify-secret-key-000000000000000000002",
+  },
+];
+
+let k: TestKube;
+let aws: AwsDouble;
+let registry: RegistryDouble;
+let op: InProcessOperator | undefined;
+
+function verifiedCondition(r: ECRPullSecret | undefined) {
+  return r?.status?.conditions?.find((c) => c.type === "Verified");
+}
+
+async function putKeys(keys: { accessKeyId: string; secretAccessKey: string }): Promise<void> {
+  const body = {
+    metadata: { name: "aws-creds", namespace: OPS },
+    stringData: {
+      AWS_ACCESS_KEY_ID: keys.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
+    },
+  };
+  try {
+    await k.core.replaceNamespacedSecret({ name: "aws-creds", namespace: OPS, body });
+  } catch {
+    await k.core.createNamespacedSecret({ namespace: OPS, body });
+  }
+}
+
+async function verifiedMetric(resource: string): Promise<number | undefined> {
+  const values = (await op?.metrics.verified.get())?.values ?? [];
+  return values.find((v) => v.labels.resource === resource)?.value;
+}
+
+async function passwordIn(namespace: string): Promise<string | undefined> {
+  const secret = await readSecret(k, namespace, "verify-pull");
+  return secret ? dockerConfigOf(secret).auths[registry.host]?.password : undefined;
+}
+
+function startVerifyingOperator(verify: boolean): Promise<InProcessOperator> {
+  return startOperator(
+    testConfig(cp.kubeconfigPath, {
+      verify,
+      region: "us-east-1",
+      credentialsSecretName: "aws-creds",
+      credentialsSecretNamespace: OPS,
+    }),
+  );
+}
+
+beforeAll(async () => {
+  k = testKube(cp.kubeconfigPath);
+  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
+  await aws.start();
+  for (const [i, keys] of KEYS.entries()) {
+    aws.addIdentity({
+      ...keys,
+      accountId: ACCOUNT,
+      arn: `arn:aws:iam::${ACCOUNT}:user/verify-${i}`,
+    });
+  }
+  registry = new RegistryDouble({ validatePassword: (p, at) => aws.isValidPassword(p, at) });
+  await registry.start();
+  // GetAuthorizationToken names the registry double as the registry: a
+  // resource without `registries` gets auths keyed by its 127.0.0.1:PORT.
+  aws.proxyEndpointFor = () => registry.url;
+  process.env.AWS_ENDPOINT_URL = aws.url;
+  await createNamespace(k, OPS);
+  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
+  await putKeys(KEYS[0]!);
+  op = await startVerifyingOperator(true);
+});
+
+afterAll(async () => {
+  await op?.stop();
+  for (const name of ["verify", "verify-off"]) await deleteResource(k, name);
+  await deleteNamespaces(k, [...NAMESPACES, OPS]);
+  await registry?.close();
+  await aws?.close();
+});
+
+describe("Verified condition", () => {
+  it("is True with the registry's URL once a fresh token opens the registry double", async () => {
+    await applyResource(k, "verify", { secretName: "verify-pull", namespaces: ["verify-a"] });
+    const r = await waitFor("Verified=True", async () => {
+      const got = await getResource(k, "verify");
+      return verifiedCondition(got)?.status === "True" ? got : undefined;
+    });
+    const issued = aws.issued();
+    expect(issued).toHaveLength(1);
+    const password = issued[0]!.password;
+    expect(await passwordIn("verify-a")).toBe(password);
+    expect(verifiedCondition(r)).toMatchObject({
+      status: "True",
+      reason: "Verified",
+      message: `${registry.url}/v2/ accepted the credentials (HTTP 200)`,
+    });
+    expect(readyCondition(r)?.status).toBe("True");
+    // The check really reached the registry with the Secret's password.
+    expect(
+      registry
+        .authAttempts()
+        .filter((a) => a.path === "/v2/")
+        .map((a) => [a.username, a.password, a.status]),
+    ).toEqual([["AWS", password, 200]]);
+    expect(await verifiedMetric("verify")).toBe(1);
+  });
+
+  it("is False with the registry's status and message when the registry refuses the new token", async () => {
+    const before = await passwordIn("verify-a");
+    registry.refuseAll(true);
+    registry.resetAuthAttempts();
+    // Rotated keys: the operator fetches a new token, writes it, and checks it.
+    await putKeys(KEYS[1]!);
+    const r = await waitFor("Verified=False", async () => {
+      const got = await getResource(k, "verify");
+      return verifiedCondition(got)?.status === "False" ? got : undefined;
+    });
+    const fresh = aws.issued().find((t) => t.principalArn.endsWith("user/verify-1"));
+    expect(fresh).toBeDefined();
+    expect(fresh!.password).not.toBe(before);
+    expect(await passwordIn("verify-a")).toBe(fresh!.password);
+    expect(verifiedCondition(r)).toMatchObject({
+      status: "False",
+      reason: "VerificationFailed",
+      message: `${registry.url}/v2/ answered HTTP 401 UNAUTHORIZED: registry refuses every request`,
+    });
+    // The Secret itself is in place: Ready stays True, Verified says it does not open the registry.
+    expect(readyCondition(r)?.status).toBe("True");
+    const checks = registry.authAttempts().filter((a) => a.path === "/v2/");
+    expect(checks.length).toBeGreaterThan(0);
+    // A valid token the registry refused: the check saw the registry's answer, not a stale password.
+    expect(checks[0]).toMatchObject({
+      password: fresh!.password,
+      passwordValid: true,
+      status: 401,
+    });
+    expect(await verifiedMetric("verify")).toBe(0);
+  });
+
+  it("retries a failed check on later passes and turns True without a new token", async () => {
+    const issuedBefore = aws.issued().length;
+    const password = await passwordIn("verify-a");
+    registry.refuseAll(false);
+    const r = await waitFor(
+      "Verified=True again",
+      async () => {
+        const got = await getResource(k, "verify");
+        return verifiedCondition(got)?.status === "True" ? got : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(verifiedCondition(r)?.message).toBe(
+      `${registry.url}/v2/ accepted the credentials (HTTP 200)`,
+    );
+    // Nothing changed but the registry's answer: same token, no AWS call.
+    expect(aws.issued()).toHaveLength(issuedBefore);
+    expect(await passwordIn("verify-a")).toBe(password);
+    const checks = registry.authAttempts().filter((a) => a.path === "/v2/");
+    expect(checks.at(-1)).toMatchObject({ password, status: 200 });
+    expect(checks.filter((a) => a.status === 401).length).toBeGreaterThanOrEqual(1);
+    expect(await verifiedMetric("verify")).toBe(1);
+  });
+
+  it("reports an expired password and an unreachable registry in the check's own words", async () => {
+    const bogus = await verifyRegistry(registry.url, "AWS", "not-issued-by-aws", {
+      timeoutMs: 2_000,
+    });
+    expect(bogus).toEqual({
+      ok: false,
+      message: `${registry.url}/v2/ answered HTTP 401 UNAUTHORIZED: invalid or expired credentials`,
+    });
+    // A port nothing listens on: a cluster with no route to the registry.
+    const port = await freePort();
+    const closed = await verifyRegistry(`http://127.0.0.1:${port}`, "AWS", "x", {
+      timeoutMs: 2_000,
+    });
+    expect(closed.ok).toBe(false);
+    expect(closed.message).toMatch(
+      new RegExp(`^failed to reach http://127\\.0\\.0\\.1:${port}/v2/: .*ECONNREFUSED`),
+    );
+  });
+
+  it("is not checked (no condition, no request) with --verify=false", async () => {
+    expect(parseCommandLine(["run", "--verify=false"], {}).config.verify).toBe(false);
+    expect(parseCommandLine(["run"], {}).config.verify).toBe(true);
+    await op?.stop();
+    op = await startVerifyingOperator(false);
+    registry.resetAuthAttempts();
+    await applyResource(k, "verify-off", { secretName: "verify-pull", namespaces: ["verify-b"] });
+    const r = await waitFor("verify-off Ready", async () => {
+      const got = await getResource(k, "verify-off");
+      return readyCondition(got)?.status === "True" ? got : undefined;
+    });
+    expect(await passwordIn("verify-b")).toBeDefined();
+    expect(verifiedCondition(r)).toBeUndefined();
+    expect(registry.authAttempts()).toEqual([]);
+    expect(await verifiedMetric("verify-off")).toBeUndefined();
+  });
+});
