@@ -22,8 +22,14 @@ import { Informer } from "../kube/informer.js";
 import type { EventRecorder } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { ownerLabelValue, type SecretView, type ServiceAccountView } from "../reconcile/desired.js";
+import {
+  ownerLabelValue,
+  parseAddedRefs,
+  type SecretView,
+  type ServiceAccountView,
+} from "../reconcile/desired.js";
 import { type NamespaceView, Reconciler, type VerifyResult } from "../reconcile/reconciler.js";
+import { targetNamespaces } from "../reconcile/targets.js";
 import { runWorkers, WorkQueue } from "./queue.js";
 
 export interface ControllerOptions {
@@ -93,7 +99,7 @@ export class Controller {
     private readonly kube: KubeClient,
     private readonly log: Logger,
     private readonly metrics: Metrics,
-    events: EventRecorder,
+    private readonly events: EventRecorder,
     private readonly opts: ControllerOptions,
   ) {
     const kc = kube.kubeConfig;
@@ -161,6 +167,19 @@ export class Controller {
       onChange: (subscribers) => {
         for (const s of subscribers) this.queue.add(s);
       },
+      // Counted by the cache, which alone knows a token expired at receipt.
+      onFetched: (result, _key, subscribers, error) => {
+        this.metrics.refreshes.inc({ result });
+        // Every failed attempt is told on each resource that uses the source,
+        // also while its Secrets still hold a good token; the recorder's rate
+        // limit keeps a failing loop from flooding the API server.
+        if (error) {
+          for (const name of subscribers) {
+            const uid = this.resources.get(undefined, name)?.metadata?.uid;
+            this.events.record({ name, uid }, "Warning", error.reason, error.message);
+          }
+        }
+      },
       minRefreshIntervalMs: opts.minRefreshIntervalMs,
       backoffBaseMs: opts.awsBackoffBaseMs,
       backoffMaxMs: opts.awsBackoffMaxMs,
@@ -212,7 +231,9 @@ export class Controller {
       ) {
         return;
       }
-      this.enqueueAll();
+      // Only the resources this namespace concerns: with many resources, a
+      // full pass of every one per namespace event is what delays new namespaces.
+      this.enqueueConcerned(obj.metadata?.name ?? "", [obj, old]);
     });
     this.secrets.on((_event, obj) => {
       const owner = obj.metadata?.labels?.[LABEL_OWNER];
@@ -233,8 +254,48 @@ export class Controller {
       ) {
         return;
       }
-      this.enqueueAll();
+      const namespace = obj.metadata?.namespace ?? "";
+      const ns = this.namespaces.get(undefined, namespace);
+      const claims = [obj, old].flatMap((sa) =>
+        parseAddedRefs(sa?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).map(
+          (r) => r.owner,
+        ),
+      );
+      // A ServiceAccount seen before its namespace is judged by name; the
+      // namespace's own event enqueues what its labels select.
+      this.enqueueConcerned(namespace, [ns ?? { metadata: { name: namespace } }], claims);
     });
+  }
+
+  /**
+   * Enqueues the resources that target `namespace` (as any of `views` shows it),
+   * own a Secret there, or are named in `claims` (owner label values).
+   */
+  private enqueueConcerned(
+    namespace: string,
+    views: Array<NamespaceView | undefined>,
+    claims: string[] = [],
+  ): void {
+    const infos = views.flatMap((v) =>
+      v ? [{ name: namespace, labels: v.metadata?.labels, terminating: false }] : [],
+    );
+    const owners = new Set(
+      this.secrets
+        .listNamespace(namespace)
+        .map((s) => s.metadata?.labels?.[LABEL_OWNER])
+        .concat(claims),
+    );
+    for (const r of this.resources.list()) {
+      const name = r.metadata?.name ?? "";
+      let concerned = owners.has(ownerLabelValue(name));
+      try {
+        concerned ||= targetNamespaces(r.spec, infos).length > 0;
+      } catch {
+        // An invalid spec is reported by its own reconcile.
+        concerned = true;
+      }
+      if (concerned) this.queue.add(name);
+    }
   }
 
   /** Every credentials Secret in use: the operator default and each resource's. */
@@ -331,7 +392,6 @@ export class Controller {
           if (code) this.metrics.awsErrors.inc({ service, code });
         },
       });
-      this.metrics.refreshes.inc({ result: "success" });
       this.log.debug(
         {
           source: what,
@@ -343,7 +403,6 @@ export class Controller {
       );
       return token;
     } catch (err) {
-      this.metrics.refreshes.inc({ result: "failure" });
       const classified = classifyAwsError(err, what, step);
       this.log.warn(
         { source: what, region: source.region, reason: classified.reason, err: classified.message },
@@ -388,6 +447,8 @@ export class Controller {
       } else {
         this.queue.forget(name);
       }
+      // A failed registry check asks to be retried even when nothing changes.
+      if (r.retryAfterMs !== undefined) this.queue.addAfter(name, r.retryAfterMs);
     } catch (err) {
       result = "error";
       const delay = this.queue.addRateLimited(name);

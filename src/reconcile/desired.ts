@@ -8,6 +8,7 @@ import {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_FETCHED_AT,
   ANNOTATION_REGISTRIES,
+  ANNOTATION_TOKEN_SOURCES,
   LABEL_MANAGED_BY,
   LABEL_OWNER,
   OPERATOR_NAME,
@@ -59,6 +60,8 @@ export interface DesiredSecretInput {
   expiresAt?: Date;
   fetchedAt?: Date;
   registries: readonly string[];
+  /** ANNOTATION_TOKEN_SOURCES: which source each host's token came from. */
+  tokenSources?: string;
 }
 
 export interface DesiredSecret {
@@ -78,6 +81,7 @@ export function desiredSecret(input: DesiredSecretInput): DesiredSecret {
   };
   if (input.expiresAt) annotations[ANNOTATION_EXPIRES_AT] = input.expiresAt.toISOString();
   if (input.fetchedAt) annotations[ANNOTATION_FETCHED_AT] = input.fetchedAt.toISOString();
+  if (input.tokenSources) annotations[ANNOTATION_TOKEN_SOURCES] = input.tokenSources;
   return {
     metadata: {
       name: input.secretName,
@@ -169,10 +173,12 @@ export interface ServiceAccountChange {
  * - `want`: the Secret name the resource wants referenced here, or undefined
  *   when it wants none (the namespace or ServiceAccount left its targets).
  * - `removeStale`: under deletionPolicy Delete, names the resource added and
- *   no longer wants are removed; under Retain they stay.
+ *   no longer wants are removed; under Retain they stay, and so does the
+ *   record that it added them (a later Delete can still take them away).
  *
- * Entries added by anyone else are never removed; ours appears once. Returns
- * undefined when nothing changes.
+ * Entries added by anyone else are never removed, nor reordered; ours appears
+ * once. Returns undefined when nothing changes, so applying a plan and
+ * planning again yields nothing.
  */
 export function planServiceAccount(
   sa: ServiceAccountView,
@@ -192,8 +198,14 @@ export function planServiceAccount(
 
   for (const ref of mine) {
     if (ref.name === want) continue;
+    if (!removeStale) {
+      // Retain: the entry stays ours, only no longer wanted.
+      if (list.some((e) => e.name === ref.name)) nextRefs.push(ref);
+      continue;
+    }
+    // Another resource that added the same name still needs it there.
     const stillClaimed = others.some((o) => o.name === ref.name);
-    if (removeStale && !stillClaimed) list = list.filter((e) => e.name !== ref.name);
+    if (!stillClaimed) list = list.filter((e) => e.name !== ref.name);
   }
   if (want !== undefined) {
     const present = list.some((e) => e.name === want);
@@ -204,15 +216,34 @@ export function planServiceAccount(
       nextRefs.push({ owner: ownerKey, name: want });
     } else if (mine.some((r) => r.name === want)) {
       nextRefs.push({ owner: ownerKey, name: want });
+      // Ours exactly once: a duplicate of an entry we own (a writer that
+      // re-added it from a stale copy) goes, the first one keeps its place.
+      let seen = false;
+      list = list.filter((e) => {
+        if (e.name !== want) return true;
+        if (seen) return false;
+        seen = true;
+        return true;
+      });
     }
   }
 
-  const nextAnnotation = formatAddedRefs(nextRefs);
+  const nextAnnotation = formatAddedRefs(dedupeRefs(nextRefs));
   const listChanged =
     list.length !== current.length || list.some((e, i) => e.name !== current[i]?.name);
   const annotationChanged = (nextAnnotation ?? undefined) !== (annotation || undefined);
   if (!listChanged && !annotationChanged) return undefined;
   return { imagePullSecrets: list, addedRefs: nextAnnotation ?? null };
+}
+
+function dedupeRefs(refs: readonly AddedRef[]): AddedRef[] {
+  const seen = new Set<string>();
+  return refs.filter((r) => {
+    const key = `${r.owner}/${r.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** The merge patch for a ServiceAccount change, guarded by resourceVersion. */

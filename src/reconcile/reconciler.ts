@@ -13,9 +13,11 @@ import {
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_FETCHED_AT,
   ANNOTATION_REGISTRIES,
+  ANNOTATION_TOKEN_SOURCES,
   ConditionType,
   FIELD_MANAGER,
   FINALIZER,
+  LABEL_OWNER,
   Reason,
 } from "../api/conditions.js";
 import type { ECRPullSecret, ECRPullSecretStatus, NamespaceFailure } from "../api/index.js";
@@ -25,10 +27,13 @@ import { AwsSourceError } from "../aws/errors.js";
 import {
   hostOfProxyEndpoint,
   type OperatorDefaults,
+  parseTokenSources,
   RegistrySpecError,
   type RegistryTarget,
   resolveRegistries,
+  sourceDigest,
   tokenSources,
+  tokenSourcesAnnotation,
 } from "../aws/registries.js";
 import { type TokenCache, type TokenState, tokenSourceKey } from "../aws/token-cache.js";
 import { registryUrl } from "../aws/verify.js";
@@ -80,7 +85,6 @@ export interface ReconcilerOptions {
   defaults: OperatorDefaults;
   /** Writes in flight at once for one resource (the client's QPS still applies). */
   writeConcurrency: number;
-  /** Checks the new credentials against the registry after a refresh. */
   /** Checks credentials against a registry URL (GET /v2/); absent: no check. */
   verify?: (
     resource: string,
@@ -106,7 +110,23 @@ export interface ReconcileResult {
   /** Namespaces that failed this pass (the queue backs off and retries). */
   failed: number;
   ready: boolean;
+  /** Wants another pass after this long: a failed registry check is retried. */
+  retryAfterMs?: number;
 }
+
+/** What the last registry check of a resource found, and when to check again. */
+interface VerifyMemory {
+  password: string;
+  result: VerifyResult;
+  /** Consecutive failed checks of this password (0 after a success). */
+  failures: number;
+  /** Epoch ms before which a failed check is not repeated. */
+  retryAt: number;
+}
+
+/** First retry of a failed registry check; doubles per failure up to the cap. */
+export const VERIFY_RETRY_BASE_MS = 5_000;
+export const VERIFY_RETRY_MAX_MS = 5 * 60_000;
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
@@ -122,7 +142,7 @@ class NamespaceError extends Error {
 export class Reconciler {
   /** Last token expiry seen per resource, to tell a refresh from a rewrite. */
   private readonly lastExpiry = new Map<string, number>();
-  private readonly verified = new Map<string, { password: string; result: VerifyResult }>();
+  private readonly verified = new Map<string, VerifyMemory>();
 
   constructor(
     private readonly kube: KubeClient,
@@ -137,10 +157,10 @@ export class Reconciler {
   async reconcile(name: string): Promise<ReconcileResult> {
     const resource = this.caches.resources.get(undefined, name);
     if (!resource) {
-      // Gone without our finalizer running (it was removed by hand): clean
-      // what still carries its owner label.
+      // Gone: either our finalizer ran its cleanup (under Retain it kept
+      // everything on purpose) or someone removed the finalizer by hand to
+      // skip it. The policy is unknowable now, so nothing is deleted.
       this.forget(name);
-      await this.cleanup(name, "Delete", new Set(), undefined);
       return { failed: 0, ready: true };
     }
     const log = this.log.child({ resource: name });
@@ -197,14 +217,17 @@ export class Reconciler {
 
     // The one Secret content for every namespace.
     const auths: Array<{ host: string; username: string; password: string }> = [];
+    const hostSources: Array<[string, RegistryTarget["source"]]> = [];
     let check: VerifyTarget | undefined;
     for (const t of targets) {
       const state = states.get(tokenSourceKey(t.source)) as TokenState;
       const token = state.token as NonNullable<TokenState["token"]>;
       const host = t.host ?? hostOfProxyEndpoint(token.proxyEndpoint);
       if (!host) continue;
-      if (!auths.some((a) => a.host === host))
+      if (!auths.some((a) => a.host === host)) {
         auths.push({ host, username: token.username, password: token.password });
+        hostSources.push([host, t.source]);
+      }
       if (!check && t.source.service === "ecr") {
         check = {
           url: registryUrl(host, t.host ? undefined : token.proxyEndpoint),
@@ -216,6 +239,7 @@ export class Reconciler {
     }
     const registries = auths.map((a) => a.host);
     const dockerConfigJson = buildDockerConfigJson(auths);
+    const tokenSourcesValue = tokenSourcesAnnotation(hostSources);
     const expiresAt = minDate([...states.values()].map((s) => s.token?.expiresAt));
     const fetchedAt = minDate([...states.values()].map((s) => s.token?.fetchedAt));
 
@@ -241,8 +265,10 @@ export class Reconciler {
           expiresAt,
           fetchedAt,
           registries,
+          tokenSources: tokenSourcesValue,
         });
-        wrote += await this.syncSecret(resource, desired);
+        const written = await this.syncSecret(resource, desired);
+        wrote += written;
         await this.syncServiceAccounts(resource, namespace, secretName, policy);
       } catch (err) {
         if (err instanceof NamespaceError) {
@@ -315,17 +341,23 @@ export class Reconciler {
       }
       this.lastExpiry.set(name, expiry);
     }
-    const verified = await this.verify(resource, check);
+    const verification = await this.verify(resource, check);
     this.metrics.ready.set({ resource: name }, ready.status === "True" ? 1 : 0);
     await this.writeStatus(resource, {
       ready,
-      verified,
+      verified: verification.condition,
       tokens: states,
       registries,
       counts: { desired: wanted.length, synced, failures },
     });
     if (wrote > 0) log.debug({ secrets: wrote, namespaces: wanted.length }, "reconciled");
-    return { failed: failures.length, ready: ready.status === "True" };
+    return {
+      failed: failures.length,
+      ready: ready.status === "True",
+      ...(verification.retryAfterMs !== undefined
+        ? { retryAfterMs: verification.retryAfterMs }
+        : {}),
+    };
   }
 
   /** Forgets per-resource memory (the resource is gone). */
@@ -350,7 +382,7 @@ export class Reconciler {
     const owner = resource.metadata?.name ?? "";
     const { namespace, name } = desired.metadata;
     let observed: SecretView | undefined = this.caches.secrets.get(namespace, name);
-    if (observed && !isOwnedBy(observed, owner)) throw conflict(namespace, name, observed);
+    if (observed && !isOwnedBy(observed, owner)) throw conflict(resource, namespace, observed);
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         if (!observed) {
@@ -384,7 +416,7 @@ export class Reconciler {
         // read the real thing and decide again.
         observed = await this.readSecret(namespace, name);
         if (observed && !isOwnedBy(observed, owner)) {
-          if (!this.adoptable(resource, observed)) throw conflict(namespace, name, observed);
+          if (!this.adoptable(resource, observed)) throw conflict(resource, namespace, observed);
           // adoptExisting: take it over by writing our labels on it.
         }
       }
@@ -486,7 +518,9 @@ export class Reconciler {
   /**
    * Removes what the resource made and no longer wants: Secrets outside
    * `keepNamespaces` or of another name, and its ServiceAccount references.
-   * Under Retain nothing is deleted; only its claims are dropped.
+   * Under Retain nothing is written at all: the Secrets, the references and
+   * the record of which references are ours stay as they are. Terminating
+   * namespaces are left to the namespace controller.
    */
   private async cleanup(
     owner: string,
@@ -494,8 +528,16 @@ export class Reconciler {
     keepNamespaces: ReadonlySet<string>,
     keepSecretName: string | undefined,
   ): Promise<void> {
+    if (policy !== "Delete") return;
     const ownerKey = ownerLabelValue(owner);
-    const removeStale = policy === "Delete";
+    const removeStale = true;
+    const terminating = new Set(
+      this.caches.namespaces
+        .list()
+        .filter((ns) => ns.status?.phase === "Terminating" || ns.metadata?.deletionTimestamp)
+        .map((ns) => ns.metadata?.name ?? ""),
+    );
+    const skip = (namespace: string) => keepNamespaces.has(namespace) || terminating.has(namespace);
     // References first, so no Pod is admitted with a reference to a Secret we
     // are about to delete.
     const claimed = this.caches.serviceAccounts
@@ -508,35 +550,49 @@ export class Reconciler {
         ),
       );
     await pool(claimed, this.opts.writeConcurrency, async (sa) => {
-      const ns = sa.metadata?.namespace ?? "";
       // In a kept namespace the ServiceAccount is handled by syncServiceAccounts.
-      if (keepNamespaces.has(ns)) return;
+      if (skip(sa.metadata?.namespace ?? "")) return;
       await this.patchServiceAccount(sa, owner, undefined, removeStale);
     });
-    if (!removeStale) return;
     const stale = this.caches.secrets
       .list()
       .filter(
         (s) =>
           isOwnedBy(s, owner) &&
+          !terminating.has(s.metadata?.namespace ?? "") &&
           !(keepNamespaces.has(s.metadata?.namespace ?? "") && s.metadata?.name === keepSecretName),
       );
-    await pool(stale, this.opts.writeConcurrency, async (s) => {
-      const namespace = s.metadata?.namespace ?? "";
-      const name = s.metadata?.name ?? "";
+    await pool(stale, this.opts.writeConcurrency, (s) => this.deleteOwnedSecret(s, owner));
+  }
+
+  /**
+   * Deletes a Secret of ours, guarded by its resourceVersion so a Secret
+   * someone took over meanwhile is not deleted; on a conflict it re-reads and
+   * deletes only if it is still ours. The finalizer goes right after a
+   * cleanup, so a conflict must not leave the Secret behind.
+   */
+  private async deleteOwnedSecret(cached: SecretView, owner: string): Promise<void> {
+    const namespace = cached.metadata?.namespace ?? "";
+    const name = cached.metadata?.name ?? "";
+    let secret: SecretView | undefined = cached;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (!secret || !isOwnedBy(secret, owner)) return;
       try {
         await this.kube.request("delete", "secrets", () =>
           this.kube.core.deleteNamespacedSecret({
             namespace,
             name,
-            body: { preconditions: { resourceVersion: s.metadata?.resourceVersion } },
+            body: { preconditions: { resourceVersion: secret?.metadata?.resourceVersion } },
           }),
         );
+        return;
       } catch (err) {
-        // Gone already, or changed since (the next pass sees it again).
-        if (!isNotFound(err) && !isConflict(err)) throw err;
+        if (isNotFound(err)) return;
+        if (!isConflict(err)) throw err;
+        secret = await this.readSecret(namespace, name);
       }
-    });
+    }
+    throw new Error(`failed to delete Secret ${namespace}/${name}: it kept changing; retrying`);
   }
 
   // --- Finalizer -------------------------------------------------------------
@@ -576,38 +632,70 @@ export class Reconciler {
 
   // --- Verification ----------------------------------------------------------
 
+  /**
+   * Checks the Secret's credentials against one of its registries: once per
+   * new password (so after every refresh), and a failed check again on later
+   * passes with backoff, never cached for good.
+   */
   private async verify(
     resource: ECRPullSecret,
     auth: VerifyTarget | undefined,
-  ): Promise<ConditionInput | undefined> {
-    if (!this.opts.verify || !auth) return undefined;
+  ): Promise<{ condition?: ConditionInput; retryAfterMs?: number }> {
+    if (!this.opts.verify || !auth) return {};
     const name = resource.metadata?.name ?? "";
     const previous = this.verified.get(name);
     if (auth.reused && !previous) {
-      // A token reused across a restart was checked when it was written.
+      // A token reused across a restart passed its check when it was written;
+      // one that failed then is checked again now.
       const before = resource.status?.conditions?.find((c) => c.type === ConditionType.Verified);
-      if (before)
-        return {
-          type: before.type,
-          status: before.status,
-          reason: before.reason,
-          message: before.message,
-        };
+      if (before?.status === "True") {
+        const result = { ok: true, message: before.message };
+        this.verified.set(name, { password: auth.password, result, failures: 0, retryAt: 0 });
+        this.metrics.verified.set({ resource: name }, 1);
+        return { condition: verifiedCondition(result) };
+      }
     }
-    let result: VerifyResult;
+    const now = Date.now();
     if (previous && previous.password === auth.password) {
-      result = previous.result;
-    } else {
-      result = await this.opts.verify(name, auth.url, auth.username, auth.password);
-      this.verified.set(name, { password: auth.password, result });
-      this.metrics.verified.set({ resource: name }, result.ok ? 1 : 0);
+      if (previous.result.ok) return { condition: verifiedCondition(previous.result) };
+      if (now < previous.retryAt) {
+        return {
+          condition: verifiedCondition(previous.result),
+          retryAfterMs: previous.retryAt - now,
+        };
+      }
     }
-    return {
-      type: ConditionType.Verified,
-      status: result.ok ? "True" : "False",
-      reason: result.ok ? Reason.Verified : Reason.VerificationFailed,
-      message: result.message,
-    };
+    const result = await this.opts.verify(name, auth.url, auth.username, auth.password);
+    const samePassword = previous?.password === auth.password;
+    const failures = result.ok ? 0 : (samePassword ? (previous?.failures ?? 0) : 0) + 1;
+    const retryAfterMs = result.ok
+      ? undefined
+      : Math.min(VERIFY_RETRY_BASE_MS * 2 ** (failures - 1), VERIFY_RETRY_MAX_MS);
+    this.verified.set(name, {
+      password: auth.password,
+      result,
+      failures,
+      retryAt: now + (retryAfterMs ?? 0),
+    });
+    this.metrics.verified.set({ resource: name }, result.ok ? 1 : 0);
+    const log = this.log.child({ resource: name });
+    if (!result.ok) {
+      log.warn(
+        { url: auth.url, err: result.message, retryInMs: retryAfterMs },
+        "registry check failed",
+      );
+      if (failures === 1) {
+        this.events.record(
+          this.target(resource),
+          "Warning",
+          Reason.VerificationFailed,
+          result.message,
+        );
+      }
+    } else if (previous && !previous.result.ok) {
+      log.info({ url: auth.url }, "registry check passes again");
+    }
+    return { condition: verifiedCondition(result), ...(retryAfterMs ? { retryAfterMs } : {}) };
   }
 
   // --- Reuse across restarts ------------------------------------------------------
@@ -639,10 +727,13 @@ export class Reconciler {
       return;
     }
     const hosts = (annotations[ANNOTATION_REGISTRIES] ?? "").split(",").filter(Boolean);
+    // Only a token fetched by the same source: after a change of credentials,
+    // role or region the old token must not pass for the new source's.
+    const digests = parseTokenSources(annotations[ANNOTATION_TOKEN_SOURCES]);
     for (const t of needed) {
       const host = t.host ?? (targets.length === 1 && hosts.length === 1 ? hosts[0] : undefined);
       const entry = host ? auths[host] : undefined;
-      if (!host || !entry) continue;
+      if (!host || !entry || digests.get(host) !== sourceDigest(t.source)) continue;
       this.tokens.seed(t.source, {
         username: entry.username,
         password: entry.password,
@@ -702,14 +793,38 @@ export class Reconciler {
   }
 }
 
-function conflict(namespace: string, name: string, observed: SecretView): NamespaceError {
-  const who = isManaged(observed)
-    ? "it belongs to another ECRPullSecret"
-    : "it exists and was not created by this operator";
+function conflict(
+  resource: ECRPullSecret,
+  namespace: string,
+  observed: SecretView,
+): NamespaceError {
+  const name = observed.metadata?.name ?? resource.spec.secretName;
+  if (!isManaged(observed) && resource.spec.adoptExisting === true) {
+    return new NamespaceError(
+      Reason.SecretConflict,
+      `failed to adopt Secret ${namespace}/${name}: it is of type ${observed.type ?? "Opaque"}, and adoptExisting only takes over ${DOCKER_CONFIG_JSON_TYPE} Secrets; rename spec.secretName or delete that Secret`,
+    );
+  }
+  if (isManaged(observed)) {
+    const other = observed.metadata?.labels?.[LABEL_OWNER] ?? "another resource";
+    return new NamespaceError(
+      Reason.SecretConflict,
+      `failed to write Secret ${namespace}/${name}: it belongs to ECRPullSecret ${other}; give one of them another spec.secretName or exclude this namespace from one of them`,
+    );
+  }
   return new NamespaceError(
     Reason.SecretConflict,
-    `failed to write Secret ${namespace}/${name}: ${who}; rename spec.secretName, delete that Secret, or set spec.adoptExisting: true`,
+    `failed to write Secret ${namespace}/${name}: it exists and was not created by this operator; rename spec.secretName, delete that Secret, or set spec.adoptExisting: true`,
   );
+}
+
+function verifiedCondition(result: VerifyResult): ConditionInput {
+  return {
+    type: ConditionType.Verified,
+    status: result.ok ? "True" : "False",
+    reason: result.ok ? Reason.Verified : Reason.VerificationFailed,
+    message: result.message,
+  };
 }
 
 function minDate(dates: Array<Date | undefined>): Date | undefined {

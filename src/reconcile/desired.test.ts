@@ -1,0 +1,344 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_MANAGED_BY, LABEL_OWNER } from "../api/conditions.js";
+import {
+  type DesiredSecret,
+  desiredSecret,
+  formatAddedRefs,
+  isOwnedBy,
+  ownerLabelValue,
+  parseAddedRefs,
+  planServiceAccount,
+  type SecretView,
+  type ServiceAccountChange,
+  type ServiceAccountView,
+  secretDiffers,
+  secretPatch,
+  targetsServiceAccount,
+} from "./desired.js";
+
+const names = (sa: ServiceAccountView) => (sa.imagePullSecrets ?? []).map((r) => r.name);
+
+function sa(entries: string[], added?: string): ServiceAccountView {
+  return {
+    metadata: {
+      name: "default",
+      namespace: "team-a",
+      resourceVersion: "1",
+      ...(added ? { annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: added } } : {}),
+    },
+    imagePullSecrets: entries.map((name) => ({ name })),
+  };
+}
+
+/** What the API server makes of our merge patch (the list is replaced whole). */
+function apply(view: ServiceAccountView, change: ServiceAccountChange): ServiceAccountView {
+  const annotations = { ...(view.metadata?.annotations ?? {}) };
+  if (change.addedRefs === null) delete annotations[ANNOTATION_ADDED_PULL_SECRETS];
+  else annotations[ANNOTATION_ADDED_PULL_SECRETS] = change.addedRefs;
+  return {
+    metadata: { ...view.metadata, annotations },
+    imagePullSecrets: change.imagePullSecrets,
+  };
+}
+
+function settle(
+  view: ServiceAccountView,
+  owner: string,
+  want: string | undefined,
+  removeStale: boolean,
+) {
+  const change = planServiceAccount(view, owner, want, removeStale);
+  return change ? apply(view, change) : view;
+}
+
+describe("planServiceAccount", () => {
+  it("appends ours after others' entries and records that it added it", () => {
+    const change = planServiceAccount(sa(["other"]), "team", "ecr-pull", true);
+    expect(change).toEqual({
+      imagePullSecrets: [{ name: "other" }, { name: "ecr-pull" }],
+      addedRefs: "team/ecr-pull",
+    });
+  });
+
+  it("changes nothing when ours is there and recorded", () => {
+    expect(
+      planServiceAccount(sa(["other", "ecr-pull"], "team/ecr-pull"), "team", "ecr-pull", true),
+    ).toBeUndefined();
+  });
+
+  it("restores a reference of ours removed by hand", () => {
+    const change = planServiceAccount(sa(["other"], "team/ecr-pull"), "team", "ecr-pull", true);
+    expect(change?.imagePullSecrets).toEqual([{ name: "other" }, { name: "ecr-pull" }]);
+    expect(change?.addedRefs).toBe("team/ecr-pull");
+  });
+
+  it("does not claim a same-named entry someone else put there, so never removes it", () => {
+    expect(planServiceAccount(sa(["ecr-pull"]), "team", "ecr-pull", true)).toBeUndefined();
+    expect(planServiceAccount(sa(["ecr-pull"]), "team", undefined, true)).toBeUndefined();
+  });
+
+  it("under Delete removes only the names it added and no longer wants", () => {
+    const change = planServiceAccount(
+      sa(["a", "old-pull", "b", "ecr-pull"], "team/ecr-pull,team/old-pull"),
+      "team",
+      "ecr-pull",
+      true,
+    );
+    expect(change).toEqual({
+      imagePullSecrets: [{ name: "a" }, { name: "b" }, { name: "ecr-pull" }],
+      addedRefs: "team/ecr-pull",
+    });
+    const gone = planServiceAccount(
+      sa(["a", "ecr-pull"], "team/ecr-pull"),
+      "team",
+      undefined,
+      true,
+    );
+    expect(gone).toEqual({ imagePullSecrets: [{ name: "a" }], addedRefs: null });
+  });
+
+  it("keeps a name another resource also added", () => {
+    const change = planServiceAccount(
+      sa(["ecr-pull"], "other/ecr-pull,team/ecr-pull"),
+      "team",
+      undefined,
+      true,
+    );
+    expect(change).toEqual({
+      imagePullSecrets: [{ name: "ecr-pull" }],
+      addedRefs: "other/ecr-pull",
+    });
+  });
+
+  it("under Retain removes nothing and keeps the record of what it added", () => {
+    expect(
+      planServiceAccount(sa(["a", "ecr-pull"], "team/ecr-pull"), "team", undefined, false),
+    ).toBeUndefined();
+    const renamed = planServiceAccount(
+      sa(["a", "ecr-pull"], "team/ecr-pull"),
+      "team",
+      "new-pull",
+      false,
+    );
+    expect(renamed).toEqual({
+      imagePullSecrets: [{ name: "a" }, { name: "ecr-pull" }, { name: "new-pull" }],
+      addedRefs: "team/ecr-pull,team/new-pull",
+    });
+  });
+
+  it("keeps ours exactly once when a stale writer re-added it", () => {
+    const change = planServiceAccount(
+      sa(["ecr-pull", "a", "ecr-pull"], "team/ecr-pull"),
+      "team",
+      "ecr-pull",
+      true,
+    );
+    expect(change?.imagePullSecrets).toEqual([{ name: "ecr-pull" }, { name: "a" }]);
+  });
+
+  it("records long owner names by their label value", () => {
+    const owner = `team-${"x".repeat(80)}`;
+    const change = planServiceAccount(sa([]), owner, "ecr-pull", true);
+    expect(change?.addedRefs).toBe(`${ownerLabelValue(owner)}/ecr-pull`);
+    expect(ownerLabelValue(owner).length).toBeLessThanOrEqual(63);
+  });
+});
+
+// --- Properties ----------------------------------------------------------------
+
+const secretName: fc.Arbitrary<string> = fc.constantFrom(
+  "ecr-pull",
+  "old-pull",
+  "new-pull",
+  "a",
+  "b",
+  "c",
+  "docker",
+);
+const ownerName: fc.Arbitrary<string> = fc.constantFrom("team", "other", "third");
+const world = fc.record({
+  entries: fc.array(secretName, { maxLength: 8 }),
+  refs: fc.array(fc.record({ owner: ownerName, name: secretName }), { maxLength: 5 }),
+  owner: ownerName,
+  want: fc.option(secretName, { nil: undefined }),
+  removeStale: fc.boolean(),
+});
+
+describe("planServiceAccount properties", () => {
+  it("applying the plan and planning again changes nothing", () => {
+    fc.assert(
+      fc.property(world, ({ entries, refs, owner, want, removeStale }) => {
+        const once = settle(sa(entries, formatAddedRefs(refs)), owner, want, removeStale);
+        expect(planServiceAccount(once, owner, want, removeStale)).toBeUndefined();
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("never removes an entry it did not add, nor another owner's record", () => {
+    fc.assert(
+      fc.property(world, ({ entries, refs, owner, want, removeStale }) => {
+        const before = sa(entries, formatAddedRefs(refs));
+        const after = settle(before, owner, want, removeStale);
+        const ours = new Set(refs.filter((r) => r.owner === owner).map((r) => r.name));
+        for (const name of entries) {
+          if (!ours.has(name)) expect(names(after)).toContain(name);
+        }
+        // Others' entries keep their count and their order; a new one of ours goes last.
+        const others = (view: ServiceAccountView) =>
+          names(view).filter((n) => n !== undefined && !ours.has(n));
+        const appended = want !== undefined && !ours.has(want) && !entries.includes(want);
+        expect(others(after)).toEqual([...others(before), ...(appended ? [want] : [])]);
+        const otherRefs = (view: ServiceAccountView) =>
+          parseAddedRefs(view.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS])
+            .filter((r) => r.owner !== owner)
+            .map((r) => `${r.owner}/${r.name}`);
+        expect(new Set(otherRefs(after))).toEqual(new Set(otherRefs(before)));
+        // Retain never removes anything at all.
+        if (!removeStale) for (const name of entries) expect(names(after)).toContain(name);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("leaves the wanted name present; exactly once when it is ours", () => {
+    fc.assert(
+      fc.property(world, ({ entries, refs, owner, want, removeStale }) => {
+        fc.pre(want !== undefined);
+        const after = settle(sa(entries, formatAddedRefs(refs)), owner, want, removeStale);
+        const count = names(after).filter((n) => n === want).length;
+        expect(count).toBeGreaterThanOrEqual(1);
+        const claimed = parseAddedRefs(
+          after.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS],
+        ).some((r) => r.owner === owner && r.name === want);
+        if (claimed) expect(count).toBe(1);
+        if (!entries.includes(want as string)) expect(claimed).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("under Delete, names it added and no one else claims are gone when not wanted", () => {
+    fc.assert(
+      fc.property(world, ({ entries, refs, owner, want }) => {
+        const after = settle(sa(entries, formatAddedRefs(refs)), owner, want, true);
+        const othersClaim = new Set(refs.filter((r) => r.owner !== owner).map((r) => r.name));
+        for (const r of refs) {
+          if (r.owner !== owner || r.name === want || othersClaim.has(r.name)) continue;
+          expect(names(after)).not.toContain(r.name);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe("targetsServiceAccount", () => {
+  it("defaults to default, takes * for all and [] for none", () => {
+    expect(targetsServiceAccount(undefined, "default")).toBe(true);
+    expect(targetsServiceAccount(undefined, "builder")).toBe(false);
+    expect(targetsServiceAccount(["*"], "builder")).toBe(true);
+    expect(targetsServiceAccount([], "default")).toBe(false);
+    expect(targetsServiceAccount(["builder"], "builder")).toBe(true);
+    expect(targetsServiceAccount(["builder"], "default")).toBe(false);
+  });
+});
+
+// --- Secrets -------------------------------------------------------------------
+
+function desired(password = "pw"): DesiredSecret {
+  return desiredSecret({
+    owner: "team",
+    secretName: "ecr-pull",
+    namespace: "team-a",
+    dockerConfigJson: JSON.stringify({ auths: { h: { password } } }),
+    expiresAt: new Date("2030-01-01T00:00:00Z"),
+    fetchedAt: new Date("2029-12-31T12:00:00Z"),
+    registries: ["h"],
+  });
+}
+
+/** What the API server makes of secretPatch (a JSON merge patch). */
+function applySecretPatch(observed: SecretView, patch: object): SecretView {
+  const p = patch as DesiredSecret;
+  return {
+    type: observed.type,
+    metadata: {
+      ...observed.metadata,
+      labels: { ...observed.metadata?.labels, ...p.metadata.labels },
+      annotations: { ...observed.metadata?.annotations, ...p.metadata.annotations },
+    },
+    data: { ...observed.data, ...p.data },
+  };
+}
+
+describe("secretDiffers", () => {
+  it("is false for the desired Secret itself and true after a hand edit of its data", () => {
+    const d = desired();
+    expect(secretDiffers(d, d)).toBe(false);
+    expect(secretDiffers(d, { ...d, data: { ".dockerconfigjson": "e30=" } })).toBe(true);
+    expect(secretDiffers(d, { ...d, data: {} })).toBe(true);
+    expect(secretDiffers(desired("new"), d)).toBe(true);
+    expect(secretDiffers(d, { ...d, type: "Opaque" })).toBe(true);
+    expect(isOwnedBy(d, "team")).toBe(true);
+    expect(isOwnedBy(d, "other")).toBe(false);
+  });
+
+  it("ignores others' labels, annotations and data keys, but not ours", () => {
+    const d = desired();
+    const decorated: SecretView = {
+      ...d,
+      metadata: {
+        ...d.metadata,
+        labels: { ...d.metadata.labels, team: "a" },
+        annotations: { ...d.metadata.annotations, note: "x" },
+      },
+      data: { ...d.data, extra: "eA==" },
+    };
+    expect(secretDiffers(d, decorated)).toBe(false);
+    const relabelled = {
+      ...d,
+      metadata: { ...d.metadata, labels: { [LABEL_MANAGED_BY]: "someone", [LABEL_OWNER]: "team" } },
+    };
+    expect(secretDiffers(d, relabelled)).toBe(true);
+  });
+
+  it("after the patch is applied to any Secret of that type, nothing differs", () => {
+    const text = fc.string({ maxLength: 12 });
+    const dict = fc.dictionary(fc.constantFrom("a", "b", ".dockerconfigjson", LABEL_OWNER), text, {
+      maxKeys: 4,
+    });
+    fc.assert(
+      fc.property(dict, dict, dict, text, (labels, annotations, data, password) => {
+        const d = desired(password);
+        const observed: SecretView = {
+          type: d.type,
+          metadata: {
+            name: "ecr-pull",
+            namespace: "team-a",
+            resourceVersion: "7",
+            labels,
+            annotations,
+          },
+          data,
+        };
+        const patch = secretPatch(d, "7");
+        expect((patch as { metadata: { resourceVersion?: string } }).metadata.resourceVersion).toBe(
+          "7",
+        );
+        const once = applySecretPatch(observed, patch);
+        expect(secretDiffers(d, once)).toBe(false);
+        // Others' keys survive the patch.
+        for (const k of Object.keys(labels)) expect(once.metadata?.labels).toHaveProperty(k);
+        for (const k of Object.keys(data)) expect(once.data).toHaveProperty(k);
+        // And patching again changes nothing.
+        expect(applySecretPatch(once, secretPatch(d, "8"))).toEqual({
+          ...once,
+          metadata: { ...once.metadata },
+        });
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
