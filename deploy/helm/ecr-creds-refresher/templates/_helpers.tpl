@@ -1,0 +1,149 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "ecr-creds-refresher.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name of the release's objects. */}}
+{{- define "ecr-creds-refresher.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ecr-creds-refresher.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ecr-creds-refresher.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ecr-creds-refresher.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of every object. managed-by is Helm here; the operator's own
+Secrets carry app.kubernetes.io/managed-by: ecr-creds-refresher instead.
+*/}}
+{{- define "ecr-creds-refresher.labels" -}}
+helm.sh/chart: {{ include "ecr-creds-refresher.chart" . }}
+{{ include "ecr-creds-refresher.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ecr-creds-refresher.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ecr-creds-refresher.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "ecr-creds-refresher.leaseName" -}}
+{{- default (include "ecr-creds-refresher.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+Where Events about the cluster-scoped ECRPullSecrets go: the API server takes
+core/v1 Events about a cluster-scoped object only in "default".
+*/}}
+{{- define "ecr-creds-refresher.eventsNamespace" -}}
+default
+{{- end }}
+
+{{/* Leader election applies to the long-running controller only. */}}
+{{- define "ecr-creds-refresher.leaderElect" -}}
+{{- if and (eq .Values.mode "deployment") .Values.leaderElection.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "ecr-creds-refresher.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks across values that values.schema.json cannot word clearly. Called
+from every workload template so that a bad combination fails the render.
+*/}}
+{{- define "ecr-creds-refresher.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicaCount is %d but leaderElection.enabled is false: more than one replica needs leader election, or they would all write; set leaderElection.enabled=true or replicaCount=1" (int .Values.replicaCount)) }}
+{{- end }}
+{{- if and .Values.aws.credentials.namespace (not .Values.aws.credentials.secretName) }}
+{{- fail "aws.credentials.namespace is set but aws.credentials.secretName is empty: name the credentials Secret too, or clear both to use the AWS SDK chain (IRSA, Pod Identity)" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true: there is no /metrics to scrape" }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's settings as environment variables (names from src/cli/config.ts). */}}
+{{- define "ecr-creds-refresher.env" -}}
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+# Explicit: the operator would otherwise fall back to POD_NAMESPACE, where the
+# API server refuses Events about cluster-scoped objects.
+- name: EVENTS_NAMESPACE
+  value: {{ include "ecr-creds-refresher.eventsNamespace" . | quote }}
+{{- with .Values.aws.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.aws.registry }}
+- name: REGISTRY
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.aws.credentials.secretName }}
+- name: AWS_CREDENTIALS_SECRET_NAME
+  value: {{ . | quote }}
+- name: AWS_CREDENTIALS_SECRET_NAMESPACE
+  value: {{ default $.Release.Namespace $.Values.aws.credentials.namespace | quote }}
+{{- end }}
+- name: LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+- name: LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+- name: VERIFY_REGISTRY
+  value: {{ .Values.verifyRegistry | quote }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "ecr-creds-refresher.podSpecCommon" -}}
+serviceAccountName: {{ include "ecr-creds-refresher.serviceAccountName" . }}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,841 @@
+// What the chart installs is enough and no more. The chart is rendered with
+// helm template; its CRD, RBAC and ServiceAccount are applied to the real
+// control plane (the Deployment cannot start without a kubelet), and the
+// built operator runs as a process with a token of the chart's
+// ServiceAccount and the Deployment's own arguments and environment, so RBAC
+// is enforced on every call. Then: the whole path works, every granted rule
+// is one the code calls (and the run used), and what it does not need is
+// denied. Last, the `once` command (the CronJob mode) against the same
+// cluster and identity.
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  AuthorizationV1Api,
+  CoordinationV1Api,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+} from "@kubernetes/client-node";
+import { loadAll } from "js-yaml";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
+import { AwsDouble } from "../aws-double/index.js";
+import { freePort, repoRoot } from "../harness/controlplane.js";
+import {
+  applyResource,
+  createNamespace,
+  deleteNamespaces,
+  deleteResource,
+  dockerConfigOf,
+  getResource,
+  mergePatch,
+  readSecret,
+  readyCondition,
+  type TestKube,
+  testKube,
+  waitFor,
+  waitForDefaultServiceAccount,
+} from "../harness/kube.js";
+import {
+  type OperatorProcess,
+  runOperatorCommand,
+  startOperatorProcess,
+} from "../harness/operator.js";
+
+const cp = inject("controlPlane");
+const NS = "inst-system";
+const RELEASE = "inst";
+const FULL = "inst-ecr-creds-refresher";
+const USER = `system:serviceaccount:${NS}:${FULL}`;
+const ACCOUNT = "444455556666";
+const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const KEYS = {
+  AWS_ACCESS_KEY_ID: "AKIAINSTALL000000001",
+  AWS_SECRET_ACCESS_KEY: "install-secret-key-000000000000000000001",
+};
+const namespaces = ["inst-a", "inst-b", "inst-o1", "inst-o2"];
+const LATE = "inst-late";
+const chartDir = join(repoRoot, "deploy/helm/ecr-creds-refresher");
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+interface Rendered extends KubernetesObject {
+  rules?: Rule[];
+  spec?: { template?: { spec?: { containers?: RenderedContainer[] } } };
+}
+interface RenderedContainer {
+  args: string[];
+  env: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+  livenessProbe: { httpGet: { path: string } };
+  readinessProbe: { httpGet: { path: string } };
+}
+
+let k: TestKube;
+let aws: AwsDouble;
+let objects: Rendered[];
+let saKubeconfig: string;
+let op: OperatorProcess | undefined;
+let healthPort: number;
+let metricsPort: number;
+let operatorArgs: string[];
+let operatorEnv: Record<string, string>;
+/** Request counts by "verb resource code", scraped from the operator's /metrics before it stopped. */
+let requests = new Map<string, number>();
+let since = 0;
+
+function helmTemplate(args: string[]): Rendered[] {
+  const r = spawnSync(
+    join(repoRoot, ".cache/helm/helm"),
+    ["template", RELEASE, chartDir, "--namespace", NS, "--include-crds", ...args],
+    { encoding: "utf8", env: { ...process.env, HELM_NAMESPACE: "", KUBECONFIG: "" } },
+  );
+  if (r.status !== 0) throw new Error(`failed to render the chart: ${r.stderr}${r.error ?? ""}`);
+  return (loadAll(r.stdout) as Array<Rendered | null>).filter((o): o is Rendered => o !== null);
+}
+
+function rendered(kind: string, namespace?: string): Rendered {
+  const o = objects.find(
+    (x) => x.kind === kind && (namespace === undefined || x.metadata?.namespace === namespace),
+  );
+  if (!o) throw new Error(`the chart rendered no ${kind}${namespace ? ` in ${namespace}` : ""}`);
+  return o;
+}
+
+/** Server-side apply, as `kubectl apply --server-side` would. */
+async function apply(obj: KubernetesObject): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(k.kc);
+  await api.patch(obj, undefined, undefined, "install-test", true, PatchStrategy.ServerSideApply);
+}
+
+/** A kubeconfig with a TokenRequest token of the chart's ServiceAccount (which the chart made). */
+async function kubeconfigForChartServiceAccount(dir: string): Promise<string> {
+  const tr = await k.core.createNamespacedServiceAccountToken({
+    namespace: NS,
+    name: FULL,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const cluster = k.kc.getCurrentCluster();
+  const path = join(dir, "chart-sa.kubeconfig");
+  await writeFile(
+    path,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "local",
+          cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
+        },
+      ],
+      users: [{ name: FULL, user: { token: tr.status?.token } }],
+      contexts: [{ name: FULL, context: { cluster: "local", user: FULL } }],
+      "current-context": FULL,
+    }),
+  );
+  return path;
+}
+
+async function putKeys(name: string, keys: Record<string, string>): Promise<void> {
+  await apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace: NS },
+    stringData: keys,
+  } as KubernetesObject);
+}
+
+async function passwordIn(namespace: string, name = "ecr-pull"): Promise<string | undefined> {
+  const s = await readSecret(k, namespace, name);
+  return s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
+}
+
+async function get(path: string, port: number): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+async function scrapeRequests(): Promise<Map<string, number>> {
+  const { body } = await get("/metrics", metricsPort);
+  const counts = new Map<string, number>();
+  for (const line of body.split("\n")) {
+    const m = line.match(/^ecr_creds_refresher_kube_requests_total\{(.*)\} (\d+)/);
+    if (!m) continue;
+    const labels = Object.fromEntries(
+      [...(m[1] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]),
+    );
+    counts.set(`${labels.verb} ${labels.resource} ${labels.code}`, Number(m[2]));
+  }
+  return counts;
+}
+
+interface AuditLine {
+  verb: string;
+  user: { username: string };
+  objectRef?: { apiGroup?: string; resource?: string; subresource?: string; namespace?: string };
+  responseStatus?: { code?: number };
+  requestReceivedTimestamp: string;
+}
+
+async function operatorAudit(): Promise<AuditLine[]> {
+  const text = await readFile(cp.auditLogPath, "utf8");
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditLine)
+    .filter((e) => e.user.username === USER && Date.parse(e.requestReceivedTimestamp) >= since);
+}
+
+beforeAll(async () => {
+  k = testKube(cp.kubeconfigPath);
+  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
+  await aws.start();
+  aws.addIdentity({
+    accessKeyId: KEYS.AWS_ACCESS_KEY_ID,
+    secretAccessKey: KEYS.AWS_SECRET_ACCESS_KEY,
+    accountId: ACCOUNT,
+    arn: `arn:aws:iam::${ACCOUNT}:user/install`,
+  });
+  objects = helmTemplate([
+    "--set",
+    "aws.region=us-east-1",
+    "--set",
+    "aws.credentials.secretName=aws-creds",
+    "--set",
+    "verifyRegistry=false",
+  ]);
+  await createNamespace(k, NS);
+  await Promise.all(namespaces.map((ns) => createNamespace(k, ns)));
+  await putKeys("aws-creds", KEYS);
+
+  // Everything but the workloads: those need a kubelet.
+  for (const o of objects) {
+    if (["Deployment", "CronJob", "Service"].includes(o.kind ?? "")) continue;
+    await apply(o);
+  }
+  saKubeconfig = await kubeconfigForChartServiceAccount(await mkdtemp(join(tmpdir(), "inst-")));
+
+  // The Deployment's own arguments and environment, with the downward API
+  // resolved as the kubelet would, the probes on free loopback ports, and the
+  // API server and AWS reached from outside the cluster.
+  const c = rendered("Deployment").spec?.template?.spec?.containers?.[0];
+  if (!c) throw new Error("the Deployment has no container");
+  healthPort = await freePort();
+  metricsPort = await freePort();
+  operatorArgs = c.args.map((a) =>
+    a.startsWith("--health-probe-bind-address=")
+      ? `--health-probe-bind-address=127.0.0.1:${healthPort}`
+      : a.startsWith("--metrics-bind-address=")
+        ? `--metrics-bind-address=127.0.0.1:${metricsPort}`
+        : a,
+  );
+  operatorEnv = { AWS_ENDPOINT_URL: aws.url, KUBECONFIG: saKubeconfig };
+  for (const e of c.env) {
+    if (e.value !== undefined) operatorEnv[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.namespace") operatorEnv[e.name] = NS;
+    else throw new Error(`unexpected env source for ${e.name}`);
+  }
+});
+
+afterAll(async () => {
+  await op?.stop();
+  for (const name of ["inst", "inst-bad", "inst-once-1", "inst-once-2", "inst-once-bad"]) {
+    await deleteResource(k, name);
+    // With no operator left to run the finalizer (a failed test), drop it so
+    // nothing stays Terminating on the shared API server.
+    if ((await getResource(k, name))?.metadata?.finalizers?.length) {
+      await k.custom
+        .patchClusterCustomObject(
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            name,
+            body: { metadata: { finalizers: null } },
+          },
+          mergePatch,
+        )
+        .catch(() => undefined);
+    }
+  }
+  await deleteNamespaces(k, [...namespaces, LATE, NS]);
+  for (const o of objects ?? []) {
+    if (o.kind === "ClusterRole")
+      await k.rbac.deleteClusterRole({ name: FULL }).catch(() => undefined);
+    if (o.kind === "ClusterRoleBinding")
+      await k.rbac.deleteClusterRoleBinding({ name: FULL }).catch(() => undefined);
+  }
+  // The Events Role lives in "default", which stays.
+  await k.rbac
+    .deleteNamespacedRole({ namespace: "default", name: `${FULL}-events` })
+    .catch(() => undefined);
+  await k.rbac
+    .deleteNamespacedRoleBinding({ namespace: "default", name: `${FULL}-events` })
+    .catch(() => undefined);
+  await aws?.close();
+});
+
+describe("the chart on a real API server", () => {
+  it("applies the rendered CRD, ClusterRole, Role, bindings and ServiceAccount", async () => {
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "CustomResourceDefinition",
+      "Deployment",
+      "Role",
+      "Role",
+      "RoleBinding",
+      "RoleBinding",
+      "Service",
+      "ServiceAccount",
+    ]);
+    const sa = await k.core.readNamespacedServiceAccount({ namespace: NS, name: FULL });
+    expect(sa.metadata?.labels?.["app.kubernetes.io/instance"]).toBe(RELEASE);
+    const binding = await k.rbac.readClusterRoleBinding({ name: FULL });
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: FULL, namespace: NS }]);
+    const role = await k.rbac.readNamespacedRole({ namespace: NS, name: FULL });
+    expect(role.rules?.map((r) => r.resources)).toEqual([["leases"], ["leases"]]);
+    const events = await k.rbac.readNamespacedRole({
+      namespace: "default",
+      name: `${FULL}-events`,
+    });
+    expect(events.rules?.map((r) => [r.resources, r.verbs])).toEqual([[["events"], ["create"]]]);
+    const crd = await k.ext.readCustomResourceDefinition({ name: "ecrpullsecrets.ecrcreds.io" });
+    expect(crd.metadata?.managedFields?.some((f) => f.manager === "install-test")).toBe(true);
+  });
+
+  it("runs the operator with the chart's ServiceAccount: Lease, probes, Secrets, ServiceAccount merge, status, Events", async () => {
+    since = Date.now() - 1000;
+    // inst-b holds a dockerconfigjson Secret of the same name that the
+    // resource adopts: that path reads the Secret back (get secrets).
+    await k.core.createNamespacedSecret({
+      namespace: "inst-b",
+      body: {
+        metadata: { name: "ecr-pull" },
+        type: "kubernetes.io/dockerconfigjson",
+        stringData: { ".dockerconfigjson": '{"auths":{}}' },
+      },
+    });
+    op = startOperatorProcess(operatorArgs, operatorEnv);
+
+    const coordination = k.kc.makeApiClient(CoordinationV1Api);
+    const lease = await waitFor("the operator to take the chart's Lease", async () => {
+      try {
+        const l = await coordination.readNamespacedLease({ namespace: NS, name: FULL });
+        return l.spec?.holderIdentity ? l : undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    expect(lease.spec?.leaseDurationSeconds).toBe(15);
+    const c = rendered("Deployment").spec?.template?.spec?.containers?.[0];
+    const live = await waitFor("the liveness probe path to answer", async () => {
+      const r = await get(c?.livenessProbe.httpGet.path ?? "", healthPort).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    });
+    expect(live.body).toBe("ok\n");
+    const ready = await waitFor("the readiness probe path to answer 200", async () => {
+      const r = await get(c?.readinessProbe.httpGet.path ?? "", healthPort).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    });
+    expect(ready.body).toBe("ok\n");
+
+    // Created after the operator started: its watch on ecrpullsecrets sees it.
+    await applyResource(k, "inst", {
+      secretName: "ecr-pull",
+      namespaces: ["inst-a", "inst-b", "inst-late*"],
+      registries: [{ accountId: ACCOUNT }],
+      adoptExisting: true,
+    });
+    const synced = await waitFor("inst to be Ready", async () => {
+      const r = await getResource(k, "inst");
+      return readyCondition(r)?.status === "True" ? r : undefined;
+    });
+    const issued = aws.issued();
+    expect(issued).toHaveLength(1);
+    const password = issued[0]?.password;
+    expect(await passwordIn("inst-a")).toBe(password);
+    const adopted = await waitFor("inst-b's Secret adopted", async () =>
+      (await passwordIn("inst-b")) === password ? readSecret(k, "inst-b", "ecr-pull") : undefined,
+    );
+    expect(adopted?.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("ecr-creds-refresher");
+    expect(synced.status?.namespaces).toMatchObject({ desired: 2, synced: 2, failed: 0 });
+    expect(synced.status?.registries).toEqual([HOST]);
+    expect(synced.metadata?.finalizers).toContain("ecrcreds.io/cleanup");
+    for (const ns of ["inst-a", "inst-b"]) {
+      await waitForDefaultServiceAccount(k, ns);
+      const sa = await waitFor(`${ns}/default to reference ecr-pull`, async () => {
+        const s = await k.core.readNamespacedServiceAccount({ namespace: ns, name: "default" });
+        return s.imagePullSecrets?.some((r) => r.name === "ecr-pull") ? s : undefined;
+      });
+      expect(sa.imagePullSecrets?.map((r) => r.name)).toEqual(["ecr-pull"]);
+    }
+
+    // A namespace created now (watch on namespaces) whose default
+    // ServiceAccount arrives a moment later (watch on serviceaccounts).
+    await createNamespace(k, LATE);
+    await waitFor("the late namespace's default ServiceAccount to reference ecr-pull", async () => {
+      const s = await k.core
+        .readNamespacedServiceAccount({ namespace: LATE, name: "default" })
+        .catch(() => undefined);
+      return s?.imagePullSecrets?.some((r) => r.name === "ecr-pull") ? true : undefined;
+    });
+    expect(await passwordIn(LATE)).toBe(password);
+    // A managed Secret deleted by hand comes back (watch on labelled Secrets).
+    await k.core.deleteNamespacedSecret({ namespace: "inst-a", name: "ecr-pull" });
+    await waitFor("inst-a's Secret to be written again", async () =>
+      (await passwordIn("inst-a")) === password ? true : undefined,
+    );
+
+    // A Warning Event, in "default": the only namespace where the API server
+    // takes core/v1 Events about a cluster-scoped object.
+    await applyResource(k, "inst-bad", {
+      secretName: "ecr-pull-bad",
+      namespaces: ["inst-a"],
+      registries: [{ accountId: ACCOUNT }],
+      credentials: { secretRef: { name: "no-such-secret", namespace: NS } },
+    });
+    const event = await waitFor("a CredentialsSecretNotFound Event", async () => {
+      const list = await k.core.listNamespacedEvent({ namespace: "default" });
+      return list.items.find(
+        (e) => e.involvedObject.name === "inst-bad" && e.reason === "CredentialsSecretNotFound",
+      );
+    });
+    expect(event.type).toBe("Warning");
+    expect(event.involvedObject.kind).toBe("ECRPullSecret");
+    expect(readyCondition(await getResource(k, "inst-bad"))?.reason).toBe(
+      "CredentialsSecretNotFound",
+    );
+    await deleteResource(k, "inst-bad");
+    await waitFor("inst-bad to be gone", async () =>
+      (await getResource(k, "inst-bad")) === undefined ? true : undefined,
+    );
+  });
+
+  it("runs `check --resource` with the same identity (reads the resource and the credentials Secret)", async () => {
+    const r = await runOperatorCommand(["check", "--resource", "inst"], operatorEnv);
+    expect(r.output).toContain(HOST);
+    expect(r.output).not.toContain(KEYS.AWS_SECRET_ACCESS_KEY);
+    expect(r.code).toBe(0);
+  });
+
+  it("cleans up on delete with those permissions: Secrets, ServiceAccount references, finalizer", async () => {
+    await deleteResource(k, "inst");
+    await waitFor("inst to be gone (finalizer removed)", async () =>
+      (await getResource(k, "inst")) === undefined ? true : undefined,
+    );
+    for (const ns of ["inst-a", "inst-b", LATE]) {
+      await waitFor(`the Secret in ${ns} to be deleted`, async () =>
+        (await readSecret(k, ns, "ecr-pull")) === undefined ? true : undefined,
+      );
+      const sa = await k.core.readNamespacedServiceAccount({ namespace: ns, name: "default" });
+      expect(sa.imagePullSecrets ?? []).toEqual([]);
+    }
+    requests = await scrapeRequests();
+    // A clean stop gives the Lease up (get + update).
+    expect(await op?.stop()).toBe(0);
+    op = undefined;
+    const coordination = k.kc.makeApiClient(CoordinationV1Api);
+    const lease = await coordination.readNamespacedLease({ namespace: NS, name: FULL });
+    expect(lease.spec?.holderIdentity).toBeUndefined();
+  });
+
+  it("was never refused: no 403 in the audit log or in its own request counts", async () => {
+    const audit = await operatorAudit();
+    expect(audit.length).toBeGreaterThan(0);
+    expect(audit.filter((e) => e.responseStatus?.code === 403)).toEqual([]);
+    const refused = [...requests.keys()].filter((key) => key.endsWith(" 403"));
+    expect(refused).toEqual([]);
+    expect(requests.size).toBeGreaterThan(0);
+  });
+});
+
+// --- Least privilege ----------------------------------------------------------
+
+/** One granted (scope, group, resource, verb), and the code that needs it. */
+interface Need {
+  grant: string;
+  /** Source file and the call in it that needs this grant. */
+  code: Array<[file: string, call: string]>;
+  /** How the run above showed it: request counter key, audit write, or behaviour. */
+  shown:
+    | { counter: string }
+    | { audit: { verb: string; resource: string; subresource?: string; namespace?: string } }
+    | { behaviour: string };
+}
+
+const needs: Need[] = [
+  {
+    grant: "cluster ecrcreds.io ecrpullsecrets get",
+    code: [
+      ["src/cli/check.ts", "getClusterCustomObject("],
+      ["src/cli/main.ts", "getClusterCustomObject("],
+    ],
+    shown: { behaviour: "`check --resource inst` exited 0; `once` prints the failure's reason" },
+  },
+  {
+    grant: "cluster ecrcreds.io ecrpullsecrets list",
+    code: [["src/controller/controller.ts", "listClusterCustomObject("]],
+    shown: { counter: "list ecrpullsecrets 200" },
+  },
+  {
+    grant: "cluster ecrcreds.io ecrpullsecrets watch",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a template literal
+    code: [["src/controller/controller.ts", "path: `/apis/${GROUP}/${VERSION}/${PLURAL}`"]],
+    shown: { behaviour: "inst, created after the operator started, was served" },
+  },
+  {
+    grant: "cluster ecrcreds.io ecrpullsecrets patch",
+    code: [["src/reconcile/reconciler.ts", "patchClusterCustomObject("]],
+    shown: { audit: { verb: "patch", resource: "ecrpullsecrets" } },
+  },
+  {
+    grant: "cluster ecrcreds.io ecrpullsecrets/status patch",
+    code: [["src/reconcile/reconciler.ts", "patchClusterCustomObjectStatus("]],
+    shown: { audit: { verb: "patch", resource: "ecrpullsecrets", subresource: "status" } },
+  },
+  {
+    grant: "cluster core namespaces list",
+    code: [["src/controller/controller.ts", "listNamespace("]],
+    shown: { counter: "list namespaces 200" },
+  },
+  {
+    grant: "cluster core namespaces watch",
+    code: [["src/controller/controller.ts", 'path: "/api/v1/namespaces"']],
+    shown: { behaviour: "inst-late, created after start, got its Secret" },
+  },
+  {
+    grant: "cluster core serviceaccounts get",
+    code: [["src/reconcile/reconciler.ts", "readNamespacedServiceAccount("]],
+    // Only on a 409 from a concurrent writer; no deterministic way to race it.
+    shown: { behaviour: "re-read on a conflicting ServiceAccount patch (code only)" },
+  },
+  {
+    grant: "cluster core serviceaccounts list",
+    code: [["src/controller/controller.ts", "listServiceAccountForAllNamespaces("]],
+    shown: { counter: "list serviceaccounts 200" },
+  },
+  {
+    grant: "cluster core serviceaccounts watch",
+    code: [["src/controller/controller.ts", 'path: "/api/v1/serviceaccounts"']],
+    shown: { behaviour: "inst-late/default, made after its namespace, was merged" },
+  },
+  {
+    grant: "cluster core serviceaccounts patch",
+    code: [["src/reconcile/reconciler.ts", "patchNamespacedServiceAccount("]],
+    shown: { audit: { verb: "patch", resource: "serviceaccounts" } },
+  },
+  {
+    grant: "cluster core secrets get",
+    code: [
+      ["src/reconcile/reconciler.ts", "readNamespacedSecret("],
+      ["src/cli/check.ts", "readNamespacedSecret("],
+    ],
+    shown: { counter: "get secrets 200" },
+  },
+  {
+    grant: "cluster core secrets list",
+    code: [
+      ["src/controller/controller.ts", "listSecretForAllNamespaces("],
+      ["src/controller/controller.ts", "listNamespacedSecret("],
+    ],
+    shown: { counter: "list secrets 200" },
+  },
+  {
+    grant: "cluster core secrets watch",
+    code: [["src/controller/controller.ts", 'path: "/api/v1/secrets"']],
+    shown: { behaviour: "inst-a's Secret, deleted by hand, was written again" },
+  },
+  {
+    grant: "cluster core secrets create",
+    code: [["src/reconcile/reconciler.ts", "createNamespacedSecret("]],
+    shown: { audit: { verb: "create", resource: "secrets" } },
+  },
+  {
+    grant: "cluster core secrets patch",
+    code: [["src/reconcile/reconciler.ts", "patchNamespacedSecret("]],
+    shown: { audit: { verb: "patch", resource: "secrets" } },
+  },
+  {
+    grant: "cluster core secrets delete",
+    code: [["src/reconcile/reconciler.ts", "deleteNamespacedSecret("]],
+    shown: { audit: { verb: "delete", resource: "secrets" } },
+  },
+  {
+    grant: "default core events create",
+    code: [["src/observability/events.ts", "createNamespacedEvent("]],
+    shown: { audit: { verb: "create", resource: "events", namespace: "default" } },
+  },
+  {
+    grant: `${NS} coordination.k8s.io leases create`,
+    code: [["src/controller/leader.ts", "createNamespacedLease("]],
+    shown: { audit: { verb: "create", resource: "leases", namespace: NS } },
+  },
+  {
+    grant: `${NS} coordination.k8s.io leases/${FULL} get`,
+    code: [["src/controller/leader.ts", "readNamespacedLease("]],
+    shown: { counter: "get leases 200" },
+  },
+  {
+    grant: `${NS} coordination.k8s.io leases/${FULL} update`,
+    code: [["src/controller/leader.ts", "replaceNamespacedLease("]],
+    shown: { audit: { verb: "update", resource: "leases", namespace: NS } },
+  },
+];
+
+function flatten(scope: string, rules: Rule[]): string[] {
+  const out: string[] = [];
+  for (const r of rules)
+    for (const g of r.apiGroups)
+      for (const res of r.resources)
+        for (const v of r.verbs) {
+          const names = r.resourceNames?.length ? r.resourceNames : [undefined];
+          for (const n of names) out.push(`${scope} ${g || "core"} ${res}${n ? `/${n}` : ""} ${v}`);
+        }
+  return out;
+}
+
+async function allowed(
+  verb: string,
+  resource: string,
+  opts: { group?: string; namespace?: string; name?: string; subresource?: string } = {},
+): Promise<boolean> {
+  const authz = k.kc.makeApiClient(AuthorizationV1Api);
+  const review = await authz.createSubjectAccessReview({
+    body: {
+      spec: {
+        user: USER,
+        groups: ["system:serviceaccounts", `system:serviceaccounts:${NS}`, "system:authenticated"],
+        resourceAttributes: { verb, resource, group: opts.group ?? "", ...opts },
+      },
+    },
+  });
+  return review.status?.allowed === true;
+}
+
+describe("least privilege", () => {
+  it("lists every granted rule, and each is one the code calls and the run used", async () => {
+    const granted = [
+      ...flatten("cluster", rendered("ClusterRole").rules ?? []),
+      ...flatten(NS, rendered("Role", NS).rules ?? []),
+      ...flatten("default", rendered("Role", "default").rules ?? []),
+    ].sort();
+    console.log(`granted:\n  ${granted.join("\n  ")}`);
+    // Both directions: nothing granted that is not needed, nothing needed that is not granted.
+    expect(granted).toEqual(needs.map((n) => n.grant).sort());
+
+    const audit = await operatorAudit();
+    for (const need of needs) {
+      for (const [file, call] of need.code) {
+        const source = await readFile(join(repoRoot, file), "utf8");
+        expect(source.includes(call), `${need.grant}: ${file} should call ${call}`).toBe(true);
+      }
+      if ("counter" in need.shown) {
+        expect(requests.get(need.shown.counter) ?? 0, need.grant).toBeGreaterThan(0);
+      } else if ("audit" in need.shown) {
+        const a = need.shown.audit;
+        const hit = audit.find(
+          (e) =>
+            e.verb === a.verb &&
+            e.objectRef?.resource === a.resource &&
+            e.objectRef?.subresource === a.subresource &&
+            (a.namespace === undefined || e.objectRef?.namespace === a.namespace) &&
+            (e.responseStatus?.code ?? 0) < 300,
+        );
+        expect(
+          hit,
+          `${need.grant}: no successful ${a.verb} ${a.resource} in the audit log`,
+        ).toBeDefined();
+      }
+    }
+  });
+
+  it("finds no API call in src/ without a rule (a new call needs its rule in the chart)", async () => {
+    const calls = new Set<string>();
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(join(repoRoot, dir), { withFileTypes: true })) {
+        const path = `${dir}/${entry.name}`;
+        if (entry.isDirectory()) await walk(path);
+        else if (path.endsWith(".ts") && !path.endsWith(".test.ts")) {
+          const text = await readFile(join(repoRoot, path), "utf8");
+          for (const m of text.matchAll(
+            /(?:\bkube|\bk|kubeClient\(\))\.(?:core|custom|coordination|events)\.(\w+)\(/g,
+          ))
+            calls.add(m[1] ?? "");
+        }
+      }
+    };
+    await walk("src");
+    const known = new Set(needs.flatMap((n) => n.code.map(([, call]) => call.replace(/\($/, ""))));
+    const unknown = [...calls].filter((c) => !known.has(c));
+    expect(unknown, "API calls with no RBAC rule in the chart").toEqual([]);
+    expect(calls.size).toBeGreaterThanOrEqual(15);
+  });
+
+  it("denies what the operator does not need (SubjectAccessReview) and allows what it does", async () => {
+    const denied: Array<[string, string, Parameters<typeof allowed>[2]?]> = [
+      ["create", "pods", { namespace: "inst-a" }],
+      ["get", "pods", { namespace: "inst-a" }],
+      ["list", "pods"],
+      ["create", "pods/exec", { namespace: NS }],
+      ["get", "namespaces", { name: "inst-a" }],
+      ["create", "namespaces"],
+      ["delete", "namespaces", { name: "inst-a" }],
+      ["patch", "namespaces", { name: "inst-a" }],
+      ["update", "secrets", { namespace: "inst-a", name: "ecr-pull" }],
+      ["deletecollection", "secrets", { namespace: "inst-a" }],
+      ["create", "serviceaccounts", { namespace: "inst-a" }],
+      ["update", "serviceaccounts", { namespace: "inst-a", name: "default" }],
+      ["delete", "serviceaccounts", { namespace: "inst-a", name: "default" }],
+      ["create", "serviceaccounts", { namespace: NS, subresource: "token", name: FULL }],
+      ["get", "configmaps", { namespace: NS }],
+      ["create", "ecrpullsecrets", { group: "ecrcreds.io" }],
+      ["delete", "ecrpullsecrets", { group: "ecrcreds.io", name: "x" }],
+      ["update", "ecrpullsecrets", { group: "ecrcreds.io", name: "x" }],
+      ["update", "ecrpullsecrets", { group: "ecrcreds.io", name: "x", subresource: "status" }],
+      ["create", "events", { namespace: "inst-a" }],
+      ["create", "events", { namespace: NS }],
+      ["patch", "events", { namespace: "default" }],
+      ["create", "leases", { group: "coordination.k8s.io", namespace: "kube-system" }],
+      ["get", "leases", { group: "coordination.k8s.io", namespace: NS, name: "someone-else" }],
+      ["update", "leases", { group: "coordination.k8s.io", namespace: NS, name: "someone-else" }],
+      ["delete", "leases", { group: "coordination.k8s.io", namespace: NS, name: FULL }],
+      ["create", "clusterrolebindings", { group: "rbac.authorization.k8s.io" }],
+      ["escalate", "clusterroles", { group: "rbac.authorization.k8s.io" }],
+      ["patch", "customresourcedefinitions", { group: "apiextensions.k8s.io" }],
+    ];
+    const wronglyAllowed: string[] = [];
+    for (const [verb, resource, opts] of denied) {
+      if (await allowed(verb, resource, opts))
+        wronglyAllowed.push(`${verb} ${resource} ${JSON.stringify(opts ?? {})}`);
+    }
+    expect(wronglyAllowed).toEqual([]);
+    // The reviews can say yes: the operator's own needs are allowed.
+    expect(await allowed("list", "secrets")).toBe(true);
+    expect(
+      await allowed("patch", "serviceaccounts", { namespace: "inst-a", name: "default" }),
+    ).toBe(true);
+    expect(
+      await allowed("update", "leases", {
+        group: "coordination.k8s.io",
+        namespace: NS,
+        name: FULL,
+      }),
+    ).toBe(true);
+    expect(await allowed("create", "events", { namespace: "default" })).toBe(true);
+  });
+});
+
+// --- once ------------------------------------------------------------------------
+
+describe("once (the CronJob mode) against the control plane", () => {
+  let short: AwsDouble;
+  let onceEnv: Record<string, string>;
+  // The CronJob's arguments, with the chart's identity.
+  const onceArgs = () => {
+    const cron = helmTemplate(["--set", "mode=cronjob"]).find((o) => o.kind === "CronJob") as
+      | {
+          spec: {
+            jobTemplate: { spec: { template: { spec: { containers: RenderedContainer[] } } } };
+          };
+        }
+      | undefined;
+    const args = cron?.spec.jobTemplate.spec.template.spec.containers[0]?.args ?? [];
+    expect(args[0]).toBe("once");
+    // A floor low enough for the test's short-lived tokens.
+    return [...args, "--min-refresh-interval=200ms"];
+  };
+
+  beforeAll(async () => {
+    // Tokens that reach their refresh point within seconds.
+    short = new AwsDouble({ tokenLifetimeMs: 8_000 });
+    await short.start();
+    short.addIdentity({
+      accessKeyId: KEYS.AWS_ACCESS_KEY_ID,
+      secretAccessKey: KEYS.AWS_SECRET_ACCESS_KEY,
+      accountId: ACCOUNT,
+      arn: `arn:aws:iam::${ACCOUNT}:user/install`,
+    });
+    onceEnv = { ...operatorEnv, AWS_ENDPOINT_URL: short.url, LOG_LEVEL: "warn" };
+    await applyResource(k, "inst-once-1", {
+      secretName: "ecr-pull",
+      namespaces: ["inst-o1"],
+      registries: [{ accountId: ACCOUNT }],
+    });
+    await applyResource(k, "inst-once-2", {
+      secretName: "ecr-pull-2",
+      namespaces: ["inst-o1", "inst-o2"],
+      registries: [{ accountId: ACCOUNT }],
+    });
+  });
+
+  afterAll(async () => {
+    await short?.close();
+  });
+
+  it("creates the Secrets of every resource in one pass and exits 0", async () => {
+    const r = await runOperatorCommand(onceArgs(), onceEnv);
+    expect(r.code, r.output).toBe(0);
+    const issued = short.issued();
+    expect(issued).toHaveLength(1);
+    const password = issued[0]?.password;
+    expect(await passwordIn("inst-o1", "ecr-pull")).toBe(password);
+    expect(await passwordIn("inst-o1", "ecr-pull-2")).toBe(password);
+    expect(await passwordIn("inst-o2", "ecr-pull-2")).toBe(password);
+    for (const name of ["inst-once-1", "inst-once-2"]) {
+      expect(readyCondition(await getResource(k, name))?.status).toBe("True");
+    }
+  });
+
+  it("refreshes them on a later run once the token is past half its life, and exits 0", async () => {
+    const first = short.issued()[0];
+    if (!first) throw new Error("no token issued by the first run");
+    // Waiting on the token's own clock: past its refresh point (half the
+    // lifetime plus the 10% jitter), not for things to settle.
+    const due = first.expiresAt.getTime() - 8_000 * 0.5 * 0.9;
+    await waitFor(
+      "the token to pass its refresh point",
+      () => (Date.now() > due ? true : undefined),
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    const r = await runOperatorCommand(onceArgs(), onceEnv);
+    expect(r.code, r.output).toBe(0);
+    const issued = short.issued();
+    expect(issued).toHaveLength(2);
+    const fresh = issued[1]?.password;
+    expect(fresh).not.toBe(first.password);
+    expect(await passwordIn("inst-o1", "ecr-pull")).toBe(fresh);
+    expect(await passwordIn("inst-o1", "ecr-pull-2")).toBe(fresh);
+    expect(await passwordIn("inst-o2", "ecr-pull-2")).toBe(fresh);
+  });
+
+  it("exits non-zero and names the resource and the reason when AWS refuses its keys", async () => {
+    await putKeys("refused-creds", {
+      AWS_ACCESS_KEY_ID: "AKIAUNKNOWN000000000",
+      AWS_SECRET_ACCESS_KEY: "refused-secret-key-0000000000000000000000",
+    });
+    await applyResource(k, "inst-once-bad", {
+      secretName: "ecr-pull-bad",
+      namespaces: ["inst-o2"],
+      registries: [{ accountId: ACCOUNT }],
+      credentials: { secretRef: { name: "refused-creds", namespace: NS } },
+    });
+    const r = await runOperatorCommand(onceArgs(), onceEnv);
+    expect(r.code).toBe(1);
+    expect(r.output).toMatch(/ 1 of \d+ ECRPullSecrets failed/);
+    expect(r.output).toMatch(
+      /inst-once-bad: CredentialsInvalid: failed to get an ECR token in us-east-1: AWS refused/,
+    );
+    expect(r.output).not.toContain("refused-secret-key");
+    expect(await readSecret(k, "inst-o2", "ecr-pull-bad")).toBeUndefined();
+    // The others were still served in that pass.
+    expect(readyCondition(await getResource(k, "inst-once-2"))?.status).toBe("True");
+  });
+});
