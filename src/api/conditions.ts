@@ -13,6 +13,12 @@ export const ANNOTATION_EXPIRES_AT = "ecrcreds.io/token-expires-at";
 export const ANNOTATION_FETCHED_AT = "ecrcreds.io/token-fetched-at";
 /** The registry hosts the Secret holds, comma-separated (no credentials). */
 export const ANNOTATION_REGISTRIES = "ecrcreds.io/registries";
+/**
+ * host=digest pairs naming the credentials source (a digest of it, never a
+ * credential) each host's token came from: a restarted operator reuses a
+ * token only for the source that fetched it, not after credentials changed.
+ */
+export const ANNOTATION_TOKEN_SOURCES = "ecrcreds.io/token-sources";
 /** ServiceAccount annotation: the Secret names this operator added (so it removes only those). */
 export const ANNOTATION_ADDED_PULL_SECRETS = "ecrcreds.io/added-pull-secrets";
 

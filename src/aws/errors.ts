@@ -23,7 +23,6 @@ const refusedCodes = new Set([
   "ExpiredTokenException",
   "InvalidAccessKeyId",
   "IncompleteSignature",
-  "CredentialsProviderError",
 ]);
 interface AwsLikeError {
   name?: string;
@@ -54,6 +53,22 @@ export function classifyAwsError(err: unknown, what: string, step: string): AwsS
   // STS answers "AccessDenied", ECR "AccessDeniedException".
   const isSts = code === "AccessDenied";
 
+  if (code === "CredentialsProviderError") {
+    // The SDK found no credentials at all (or its provider failed before any
+    // AWS call): nothing was refused, something is missing.
+    return new AwsSourceError(
+      Reason.CredentialsInvalid,
+      `failed to ${step}: no AWS credentials from ${what} (${aws}); set spec.credentials.secretRef or the operator's default credentials Secret, or give the operator IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) or EKS Pod Identity`,
+      { cause: err },
+    );
+  }
+  if (code === "InvalidIdentityToken" || code === "InvalidIdentityTokenException") {
+    return new AwsSourceError(
+      Reason.RoleNotAssumable,
+      `failed to ${step}: STS refused the web identity token of ${what} (${aws}); check the role's OIDC trust and the token file`,
+      { cause: err },
+    );
+  }
   if (refusedCodes.has(code)) {
     return new AwsSourceError(
       Reason.CredentialsInvalid,
@@ -82,7 +97,7 @@ export function classifyAwsError(err: unknown, what: string, step: string): AwsS
   ) {
     return new AwsSourceError(
       Reason.RegionUnknown,
-      `failed to ${step}: the AWS endpoint could not be reached (${code}); check the region and the network`,
+      `failed to ${step}: the AWS endpoint could not be reached (${code}); check the region (spec.region, a registry entry's region or host, or the operator's --region) and the network`,
       { cause: err },
     );
   }

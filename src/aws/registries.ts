@@ -1,6 +1,7 @@
 // Which registries a resource's Secret holds and which token opens each: one
 // token per (credentials, service, region), however many accounts share it —
 // an ECR token opens every registry its principal can reach in the region.
+import { createHash } from "node:crypto";
 import type { CredentialsSpec, ECRPullSecretSpec } from "../api/index.js";
 import type { CredentialsRef } from "./credentials.js";
 import { parseRegistryHost, registryHost } from "./registry-host.js";
@@ -126,4 +127,27 @@ export function tokenSources(targets: readonly RegistryTarget[]): Map<string, To
 /** The registry host of a token's proxyEndpoint (https://host). */
 export function hostOfProxyEndpoint(endpoint: string | undefined): string | undefined {
   return endpoint ? normalizeHost(endpoint) : undefined;
+}
+
+/** A short digest of a token source: names it in a Secret without naming any credential. */
+export function sourceDigest(source: TokenSource): string {
+  return createHash("sha256").update(tokenSourceKey(source)).digest("hex").slice(0, 16);
+}
+
+/** The ANNOTATION_TOKEN_SOURCES value: host=digest, sorted by host. */
+export function tokenSourcesAnnotation(entries: Iterable<[host: string, TokenSource]>): string {
+  return [...entries]
+    .map(([host, source]) => `${host}=${sourceDigest(source)}`)
+    .sort()
+    .join(",");
+}
+
+/** Parses ANNOTATION_TOKEN_SOURCES back into host → digest. */
+export function parseTokenSources(value: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pair of (value ?? "").split(",")) {
+    const i = pair.lastIndexOf("=");
+    if (i > 0) out.set(pair.slice(0, i), pair.slice(i + 1));
+  }
+  return out;
 }

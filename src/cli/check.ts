@@ -1,6 +1,7 @@
 // `check`: resolve the credentials exactly as the operator would, fetch a
 // token, print the registries, the identity and the expiry. Writes nothing.
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import { Reason } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
 import { GROUP, PLURAL, VERSION } from "../api/index.js";
 import { credentialsProvider, describeCredentials } from "../aws/credentials.js";
@@ -63,19 +64,33 @@ export async function runCheck(
         const token = await fetchToken(source.service, source.region, provider, {
           timeoutMs: config.awsTimeoutMs,
         });
+        if (!(token.expiresAt.getTime() > Date.now())) {
+          // The operator would not spin on such a token, but it is of no use
+          // to a registry either: say so rather than report success.
+          throw new AwsSourceError(
+            Reason.TokenExpiredOnArrival,
+            `failed to get a usable ${source.service} token in ${source.region} with ${what}: AWS returned one that expired at ${token.expiresAt.toISOString()}; check this host's clock and the AWS endpoint`,
+          );
+        }
         tokens.set(key, token);
         let identity = "unknown";
+        const sts = new STSClient({
+          region: source.region,
+          credentials: provider,
+          maxAttempts: 1,
+          requestHandler: {
+            requestTimeout: config.awsTimeoutMs,
+            connectionTimeout: config.awsTimeoutMs,
+            throwOnRequestTimeout: true,
+          },
+        });
         try {
-          const sts = new STSClient({
-            region: source.region,
-            credentials: provider,
-            maxAttempts: 1,
-          });
           const who = await sts.send(new GetCallerIdentityCommand({}));
-          sts.destroy();
           identity = who.Arn ?? identity;
         } catch {
           // The identity is informative only; the token is what matters.
+        } finally {
+          sts.destroy();
         }
         out.write(
           `source:   ${what}\nidentity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
