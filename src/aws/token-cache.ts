@@ -6,8 +6,9 @@
 // the resources that use it. A failed fetch keeps the old token (the Secrets
 // in place stay as they are) and retries with capped exponential backoff.
 import { createHash } from "node:crypto";
-import { type CredentialsRef, credentialsKey } from "./credentials.js";
-import type { AwsSourceError } from "./errors.js";
+import { Reason } from "../api/conditions.js";
+import { type CredentialsRef, credentialsKey, describeCredentials } from "./credentials.js";
+import { AwsSourceError } from "./errors.js";
 import type { EcrService, RegistryToken } from "./token.js";
 
 export interface TokenSource {
@@ -24,6 +25,13 @@ export interface TokenCacheOptions {
   fetch: (source: TokenSource) => Promise<RegistryToken>;
   /** Called after every fetch attempt with the subscribers of that entry. */
   onChange: (subscribers: string[], key: string) => void;
+  /** Told how each fetch ended (for the refresh counters). */
+  onFetched?: (
+    result: "success" | "failure" | "expired",
+    key: string,
+    subscribers: string[],
+    error?: AwsSourceError,
+  ) => void;
   /** Floor between two fetches of one source, whatever the token says. */
   minRefreshIntervalMs: number;
   backoffBaseMs: number;
@@ -68,6 +76,9 @@ export class TokenCache {
   readonly fetches = new Map<string, number>();
   private closed = false;
 
+  /** Node's timers overflow (and fire at once) beyond ~24.8 days. */
+  static readonly MAX_TIMER_MS = 2 ** 31 - 1;
+
   constructor(private readonly opts: TokenCacheOptions) {
     this.now = opts.now ?? Date.now;
   }
@@ -85,8 +96,10 @@ export class TokenCache {
     const now = this.now();
     const usable = entry.token && entry.token.expiresAt.getTime() > now;
     if (!usable) {
+      // A source whose tokens arrive already expired must not be refetched on
+      // every reconcile pass: the floor holds here as well as on the clock.
       if (entry.inflight !== undefined) await entry.inflight;
-      else if (now >= entry.nextAttemptAt) await this.refresh(entry);
+      else if (now >= this.earliestAttempt(entry)) await this.refresh(entry);
     } else if (
       this.dueAt(entry) <= now &&
       entry.inflight === undefined &&
@@ -141,7 +154,9 @@ export class TokenCache {
       entry.nextAttemptAt = 0;
       entry.lastAttemptAt = 0;
       told.push(...entry.subscribers.keys());
-      void this.refresh(entry);
+      // A fetch already in flight may have read the old keys: fetch again after it.
+      if (entry.inflight !== undefined) void entry.inflight.then(() => this.refresh(entry));
+      else void this.refresh(entry);
     }
     return told;
   }
@@ -192,6 +207,12 @@ export class TokenCache {
     return (digest.readUInt32BE(0) / 0xffffffff) * this.opts.jitter;
   }
 
+  /** No fetch before this: the backoff after a failure, and the floor after any attempt. */
+  private earliestAttempt(entry: Entry): number {
+    if (entry.lastAttemptAt === 0) return entry.nextAttemptAt;
+    return Math.max(entry.nextAttemptAt, entry.lastAttemptAt + this.opts.minRefreshIntervalMs);
+  }
+
   private drop(entry: Entry): void {
     clearTimeout(entry.timer);
     this.entries.delete(entry.key);
@@ -215,14 +236,16 @@ export class TokenCache {
     if (this.closed) return;
     clearTimeout(entry.timer);
     entry.timerAt = at;
-    entry.timer = setTimeout(
-      () => {
-        entry.timer = undefined;
-        if (entry.subscribers.size === 0) this.drop(entry);
-        else void this.refresh(entry);
-      },
-      Math.max(0, at - this.now()),
-    );
+    const delay = Math.max(0, at - this.now());
+    // A far-off expiry (a nonsense date) would overflow the timer and fire at
+    // once, in a loop: wait in steps instead.
+    const step = Math.min(delay, TokenCache.MAX_TIMER_MS);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (entry.subscribers.size === 0) this.drop(entry);
+      else if (step < delay) this.schedule(entry, at);
+      else void this.refresh(entry);
+    }, step);
     entry.timer.unref();
   }
 
@@ -233,13 +256,36 @@ export class TokenCache {
       this.fetches.set(entry.key, (this.fetches.get(entry.key) ?? 0) + 1);
       try {
         const token = await this.opts.fetch(entry.source);
-        entry.token = token;
-        entry.error = undefined;
-        entry.failures = 0;
-        entry.nextAttemptAt = 0;
-        entry.expiredOnArrival = token.expiresAt.getTime() <= this.now();
-        entry.jitter = this.jitterFor(entry.key, token);
-        this.schedule(entry, this.dueAt(entry));
+        const now = this.now();
+        const expires = token.expiresAt.getTime();
+        if (!Number.isFinite(expires) || expires <= now) {
+          // Expired at receipt (skewed clocks, a broken endpoint): not a
+          // usable token, and not a reason to hammer AWS either. Keep what
+          // the Secrets hold and ask again no sooner than the floor.
+          entry.expiredOnArrival = true;
+          entry.failures = 0;
+          // With nothing usable held, what AWS returned is still the best
+          // there is (an emulator such as moto only ever returns expired
+          // tokens): the Secret shows it and the condition says why it fails.
+          const held = entry.token?.expiresAt.getTime() ?? 0;
+          if (Number.isFinite(expires) && held <= now) entry.token = token;
+          entry.error = new AwsSourceError(
+            Reason.TokenExpiredOnArrival,
+            `failed to get a usable token with ${describeCredentials(entry.source.credentials)} in ${entry.source.region}: AWS returned one that expires at ${Number.isFinite(expires) ? token.expiresAt.toISOString() : "an invalid time"}, before it arrived; check the clock of this host and the AWS endpoint; asking again every ${Math.round(this.opts.minRefreshIntervalMs / 1000)}s`,
+          );
+          entry.nextAttemptAt = now + this.opts.minRefreshIntervalMs;
+          this.schedule(entry, entry.nextAttemptAt);
+          this.tell("expired", entry);
+        } else {
+          entry.token = token;
+          entry.error = undefined;
+          entry.failures = 0;
+          entry.nextAttemptAt = 0;
+          entry.expiredOnArrival = false;
+          entry.jitter = this.jitterFor(entry.key, token);
+          this.schedule(entry, this.dueAt(entry));
+          this.tell("success", entry);
+        }
       } catch (err) {
         entry.error = err as AwsSourceError;
         const delay = Math.min(
@@ -249,12 +295,18 @@ export class TokenCache {
         entry.failures++;
         entry.nextAttemptAt = this.now() + delay;
         this.schedule(entry, entry.nextAttemptAt);
+        this.tell("failure", entry);
       } finally {
         entry.inflight = undefined;
       }
       if (!this.closed) this.opts.onChange([...entry.subscribers.keys()], entry.key);
     })();
     return entry.inflight;
+  }
+
+  private tell(result: "success" | "failure" | "expired", entry: Entry): void {
+    if (this.closed) return;
+    this.opts.onFetched?.(result, entry.key, [...entry.subscribers.keys()], entry.error);
   }
 
   private state(entry: Entry): TokenState {

@@ -1,5 +1,8 @@
 // The one executable: run, once, check.
 import type { Server } from "node:http";
+import { ConditionType } from "../api/conditions.js";
+import type { ECRPullSecret } from "../api/index.js";
+import { GROUP, PLURAL, VERSION } from "../api/index.js";
 import type { OperatorDefaults } from "../aws/registries.js";
 import { verifyRegistry } from "../aws/verify.js";
 import { Controller } from "../controller/controller.js";
@@ -59,6 +62,8 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
   let leader: LeaderElector | undefined;
   let leading = !config.leaderElect;
   const servers: Server[] = [];
+  // Ready once the caches have synced, leader or standby alike: a standby is
+  // a working replica, and taking it out of the Service would gain nothing.
   const checks = { healthy: () => true, ready: () => controller.synced };
   if (config.metricsAddress !== "0")
     servers.push(await serveHealth(config.metricsAddress, metrics, checks));
@@ -73,9 +78,23 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
       stopping = true;
       log.info({ signal }, "shutting down");
       void (async () => {
-        await controller.stop();
-        await leader?.release();
-        for (const s of servers) s.close();
+        // Workers finish the pass they are in and take no more; only then is
+        // the Lease given up, so a successor never overlaps our writes.
+        try {
+          await controller.stop();
+          await leader?.release();
+        } catch (err) {
+          log.error({ err: errorField(err) }, "failed to shut down cleanly");
+        }
+        for (const s of servers) {
+          s.close();
+          s.closeAllConnections();
+        }
+        log.info({ signal, code }, "stopped");
+        // Whatever still holds the event loop (a pooled connection, a hung
+        // call) must not keep a terminated Pod alive; unref'd, so a clean exit
+        // does not wait for it.
+        setTimeout(() => process.exit(code), 5_000).unref();
         resolve(code);
       })();
     };
@@ -106,7 +125,14 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
     { leaderElect: config.leaderElect, region: config.region, registry: config.registry },
     "starting ecr-creds-refresher",
   );
-  await controller.startInformers();
+  // SIGTERM while the caches are still syncing (the API server unreachable)
+  // must end the process too.
+  const synced = await Promise.race([
+    controller.startInformers().then(() => true as const),
+    stopped,
+  ]);
+  if (synced !== true) return synced;
+  if (stopping) return await stopped;
   log.info("caches synced");
   if (leader) leader.start();
   else if (leading) controller.startWorkers();
@@ -121,14 +147,35 @@ async function once(config: OperatorConfig, log: Logger): Promise<number> {
   await controller.stop();
   const total = controller.resources.size;
   if (failed.length > 0) {
+    // The reason goes into the Job's log, so nobody has to look it up.
+    const reasons = await Promise.all(failed.map((name) => readyReason(config, name)));
     log.error({ failed, total }, "some ECRPullSecrets are not ready");
     process.stderr.write(
-      `ecr-creds-refresher once: ${failed.length} of ${total} ECRPullSecrets failed: ${failed.join(", ")} (see their status and Events)\n`,
+      `ecr-creds-refresher once: ${failed.length} of ${total} ECRPullSecrets failed (see their status and Events):\n${failed
+        .map((name, i) => `  ${name}: ${reasons[i]}\n`)
+        .join("")}`,
     );
     return 1;
   }
   log.info({ total }, "every ECRPullSecret synced");
   return 0;
+}
+
+/** "Reason: message" of a resource's Ready condition, as its last reconcile wrote it. */
+async function readyReason(config: OperatorConfig, name: string): Promise<string> {
+  try {
+    const kube = makeKubeClient(config);
+    const r = (await kube.custom.getClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      name,
+    })) as ECRPullSecret;
+    const ready = r.status?.conditions?.find((c) => c.type === ConditionType.Ready);
+    return ready ? `${ready.reason}: ${ready.message}` : "no Ready condition";
+  } catch (err) {
+    return `failed to read its status: ${err instanceof Error ? err.message : String(err)}`;
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {

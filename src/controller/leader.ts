@@ -4,8 +4,19 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { V1Lease } from "@kubernetes/client-node";
-import { isConflict, isNotFound, type KubeClient } from "../kube/client.js";
+import { apiErrorMessage, isConflict, isNotFound, type KubeClient } from "../kube/client.js";
 import { errorField, type Logger } from "../observability/logger.js";
+
+/**
+ * A Lease's times are metav1.MicroTime, which the API server parses with
+ * exactly six fractional digits; client-node would send a Date with three and
+ * get 400 Bad Request. Its serializer passes non-Date values through as they
+ * are, so hand it the string.
+ */
+function microTime(date: Date | undefined): Date | undefined {
+  if (date === undefined) return undefined;
+  return new Date(date).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as unknown as Date;
+}
 
 export interface LeaderOptions {
   namespace: string;
@@ -29,6 +40,11 @@ export class LeaderElector {
   private stopped = false;
   /** When we first saw the current holder's record unchanged (for expiry by our own clock). */
   private observed: { record: string; at: number } | undefined;
+  /** How long until the current holder's lease runs out by our clock (0: unknown). */
+  private holderExpiresInMs = 0;
+  /** The last read of the Lease named another holder. */
+  private heldByOther = false;
+  private inflight: Promise<void> | undefined;
 
   constructor(
     private readonly kube: KubeClient,
@@ -46,25 +62,48 @@ export class LeaderElector {
   }
 
   start(): void {
-    void this.tick();
+    this.run();
+  }
+
+  private run(): void {
+    this.inflight = this.tick().finally(() => {
+      this.inflight = undefined;
+    });
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.retryMs);
+    // A standby tries again the moment the holder's lease runs out, not up to
+    // a retry period later: a dead leader is replaced within the lease duration.
+    const wait =
+      this.holderExpiresInMs > 0 ? Math.min(this.retryMs, this.holderExpiresInMs) : this.retryMs;
+    this.timer = setTimeout(() => this.run(), wait);
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
     let ok = false;
+    let deadline: NodeJS.Timeout | undefined;
     try {
-      ok = await this.tryAcquireOrRenew();
+      // A request that hangs must not hold the renew loop past the deadline.
+      ok = await Promise.race([
+        this.tryAcquireOrRenew(),
+        new Promise<boolean>((_, reject) => {
+          deadline = setTimeout(
+            () => reject(new Error(`no answer within ${this.renewDeadlineMs} ms`)),
+            this.renewDeadlineMs,
+          );
+        }),
+      ]);
     } catch (err) {
       this.log.warn(
-        { lease: this.opts.name, err: errorField(err) },
+        { lease: this.opts.name, err: { message: apiErrorMessage(err) } },
         "failed to update leader lease",
       );
+    } finally {
+      clearTimeout(deadline);
     }
+    if (this.stopped) return;
     const now = Date.now();
     if (ok) {
       this.lastRenew = now;
@@ -73,7 +112,8 @@ export class LeaderElector {
         this.log.info({ lease: this.opts.name, identity: this.identity }, "became leader");
         this.opts.onStartedLeading();
       }
-    } else if (this.leading && now - this.lastRenew > this.renewDeadlineMs) {
+    } else if (this.leading && (this.heldByOther || now - this.lastRenew > this.renewDeadlineMs)) {
+      // Someone else holds it now, or we could not renew in time: stop at once.
       this.leading = false;
       this.stopped = true;
       this.opts.onStoppedLeading();
@@ -88,7 +128,7 @@ export class LeaderElector {
     const spec = {
       holderIdentity: this.identity,
       leaseDurationSeconds: Math.round(this.leaseMs / 1000),
-      renewTime: now,
+      renewTime: microTime(now),
     };
     let lease: V1Lease;
     try {
@@ -103,7 +143,7 @@ export class LeaderElector {
             namespace,
             body: {
               metadata: { name, namespace },
-              spec: { ...spec, acquireTime: now, leaseTransitions: 0 },
+              spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 },
             },
           }),
         );
@@ -114,13 +154,19 @@ export class LeaderElector {
       }
     }
     const holder = lease.spec?.holderIdentity;
+    this.holderExpiresInMs = 0;
+    this.heldByOther = Boolean(holder) && holder !== this.identity;
     if (holder && holder !== this.identity) {
       // Expiry is judged by our own clock: the holder's record must stay
       // unchanged for a whole lease duration (clocks may differ across nodes).
       const record = `${holder}|${String(lease.spec?.renewTime?.valueOf() ?? "")}|${lease.metadata?.resourceVersion}`;
       if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
       const duration = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
-      if (Date.now() - this.observed.at < duration) return false;
+      const left = duration - (Date.now() - this.observed.at);
+      if (left > 0) {
+        this.holderExpiresInMs = left;
+        return false;
+      }
     }
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1);
     try {
@@ -132,7 +178,7 @@ export class LeaderElector {
             metadata: { ...lease.metadata, name, namespace },
             spec: {
               ...spec,
-              acquireTime: holder === this.identity ? lease.spec?.acquireTime : now,
+              acquireTime: microTime(holder === this.identity ? lease.spec?.acquireTime : now),
               leaseTransitions: transitions,
             },
           },
@@ -149,6 +195,8 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    // A renewal still in flight must not land after the release.
+    await this.inflight;
     if (!this.leading) return;
     this.leading = false;
     const { namespace, name } = this.opts;
@@ -164,7 +212,8 @@ export class LeaderElector {
             ...lease.spec,
             holderIdentity: undefined,
             leaseDurationSeconds: 1,
-            renewTime: new Date(),
+            acquireTime: microTime(lease.spec?.acquireTime),
+            renewTime: microTime(new Date()),
           },
         },
       });

@@ -90,13 +90,15 @@ export class WorkQueue {
 
   /** Resolves with the next key, or undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
+    // On shutdown, keys still waiting are abandoned: the next leader (or the
+    // restarted process) relists and reconciles everything anyway.
+    if (this.shuttingDown) return Promise.resolve(undefined);
     const key = this.queue.shift();
     if (key !== undefined) {
       this.waiting.delete(key);
       this.processing.add(key);
       return Promise.resolve(key);
     }
-    if (this.shuttingDown) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       this.getters.push(resolve as (key: string) => void);
     });

@@ -4,6 +4,12 @@
 // back off exponentially; a watch silent for too long is cut and resumed.
 // client-node's own informer stops for good on the first error, so every
 // watch of the operator goes through this one.
+//
+// The silence watchdog is client-node's: its Watch aborts a stream that has
+// carried no bytes for 30 s (the API server sends bookmarks about once a
+// minute, so a quiet watch is simply cut and resumed). Resuming from the last
+// resourceVersion, as client-go's reflector does, misses nothing: the server
+// replays every change after it, or answers 410 Gone and we relist.
 import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
 import { statusCode } from "./client.js";
 
@@ -25,7 +31,7 @@ export interface InformerOptions<T> {
   labelSelector?: string;
   fieldSelector?: string;
   /** Reported each time the informer lists, watches or fails (for metrics and tests). */
-  onActivity?: (what: "list" | "watch" | "error", err?: unknown) => void;
+  onActivity?: (what: "list" | "watch" | "gone" | "error", err?: unknown) => void;
   /** Server-side watch timeout; the server then ends the watch and we resume. */
   watchTimeoutSeconds?: number;
   pageSize?: number;
@@ -48,6 +54,8 @@ export class Informer<T extends KubernetesObject> {
   private failures = 0;
   private syncedResolve!: () => void;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Bumped for each watch started, so callbacks of a cut watch are ignored. */
+  private watchGeneration = 0;
   /** Resolves once the first list has filled the store. */
   readonly synced: Promise<void>;
   hasSynced = false;
@@ -126,9 +134,36 @@ export class Informer<T extends KubernetesObject> {
 
   stop(): void {
     this.stopped = true;
+    this.watchGeneration++;
     clearTimeout(this.retryTimer);
     this.abort?.abort();
     this.abort = undefined;
+  }
+
+  /** The resourceVersion the next watch resumes from. */
+  get lastResourceVersion(): string {
+    return this.resourceVersion;
+  }
+
+  /**
+   * Cuts the current watch and watches again from `resourceVersion` (default:
+   * the last one seen), as a dropped connection would. Tests use it to prove
+   * that a cut watch resumes and that a version the server no longer has
+   * (410 Gone) leads to a relist.
+   */
+  restartWatch(resourceVersion?: string): void {
+    if (this.stopped || !this.hasSynced) return;
+    this.watchGeneration++;
+    clearTimeout(this.retryTimer);
+    this.abort?.abort();
+    this.abort = undefined;
+    if (resourceVersion !== undefined) this.resourceVersion = resourceVersion;
+    this.resume();
+  }
+
+  /** Starts a watch; a failure to even start one relists after a backoff. */
+  private resume(): void {
+    this.startWatch().catch((err: unknown) => this.retry(err, () => this.relist()));
   }
 
   private emit(event: InformerEvent, obj: T, old: T | undefined): void {
@@ -185,7 +220,10 @@ export class Informer<T extends KubernetesObject> {
     this.opts.onActivity?.("error", err);
     const delay = Math.min(500 * 2 ** this.failures, this.opts.maxBackoffMs ?? 30_000);
     this.failures++;
-    this.retryTimer = setTimeout(() => void again(), delay);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      again().catch((e: unknown) => this.retry(e, () => this.relist()));
+    }, delay);
   }
 
   private async startWatch(): Promise<void> {
@@ -201,11 +239,14 @@ export class Informer<T extends KubernetesObject> {
     let gone = false;
     let sawEvent = false;
     const began = Date.now();
+    const generation = ++this.watchGeneration;
+    const current = () => generation === this.watchGeneration && !this.stopped;
     this.opts.onActivity?.("watch");
     const controller = await this.watch.watch(
       this.opts.path,
       query,
       (type: string, obj: unknown) => {
+        if (!current()) return;
         sawEvent = true;
         if (type === "ERROR") {
           if (statusCode(obj) === 410) gone = true;
@@ -227,9 +268,10 @@ export class Informer<T extends KubernetesObject> {
         }
       },
       (err: unknown) => {
-        if (this.stopped) return;
+        if (!current()) return;
         if (gone || statusCode(err) === 410) {
           // Our resourceVersion is too old for the server: start over.
+          this.opts.onActivity?.("gone");
           void this.relist();
         } else if (err && !isInactivity(err)) {
           // The connection failed (API server restarting, network): relist
@@ -243,12 +285,14 @@ export class Informer<T extends KubernetesObject> {
             // A server that closes every watch at once must not spin us.
             this.retry(new Error("watch closed at once"), () => this.startWatch());
           } else {
-            void this.startWatch();
+            this.resume();
           }
         }
       },
     );
-    this.abort = controller;
+    // Stopped or cut while the request was on its way: drop this watch.
+    if (!current()) controller.abort();
+    else this.abort = controller;
   }
 }
 

@@ -7,7 +7,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly refreshes = new Counter({
     name: "ecr_creds_refresher_token_refreshes_total",
-    help: "Token fetches by result (success, failure).",
+    help: "Token fetches by result: success, failure, or expired (the token had expired when it arrived).",
     labelNames: ["result"] as const,
     registers: [this.registry],
   });

@@ -1,0 +1,211 @@
+// Watches that stay alive, on a control plane of this file's own (its API
+// server is stopped and restarted, which the shared one must not be): the
+// informer resumes a watch that ends or is cut and relists after a watch
+// error (410 Gone is in src/kube/informer.test.ts: this API server's watch
+// cache serves even compacted resourceVersions), and the operator reconciles a change made while it was
+// cut off from the API server.
+import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubeClient, loadKubeConfig } from "../../src/kube/client.js";
+import { Informer } from "../../src/kube/informer.js";
+import { AwsDouble } from "../aws-double/index.js";
+import { type ControlPlane, startControlPlane } from "../harness/controlplane.js";
+import {
+  applyResource,
+  createNamespace,
+  dockerConfigOf,
+  getResource,
+  installCrd,
+  readSecret,
+  readyCondition,
+  type TestKube,
+  testKube,
+  waitFor,
+} from "../harness/kube.js";
+import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+
+const ACCOUNT = "343434343434";
+const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+
+let cp: ControlPlane;
+let k: TestKube;
+let aws: AwsDouble;
+let op: InProcessOperator | undefined;
+const informers: Informer<KubernetesObject>[] = [];
+
+function secretInformer(namespace: string, watchTimeoutSeconds?: number) {
+  const kube = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+  const activity: string[] = [];
+  const informer = new Informer<V1Secret & KubernetesObject>(kube.kubeConfig, {
+    resource: "secrets",
+    path: `/api/v1/namespaces/${namespace}/secrets`,
+    list: ({ limit, continueToken }) =>
+      kube.core.listNamespacedSecret({ namespace, limit, _continue: continueToken }),
+    onActivity: (what) => activity.push(what),
+    watchTimeoutSeconds,
+  });
+  informers.push(informer as Informer<KubernetesObject>);
+  informer.start();
+  return { informer, activity };
+}
+
+async function putSecret(namespace: string, name: string, value: string): Promise<void> {
+  await k.core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name }, stringData: { value } },
+  });
+}
+
+const password = async (ns: string) => {
+  const s = await readSecret(k, ns, "ecr-restart");
+  return s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
+};
+
+beforeAll(async () => {
+  cp = await startControlPlane();
+  k = testKube(cp.kubeconfigPath);
+  await installCrd(k);
+  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
+  await aws.start();
+  aws.addIdentity({
+    accessKeyId: "AKIARESTART000000001",
+    secretAccessKey: "restart-secret-key-000000000000000000001",
+    accountId: ACCOUNT,
+    arn: `arn:aws:iam::${ACCOUNT}:user/restart`,
+  });
+  process.env.AWS_ENDPOINT_URL = aws.url;
+  await createNamespace(k, "restart-ops");
+  await createNamespace(k, "restart-a");
+  await k.core.createNamespacedSecret({
+    namespace: "restart-ops",
+    body: {
+      metadata: { name: "aws-creds" },
+      stringData: {
+        AWS_ACCESS_KEY_ID: "AKIARESTART000000001",
+        AWS_SECRET_ACCESS_KEY: "restart-secret-key-000000000000000000001",
+      },
+    },
+  });
+}, 300_000);
+
+afterAll(async () => {
+  for (const i of informers) i.stop();
+  await op?.stop();
+  await aws?.close();
+  await cp?.stop();
+});
+
+describe("watches against a real API server", () => {
+  it("resumes a watch the server ends, without relisting, and misses nothing", async () => {
+    await createNamespace(k, "restart-w1");
+    // The server ends each watch after 1–2 s.
+    const { informer, activity } = secretInformer("restart-w1", 1);
+    await informer.synced;
+    await putSecret("restart-w1", "before", "1");
+    await waitFor("the first Secret", () => informer.get("restart-w1", "before"));
+    await new Promise((r) => setTimeout(r, 5_000));
+    await putSecret("restart-w1", "after", "2");
+    await waitFor("a Secret made after several watch ends", () =>
+      informer.get("restart-w1", "after"),
+    );
+    const watches = activity.filter((a) => a === "watch").length;
+    console.log(`server-ended watches: ${watches} watches, ${informer.lists} list(s)`);
+    expect(watches).toBeGreaterThanOrEqual(3);
+    expect(informer.lists).toBe(1);
+  });
+
+  it("resumes a cut watch from its resourceVersion without relisting", async () => {
+    await createNamespace(k, "restart-w2");
+    const { informer, activity } = secretInformer("restart-w2");
+    await informer.synced;
+    await putSecret("restart-w2", "one", "1");
+    await waitFor("Secret one", () => informer.get("restart-w2", "one"));
+    // A cut connection: resume from the last version seen, no relist.
+    informer.restartWatch();
+    await putSecret("restart-w2", "two", "2");
+    await waitFor("Secret two after the cut", () => informer.get("restart-w2", "two"));
+    expect(informer.lists).toBe(1);
+    // A change while the cut watch is down is delivered by the resumed one.
+    informer.restartWatch();
+    await putSecret("restart-w2", "meanwhile", "x");
+    await waitFor("Secret meanwhile", () => informer.get("restart-w2", "meanwhile"));
+    expect(informer.lists).toBe(1);
+    expect(activity.filter((a) => a === "watch").length).toBeGreaterThanOrEqual(3);
+    await putSecret("restart-w2", "three", "3");
+    await waitFor("Secret three", () => informer.get("restart-w2", "three"));
+    expect(
+      informer
+        .list()
+        .map((s) => s.metadata?.name)
+        .sort(),
+    ).toEqual(expect.arrayContaining(["meanwhile", "one", "three", "two"]));
+  });
+
+  it("keeps the operator working across an API server restart and reconciles a change made while it was away", async () => {
+    op = await startOperator(
+      testConfig(cp.kubeconfigPath, {
+        region: "us-east-1",
+        credentialsSecretName: "aws-creds",
+        credentialsSecretNamespace: "restart-ops",
+      }),
+    );
+    const { informer: probe } = secretInformer("restart-a");
+    await probe.synced;
+    await applyResource(k, "restart", {
+      secretName: "ecr-restart",
+      namespaces: ["restart-a"],
+      registries: [{ accountId: ACCOUNT }],
+    });
+    await waitFor("restart Ready", async () =>
+      readyCondition(await getResource(k, "restart"))?.status === "True" ? true : undefined,
+    );
+    const first = await password("restart-a");
+    expect(first).toBe(aws.issued()[0]?.password);
+    const listsBefore = op.controller.resources.lists;
+    const probeListsBefore = probe.lists;
+
+    await cp.stopApiServer();
+    const logsAtStop = op.logs.length;
+    await waitFor("the operator to notice the API server is gone", () =>
+      op?.logs.slice(logsAtStop).some((l) => l.includes("watch failed; retrying"))
+        ? true
+        : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 2_000));
+    await cp.startApiServer();
+    // Changed as soon as the API server answers, before the operator is back.
+    await createNamespace(k, "restart-b");
+    await applyResource(k, "restart", {
+      secretName: "ecr-restart",
+      namespaces: ["restart-a", "restart-b"],
+      registries: [{ accountId: ACCOUNT }],
+    });
+    const relistedAtChange = op.controller.resources.lists > listsBefore;
+    const changed = Date.now();
+    await waitFor(
+      "the Secret in restart-b",
+      async () => ((await password("restart-b")) === first ? true : undefined),
+      { timeoutMs: 60_000 },
+    );
+    const r = await waitFor("restart to count 2 namespaces", async () => {
+      const res = await getResource(k, "restart");
+      return res?.status?.namespaces?.synced === 2 && readyCondition(res)?.status === "True"
+        ? res
+        : undefined;
+    });
+    console.log(
+      `reconciled ${Date.now() - changed} ms after the change; operator relisted ${op.controller.resources.lists - listsBefore} time(s) (already at the change: ${relistedAtChange})`,
+    );
+    expect(r.status?.namespaces).toMatchObject({ desired: 2, synced: 2, failed: 0 });
+    // The watches came back through a relist, not by luck.
+    expect(op.controller.resources.lists).toBeGreaterThan(listsBefore);
+    expect(probe.lists).toBeGreaterThan(probeListsBefore);
+    // And they keep working: a Secret deleted now is put back.
+    await k.core.deleteNamespacedSecret({ namespace: "restart-a", name: "ecr-restart" });
+    await waitFor("the deleted Secret back", async () =>
+      (await password("restart-a")) === first ? true : undefined,
+    );
+    // Still the one token: the restart cost no AWS call.
+    expect(aws.issued()).toHaveLength(1);
+  });
+});

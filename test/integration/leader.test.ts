@@ -1,0 +1,223 @@
+// Two replicas of the built executable with --leader-elect, each under its
+// own ServiceAccount so the audit log tells their writes apart: only the
+// leader writes; SIGKILL of the leader hands over within 20 s and the
+// survivor carries on; SIGTERM releases the Lease and exits 0.
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { AwsDouble } from "../aws-double/index.js";
+import { ensureBuilt } from "../harness/build.js";
+import {
+  applyResource,
+  auditWrites,
+  createNamespace,
+  deleteNamespaces,
+  deleteResource,
+  dockerConfigOf,
+  getResource,
+  kubeconfigForServiceAccount,
+  readSecret,
+  readyCondition,
+  statusOf,
+  type TestKube,
+  testKube,
+  waitFor,
+} from "../harness/kube.js";
+import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+
+const cp = inject("controlPlane");
+const ACCOUNT = "121212121212";
+const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const OPS = "leader-ops";
+const LEASE = "leader-test";
+const REPLICAS = ["replica-1", "replica-2"] as const;
+const userOf = (replica: string) => `system:serviceaccount:${OPS}:${replica}`;
+
+let k: TestKube;
+let leases: CoordinationV1Api;
+let aws: AwsDouble;
+const procs = new Map<string, OperatorProcess>();
+const namespaces = ["leader-a", "leader-b"];
+let started = 0;
+
+async function readLease(): Promise<V1Lease | undefined> {
+  try {
+    return await leases.readNamespacedLease({ namespace: OPS, name: LEASE });
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/** The replica whose log says it became leader with the Lease's current holder identity. */
+function replicaHolding(identity: string | undefined): string | undefined {
+  if (!identity) return undefined;
+  for (const [name, p] of procs)
+    if (p.output.some((l) => l.includes('"msg":"became leader"') && l.includes(identity)))
+      return name;
+  return undefined;
+}
+
+async function secretPassword(ns: string): Promise<string | undefined> {
+  const s = await readSecret(k, ns, "ecr-leader");
+  return s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
+}
+
+beforeAll(async () => {
+  const built = ensureBuilt();
+  k = testKube(cp.kubeconfigPath);
+  leases = k.kc.makeApiClient(CoordinationV1Api);
+  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
+  await aws.start();
+  aws.addIdentity({
+    accessKeyId: "AKIALEADER0000000001",
+    secretAccessKey: "leader-secret-key-0000000000000000000001",
+    accountId: ACCOUNT,
+    arn: `arn:aws:iam::${ACCOUNT}:user/leader`,
+  });
+  await createNamespace(k, OPS);
+  await createNamespace(k, "leader-a");
+  await k.core.createNamespacedSecret({
+    namespace: OPS,
+    body: {
+      metadata: { name: "aws-creds" },
+      stringData: {
+        AWS_ACCESS_KEY_ID: "AKIALEADER0000000001",
+        AWS_SECRET_ACCESS_KEY: "leader-secret-key-0000000000000000000001",
+      },
+    },
+  });
+  const dir = await mkdtemp(join(tmpdir(), "leader-test-"));
+  const kubeconfigs = new Map<string, string>();
+  for (const r of REPLICAS) kubeconfigs.set(r, await kubeconfigForServiceAccount(k, OPS, r, dir));
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: "leader-replicas" },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "cluster-admin",
+      },
+      subjects: REPLICAS.map((name) => ({ kind: "ServiceAccount", name, namespace: OPS })),
+    },
+  });
+  await built;
+  started = Date.now();
+  for (const r of REPLICAS) {
+    procs.set(
+      r,
+      startOperatorProcess(
+        [
+          "run",
+          `--kubeconfig=${kubeconfigs.get(r)}`,
+          "--leader-elect",
+          `--leader-election-namespace=${OPS}`,
+          `--leader-election-id=${LEASE}`,
+          "--metrics-bind-address=0",
+          "--health-probe-bind-address=0",
+          "--region=us-east-1",
+          `--credentials-secret-namespace=${OPS}`,
+          "--credentials-secret-name=aws-creds",
+          "--verify=false",
+        ],
+        { AWS_ENDPOINT_URL: aws.url },
+      ),
+    );
+  }
+});
+
+afterAll(async () => {
+  for (const p of procs.values()) await p.stop("SIGKILL");
+  await deleteResource(k, "leader");
+  await deleteNamespaces(k, [...namespaces, OPS]);
+  await k.rbac.deleteClusterRoleBinding({ name: "leader-replicas" }).catch(() => undefined);
+  await aws?.close();
+});
+
+describe("leader election", () => {
+  let leader = "";
+  let standby = "";
+
+  it("lets only the leader write", async () => {
+    const lease = await waitFor("a Lease holder", async () => {
+      const l = await readLease();
+      return replicaHolding(l?.spec?.holderIdentity) ? l : undefined;
+    }).catch((err: unknown) => {
+      for (const [name, p] of procs) console.log(name, p.output.slice(0, 20).join("\n"));
+      throw err;
+    });
+    leader = replicaHolding(lease.spec?.holderIdentity) ?? "";
+    standby = REPLICAS.find((r) => r !== leader) ?? "";
+    expect(lease.spec?.leaseDurationSeconds).toBe(15);
+    await applyResource(k, "leader", {
+      secretName: "ecr-leader",
+      namespaces: ["leader-*"],
+      excludeNamespaces: [OPS],
+      registries: [{ accountId: ACCOUNT }],
+    });
+    await waitFor("leader Ready", async () =>
+      readyCondition(await getResource(k, "leader"))?.status === "True" ? true : undefined,
+    );
+    expect(await secretPassword("leader-a")).toBe(aws.issued()[0]?.password);
+    // Give the standby every chance to write too: one more change to react to.
+    await createNamespace(k, "leader-b");
+    await waitFor("a Secret in leader-b", () => secretPassword("leader-b"));
+    const writes = await auditWrites(cp.auditLogPath, () => true, started);
+    const ok = (e: { responseStatus?: { code?: number } }) => (e.responseStatus?.code ?? 0) < 400;
+    const byLeader = writes.filter((e) => e.user.username === userOf(leader) && ok(e));
+    const byStandby = writes.filter((e) => e.user.username === userOf(standby) && ok(e));
+    const kinds = (es: typeof writes) =>
+      [...new Set(es.map((e) => `${e.verb} ${e.objectRef?.resource}`))].sort();
+    console.log(
+      `leader ${leader}: ${byLeader.length} writes (${kinds(byLeader).join(", ")}); standby ${standby}: ${byStandby.length} writes`,
+    );
+    expect(kinds(byLeader)).toEqual(
+      expect.arrayContaining(["create leases", "create secrets", "patch serviceaccounts"]),
+    );
+    expect(byStandby.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`)).toEqual(
+      [],
+    );
+  });
+
+  it("hands over within 20 s when the leader is killed, and the survivor carries on", async () => {
+    const p = procs.get(leader);
+    const killed = Date.now();
+    await p?.stop("SIGKILL");
+    const lease = await waitFor(
+      "the standby to take the Lease",
+      async () => {
+        const l = await readLease();
+        return replicaHolding(l?.spec?.holderIdentity) === standby ? l : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    const acquired = lease.spec?.acquireTime ? new Date(lease.spec.acquireTime).getTime() : 0;
+    const handoverMs = acquired - killed;
+    console.log(`handover ${handoverMs} ms after SIGKILL (lease 15 s, retry 2 s)`);
+    expect(handoverMs).toBeGreaterThan(0);
+    expect(handoverMs).toBeLessThan(20_000);
+    // The survivor serves a namespace created after the handover.
+    const since = Date.now();
+    namespaces.push("leader-c");
+    await createNamespace(k, "leader-c");
+    await waitFor("a Secret in leader-c", () => secretPassword("leader-c"));
+    expect(await secretPassword("leader-c")).toBe(await secretPassword("leader-a"));
+    const writes = await auditWrites(
+      cp.auditLogPath,
+      (e) => e.objectRef?.namespace === "leader-c" && e.objectRef?.resource === "secrets",
+      since,
+    );
+    expect(writes.map((e) => e.user.username)).toEqual([userOf(standby)]);
+  });
+
+  it("releases the Lease and exits 0 on SIGTERM", async () => {
+    const p = procs.get(standby);
+    const code = await p?.stop("SIGTERM");
+    expect(code).toBe(0);
+    const lease = await readLease();
+    expect(lease?.spec?.holderIdentity ?? "").toBe("");
+    expect(p?.output.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+  });
+});

@@ -1,0 +1,415 @@
+// The refresh clock and its failure handling on a real API server: tokens of a
+// few seconds never go stale in any Secret; throttling, 5xx, a hung endpoint
+// and refused keys leave the Secrets exactly as they are, say why in Ready and
+// retry on the backoff; tokens that arrive expired are not refetched faster
+// than the floor; and with debug logs on throughout, no credential leaks.
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import type { ECRPullSecret } from "../../src/api/index.js";
+import { AwsDouble } from "../aws-double/index.js";
+import type { CallRecord } from "../aws-double/types.js";
+import {
+  applyResource,
+  createNamespace,
+  deleteNamespaces,
+  deleteResource,
+  dockerConfigOf,
+  getResource,
+  readSecret,
+  readyCondition,
+  type TestKube,
+  testKube,
+  waitFor,
+} from "../harness/kube.js";
+import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { RegistryDouble } from "../registry-double/index.js";
+
+const cp = inject("controlPlane");
+const ACCOUNT = "444455556666";
+const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const OPS = "refresh-ops";
+const NAMESPACES = ["refresh-a", "refresh-b", "refresh-c"];
+const RESOURCES = ["refresh-short", "refresh-faults", "refresh-expired"];
+
+// Operator timing for this file: a 1 s floor, backoff 300 ms doubling to 2.4 s,
+// a 1 s deadline per AWS call.
+const FLOOR_MS = 1_000;
+const BACKOFF_BASE_MS = 300;
+const BACKOFF_MAX_MS = 2_400;
+const AWS_TIMEOUT_MS = 1_000;
+
+const KEYS = {
+  short: { id: "AKIAREFRESH000000001", secret: "refresh-secret-key-000000000000000000001" },
+  faults: { id: "AKIAREFRESH000000002", secret: "refresh-secret-key-000000000000000000002" },
+  expired: { id: "AKIAREFRESH000000003", secret: "refresh-secret-key-000000000000000000003" },
+};
+
+let k: TestKube;
+let aws: AwsDouble;
+let registry: RegistryDouble;
+let op: InProcessOperator;
+
+async function putKeys(name: string, keys: { id: string; secret: string }): Promise<void> {
+  await k.core.createNamespacedSecret({
+    namespace: OPS,
+    body: {
+      metadata: { name, namespace: OPS },
+      stringData: { AWS_ACCESS_KEY_ID: keys.id, AWS_SECRET_ACCESS_KEY: keys.secret },
+    },
+  });
+}
+
+function passwordOf(secret: Awaited<ReturnType<typeof readSecret>>): string | undefined {
+  return secret ? dockerConfigOf(secret).auths[HOST]?.password : undefined;
+}
+
+async function waitReady(
+  name: string,
+  match: (r: ECRPullSecret) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<ECRPullSecret> {
+  return await waitFor(
+    `${name}: ${what}`,
+    async () => {
+      const r = await getResource(k, name);
+      return r && match(r) ? r : undefined;
+    },
+    { timeoutMs },
+  );
+}
+
+const ecrCalls = (since: number, accessKeyId?: string): CallRecord[] =>
+  aws.calls(
+    (c) =>
+      c.service === "ecr" &&
+      c.action === "GetAuthorizationToken" &&
+      c.time >= since &&
+      (accessKeyId === undefined || c.accessKeyId === undefined || c.accessKeyId === accessKeyId),
+  );
+
+async function registryAccepts(password: string): Promise<boolean> {
+  const res = await fetch(`${registry.url}/v2/`, {
+    headers: { Authorization: `Basic ${Buffer.from(`AWS:${password}`).toString("base64")}` },
+  });
+  await res.arrayBuffer();
+  return res.status === 200;
+}
+
+async function removeResource(name: string, namespaces: string[], secretName: string) {
+  await deleteResource(k, name);
+  await waitFor(`${name} and its Secrets to be gone`, async () => {
+    if (await getResource(k, name)) return undefined;
+    for (const ns of namespaces) if (await readSecret(k, ns, secretName)) return undefined;
+    return true;
+  });
+}
+
+beforeAll(async () => {
+  k = testKube(cp.kubeconfigPath);
+  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
+  await aws.start();
+  for (const [name, keys] of Object.entries(KEYS)) {
+    aws.addIdentity({
+      accessKeyId: keys.id,
+      secretAccessKey: keys.secret,
+      accountId: ACCOUNT,
+      arn: `arn:aws:iam::${ACCOUNT}:user/refresh-${name}`,
+    });
+  }
+  registry = new RegistryDouble({ validatePassword: (pw, at) => aws.isValidPassword(pw, at) });
+  await registry.start();
+  process.env.AWS_ENDPOINT_URL = aws.url;
+  await createNamespace(k, OPS);
+  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
+  for (const name of Object.keys(KEYS))
+    await putKeys(`${name}-creds`, KEYS[name as keyof typeof KEYS]);
+  // Debug logs on for the whole file: the last test reads every line.
+  op = await startOperator(
+    testConfig(cp.kubeconfigPath, {
+      region: "us-east-1",
+      logLevel: "debug",
+      minRefreshIntervalMs: FLOOR_MS,
+      awsBackoffBaseMs: BACKOFF_BASE_MS,
+      awsBackoffMaxMs: BACKOFF_MAX_MS,
+      awsTimeoutMs: AWS_TIMEOUT_MS,
+    }),
+  );
+});
+
+// A failed test must not leave its fault on for the next one.
+afterEach(() => {
+  aws.clearFaults();
+});
+
+afterAll(async () => {
+  await op?.stop();
+  for (const name of RESOURCES) await deleteResource(k, name).catch(() => undefined);
+  await deleteNamespaces(k, [...NAMESPACES, OPS]);
+  await registry?.close();
+  await aws?.close();
+});
+
+describe("refresh", () => {
+  it("keeps tokens of a few seconds fresh for a minute: no Secret ever holds an expired password", async () => {
+    aws.tokenLifetimeMs = 4_000;
+    const since = Date.now();
+    await applyResource(k, "refresh-short", {
+      secretName: "ecr-short",
+      namespaces: NAMESPACES,
+      credentials: { secretRef: { namespace: OPS, name: "short-creds" } },
+      registries: [{ accountId: ACCOUNT }],
+    });
+    await waitFor("the first Secrets", async () => {
+      for (const ns of NAMESPACES) if (!(await readSecret(k, ns, "ecr-short"))) return undefined;
+      return true;
+    });
+    const seen = new Set<string>();
+    const stale: string[] = [];
+    let reads = 0;
+    let registryChecks = 0;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      for (const ns of NAMESPACES) {
+        const pw = passwordOf(await readSecret(k, ns, "ecr-short"));
+        reads++;
+        if (!pw) {
+          stale.push(`${ns}: no password`);
+          continue;
+        }
+        if (!aws.isValidPassword(pw)) stale.push(`${ns}: expired password`);
+        if (!seen.has(pw)) {
+          seen.add(pw);
+          // A real client's view: the registry double takes only unexpired passwords.
+          registryChecks++;
+          if (!(await registryAccepts(pw))) stale.push(`${ns}: registry refused`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    // One more registry check of what is in place right now.
+    for (const ns of NAMESPACES) {
+      const pw = passwordOf(await readSecret(k, ns, "ecr-short")) ?? "";
+      expect(await registryAccepts(pw)).toBe(true);
+    }
+    aws.tokenLifetimeMs = 10 * 60_000;
+    const issued = aws.issued().filter((t) => t.principalArn.endsWith(":user/refresh-short"));
+    const calls = ecrCalls(since, KEYS.short.id).filter((c) => c.status === 200);
+    console.log(
+      `short-lived: ${issued.length} tokens in ${((Date.now() - since) / 1000).toFixed(0)} s, ${seen.size} seen in Secrets, ${reads} Secret reads, ${registryChecks} registry checks, ${stale.length} stale`,
+    );
+    expect(stale).toEqual([]);
+    // Refreshed at about half the 4 s lifetime: ~30 tokens in a minute, all of them used.
+    expect(seen.size).toBeGreaterThanOrEqual(20);
+    expect(issued.length).toBeLessThanOrEqual(40);
+    // One AWS call per refresh, shared by the three namespaces.
+    expect(calls.length).toBe(issued.length);
+    for (const pw of seen) expect(issued.some((t) => t.password === pw)).toBe(true);
+    await removeResource("refresh-short", NAMESPACES, "ecr-short");
+  });
+
+  it("rides out throttling, 5xx, a hung endpoint and refused keys without touching the Secrets", async () => {
+    const namespaces = ["refresh-a", "refresh-b"];
+    await applyResource(k, "refresh-faults", {
+      secretName: "ecr-faults",
+      namespaces,
+      credentials: { secretRef: { namespace: OPS, name: "faults-creds" } },
+      registries: [{ accountId: ACCOUNT }],
+      // Tokens live 10 min; refresh when less than 9m56s is left: a few seconds in.
+      refreshBefore: "9m56s",
+    });
+    await waitReady("refresh-faults", (r) => readyCondition(r)?.status === "True", "Ready");
+    const firstToken = aws.issued().find((t) => t.principalArn.endsWith(":user/refresh-faults"));
+    const faultStart = Date.now();
+    let fault = aws.throttle({ service: "ecr" });
+
+    // Throttled: the next refresh fails, Ready says so and how long the Secrets hold.
+    const throttled = await waitReady(
+      "refresh-faults",
+      (r) =>
+        readyCondition(r)?.reason === "TokenRefreshFailed" &&
+        Boolean(readyCondition(r)?.message.includes("ThrottlingException")),
+      "Ready=False TokenRefreshFailed (throttled)",
+    );
+    expect(readyCondition(throttled)?.status).toBe("False");
+    expect(readyCondition(throttled)?.message).toMatch(
+      /the Secrets in place stay valid for (9|10)m\b/,
+    );
+    // Baseline: what the Secrets hold now must not change until AWS answers again.
+    const baseline = new Map<string, { rv: string; data: string }>();
+    for (const ns of namespaces) {
+      const s = await readSecret(k, ns, "ecr-faults");
+      expect(passwordOf(s)).toBe(firstToken?.password);
+      baseline.set(ns, {
+        rv: s?.metadata?.resourceVersion ?? "",
+        data: JSON.stringify(s?.data),
+      });
+    }
+    const violations: string[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        for (const ns of namespaces) {
+          const s = await readSecret(k, ns, "ecr-faults");
+          const b = baseline.get(ns);
+          if (!s) violations.push(`${ns}: Secret gone`);
+          else if (s.metadata?.resourceVersion !== b?.rv || JSON.stringify(s.data) !== b?.data)
+            violations.push(`${ns}: Secret changed`);
+        }
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    const failedSince = (code: string) =>
+      ecrCalls(faultStart).filter((c) => c.errorCode === code).length;
+    await waitFor("4 throttled calls", () => failedSince("ThrottlingException") >= 4 || undefined);
+
+    fault.clear();
+    fault = aws.error5xx({ service: "ecr" });
+    const failing5xx = await waitReady(
+      "refresh-faults",
+      (r) => Boolean(readyCondition(r)?.message.includes("ServerException")),
+      "Ready=False on 5xx",
+    );
+    expect(readyCondition(failing5xx)?.reason).toBe("TokenRefreshFailed");
+    expect(readyCondition(failing5xx)?.status).toBe("False");
+    await waitFor("2 calls answered 500", () => failedSince("ServerException") >= 2 || undefined);
+
+    fault.clear();
+    fault = aws.hang({ service: "ecr" });
+    const hung = await waitReady(
+      "refresh-faults",
+      (r) => Boolean(readyCondition(r)?.message.match(/TimeoutError|timed? ?out/i)),
+      "Ready=False on a hung endpoint",
+    );
+    expect(readyCondition(hung)?.reason).toBe("TokenRefreshFailed");
+    expect(readyCondition(hung)?.status).toBe("False");
+    await waitFor("2 calls given up", () => failedSince("ClientClosedRequest") >= 2 || undefined);
+
+    fault.clear();
+    fault = aws.refuse({ service: "ecr" });
+    const refused = await waitReady(
+      "refresh-faults",
+      (r) => readyCondition(r)?.reason === "CredentialsInvalid",
+      "Ready=False CredentialsInvalid",
+    );
+    expect(readyCondition(refused)?.status).toBe("False");
+    expect(readyCondition(refused)?.message).toContain(`Secret ${OPS}/faults-creds`);
+    expect(readyCondition(refused)?.message).toMatch(/stay valid for (9|10)m\b/);
+    await waitFor("2 refused calls", () =>
+      failedSince("UnrecognizedClientException") >= 2 ? true : undefined,
+    );
+
+    // AWS recovers: a new token within one backoff cap.
+    fault.clear();
+    const recoveredAt = Date.now();
+    watching = false;
+    await watcher;
+    const recovered = await waitReady(
+      "refresh-faults",
+      (r) => readyCondition(r)?.status === "True",
+      "Ready again",
+      BACKOFF_MAX_MS + 10_000,
+    );
+    const firstSuccess = ecrCalls(recoveredAt).find((c) => c.status === 200);
+    expect(firstSuccess).toBeDefined();
+    const recoveryMs = (firstSuccess?.time ?? 0) - recoveredAt;
+    const newest = aws.issued().filter((t) => t.principalArn.endsWith(":user/refresh-faults"));
+    const fresh = newest.at(-1);
+    await waitFor("the Secrets to hold the new token", async () => {
+      for (const ns of namespaces)
+        if (passwordOf(await readSecret(k, ns, "ecr-faults")) !== fresh?.password) return undefined;
+      return true;
+    });
+    expect(recovered.status?.tokenExpiresAt).toBeDefined();
+
+    // The retries, one after another, against capped exponential backoff.
+    const attempts = ecrCalls(faultStart).filter((c) => c.time < (firstSuccess?.time ?? 0));
+    const failed = attempts.filter((c) => c.status !== 200);
+    expect(failed.length).toBe(attempts.length);
+    const gaps = failed.slice(1).map((c, i) => {
+      const expected =
+        Math.min(BACKOFF_BASE_MS * 2 ** i, BACKOFF_MAX_MS) +
+        // A hung call is logged when the client gives up, a deadline later.
+        (c.errorCode === "ClientClosedRequest" ? AWS_TIMEOUT_MS : 0);
+      return { actual: c.time - (failed[i]?.time ?? 0), expected, code: c.errorCode };
+    });
+    console.log(
+      `faults: ${failed.length} failed attempts; gaps (actual/expected ms): ${gaps.map((g) => `${g.actual}/${g.expected}`).join(" ")}; recovery ${recoveryMs} ms after the double recovered`,
+    );
+    for (const g of gaps) {
+      expect(g.actual).toBeGreaterThanOrEqual(g.expected - 50);
+      expect(g.actual).toBeLessThanOrEqual(g.expected + 700);
+    }
+    expect(recoveryMs).toBeLessThanOrEqual(BACKOFF_MAX_MS + 500);
+    expect(violations).toEqual([]);
+
+    // Each failure was told as an Event, rate-limited: far fewer Events than attempts.
+    const events = await k.core.listNamespacedEvent({
+      namespace: "default",
+      fieldSelector: "involvedObject.name=refresh-faults",
+    });
+    const reasons = new Set(events.items.map((e) => e.reason));
+    expect(reasons).toContain("TokenRefreshFailed");
+    expect(reasons).toContain("CredentialsInvalid");
+    const warnings = events.items.filter((e) => e.type === "Warning");
+    expect(warnings.length).toBeLessThan(failed.length);
+    await removeResource("refresh-faults", namespaces, "ecr-faults");
+  });
+
+  it("does not refetch faster than the floor when tokens arrive already expired", async () => {
+    const fault = aws.expiredTokens({ service: "ecr" });
+    const since = Date.now();
+    await applyResource(k, "refresh-expired", {
+      secretName: "ecr-expired",
+      namespaces: ["refresh-c"],
+      credentials: { secretRef: { namespace: OPS, name: "expired-creds" } },
+      registries: [{ accountId: ACCOUNT }],
+    });
+    const r = await waitReady(
+      "refresh-expired",
+      (res) => readyCondition(res)?.reason === "TokenExpiredOnArrival",
+      "Ready=False TokenExpiredOnArrival",
+    );
+    expect(readyCondition(r)?.status).toBe("False");
+    expect(readyCondition(r)?.message).toContain("check the clock");
+    // Watch the rate for 6 s while the reconcile loop keeps going.
+    await new Promise((res) => setTimeout(res, 6_000));
+    const calls = ecrCalls(since, KEYS.expired.id);
+    const elapsed = Date.now() - since;
+    const gaps = calls.slice(1).map((c, i) => c.time - (calls[i]?.time ?? 0));
+    console.log(
+      `expired at receipt: ${calls.length} calls in ${elapsed} ms; gaps ${gaps.join(" ")} ms`,
+    );
+    expect(calls.length).toBeGreaterThanOrEqual(3);
+    expect(calls.length).toBeLessThanOrEqual(Math.floor(elapsed / FLOOR_MS) + 1);
+    for (const g of gaps) expect(g).toBeGreaterThanOrEqual(FLOOR_MS - 50);
+    // Still telling why, after all those attempts.
+    const still = await getResource(k, "refresh-expired");
+    expect(readyCondition(still)?.reason).toBe("TokenExpiredOnArrival");
+    fault.clear();
+    await waitReady("refresh-expired", (res) => readyCondition(res)?.status === "True", "Ready");
+    const pw = passwordOf(await readSecret(k, "refresh-c", "ecr-expired")) ?? "";
+    expect(aws.isValidPassword(pw)).toBe(true);
+  });
+
+  it("never printed an issued password or a secret key in a log line or an Event", async () => {
+    const events = await k.core.listNamespacedEvent({ namespace: "default" });
+    const ours = events.items.filter((e) => RESOURCES.includes(e.involvedObject?.name ?? ""));
+    const texts = [...op.logs, ...ours.map((e) => `${e.reason} ${e.message}`)];
+    const secrets: string[] = [];
+    for (const t of aws.issued()) {
+      secrets.push(t.password, Buffer.from(`AWS:${t.password}`).toString("base64"));
+    }
+    for (const keys of Object.values(KEYS))
+      secrets.push(keys.secret, Buffer.from(keys.secret).toString("base64"));
+    expect(secrets.length).toBeGreaterThan(40);
+    // The check can fail: the logs are there and at debug level.
+    expect(op.logs.length).toBeGreaterThan(50);
+    expect(op.logs.some((l) => l.includes('"level":"debug"'))).toBe(true);
+    expect(ours.length).toBeGreaterThan(0);
+    const leaks = texts.filter((line) => secrets.some((s) => line.includes(s)));
+    console.log(
+      `leak check: ${op.logs.length} log lines, ${ours.length} Events, ${secrets.length} secrets`,
+    );
+    expect(leaks).toEqual([]);
+  });
+});
