@@ -1,0 +1,248 @@
+// Helpers of the benchmark: the operator as its own process (with its peak
+// RSS from /proc), an incremental reader of the API server's audit log, a
+// bounded-concurrency pool and small statistics. Plain Node type stripping
+// runs this file: no parameter properties, no enums.
+import { type ChildProcess, spawn } from "node:child_process";
+import { open, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { repoRoot } from "../test/harness/controlplane.js";
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `work` over items with at most `concurrency` in flight; the first error is thrown at the end. */
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        await work(items[i] as T, i);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, run));
+  if (errors.length > 0) throw errors[0];
+}
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1] as number;
+}
+
+export const round = (x: number, digits = 2): number => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+// --- Audit log -----------------------------------------------------------------
+
+/** One write request as the API server's audit log saw it (only what the benchmark reads). */
+export interface AuditWrite {
+  verb: string;
+  user: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+  code: number;
+  /** Epoch ms the request arrived. */
+  received: number;
+  /** Epoch ms the response was complete. */
+  completed: number;
+}
+
+const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+/**
+ * Reads the audit log incrementally from where it stopped, keeping write
+ * events only (the policy logs no get/list/watch): at tens of thousands of
+ * lines, re-reading the whole file for every question would dominate.
+ */
+export class AuditTail {
+  readonly path: string;
+  readonly writes: AuditWrite[] = [];
+  private offset = 0;
+  private rest = "";
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  async read(): Promise<AuditWrite[]> {
+    const fh = await open(this.path, "r");
+    try {
+      const { size } = await fh.stat();
+      while (this.offset < size) {
+        const length = Math.min(size - this.offset, 8 * 1024 * 1024);
+        const buf = Buffer.alloc(length);
+        const { bytesRead } = await fh.read(buf, 0, length, this.offset);
+        if (bytesRead === 0) break;
+        this.offset += bytesRead;
+        const text = this.rest + buf.subarray(0, bytesRead).toString("utf8");
+        const lines = text.split("\n");
+        this.rest = lines.pop() ?? "";
+        for (const line of lines) this.parse(line);
+      }
+    } finally {
+      await fh.close();
+    }
+    return this.writes;
+  }
+
+  private parse(line: string): void {
+    if (!line) return;
+    const e = JSON.parse(line) as {
+      verb: string;
+      user?: { username?: string };
+      objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+      responseStatus?: { code?: number };
+      requestReceivedTimestamp: string;
+      stageTimestamp: string;
+    };
+    if (!WRITE_VERBS.has(e.verb)) return;
+    this.writes.push({
+      verb: e.verb,
+      user: e.user?.username ?? "",
+      resource: e.objectRef?.resource ?? "",
+      subresource: e.objectRef?.subresource ?? "",
+      namespace: e.objectRef?.namespace ?? "",
+      name: e.objectRef?.name ?? "",
+      code: e.responseStatus?.code ?? 0,
+      received: Date.parse(e.requestReceivedTimestamp),
+      completed: Date.parse(e.stageTimestamp),
+    });
+  }
+
+  /** Writes by `user` received in [from, to). */
+  async since(user: string, from: number, to = Number.POSITIVE_INFINITY): Promise<AuditWrite[]> {
+    await this.read();
+    return this.writes.filter((w) => w.user === user && w.received >= from && w.received < to);
+  }
+}
+
+export const describeWrite = (w: AuditWrite): string =>
+  `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""} ${w.namespace ? `${w.namespace}/` : ""}${w.name} (${w.code})`;
+
+// --- The operator process ---------------------------------------------------
+
+export interface OperatorProcessOptions {
+  args: string[];
+  env: Record<string, string>;
+  /** Node flags before the script, e.g. --cpu-prof. */
+  nodeArgs?: string[];
+  /** Echo the operator's output to stderr. */
+  echo?: boolean;
+}
+
+/** The built executable (bin/ecr-creds-refresher) as its own process, as in production. */
+export class OperatorProcess {
+  readonly proc: ChildProcess;
+  readonly exited: Promise<number | string>;
+  /** The last lines of output (bounded). */
+  readonly lines: string[] = [];
+  private readonly listeners: Array<(line: string) => void> = [];
+
+  constructor(opts: OperatorProcessOptions) {
+    this.proc = spawn(
+      process.execPath,
+      [...(opts.nodeArgs ?? []), join(repoRoot, "bin/ecr-creds-refresher"), ...opts.args],
+      { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const collect = (chunk: Buffer) => {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (!line) continue;
+        this.lines.push(line);
+        if (this.lines.length > 2000) this.lines.splice(0, 1000);
+        for (const l of this.listeners) l(line);
+      }
+      if (opts.echo) process.stderr.write(chunk);
+    };
+    this.proc.stdout?.on("data", collect);
+    this.proc.stderr?.on("data", collect);
+    this.exited = new Promise((resolve) => {
+      this.proc.once("exit", (code, signal) => resolve(code ?? signal ?? -1));
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? 0;
+  }
+
+  /** Resolves when a log line contains `text` (e.g. '"msg":"caches synced"'). */
+  waitForLine(text: string, timeoutMs: number): Promise<string> {
+    const seen = this.lines.find((l) => l.includes(text));
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for the operator to log ${text}; last output:\n${this.lines.slice(-20).join("\n")}`,
+          ),
+        );
+      }, timeoutMs);
+      void this.exited.then((code) => {
+        clearTimeout(timer);
+        reject(
+          new Error(
+            `the operator exited (${code}) before logging ${text}; last output:\n${this.lines.slice(-20).join("\n")}`,
+          ),
+        );
+      });
+      this.listeners.push((line) => {
+        if (line.includes(text)) {
+          clearTimeout(timer);
+          resolve(line);
+        }
+      });
+    });
+  }
+
+  /** Peak resident set size (VmHWM) and current (VmRSS), in MiB. */
+  async memory(): Promise<{ peakMb: number; rssMb: number }> {
+    const status = await readFile(`/proc/${this.pid}/status`, "utf8");
+    const kb = (field: string): number => {
+      const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+      if (!m) throw new Error(`failed to read ${field} of the operator (pid ${this.pid})`);
+      return Number(m[1]);
+    };
+    return { peakMb: kb("VmHWM") / 1024, rssMb: kb("VmRSS") / 1024 };
+  }
+
+  /** Sends a signal (SIGUSR2 writes a heap snapshot when started with --heapsnapshot-signal). */
+  signal(sig: NodeJS.Signals): void {
+    this.proc.kill(sig);
+  }
+
+  async stop(): Promise<number | string> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill("SIGTERM");
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 20_000);
+    const result = await this.exited;
+    clearTimeout(timer);
+    return result;
+  }
+}
+
+/** Sums a Prometheus counter's samples whose labels all match. */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got: Record<string, string> = {};
+    for (const part of (m[3] ?? "").matchAll(/(\w+)="([^"]*)"/g))
+      got[part[1] as string] = part[2] as string;
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[4]);
+  }
+  return sum;
+}

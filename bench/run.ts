@@ -1,0 +1,822 @@
+// `npm run bench`: the operator's cost on a local control plane and the AWS
+// double, measured side by side with what the API server allows in the same
+// run. Prints a table, then one JSON object as the last line. See
+// docs/performance.md for what each figure means.
+//
+// The operator runs from the built executable as its own process, under its
+// own ServiceAccount, so the API server's audit log tells its writes apart.
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { PatchStrategy, setHeaderOptions, Watch } from "@kubernetes/client-node";
+import type { ECRPullSecret } from "../src/api/index.js";
+import type * as ClientModule from "../src/kube/client.js";
+import { AwsDouble } from "../test/aws-double/index.js";
+import { freePort, repoRoot, startControlPlane, waitFor } from "../test/harness/controlplane.js";
+import {
+  applyResource,
+  deleteResource,
+  getResource,
+  installCrd,
+  kubeconfigForServiceAccount,
+  readyCondition,
+  testKube,
+} from "../test/harness/kube.js";
+import {
+  AuditTail,
+  describeWrite,
+  metricSum,
+  OperatorProcess,
+  percentile,
+  pool,
+  round,
+  sleep,
+} from "./lib.js";
+
+// The bench imports the BUILT client (dist/), as the operator runs it: Node's
+// type stripping cannot run src/kube/client.ts (parameter properties).
+const { KubeClient, loadKubeConfig } = (await import(
+  pathToFileURL(join(repoRoot, "dist/kube/client.js")).href
+)) as typeof ClientModule;
+type KubeClient = ClientModule.KubeClient;
+const { settings } = (await import(pathToFileURL(join(repoRoot, "dist/cli/config.js")).href)) as {
+  settings: Array<{ flag: string; default?: string }>;
+};
+const operatorDefault = (flag: string): number =>
+  Number(settings.find((s) => s.flag === flag)?.default ?? Number.NaN);
+
+const { values: opt } = parseArgs({
+  options: {
+    n: { type: "string", default: "1000" },
+    qps: { type: "string" },
+    burst: { type: "string" },
+    "write-concurrency": { type: "string" },
+    "idle-seconds": { type: "string", default: "60" },
+    "new-namespaces": { type: "string", default: "200" },
+    "new-namespace-interval-ms": { type: "string", default: "250" },
+    "unrelated-secrets": { type: "string", default: "20000" },
+    only: { type: "string", default: "all" },
+    "cpu-prof": { type: "string" },
+    "heap-snapshot": { type: "string" },
+    echo: { type: "boolean", default: false },
+    "operator-node-options": { type: "string" },
+    "operator-env": { type: "string", multiple: true },
+    help: { type: "boolean", default: false },
+  },
+  allowPositionals: false,
+});
+if (opt.help) {
+  process.stdout.write(`usage: npm run bench -- [--n 1000] [--qps Q --burst B --write-concurrency W]
+  [--idle-seconds 60] [--new-namespaces 200] [--new-namespace-interval-ms 250]
+  [--unrelated-secrets 20000] [--only all|fanout] [--cpu-prof DIR] [--heap-snapshot DIR] [--echo]
+`);
+  process.exit(0);
+}
+const num = (v: string | undefined, what: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`failed to read --${what}: ${v} is not a number`);
+  return n;
+};
+const N = num(opt.n, "n");
+const QPS = opt.qps ? num(opt.qps, "qps") : operatorDefault("kube-api-qps");
+const BURST = opt.burst ? num(opt.burst, "burst") : operatorDefault("kube-api-burst");
+const WRITE_CONCURRENCY = opt["write-concurrency"]
+  ? num(opt["write-concurrency"], "write-concurrency")
+  : operatorDefault("write-concurrency");
+const IDLE_S = num(opt["idle-seconds"], "idle-seconds");
+const NEW_NS = num(opt["new-namespaces"], "new-namespaces");
+const NEW_NS_INTERVAL = num(opt["new-namespace-interval-ms"], "new-namespace-interval-ms");
+const UNRELATED = num(opt["unrelated-secrets"], "unrelated-secrets");
+const ALL = opt.only !== "fanout";
+
+const ACCOUNT = "111122223333";
+const ACCESS_KEY = "AKIABENCH00000000001";
+const SECRET_KEY = "bench-secret-key-000000000000000000000001";
+const OPS = "ecrbench-ops";
+const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`;
+const RESOURCE = "bench";
+const SECRET_NAME = "ecr-pull";
+const HOUR = 3_600_000;
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const targetName = (i: number) => `bench-${String(i).padStart(4, "0")}`;
+const newName = (i: number) => `bench-new-${String(i).padStart(3, "0")}`;
+const progress = (line: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+
+interface Row {
+  what: string;
+  value: string;
+  target?: string;
+  met?: boolean;
+}
+const rows: Row[] = [];
+const notes: string[] = [];
+
+const cleanups: Array<() => Promise<unknown>> = [];
+let exitCode = 0;
+try {
+  await main();
+} catch (err) {
+  exitCode = 1;
+  process.stderr.write(
+    `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : err}\n`,
+  );
+} finally {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+}
+process.exit(exitCode);
+
+async function main(): Promise<void> {
+  progress(
+    `n=${N} qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY} on ${cpus().length} cpus`,
+  );
+  const cp = await startControlPlane({ progress: (l) => progress(`controlplane: ${l}`) });
+  cleanups.push(() => cp.stop());
+  const k = testKube(cp.kubeconfigPath);
+  await installCrd(k);
+  // Pooled connections and no client-side limit for setup and observation.
+  const admin = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+
+  const aws = new AwsDouble({ tokenLifetimeMs: 12 * HOUR });
+  await aws.start();
+  cleanups.push(() => aws.close());
+  aws.addIdentity({
+    accessKeyId: ACCESS_KEY,
+    secretAccessKey: SECRET_KEY,
+    accountId: ACCOUNT,
+    arn: `arn:aws:iam::${ACCOUNT}:user/bench`,
+  });
+  const ecrCalls = (from: number, to = Number.POSITIVE_INFINITY) =>
+    aws.calls(
+      (c) =>
+        c.service === "ecr" &&
+        c.action === "GetAuthorizationToken" &&
+        c.time >= from &&
+        c.time < to,
+    ).length;
+
+  await admin.core.createNamespace({ body: { metadata: { name: OPS } } });
+  await admin.core.createNamespacedSecret({
+    namespace: OPS,
+    body: {
+      metadata: { name: "aws-creds" },
+      stringData: { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY },
+    },
+  });
+  const operatorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", cp.dir);
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: "ecrbench-operator" },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "cluster-admin",
+      },
+      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
+    },
+  });
+  const audit = new AuditTail(cp.auditLogPath);
+
+  let profiles = 0;
+  const startOperator = async (): Promise<OperatorProcess> => {
+    const nodeArgs: string[] = [];
+    if (opt["cpu-prof"]) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${opt["cpu-prof"]}`);
+    if (opt["heap-snapshot"]) {
+      nodeArgs.push("--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${opt["heap-snapshot"]}`);
+    }
+    profiles++;
+    const op = new OperatorProcess({
+      nodeArgs,
+      echo: opt.echo,
+      args: [
+        "run",
+        `--kubeconfig=${operatorKubeconfig}`,
+        `--metrics-bind-address=127.0.0.1:${await freePort()}`,
+        "--health-probe-bind-address=0",
+        "--region=us-east-1",
+        "--credentials-secret-name=aws-creds",
+        `--credentials-secret-namespace=${OPS}`,
+        "--verify=false",
+        "--log-level=info",
+        `--kube-api-qps=${QPS}`,
+        `--kube-api-burst=${BURST}`,
+        `--write-concurrency=${WRITE_CONCURRENCY}`,
+      ],
+      env: {
+        AWS_ENDPOINT_URL: aws.url,
+        AWS_EC2_METADATA_DISABLED: "true",
+        ...(opt["operator-node-options"] ? { NODE_OPTIONS: opt["operator-node-options"] } : {}),
+        ...Object.fromEntries((opt["operator-env"] ?? []).map((kv) => kv.split(/=(.*)/s, 2))),
+      },
+    });
+    cleanups.push(() => op.stop());
+    await op.waitForLine('"msg":"caches synced"', 120_000);
+    return op;
+  };
+  const metricsOf = async (op: OperatorProcess): Promise<string> => {
+    const res = await fetch(`http://${metricsAddress(op)}/metrics`);
+    return await res.text();
+  };
+
+  const waitStatus = (
+    what: string,
+    name: string,
+    check: (r: ECRPullSecret) => boolean,
+    timeoutMs: number,
+  ) =>
+    waitFor(
+      what,
+      async () => {
+        const r = await getResource(k, name);
+        return r && check(r) ? r : undefined;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+
+  // --- Memory with none of the targets or unrelated Secrets -----------------------
+  let rssBase: number | undefined;
+  if (ALL) {
+    progress("base memory: operator with one resource and no target namespaces");
+    const base = await startOperator();
+    await applyResource(k, "bench-base", {
+      secretName: SECRET_NAME,
+      namespaces: ["bench-none"],
+      registries: [{ accountId: ACCOUNT }],
+    });
+    await waitStatus(
+      "bench-base Ready",
+      "bench-base",
+      (r) => readyCondition(r)?.status === "True",
+      60_000,
+    );
+    // Peak over startup, one token fetch and a few idle seconds.
+    await sleep(5_000);
+    rssBase = (await base.memory()).peakMb;
+    await deleteResource(k, "bench-base");
+    await waitFor(
+      "bench-base to be deleted",
+      async () => ((await getResource(k, "bench-base")) ? undefined : true),
+      { timeoutMs: 60_000 },
+    );
+    await base.stop();
+    progress(`rss_base_mb=${round(rssBase, 1)}`);
+  }
+
+  // --- Setup: N namespaces (and their default ServiceAccounts), unrelated Secrets ---
+  const targets = Array.from({ length: N }, (_, i) => targetName(i));
+  const setupStart = Date.now();
+  progress(`creating ${N} namespaces${ALL ? ` and ${UNRELATED} unrelated Secrets` : ""}`);
+  const creatingNamespaces = pool(targets, 32, async (name) => {
+    await admin.core.createNamespace({ body: { metadata: { name } } });
+  });
+  if (ALL && UNRELATED > 0) {
+    const perNs = 1000;
+    const noiseNs = Array.from({ length: Math.ceil(UNRELATED / perNs) }, (_, i) => `noise-${i}`);
+    await pool(noiseNs, 8, async (name) => {
+      await admin.core.createNamespace({ body: { metadata: { name } } });
+    });
+    // ~1 KiB of data each, about an ordinary application Secret.
+    const filler = Buffer.alloc(768, "x").toString("base64");
+    await pool(
+      Array.from({ length: UNRELATED }, (_, i) => i),
+      64,
+      async (i) => {
+        await admin.core.createNamespacedSecret({
+          namespace: noiseNs[Math.floor(i / perNs)] as string,
+          body: {
+            metadata: { name: `unrelated-${i}`, labels: { app: "noise" } },
+            data: { payload: filler },
+          },
+        });
+      },
+    );
+  }
+  await creatingNamespaces;
+  await waitFor(
+    `the default ServiceAccount of ${N} namespaces (kube-controller-manager)`,
+    async () => {
+      const list = await admin.core.listServiceAccountForAllNamespaces({
+        fieldSelector: "metadata.name=default",
+      });
+      const have = list.items.filter((sa) => sa.metadata?.namespace?.startsWith("bench-")).length;
+      return have >= N ? true : undefined;
+    },
+    { timeoutMs: 120_000 + N * 500, intervalMs: 1000 },
+  );
+  progress(`setup took ${round((Date.now() - setupStart) / 1000, 1)}s`);
+
+  // --- Floor: the same writes from a minimal client with the same settings ---------
+  progress(`floor: ${N} Secret creates + ${N} ServiceAccount patches, minimal client`);
+  const floorS = await runFloor(
+    new KubeClient(loadKubeConfig(operatorKubeconfig), { qps: QPS, burst: BURST }),
+    targets,
+  );
+  progress(`floor_s=${round(floorS)}`);
+
+  // --- Fan-out ---------------------------------------------------------------------
+  const op = await startOperator();
+  const memoryLog: string[] = [];
+  const sampleMemory = async (phase: string) => {
+    const m = await op.memory();
+    const text = await metricsOf(op);
+    const mb = (name: string) => (metricSum(text, name) / 1048576).toFixed(0);
+    memoryLog.push(`${phase} ${m.rssMb.toFixed(0)}/${m.peakMb.toFixed(0)} MB`);
+    progress(
+      `operator memory after ${phase}: rss ${m.rssMb.toFixed(1)} MB, peak ${m.peakMb.toFixed(1)} MB; heap total ${mb("nodejs_heap_size_total_bytes")}, used ${mb("nodejs_heap_size_used_bytes")}, external ${mb("nodejs_external_memory_bytes")} MB`,
+    );
+  };
+  await sampleMemory("start");
+  // A refresh must come due after the fan-out is done: the first token lives long
+  // enough that half its lifetime (minus at most 10% jitter) clears a generous
+  // estimate of the fan-out; the token of the first refresh as well (for the
+  // 20-resource refresh); after that, 12 h so the rest measurement sees no refresh.
+  const expectedS = Math.max(20, 3 * floorS + 15);
+  const lifetimeMs = ALL ? Math.round((expectedS / 0.45) * 1000) : 12 * HOUR;
+  aws.tokenLifetimeMs = lifetimeMs;
+  progress(
+    `fan-out: applying ${RESOURCE} over ${N} namespaces (token lifetime ${round(lifetimeMs / 1000, 0)}s)`,
+  );
+  const applyAt = Date.now();
+  await applyResource(k, RESOURCE, {
+    secretName: SECRET_NAME,
+    namespaces: ["bench-*"],
+    registries: [{ accountId: ACCOUNT }],
+  });
+  const r1 = await waitStatus(
+    `${RESOURCE} Ready over ${N} namespaces`,
+    RESOURCE,
+    (r) => readyCondition(r)?.status === "True" && r.status?.namespaces?.synced === N,
+    600_000,
+  );
+  const readyAt = Date.now();
+  const fanWrites = (await audit.since(OPERATOR_USER, applyAt)).filter(
+    (w) => isTargetWrite(w, "create") && w.code < 300,
+  );
+  const secretsWritten = new Set(
+    fanWrites.filter((w) => w.resource === "secrets").map((w) => w.namespace),
+  );
+  const sasPatched = new Set(
+    fanWrites.filter((w) => w.resource === "serviceaccounts").map((w) => w.namespace),
+  );
+  if (secretsWritten.size < N || sasPatched.size < N) {
+    throw new Error(
+      `failed to see the fan-out in the audit log: ${secretsWritten.size} Secrets and ${sasPatched.size} ServiceAccounts of ${N}`,
+    );
+  }
+  const fanoutEnd = Math.max(...fanWrites.map((w) => w.completed));
+  const fanoutS = (fanoutEnd - applyAt) / 1000;
+  const token1 = aws.issued().at(-1);
+  await verifyFanout(admin, targets, token1?.password ?? "");
+  const fanoutCalls = ecrCalls(applyAt, readyAt);
+  progress(
+    `fanout_s=${round(fanoutS)} ratio=${round(fanoutS / floorS)} (${fanWrites.length} writes, ${fanoutCalls} AWS calls); ${r1.status?.conditions?.[0]?.message}`,
+  );
+  await sampleMemory("fan-out");
+  rows.push(
+    { what: "fanout_s (apply → last Secret/SA write)", value: fmt(fanoutS) },
+    { what: "floor_s (minimal client, same settings)", value: fmt(floorS) },
+    {
+      what: "fanout_ratio",
+      value: fmt(fanoutS / floorS),
+      target: "≤ 1.5",
+      met: fanoutS / floorS <= 1.5,
+    },
+    { what: "  writes during fan-out (Secrets+SAs)", value: String(fanWrites.length) },
+  );
+
+  const result: Record<string, number | string | null> = {
+    fanout_s: round(fanoutS),
+    floor_s: round(floorS),
+    fanout_ratio: round(fanoutS / floorS),
+    refresh_s: null,
+    aws_calls_per_refresh: null,
+    aws_calls_20_resources: null,
+    idle_writes: null,
+    idle_aws_calls: null,
+    new_ns_p50_ms: null,
+    new_ns_p99_ms: null,
+    rss_mb: null,
+    rss_base_mb: rssBase === undefined ? null : round(rssBase, 1),
+    node: process.version,
+    cpus: cpus().length,
+    n: N,
+    qps: QPS,
+    burst: BURST,
+    write_concurrency: WRITE_CONCURRENCY,
+  };
+
+  if (ALL) {
+    // --- Refresh -------------------------------------------------------------------
+    const mine = () => aws.issued().filter((t) => t.principalArn.endsWith(":user/bench"));
+    const countBefore = mine().length;
+    progress("refresh: waiting for the token to come due");
+    const token2 = await waitFor(
+      "the refresh's token fetch",
+      () => (mine().length > countBefore ? mine()[countBefore] : undefined),
+      { timeoutMs: lifetimeMs + 60_000, intervalMs: 20 },
+    );
+    const refreshStart = token2.issuedAt;
+    if (refreshStart < fanoutEnd) {
+      notes.push(
+        `the refresh began ${round((fanoutEnd - refreshStart) / 1000)}s before the fan-out ended: refresh_s overlaps it`,
+      );
+    }
+    await waitStatus(
+      "every Secret to hold the refreshed token",
+      RESOURCE,
+      (r) =>
+        r.status?.tokenExpiresAt === token2.expiresAt.toISOString() &&
+        r.status?.namespaces?.synced === N,
+      600_000,
+    );
+    const refreshWrites = (await audit.since(OPERATOR_USER, refreshStart)).filter(
+      (w) => w.resource === "secrets" && w.name === SECRET_NAME && w.code < 300,
+    );
+    const refreshEnd = Math.max(...refreshWrites.map((w) => w.completed));
+    const refreshS = (refreshEnd - refreshStart) / 1000;
+    const callsPerRefresh = ecrCalls(readyAt, Date.now());
+    await verifyFanout(admin, targets, token2.password);
+    result.refresh_s = round(refreshS);
+    result.aws_calls_per_refresh = callsPerRefresh;
+    progress(
+      `refresh_s=${round(refreshS)} (${refreshWrites.length} Secret writes, ${callsPerRefresh} AWS calls)`,
+    );
+
+    await sampleMemory("refresh");
+    // --- 20 resources over the same credentials --------------------------------------
+    const extra = Array.from({ length: 19 }, (_, i) => `bench-r${String(i + 1).padStart(2, "0")}`);
+    const addAt = Date.now();
+    progress("20 resources: adding 19 more over the same credentials");
+    await pool(extra, 19, async (name, i) => {
+      await applyResource(k, name, {
+        secretName: `ecr-pull-r${i + 1}`,
+        namespaces: [targetName(i)],
+        registries: [{ accountId: ACCOUNT }],
+      });
+    });
+    await pool(extra, 19, async (name) => {
+      await waitStatus(
+        `${name} Ready`,
+        name,
+        (r) => readyCondition(r)?.status === "True" && r.status?.namespaces?.synced === 1,
+        120_000,
+      );
+    });
+    const addedAt = Date.now();
+    const addCalls = ecrCalls(addAt, addedAt);
+    // The next token is the last short one: what follows is the rest measurement.
+    aws.tokenLifetimeMs = 12 * HOUR;
+    const count2 = mine().length;
+    if (count2 > countBefore + 1) {
+      notes.push("the 20-resource refresh began before all 19 extra resources were Ready");
+    }
+    progress("20 resources: waiting for the shared token to come due");
+    const token3 = await waitFor(
+      "the 20-resource refresh's token fetch",
+      () => (mine().length > countBefore + 1 ? mine()[countBefore + 1] : undefined),
+      { timeoutMs: lifetimeMs + 60_000, intervalMs: 20 },
+    );
+    await pool([RESOURCE, ...extra], 20, async (name) => {
+      await waitStatus(
+        `${name} to hold the refreshed token`,
+        name,
+        (r) => r.status?.tokenExpiresAt === token3.expiresAt.toISOString(),
+        600_000,
+      );
+    });
+    const calls20 = ecrCalls(addedAt, Date.now());
+    result.aws_calls_20_resources = calls20;
+    rows.push(
+      {
+        what: "refresh_s (token fetch → last Secret rewritten)",
+        value: fmt(refreshS),
+        target: "≤ fanout_s",
+        met: refreshS <= fanoutS,
+      },
+      {
+        what: "aws_calls_per_refresh",
+        value: String(callsPerRefresh),
+        target: "= 1",
+        met: callsPerRefresh === 1,
+      },
+      {
+        what: "aws_calls_20_resources (one refresh)",
+        value: String(calls20),
+        target: "= 1",
+        met: calls20 === 1,
+      },
+      {
+        what: "  AWS calls while adding 19 resources",
+        value: String(addCalls),
+        target: "= 0",
+        met: addCalls === 0,
+      },
+      {
+        what: "  AWS calls during the fan-out",
+        value: String(fanoutCalls),
+        target: "= 1",
+        met: fanoutCalls === 1,
+      },
+    );
+
+    await sampleMemory("20-resource refresh");
+    // --- Rest ------------------------------------------------------------------------
+    progress("rest: waiting for the operator's writes to stop");
+    await waitFor(
+      "3 s without a write by the operator",
+      async () => {
+        const last = (await audit.since(OPERATOR_USER, Date.now() - 3_000)).length;
+        return last === 0 ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const idleStart = Date.now();
+    progress(`rest: counting writes and AWS calls for ${IDLE_S}s`);
+    await sleep(IDLE_S * 1000);
+    const idleEnd = Date.now();
+    const idleWrites = await audit.since(OPERATOR_USER, idleStart, idleEnd);
+    const idleCalls = ecrCalls(idleStart, idleEnd);
+    result.idle_writes = idleWrites.length;
+    result.idle_aws_calls = idleCalls;
+    for (const w of idleWrites.slice(0, 10)) notes.push(`idle write: ${describeWrite(w)}`);
+    rows.push(
+      {
+        what: `idle_writes (${IDLE_S}s)`,
+        value: String(idleWrites.length),
+        target: "= 0",
+        met: idleWrites.length === 0,
+      },
+      {
+        what: `idle_aws_calls (${IDLE_S}s)`,
+        value: String(idleCalls),
+        target: "= 0",
+        met: idleCalls === 0,
+      },
+    );
+
+    await sampleMemory("rest");
+    // --- New namespaces ------------------------------------------------------------
+    progress(`new namespaces: ${NEW_NS}, one every ${NEW_NS_INTERVAL} ms`);
+    const latencies = await newNamespaceLatency(cp.kubeconfigPath, admin);
+    const p50 = percentile(latencies.done, 50);
+    const p99 = percentile(latencies.done, 99);
+    result.new_ns_p50_ms = Math.round(p50);
+    result.new_ns_p99_ms = Math.round(p99);
+    if (latencies.missing > 0) notes.push(`${latencies.missing} new namespaces were never served`);
+    rows.push(
+      { what: "new_ns_p50_ms", value: String(Math.round(p50)) },
+      {
+        what: "new_ns_p99_ms",
+        value: String(Math.round(p99)),
+        target: "≤ 1000",
+        met: p99 <= 1000 && latencies.missing === 0,
+      },
+      { what: "  new namespace max ms", value: String(Math.round(Math.max(...latencies.done))) },
+    );
+
+    await sampleMemory("new namespaces");
+    // --- Memory ----------------------------------------------------------------------
+    const mem = await op.memory();
+    result.rss_mb = round(mem.peakMb, 1);
+    rows.push(
+      {
+        what: `rss_mb (peak; ${N + NEW_NS} targets, ${UNRELATED} unrelated Secrets)`,
+        value: fmt(mem.peakMb, 1),
+        target: "≤ 150",
+        met: mem.peakMb <= 150,
+      },
+      { what: "rss_base_mb (peak; none of them)", value: fmt(rssBase ?? Number.NaN, 1) },
+      {
+        what: "rss_mb − rss_base_mb",
+        value: fmt(mem.peakMb - (rssBase ?? 0), 1),
+        target: "≤ 30",
+        met: mem.peakMb - (rssBase ?? 0) <= 30,
+      },
+      { what: "  rss now (VmRSS)", value: fmt(mem.rssMb, 1) },
+    );
+  }
+
+  const metrics = await metricsOf(op);
+  notes.push(
+    `operator API requests (all phases): ${["list", "get", "create", "patch", "delete"]
+      .map(
+        (v) => `${v} ${metricSum(metrics, "ecr_creds_refresher_kube_requests_total", { verb: v })}`,
+      )
+      .join(", ")}`,
+  );
+  notes.push(`operator memory by phase: ${memoryLog.join(", ")}`);
+  if (opt["heap-snapshot"]) {
+    op.signal("SIGUSR2");
+    await sleep(5_000);
+  }
+  await op.stop();
+  if (opt["cpu-prof"]) notes.push(`CPU profiles (${profiles}) in ${opt["cpu-prof"]}`);
+
+  printTable(result);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function metricsAddress(op: OperatorProcess): string {
+  const arg = (op.proc.spawnargs.find((a) => a.startsWith("--metrics-bind-address=")) ?? "").split(
+    "=",
+  )[1];
+  return arg ?? "";
+}
+
+/** A write the fan-out makes in a target namespace: its Secret or the default ServiceAccount. */
+function isTargetWrite(
+  w: { resource: string; verb: string; name: string; namespace: string },
+  secretVerb: string,
+): boolean {
+  if (!/^bench-\d{4}$/.test(w.namespace)) return false;
+  if (w.resource === "secrets") return w.name === SECRET_NAME && w.verb === secretVerb;
+  return w.resource === "serviceaccounts" && w.name === "default" && w.verb === "patch";
+}
+
+/**
+ * The floor: what the API server allows for the same writes. One Secret create
+ * and one default ServiceAccount patch per namespace, `write-concurrency`
+ * namespaces in flight, through the operator's own client (pooled
+ * connections, token bucket) with the same QPS and burst, and the same identity.
+ */
+async function runFloor(client: KubeClient, namespaces: string[]): Promise<number> {
+  const password = "x".repeat(128);
+  const dockerConfigJson = JSON.stringify({
+    auths: {
+      [`${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`]: {
+        username: "AWS",
+        password,
+        auth: Buffer.from(`AWS:${password}`).toString("base64"),
+      },
+    },
+  });
+  const start = performance.now();
+  await pool(namespaces, WRITE_CONCURRENCY, async (namespace) => {
+    await client.request("create", "secrets", () =>
+      client.core.createNamespacedSecret({
+        namespace,
+        fieldManager: "bench-floor",
+        body: {
+          metadata: { name: "floor-pull", labels: { "bench/floor": "true" } },
+          type: "kubernetes.io/dockerconfigjson",
+          data: { ".dockerconfigjson": Buffer.from(dockerConfigJson).toString("base64") },
+        },
+      }),
+    );
+    await client.request("patch", "serviceaccounts", () =>
+      client.core.patchNamespacedServiceAccount(
+        {
+          namespace,
+          name: "default",
+          fieldManager: "bench-floor",
+          body: {
+            metadata: { annotations: { "bench/floor": "floor-pull" } },
+            imagePullSecrets: [{ name: "floor-pull" }],
+          },
+        },
+        mergePatch,
+      ),
+    );
+  });
+  return (performance.now() - start) / 1000;
+}
+
+/** Checks every target's Secret holds `password` and its default ServiceAccount references it. */
+async function verifyFanout(admin: KubeClient, targets: string[], password: string): Promise<void> {
+  const secrets = await admin.core.listSecretForAllNamespaces({
+    labelSelector: `ecrcreds.io/owner=${RESOURCE}`,
+  });
+  const good = new Set(
+    secrets.items
+      .filter((s) => {
+        const raw = s.data?.[".dockerconfigjson"];
+        return raw && Buffer.from(raw, "base64").toString("utf8").includes(password);
+      })
+      .map((s) => s.metadata?.namespace),
+  );
+  const sas = await admin.core.listServiceAccountForAllNamespaces({
+    fieldSelector: "metadata.name=default",
+  });
+  const referenced = new Set(
+    sas.items
+      .filter((sa) => sa.imagePullSecrets?.some((r) => r.name === SECRET_NAME))
+      .map((sa) => sa.metadata?.namespace),
+  );
+  const missing = targets.filter((ns) => !good.has(ns) || !referenced.has(ns));
+  if (missing.length > 0 || !password) {
+    throw new Error(
+      `failed to verify the fan-out: ${missing.length} namespaces lack the Secret with the issued password or the ServiceAccount reference (first: ${missing.slice(0, 3).join(", ")})`,
+    );
+  }
+}
+
+/**
+ * Creates namespaces one at a time at a steady pace and measures, for each,
+ * the time from its creation to both its Secret and its default
+ * ServiceAccount's reference being there (seen through watches).
+ */
+async function newNamespaceLatency(
+  kubeconfigPath: string,
+  admin: KubeClient,
+): Promise<{ done: number[]; missing: number }> {
+  const created = new Map<string, number>();
+  const secretAt = new Map<string, number>();
+  const saAt = new Map<string, number>();
+  const kc = loadKubeConfig(kubeconfigPath);
+  const watch = new Watch(kc);
+  const rvOf = async (list: Promise<{ metadata?: { resourceVersion?: string } }>) =>
+    (await list).metadata?.resourceVersion ?? "";
+  const secretRv = await rvOf(
+    admin.core.listSecretForAllNamespaces({
+      labelSelector: `ecrcreds.io/owner=${RESOURCE}`,
+      limit: 1,
+    }),
+  );
+  const saRv = await rvOf(
+    admin.core.listServiceAccountForAllNamespaces({
+      fieldSelector: "metadata.name=default",
+      limit: 1,
+    }),
+  );
+  type Meta = {
+    metadata?: { namespace?: string; name?: string };
+    imagePullSecrets?: Array<{ name?: string }>;
+  };
+  const secretWatch = await watch.watch(
+    "/api/v1/secrets",
+    { labelSelector: `ecrcreds.io/owner=${RESOURCE}`, resourceVersion: secretRv },
+    (type: string, obj: Meta) => {
+      const ns = obj.metadata?.namespace ?? "";
+      if (type !== "DELETED" && obj.metadata?.name === SECRET_NAME && !secretAt.has(ns))
+        secretAt.set(ns, Date.now());
+    },
+    () => undefined,
+  );
+  const saWatch = await watch.watch(
+    "/api/v1/serviceaccounts",
+    { fieldSelector: "metadata.name=default", resourceVersion: saRv },
+    (type: string, obj: Meta) => {
+      const ns = obj.metadata?.namespace ?? "";
+      if (
+        type !== "DELETED" &&
+        obj.imagePullSecrets?.some((r) => r.name === SECRET_NAME) &&
+        !saAt.has(ns)
+      )
+        saAt.set(ns, Date.now());
+    },
+    () => undefined,
+  );
+  try {
+    const names = Array.from({ length: NEW_NS }, (_, i) => newName(i));
+    const t0 = Date.now();
+    for (const [i, name] of names.entries()) {
+      const due = t0 + i * NEW_NS_INTERVAL;
+      if (due > Date.now()) await sleep(due - Date.now());
+      created.set(name, Date.now());
+      // Not awaited: a slow create must not hold back the pace.
+      void admin.core.createNamespace({ body: { metadata: { name } } }).catch((err: unknown) => {
+        progress(`failed to create namespace ${name}: ${err instanceof Error ? err.message : err}`);
+      });
+    }
+    await waitFor(
+      "every new namespace to be served",
+      () => (names.every((n) => secretAt.has(n) && saAt.has(n)) ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 100 },
+    ).catch(() => undefined);
+    const done: number[] = [];
+    let missing = 0;
+    for (const n of names) {
+      const s = secretAt.get(n);
+      const a = saAt.get(n);
+      if (s === undefined || a === undefined) missing++;
+      else done.push(Math.max(s, a) - (created.get(n) ?? 0));
+    }
+    return { done, missing };
+  } finally {
+    secretWatch.abort();
+    saWatch.abort();
+  }
+}
+
+function fmt(x: number, digits = 2): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : "n/a";
+}
+
+function printTable(result: Record<string, unknown>): void {
+  const w0 = Math.max(...rows.map((r) => r.what.length), 10);
+  const w1 = Math.max(...rows.map((r) => r.value.length), 8);
+  const lines = [
+    `ecr-creds-refresher benchmark: n=${result.n}, node ${result.node}, ${result.cpus} cpus, qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY}`,
+    "",
+    `${"figure".padEnd(w0)}  ${"value".padStart(w1)}  target`,
+    `${"-".repeat(w0)}  ${"-".repeat(w1)}  ------------`,
+  ];
+  for (const r of rows) {
+    const mark = r.met === undefined ? "" : r.met ? "  met" : "  MISSED";
+    lines.push(`${r.what.padEnd(w0)}  ${r.value.padStart(w1)}  ${r.target ?? ""}${mark}`);
+  }
+  for (const n of notes) lines.push(`note: ${n}`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
