@@ -28,7 +28,6 @@ export interface OperatorConfig {
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
-  eventsNamespace: string;
 }
 
 interface Setting {
@@ -205,14 +204,6 @@ export const settings: Setting[] = [
     default: "5m",
     help: "cap of the token fetch backoff",
   },
-  {
-    flag: "events-namespace",
-    env: ["EVENTS_NAMESPACE", "POD_NAMESPACE"],
-    kind: "string",
-    key: "eventsNamespace",
-    default: "default",
-    help: "namespace for Events about (cluster-scoped) ECRPullSecrets",
-  },
 ];
 
 export class ConfigError extends Error {
@@ -322,6 +313,7 @@ export function helpText(): string {
     "  run     run the operator (default)",
     "  once    one full pass over every ECRPullSecret, then exit (non-zero if any failed)",
     "  check   resolve credentials, fetch a token, print registries and expiry; write nothing",
+    "  demo    the whole thing on a local embedded stack (from a source checkout; see README)",
     "",
     "flags (each also read from the environment variable shown):",
   ];

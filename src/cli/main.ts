@@ -1,5 +1,9 @@
 // The one executable: run, once, check.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import type { Server } from "node:http";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ConditionType } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
 import { GROUP, PLURAL, VERSION } from "../api/index.js";
@@ -39,7 +43,7 @@ export function makeKubeClient(config: OperatorConfig, metrics?: Metrics): KubeC
 
 export function makeController(config: OperatorConfig, log: Logger, metrics: Metrics): Controller {
   const kube = makeKubeClient(config, metrics);
-  const events = new EventRecorder(kube, log, { namespace: config.eventsNamespace });
+  const events = new EventRecorder(kube, log);
   return new Controller(kube, log, metrics, events, {
     defaults: operatorDefaults(config),
     concurrency: config.concurrency,
@@ -178,7 +182,32 @@ async function readyReason(config: OperatorConfig, name: string): Promise<string
   }
 }
 
+/**
+ * `demo`: the whole thing on a local embedded stack. It needs the source
+ * checkout (the control plane build and the AWS and registry doubles live
+ * there, not in the image), so it runs scripts/demo.ts with this Node.
+ */
+async function demo(args: string[]): Promise<number> {
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const script = join(root, "scripts/demo.ts");
+  if (!existsSync(script)) {
+    process.stderr.write(
+      "ecr-creds-refresher demo: runs from a source checkout (git clone, npm ci, npm run demo)\n",
+    );
+    return 2;
+  }
+  const child = spawn(
+    process.execPath,
+    ["--import", join(root, "scripts/ts-hooks.mjs"), script, ...args],
+    { stdio: "inherit", cwd: root },
+  );
+  // Ctrl-C reaches the demo through the terminal; it stops what it started.
+  process.on("SIGINT", () => {});
+  return await new Promise((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
+}
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "demo") return await demo(argv.slice(1));
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
     parsed = parseCommandLine(argv, process.env, { resource: { type: "string" } });

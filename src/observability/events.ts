@@ -13,16 +13,20 @@ export interface EventTarget {
   uid?: string;
 }
 
+/**
+ * The API server accepts core/v1 Events about a cluster-scoped object (an
+ * ECRPullSecret) only in "default" (or no namespace): any other namespace is
+ * refused with 422, so this is not a setting.
+ */
+export const EVENTS_NAMESPACE = "default";
+
 export interface EventRecorderOptions {
-  /** Namespace the Events of cluster-scoped resources are written to. */
-  namespace: string;
   repeatAfterMs: number;
   burst: number;
   refillMs: number;
 }
 
 const defaults: EventRecorderOptions = {
-  namespace: "default",
   repeatAfterMs: 10 * 60_000,
   burst: 10,
   refillMs: 30_000,
@@ -67,7 +71,7 @@ export class EventRecorder {
     const kube = this.kube;
     const time = new Date();
     const body: CoreV1Event = {
-      metadata: { generateName: `${target.name}.`, namespace: this.opts.namespace },
+      metadata: { generateName: `${target.name}.`, namespace: EVENTS_NAMESPACE },
       involvedObject: { apiVersion: API_VERSION, kind: KIND, name: target.name, uid: target.uid },
       type,
       reason,
@@ -81,10 +85,11 @@ export class EventRecorder {
     };
     kube
       .request("create", "events", () =>
-        kube.core.createNamespacedEvent({ namespace: this.opts.namespace, body }),
+        kube.core.createNamespacedEvent({ namespace: EVENTS_NAMESPACE, body }),
       )
       .catch((err: unknown) => {
-        this.log.debug(
+        // A lost Event must be seen: a warning, not a debug line.
+        this.log.warn(
           { resource: target.name, reason, err: String(err) },
           "failed to record event",
         );

@@ -296,15 +296,17 @@ export class Reconciler {
         type: ConditionType.Ready,
         status: "False",
         reason: Reason.TokenExpiredOnArrival,
-        message: `AWS returned a token that had already expired (expiresAt ${expiresAt?.toISOString()}); check the clocks and the endpoint; refetching no faster than the refresh floor`,
+        message:
+          "AWS returned a token that had already expired on arrival; check the clocks and the endpoint; refetching no faster than the refresh floor",
       };
     } else if (firstError) {
-      const left = expiresAt ? Math.max(0, expiresAt.getTime() - Date.now()) : 0;
+      // An absolute time, not "for 9m": the message (and so the status)
+      // must not change on every retry while the failure lasts.
       ready = {
         type: ConditionType.Ready,
         status: "False",
         reason: firstError.reason,
-        message: `${firstError.message}; the Secrets in place stay valid for ${formatDuration(left)}`,
+        message: `${firstError.message}; the Secrets in place stay valid until ${expiresAt?.toISOString() ?? "unknown"}`,
       };
     } else if (failures.length > 0) {
       const conflicts = failures.filter((f) => f.reason === Reason.SecretConflict).length;
@@ -831,14 +833,6 @@ function minDate(dates: Array<Date | undefined>): Date | undefined {
   let min: Date | undefined;
   for (const d of dates) if (d && (!min || d < min)) min = d;
   return min;
-}
-
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s}s`;
-  const m = Math.round(s / 60);
-  if (m < 120) return `${m}m`;
-  return `${Math.floor(m / 60)}h${m % 60 ? `${m % 60}m` : ""}`;
 }
 
 /** Runs `work` over items with at most `concurrency` in flight; waits for all. */

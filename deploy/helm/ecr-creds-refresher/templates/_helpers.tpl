@@ -93,10 +93,6 @@ from every workload template so that a bad combination fails the render.
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
-# Explicit: the operator would otherwise fall back to POD_NAMESPACE, where the
-# API server refuses Events about cluster-scoped objects.
-- name: EVENTS_NAMESPACE
-  value: {{ include "ecr-creds-refresher.eventsNamespace" . | quote }}
 {{- with .Values.aws.region }}
 - name: AWS_REGION
   value: {{ . | quote }}
