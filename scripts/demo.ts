@@ -216,7 +216,6 @@ function startOperatorProcess(
       `--credentials-secret-namespace=${SYSTEM_NAMESPACE}`,
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       "--health-probe-bind-address=0",
-      `--events-namespace=${SYSTEM_NAMESPACE}`,
       "--min-refresh-interval=2s",
       "--aws-backoff-base=1s",
       "--aws-backoff-max=10s",

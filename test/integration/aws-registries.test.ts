@@ -276,6 +276,8 @@ describe("registries", () => {
       });
       const found = new Map<string, string>();
       for (const s of list.items) {
+        // Other test files may hold same-named Secrets of their own.
+        if (!all.includes(s.metadata?.namespace ?? "")) continue;
         const pw = dockerConfigOf(s).auths[host]?.password;
         if (pw && s.metadata?.namespace) found.set(s.metadata.namespace, pw);
       }

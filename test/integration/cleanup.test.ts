@@ -1,14 +1,5 @@
-// Cleanup on a real API server, for deletionPolicy Delete and Retain: a
-// namespace leaving the target set, a ServiceAccount leaving the list,
-// secretName changing, and the resource being deleted (finalizer). Under
-// Delete the Secrets and references it made go, others' entries stay; under
-// Retain everything stays.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
-import { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
@@ -16,28 +7,27 @@ import {
   deleteNamespaces,
   deleteResource,
   getResource,
-  kubeconfigForServiceAccount,
   mergePatch,
   readSecret,
   readyCondition,
   statusOf,
   type TestKube,
-  testKube,
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { type OperatorStack, startOperatorStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "121212121212";
 const OPS = "cl-ops";
-const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`;
+const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`; // as startOperatorStack names it
 const OWNER_LABEL = "ecrcreds.io/owner";
 const ADDED = "ecrcreds.io/added-pull-secrets";
 
 let k: TestKube;
-let aws: AwsDouble;
 let op: InProcessOperator;
+let stack: OperatorStack;
 const created: string[] = [];
 const started = Date.now();
 
@@ -89,28 +79,16 @@ async function versions(refs: string[]): Promise<Record<string, string | undefin
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 30 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
+  stack = await startOperatorStack({
+    kubeconfigPath: cp.kubeconfigPath,
+    ops: OPS,
+    accountId: ACCOUNT,
     accessKeyId: "AKIACLEANUP000000001",
     secretAccessKey: "cleanup-secret-key-00000000000000000001",
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/cleanup`,
+    tokenLifetimeMs: 30 * 60_000,
   });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
+  ({ k, op } = stack);
   created.push(OPS);
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: "AKIACLEANUP000000001",
-        AWS_SECRET_ACCESS_KEY: "cleanup-secret-key-00000000000000000001",
-      },
-    },
-  });
   for (const [n, label] of [
     ["cl-d-1", "del"],
     ["cl-d-2", "del"],
@@ -130,34 +108,12 @@ beforeAll(async () => {
       mergePatch,
     );
   }
-  const dir = await mkdtemp(join(tmpdir(), "cleanup-test-"));
-  const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "cl-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-    },
-  });
-  op = await startOperator(
-    testConfig(kubeconfig, {
-      region: "us-east-1",
-      credentialsSecretName: "aws-creds",
-      credentialsSecretNamespace: OPS,
-    }),
-  );
 });
 
 afterAll(async () => {
-  await op?.stop();
+  await stack?.stop();
   for (const r of ["cl-del", "cl-ret"]) await deleteResource(k, r);
   await deleteNamespaces(k, created);
-  await k.rbac.deleteClusterRoleBinding({ name: "cl-operator" }).catch(() => undefined);
-  await aws?.close();
 });
 
 /** applyResource, again on a 409: the operator writes status between our read and replace. */

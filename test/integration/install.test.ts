@@ -30,6 +30,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  installCrd,
   mergePatch,
   readSecret,
   readyCondition,
@@ -216,7 +217,11 @@ beforeAll(async () => {
   // Everything but the workloads: those need a kubelet.
   for (const o of objects) {
     if (["Deployment", "CronJob", "Service"].includes(o.kind ?? "")) continue;
-    await apply(o);
+    // The chart's CRD is the generated one byte for byte (test/helm.unit.test.ts);
+    // it goes in untyped, as the harness installs it: the typed client would
+    // drop its enums, defaults and CEL rules for every later test file.
+    if (o.kind === "CustomResourceDefinition") await installCrd(k);
+    else await apply(o);
   }
   saKubeconfig = await kubeconfigForChartServiceAccount(await mkdtemp(join(tmpdir(), "inst-")));
 
@@ -305,8 +310,23 @@ describe("the chart on a real API server", () => {
       name: `${FULL}-events`,
     });
     expect(events.rules?.map((r) => [r.resources, r.verbs])).toEqual([[["events"], ["create"]]]);
-    const crd = await k.ext.readCustomResourceDefinition({ name: "ecrpullsecrets.ecrcreds.io" });
-    expect(crd.metadata?.managedFields?.some((f) => f.manager === "install-test")).toBe(true);
+    // Read untyped: the served CRD keeps the chart's CEL rules and enums.
+    const crd = (await k.custom.getClusterCustomObject({
+      group: "apiextensions.k8s.io",
+      version: "v1",
+      plural: "customresourcedefinitions",
+      name: "ecrpullsecrets.ecrcreds.io",
+    })) as {
+      spec: {
+        versions: Array<{
+          schema: { openAPIV3Schema: { properties: Record<string, Record<string, unknown>> } };
+        }>;
+      };
+    };
+    const spec = crd.spec.versions[0]?.schema.openAPIV3Schema.properties.spec ?? {};
+    expect(Array.isArray(spec["x-kubernetes-validations"])).toBe(true);
+    const props = spec.properties as Record<string, { enum?: string[] }>;
+    expect(props.deletionPolicy?.enum).toEqual(["Delete", "Retain"]);
   });
 
   it("runs the operator with the chart's ServiceAccount: Lease, probes, Secrets, ServiceAccount merge, status, Events", async () => {

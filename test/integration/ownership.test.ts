@@ -1,15 +1,6 @@
-// Ownership on a real API server: the operator merges into ServiceAccounts
-// that another client edits at the same moment and loses none of its entries,
-// leaves a Secret it did not create byte-for-byte alone (unless told to adopt
-// a dockerconfigjson one), settles two resources claiming one Secret name
-// without flapping, restores what is edited or deleted by hand, and caches
-// only the Secrets it manages.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
@@ -18,23 +9,22 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
-  kubeconfigForServiceAccount,
   mergePatch,
   readSecret,
   readyCondition,
   statusOf,
   type TestKube,
-  testKube,
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { type OperatorStack, startOperatorStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "777788889999";
 const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
 const OPS = "own-ops";
-const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`;
+const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`; // as startOperatorStack names it
 const MANAGED_BY = "app.kubernetes.io/managed-by";
 const OWNER_LABEL = "ecrcreds.io/owner";
 const registries = [{ accountId: ACCOUNT }];
@@ -42,6 +32,7 @@ const registries = [{ accountId: ACCOUNT }];
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator;
+let stack: OperatorStack;
 const created: string[] = [];
 const resources = [
   "own-race",
@@ -102,51 +93,20 @@ function snapshot(s: V1Secret | undefined) {
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 30 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
+  stack = await startOperatorStack({
+    kubeconfigPath: cp.kubeconfigPath,
+    ops: OPS,
+    accountId: ACCOUNT,
     accessKeyId: "AKIAOWNERS0000000001",
     secretAccessKey: "ownership-secret-key-000000000000000001",
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/ownership`,
+    tokenLifetimeMs: 30 * 60_000,
   });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await ns(OPS);
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: "AKIAOWNERS0000000001",
-        AWS_SECRET_ACCESS_KEY: "ownership-secret-key-000000000000000001",
-      },
-    },
-  });
-  const dir = await mkdtemp(join(tmpdir(), "ownership-test-"));
-  const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "own-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-    },
-  });
-  op = await startOperator(
-    testConfig(kubeconfig, {
-      region: "us-east-1",
-      credentialsSecretName: "aws-creds",
-      credentialsSecretNamespace: OPS,
-    }),
-  );
+  ({ k, aws, op } = stack);
+  created.push(OPS);
 });
 
 afterAll(async () => {
-  await op?.stop();
+  await stack?.stop();
   for (const r of resources) {
     await deleteResource(k, r);
     // The finalizer needs the operator, which is stopped: drop it by hand.
@@ -164,8 +124,6 @@ afterAll(async () => {
       .catch(() => undefined);
   }
   await deleteNamespaces(k, created);
-  await k.rbac.deleteClusterRoleBinding({ name: "own-operator" }).catch(() => undefined);
-  await aws?.close();
 });
 
 describe("merging into ServiceAccounts", () => {

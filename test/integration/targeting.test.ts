@@ -1,12 +1,5 @@
-// Which namespaces and ServiceAccounts an ECRPullSecret reaches, on a real API
-// server: names and globs, a label selector with matchExpressions, excludes
-// that override a selector, relabelling in and out, terminating namespaces
-// left alone, ServiceAccount lists, and how fast a new namespace is served.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
@@ -15,29 +8,29 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
-  kubeconfigForServiceAccount,
   mergePatch,
   readSecret,
   readyCondition,
   statusOf,
   type TestKube,
-  testKube,
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { type OperatorStack, startOperatorStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "444455556666";
 const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
 const OPS = "tg-ops";
-const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`;
+const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`; // as startOperatorStack names it
 const OWNER_LABEL = "ecrcreds.io/owner";
 const HOLD = "ecrcreds.io/test-hold";
 
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator;
+let stack: OperatorStack;
 const created: string[] = [];
 const resources = ["tg-names", "tg-sel", "tg-sa", "tg-new"];
 
@@ -98,51 +91,20 @@ async function readyResource(name: string, desired: number) {
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 30 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
+  stack = await startOperatorStack({
+    kubeconfigPath: cp.kubeconfigPath,
+    ops: OPS,
+    accountId: ACCOUNT,
     accessKeyId: "AKIATARGET0000000001",
     secretAccessKey: "targeting-secret-key-000000000000000001",
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/targeting`,
+    tokenLifetimeMs: 30 * 60_000,
   });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await ns(OPS);
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: "AKIATARGET0000000001",
-        AWS_SECRET_ACCESS_KEY: "targeting-secret-key-000000000000000001",
-      },
-    },
-  });
-  const dir = await mkdtemp(join(tmpdir(), "targeting-test-"));
-  const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "tg-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-    },
-  });
-  op = await startOperator(
-    testConfig(kubeconfig, {
-      region: "us-east-1",
-      credentialsSecretName: "aws-creds",
-      credentialsSecretNamespace: OPS,
-    }),
-  );
+  ({ k, aws, op } = stack);
+  created.push(OPS);
 });
 
 afterAll(async () => {
-  await op?.stop();
+  await stack?.stop();
   for (const r of resources) await deleteResource(k, r);
   // Let the held namespace go.
   await k.core
@@ -167,8 +129,6 @@ afterAll(async () => {
       .catch(() => undefined);
   }
   await deleteNamespaces(k, created);
-  await k.rbac.deleteClusterRoleBinding({ name: "tg-operator" }).catch(() => undefined);
-  await aws?.close();
 });
 
 describe("namespace targeting", () => {
