@@ -456,7 +456,12 @@ describe("the chart on a real API server", () => {
       const sa = await k.core.readNamespacedServiceAccount({ namespace: ns, name: "default" });
       expect(sa.imagePullSecrets ?? []).toEqual([]);
     }
-    requests = await scrapeRequests();
+    // The first Lease read of a fresh install is a 404 (then create); a
+    // renewal reads it every 2 s: wait for one before taking the counts.
+    requests = await waitFor("a Lease renewal in the request counts", async () => {
+      const counts = await scrapeRequests();
+      return (counts.get("get leases 200") ?? 0) > 0 ? counts : undefined;
+    });
     // A clean stop gives the Lease up (get + update).
     expect(await op?.stop()).toBe(0);
     op = undefined;
