@@ -242,7 +242,6 @@ export class Controller {
         const name = r.metadata?.name ?? "";
         if (ownerLabelValue(name) === owner) this.queue.add(name);
       }
-      this.metrics.managedSecrets.set(this.secrets.size);
     });
     this.serviceAccounts.on((event, obj, old) => {
       if (
@@ -430,7 +429,12 @@ export class Controller {
 
   /** Runs the workers until stop(); call after startInformers(). */
   startWorkers(): void {
-    this.queueGauge = setInterval(() => this.metrics.queueDepth.set(this.queue.length), 1000);
+    // Sampled, not only set on events: our own writes enter the cache through
+    // observe() and their watch echo is (rightly) not an event.
+    this.queueGauge = setInterval(() => {
+      this.metrics.queueDepth.set(this.queue.length);
+      this.metrics.managedSecrets.set(this.secrets.size);
+    }, 1000);
     this.queueGauge.unref();
     this.enqueueAll();
     this.workers = runWorkers(this.queue, this.opts.concurrency, (name) => this.process(name));

@@ -152,13 +152,19 @@ describe("observability", () => {
           labelSelector: "app.kubernetes.io/managed-by=ecr-creds-refresher",
         })
       ).items.length;
-    const { samples } = await waitFor("the gauges to catch up", async () => {
-      const s = await scrape();
-      const count = await managed();
-      return count >= 2 && value(s.samples, "ecr_creds_refresher_managed_secrets") === count
-        ? s
-        : undefined;
-    });
+    // Other files' namespaces may still be terminating: their Secrets go one
+    // by one, so give the cluster-wide count time to settle.
+    const { samples } = await waitFor(
+      "the gauges to catch up",
+      async () => {
+        const s = await scrape();
+        const count = await managed();
+        return count >= 2 && value(s.samples, "ecr_creds_refresher_managed_secrets") === count
+          ? s
+          : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 250 },
+    );
     const expiry = value(samples, "ecr_creds_refresher_token_expiry_timestamp_seconds", {
       resource: "obs",
     });
