@@ -28,7 +28,7 @@ import {
   type SecretView,
   type ServiceAccountView,
 } from "../reconcile/desired.js";
-import { type NamespaceView, Reconciler, type VerifyResult } from "../reconcile/reconciler.js";
+import { type NamespaceView, Reconciler, type VerifyRegistry } from "../reconcile/reconciler.js";
 import { targetNamespaces } from "../reconcile/targets.js";
 import { runWorkers, WorkQueue } from "./queue.js";
 
@@ -40,12 +40,7 @@ export interface ControllerOptions {
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
-  verify?: (
-    resource: string,
-    url: string,
-    username: string,
-    password: string,
-  ) => Promise<VerifyResult>;
+  verify?: VerifyRegistry;
 }
 
 type Obj<T> = T & KubernetesObject;

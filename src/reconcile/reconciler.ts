@@ -86,13 +86,15 @@ export interface ReconcilerOptions {
   /** Writes in flight at once for one resource (the client's QPS still applies). */
   writeConcurrency: number;
   /** Checks credentials against a registry URL (GET /v2/); absent: no check. */
-  verify?: (
-    resource: string,
-    url: string,
-    username: string,
-    password: string,
-  ) => Promise<VerifyResult>;
+  verify?: VerifyRegistry;
 }
+
+export type VerifyRegistry = (
+  resource: string,
+  url: string,
+  username: string,
+  password: string,
+) => Promise<VerifyResult>;
 
 export interface VerifyResult {
   ok: boolean;
