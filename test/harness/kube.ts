@@ -242,7 +242,11 @@ export async function auditWrites(
 ): Promise<AuditEvent[]> {
   const text = await readFile(auditLogPath, "utf8");
   const events: AuditEvent[] = [];
-  for (const line of text.split("\n")) {
+  const lines = text.split("\n");
+  // The API server may be appending a line right now: a last line without
+  // its newline is incomplete, so it is left for the next read.
+  lines.pop();
+  for (const line of lines) {
     if (!line) continue;
     const e = JSON.parse(line) as AuditEvent;
     if (!["create", "update", "patch", "delete", "deletecollection"].includes(e.verb)) continue;
