@@ -150,6 +150,22 @@ export async function readSecret(
   }
 }
 
+/** Creates or replaces a Secret from string data (a credentials Secret, usually). */
+export async function putSecret(
+  k: TestKube,
+  namespace: string,
+  name: string,
+  stringData: Record<string, string>,
+): Promise<void> {
+  const body = { metadata: { name, namespace }, stringData };
+  try {
+    await k.core.replaceNamespacedSecret({ name, namespace, body });
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+    await k.core.createNamespacedSecret({ namespace, body });
+  }
+}
+
 export function dockerConfigOf(secret: V1Secret): {
   auths: Record<string, { username: string; password: string; auth: string }>;
 } {

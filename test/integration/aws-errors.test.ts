@@ -16,6 +16,7 @@ import {
   deleteNamespaces,
   deleteResource,
   getResource,
+  putSecret as putSecretIn,
   readSecret,
   readyCondition,
   type TestKube,
@@ -60,12 +61,7 @@ const stringData = (id: Keys) => ({
 });
 
 async function putSecret(name: string, data: Record<string, string>): Promise<void> {
-  const body = { metadata: { name, namespace: OPS }, stringData: data };
-  try {
-    await k.core.replaceNamespacedSecret({ name, namespace: OPS, body });
-  } catch {
-    await k.core.createNamespacedSecret({ namespace: OPS, body });
-  }
+  await putSecretIn(k, OPS, name, data);
 }
 
 function spec(

@@ -13,6 +13,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  putSecret as putSecretIn,
   readSecret,
   readyCondition,
   type TestKube,
@@ -74,15 +75,10 @@ let aws: AwsDouble;
 let op: InProcessOperator;
 
 async function putKeys(name: string, id: Keys): Promise<void> {
-  const body = {
-    metadata: { name, namespace: OPS },
-    stringData: { AWS_ACCESS_KEY_ID: id.accessKeyId, AWS_SECRET_ACCESS_KEY: id.secretAccessKey },
-  };
-  try {
-    await k.core.replaceNamespacedSecret({ name, namespace: OPS, body });
-  } catch {
-    await k.core.createNamespacedSecret({ namespace: OPS, body });
-  }
+  await putSecretIn(k, OPS, name, {
+    AWS_ACCESS_KEY_ID: id.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: id.secretAccessKey,
+  });
 }
 
 function spec(

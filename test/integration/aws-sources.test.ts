@@ -19,6 +19,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  putSecret as putSecretIn,
   readSecret,
   readyCondition,
   type TestKube,
@@ -76,12 +77,7 @@ let op: InProcessOperator | undefined;
 let dir: string;
 
 async function putSecret(name: string, data: Record<string, string>): Promise<void> {
-  const body = { metadata: { name, namespace: OPS }, stringData: data };
-  try {
-    await k.core.replaceNamespacedSecret({ name, namespace: OPS, body });
-  } catch {
-    await k.core.createNamespacedSecret({ namespace: OPS, body });
-  }
+  await putSecretIn(k, OPS, name, data);
 }
 
 function resourceSpec(

@@ -17,6 +17,7 @@ import {
   getResource,
   kubeconfigForServiceAccount,
   mergePatch,
+  putSecret as putSecretIn,
   readSecret,
   readyCondition,
   type TestKube,
@@ -39,15 +40,10 @@ let operatorKubeconfig: string;
 const namespaces = ["core-a", "core-b", "core-g-1", "core-c", "core-r", "core-bad"];
 
 async function putKeys(name: string, accessKeyId: string, secretAccessKey: string): Promise<void> {
-  const body = {
-    metadata: { name, namespace: OPS },
-    stringData: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey },
-  };
-  try {
-    await k.core.replaceNamespacedSecret({ name, namespace: OPS, body });
-  } catch {
-    await k.core.createNamespacedSecret({ namespace: OPS, body });
-  }
+  await putSecretIn(k, OPS, name, {
+    AWS_ACCESS_KEY_ID: accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
+  });
 }
 
 function passwordIn(
