@@ -103,7 +103,11 @@ describe("watches against a real API server", () => {
     await informer.synced;
     await putSecret("restart-w1", "before", "1");
     await waitFor("the first Secret", () => informer.get("restart-w1", "before"));
-    await new Promise((r) => setTimeout(r, 5_000));
+    await waitFor(
+      "the server to end the watch a few times",
+      () => (activity.filter((a) => a === "watch").length >= 4 ? true : undefined),
+      { timeoutMs: 20_000 },
+    );
     await putSecret("restart-w1", "after", "2");
     await waitFor("a Secret made after several watch ends", () =>
       informer.get("restart-w1", "after"),
