@@ -9,9 +9,9 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { PatchStrategy, setHeaderOptions, Watch } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../src/api/index.js";
 import type * as ClientModule from "../src/kube/client.js";
+import type { Secret, ServiceAccount } from "../src/kube/types.js";
 import { AwsDouble } from "../test/aws-double/index.js";
 import { freePort, repoRoot, startControlPlane, waitFor } from "../test/harness/controlplane.js";
 import {
@@ -36,9 +36,8 @@ import {
 
 // The bench imports the BUILT client (dist/), as the operator runs it: Node's
 // type stripping cannot run src/kube/client.ts (parameter properties).
-const { KubeClient, loadKubeConfig } = (await import(
-  pathToFileURL(join(repoRoot, "dist/kube/client.js")).href
-)) as typeof ClientModule;
+const { KubeClient, loadKubeConfig, NAMESPACES, SECRETS, SERVICE_ACCOUNTS, resourcePath } =
+  (await import(pathToFileURL(join(repoRoot, "dist/kube/client.js")).href)) as typeof ClientModule;
 type KubeClient = ClientModule.KubeClient;
 const { settings } = (await import(pathToFileURL(join(repoRoot, "dist/cli/config.js")).href)) as {
   settings: Array<{ flag: string; default?: string }>;
@@ -99,7 +98,6 @@ const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`;
 const RESOURCE = "bench";
 const SECRET_NAME = "ecr-pull";
 const HOUR = 3_600_000;
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 const targetName = (i: number) => `bench-${String(i).padStart(4, "0")}`;
 const newName = (i: number) => `bench-new-${String(i).padStart(3, "0")}`;
 const progress = (line: string) =>
@@ -157,13 +155,10 @@ async function main(): Promise<void> {
         c.time < to,
     ).length;
 
-  await admin.core.createNamespace({ body: { metadata: { name: OPS } } });
-  await admin.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY },
-    },
+  await admin.create(NAMESPACES, { metadata: { name: OPS } });
+  await admin.create(SECRETS, {
+    metadata: { name: "aws-creds", namespace: OPS },
+    stringData: { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY },
   });
   const operatorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", cp.dir);
   await k.rbac.createClusterRoleBinding({
@@ -269,13 +264,13 @@ async function main(): Promise<void> {
   const setupStart = Date.now();
   progress(`creating ${N} namespaces${ALL ? ` and ${UNRELATED} unrelated Secrets` : ""}`);
   const creatingNamespaces = pool(targets, 32, async (name) => {
-    await admin.core.createNamespace({ body: { metadata: { name } } });
+    await admin.create(NAMESPACES, { metadata: { name } });
   });
   if (ALL && UNRELATED > 0) {
     const perNs = 1000;
     const noiseNs = Array.from({ length: Math.ceil(UNRELATED / perNs) }, (_, i) => `noise-${i}`);
     await pool(noiseNs, 8, async (name) => {
-      await admin.core.createNamespace({ body: { metadata: { name } } });
+      await admin.create(NAMESPACES, { metadata: { name } });
     });
     // ~1 KiB of data each, about an ordinary application Secret.
     const filler = Buffer.alloc(768, "x").toString("base64");
@@ -283,12 +278,13 @@ async function main(): Promise<void> {
       Array.from({ length: UNRELATED }, (_, i) => i),
       64,
       async (i) => {
-        await admin.core.createNamespacedSecret({
-          namespace: noiseNs[Math.floor(i / perNs)] as string,
-          body: {
-            metadata: { name: `unrelated-${i}`, labels: { app: "noise" } },
-            data: { payload: filler },
+        await admin.create(SECRETS, {
+          metadata: {
+            name: `unrelated-${i}`,
+            namespace: noiseNs[Math.floor(i / perNs)] as string,
+            labels: { app: "noise" },
           },
+          data: { payload: filler },
         });
       },
     );
@@ -297,9 +293,7 @@ async function main(): Promise<void> {
   await waitFor(
     `the default ServiceAccount of ${N} namespaces (kube-controller-manager)`,
     async () => {
-      const list = await admin.core.listServiceAccountForAllNamespaces({
-        fieldSelector: "metadata.name=default",
-      });
+      const list = await admin.list(SERVICE_ACCOUNTS, { fieldSelector: "metadata.name=default" });
       const have = list.items.filter((sa) => sa.metadata?.namespace?.startsWith("bench-")).length;
       return have >= N ? true : undefined;
     },
@@ -310,7 +304,11 @@ async function main(): Promise<void> {
   // --- Floor: the same writes from a minimal client with the same settings ---------
   progress(`floor: ${N} Secret creates + ${N} ServiceAccount patches, minimal client`);
   const floorS = await runFloor(
-    new KubeClient(loadKubeConfig(operatorKubeconfig), { qps: QPS, burst: BURST }),
+    new KubeClient(loadKubeConfig(operatorKubeconfig), {
+      qps: QPS,
+      burst: BURST,
+      fieldManager: "bench-floor",
+    }),
     targets,
   );
   progress(`floor_s=${round(floorS)}`);
@@ -559,7 +557,7 @@ async function main(): Promise<void> {
     await sampleMemory("rest");
     // --- New namespaces ------------------------------------------------------------
     progress(`new namespaces: ${NEW_NS}, one every ${NEW_NS_INTERVAL} ms`);
-    const latencies = await newNamespaceLatency(cp.kubeconfigPath, admin);
+    const latencies = await newNamespaceLatency(admin);
     const p50 = percentile(latencies.done, 50);
     const p99 = percentile(latencies.done, 99);
     result.new_ns_p50_ms = Math.round(p50);
@@ -654,30 +652,18 @@ async function runFloor(client: KubeClient, namespaces: string[]): Promise<numbe
   });
   const start = performance.now();
   await pool(namespaces, WRITE_CONCURRENCY, async (namespace) => {
-    await client.request("create", "secrets", () =>
-      client.core.createNamespacedSecret({
-        namespace,
-        fieldManager: "bench-floor",
-        body: {
-          metadata: { name: "floor-pull", labels: { "bench/floor": "true" } },
-          type: "kubernetes.io/dockerconfigjson",
-          data: { ".dockerconfigjson": Buffer.from(dockerConfigJson).toString("base64") },
-        },
-      }),
-    );
-    await client.request("patch", "serviceaccounts", () =>
-      client.core.patchNamespacedServiceAccount(
-        {
-          namespace,
-          name: "default",
-          fieldManager: "bench-floor",
-          body: {
-            metadata: { annotations: { "bench/floor": "floor-pull" } },
-            imagePullSecrets: [{ name: "floor-pull" }],
-          },
-        },
-        mergePatch,
-      ),
+    await client.create(SECRETS, {
+      metadata: { name: "floor-pull", namespace, labels: { "bench/floor": "true" } },
+      type: "kubernetes.io/dockerconfigjson",
+      data: { ".dockerconfigjson": Buffer.from(dockerConfigJson).toString("base64") },
+    });
+    await client.patch(
+      SERVICE_ACCOUNTS,
+      { namespace, name: "default" },
+      {
+        metadata: { annotations: { "bench/floor": "floor-pull" } },
+        imagePullSecrets: [{ name: "floor-pull" }],
+      },
     );
   });
   return (performance.now() - start) / 1000;
@@ -685,7 +671,7 @@ async function runFloor(client: KubeClient, namespaces: string[]): Promise<numbe
 
 /** Checks every target's Secret holds `password` and its default ServiceAccount references it. */
 async function verifyFanout(admin: KubeClient, targets: string[], password: string): Promise<void> {
-  const secrets = await admin.core.listSecretForAllNamespaces({
+  const secrets = await admin.list<Secret>(SECRETS, {
     labelSelector: `ecrcreds.io/owner=${RESOURCE}`,
   });
   const good = new Set(
@@ -696,7 +682,7 @@ async function verifyFanout(admin: KubeClient, targets: string[], password: stri
       })
       .map((s) => s.metadata?.namespace),
   );
-  const sas = await admin.core.listServiceAccountForAllNamespaces({
+  const sas = await admin.list<ServiceAccount>(SERVICE_ACCOUNTS, {
     fieldSelector: "metadata.name=default",
   });
   const referenced = new Set(
@@ -718,46 +704,39 @@ async function verifyFanout(admin: KubeClient, targets: string[], password: stri
  * ServiceAccount's reference being there (seen through watches).
  */
 async function newNamespaceLatency(
-  kubeconfigPath: string,
   admin: KubeClient,
 ): Promise<{ done: number[]; missing: number }> {
   const created = new Map<string, number>();
   const secretAt = new Map<string, number>();
   const saAt = new Map<string, number>();
-  const kc = loadKubeConfig(kubeconfigPath);
-  const watch = new Watch(kc);
   const rvOf = async (list: Promise<{ metadata?: { resourceVersion?: string } }>) =>
     (await list).metadata?.resourceVersion ?? "";
   const secretRv = await rvOf(
-    admin.core.listSecretForAllNamespaces({
-      labelSelector: `ecrcreds.io/owner=${RESOURCE}`,
-      limit: 1,
-    }),
+    admin.list(SECRETS, { labelSelector: `ecrcreds.io/owner=${RESOURCE}`, limit: 1 }),
   );
   const saRv = await rvOf(
-    admin.core.listServiceAccountForAllNamespaces({
-      fieldSelector: "metadata.name=default",
-      limit: 1,
-    }),
+    admin.list(SERVICE_ACCOUNTS, { fieldSelector: "metadata.name=default", limit: 1 }),
   );
   type Meta = {
     metadata?: { namespace?: string; name?: string };
     imagePullSecrets?: Array<{ name?: string }>;
   };
-  const secretWatch = await watch.watch(
-    "/api/v1/secrets",
+  const secretWatch = await admin.watch(
+    resourcePath(SECRETS),
     { labelSelector: `ecrcreds.io/owner=${RESOURCE}`, resourceVersion: secretRv },
-    (type: string, obj: Meta) => {
+    (type: string, object: unknown) => {
+      const obj = object as Meta;
       const ns = obj.metadata?.namespace ?? "";
       if (type !== "DELETED" && obj.metadata?.name === SECRET_NAME && !secretAt.has(ns))
         secretAt.set(ns, Date.now());
     },
     () => undefined,
   );
-  const saWatch = await watch.watch(
-    "/api/v1/serviceaccounts",
+  const saWatch = await admin.watch(
+    resourcePath(SERVICE_ACCOUNTS),
     { fieldSelector: "metadata.name=default", resourceVersion: saRv },
-    (type: string, obj: Meta) => {
+    (type: string, object: unknown) => {
+      const obj = object as Meta;
       const ns = obj.metadata?.namespace ?? "";
       if (
         type !== "DELETED" &&
@@ -776,7 +755,7 @@ async function newNamespaceLatency(
       if (due > Date.now()) await sleep(due - Date.now());
       created.set(name, Date.now());
       // Not awaited: a slow create must not hold back the pace.
-      void admin.core.createNamespace({ body: { metadata: { name } } }).catch((err: unknown) => {
+      void admin.create(NAMESPACES, { metadata: { name } }).catch((err: unknown) => {
         progress(`failed to create namespace ${name}: ${err instanceof Error ? err.message : err}`);
       });
     }

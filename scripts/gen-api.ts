@@ -64,7 +64,7 @@ export function renderTypes(api: SchemaModule): string {
         return item.includes("|") ? `(${item})[]` : `${item}[]`;
       }
       case "object": {
-        if (path === "ECRPullSecret.metadata") return "V1ObjectMeta";
+        if (path === "ECRPullSecret.metadata") return "ObjectMeta";
         const name = api.TYPE_NAMES.get(s);
         if (name !== undefined) {
           emit(s, name);
@@ -115,14 +115,14 @@ export function renderTypes(api: SchemaModule): string {
 export interface ECRPullSecretList {
   apiVersion?: string;
   kind?: string;
-  metadata?: V1ListMeta;
+  metadata?: ListMeta;
   items: ECRPullSecret[];
 }
 `;
 
   return `// ${HEADER}
 
-import type { V1ListMeta, V1ObjectMeta } from "@kubernetes/client-node";
+import type { ListMeta, ObjectMeta } from "../kube/types.js";
 
 ${constants}
 

@@ -3,7 +3,6 @@
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { Reason } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
-import { GROUP, PLURAL, VERSION } from "../api/index.js";
 import { credentialsProvider, describeCredentials } from "../aws/credentials.js";
 import { AwsSourceError, classifyAwsError } from "../aws/errors.js";
 import {
@@ -14,7 +13,14 @@ import {
 } from "../aws/registries.js";
 import { fetchToken } from "../aws/token.js";
 import { tokenSourceKey } from "../aws/token-cache.js";
-import { isNotFound, KubeClient, loadKubeConfig } from "../kube/client.js";
+import {
+  ECR_PULL_SECRETS,
+  isNotFound,
+  KubeClient,
+  loadKubeConfig,
+  SECRETS,
+} from "../kube/client.js";
+import type { Secret } from "../kube/types.js";
 import type { OperatorConfig } from "./config.js";
 import { operatorDefaults } from "./main.js";
 
@@ -34,12 +40,7 @@ export async function runCheck(
     let spec: ECRPullSecret["spec"] = { secretName: "check" };
     if (resourceName) {
       const k = kubeClient();
-      const res = (await k.custom.getClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: PLURAL,
-        name: resourceName,
-      })) as ECRPullSecret;
+      const res = await k.get<ECRPullSecret>(ECR_PULL_SECRETS, { name: resourceName });
       spec = res.spec;
     }
     const targets = resolveRegistries(spec, defaults);
@@ -53,7 +54,7 @@ export async function runCheck(
           timeoutMs: config.awsTimeoutMs,
           readSecret: async (ref) => {
             try {
-              const s = await kubeClient().core.readNamespacedSecret(ref);
+              const s = await kubeClient().get<Secret>(SECRETS, ref);
               return s.data ?? {};
             } catch (e) {
               if (isNotFound(e)) return null;

@@ -4,14 +4,13 @@ import { existsSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConditionType } from "../api/conditions.js";
+import { ConditionType, FIELD_MANAGER } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
-import { GROUP, PLURAL, VERSION } from "../api/index.js";
 import type { OperatorDefaults } from "../aws/registries.js";
 import { verifyRegistry } from "../aws/verify.js";
 import { Controller } from "../controller/controller.js";
 import { LeaderElector } from "../controller/leader.js";
-import { KubeClient, loadKubeConfig } from "../kube/client.js";
+import { ECR_PULL_SECRETS, KubeClient, loadKubeConfig } from "../kube/client.js";
 import { EventRecorder } from "../observability/events.js";
 import { serveHealth } from "../observability/health.js";
 import { createLogger, errorField, type Logger } from "../observability/logger.js";
@@ -36,6 +35,7 @@ export function makeKubeClient(config: OperatorConfig, metrics?: Metrics): KubeC
   return new KubeClient(loadKubeConfig(config.kubeconfig), {
     qps: config.qps,
     burst: config.burst,
+    fieldManager: FIELD_MANAGER,
     onRequest: (verb, resource, code) =>
       metrics?.kubeRequests.inc({ verb, resource, code: String(code) }),
   });
@@ -169,12 +169,7 @@ async function once(config: OperatorConfig, log: Logger): Promise<number> {
 async function readyReason(config: OperatorConfig, name: string): Promise<string> {
   try {
     const kube = makeKubeClient(config);
-    const r = (await kube.custom.getClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-      name,
-    })) as ECRPullSecret;
+    const r = await kube.get<ECRPullSecret>(ECR_PULL_SECRETS, { name });
     const ready = r.status?.conditions?.find((c) => c.type === ConditionType.Ready);
     return ready ? `${ready.reason}: ${ready.message}` : "no Ready condition";
   } catch (err) {

@@ -2,10 +2,9 @@
 // namespace, a ServiceAccount, a managed Secret, a credentials Secret or the
 // token clock enqueues the names of the resources it affects; workers take
 // names off the queue and reconcile them.
-import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_OWNER, MANAGED_SELECTOR } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
-import { GROUP, PLURAL, VERSION } from "../api/index.js";
+import { PLURAL } from "../api/index.js";
 import {
   type CredentialsRef,
   credentialsProvider,
@@ -17,8 +16,16 @@ import { classifyAwsError } from "../aws/errors.js";
 import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
 import { fetchToken } from "../aws/token.js";
 import { TokenCache, type TokenSource } from "../aws/token-cache.js";
-import type { KubeClient } from "../kube/client.js";
+import {
+  ECR_PULL_SECRETS,
+  type KubeClient,
+  NAMESPACES,
+  resourcePath,
+  SECRETS,
+  SERVICE_ACCOUNTS,
+} from "../kube/client.js";
 import { Informer } from "../kube/informer.js";
+import type { KubernetesObject, Secret } from "../kube/types.js";
 import type { EventRecorder } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -86,7 +93,7 @@ export class Controller {
   readonly serviceAccounts: Informer<Obj<ServiceAccountView>>;
   readonly reconciler: Reconciler;
   /** One small informer per credentials Secret in use. */
-  private readonly credentialSecrets = new Map<string, Informer<Obj<V1Secret>>>();
+  private readonly credentialSecrets = new Map<string, Informer<Secret>>();
   private workers: Promise<void> | undefined;
   private queueGauge: NodeJS.Timeout | undefined;
 
@@ -97,62 +104,47 @@ export class Controller {
     private readonly events: EventRecorder,
     private readonly opts: ControllerOptions,
   ) {
-    const kc = kube.kubeConfig;
     const activity = (resource: string) => (what: string, err?: unknown) => {
       if (what === "error")
         log.warn({ informer: resource, err: errorField(err) }, "watch failed; retrying");
       else log.debug({ informer: resource, what }, "informer activity");
     };
-    this.resources = new Informer(kc, {
+    this.resources = new Informer(kube, {
       resource: PLURAL,
-      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-      list: async ({ limit, continueToken }) =>
-        (await kube.request("list", PLURAL, () =>
-          kube.custom.listClusterCustomObject({
-            group: GROUP,
-            version: VERSION,
-            plural: PLURAL,
-            limit,
-            _continue: continueToken,
-          }),
-        )) as { items: Obj<ECRPullSecret>[] },
+      path: resourcePath(ECR_PULL_SECRETS),
+      list: ({ limit, continueToken }) =>
+        kube.list<Obj<ECRPullSecret>>(ECR_PULL_SECRETS, { limit, continueToken }),
       onActivity: activity(PLURAL),
       transform: trimMeta,
     });
-    this.namespaces = new Informer(kc, {
+    this.namespaces = new Informer(kube, {
       resource: "namespaces",
-      path: "/api/v1/namespaces",
+      path: resourcePath(NAMESPACES),
       list: ({ limit, continueToken }) =>
-        kube.request("list", "namespaces", () =>
-          kube.core.listNamespace({ limit, _continue: continueToken }),
-        ) as Promise<{ items: Obj<NamespaceView>[] }>,
+        kube.list<Obj<NamespaceView>>(NAMESPACES, { limit, continueToken }),
       onActivity: activity("namespaces"),
       transform: trimNamespace,
     });
     // Only Secrets carrying our label: memory follows what we manage, not
     // how many Secrets the cluster holds.
-    this.secrets = new Informer(kc, {
+    this.secrets = new Informer(kube, {
       resource: "secrets",
-      path: "/api/v1/secrets",
+      path: resourcePath(SECRETS),
       labelSelector: MANAGED_SELECTOR,
       list: ({ limit, continueToken }) =>
-        kube.request("list", "secrets", () =>
-          kube.core.listSecretForAllNamespaces({
-            labelSelector: MANAGED_SELECTOR,
-            limit,
-            _continue: continueToken,
-          }),
-        ) as Promise<{ items: Obj<SecretView>[] }>,
+        kube.list<Obj<SecretView>>(SECRETS, {
+          labelSelector: MANAGED_SELECTOR,
+          limit,
+          continueToken,
+        }),
       onActivity: activity("secrets"),
       transform: trimMeta,
     });
-    this.serviceAccounts = new Informer(kc, {
+    this.serviceAccounts = new Informer(kube, {
       resource: "serviceaccounts",
-      path: "/api/v1/serviceaccounts",
+      path: resourcePath(SERVICE_ACCOUNTS),
       list: ({ limit, continueToken }) =>
-        kube.request("list", "serviceaccounts", () =>
-          kube.core.listServiceAccountForAllNamespaces({ limit, _continue: continueToken }),
-        ) as Promise<{ items: Obj<ServiceAccountView>[] }>,
+        kube.list<Obj<ServiceAccountView>>(SERVICE_ACCOUNTS, { limit, continueToken }),
       onActivity: activity("serviceaccounts"),
       transform: trimServiceAccount,
     });
@@ -322,21 +314,20 @@ export class Controller {
       if (!this.credentialSecrets.has(key)) this.watchCredentials(key, ref);
   }
 
-  private watchCredentials(key: string, ref: SecretRef): Informer<Obj<V1Secret>> {
+  private watchCredentials(key: string, ref: SecretRef): Informer<Secret> {
     const kube = this.kube;
-    const informer = new Informer<Obj<V1Secret>>(kube.kubeConfig, {
+    const fieldSelector = `metadata.name=${ref.name}`;
+    const informer = new Informer<Secret>(kube, {
       resource: "credential-secrets",
-      path: `/api/v1/namespaces/${ref.namespace}/secrets`,
-      fieldSelector: `metadata.name=${ref.name}`,
+      path: resourcePath(SECRETS, ref.namespace),
+      fieldSelector,
       list: ({ limit, continueToken }) =>
-        kube.request("list", "secrets", () =>
-          kube.core.listNamespacedSecret({
-            namespace: ref.namespace,
-            fieldSelector: `metadata.name=${ref.name}`,
-            limit,
-            _continue: continueToken,
-          }),
-        ) as Promise<{ items: Obj<V1Secret>[] }>,
+        kube.list<Secret>(SECRETS, {
+          namespace: ref.namespace,
+          fieldSelector,
+          limit,
+          continueToken,
+        }),
       transform: trimMeta,
     });
     informer.on((event, obj, old) => {

@@ -3,19 +3,24 @@
 // use its resourceVersion, so two replicas can never both think they won.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { V1Lease } from "@kubernetes/client-node";
-import { apiErrorMessage, isConflict, isNotFound, type KubeClient } from "../kube/client.js";
+import {
+  apiErrorMessage,
+  isConflict,
+  isNotFound,
+  type KubeClient,
+  LEASES,
+} from "../kube/client.js";
+import type { Lease } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
 
 /**
  * A Lease's times are metav1.MicroTime, which the API server parses with
- * exactly six fractional digits; client-node would send a Date with three and
- * get 400 Bad Request. Its serializer passes non-Date values through as they
- * are, so hand it the string.
+ * exactly six fractional digits: a JavaScript ISO date (three) gets 400 Bad
+ * Request, so pad it.
  */
-function microTime(date: Date | undefined): Date | undefined {
+function microTime(date: Date | string | undefined): string | undefined {
   if (date === undefined) return undefined;
-  return new Date(date).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as unknown as Date;
+  return new Date(date).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 export interface LeaderOptions {
@@ -130,23 +135,16 @@ export class LeaderElector {
       leaseDurationSeconds: Math.round(this.leaseMs / 1000),
       renewTime: microTime(now),
     };
-    let lease: V1Lease;
+    let lease: Lease;
     try {
-      lease = await this.kube.request("get", "leases", () =>
-        this.kube.coordination.readNamespacedLease({ namespace, name }),
-      );
+      lease = await this.kube.get<Lease>(LEASES, { namespace, name });
     } catch (err) {
       if (!isNotFound(err)) throw err;
       try {
-        await this.kube.request("create", "leases", () =>
-          this.kube.coordination.createNamespacedLease({
-            namespace,
-            body: {
-              metadata: { name, namespace },
-              spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 },
-            },
-          }),
-        );
+        await this.kube.create<Lease>(LEASES, {
+          metadata: { name, namespace },
+          spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 },
+        });
         return true;
       } catch (createErr) {
         if (isConflict(createErr)) return false;
@@ -159,7 +157,7 @@ export class LeaderElector {
     if (holder && holder !== this.identity) {
       // Expiry is judged by our own clock: the holder's record must stay
       // unchanged for a whole lease duration (clocks may differ across nodes).
-      const record = `${holder}|${String(lease.spec?.renewTime?.valueOf() ?? "")}|${lease.metadata?.resourceVersion}`;
+      const record = `${holder}|${lease.spec?.renewTime ?? ""}|${lease.metadata?.resourceVersion}`;
       if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
       const duration = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
       const left = duration - (Date.now() - this.observed.at);
@@ -170,20 +168,14 @@ export class LeaderElector {
     }
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1);
     try {
-      await this.kube.request("update", "leases", () =>
-        this.kube.coordination.replaceNamespacedLease({
-          namespace,
-          name,
-          body: {
-            metadata: { ...lease.metadata, name, namespace },
-            spec: {
-              ...spec,
-              acquireTime: microTime(holder === this.identity ? lease.spec?.acquireTime : now),
-              leaseTransitions: transitions,
-            },
-          },
-        }),
-      );
+      await this.kube.replace<Lease>(LEASES, {
+        metadata: { ...lease.metadata, name, namespace },
+        spec: {
+          ...spec,
+          acquireTime: microTime(holder === this.identity ? lease.spec?.acquireTime : now),
+          leaseTransitions: transitions,
+        },
+      });
       return true;
     } catch (err) {
       if (isConflict(err)) return false;
@@ -201,20 +193,16 @@ export class LeaderElector {
     this.leading = false;
     const { namespace, name } = this.opts;
     try {
-      const lease = await this.kube.coordination.readNamespacedLease({ namespace, name });
+      const lease = await this.kube.get<Lease>(LEASES, { namespace, name });
       if (lease.spec?.holderIdentity !== this.identity) return;
-      await this.kube.coordination.replaceNamespacedLease({
-        namespace,
-        name,
-        body: {
-          metadata: lease.metadata,
-          spec: {
-            ...lease.spec,
-            holderIdentity: undefined,
-            leaseDurationSeconds: 1,
-            acquireTime: microTime(lease.spec?.acquireTime),
-            renewTime: microTime(new Date()),
-          },
+      await this.kube.replace<Lease>(LEASES, {
+        metadata: lease.metadata,
+        spec: {
+          ...lease.spec,
+          holderIdentity: undefined,
+          leaseDurationSeconds: 1,
+          acquireTime: microTime(lease.spec?.acquireTime),
+          renewTime: microTime(new Date()),
         },
       });
     } catch (err) {

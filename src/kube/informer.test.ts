@@ -1,13 +1,15 @@
 // The informer's 410 Gone path. The real API server of the integration tests
 // serves even compacted resourceVersions from its watch cache and never
 // answers a watch with 410, so this speaks the watch wire format from a tiny
-// HTTP endpoint to client-node's real Watch: an ERROR event carrying a 410
+// HTTP endpoint to the client's real watch: an ERROR event carrying a 410
 // Status, as kube-apiserver sends it, must make the informer relist.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
+import { KubeClient } from "./client.js";
 import { Informer } from "./informer.js";
+import { connectionFromKubeConfig } from "./kubeconfig.js";
+import type { KubernetesObject } from "./types.js";
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -17,7 +19,7 @@ afterEach(async () => {
 
 async function watchEndpoint(
   answer: (n: number, url: URL, write: (line: object) => void, end: () => void) => void,
-): Promise<{ kc: KubeConfig; watches: URL[] }> {
+): Promise<{ kc: KubeClient; watches: URL[] }> {
   const watches: URL[] = [];
   server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
@@ -32,13 +34,15 @@ async function watchEndpoint(
   });
   await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
   const { port } = server.address() as AddressInfo;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: "u" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
+  const kc = new KubeClient(
+    connectionFromKubeConfig({
+      clusters: [{ name: "c", cluster: { server: `http://127.0.0.1:${port}` } }],
+      users: [{ name: "u", user: {} }],
+      contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+      "current-context": "x",
+    }),
+    { qps: 0, burst: 0 },
+  );
   return { kc, watches };
 }
 

@@ -2,23 +2,22 @@
 // resourceVersion with bookmarks; a watch that ends is resumed from the last
 // resourceVersion it saw; `410 Gone` (or a resume that fails) relists; errors
 // back off exponentially; a watch silent for too long is cut and resumed.
-// client-node's own informer stops for good on the first error, so every
-// watch of the operator goes through this one.
+// Every watch of the operator goes through this one.
 //
-// The silence watchdog is client-node's: its Watch aborts a stream that has
+// The silence watchdog is the client's: its watch aborts a stream that has
 // carried no bytes for 30 s (the API server sends bookmarks about once a
 // minute, so a quiet watch is simply cut and resumed). Resuming from the last
 // resourceVersion, as client-go's reflector does, misses nothing: the server
 // replays every change after it, or answers 410 Gone and we relist.
-import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
-import { statusCode } from "./client.js";
+import { statusCode, type Watcher } from "./client.js";
+import type { KubernetesObject } from "./types.js";
 
 export type InformerEvent = "add" | "update" | "delete";
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old: T | undefined) => void;
 
 export interface ListResult<T> {
   items: T[];
-  metadata?: { resourceVersion?: string; _continue?: string };
+  metadata?: { resourceVersion?: string; continue?: string };
 }
 
 export interface InformerOptions<T> {
@@ -47,7 +46,6 @@ export class Informer<T extends KubernetesObject> {
   private readonly store = new Map<string, T>();
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: InformerHandler<T>[] = [];
-  private readonly watch: Watch;
   private resourceVersion = "";
   private abort: AbortController | undefined;
   private stopped = false;
@@ -63,10 +61,9 @@ export class Informer<T extends KubernetesObject> {
   lists = 0;
 
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly watcher: Watcher,
     private readonly opts: InformerOptions<T>,
   ) {
-    this.watch = new Watch(kubeConfig);
     this.synced = new Promise((resolve) => {
       this.syncedResolve = resolve;
     });
@@ -183,7 +180,7 @@ export class Informer<T extends KubernetesObject> {
           const item = this.opts.transform ? this.opts.transform(raw) : raw;
           fresh.set(keyOf(item), item);
         }
-        continueToken = page.metadata?._continue || undefined;
+        continueToken = page.metadata?.continue || undefined;
         rv = page.metadata?.resourceVersion ?? "";
       } while (continueToken);
       this.lists++;
@@ -242,7 +239,7 @@ export class Informer<T extends KubernetesObject> {
     const generation = ++this.watchGeneration;
     const current = () => generation === this.watchGeneration && !this.stopped;
     this.opts.onActivity?.("watch");
-    const controller = await this.watch.watch(
+    const controller = await this.watcher.watch(
       this.opts.path,
       query,
       (type: string, obj: unknown) => {
@@ -278,7 +275,7 @@ export class Informer<T extends KubernetesObject> {
           // after a backoff, so nothing that happened meanwhile is missed.
           this.retry(err, () => this.relist());
         } else {
-          // A normal end (the server's timeout) or client-node's inactivity
+          // A normal end (the server's timeout) or the client's inactivity
           // watchdog cutting a silent watch: resume from where we were.
           if (sawEvent) this.failures = 0;
           if (!sawEvent && Date.now() - began < 1_000) {

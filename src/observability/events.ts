@@ -2,10 +2,10 @@
 // the API server: the same (resource, reason, message) at most once per
 // `repeatAfterMs`, and at most `burst` Events per resource, refilled slowly,
 // as client-go's event recorder does.
-import type { CoreV1Event } from "@kubernetes/client-node";
 import { OPERATOR_NAME } from "../api/conditions.js";
 import { API_VERSION, KIND } from "../api/index.js";
-import type { KubeClient } from "../kube/client.js";
+import { EVENTS, type KubeClient } from "../kube/client.js";
+import type { Event } from "../kube/types.js";
 import type { Logger } from "./logger.js";
 
 export interface EventTarget {
@@ -69,8 +69,8 @@ export class EventRecorder {
     if (this.lastSent.size > 10_000) this.lastSent.clear();
     if (!this.kube) return;
     const kube = this.kube;
-    const time = new Date();
-    const body: CoreV1Event = {
+    const time = new Date().toISOString();
+    const body: Event = {
       metadata: { generateName: `${target.name}.`, namespace: EVENTS_NAMESPACE },
       involvedObject: { apiVersion: API_VERSION, kind: KIND, name: target.name, uid: target.uid },
       type,
@@ -83,17 +83,10 @@ export class EventRecorder {
       lastTimestamp: time,
       count: 1,
     };
-    kube
-      .request("create", "events", () =>
-        kube.core.createNamespacedEvent({ namespace: EVENTS_NAMESPACE, body }),
-      )
-      .catch((err: unknown) => {
-        // A lost Event must be seen: a warning, not a debug line.
-        this.log.warn(
-          { resource: target.name, reason, err: String(err) },
-          "failed to record event",
-        );
-      });
+    kube.create(EVENTS, body).catch((err: unknown) => {
+      // A lost Event must be seen: a warning, not a debug line.
+      this.log.warn({ resource: target.name, reason, err: String(err) }, "failed to record event");
+    });
   }
 
   forget(name: string): void {

@@ -25,7 +25,7 @@ export interface SecretView {
     resourceVersion?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
-    deletionTimestamp?: Date;
+    deletionTimestamp?: string;
   };
   type?: string;
   data?: Record<string, string>;

@@ -3,25 +3,17 @@
 // only what differs, and report status. Level-based and safe to repeat: it is
 // given a name, never an event.
 import {
-  type KubernetesObject,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Secret,
-} from "@kubernetes/client-node";
-import {
   ANNOTATION_ADDED_PULL_SECRETS,
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_FETCHED_AT,
   ANNOTATION_REGISTRIES,
   ANNOTATION_TOKEN_SOURCES,
   ConditionType,
-  FIELD_MANAGER,
   FINALIZER,
   LABEL_OWNER,
   Reason,
 } from "../api/conditions.js";
 import type { ECRPullSecret, ECRPullSecretStatus, NamespaceFailure } from "../api/index.js";
-import { GROUP, PLURAL, VERSION } from "../api/index.js";
 import { parseDuration } from "../api/validate.js";
 import { AwsSourceError } from "../aws/errors.js";
 import {
@@ -37,8 +29,17 @@ import {
 } from "../aws/registries.js";
 import { type TokenCache, type TokenState, tokenSourceKey } from "../aws/token-cache.js";
 import { registryUrl } from "../aws/verify.js";
-import { apiErrorMessage, isConflict, isNotFound, type KubeClient } from "../kube/client.js";
+import {
+  apiErrorMessage,
+  ECR_PULL_SECRETS,
+  isConflict,
+  isNotFound,
+  type KubeClient,
+  SECRETS,
+  SERVICE_ACCOUNTS,
+} from "../kube/client.js";
 import type { Informer } from "../kube/informer.js";
+import type { KubernetesObject } from "../kube/types.js";
 import type { EventRecorder } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -67,7 +68,7 @@ export interface NamespaceView {
   metadata?: {
     name?: string;
     labels?: Record<string, string>;
-    deletionTimestamp?: Date;
+    deletionTimestamp?: string;
   };
   status?: { phase?: string };
 }
@@ -129,8 +130,6 @@ interface VerifyMemory {
 /** First retry of a failed registry check; doubles per failure up to the cap. */
 export const VERIFY_RETRY_BASE_MS = 5_000;
 export const VERIFY_RETRY_MAX_MS = 5 * 60_000;
-
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
 class NamespaceError extends Error {
   constructor(
@@ -390,29 +389,21 @@ export class Reconciler {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         if (!observed) {
-          const created = await this.kube.request("create", "secrets", () =>
-            this.kube.core.createNamespacedSecret({
-              namespace,
-              body: { apiVersion: "v1", kind: "Secret", ...desired } as V1Secret,
-              fieldManager: FIELD_MANAGER,
-            }),
-          );
-          this.caches.secrets.observe(created as Cached<SecretView>);
+          const created = await this.kube.create<Cached<SecretView>>(SECRETS, {
+            apiVersion: "v1",
+            kind: "Secret",
+            ...desired,
+          });
+          this.caches.secrets.observe(created);
           return 1;
         }
         if (!secretDiffers(desired, observed)) return 0;
-        const patched = await this.kube.request("patch", "secrets", () =>
-          this.kube.core.patchNamespacedSecret(
-            {
-              namespace,
-              name,
-              body: secretPatch(desired, observed?.metadata?.resourceVersion),
-              fieldManager: FIELD_MANAGER,
-            },
-            mergePatch,
-          ),
+        const patched = await this.kube.patch<Cached<SecretView>>(
+          SECRETS,
+          { namespace, name },
+          secretPatch(desired, observed?.metadata?.resourceVersion),
         );
-        this.caches.secrets.observe(patched as Cached<SecretView>);
+        this.caches.secrets.observe(patched);
         return 1;
       } catch (err) {
         if (!isConflict(err) && !isNotFound(err)) throw err;
@@ -441,9 +432,7 @@ export class Reconciler {
 
   private async readSecret(namespace: string, name: string): Promise<SecretView | undefined> {
     try {
-      return (await this.kube.request("get", "secrets", () =>
-        this.kube.core.readNamespacedSecret({ namespace, name }),
-      )) as SecretView;
+      return await this.kube.get<Cached<SecretView>>(SECRETS, { namespace, name });
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -482,27 +471,22 @@ export class Reconciler {
       const change = planServiceAccount(sa, owner, want, removeStale);
       if (!change) return;
       try {
-        const patched = await this.kube.request("patch", "serviceaccounts", () =>
-          this.kube.core.patchNamespacedServiceAccount(
-            {
-              namespace,
-              name,
-              body: serviceAccountPatch(change, sa?.metadata?.resourceVersion),
-              fieldManager: FIELD_MANAGER,
-            },
-            mergePatch,
-          ),
+        const patched = await this.kube.patch<Cached<ServiceAccountView>>(
+          SERVICE_ACCOUNTS,
+          { namespace, name },
+          serviceAccountPatch(change, sa?.metadata?.resourceVersion),
         );
-        this.caches.serviceAccounts.observe(patched as Cached<ServiceAccountView>);
+        this.caches.serviceAccounts.observe(patched);
         return;
       } catch (err) {
         if (isNotFound(err)) return;
         if (!isConflict(err)) throw err;
         // Someone else wrote it meanwhile: their change stays, ours is redone on top.
         try {
-          sa = (await this.kube.request("get", "serviceaccounts", () =>
-            this.kube.core.readNamespacedServiceAccount({ namespace, name }),
-          )) as ServiceAccountView;
+          sa = await this.kube.get<Cached<ServiceAccountView>>(SERVICE_ACCOUNTS, {
+            namespace,
+            name,
+          });
         } catch (readErr) {
           if (isNotFound(readErr)) return;
           throw readErr;
@@ -582,12 +566,10 @@ export class Reconciler {
     for (let attempt = 0; attempt < 5; attempt++) {
       if (!secret || !isOwnedBy(secret, owner)) return;
       try {
-        await this.kube.request("delete", "secrets", () =>
-          this.kube.core.deleteNamespacedSecret({
-            namespace,
-            name,
-            body: { preconditions: { resourceVersion: secret?.metadata?.resourceVersion } },
-          }),
+        await this.kube.delete(
+          SECRETS,
+          { namespace, name },
+          { resourceVersion: secret?.metadata?.resourceVersion },
         );
         return;
       } catch (err) {
@@ -614,19 +596,10 @@ export class Reconciler {
   private async patchResource(resource: ECRPullSecret, metadata: object): Promise<void> {
     const name = resource.metadata?.name ?? "";
     try {
-      await this.kube.request("patch", PLURAL, () =>
-        this.kube.custom.patchClusterCustomObject(
-          {
-            group: GROUP,
-            version: VERSION,
-            plural: PLURAL,
-            name,
-            body: {
-              metadata: { ...metadata, resourceVersion: resource.metadata?.resourceVersion },
-            },
-          },
-          mergePatch,
-        ),
+      await this.kube.patch(
+        ECR_PULL_SECRETS,
+        { name },
+        { metadata: { ...metadata, resourceVersion: resource.metadata?.resourceVersion } },
       );
     } catch (err) {
       if (isNotFound(err)) return;
@@ -784,12 +757,7 @@ export class Reconciler {
     if (statusEqual(previous, status)) return;
     const name = resource.metadata?.name ?? "";
     try {
-      await this.kube.request("patch", `${PLURAL}/status`, () =>
-        this.kube.custom.patchClusterCustomObjectStatus(
-          { group: GROUP, version: VERSION, plural: PLURAL, name, body: { status } },
-          mergePatch,
-        ),
-      );
+      await this.kube.patch(ECR_PULL_SECRETS, { name }, { status }, "status");
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;

@@ -4,10 +4,10 @@
 // error (410 Gone is in src/kube/informer.test.ts: this API server's watch
 // cache serves even compacted resourceVersions), and the operator reconciles a change made while it was
 // cut off from the API server.
-import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubeClient, loadKubeConfig } from "../../src/kube/client.js";
+import { KubeClient, loadKubeConfig, resourcePath, SECRETS } from "../../src/kube/client.js";
 import { Informer } from "../../src/kube/informer.js";
+import type { KubernetesObject, Secret } from "../../src/kube/types.js";
 import { AwsDouble } from "../aws-double/index.js";
 import { type ControlPlane, startControlPlane } from "../harness/controlplane.js";
 import {
@@ -36,11 +36,11 @@ const informers: Informer<KubernetesObject>[] = [];
 function secretInformer(namespace: string, watchTimeoutSeconds?: number) {
   const kube = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
   const activity: string[] = [];
-  const informer = new Informer<V1Secret & KubernetesObject>(kube.kubeConfig, {
+  const informer = new Informer<Secret>(kube, {
     resource: "secrets",
-    path: `/api/v1/namespaces/${namespace}/secrets`,
+    path: resourcePath(SECRETS, namespace),
     list: ({ limit, continueToken }) =>
-      kube.core.listNamespacedSecret({ namespace, limit, _continue: continueToken }),
+      kube.list<Secret>(SECRETS, { namespace, limit, continueToken }),
     onActivity: (what) => activity.push(what),
     watchTimeoutSeconds,
   });

@@ -1,0 +1,112 @@
+// The Kubernetes objects the operator reads and writes, as the API server's
+// JSON has them: only the fields the operator touches. Timestamps are the
+// RFC 3339 strings the server sends.
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+  managedFields?: unknown[];
+}
+
+export interface ListMeta {
+  resourceVersion?: string;
+  continue?: string;
+  remainingItemCount?: number;
+}
+
+export interface KubernetesObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+}
+
+export interface ObjectList<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ListMeta;
+  items: T[];
+}
+
+export interface Secret extends KubernetesObject {
+  type?: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  immutable?: boolean;
+}
+
+export interface LocalObjectReference {
+  name?: string;
+}
+
+export interface ServiceAccount extends KubernetesObject {
+  imagePullSecrets?: LocalObjectReference[];
+  secrets?: Array<{ name?: string; namespace?: string }>;
+}
+
+export interface Namespace extends KubernetesObject {
+  status?: { phase?: string };
+}
+
+export interface Lease extends KubernetesObject {
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/** A core/v1 Event. */
+export interface Event extends KubernetesObject {
+  involvedObject: {
+    apiVersion?: string;
+    kind?: string;
+    name?: string;
+    namespace?: string;
+    uid?: string;
+  };
+  type?: string;
+  reason?: string;
+  message?: string;
+  source?: { component?: string; host?: string };
+  reportingComponent?: string;
+  reportingInstance?: string;
+  firstTimestamp?: string;
+  lastTimestamp?: string;
+  count?: number;
+}
+
+/** The body of a failed request: metav1.Status. */
+export interface Status extends KubernetesObject {
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: unknown;
+}
+
+/** One line of a watch stream. */
+export interface WatchEvent<T> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: T;
+}
