@@ -1,0 +1,280 @@
+// The client's wire behaviour against a small HTTP server that records what
+// it is sent: paths, query, content types, bodies, Status errors as the API
+// server writes them, a 401 answered by renewing credentials, and watch
+// streams split across chunks. The integration tests run the same client
+// against the real API server.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  ApiError,
+  ECR_PULL_SECRETS,
+  isConflict,
+  KubeClient,
+  LEASES,
+  SECRETS,
+  SERVICE_ACCOUNTS,
+  statusCode,
+} from "./client.js";
+import type { Connection, Credentials } from "./kubeconfig.js";
+
+interface Seen {
+  method: string;
+  url: URL;
+  headers: IncomingMessage["headers"];
+  body: string;
+}
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+  server = undefined;
+});
+
+async function apiServer(
+  answer: (req: Seen, res: ServerResponse) => void,
+): Promise<{ url: URL; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const s = {
+        method: req.method ?? "",
+        url: new URL(req.url ?? "/", "http://x"),
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      };
+      seen.push(s);
+      answer(s, res);
+    });
+  });
+  await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return { url: new URL(`http://127.0.0.1:${port}`), seen };
+}
+
+function connection(url: URL, tokens: string[] = ["t1"]): Connection & { renewals: number } {
+  let i = 0;
+  const c = {
+    server: url,
+    insecureSkipTLSVerify: false,
+    source: "test",
+    renewals: 0,
+    credentials: async (): Promise<Credentials> => ({
+      authorization: `Bearer ${tokens[Math.min(i, tokens.length - 1)]}`,
+    }),
+    invalidate: () => {
+      i++;
+      c.renewals++;
+    },
+  };
+  return c;
+}
+
+const json = (res: ServerResponse, code: number, body: unknown) => {
+  res.writeHead(code, { "Content-Type": "application/json" });
+  res.end(JSON.stringify(body));
+};
+
+describe("KubeClient requests", () => {
+  it("sends merge patches, creates and deletes to the right paths with the field manager", async () => {
+    const { url, seen } = await apiServer((req, res) =>
+      json(res, req.method === "POST" ? 201 : 200, {
+        metadata: { name: "x", resourceVersion: "7" },
+      }),
+    );
+    const requests: string[] = [];
+    const kube = new KubeClient(connection(url), {
+      qps: 0,
+      burst: 0,
+      fieldManager: "ecr-creds-refresher",
+      onRequest: (verb, resource, code) => requests.push(`${verb} ${resource} ${code}`),
+    });
+    await kube.create(SECRETS, { metadata: { namespace: "team-a", name: "pull" }, type: "t" });
+    const patched = await kube.patch(
+      SERVICE_ACCOUNTS,
+      { namespace: "team-a", name: "default" },
+      { imagePullSecrets: [{ name: "pull" }] },
+    );
+    await kube.patch(ECR_PULL_SECRETS, { name: "prod" }, { status: { x: 1 } }, "status");
+    await kube.delete(SECRETS, { namespace: "team-a", name: "pull" }, { resourceVersion: "5" });
+    await kube.replace(LEASES, { metadata: { namespace: "ops", name: "leader" } });
+    expect(patched.metadata?.resourceVersion).toBe("7");
+    expect(seen.map((s) => `${s.method} ${s.url.pathname}`)).toEqual([
+      "POST /api/v1/namespaces/team-a/secrets",
+      "PATCH /api/v1/namespaces/team-a/serviceaccounts/default",
+      "PATCH /apis/ecrcreds.io/v1alpha1/ecrpullsecrets/prod/status",
+      "DELETE /api/v1/namespaces/team-a/secrets/pull",
+      "PUT /apis/coordination.k8s.io/v1/namespaces/ops/leases/leader",
+    ]);
+    expect(seen.map((s) => s.url.searchParams.get("fieldManager"))).toEqual([
+      "ecr-creds-refresher",
+      "ecr-creds-refresher",
+      "ecr-creds-refresher",
+      null,
+      "ecr-creds-refresher",
+    ]);
+    expect(seen.map((s) => s.headers["content-type"])).toEqual([
+      "application/json",
+      "application/merge-patch+json",
+      "application/merge-patch+json",
+      "application/json",
+      "application/json",
+    ]);
+    expect(JSON.parse(seen[0]?.body ?? "")).toEqual({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { namespace: "team-a", name: "pull" },
+      type: "t",
+    });
+    expect(JSON.parse(seen[3]?.body ?? "")).toEqual({
+      apiVersion: "v1",
+      kind: "DeleteOptions",
+      preconditions: { resourceVersion: "5" },
+    });
+    expect(JSON.parse(seen[4]?.body ?? "").apiVersion).toBe("coordination.k8s.io/v1");
+    expect(seen.every((s) => s.headers.authorization === "Bearer t1")).toBe(true);
+    expect(requests).toEqual([
+      "create secrets 200",
+      "patch serviceaccounts 200",
+      "patch ecrpullsecrets/status 200",
+      "delete secrets 200",
+      "update leases 200",
+    ]);
+  });
+
+  it("lists with selectors and a continue token", async () => {
+    const { url, seen } = await apiServer((_req, res) =>
+      json(res, 200, { metadata: { resourceVersion: "9", continue: "next" }, items: [] }),
+    );
+    const kube = new KubeClient(connection(url), { qps: 0, burst: 0 });
+    const page = await kube.list(SECRETS, {
+      labelSelector: "ecrcreds.io/owner",
+      limit: 500,
+      continueToken: "abc",
+    });
+    expect(page.metadata?.continue).toBe("next");
+    expect(seen[0]?.url.pathname).toBe("/api/v1/secrets");
+    expect(Object.fromEntries(seen[0]?.url.searchParams ?? [])).toEqual({
+      labelSelector: "ecrcreds.io/owner",
+      limit: "500",
+      continue: "abc",
+    });
+  });
+
+  it("turns a Status answer into an ApiError with the server's code, message and reason", async () => {
+    const { url } = await apiServer((_req, res) =>
+      json(res, 409, {
+        kind: "Status",
+        apiVersion: "v1",
+        status: "Failure",
+        message: 'Operation cannot be fulfilled on secrets "pull": the object has been modified',
+        reason: "Conflict",
+        code: 409,
+      }),
+    );
+    const codes: number[] = [];
+    const kube = new KubeClient(connection(url), {
+      qps: 0,
+      burst: 0,
+      onRequest: (_v, _r, code) => codes.push(code),
+    });
+    const err = await kube
+      .patch(SECRETS, { namespace: "a", name: "pull" }, {})
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(isConflict(err)).toBe(true);
+    expect((err as ApiError).reason).toBe("Conflict");
+    expect((err as ApiError).message).toBe(
+      'Operation cannot be fulfilled on secrets "pull": the object has been modified',
+    );
+    expect(codes).toEqual([409]);
+  });
+
+  it("renews credentials once after a 401 and retries", async () => {
+    const { url, seen } = await apiServer((req, res) => {
+      if (req.headers.authorization === "Bearer old")
+        json(res, 401, { kind: "Status", message: "Unauthorized", code: 401 });
+      else json(res, 200, { metadata: { name: "pull" } });
+    });
+    const conn = connection(url, ["old", "new"]);
+    const kube = new KubeClient(conn, { qps: 0, burst: 0 });
+    const s = await kube.get(SECRETS, { namespace: "a", name: "pull" });
+    expect(s.metadata?.name).toBe("pull");
+    expect(seen.map((r) => r.headers.authorization)).toEqual(["Bearer old", "Bearer new"]);
+    expect(conn.renewals).toBe(1);
+  });
+
+  it("gives up on a request the server never answers, naming it", async () => {
+    const { url } = await apiServer(() => undefined);
+    const kube = new KubeClient(connection(url), { qps: 0, burst: 0, requestTimeoutMs: 200 });
+    const err = await kube.get(SECRETS, { namespace: "a", name: "b" }).catch((e: unknown) => e);
+    expect(String(err)).toContain(
+      "GET /api/v1/namespaces/a/secrets/b: no answer from the API server in 200 ms",
+    );
+    expect(statusCode(err)).toBe(0);
+  });
+});
+
+describe("KubeClient watches", () => {
+  it("delivers events split across chunks, in order, then ends when the server ends", async () => {
+    const { url, seen } = await apiServer((_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/json" });
+      const lines = [
+        { type: "ADDED", object: { metadata: { name: "a", resourceVersion: "1" } } },
+        { type: "MODIFIED", object: { metadata: { name: "a", resourceVersion: "2" } } },
+        { type: "BOOKMARK", object: { metadata: { resourceVersion: "3" } } },
+      ]
+        .map((l) => `${JSON.stringify(l)}\n`)
+        .join("");
+      res.write(lines.slice(0, 17));
+      setTimeout(() => res.write(lines.slice(17, 90)), 20);
+      setTimeout(() => res.end(lines.slice(90)), 40);
+    });
+    const kube = new KubeClient(connection(url), { qps: 0, burst: 0 });
+    const events: string[] = [];
+    const done = new Promise<unknown>((resolve) => {
+      void kube.watch(
+        "/api/v1/secrets",
+        { resourceVersion: "0", allowWatchBookmarks: true },
+        (type, obj) =>
+          events.push(
+            `${type} ${(obj as { metadata: { resourceVersion: string } }).metadata.resourceVersion}`,
+          ),
+        resolve,
+      );
+    });
+    expect(await done).toBeUndefined();
+    expect(events).toEqual(["ADDED 1", "MODIFIED 2", "BOOKMARK 3"]);
+    expect(Object.fromEntries(seen[0]?.url.searchParams ?? [])).toEqual({
+      resourceVersion: "0",
+      allowWatchBookmarks: "true",
+      watch: "true",
+    });
+  });
+
+  it("ends with the HTTP error of a refused watch, and with a TimeoutError when a watch goes silent", async () => {
+    const { url } = await apiServer((req, res) => {
+      if (req.url.searchParams.get("resourceVersion") === "old")
+        json(res, 410, {
+          kind: "Status",
+          message: "too old resource version",
+          reason: "Expired",
+          code: 410,
+        });
+      else res.writeHead(200).flushHeaders();
+    });
+    const kube = new KubeClient(connection(url), { qps: 0, burst: 0, watchInactivityMs: 150 });
+    const end = (rv: string) =>
+      new Promise<unknown>((resolve) => {
+        void kube.watch("/api/v1/secrets", { resourceVersion: rv }, () => undefined, resolve);
+      });
+    const gone = await end("old");
+    expect(statusCode(gone)).toBe(410);
+    expect((gone as ApiError).reason).toBe("Expired");
+    const silent = await end("5");
+    expect((silent as Error).name).toBe("TimeoutError");
+  });
+});
