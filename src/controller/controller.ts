@@ -72,6 +72,45 @@ function trimServiceAccount(sa: Obj<ServiceAccountView>): Obj<ServiceAccountView
   } as Obj<ServiceAccountView>;
 }
 
+/**
+ * Keeps the slice of a managed Secret the reconciler reads. Every Secret of
+ * one resource holds the same content, but each arrives from the API server
+ * as its own copy of several kilobytes; the cache keeps one copy per owner
+ * (the last value seen), so a thousand namespaces cost one token's worth of
+ * memory, not a thousand.
+ */
+function secretTrimmer(): (secret: Obj<SecretView>) => Obj<SecretView> {
+  const lastByOwner = new Map<string, Record<string, string>>();
+  return (secret) => {
+    const m = secret.metadata ?? {};
+    let data = secret.data;
+    const owner = m.labels?.[LABEL_OWNER];
+    if (owner !== undefined && data) {
+      const last = lastByOwner.get(owner);
+      if (last && sameData(last, data)) data = last;
+      else lastByOwner.set(owner, data);
+    }
+    return {
+      metadata: {
+        name: m.name,
+        namespace: m.namespace,
+        resourceVersion: m.resourceVersion,
+        labels: m.labels,
+        annotations: m.annotations,
+        deletionTimestamp: m.deletionTimestamp,
+      },
+      type: secret.type,
+      data,
+    } as Obj<SecretView>;
+  };
+}
+
+function sameData(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => a[k] === b[k]);
+}
+
 function trimNamespace(ns: Obj<NamespaceView>): Obj<NamespaceView> {
   return {
     metadata: {
@@ -138,7 +177,7 @@ export class Controller {
           continueToken,
         }),
       onActivity: activity("secrets"),
-      transform: trimMeta,
+      transform: secretTrimmer(),
     });
     this.serviceAccounts = new Informer(kube, {
       resource: "serviceaccounts",

@@ -96,6 +96,11 @@ export class Informer<T extends KubernetesObject> {
     this.put(key, this.opts.transform ? this.opts.transform(obj) : obj);
   }
 
+  /** The objects of one namespace, without copying (do not write to the cache while iterating). */
+  valuesInNamespace(namespace: string): Iterable<T> {
+    return this.byNamespace.get(namespace)?.values() ?? [];
+  }
+
   /** The objects of one namespace, from an index kept beside the store. */
   listNamespace(namespace: string): T[] {
     return [...(this.byNamespace.get(namespace)?.values() ?? [])];

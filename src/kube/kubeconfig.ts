@@ -36,11 +36,13 @@ export interface Connection {
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /**
- * The connection for a kubeconfig path, else (no path) the in-cluster one
- * when running in a Pod, else $KUBECONFIG, else ~/.kube/config.
+ * The connection for a kubeconfig path (or a list of them), else (no path)
+ * the in-cluster one when running in a Pod, else $KUBECONFIG, else
+ * ~/.kube/config.
  */
 export function loadKubeConfig(path?: string, context?: string): Connection {
-  if (path) return fromFiles([path], context);
+  // A list, as $KUBECONFIG may hold (the --kubeconfig flag reads that variable).
+  if (path) return fromFiles(path.split(delimiter).filter(Boolean), context);
   if (process.env.KUBERNETES_SERVICE_HOST && !context) return inCluster();
   const env = process.env.KUBECONFIG;
   const files = env ? env.split(delimiter).filter(Boolean) : [join(homedir(), ".kube", "config")];

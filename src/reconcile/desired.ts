@@ -76,22 +76,36 @@ export interface DesiredSecret {
 }
 
 export function desiredSecret(input: DesiredSecretInput): DesiredSecret {
+  return desiredSecrets(input)(input.namespace);
+}
+
+/**
+ * The desired Secret of every namespace of one pass: the labels, annotations
+ * and encoded data are built once and shared (read-only) by all of them, so
+ * a pass over a thousand namespaces does not encode the same content a
+ * thousand times.
+ */
+export function desiredSecrets(
+  input: Omit<DesiredSecretInput, "namespace">,
+): (namespace: string) => DesiredSecret {
   const annotations: Record<string, string> = {
     [ANNOTATION_REGISTRIES]: [...input.registries].sort().join(","),
   };
   if (input.expiresAt) annotations[ANNOTATION_EXPIRES_AT] = input.expiresAt.toISOString();
   if (input.fetchedAt) annotations[ANNOTATION_FETCHED_AT] = input.fetchedAt.toISOString();
   if (input.tokenSources) annotations[ANNOTATION_TOKEN_SOURCES] = input.tokenSources;
-  return {
-    metadata: {
-      name: input.secretName,
-      namespace: input.namespace,
-      labels: { [LABEL_MANAGED_BY]: OPERATOR_NAME, [LABEL_OWNER]: ownerLabelValue(input.owner) },
-      annotations,
-    },
-    type: DOCKER_CONFIG_JSON_TYPE,
-    data: { [DOCKER_CONFIG_JSON_KEY]: Buffer.from(input.dockerConfigJson).toString("base64") },
+  const labels = {
+    [LABEL_MANAGED_BY]: OPERATOR_NAME,
+    [LABEL_OWNER]: ownerLabelValue(input.owner),
   };
+  const data = {
+    [DOCKER_CONFIG_JSON_KEY]: Buffer.from(input.dockerConfigJson).toString("base64"),
+  };
+  return (namespace) => ({
+    metadata: { name: input.secretName, namespace, labels, annotations },
+    type: DOCKER_CONFIG_JSON_TYPE,
+    data,
+  });
 }
 
 /** Whether a Secret carries the labels of this operator and owner. */

@@ -47,13 +47,14 @@ import {
   type DesiredSecret,
   DOCKER_CONFIG_JSON_KEY,
   DOCKER_CONFIG_JSON_TYPE,
-  desiredSecret,
+  desiredSecrets,
   isManaged,
   isOwnedBy,
   ownerLabelValue,
   parseAddedRefs,
   planServiceAccount,
   type SecretView,
+  type ServiceAccountChange,
   type ServiceAccountView,
   secretDiffers,
   secretPatch,
@@ -144,6 +145,8 @@ export class Reconciler {
   /** Last token expiry seen per resource, to tell a refresh from a rewrite. */
   private readonly lastExpiry = new Map<string, number>();
   private readonly verified = new Map<string, VerifyMemory>();
+  /** Cached ServiceAccounts whose plan came out empty, and for which (owner, want, policy). */
+  private readonly settled = new WeakMap<object, string>();
 
   constructor(
     private readonly kube: KubeClient,
@@ -256,19 +259,24 @@ export class Reconciler {
 
     let wrote = 0;
     const failures: NamespaceFailure[] = [];
-    await pool(wanted, this.opts.writeConcurrency, async (namespace) => {
+    const desiredIn = desiredSecrets({
+      owner: name,
+      secretName,
+      dockerConfigJson,
+      expiresAt,
+      fetchedAt,
+      registries,
+      tokenSources: tokenSourcesValue,
+    });
+    // Most namespaces of most passes already are as desired (a pass runs for
+    // every namespace event): find the ones that are not on the caches alone,
+    // and spend requests, promises and garbage only on those.
+    const outOfSync = wanted.filter(
+      (namespace) => !this.inSync(resource, desiredIn(namespace), policy),
+    );
+    await pool(outOfSync, this.opts.writeConcurrency, async (namespace) => {
       try {
-        const desired = desiredSecret({
-          owner: name,
-          secretName,
-          namespace,
-          dockerConfigJson,
-          expiresAt,
-          fetchedAt,
-          registries,
-          tokenSources: tokenSourcesValue,
-        });
-        const written = await this.syncSecret(resource, desired);
+        const written = await this.syncSecret(resource, desiredIn(namespace));
         wrote += written;
         await this.syncServiceAccounts(resource, namespace, secretName, policy);
       } catch (err) {
@@ -439,7 +447,40 @@ export class Reconciler {
     }
   }
 
+  /** Whether a namespace's Secret and ServiceAccounts are as desired, judged on the caches. */
+  private inSync(resource: ECRPullSecret, desired: DesiredSecret, policy: string): boolean {
+    const owner = resource.metadata?.name ?? "";
+    const { namespace, name } = desired.metadata;
+    const observed = this.caches.secrets.get(namespace, name);
+    if (!observed || !isOwnedBy(observed, owner) || secretDiffers(desired, observed)) return false;
+    for (const sa of this.caches.serviceAccounts.valuesInNamespace(namespace)) {
+      const want = targetsServiceAccount(resource.spec.serviceAccounts, sa.metadata?.name ?? "")
+        ? name
+        : undefined;
+      if (this.plan(sa, owner, want, policy === "Delete")) return false;
+    }
+    return true;
+  }
+
   // --- ServiceAccounts -------------------------------------------------------
+
+  /**
+   * planServiceAccount, remembering per cached object which plans came out
+   * empty: the caches replace an object whenever it changes, so a settled
+   * ServiceAccount is not parsed again on every pass.
+   */
+  private plan(
+    sa: ServiceAccountView,
+    owner: string,
+    want: string | undefined,
+    removeStale: boolean,
+  ): ServiceAccountChange | undefined {
+    const key = `${owner}/${want ?? ""}/${removeStale}`;
+    if (this.settled.get(sa) === key) return undefined;
+    const change = planServiceAccount(sa, owner, want, removeStale);
+    if (!change) this.settled.set(sa, key);
+    return change;
+  }
 
   private async syncServiceAccounts(
     resource: ECRPullSecret,
@@ -468,7 +509,7 @@ export class Reconciler {
     const name = cached.metadata?.name ?? "";
     let sa: ServiceAccountView | undefined = cached;
     for (let attempt = 0; attempt < 8 && sa; attempt++) {
-      const change = planServiceAccount(sa, owner, want, removeStale);
+      const change = this.plan(sa, owner, want, removeStale);
       if (!change) return;
       try {
         const patched = await this.kube.patch<Cached<ServiceAccountView>>(
@@ -528,20 +569,16 @@ export class Reconciler {
     const skip = (namespace: string) => keepNamespaces.has(namespace) || terminating.has(namespace);
     // References first, so no Pod is admitted with a reference to a Secret we
     // are about to delete.
-    const claimed = this.caches.serviceAccounts
-      .list()
-      .filter((sa) =>
-        parseAddedRefs(sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).some(
-          (r) =>
-            r.owner === ownerKey &&
-            !(keepNamespaces.has(sa.metadata?.namespace ?? "") && r.name === keepSecretName),
-        ),
-      );
-    await pool(claimed, this.opts.writeConcurrency, async (sa) => {
-      // In a kept namespace the ServiceAccount is handled by syncServiceAccounts.
-      if (skip(sa.metadata?.namespace ?? "")) return;
-      await this.patchServiceAccount(sa, owner, undefined, removeStale);
+    // In a kept namespace the ServiceAccounts are handled by syncServiceAccounts.
+    const claimed = this.caches.serviceAccounts.list().filter((sa) => {
+      const annotation = sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
+      // A cheap test before parsing: most ServiceAccounts name no ref of ours.
+      if (!annotation?.includes(`${ownerKey}/`) || skip(sa.metadata?.namespace ?? "")) return false;
+      return parseAddedRefs(annotation).some((r) => r.owner === ownerKey);
     });
+    await pool(claimed, this.opts.writeConcurrency, (sa) =>
+      this.patchServiceAccount(sa, owner, undefined, removeStale),
+    );
     const stale = this.caches.secrets
       .list()
       .filter(
