@@ -81,6 +81,11 @@ export class Informer<T extends KubernetesObject> {
     return [...this.store.values()];
   }
 
+  /** Every cached object, without copying (do not write to the cache while iterating). */
+  values(): IterableIterator<T> {
+    return this.store.values();
+  }
+
   /**
    * Records an object this process just wrote, so the next pass does not act
    * on the older copy before the watch delivers the new one. Only moves the

@@ -3,6 +3,8 @@ import { operatorError } from "../errors.js";
 // Namespace globs: `*` matches any run of characters (also none), `?` exactly
 // one; every other character is literal and the whole name must match.
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 /** True when `s` contains a wildcard, i.e. is a pattern rather than a plain name. */
 export function isGlob(s: string): boolean {
   return s.includes("*") || s.includes("?");
@@ -44,8 +46,13 @@ export function globToRegExp(glob: string): RegExp {
  */
 export function matchesGlob(glob: string, name: string): boolean {
   checkGlob(glob);
-  const g = Array.from(glob);
-  const n = Array.from(name);
+  if (!isGlob(glob)) return glob === name;
+  // Code points, so `?` is one character even outside the BMP; without
+  // surrogates (every namespace name) the strings index as they are, and a
+  // match allocates nothing: it runs for every namespace on every pass.
+  const astral = SURROGATE.test(glob) || SURROGATE.test(name);
+  const g = astral ? Array.from(glob) : glob;
+  const n = astral ? Array.from(name) : name;
   let gi = 0;
   let ni = 0;
   let star = -1; // index in g of the last `*` seen

@@ -63,7 +63,7 @@ import {
 } from "./desired.js";
 import { buildDockerConfigJson, parseDockerConfigJson } from "./dockerconfig.js";
 import { buildStatus, type ConditionInput, statusEqual } from "./status.js";
-import { targetNamespaces } from "./targets.js";
+import { type NamespaceInfo, targetNamespaces } from "./targets.js";
 
 export interface NamespaceView {
   metadata?: {
@@ -147,6 +147,7 @@ export class Reconciler {
   private readonly verified = new Map<string, VerifyMemory>();
   /** Cached ServiceAccounts whose plan came out empty, and for which (owner, want, policy). */
   private readonly settled = new WeakMap<object, string>();
+  private readonly infos = new WeakMap<object, NamespaceInfo>();
 
   constructor(
     private readonly kube: KubeClient,
@@ -248,12 +249,7 @@ export class Reconciler {
     const fetchedAt = minDate([...states.values()].map((s) => s.token?.fetchedAt));
 
     // Where.
-    const namespaces = this.caches.namespaces.list().map((ns) => ({
-      name: ns.metadata?.name ?? "",
-      labels: ns.metadata?.labels,
-      terminating: ns.status?.phase === "Terminating" || Boolean(ns.metadata?.deletionTimestamp),
-    }));
-    const wanted = targetNamespaces(resource.spec, namespaces);
+    const wanted = targetNamespaces(resource.spec, this.namespaceInfos());
     const wantedSet = new Set(wanted);
     const secretName = resource.spec.secretName;
 
@@ -447,6 +443,25 @@ export class Reconciler {
     }
   }
 
+  /** The cached namespaces as targeting reads them, each view made once per cached object. */
+  private namespaceInfos(): NamespaceInfo[] {
+    const infos: NamespaceInfo[] = [];
+    for (const ns of this.caches.namespaces.values()) {
+      let info = this.infos.get(ns);
+      if (!info) {
+        info = {
+          name: ns.metadata?.name ?? "",
+          labels: ns.metadata?.labels,
+          terminating:
+            ns.status?.phase === "Terminating" || Boolean(ns.metadata?.deletionTimestamp),
+        };
+        this.infos.set(ns, info);
+      }
+      infos.push(info);
+    }
+    return infos;
+  }
+
   /** Whether a namespace's Secret and ServiceAccounts are as desired, judged on the caches. */
   private inSync(resource: ECRPullSecret, desired: DesiredSecret, policy: string): boolean {
     const owner = resource.metadata?.name ?? "";
@@ -561,19 +576,19 @@ export class Reconciler {
     const ownerKey = ownerLabelValue(owner);
     const removeStale = true;
     const terminating = new Set(
-      this.caches.namespaces
-        .list()
-        .filter((ns) => ns.status?.phase === "Terminating" || ns.metadata?.deletionTimestamp)
-        .map((ns) => ns.metadata?.name ?? ""),
+      this.namespaceInfos()
+        .filter((ns) => ns.terminating)
+        .map((ns) => ns.name),
     );
     const skip = (namespace: string) => keepNamespaces.has(namespace) || terminating.has(namespace);
     // References first, so no Pod is admitted with a reference to a Secret we
     // are about to delete.
     // In a kept namespace the ServiceAccounts are handled by syncServiceAccounts.
+    const ours = `${ownerKey}/`;
     const claimed = this.caches.serviceAccounts.list().filter((sa) => {
       const annotation = sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
       // A cheap test before parsing: most ServiceAccounts name no ref of ours.
-      if (!annotation?.includes(`${ownerKey}/`) || skip(sa.metadata?.namespace ?? "")) return false;
+      if (!annotation?.includes(ours) || skip(sa.metadata?.namespace ?? "")) return false;
       return parseAddedRefs(annotation).some((r) => r.owner === ownerKey);
     });
     await pool(claimed, this.opts.writeConcurrency, (sa) =>
