@@ -27,5 +27,10 @@ COPY bin ./bin
 # 1000 is the `node` user of the base image.
 USER 1000:1000
 EXPOSE 8080 8081
-ENTRYPOINT ["node", "bin/ecr-creds-refresher"]
+# V8 sizes its young generation from the host's memory and compiles optimized
+# code on a background thread whose malloc arena never shrinks; neither buys
+# this mostly idle, I/O-bound process anything, and together they cost about
+# 30 MB at a thousand namespaces (docs/performance.md). `npm run bench` runs
+# the operator with exactly these flags.
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--no-concurrent-recompilation", "bin/ecr-creds-refresher"]
 CMD ["run"]

@@ -246,3 +246,24 @@ export function metricSum(text: string, name: string, labels: Record<string, str
   }
   return sum;
 }
+
+/**
+ * The Node flags the image starts the operator with (the Dockerfile's
+ * ENTRYPOINT between `node` and the executable), so the benchmark measures
+ * the operator as it runs in production.
+ */
+export async function imageNodeFlags(): Promise<string[]> {
+  const dockerfile = await readFile(join(repoRoot, "Dockerfile"), "utf8");
+  const line = dockerfile
+    .split("\n")
+    .filter((l) => l.startsWith("ENTRYPOINT "))
+    .at(-1);
+  if (!line) throw new Error("the Dockerfile has no ENTRYPOINT");
+  const argv = JSON.parse(line.slice("ENTRYPOINT ".length)) as string[];
+  const bin = argv.indexOf("bin/ecr-creds-refresher");
+  if (argv[0] !== "node" || bin < 0)
+    throw new Error(
+      `unexpected Dockerfile ENTRYPOINT ${line}: expected node [flags] bin/ecr-creds-refresher`,
+    );
+  return argv.slice(1, bin);
+}

@@ -26,6 +26,7 @@ import {
 import {
   AuditTail,
   describeWrite,
+  imageNodeFlags,
   metricSum,
   OperatorProcess,
   percentile,
@@ -42,6 +43,7 @@ type KubeClient = ClientModule.KubeClient;
 const { settings } = (await import(pathToFileURL(join(repoRoot, "dist/cli/config.js")).href)) as {
   settings: Array<{ flag: string; default?: string }>;
 };
+const IMAGE_NODE_FLAGS = await imageNodeFlags();
 const operatorDefault = (flag: string): number =>
   Number(settings.find((s) => s.flag === flag)?.default ?? Number.NaN);
 
@@ -128,7 +130,7 @@ process.exit(exitCode);
 
 async function main(): Promise<void> {
   progress(
-    `n=${N} qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY} on ${cpus().length} cpus`,
+    `n=${N} qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY} on ${cpus().length} cpus; operator node flags (the image's): ${IMAGE_NODE_FLAGS.join(" ") || "none"}`,
   );
   const cp = await startControlPlane({ progress: (l) => progress(`controlplane: ${l}`) });
   cleanups.push(() => cp.stop());
@@ -176,7 +178,7 @@ async function main(): Promise<void> {
 
   let profiles = 0;
   const startOperator = async (): Promise<OperatorProcess> => {
-    const nodeArgs: string[] = [];
+    const nodeArgs: string[] = [...IMAGE_NODE_FLAGS];
     if (opt["cpu-prof"]) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${opt["cpu-prof"]}`);
     if (opt["heap-snapshot"]) {
       nodeArgs.push("--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${opt["heap-snapshot"]}`);
@@ -787,7 +789,7 @@ function printTable(result: Record<string, unknown>): void {
   const w0 = Math.max(...rows.map((r) => r.what.length), 10);
   const w1 = Math.max(...rows.map((r) => r.value.length), 8);
   const lines = [
-    `ecr-creds-refresher benchmark: n=${result.n}, node ${result.node}, ${result.cpus} cpus, qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY}`,
+    `ecr-creds-refresher benchmark: n=${result.n}, node ${result.node}, ${result.cpus} cpus, qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY}, operator node flags: ${IMAGE_NODE_FLAGS.join(" ") || "none"}`,
     "",
     `${"figure".padEnd(w0)}  ${"value".padStart(w1)}  target`,
     `${"-".repeat(w0)}  ${"-".repeat(w1)}  ------------`,

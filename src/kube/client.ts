@@ -278,7 +278,15 @@ export class KubeClient implements Watcher {
       return this.send(method, path, query, body, contentType, true);
     }
     if (status < 200 || status >= 300) throw errorFromResponse(status, text, method, path);
-    return text ? JSON.parse(text) : undefined;
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      // A proxy's HTML page, or a cut answer: say where, not just "Unexpected token".
+      throw new Error(
+        `${method} ${path}: HTTP ${status}, but the answer is not JSON: ${text.slice(0, 100)}`,
+      );
+    }
   }
 
   async watch(
