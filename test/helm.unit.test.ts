@@ -410,7 +410,10 @@ describe("Dockerfile", () => {
     expect(dockerfile).toMatch(/tsc -p tsconfig\.build\.json/);
     const users = [...dockerfile.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
     expect(users).toEqual(["1000:1000"]);
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "bin\/ecr-creds-refresher"\]$/m);
+    // The memory flags measured in docs/performance.md (the bench reads them from here).
+    expect(dockerfile).toMatch(
+      /^ENTRYPOINT \["node", "--max-semi-space-size=1", "--no-concurrent-recompilation", "bin\/ecr-creds-refresher"\]$/m,
+    );
     expect(dockerfile).toMatch(/^CMD \["run"\]$/m);
     // The chart's runAsUser is the image's user.
     const pod = podSpecOf(render());

@@ -88,7 +88,11 @@ function secretTrimmer(): (secret: Obj<SecretView>) => Obj<SecretView> {
     if (owner !== undefined && data) {
       const last = lastByOwner.get(owner);
       if (last && sameData(last, data)) data = last;
-      else lastByOwner.set(owner, data);
+      else {
+        // Only a hint for sharing: owners long deleted must not pile up.
+        if (lastByOwner.size >= 1_000) lastByOwner.clear();
+        lastByOwner.set(owner, data);
+      }
     }
     return {
       metadata: {

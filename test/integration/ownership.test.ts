@@ -42,6 +42,7 @@ const resources = [
   "own-two",
   "own-heal",
   "own-bulk",
+  "own-share",
 ];
 
 async function ns(name: string): Promise<void> {
@@ -453,5 +454,25 @@ describe("what it caches", () => {
       const got = op.controller.secrets.list().map(key).sort();
       return want.join() === got.join() && want.length > 0 ? true : undefined;
     });
+  });
+
+  it("keeps one copy of a resource's Secret data, however many namespaces hold it", async () => {
+    const spread = ["own-share-a", "own-share-b", "own-share-c"];
+    for (const n of spread) await ns(n);
+    await applyResource(k, "own-share", {
+      secretName: "own-share-pull",
+      namespaces: spread,
+      registries,
+    });
+    await condition("own-share", "Synced");
+    const cached = await waitFor("the three Secrets in the operator's cache", () => {
+      const found = spread.map((n) => op.controller.secrets.get(n, "own-share-pull"));
+      return found.every(Boolean) ? found : undefined;
+    });
+    const server = await readSecret(k, "own-share-a", "own-share-pull");
+    expect(server?.data?.[".dockerconfigjson"]).toBeTruthy();
+    expect(cached[0]?.data).toEqual(server?.data);
+    // Three Secrets from three API answers, one data object in memory.
+    expect(new Set(cached.map((s) => s?.data)).size).toBe(1);
   });
 });
