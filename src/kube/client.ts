@@ -9,7 +9,7 @@
 // 80 MB of memory just to load, more than everything else the operator holds.
 import * as http from "node:http";
 import * as https from "node:https";
-import { GROUP, PLURAL, VERSION } from "../api/types.generated.js";
+import { GROUP, KIND, PLURAL, VERSION } from "../api/types.generated.js";
 import type { Connection, Credentials } from "./kubeconfig.js";
 import { TokenBucket } from "./rate-limiter.js";
 import type { KubernetesObject, ObjectList, Status } from "./types.js";
@@ -20,31 +20,35 @@ export { loadKubeConfig } from "./kubeconfig.js";
 export interface ResourceType {
   group: string;
   version: string;
+  kind: string;
   /** The URL segment and the `resource` label of the request metrics. */
   plural: string;
   namespaced: boolean;
 }
 
-const core = (plural: string, namespaced: boolean): ResourceType => ({
+const core = (kind: string, plural: string, namespaced: boolean): ResourceType => ({
   group: "",
   version: "v1",
+  kind,
   plural,
   namespaced,
 });
 
-export const SECRETS = core("secrets", true);
-export const SERVICE_ACCOUNTS = core("serviceaccounts", true);
-export const NAMESPACES = core("namespaces", false);
-export const EVENTS = core("events", true);
+export const SECRETS = core("Secret", "secrets", true);
+export const SERVICE_ACCOUNTS = core("ServiceAccount", "serviceaccounts", true);
+export const NAMESPACES = core("Namespace", "namespaces", false);
+export const EVENTS = core("Event", "events", true);
 export const LEASES: ResourceType = {
   group: "coordination.k8s.io",
   version: "v1",
+  kind: "Lease",
   plural: "leases",
   namespaced: true,
 };
 export const ECR_PULL_SECRETS: ResourceType = {
   group: GROUP,
   version: VERSION,
+  kind: KIND,
   plural: PLURAL,
   namespaced: false,
 };
@@ -423,29 +427,13 @@ export class KubeClient implements Watcher {
       ...(c.tlsServerName ? { servername: c.tlsServerName } : {}),
     });
   }
-
-  /** Closes pooled connections (they would otherwise keep the process alive briefly). */
-  close(): void {
-    this.agents?.pooled.destroy();
-    this.agents = undefined;
-  }
 }
 
 /** Fills in apiVersion and kind from the resource type when the body leaves them out. */
 function withKind<T extends KubernetesObject>(type: ResourceType, body: T): T {
-  if (body.apiVersion && body.kind) return body;
-  const kinds: Record<string, string> = {
-    secrets: "Secret",
-    serviceaccounts: "ServiceAccount",
-    namespaces: "Namespace",
-    events: "Event",
-    leases: "Lease",
-  };
-  const kind = kinds[type.plural];
-  if (!kind) return body;
   return {
     apiVersion: type.group ? `${type.group}/${type.version}` : type.version,
-    kind,
+    kind: type.kind,
     ...body,
   };
 }
@@ -464,9 +452,8 @@ function errorFromResponse(status: number, text: string, method: string, path: s
 /** The HTTP status of a failed API request (or the code of a Status object), or 0 when it never got an answer. */
 export function statusCode(err: unknown): number {
   if (typeof err === "object" && err !== null) {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === "number") return e.code;
-    if (typeof e.statusCode === "number") return e.statusCode;
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "number") return code;
   }
   return 0;
 }

@@ -111,21 +111,7 @@ function fromFiles(files: string[], context: string | undefined): Connection {
     if (typeof raw !== "object" || Array.isArray(raw))
       throw new Error(`kubeconfig ${file} is not a kubeconfig: expected a mapping at the top`);
     read++;
-    const dir = dirname(file);
-    for (const [kind, field] of [
-      ["clusters", "cluster"],
-      ["users", "user"],
-      ["contexts", "context"],
-    ] as const) {
-      for (const entry of raw[kind] ?? []) {
-        if (!entry?.name || merged[kind].has(entry.name)) continue;
-        merged[kind].set(entry.name, {
-          value: (entry[field] ?? {}) as Record<string, unknown>,
-          dir,
-        });
-      }
-    }
-    merged.current ??= raw["current-context"] || undefined;
+    mergeInto(merged, raw, dirname(file));
   }
   const where = files.join(delimiter);
   if (read === 0) throw new Error(`no kubeconfig found at ${where}: pass --kubeconfig`);
@@ -139,11 +125,23 @@ export function connectionFromKubeConfig(
   dir = ".",
 ): Connection {
   const merged: Merged = { clusters: new Map(), users: new Map(), contexts: new Map() };
-  for (const c of raw.clusters ?? []) merged.clusters.set(c.name, { value: c.cluster ?? {}, dir });
-  for (const u of raw.users ?? []) merged.users.set(u.name, { value: u.user ?? {}, dir });
-  for (const c of raw.contexts ?? []) merged.contexts.set(c.name, { value: c.context ?? {}, dir });
-  merged.current = raw["current-context"];
+  mergeInto(merged, raw, dir);
   return fromMerged(merged, context, "(in memory)");
+}
+
+/** Adds one file's entries; an entry a file before it named already stays (kubectl's rule). */
+function mergeInto(merged: Merged, raw: RawKubeConfig, dir: string): void {
+  for (const [kind, field] of [
+    ["clusters", "cluster"],
+    ["users", "user"],
+    ["contexts", "context"],
+  ] as const) {
+    for (const entry of raw[kind] ?? []) {
+      if (!entry?.name || merged[kind].has(entry.name)) continue;
+      merged[kind].set(entry.name, { value: (entry[field] ?? {}) as Record<string, unknown>, dir });
+    }
+  }
+  merged.current ??= raw["current-context"] || undefined;
 }
 
 function fromMerged(merged: Merged, context: string | undefined, where: string): Connection {
