@@ -16,6 +16,7 @@ import { AwsDouble } from "../test/aws-double/index.js";
 import { freePort, repoRoot, startControlPlane, waitFor } from "../test/harness/controlplane.js";
 import {
   applyResource,
+  bindClusterAdmin,
   deleteResource,
   getResource,
   installCrd,
@@ -163,17 +164,7 @@ async function main(): Promise<void> {
     stringData: { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY },
   });
   const operatorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", cp.dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "ecrbench-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-    },
-  });
+  await bindClusterAdmin(k, "ecrbench-operator", OPS, ["operator"]);
   const audit = new AuditTail(cp.auditLogPath);
 
   let profiles = 0;

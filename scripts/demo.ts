@@ -32,6 +32,7 @@ import {
   createNamespace,
   getResource,
   installCrd,
+  putSecret,
   readSecret,
   type TestKube,
   testKube,
@@ -514,15 +515,9 @@ async function main(): Promise<void> {
   );
 
   await createNamespace(k, SYSTEM_NAMESPACE);
-  await k.core.createNamespacedSecret({
-    namespace: SYSTEM_NAMESPACE,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
-      },
-    },
+  await putSecret(k, SYSTEM_NAMESPACE, "aws-creds", {
+    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
   });
   for (const ns of NAMESPACES) await createNamespace(k, ns);
   say(

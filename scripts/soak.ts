@@ -21,6 +21,7 @@ import { AwsDouble } from "../test/aws-double/index.js";
 import { repoRoot, startControlPlane } from "../test/harness/controlplane.js";
 import {
   applyResource,
+  bindClusterAdmin,
   createNamespace,
   installCrd,
   kubeconfigForServiceAccount,
@@ -101,17 +102,7 @@ try {
   }
   const dir = await mkdtemp(join(tmpdir(), "soak-"));
   const kubeconfig = await kubeconfigForServiceAccount(k, "soak-ops", "operator", dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "soak-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: "soak-ops" }],
-    },
-  });
+  await bindClusterAdmin(k, "soak-operator", "soak-ops", ["operator"]);
   const output: string[] = [];
   operator = spawn(
     process.execPath,

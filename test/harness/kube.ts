@@ -166,6 +166,20 @@ export async function putSecret(
   }
 }
 
+/** A credentials Secret with AWS keys under the names the operator reads. */
+export async function putAwsKeys(
+  k: TestKube,
+  namespace: string,
+  name: string,
+  keys: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+): Promise<void> {
+  await putSecret(k, namespace, name, {
+    AWS_ACCESS_KEY_ID: keys.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
+    ...(keys.sessionToken ? { AWS_SESSION_TOKEN: keys.sessionToken } : {}),
+  });
+}
+
 export function dockerConfigOf(secret: V1Secret): {
   auths: Record<string, { username: string; password: string; auth: string }>;
 } {
@@ -273,6 +287,29 @@ export async function auditWrites(
 }
 
 // --- Restricted identities ---------------------------------------------------
+
+/**
+ * Binds ServiceAccounts to cluster-admin: an identity of the operator's own,
+ * so the audit log tells its requests from the test's, with every permission.
+ */
+export async function bindClusterAdmin(
+  k: TestKube,
+  binding: string,
+  namespace: string,
+  serviceAccounts: readonly string[],
+): Promise<void> {
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: binding },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "cluster-admin",
+      },
+      subjects: serviceAccounts.map((name) => ({ kind: "ServiceAccount", name, namespace })),
+    },
+  });
+}
 
 /**
  * A kubeconfig for a ServiceAccount, with a token from the TokenRequest API:

@@ -7,7 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { OperatorConfig } from "../../src/cli/config.js";
 import { AwsDouble } from "../aws-double/index.js";
-import { createNamespace, kubeconfigForServiceAccount, type TestKube, testKube } from "./kube.js";
+import {
+  bindClusterAdmin,
+  createNamespace,
+  kubeconfigForServiceAccount,
+  putSecret,
+  type TestKube,
+  testKube,
+} from "./kube.js";
 import { type InProcessOperator, startOperator, testConfig } from "./operator.js";
 
 export interface StackOptions {
@@ -45,27 +52,14 @@ export async function startOperatorStack(o: StackOptions): Promise<OperatorStack
   // The operator reaches AWS only through the SDK's standard endpoint setting.
   process.env.AWS_ENDPOINT_URL = aws.url;
   await createNamespace(k, o.ops);
-  await k.core.createNamespacedSecret({
-    namespace: o.ops,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: { AWS_ACCESS_KEY_ID: o.accessKeyId, AWS_SECRET_ACCESS_KEY: o.secretAccessKey },
-    },
+  await putSecret(k, o.ops, "aws-creds", {
+    AWS_ACCESS_KEY_ID: o.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: o.secretAccessKey,
   });
   const dir = await mkdtemp(join(tmpdir(), `${o.ops}-`));
   const kubeconfig = await kubeconfigForServiceAccount(k, o.ops, "operator", dir);
   const binding = `${o.ops}-operator`;
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: binding },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: o.ops }],
-    },
-  });
+  await bindClusterAdmin(k, binding, o.ops, ["operator"]);
   const op = await startOperator(
     testConfig(kubeconfig, {
       region: "us-east-1",

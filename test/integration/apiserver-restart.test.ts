@@ -16,6 +16,7 @@ import {
   dockerConfigOf,
   getResource,
   installCrd,
+  putSecret,
   readSecret,
   readyCondition,
   type TestKube,
@@ -49,7 +50,7 @@ function secretInformer(namespace: string, watchTimeoutSeconds?: number) {
   return { informer, activity };
 }
 
-async function putSecret(namespace: string, name: string, value: string): Promise<void> {
+async function createValueSecret(namespace: string, name: string, value: string): Promise<void> {
   await k.core.createNamespacedSecret({
     namespace,
     body: { metadata: { name }, stringData: { value } },
@@ -76,15 +77,9 @@ beforeAll(async () => {
   process.env.AWS_ENDPOINT_URL = aws.url;
   await createNamespace(k, "restart-ops");
   await createNamespace(k, "restart-a");
-  await k.core.createNamespacedSecret({
-    namespace: "restart-ops",
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: "AKIARESTART000000001",
-        AWS_SECRET_ACCESS_KEY: "restart-secret-key-000000000000000000001",
-      },
-    },
+  await putSecret(k, "restart-ops", "aws-creds", {
+    AWS_ACCESS_KEY_ID: "AKIARESTART000000001",
+    AWS_SECRET_ACCESS_KEY: "restart-secret-key-000000000000000000001",
   });
 }, 300_000);
 
@@ -101,14 +96,14 @@ describe("watches against a real API server", () => {
     // The server ends each watch after 1–2 s.
     const { informer, activity } = secretInformer("restart-w1", 1);
     await informer.synced;
-    await putSecret("restart-w1", "before", "1");
+    await createValueSecret("restart-w1", "before", "1");
     await waitFor("the first Secret", () => informer.get("restart-w1", "before"));
     await waitFor(
       "the server to end the watch a few times",
       () => (activity.filter((a) => a === "watch").length >= 4 ? true : undefined),
       { timeoutMs: 20_000 },
     );
-    await putSecret("restart-w1", "after", "2");
+    await createValueSecret("restart-w1", "after", "2");
     await waitFor("a Secret made after several watch ends", () =>
       informer.get("restart-w1", "after"),
     );
@@ -122,20 +117,20 @@ describe("watches against a real API server", () => {
     await createNamespace(k, "restart-w2");
     const { informer, activity } = secretInformer("restart-w2");
     await informer.synced;
-    await putSecret("restart-w2", "one", "1");
+    await createValueSecret("restart-w2", "one", "1");
     await waitFor("Secret one", () => informer.get("restart-w2", "one"));
     // A cut connection: resume from the last version seen, no relist.
     informer.restartWatch();
-    await putSecret("restart-w2", "two", "2");
+    await createValueSecret("restart-w2", "two", "2");
     await waitFor("Secret two after the cut", () => informer.get("restart-w2", "two"));
     expect(informer.lists).toBe(1);
     // A change while the cut watch is down is delivered by the resumed one.
     informer.restartWatch();
-    await putSecret("restart-w2", "meanwhile", "x");
+    await createValueSecret("restart-w2", "meanwhile", "x");
     await waitFor("Secret meanwhile", () => informer.get("restart-w2", "meanwhile"));
     expect(informer.lists).toBe(1);
     expect(activity.filter((a) => a === "watch").length).toBeGreaterThanOrEqual(3);
-    await putSecret("restart-w2", "three", "3");
+    await createValueSecret("restart-w2", "three", "3");
     await waitFor("Secret three", () => informer.get("restart-w2", "three"));
     expect(
       informer

@@ -11,10 +11,12 @@ import { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
+  bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
   deleteResource,
   kubeconfigForServiceAccount,
+  putAwsKeys,
   type TestKube,
   testKube,
 } from "../harness/kube.js";
@@ -41,13 +43,7 @@ let kubeconfig: string;
 let env: Record<string, string>;
 
 async function putKeys(name: string, id: { accessKeyId: string; secretAccessKey: string }) {
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name },
-      stringData: { AWS_ACCESS_KEY_ID: id.accessKeyId, AWS_SECRET_ACCESS_KEY: id.secretAccessKey },
-    },
-  });
+  await putAwsKeys(k, OPS, name, id);
 }
 
 function check(...flags: string[]) {
@@ -72,17 +68,7 @@ beforeAll(async () => {
   await putKeys("keys-refused", UNKNOWN);
   // check runs as its own ServiceAccount, so the audit log can show it wrote nothing.
   kubeconfig = await kubeconfigForServiceAccount(k, OPS, "checker", dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "awschk-checker" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "checker", namespace: OPS }],
-    },
-  });
+  await bindClusterAdmin(k, "awschk-checker", OPS, ["checker"]);
   const empty = join(dir, "empty");
   await writeFile(empty, "");
   env = {

@@ -12,6 +12,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  putSecret,
   readSecret,
   readyCondition,
   type TestKube,
@@ -38,15 +39,9 @@ beforeAll(async () => {
   process.env.AWS_ENDPOINT_URL = moto.url;
   await createNamespace(k, OPS);
   await createNamespace(k, NS);
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "moto-keys" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
-      },
-    },
+  await putSecret(k, OPS, "moto-keys", {
+    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
   });
   op = await startOperator(
     testConfig(cp.kubeconfigPath, { region: "us-east-1", minRefreshIntervalMs: FLOOR_MS }),

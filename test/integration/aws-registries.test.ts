@@ -13,7 +13,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
-  putSecret as putSecretIn,
+  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
@@ -75,10 +75,7 @@ let aws: AwsDouble;
 let op: InProcessOperator;
 
 async function putKeys(name: string, id: Keys): Promise<void> {
-  await putSecretIn(k, OPS, name, {
-    AWS_ACCESS_KEY_ID: id.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: id.secretAccessKey,
-  });
+  await putAwsKeys(k, OPS, name, id);
 }
 
 function spec(

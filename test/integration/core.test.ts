@@ -10,6 +10,7 @@ import { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
+  bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
   deleteResource,
@@ -17,7 +18,7 @@ import {
   getResource,
   kubeconfigForServiceAccount,
   mergePatch,
-  putSecret as putSecretIn,
+  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
@@ -40,10 +41,7 @@ let operatorKubeconfig: string;
 const namespaces = ["core-a", "core-b", "core-g-1", "core-c", "core-r", "core-bad"];
 
 async function putKeys(name: string, accessKeyId: string, secretAccessKey: string): Promise<void> {
-  await putSecretIn(k, OPS, name, {
-    AWS_ACCESS_KEY_ID: accessKeyId,
-    AWS_SECRET_ACCESS_KEY: secretAccessKey,
-  });
+  await putAwsKeys(k, OPS, name, { accessKeyId, secretAccessKey });
 }
 
 function passwordIn(
@@ -79,17 +77,7 @@ beforeAll(async () => {
   // apart from the test's in the audit log.
   const dir = await mkdtemp(join(tmpdir(), "core-test-"));
   operatorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "core-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-    },
-  });
+  await bindClusterAdmin(k, "core-operator", OPS, ["operator"]);
   op = await startOperator(
     testConfig(operatorKubeconfig, {
       region: "us-east-1",

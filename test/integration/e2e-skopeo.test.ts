@@ -17,6 +17,7 @@ import {
   deleteNamespaces,
   deleteResource,
   dockerConfigOf,
+  putSecret,
   readSecret,
   type TestKube,
   testKube,
@@ -111,15 +112,9 @@ beforeAll(async () => {
   process.env.AWS_ENDPOINT_URL = aws.url;
   await createNamespace(k, OPS);
   await createNamespace(k, NS);
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: keys.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
-      },
-    },
+  await putSecret(k, OPS, "aws-creds", {
+    AWS_ACCESS_KEY_ID: keys.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
   });
   op = await startOperator(
     testConfig(cp.kubeconfigPath, {

@@ -32,6 +32,7 @@ import { repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
   auditWrites,
+  bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
   deleteResource,
@@ -251,17 +252,7 @@ beforeAll(async () => {
   await useKeys(0);
   const dir = await mkdtemp(join(tmpdir(), "faults-test-"));
   const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "fault-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-    },
-  });
+  await bindClusterAdmin(k, "fault-operator", OPS, ["operator"]);
   operatorArgs = [
     "run",
     `--kubeconfig=${kubeconfig}`,

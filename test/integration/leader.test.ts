@@ -12,12 +12,14 @@ import { ensureBuilt } from "../harness/build.js";
 import {
   applyResource,
   auditWrites,
+  bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
   deleteResource,
   dockerConfigOf,
   getResource,
   kubeconfigForServiceAccount,
+  putSecret,
   readSecret,
   readyCondition,
   statusOf,
@@ -79,30 +81,14 @@ beforeAll(async () => {
   });
   await createNamespace(k, OPS);
   await createNamespace(k, "leader-a");
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: "AKIALEADER0000000001",
-        AWS_SECRET_ACCESS_KEY: "leader-secret-key-0000000000000000000001",
-      },
-    },
+  await putSecret(k, OPS, "aws-creds", {
+    AWS_ACCESS_KEY_ID: "AKIALEADER0000000001",
+    AWS_SECRET_ACCESS_KEY: "leader-secret-key-0000000000000000000001",
   });
   const dir = await mkdtemp(join(tmpdir(), "leader-test-"));
   const kubeconfigs = new Map<string, string>();
   for (const r of REPLICAS) kubeconfigs.set(r, await kubeconfigForServiceAccount(k, OPS, r, dir));
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "leader-replicas" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: REPLICAS.map((name) => ({ kind: "ServiceAccount", name, namespace: OPS })),
-    },
-  });
+  await bindClusterAdmin(k, "leader-replicas", OPS, REPLICAS);
   await built;
   started = Date.now();
   for (const r of REPLICAS) {

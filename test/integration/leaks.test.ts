@@ -16,6 +16,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
@@ -52,17 +53,7 @@ let aws: AwsDouble;
 let op: InProcessOperator;
 
 async function putKeys(name: string, id: IdentityInit): Promise<void> {
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name },
-      stringData: {
-        AWS_ACCESS_KEY_ID: id.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: id.secretAccessKey,
-        ...(id.sessionToken ? { AWS_SESSION_TOKEN: id.sessionToken } : {}),
-      },
-    },
-  });
+  await putAwsKeys(k, OPS, name, id);
 }
 
 async function readyReason(name: string): Promise<string | undefined> {

@@ -13,6 +13,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  putSecret,
   readSecret,
   readyCondition,
   type TestKube,
@@ -86,12 +87,9 @@ beforeAll(async () => {
   });
   await createNamespace(k, OPS);
   await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: { AWS_ACCESS_KEY_ID: KEY_ID, AWS_SECRET_ACCESS_KEY: SECRET_KEY },
-    },
+  await putSecret(k, OPS, "aws-creds", {
+    AWS_ACCESS_KEY_ID: KEY_ID,
+    AWS_SECRET_ACCESS_KEY: SECRET_KEY,
   });
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   metricsUrl = `http://127.0.0.1:${metricsPort}`;

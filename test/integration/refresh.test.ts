@@ -14,6 +14,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
@@ -49,13 +50,7 @@ let registry: RegistryDouble;
 let op: InProcessOperator;
 
 async function putKeys(name: string, keys: { id: string; secret: string }): Promise<void> {
-  await k.core.createNamespacedSecret({
-    namespace: OPS,
-    body: {
-      metadata: { name, namespace: OPS },
-      stringData: { AWS_ACCESS_KEY_ID: keys.id, AWS_SECRET_ACCESS_KEY: keys.secret },
-    },
-  });
+  await putAwsKeys(k, OPS, name, { accessKeyId: keys.id, secretAccessKey: keys.secret });
 }
 
 function passwordOf(secret: Awaited<ReturnType<typeof readSecret>>): string | undefined {

@@ -16,6 +16,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
@@ -50,18 +51,7 @@ function verifiedCondition(r: ECRPullSecret | undefined) {
 }
 
 async function putKeys(keys: { accessKeyId: string; secretAccessKey: string }): Promise<void> {
-  const body = {
-    metadata: { name: "aws-creds", namespace: OPS },
-    stringData: {
-      AWS_ACCESS_KEY_ID: keys.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
-    },
-  };
-  try {
-    await k.core.replaceNamespacedSecret({ name: "aws-creds", namespace: OPS, body });
-  } catch {
-    await k.core.createNamespacedSecret({ namespace: OPS, body });
-  }
+  await putAwsKeys(k, OPS, "aws-creds", keys);
 }
 
 async function verifiedMetric(resource: string): Promise<number | undefined> {
