@@ -20,7 +20,7 @@ function sources(): Array<[string, string]> {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, e.name);
       if (e.isDirectory()) walk(path);
-      else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts"))
+      else if (e.name.endsWith(".ts") && !/\.(test|fake)\.ts$/.test(e.name))
         out.push([relative(srcDir, path), readFileSync(path, "utf8")]);
     }
   };

@@ -38,7 +38,7 @@ function imports(): Import[] {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, e.name);
       if (e.isDirectory()) walk(path);
-      else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts")) {
+      else if (e.name.endsWith(".ts") && !/\.(test|fake)\.ts$/.test(e.name)) {
         const text = readFileSync(path, "utf8");
         const specifiers = [
           ...text.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/gms),
