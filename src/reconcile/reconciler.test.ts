@@ -65,6 +65,33 @@ function teamA(c: FakeCluster): void {
   c.addServiceAccount("team-a", "builder");
 }
 
+/** What a first pass over team-a writes: its Secret, its default ServiceAccount, the status. */
+const FIRST_WRITES = [
+  "create secret team-a/pull",
+  "patch serviceaccount team-a/default",
+  `patch status ${NAME}`,
+];
+
+/** Marks the ServiceAccount's `pull` entry as added by this resource, as a pass does. */
+function claim(c: FakeCluster, namespace: string): void {
+  c.editServiceAccount({ namespace, name: "default" }, (sa) => {
+    sa.metadata = {
+      ...sa.metadata,
+      annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: `${NAME}/pull` },
+    };
+  });
+}
+
+/** team-a as an earlier pass left it: our Secret, and our entry beside someone else's. */
+function madeEarlier(c: FakeCluster): void {
+  teamA(c);
+  c.addSecret(ourSecret("team-a", "pw-old"));
+  c.editServiceAccount({ namespace: "team-a", name: "default" }, (sa) => {
+    sa.imagePullSecrets = [{ name: "theirs" }, { name: "pull" }];
+  });
+  claim(c, "team-a");
+}
+
 const accessDenied = () =>
   operatorError("AccessDenied", "ecr", {
     step: "get an ECR token in eu-west-1",
@@ -171,17 +198,7 @@ const cases: Case[] = [
   {
     name: "Retain cleanup: a deleted resource leaves its Secrets and references, drops its finalizer",
     resource: resource({ deletionPolicy: "Retain" }, { deletionTimestamp: "2030-01-01T00:00:00Z" }),
-    world: (c) => {
-      teamA(c);
-      c.addSecret(ourSecret("team-a", "pw-old"));
-      c.editServiceAccount({ namespace: "team-a", name: "default" }, (sa) => {
-        sa.imagePullSecrets = [{ name: "theirs" }, { name: "pull" }];
-        sa.metadata = {
-          ...sa.metadata,
-          annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: `${NAME}/pull` },
-        };
-      });
-    },
+    world: madeEarlier,
     want: {
       writes: [`patch metadata ${NAME}`],
       secrets: { "team-a/pull": "pw-old" },
@@ -192,17 +209,7 @@ const cases: Case[] = [
   {
     name: "Delete cleanup: a deleted resource takes back its references, then its Secrets",
     resource: resource({ deletionPolicy: "Delete" }, { deletionTimestamp: "2030-01-01T00:00:00Z" }),
-    world: (c) => {
-      teamA(c);
-      c.addSecret(ourSecret("team-a", "pw-old"));
-      c.editServiceAccount({ namespace: "team-a", name: "default" }, (sa) => {
-        sa.imagePullSecrets = [{ name: "theirs" }, { name: "pull" }];
-        sa.metadata = {
-          ...sa.metadata,
-          annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: `${NAME}/pull` },
-        };
-      });
-    },
+    world: madeEarlier,
     want: {
       writes: [
         "patch serviceaccount team-a/default",
@@ -221,12 +228,7 @@ const cases: Case[] = [
       teamA(c);
       c.addNamespace("team-b");
       c.addServiceAccount("team-b", "default", ["pull"]);
-      c.editServiceAccount({ namespace: "team-b", name: "default" }, (sa) => {
-        sa.metadata = {
-          ...sa.metadata,
-          annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: `${NAME}/pull` },
-        };
-      });
+      claim(c, "team-b");
       c.addSecret(ourSecret("team-a", "pw-us-east-1"));
       c.addSecret(ourSecret("team-b", "pw-us-east-1"));
     },
@@ -263,11 +265,7 @@ const cases: Case[] = [
     world: teamA,
     fetch: () => token("pw-expired", -60_000),
     want: {
-      writes: [
-        "create secret team-a/pull",
-        "patch serviceaccount team-a/default",
-        `patch status ${NAME}`,
-      ],
+      writes: FIRST_WRITES,
       ready: { status: "False", reason: "TokenExpiredOnArrival" },
       secrets: { "team-a/pull": "pw-expired" },
     },
@@ -300,11 +298,7 @@ const cases: Case[] = [
     }),
     world: teamA,
     want: {
-      writes: [
-        "create secret team-a/pull",
-        "patch serviceaccount team-a/default",
-        `patch status ${NAME}`,
-      ],
+      writes: FIRST_WRITES,
       ready: { status: "True", reason: "Synced" },
       secrets: { "team-a/pull": "pw-us-east-1" },
     },
@@ -320,11 +314,7 @@ const cases: Case[] = [
     world: teamA,
     verify: () => ({ ok: false, message: `${HOST}/v2/ answered HTTP 401` }),
     want: {
-      writes: [
-        "create secret team-a/pull",
-        "patch serviceaccount team-a/default",
-        `patch status ${NAME}`,
-      ],
+      writes: FIRST_WRITES,
       ready: { status: "True", reason: "Synced" },
       events: ["Warning VerificationFailed"],
     },
@@ -426,56 +416,70 @@ afterEach(() => {
   for (const c of caches.splice(0)) c.close();
 });
 
+/** The real Reconciler over a fake cluster and a real token cache with a scripted AWS side. */
+function setUp(c: Pick<Case, "resource" | "world" | "fetch" | "verify">) {
+  const cluster = new FakeCluster();
+  c.world(cluster);
+  cluster.addResource(c.resource);
+  cluster.writes.length = 0;
+  const fetched: string[] = [];
+  const tokens = new TokenCache({
+    fetch: async (source) => {
+      fetched.push(source.region);
+      const answer = c.fetch?.(source) ?? token(`pw-${source.region}`);
+      if (answer instanceof Error) throw answer;
+      return answer;
+    },
+    onChange: () => {},
+    minRefreshIntervalMs: 60_000,
+    backoffBaseMs: 1_000,
+    backoffMaxMs: 60_000,
+    jitter: 0,
+  });
+  caches.push(tokens);
+  const events: string[] = [];
+  const verifyCalls: string[] = [];
+  let clock = Date.now();
+  const verify = c.verify;
+  const reconciler = new Reconciler(
+    cluster,
+    tokens,
+    { record: (_target, type, reason) => events.push(`${type} ${reason}`), forget: () => {} },
+    new Metrics({ processMetrics: false }),
+    createLogger({ level: "silent", format: "json" }),
+    {
+      defaults: {},
+      writeConcurrency: 4,
+      now: () => clock,
+      ...(verify
+        ? {
+            verify: async (_r: string, _url: string, _user: string, password: string) => {
+              verifyCalls.push(password);
+              return verify(password);
+            },
+          }
+        : {}),
+    },
+  );
+  const harness: Harness = {
+    cluster,
+    reconciler,
+    advance: (ms) => {
+      clock += ms;
+    },
+    verifyCalls,
+    pass: () => reconciler.reconcile(NAME),
+  };
+  return { harness, fetched, events };
+}
+
 describe("Reconciler.reconcile", () => {
   it.each(cases)("$name", async (c) => {
-    const cluster = new FakeCluster();
-    c.world(cluster);
-    cluster.addResource(c.resource);
-    cluster.writes.length = 0;
-    const fetched: string[] = [];
-    const tokens = new TokenCache({
-      fetch: async (source) => {
-        fetched.push(source.region);
-        const answer = c.fetch?.(source) ?? token(`pw-${source.region}`);
-        if (answer instanceof Error) throw answer;
-        return answer;
-      },
-      onChange: () => {},
-      minRefreshIntervalMs: 60_000,
-      backoffBaseMs: 1_000,
-      backoffMaxMs: 60_000,
-      jitter: 0,
-    });
-    caches.push(tokens);
-    const events: string[] = [];
-    const verifyCalls: string[] = [];
-    let clock = Date.now();
-    const verify = c.verify;
-    const reconciler = new Reconciler(
-      cluster,
-      tokens,
-      { record: (_target, type, reason) => events.push(`${type} ${reason}`), forget: () => {} },
-      new Metrics({ processMetrics: false }),
-      createLogger({ level: "silent", format: "json" }),
-      {
-        defaults: {},
-        writeConcurrency: 4,
-        now: () => clock,
-        ...(verify
-          ? {
-              verify: async (_r: string, _url: string, _user: string, password: string) => {
-                verifyCalls.push(password);
-                return verify(password);
-              },
-            }
-          : {}),
-      },
-    );
-    const pass = () => reconciler.reconcile(NAME);
-
+    const { harness, fetched, events } = setUp(c);
+    const { cluster } = harness;
     let thrown: unknown;
     try {
-      await pass();
+      await harness.pass();
     } catch (err) {
       thrown = err;
     }
@@ -502,41 +506,15 @@ describe("Reconciler.reconcile", () => {
     }
     expect(events).toEqual(want.events ?? []);
     if (want.fetched) expect(fetched).toEqual(want.fetched);
-    await c.later?.({
-      cluster,
-      reconciler,
-      advance: (ms) => {
-        clock += ms;
-      },
-      verifyCalls,
-      pass,
-    });
+    await c.later?.(harness);
   });
 
   it("a second pass over an unchanged world writes nothing", async () => {
-    const cluster = new FakeCluster();
-    teamA(cluster);
-    cluster.addResource(resource());
-    const tokens = new TokenCache({
-      fetch: async () => token("pw"),
-      onChange: () => {},
-      minRefreshIntervalMs: 60_000,
-      backoffBaseMs: 1_000,
-      backoffMaxMs: 60_000,
-      jitter: 0,
-    });
-    caches.push(tokens);
-    const reconciler = new Reconciler(
-      cluster,
-      tokens,
-      { record: () => {}, forget: () => {} },
-      new Metrics({ processMetrics: false }),
-      createLogger({ level: "silent", format: "json" }),
-      { defaults: {}, writeConcurrency: 4 },
-    );
-    expect(await reconciler.reconcile(NAME)).toEqual({ ready: true });
-    const first = cluster.writes.length;
-    expect(await reconciler.reconcile(NAME)).toEqual({ ready: true });
-    expect(cluster.writes.slice(first)).toEqual([]);
+    const { harness } = setUp({ resource: resource(), world: teamA });
+    expect(await harness.pass()).toEqual({ ready: true });
+    const first = harness.cluster.writes.length;
+    expect(first).toBe(3);
+    expect(await harness.pass()).toEqual({ ready: true });
+    expect(harness.cluster.writes.slice(first)).toEqual([]);
   });
 });
