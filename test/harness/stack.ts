@@ -12,6 +12,7 @@ import { inject } from "vitest";
 import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
 import type { OperatorConfig } from "../../src/cli/config.js";
 import { AwsDouble, type IdentityInit } from "../aws-double/index.js";
+import { RegistryDouble } from "../registry-double/index.js";
 import {
   bindClusterAdmin,
   createNamespace,
@@ -106,6 +107,8 @@ export interface Stack {
    * inherited from this process; the SDK pointed at the double.
    */
   isolatedAwsEnv(extra?: Record<string, string>): Promise<Record<string, string>>;
+  /** A registry double that takes exactly the passwords the AWS double issued and has not expired. */
+  startRegistry(): Promise<RegistryDouble>;
   /** Runs at stop(), after the operators stopped, in reverse order of adding. */
   onStop(fn: () => Promise<void> | void): void;
   stop(): Promise<void>;
@@ -220,6 +223,14 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         ...extra,
       };
     },
+    async startRegistry() {
+      const registry = new RegistryDouble({
+        validatePassword: (password, at) => aws.isValidPassword(password, at),
+      });
+      await registry.start();
+      cleanups.push(() => registry.close());
+      return registry;
+    },
     onStop(fn) {
       cleanups.push(fn);
     },
@@ -227,7 +238,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       for (const stop of stoppers.reverse()) await stop();
       for (const fn of cleanups.reverse()) await fn();
       for (const name of stack.resources) {
-        await deleteResource(k, name);
+        await deleteResource(k, name).catch(() => undefined);
         // The finalizer needs the operator, which is stopped: drop it by hand.
         await k.custom
           .patchClusterCustomObject(
@@ -245,7 +256,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
 
   await stack.namespace(o.ops);
-  await Promise.all((o.namespaces ?? []).map((ns) => stack.namespace(ns)));
+  await Promise.all(
+    (o.namespaces ?? []).filter((ns) => ns !== o.ops).map((ns) => stack.namespace(ns)),
+  );
   const keys = o.credentials ?? o.identities?.[0];
   if (o.credentials !== false && keys) await stack.putKeys("aws-creds", keys);
   return stack;
