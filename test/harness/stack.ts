@@ -235,10 +235,20 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       cleanups.push(fn);
     },
     async stop() {
-      for (const stop of stoppers.reverse()) await stop();
-      for (const fn of cleanups.reverse()) await fn();
+      // Every step runs even when one fails (an API server that is down):
+      // the double and the operators must not outlive the file.
+      const errors: unknown[] = [];
+      const step = async (fn: () => Promise<unknown> | unknown) => {
+        try {
+          await fn();
+        } catch (err) {
+          errors.push(err);
+        }
+      };
+      for (const stop of stoppers.reverse()) await step(stop);
+      for (const fn of cleanups.reverse()) await step(fn);
       for (const name of stack.resources) {
-        await deleteResource(k, name).catch(() => undefined);
+        await step(() => deleteResource(k, name));
         // The finalizer needs the operator, which is stopped: drop it by hand.
         await k.custom
           .patchClusterCustomObject(
@@ -247,11 +257,13 @@ export async function startStack(o: StackOptions): Promise<Stack> {
           )
           .catch(() => undefined);
       }
-      await deleteNamespaces(k, namespaces);
+      await step(() => deleteNamespaces(k, namespaces));
       for (const name of bindings)
         await k.rbac.deleteClusterRoleBinding({ name }).catch(() => undefined);
-      await aws.close();
-      await rm(dir, { recursive: true, force: true });
+      await step(() => aws.close());
+      await step(() => rm(dir, { recursive: true, force: true }));
+      if (errors.length > 0)
+        throw new AggregateError(errors, `failed to stop the stack of ${o.ops}`);
     },
   };
 
