@@ -114,6 +114,26 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * An IAM user the AWS double can know, with keys made from `tag` and `n`
+ * (unique within a file, which has a double of its own).
+ */
+export function iamUser(
+  tag: string,
+  n: number,
+  accountId: string,
+  user = `${tag}-${n}`,
+): IdentityInit & { arn: string } {
+  const nn = String(n).padStart(2, "0");
+  const id = `AKIA${tag.toUpperCase().replace(/[^A-Z0-9]/g, "")}`.padEnd(18, "0").slice(0, 18);
+  return {
+    accessKeyId: `${id}${nn}`,
+    secretAccessKey: `${tag}-secret-key-${user}-`.padEnd(38, "0") + nn,
+    accountId,
+    arn: `arn:aws:iam::${accountId}:user/${user}`,
+  };
+}
+
 const DEFAULT_LIFETIME_MS = 10 * 60_000;
 const FINALIZERS_NULL = { metadata: { finalizers: null } };
 

@@ -21,7 +21,7 @@ import {
   waitFor,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, readPassword, waitForReady } from "../harness/state.js";
 
 const ACCOUNT = "343434343434";
@@ -67,14 +67,7 @@ beforeAll(async () => {
     kubeconfigPath: cp.kubeconfigPath,
     ops: "restart-ops",
     namespaces: ["restart-a"],
-    identities: [
-      {
-        accessKeyId: "AKIARESTART000000001",
-        secretAccessKey: "restart-secret-key-000000000000000000001",
-        accountId: ACCOUNT,
-        arn: `arn:aws:iam::${ACCOUNT}:user/restart`,
-      },
-    ],
+    identities: [iamUser("restart", 1, ACCOUNT, "restart")],
   });
   aws = stack.aws;
 }, 300_000);

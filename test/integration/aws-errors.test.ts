@@ -11,7 +11,7 @@ import {
   waitFor,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import {
   ecrHost,
   eventReasons as eventReasonsOf,
@@ -24,16 +24,8 @@ const ACCOUNT = "230000000001";
 const ROLE = "arn:aws:iam::230000000009:role/pull";
 const EXTERNAL_ID = "awserr-right-external-id";
 
-interface Keys {
-  accessKeyId: string;
-  secretAccessKey: string;
-  arn: string;
-}
-const keys = (n: number, user: string): Keys => ({
-  accessKeyId: `AKIAERR00000000000${String(n).padStart(2, "0")}`,
-  secretAccessKey: `awserr-secret-${user}-${"0".repeat(24)}${n}`,
-  arn: `arn:aws:iam::${ACCOUNT}:user/${user}`,
-});
+type Keys = ReturnType<typeof iamUser>;
+const keys = (n: number, user: string): Keys => iamUser("awserr", n, ACCOUNT, user);
 const GOOD = keys(1, "good");
 const DENIED = keys(2, "denied");
 const UNKNOWN = keys(3, "unknown-to-aws");
@@ -176,7 +168,7 @@ beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
     namespaces: NAMESPACES,
-    identities: [GOOD, DENIED].map((id) => ({ ...id, accountId: ACCOUNT })),
+    identities: [GOOD, DENIED],
     credentials: false,
   });
   ({ k, aws } = stack);

@@ -13,23 +13,15 @@ import {
   type TestKube,
   waitFor,
 } from "../harness/kube.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { waitForReady } from "../harness/state.js";
 
 const OPS = "awsreg-ops";
 const ACCOUNT = "220000000001";
 const LONG_LIFETIME_MS = 10 * 60_000;
 
-interface Keys {
-  accessKeyId: string;
-  secretAccessKey: string;
-  arn: string;
-}
-const keys = (n: number, user: string): Keys => ({
-  accessKeyId: `AKIAREG00000000000${String(n).padStart(2, "0")}`,
-  secretAccessKey: `awsreg-secret-${user}-${"0".repeat(24)}${n}`,
-  arn: `arn:aws:iam::${ACCOUNT}:user/${user}`,
-});
+type Keys = ReturnType<typeof iamUser>;
+const keys = (n: number, user: string): Keys => iamUser("awsreg", n, ACCOUNT, user);
 const MULTI = keys(1, "multi");
 const XACCT = keys(2, "xacct");
 const HOSTS = keys(3, "hosts");
@@ -112,10 +104,7 @@ beforeAll(async () => {
     ops: OPS,
     namespaces: NAMESPACES,
     tokenLifetimeMs: LONG_LIFETIME_MS,
-    identities: [MULTI, XACCT, HOSTS, SHARED, ROT_OLD, ROT_NEW, STEADY].map((id) => ({
-      ...id,
-      accountId: ACCOUNT,
-    })),
+    identities: [MULTI, XACCT, HOSTS, SHARED, ROT_OLD, ROT_NEW, STEADY],
     credentials: false,
   });
   ({ k, aws } = stack);

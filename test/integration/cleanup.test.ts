@@ -14,7 +14,7 @@ import {
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import {
   observed as observedNow,
   pullSecretsOf as pullSecretsIn,
@@ -68,14 +68,7 @@ async function versions(refs: string[]): Promise<Record<string, string | undefin
 beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
-    identities: [
-      {
-        accessKeyId: "AKIACLEANUP000000001",
-        secretAccessKey: "cleanup-secret-key-00000000000000000001",
-        accountId: ACCOUNT,
-        arn: `arn:aws:iam::${ACCOUNT}:user/${OPS}`,
-      },
-    ],
+    identities: [iamUser("cleanup", 1, ACCOUNT, OPS)],
     tokenLifetimeMs: 30 * 60_000,
   });
   k = stack.k;

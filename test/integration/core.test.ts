@@ -17,25 +17,15 @@ import {
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, eventReasons, readPassword, waitForReady } from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "111122223333";
 const HOST = ecrHost(ACCOUNT);
 const OPS = "core-ops";
-const CORE = {
-  accessKeyId: "AKIACORE000000000001",
-  secretAccessKey: "core-secret-key-0000000000000000000000001",
-  accountId: ACCOUNT,
-  arn: `arn:aws:iam::${ACCOUNT}:user/core`,
-};
-const REFRESH = {
-  accessKeyId: "AKIACORE000000000002",
-  secretAccessKey: "core-secret-key-0000000000000000000000002",
-  accountId: ACCOUNT,
-  arn: `arn:aws:iam::${ACCOUNT}:user/refresh`,
-};
+const CORE = iamUser("core", 1, ACCOUNT, "core");
+const REFRESH = iamUser("core", 2, ACCOUNT, "refresh");
 
 let stack: Stack;
 let k: TestKube;
@@ -219,7 +209,7 @@ describe("core path", () => {
     }
     aws.tokenLifetimeMs = 10 * 60_000;
     const calls = aws.calls(
-      (c) => c.service === "ecr" && c.accessKeyId === "AKIACORE000000000002" && c.time >= since,
+      (c) => c.service === "ecr" && c.accessKeyId === REFRESH.accessKeyId && c.time >= since,
     );
     const tokens = aws.issued().filter((t) => t.principalArn.endsWith(":user/refresh"));
     // Each Secret saw several tokens, none of them ever expired while in place.

@@ -17,7 +17,7 @@ import {
   type TestKube,
   waitFor,
 } from "../harness/kube.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import type { RegistryDouble } from "../registry-double/index.js";
 
 const execFileAsync = promisify(execFile);
@@ -88,15 +88,11 @@ beforeAll(async () => {
   } catch (err) {
     throw new Error(`failed to run skopeo: ${String(err)}; install it with scripts/setup.sh`);
   }
-  const keys = {
-    accessKeyId: "AKIASKOPEO0000000001",
-    secretAccessKey: "skopeo-secret-key-00000000000000000001",
-  };
   stack = await startStack({
     ops: OPS,
     namespaces: [NS],
     tokenLifetimeMs: TOKEN_LIFETIME_MS,
-    identities: [{ ...keys, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/skopeo` }],
+    identities: [iamUser("skopeo", 1, ACCOUNT, "skopeo")],
   });
   ({ k, aws, dir } = stack);
   stack.resources.push("skopeo");

@@ -12,7 +12,7 @@ import {
   waitFor,
 } from "../harness/kube.js";
 import type { OperatorProcess } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, readPassword } from "../harness/state.js";
 
 const cp = inject("controlPlane");
@@ -55,14 +55,7 @@ beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
     namespaces: ["leader-a"],
-    identities: [
-      {
-        accessKeyId: "AKIALEADER0000000001",
-        secretAccessKey: "leader-secret-key-0000000000000000000001",
-        accountId: ACCOUNT,
-        arn: `arn:aws:iam::${ACCOUNT}:user/leader`,
-      },
-    ],
+    identities: [iamUser("leader", 1, ACCOUNT, "leader")],
   });
   ({ k, aws } = stack);
   stack.resources.push("leader");

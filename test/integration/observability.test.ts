@@ -14,7 +14,7 @@ import {
   waitFor,
 } from "../harness/kube.js";
 import type { OperatorProcess } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, readPassword } from "../harness/state.js";
 
 const cp = inject("controlPlane");
@@ -22,8 +22,8 @@ const ACCOUNT = "777788889999";
 const HOST = ecrHost(ACCOUNT);
 const OPS = "obs-ops";
 const NAMESPACES = ["obs-a", "obs-b"];
-const KEY_ID = "AKIAOBSERVE000000001";
-const SECRET_KEY = "observe-secret-key-00000000000000000000001";
+const IDENTITY = iamUser("observe", 1, ACCOUNT, "observe");
+const SECRET_KEY = IDENTITY.secretAccessKey;
 
 let stack: Stack;
 let k: TestKube;
@@ -75,14 +75,7 @@ beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
     namespaces: NAMESPACES,
-    identities: [
-      {
-        accessKeyId: KEY_ID,
-        secretAccessKey: SECRET_KEY,
-        accountId: ACCOUNT,
-        arn: `arn:aws:iam::${ACCOUNT}:user/observe`,
-      },
-    ],
+    identities: [IDENTITY],
   });
   ({ k, aws } = stack);
   stack.resources.push("obs");
@@ -207,7 +200,7 @@ describe("observability", () => {
       body: {
         metadata: { name: "aws-creds", namespace: OPS },
         stringData: {
-          AWS_ACCESS_KEY_ID: KEY_ID,
+          AWS_ACCESS_KEY_ID: IDENTITY.accessKeyId,
           AWS_SECRET_ACCESS_KEY: SECRET_KEY,
           ROTATED: "1",
         },

@@ -14,7 +14,7 @@ import {
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import {
   ecrHost,
   MANAGED_BY,
@@ -78,14 +78,7 @@ function snapshot(s: V1Secret | undefined) {
 beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
-    identities: [
-      {
-        accessKeyId: "AKIAOWNERS0000000001",
-        secretAccessKey: "ownership-secret-key-000000000000000001",
-        accountId: ACCOUNT,
-        arn: `arn:aws:iam::${ACCOUNT}:user/${OPS}`,
-      },
-    ],
+    identities: [iamUser("owners", 1, ACCOUNT, OPS)],
     tokenLifetimeMs: 30 * 60_000,
   });
   ({ k, aws } = stack);

@@ -12,7 +12,7 @@ import {
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import {
   ecrHost,
   observed,
@@ -79,14 +79,7 @@ async function readyResource(name: string, desired: number) {
 beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
-    identities: [
-      {
-        accessKeyId: "AKIATARGET0000000001",
-        secretAccessKey: "targeting-secret-key-000000000000000001",
-        accountId: ACCOUNT,
-        arn: `arn:aws:iam::${ACCOUNT}:user/${OPS}`,
-      },
-    ],
+    identities: [iamUser("target", 1, ACCOUNT, OPS)],
     tokenLifetimeMs: 30 * 60_000,
   });
   ({ k, aws } = stack);

@@ -17,23 +17,14 @@ import {
   waitFor,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type Stack, startStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { readPassword, waitForReady, waitForResource } from "../harness/state.js";
 import type { RegistryDouble } from "../registry-double/index.js";
 
 const ACCOUNT = "444455556666";
 const OPS = "verify-ops";
 const NAMESPACES = ["verify-a", "verify-b"];
-const KEYS = [
-  {
-    accessKeyId: "AKIAVERIFY0000000001",
-    secretAccessKey: "verify-secret-key-000000000000000000001",
-  },
-  {
-    accessKeyId: "AKIAVERIFY0000000002",
-    secretAccessKey: "verify-secret-key-000000000000000000002",
-  },
-];
+const KEYS = [0, 1].map((i) => iamUser("verify", i + 1, ACCOUNT, `verify-${i}`));
 
 let stack: Stack;
 let k: TestKube;
@@ -64,11 +55,7 @@ beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
     namespaces: NAMESPACES,
-    identities: KEYS.map((keys, i) => ({
-      ...keys,
-      accountId: ACCOUNT,
-      arn: `arn:aws:iam::${ACCOUNT}:user/verify-${i}`,
-    })),
+    identities: KEYS,
   });
   ({ k, aws } = stack);
   stack.resources.push("verify", "verify-off");
