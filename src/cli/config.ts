@@ -313,6 +313,7 @@ export function helpText(): string {
     "  run     run the operator (default)",
     "  once    one full pass over every ECRPullSecret, then exit (non-zero if any failed)",
     "  check   resolve credentials, fetch a token, print registries and expiry; write nothing",
+    "          (--resource NAME: with that ECRPullSecret's credentials and registries)",
     "  demo    the whole thing on a local embedded stack (from a source checkout; see README)",
     "",
     "flags (each also read from the environment variable shown):",
@@ -322,5 +323,6 @@ export function helpText(): string {
     const def = s.default !== undefined ? ` (default ${s.default})` : "";
     lines.push(`  --${s.flag.padEnd(30)} ${s.help}${def}${env}`);
   }
+  lines.push(`  --${"help".padEnd(30)} this text`);
   return lines.join("\n");
 }

@@ -326,6 +326,16 @@ export async function kubeconfigForServiceAccount(
   } catch (err) {
     if (statusOf(err) !== 409) throw err;
   }
+  return await kubeconfigWithToken(k, namespace, name, dir);
+}
+
+/** A kubeconfig with a TokenRequest token of an existing ServiceAccount. */
+export async function kubeconfigWithToken(
+  k: TestKube,
+  namespace: string,
+  name: string,
+  dir: string,
+): Promise<string> {
   const tr = await k.core.createNamespacedServiceAccountToken({
     namespace,
     name,

@@ -8,28 +8,28 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeClient, loadKubeConfig, resourcePath, SECRETS } from "../../src/kube/client.js";
 import { Informer } from "../../src/kube/informer.js";
 import type { KubernetesObject, Secret } from "../../src/kube/types.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import { type ControlPlane, startControlPlane } from "../harness/controlplane.js";
 import {
   applyResource,
   createNamespace,
-  dockerConfigOf,
   getResource,
   installCrd,
-  putSecret,
-  readSecret,
   readyCondition,
   type TestKube,
   testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, readPassword, waitForReady } from "../harness/state.js";
 
 const ACCOUNT = "343434343434";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 
 let cp: ControlPlane;
 let k: TestKube;
+let stack: Stack;
 let aws: AwsDouble;
 let op: InProcessOperator | undefined;
 const informers: Informer<KubernetesObject>[] = [];
@@ -57,36 +57,25 @@ async function createValueSecret(namespace: string, name: string, value: string)
   });
 }
 
-const password = async (ns: string) => {
-  const s = await readSecret(k, ns, "ecr-restart");
-  return s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
-};
+const password = (ns: string) => readPassword(k, ns, "ecr-restart", HOST);
 
 beforeAll(async () => {
   cp = await startControlPlane();
   k = testKube(cp.kubeconfigPath);
   await installCrd(k);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
-    accessKeyId: "AKIARESTART000000001",
-    secretAccessKey: "restart-secret-key-000000000000000000001",
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/restart`,
+  stack = await startStack({
+    kubeconfigPath: cp.kubeconfigPath,
+    ops: "restart-ops",
+    namespaces: ["restart-a"],
+    identities: [iamUser("restart", 1, ACCOUNT, "restart")],
   });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, "restart-ops");
-  await createNamespace(k, "restart-a");
-  await putSecret(k, "restart-ops", "aws-creds", {
-    AWS_ACCESS_KEY_ID: "AKIARESTART000000001",
-    AWS_SECRET_ACCESS_KEY: "restart-secret-key-000000000000000000001",
-  });
+  aws = stack.aws;
 }, 300_000);
 
 afterAll(async () => {
   for (const i of informers) i.stop();
-  await op?.stop();
-  await aws?.close();
+  // The control plane goes with the file: nothing to delete on it first.
+  await stack?.stop().catch(() => undefined);
   await cp?.stop();
 });
 
@@ -141,13 +130,7 @@ describe("watches against a real API server", () => {
   });
 
   it("keeps the operator working across an API server restart and reconciles a change made while it was away", async () => {
-    op = await startOperator(
-      testConfig(cp.kubeconfigPath, {
-        region: "us-east-1",
-        credentialsSecretName: "aws-creds",
-        credentialsSecretNamespace: "restart-ops",
-      }),
-    );
+    op = await stack.startOperator({ as: false });
     const { informer: probe } = secretInformer("restart-a");
     await probe.synced;
     await applyResource(k, "restart", {
@@ -155,9 +138,7 @@ describe("watches against a real API server", () => {
       namespaces: ["restart-a"],
       registries: [{ accountId: ACCOUNT }],
     });
-    await waitFor("restart Ready", async () =>
-      readyCondition(await getResource(k, "restart"))?.status === "True" ? true : undefined,
-    );
+    await waitForReady(k, "restart");
     const first = await password("restart-a");
     expect(first).toBe(aws.issued()[0]?.password);
     const listsBefore = op.controller.resources.lists;

@@ -1,26 +1,8 @@
-// The `check` command as its own process, against the AWS double: it resolves
-// the credentials as the operator would, fetches a token, prints registries,
-// identity and expiry and exits 0; with refused keys it exits non-zero with
-// the reason. It never prints a password or key, and writes nothing to the
-// cluster (build first: `npx --no-install tsc -p tsconfig.build.json`).
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
-import {
-  applyResource,
-  auditWrites,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
-  kubeconfigForServiceAccount,
-  putAwsKeys,
-  type TestKube,
-  testKube,
-} from "../harness/kube.js";
+import type { AwsDouble } from "../aws-double/index.js";
+import { applyResource, auditWrites, type TestKube } from "../harness/kube.js";
 import { runOperatorCommand } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const OPS = "awschk-ops";
@@ -36,15 +18,14 @@ const UNKNOWN = {
   secretAccessKey: "awschk-unknown-secret-0000000000000000009",
 };
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
-let dir: string;
 let kubeconfig: string;
 let env: Record<string, string>;
 
-async function putKeys(name: string, id: { accessKeyId: string; secretAccessKey: string }) {
-  await putAwsKeys(k, OPS, name, id);
-}
+const putKeys = (name: string, id: { accessKeyId: string; secretAccessKey: string }) =>
+  stack.putKeys(name, id);
 
 function check(...flags: string[]) {
   return runOperatorCommand(["check", `--kubeconfig=${kubeconfig}`, ...flags], env, 30_000);
@@ -58,36 +39,22 @@ function expectNoSecrets(output: string): void {
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  dir = await mkdtemp(join(tmpdir(), "awschk-"));
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({ ...GOOD, accountId: ACCOUNT });
-  await createNamespace(k, OPS);
+  stack = await startStack({
+    ops: OPS,
+    identities: [{ ...GOOD, accountId: ACCOUNT }],
+    credentials: false,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push("awschk");
   await putKeys("keys-good", GOOD);
   await putKeys("keys-refused", UNKNOWN);
   // check runs as its own ServiceAccount, so the audit log can show it wrote nothing.
-  kubeconfig = await kubeconfigForServiceAccount(k, OPS, "checker", dir);
-  await bindClusterAdmin(k, "awschk-checker", OPS, ["checker"]);
-  const empty = join(dir, "empty");
-  await writeFile(empty, "");
-  env = {
-    AWS_ENDPOINT_URL: aws.url,
-    AWS_SHARED_CREDENTIALS_FILE: empty,
-    AWS_CONFIG_FILE: empty,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_ACCESS_KEY_ID: "",
-    AWS_SECRET_ACCESS_KEY: "",
-    AWS_SESSION_TOKEN: "",
-  };
+  kubeconfig = await stack.serviceAccountKubeconfig("checker");
+  env = await stack.isolatedAwsEnv();
 });
 
 afterAll(async () => {
-  await deleteResource(k, "awschk");
-  await k.rbac.deleteClusterRoleBinding({ name: "awschk-checker" }).catch(() => undefined);
-  await deleteNamespaces(k, [OPS]);
-  await aws?.close();
-  await rm(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("check", () => {

@@ -1,59 +1,39 @@
-// Errors that say what to do: each broken credentials source gives its own
-// reason on the Ready condition, a Warning Event on the resource and a
-// message naming what to fix, and never costs a Secret: a resource that was
-// working keeps its Secret byte for byte, a new one gets none.
-// The region case runs the built executable with an ECR endpoint that does
-// not resolve (build first: `npx --no-install tsc -p tsconfig.build.json`).
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
   getResource,
   putSecret as putSecretIn,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import {
-  type InProcessOperator,
-  startOperator,
-  startOperatorProcess,
-  testConfig,
-} from "../harness/operator.js";
+  ecrHost,
+  eventReasons as eventReasonsOf,
+  passwordIn,
+  waitForReady,
+} from "../harness/state.js";
 
-const cp = inject("controlPlane");
 const OPS = "awserr-ops";
 const ACCOUNT = "230000000001";
 const ROLE = "arn:aws:iam::230000000009:role/pull";
 const EXTERNAL_ID = "awserr-right-external-id";
 
-interface Keys {
-  accessKeyId: string;
-  secretAccessKey: string;
-  arn: string;
-}
-const keys = (n: number, user: string): Keys => ({
-  accessKeyId: `AKIAERR00000000000${String(n).padStart(2, "0")}`,
-  secretAccessKey: `awserr-secret-${user}-${"0".repeat(24)}${n}`,
-  arn: `arn:aws:iam::${ACCOUNT}:user/${user}`,
-});
+type Keys = ReturnType<typeof iamUser>;
+const keys = (n: number, user: string): Keys => iamUser("awserr", n, ACCOUNT, user);
 const GOOD = keys(1, "good");
 const DENIED = keys(2, "denied");
 const UNKNOWN = keys(3, "unknown-to-aws");
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator | undefined;
-let dir: string;
 
 const stringData = (id: Keys) => ({
   AWS_ACCESS_KEY_ID: id.accessKeyId,
@@ -79,13 +59,7 @@ function spec(
   };
 }
 
-async function eventReasons(name: string): Promise<string[]> {
-  const events = await k.core.listNamespacedEvent({
-    namespace: "default",
-    fieldSelector: `involvedObject.name=${name}`,
-  });
-  return events.items.map((e) => e.reason ?? "");
-}
+const eventReasons = (name: string) => eventReasonsOf(k, name);
 
 async function condition(name: string, reason: string) {
   let last = "";
@@ -107,9 +81,8 @@ async function goodSecret(namespace: string) {
   const s = await waitFor(`Secret ${namespace}/ecr-pull`, () =>
     readSecret(k, namespace, "ecr-pull"),
   );
-  const pw = JSON.parse(Buffer.from(s.data?.[".dockerconfigjson"] ?? "", "base64").toString())
-    .auths[`${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`]?.password;
-  expect(aws.isValidPassword(pw)).toBe(true);
+  const pw = passwordIn(s, ecrHost(ACCOUNT));
+  expect(aws.isValidPassword(pw ?? "")).toBe(true);
   return { data: s.data, resourceVersion: s.metadata?.resourceVersion };
 }
 
@@ -192,27 +165,23 @@ const NAMESPACES = [
 ];
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  dir = await mkdtemp(join(tmpdir(), "awserr-"));
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({ ...GOOD, accountId: ACCOUNT });
-  aws.addIdentity({ ...DENIED, accountId: ACCOUNT });
+  stack = await startStack({
+    ops: OPS,
+    namespaces: NAMESPACES,
+    identities: [GOOD, DENIED],
+    credentials: false,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push(...NAMESPACES.filter((ns) => ns !== OPS));
   aws.denyEcr(DENIED.accessKeyId);
   aws.addRole({ roleArn: ROLE, trustedPrincipalArns: [GOOD.arn], externalId: EXTERNAL_ID });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
   for (const c of cases) await putSecret(`keys-${c.name}`, stringData(GOOD));
   await putSecret("keys-region", stringData(GOOD));
-  op = await startOperator(testConfig(cp.kubeconfigPath, { region: "us-east-1" }));
+  op = await stack.startOperator({ as: false });
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const ns of NAMESPACES) if (ns !== OPS) await deleteResource(k, ns);
-  await deleteNamespaces(k, NAMESPACES);
-  await aws?.close();
-  await rm(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("errors that say what to do", () => {
@@ -222,11 +191,7 @@ describe("errors that say what to do", () => {
     }
     const before = new Map<string, Awaited<ReturnType<typeof goodSecret>>>();
     for (const c of cases) {
-      await waitFor(`awserr-${c.name} Ready`, async () =>
-        readyCondition(await getResource(k, `awserr-${c.name}`))?.status === "True"
-          ? true
-          : undefined,
-      );
+      await waitForReady(k, `awserr-${c.name}`);
       before.set(c.name, await goodSecret(`awserr-${c.name}`));
     }
 
@@ -274,37 +239,23 @@ describe("errors that say what to do", () => {
 
   it("a region whose ECR endpoint cannot be reached: RegionUnknown, its Event, the Secret kept", async () => {
     await applyResource(k, "awserr-region", spec("awserr-region", secretRef("keys-region")));
-    await waitFor("awserr-region Ready", async () =>
-      readyCondition(await getResource(k, "awserr-region"))?.status === "True" ? true : undefined,
-    );
+    await waitForReady(k, "awserr-region");
     const before = await goodSecret("awserr-region");
     await op?.stop();
     op = undefined;
 
     // The same operator, now in an environment where the ECR endpoint's name
     // does not resolve (.invalid never does), as a mistyped region's would not.
-    const empty = join(dir, "empty");
-    await writeFile(empty, "");
-    const p = startOperatorProcess(
-      [
-        "run",
-        `--kubeconfig=${cp.kubeconfigPath}`,
-        "--metrics-bind-address=0",
-        "--health-probe-bind-address=0",
-        "--region=us-east-1",
-        "--verify=false",
+    const p = stack.startProcess(
+      stack.processArgs(stack.kubeconfigPath, [
         "--min-refresh-interval=500ms",
         "--aws-backoff-base=200ms",
         "--aws-backoff-max=2s",
         "--aws-timeout=2s",
-      ],
-      {
-        AWS_ENDPOINT_URL: aws.url,
+      ]),
+      await stack.isolatedAwsEnv({
         AWS_ENDPOINT_URL_ECR: "http://api.ecr.us-eest-1.region-unknown.invalid",
-        AWS_SHARED_CREDENTIALS_FILE: empty,
-        AWS_CONFIG_FILE: empty,
-        AWS_EC2_METADATA_DISABLED: "true",
-      },
+      }),
     );
     try {
       const r = await getResource(k, "awserr-region");

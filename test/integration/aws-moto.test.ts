@@ -4,55 +4,44 @@
 // (it dates them 2015): the operator must say so in Ready and ask again no
 // faster than its refresh floor. Needs .cache/venv (`bash scripts/setup.sh`).
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
   dockerConfigOf,
   getResource,
-  putSecret,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
 import { type Moto, startMoto } from "../harness/moto.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { waitForReason } from "../harness/state.js";
 
-const cp = inject("controlPlane");
 const OPS = "awsmoto-ops";
 const NS = "awsmoto-app";
 const FLOOR_MS = 1_000;
 // moto accepts any keys; these are moto's documented test values.
 const KEYS = { accessKeyId: "testing", secretAccessKey: "testing" };
 
+let stack: Stack;
 let k: TestKube;
 let moto: Moto;
-let op: InProcessOperator;
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
+  // moto is this file's AWS: the stack's double stays unused.
+  stack = await startStack({ ops: OPS, namespaces: [NS], credentials: false, awsEndpoint: false });
+  k = stack.k;
+  stack.resources.push("awsmoto");
   moto = await startMoto();
+  stack.onStop(() => moto.stop());
   process.env.AWS_ENDPOINT_URL = moto.url;
-  await createNamespace(k, OPS);
-  await createNamespace(k, NS);
-  await putSecret(k, OPS, "moto-keys", {
-    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
-  });
-  op = await startOperator(
-    testConfig(cp.kubeconfigPath, { region: "us-east-1", minRefreshIntervalMs: FLOOR_MS }),
-  );
+  await stack.putKeys("moto-keys", KEYS);
+  await stack.startOperator({ as: false, config: { minRefreshIntervalMs: FLOOR_MS } });
 });
 
 afterAll(async () => {
-  await op?.stop();
-  await deleteResource(k, "awsmoto");
-  await deleteNamespaces(k, [NS, OPS]);
-  await moto?.stop();
+  await stack?.stop();
 });
 
 describe("moto", () => {
@@ -92,12 +81,9 @@ describe("moto", () => {
       direct?.expiresAt?.toISOString(),
     );
 
-    const ready = await waitFor("Ready to say the token expired on arrival", async () => {
-      const c = readyCondition(await getResource(k, "awsmoto"));
-      return c?.reason === "TokenExpiredOnArrival" ? c : undefined;
-    });
-    expect(ready.status).toBe("False");
-    expect(ready.message).toContain("expire");
+    const ready = readyCondition(await waitForReason(k, "awsmoto", "TokenExpiredOnArrival"));
+    expect(ready?.status).toBe("False");
+    expect(ready?.message).toContain("expire");
 
     // The operator keeps asking, but no faster than the floor.
     const from = Date.now();

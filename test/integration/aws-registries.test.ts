@@ -3,40 +3,25 @@
 // entry with its own role, FIPS / dual-stack / China / ECR Public hosts,
 // forty namespaces over five resources on one fetch per refresh, and rotated
 // keys refetched at once for the resources that use them and no other.
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
   dockerConfigOf,
-  getResource,
-  putAwsKeys,
   readSecret,
-  readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import { waitForReady } from "../harness/state.js";
 
-const cp = inject("controlPlane");
 const OPS = "awsreg-ops";
 const ACCOUNT = "220000000001";
 const LONG_LIFETIME_MS = 10 * 60_000;
 
-interface Keys {
-  accessKeyId: string;
-  secretAccessKey: string;
-  arn: string;
-}
-const keys = (n: number, user: string): Keys => ({
-  accessKeyId: `AKIAREG00000000000${String(n).padStart(2, "0")}`,
-  secretAccessKey: `awsreg-secret-${user}-${"0".repeat(24)}${n}`,
-  arn: `arn:aws:iam::${ACCOUNT}:user/${user}`,
-});
+type Keys = ReturnType<typeof iamUser>;
+const keys = (n: number, user: string): Keys => iamUser("awsreg", n, ACCOUNT, user);
 const MULTI = keys(1, "multi");
 const XACCT = keys(2, "xacct");
 const HOSTS = keys(3, "hosts");
@@ -70,13 +55,11 @@ const RESOURCES = [
   ...sharedNamespaces.map((_, r) => `awsreg-share-${r + 1}`),
 ];
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
-let op: InProcessOperator;
 
-async function putKeys(name: string, id: Keys): Promise<void> {
-  await putAwsKeys(k, OPS, name, id);
-}
+const putKeys = (name: string, id: Keys) => stack.putKeys(name, id);
 
 function spec(
   namespaces: string[],
@@ -94,12 +77,7 @@ function spec(
   };
 }
 
-async function waitReady(name: string): Promise<ECRPullSecret> {
-  return await waitFor(`${name} to be Ready`, async () => {
-    const r = await getResource(k, name);
-    return readyCondition(r)?.status === "True" ? r : undefined;
-  });
-}
+const waitReady = (name: string): Promise<ECRPullSecret> => waitForReady(k, name);
 
 async function authsIn(namespace: string, secretName = "ecr-pull") {
   const secret = await waitFor(`Secret ${namespace}/${secretName}`, async () =>
@@ -122,33 +100,31 @@ const ecrCalls = (id: Keys, since = 0) =>
   );
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: LONG_LIFETIME_MS });
-  await aws.start();
-  for (const id of [MULTI, XACCT, HOSTS, SHARED, ROT_OLD, ROT_NEW, STEADY]) {
-    aws.addIdentity({ ...id, accountId: ACCOUNT });
-  }
+  stack = await startStack({
+    ops: OPS,
+    namespaces: NAMESPACES,
+    tokenLifetimeMs: LONG_LIFETIME_MS,
+    identities: [MULTI, XACCT, HOSTS, SHARED, ROT_OLD, ROT_NEW, STEADY],
+    credentials: false,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push(...RESOURCES);
   aws.addRole({
     roleArn: XACCT_ROLE,
     trustedPrincipalArns: [XACCT.arn],
     externalId: XACCT_EXTERNAL_ID,
   });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
   await putKeys("keys-multi", MULTI);
   await putKeys("keys-xacct", XACCT);
   await putKeys("keys-hosts", HOSTS);
   await putKeys("keys-shared", SHARED);
   await putKeys("keys-rot", ROT_OLD);
   await putKeys("keys-steady", STEADY);
-  op = await startOperator(testConfig(cp.kubeconfigPath, { region: "us-east-1" }));
+  await stack.startOperator({ as: false });
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of RESOURCES) await deleteResource(k, name);
-  await deleteNamespaces(k, NAMESPACES);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("registries", () => {

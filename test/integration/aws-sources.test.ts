@@ -6,38 +6,27 @@
 // IRSA and Pod Identity come from the operator's own environment, so those
 // run the built executable as its own process (build first:
 // `npx --no-install tsc -p tsconfig.build.json`).
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
   deleteResource,
   dockerConfigOf,
   getResource,
-  putSecret as putSecretIn,
   readSecret,
-  readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import {
-  type InProcessOperator,
-  type OperatorProcess,
-  startOperator,
-  startOperatorProcess,
-  testConfig,
-} from "../harness/operator.js";
+import type { InProcessOperator, OperatorProcess } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, waitForReady } from "../harness/state.js";
 
-const cp = inject("controlPlane");
 const ACCOUNT = "210000000001";
 const OTHER_ACCOUNT = "210000000002";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "awssrc-ops";
 const NS = {
   static: "awssrc-static",
@@ -71,14 +60,11 @@ const IRSA_JWT = "eyJhbGciOiJSUzI1NiJ9.awssrc-irsa-projected-token.c2lnbmF0dXJl"
 const POD_ROLE = `arn:aws:iam::${ACCOUNT}:role/pod-identity-puller`;
 const POD_TOKEN = "awssrc-pod-identity-authorization-token";
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator | undefined;
 let dir: string;
-
-async function putSecret(name: string, data: Record<string, string>): Promise<void> {
-  await putSecretIn(k, OPS, name, data);
-}
 
 function resourceSpec(
   namespace: string,
@@ -109,61 +95,26 @@ async function issuedTokenIn(namespace: string) {
   return token as NonNullable<typeof token>;
 }
 
-async function waitReady(name: string): Promise<ECRPullSecret> {
-  return await waitFor(`${name} to be Ready`, async () => {
-    const r = await getResource(k, name);
-    return readyCondition(r)?.status === "True" ? r : undefined;
-  });
-}
+const waitReady = (name: string): Promise<ECRPullSecret> => waitForReady(k, name);
 
 /** The operator's environment: only the settings under test reach the SDK's default chain. */
-async function chainEnv(extra: Record<string, string>): Promise<Record<string, string>> {
-  const empty = join(dir, "empty-aws-file");
-  await writeFile(empty, "");
-  return {
-    AWS_ENDPOINT_URL: aws.url,
-    AWS_REGION: "us-east-1",
-    // Never the developer's ~/.aws, never instance metadata, no inherited keys.
-    AWS_SHARED_CREDENTIALS_FILE: empty,
-    AWS_CONFIG_FILE: empty,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_PROFILE: "",
-    AWS_ACCESS_KEY_ID: "",
-    AWS_SECRET_ACCESS_KEY: "",
-    AWS_SESSION_TOKEN: "",
-    AWS_ROLE_ARN: "",
-    AWS_WEB_IDENTITY_TOKEN_FILE: "",
-    AWS_CONTAINER_CREDENTIALS_FULL_URI: "",
-    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "",
-    AWS_CONTAINER_AUTHORIZATION_TOKEN: "",
-    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "",
-    AWS_CREDENTIALS_SECRET_NAME: "",
-    AWS_CREDENTIALS_SECRET_NAMESPACE: "",
-    ...extra,
-  };
-}
+const chainEnv = (extra: Record<string, string>) =>
+  stack.isolatedAwsEnv({ AWS_REGION: "us-east-1", ...extra });
 
-function operatorArgs(): string[] {
-  return [
-    "run",
-    `--kubeconfig=${cp.kubeconfigPath}`,
-    "--metrics-bind-address=0",
-    "--health-probe-bind-address=0",
-    "--region=us-east-1",
-    "--verify=false",
+const operatorArgs = () =>
+  stack.processArgs(stack.kubeconfigPath, [
     "--log-level=debug",
     "--min-refresh-interval=500ms",
     "--aws-backoff-base=200ms",
     "--aws-backoff-max=2s",
     "--aws-timeout=2s",
-  ];
-}
+  ]);
 
 async function withOperatorProcess(
   env: Record<string, string>,
   body: (p: OperatorProcess) => Promise<void>,
 ): Promise<void> {
-  const p = startOperatorProcess(operatorArgs(), env);
+  const p = stack.startProcess(operatorArgs(), env);
   try {
     await body(p);
   } catch (err) {
@@ -176,46 +127,34 @@ async function withOperatorProcess(
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  dir = await mkdtemp(join(tmpdir(), "awssrc-"));
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({ ...STATIC, accountId: ACCOUNT });
-  aws.addIdentity({ ...SESSION, accountId: ACCOUNT, expiresAt: new Date(Date.now() + 3_600_000) });
-  aws.addIdentity({ ...BASE, accountId: ACCOUNT });
+  stack = await startStack({
+    ops: OPS,
+    namespaces: Object.values(NS),
+    identities: [
+      { ...STATIC, accountId: ACCOUNT },
+      { ...SESSION, accountId: ACCOUNT, expiresAt: new Date(Date.now() + 3_600_000) },
+      { ...BASE, accountId: ACCOUNT },
+    ],
+    credentials: false,
+  });
+  ({ k, aws, dir } = stack);
+  stack.resources.push(...RESOURCES);
   aws.addRole({ roleArn: PULL_ROLE, trustedPrincipalArns: [BASE.arn], externalId: EXTERNAL_ID });
   aws.addRole({ roleArn: IRSA_ROLE, webIdentityTokens: [IRSA_JWT] });
   aws.addRole({ roleArn: POD_ROLE });
   aws.addPodIdentity({ authorizationToken: POD_TOKEN, roleArn: POD_ROLE });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await Promise.all(Object.values(NS).map((ns) => createNamespace(k, ns)));
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of RESOURCES) await deleteResource(k, name);
-  await deleteNamespaces(k, [...Object.values(NS), OPS]);
-  await aws?.close();
-  await rm(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("credential sources", () => {
   it("static keys, keys with a session token, and a role with an external ID, each from a Secret in another namespace", async () => {
-    await putSecret("static-keys", {
-      AWS_ACCESS_KEY_ID: STATIC.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: STATIC.secretAccessKey,
-    });
-    await putSecret("session-keys", {
-      AWS_ACCESS_KEY_ID: SESSION.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: SESSION.secretAccessKey,
-      AWS_SESSION_TOKEN: SESSION.sessionToken,
-    });
-    await putSecret("base-keys", {
-      AWS_ACCESS_KEY_ID: BASE.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: BASE.secretAccessKey,
-    });
-    op = await startOperator(testConfig(cp.kubeconfigPath, { region: "us-east-1" }));
+    await stack.putKeys("static-keys", STATIC);
+    await stack.putKeys("session-keys", SESSION);
+    await stack.putKeys("base-keys", BASE);
+    op = await stack.startOperator({ as: false });
     await applyResource(
       k,
       "awssrc-static",

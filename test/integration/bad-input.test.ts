@@ -7,13 +7,10 @@
 import { ApiException } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../../src/api/index.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
   deleteResource,
-  dockerConfigOf,
   getResource,
   readSecret,
   readyCondition,
@@ -21,11 +18,12 @@ import {
   testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, passwordIn, waitForReady } from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "444455556666";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "badin-ops";
 
 let k: TestKube;
@@ -281,8 +279,8 @@ describe("invalid ECRPullSecrets are refused at apply time", () => {
 // --- Credentials Secrets only the operator can judge -------------------------
 
 describe("credentials Secrets with unusable keys", () => {
+  let stack: Stack;
   let aws: AwsDouble;
-  let op: InProcessOperator;
   const KEY_ID = "AKIABADIN00000000001";
   const SECRET = "badin-secret-key-000000000000000000000001";
   const b64 = (s: string | Buffer) => Buffer.from(s).toString("base64");
@@ -314,17 +312,21 @@ describe("credentials Secrets with unusable keys", () => {
   ];
 
   beforeAll(async () => {
-    aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-    await aws.start();
-    aws.addIdentity({
-      accessKeyId: KEY_ID,
-      secretAccessKey: SECRET,
-      accountId: ACCOUNT,
-      arn: `arn:aws:iam::${ACCOUNT}:user/badin`,
+    stack = await startStack({
+      ops: OPS,
+      namespaces: ["badin-a"],
+      identities: [
+        {
+          accessKeyId: KEY_ID,
+          secretAccessKey: SECRET,
+          accountId: ACCOUNT,
+          arn: `arn:aws:iam::${ACCOUNT}:user/badin`,
+        },
+      ],
+      credentials: false,
     });
-    process.env.AWS_ENDPOINT_URL = aws.url;
-    await createNamespace(k, OPS);
-    await createNamespace(k, "badin-a");
+    aws = stack.aws;
+    stack.resources.push(...secrets.map(([n]) => `badin-creds-${n}`), "badin-good", "badin-good-2");
     await k.core.createNamespacedSecret({
       namespace: OPS,
       body: {
@@ -335,18 +337,11 @@ describe("credentials Secrets with unusable keys", () => {
     for (const [name, data] of secrets) {
       await k.core.createNamespacedSecret({ namespace: OPS, body: { metadata: { name }, data } });
     }
-    op = await startOperator(testConfig(cp.kubeconfigPath, { region: "us-east-1" }));
+    await stack.startOperator({ as: false });
   });
 
   afterAll(async () => {
-    await op?.stop();
-    await Promise.all(
-      [...secrets.map(([n]) => `badin-creds-${n}`), "badin-good", "badin-good-2"].map((n) =>
-        deleteResource(k, n),
-      ),
-    );
-    await deleteNamespaces(k, [OPS, "badin-a", "badin-b"]);
-    await aws?.close();
+    await stack?.stop();
   });
 
   it("reports CredentialsSecretInvalid naming the Secret and key, and keeps serving others", async () => {
@@ -375,10 +370,8 @@ describe("credentials Secrets with unusable keys", () => {
       expect(await readSecret(k, "badin-a", `ecr-${name}`), name).toBeUndefined();
     }
     // The same operator, unharmed, serves the good resource and a new one.
-    await waitFor("badin-good Ready", async () =>
-      readyCondition(await getResource(k, "badin-good"))?.status === "True" ? true : undefined,
-    );
-    await createNamespace(k, "badin-b");
+    await waitForReady(k, "badin-good");
+    await stack.namespace("badin-b");
     await applyResource(k, "badin-good-2", {
       secretName: "ecr-good-2",
       namespaces: ["badin-b"],
@@ -386,7 +379,7 @@ describe("credentials Secrets with unusable keys", () => {
       registries: [{ accountId: ACCOUNT }],
     });
     const secret = await waitFor("Secret in badin-b", () => readSecret(k, "badin-b", "ecr-good-2"));
-    const password = dockerConfigOf(secret).auths[HOST]?.password ?? "";
+    const password = passwordIn(secret, HOST) ?? "";
     expect(aws.isValidPassword(password)).toBe(true);
     // Fixing the Secret in place heals the resource without a restart.
     await k.core.replaceNamespacedSecret({
@@ -397,11 +390,7 @@ describe("credentials Secrets with unusable keys", () => {
         data: { AWS_ACCESS_KEY_ID: b64(KEY_ID), AWS_SECRET_ACCESS_KEY: b64(SECRET) },
       },
     });
-    await waitFor("badin-creds-padded Ready after the fix", async () =>
-      readyCondition(await getResource(k, "badin-creds-padded"))?.status === "True"
-        ? true
-        : undefined,
-    );
+    await waitForReady(k, "badin-creds-padded");
     // No credential in any condition message.
     for (const [name] of secrets) {
       const text = JSON.stringify((await getResource(k, `badin-creds-${name}`))?.status ?? {});

@@ -3,8 +3,6 @@ import type { ECRPullSecret } from "../../src/api/index.js";
 import {
   applyResource,
   auditWrites,
-  createNamespace,
-  deleteNamespaces,
   deleteResource,
   getResource,
   mergePatch,
@@ -16,56 +14,45 @@ import {
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type OperatorStack, startOperatorStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import {
+  observed as observedNow,
+  pullSecretsOf as pullSecretsIn,
+  secretsOwnedBy,
+  waitForOwnedSecrets,
+  waitForPullSecrets as waitForPullSecretsIn,
+  waitForResource,
+} from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "121212121212";
 const OPS = "cl-ops";
-const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`; // as startOperatorStack names it
-const OWNER_LABEL = "ecrcreds.io/owner";
 const ADDED = "ecrcreds.io/added-pull-secrets";
 
 let k: TestKube;
 let op: InProcessOperator;
-let stack: OperatorStack;
-const created: string[] = [];
+let stack: Stack;
 const started = Date.now();
 
-async function pullSecretsOf(namespace: string, name: string): Promise<string[]> {
-  const sa = await k.core.readNamespacedServiceAccount({ namespace, name });
-  return (sa.imagePullSecrets ?? []).map((r) => r.name ?? "");
-}
-
-async function waitForPullSecrets(namespace: string, sa: string, expected: string[]) {
-  await waitFor(`${namespace}/${sa} imagePullSecrets = [${expected.join(",")}]`, async () =>
-    (await pullSecretsOf(namespace, sa)).join() === expected.join() ? true : undefined,
-  );
-}
-
-async function secretsOf(owner: string): Promise<string[]> {
-  const list = await k.core.listSecretForAllNamespaces({
-    labelSelector: `${OWNER_LABEL}=${owner}`,
-  });
-  return list.items.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`).sort();
-}
-
-async function waitForSecrets(owner: string, expected: string[]): Promise<void> {
-  await waitFor(`${owner}'s Secrets = ${expected.join(", ")}`, async () =>
-    (await secretsOf(owner)).join() === [...expected].sort().join() ? true : undefined,
-  );
-}
+const pullSecretsOf = (namespace: string, name: string) => pullSecretsIn(k, namespace, name);
+const waitForPullSecrets = (namespace: string, sa: string, expected: string[]) =>
+  waitForPullSecretsIn(k, namespace, sa, expected);
+const secretsOf = (owner: string) => secretsOwnedBy(k, owner);
+const waitForSecrets = (owner: string, expected: string[]) =>
+  waitForOwnedSecrets(k, owner, expected);
 
 /** Waits until the operator has reconciled the resource's current generation. */
 async function observed(name: string, desired: number): Promise<ECRPullSecret> {
-  return await waitFor(`${name} to report generation with ${desired} namespaces`, async () => {
-    const r = await getResource(k, name);
-    return r?.status?.observedGeneration === r?.metadata?.generation &&
+  return await waitForResource(
+    k,
+    name,
+    `to report generation with ${desired} namespaces`,
+    (r) =>
+      observedNow(r) &&
       readyCondition(r)?.status === "True" &&
-      readyCondition(r)?.observedGeneration === r?.metadata?.generation &&
-      r?.status?.namespaces?.desired === desired
-      ? r
-      : undefined;
-  });
+      readyCondition(r)?.observedGeneration === r.metadata?.generation &&
+      r.status?.namespaces?.desired === desired,
+  );
 }
 
 /** resourceVersion of each Secret, to show untouched ones stayed untouched. */
@@ -79,24 +66,21 @@ async function versions(refs: string[]): Promise<Record<string, string | undefin
 }
 
 beforeAll(async () => {
-  stack = await startOperatorStack({
-    kubeconfigPath: cp.kubeconfigPath,
+  stack = await startStack({
     ops: OPS,
-    accountId: ACCOUNT,
-    accessKeyId: "AKIACLEANUP000000001",
-    secretAccessKey: "cleanup-secret-key-00000000000000000001",
+    identities: [iamUser("cleanup", 1, ACCOUNT, OPS)],
     tokenLifetimeMs: 30 * 60_000,
   });
-  ({ k, op } = stack);
-  created.push(OPS);
+  k = stack.k;
+  stack.resources.push("cl-del", "cl-ret");
+  op = await stack.startOperator();
   for (const [n, label] of [
     ["cl-d-1", "del"],
     ["cl-d-2", "del"],
     ["cl-r-1", "ret"],
     ["cl-r-2", "ret"],
   ] as const) {
-    await createNamespace(k, n, { cl: label });
-    created.push(n);
+    await stack.namespace(n, { cl: label });
     await k.core.createNamespacedServiceAccount({
       namespace: n,
       body: { metadata: { name: "builder" } },
@@ -112,8 +96,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  for (const r of ["cl-del", "cl-ret"]) await deleteResource(k, r);
-  await deleteNamespaces(k, created);
 });
 
 /** applyResource, again on a 409: the operator writes status between our read and replace. */
@@ -272,7 +254,7 @@ describe("deletionPolicy: Retain", () => {
     const deletes = await auditWrites(
       cp.auditLogPath,
       (e) =>
-        e.user.username === OPERATOR_USER &&
+        e.user.username === stack.userOf("operator") &&
         e.verb === "delete" &&
         (e.objectRef?.namespace ?? "").startsWith("cl-r-"),
       started,

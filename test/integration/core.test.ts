@@ -2,97 +2,50 @@
 // dockerconfigjson Secret in every target namespace, merged into the default
 // ServiceAccount, refreshed before expiry with one AWS call per refresh, and
 // nothing is written when nothing changed.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
   dockerConfigOf,
   getResource,
-  kubeconfigForServiceAccount,
   mergePatch,
-  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, eventReasons, readPassword, waitForReady } from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "111122223333";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "core-ops";
-const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`;
+const CORE = iamUser("core", 1, ACCOUNT, "core");
+const REFRESH = iamUser("core", 2, ACCOUNT, "refresh");
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator;
-let operatorKubeconfig: string;
 const namespaces = ["core-a", "core-b", "core-g-1", "core-c", "core-r", "core-bad"];
 
-async function putKeys(name: string, accessKeyId: string, secretAccessKey: string): Promise<void> {
-  await putAwsKeys(k, OPS, name, { accessKeyId, secretAccessKey });
-}
-
-function passwordIn(
-  secret: Awaited<ReturnType<typeof readSecret>>,
-  host = HOST,
-): string | undefined {
-  if (!secret) return undefined;
-  return dockerConfigOf(secret).auths[host]?.password;
-}
+const password = (ns: string, name = "ecr-pull") => readPassword(k, ns, name, HOST);
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
-    accessKeyId: "AKIACORE000000000001",
-    secretAccessKey: "core-secret-key-0000000000000000000000001",
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/core`,
-  });
-  aws.addIdentity({
-    accessKeyId: "AKIACORE000000000002",
-    secretAccessKey: "core-secret-key-0000000000000000000000002",
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/refresh`,
-  });
-  // The operator reaches AWS only through the SDK's standard endpoint setting.
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await Promise.all(namespaces.map((ns) => createNamespace(k, ns)));
-  await putKeys("aws-creds", "AKIACORE000000000001", "core-secret-key-0000000000000000000000001");
   // The operator runs as its own ServiceAccount, so its writes can be told
   // apart from the test's in the audit log.
-  const dir = await mkdtemp(join(tmpdir(), "core-test-"));
-  operatorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await bindClusterAdmin(k, "core-operator", OPS, ["operator"]);
-  op = await startOperator(
-    testConfig(operatorKubeconfig, {
-      region: "us-east-1",
-      credentialsSecretName: "aws-creds",
-      credentialsSecretNamespace: OPS,
-    }),
-  );
+  stack = await startStack({ ops: OPS, namespaces, identities: [CORE, REFRESH] });
+  ({ k, aws } = stack);
+  stack.resources.push("core", "core-refresh", "core-bad");
+  op = await stack.startOperator();
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of ["core", "core-refresh", "core-bad"]) await deleteResource(k, name);
-  await deleteNamespaces(k, [...namespaces, "core-g-2", OPS]);
-  await k.rbac.deleteClusterRoleBinding({ name: "core-operator" }).catch(() => undefined);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("core path", () => {
@@ -113,10 +66,7 @@ describe("core path", () => {
       registries: [{ accountId: ACCOUNT }],
     });
 
-    const ready = await waitFor("core to be Ready", async () => {
-      const r = await getResource(k, "core");
-      return readyCondition(r)?.status === "True" ? r : undefined;
-    });
+    const ready = await waitForReady(k, "core");
     const issued = aws.issued().filter((t) => t.principalArn.endsWith(":user/core"));
     expect(issued).toHaveLength(1);
     const token = issued[0]!;
@@ -166,17 +116,13 @@ describe("core path", () => {
       namespaces: ["core-a", "core-b", "core-g-*", "core-c"],
       registries: [{ accountId: ACCOUNT }],
     });
-    const password = passwordIn(await readSecret(k, "core-a", "ecr-pull"));
-    await waitFor("Secret in core-c", async () =>
-      passwordIn(await readSecret(k, "core-c", "ecr-pull")),
-    );
-    expect(passwordIn(await readSecret(k, "core-c", "ecr-pull"))).toBe(password);
+    const first = await password("core-a");
+    await waitFor("Secret in core-c", () => password("core-c"));
+    expect(await password("core-c")).toBe(first);
 
     const created = Date.now();
-    await createNamespace(k, "core-g-2");
-    await waitFor("Secret in core-g-2", async () =>
-      passwordIn(await readSecret(k, "core-g-2", "ecr-pull")),
-    );
+    await stack.namespace("core-g-2");
+    await waitFor("Secret in core-g-2", () => password("core-g-2"));
     const sa = await waitFor("core-g-2 default SA referencing ecr-pull", async () => {
       try {
         const s = await k.core.readNamespacedServiceAccount({
@@ -189,7 +135,7 @@ describe("core path", () => {
       }
     });
     expect(sa.imagePullSecrets?.map((r) => r.name)).toEqual(["ecr-pull"]);
-    expect(passwordIn(await readSecret(k, "core-g-2", "ecr-pull"))).toBe(password);
+    expect(await password("core-g-2")).toBe(first);
     console.log(`new namespace served in ${Date.now() - created} ms`);
     // The cached token served the new namespaces: still one fetch for this source.
     expect(aws.issued().filter((t) => t.principalArn.endsWith(":user/core"))).toHaveLength(1);
@@ -203,7 +149,7 @@ describe("core path", () => {
     await op.stop();
     const since = Date.now();
     // A fresh operator re-reads the whole world and reconciles every resource.
-    op = await startOperator(op.config);
+    op = await stack.startOperator();
     await waitFor("a full pass of the fresh operator", async () => {
       const passes = (await op.metrics.reconcileDuration.get()).values.find(
         (v) => v.metricName?.endsWith("_count") && v.labels.result === "success",
@@ -220,7 +166,7 @@ describe("core path", () => {
     });
     const writes = await auditWrites(
       cp.auditLogPath,
-      (e) => e.user.username === OPERATOR_USER,
+      (e) => e.user.username === stack.userOf("operator"),
       since,
     );
     expect(
@@ -230,16 +176,15 @@ describe("core path", () => {
       ),
     ).toEqual([]);
     // The audit log does see this identity's writes: the check above could fail.
-    const earlier = await auditWrites(cp.auditLogPath, (e) => e.user.username === OPERATOR_USER);
+    const earlier = await auditWrites(
+      cp.auditLogPath,
+      (e) => e.user.username === stack.userOf("operator"),
+    );
     expect(earlier.length).toBeGreaterThan(0);
   });
 
   it("refreshes before expiry with one AWS call per refresh, however many namespaces", async () => {
-    await putKeys(
-      "refresh-creds",
-      "AKIACORE000000000002",
-      "core-secret-key-0000000000000000000000002",
-    );
+    await stack.putKeys("refresh-creds", REFRESH);
     aws.tokenLifetimeMs = 4_000;
     const since = Date.now();
     await applyResource(k, "core-refresh", {
@@ -255,7 +200,7 @@ describe("core path", () => {
     const deadline = Date.now() + 12_000;
     while (Date.now() < deadline) {
       for (const ns of targets) {
-        const pw = passwordIn(await readSecret(k, ns, "ecr-refresh"));
+        const pw = await password(ns, "ecr-refresh");
         if (!pw) continue;
         seen.get(ns)?.add(pw);
         if (!aws.isValidPassword(pw)) stale++;
@@ -264,7 +209,7 @@ describe("core path", () => {
     }
     aws.tokenLifetimeMs = 10 * 60_000;
     const calls = aws.calls(
-      (c) => c.service === "ecr" && c.accessKeyId === "AKIACORE000000000002" && c.time >= since,
+      (c) => c.service === "ecr" && c.accessKeyId === REFRESH.accessKeyId && c.time >= since,
     );
     const tokens = aws.issued().filter((t) => t.principalArn.endsWith(":user/refresh"));
     // Each Secret saw several tokens, none of them ever expired while in place.
@@ -279,7 +224,10 @@ describe("core path", () => {
   });
 
   it("writes no Secret when AWS refuses the keys, and says so in Ready", async () => {
-    await putKeys("bad-creds", "AKIAUNKNOWN000000000", "not-a-key-the-double-knows-000000000000");
+    await stack.putKeys("bad-creds", {
+      accessKeyId: "AKIAUNKNOWN000000000",
+      secretAccessKey: "not-a-key-the-double-knows-000000000000",
+    });
     await applyResource(k, "core-bad", {
       secretName: "ecr-bad",
       namespaces: ["core-bad"],
@@ -295,10 +243,6 @@ describe("core path", () => {
     expect(ready?.message).toContain("refused");
     expect(ready?.message).toContain(`Secret ${OPS}/bad-creds`);
     expect(await readSecret(k, "core-bad", "ecr-bad")).toBeUndefined();
-    const events = await k.core.listNamespacedEvent({
-      namespace: "default",
-      fieldSelector: "involvedObject.name=core-bad",
-    });
-    expect(events.items.map((e) => e.reason)).toContain("CredentialsInvalid");
+    expect(await eventReasons(k, "core-bad")).toContain("CredentialsInvalid");
   });
 });

@@ -4,30 +4,23 @@
 // Secret works, the Secret from before a refresh stops working once its token
 // expired, and the Secret the operator refreshed works again.
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { V1Secret } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
   dockerConfigOf,
-  putSecret,
   readSecret,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
-import { RegistryDouble } from "../registry-double/index.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import type { RegistryDouble } from "../registry-double/index.js";
 
 const execFileAsync = promisify(execFile);
-const cp = inject("controlPlane");
 const ACCOUNT = "777788889999";
 const OPS = "skopeo-ops";
 const NS = "skopeo-a";
@@ -36,10 +29,10 @@ const SECRET = "skopeo-pull";
 // at half of it.
 const TOKEN_LIFETIME_MS = 16_000;
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let registry: RegistryDouble;
-let op: InProcessOperator | undefined;
 let dir: string;
 
 interface Snapshot {
@@ -95,44 +88,23 @@ beforeAll(async () => {
   } catch (err) {
     throw new Error(`failed to run skopeo: ${String(err)}; install it with scripts/setup.sh`);
   }
-  dir = await mkdtemp(join(tmpdir(), "skopeo-e2e-"));
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: TOKEN_LIFETIME_MS });
-  await aws.start();
-  const keys = {
-    accessKeyId: "AKIASKOPEO0000000001",
-    secretAccessKey: "skopeo-secret-key-00000000000000000001",
-  };
-  aws.addIdentity({ ...keys, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/skopeo` });
-  registry = new RegistryDouble({ validatePassword: (p, at) => aws.isValidPassword(p, at) });
-  await registry.start();
+  stack = await startStack({
+    ops: OPS,
+    namespaces: [NS],
+    tokenLifetimeMs: TOKEN_LIFETIME_MS,
+    identities: [iamUser("skopeo", 1, ACCOUNT, "skopeo")],
+  });
+  ({ k, aws, dir } = stack);
+  stack.resources.push("skopeo");
+  registry = await stack.startRegistry();
   // The token's proxyEndpoint is the registry double: the Secret's auths key
   // is its 127.0.0.1:PORT, which skopeo reaches over plain HTTP.
   aws.proxyEndpointFor = () => registry.url;
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await createNamespace(k, NS);
-  await putSecret(k, OPS, "aws-creds", {
-    AWS_ACCESS_KEY_ID: keys.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
-  });
-  op = await startOperator(
-    testConfig(cp.kubeconfigPath, {
-      verify: true,
-      region: "us-east-1",
-      credentialsSecretName: "aws-creds",
-      credentialsSecretNamespace: OPS,
-    }),
-  );
+  await stack.startOperator({ as: false, config: { verify: true } });
 });
 
 afterAll(async () => {
-  await op?.stop();
-  await deleteResource(k, "skopeo");
-  await deleteNamespaces(k, [NS, OPS]);
-  await registry?.close();
-  await aws?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("skopeo pulls with the operator's Secret", () => {

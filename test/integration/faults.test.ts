@@ -1,51 +1,19 @@
-// The fault matrix on a real control plane. The operator runs as its own
-// process (the built executable) and fans one ECRPullSecret out to FAN_OUT
-// namespaces; each test breaks something while a fan-out is under way and
-// then checks the same promises:
-//
-// - every target namespace converges, within CONVERGE_BOUND_MS of the fault
-//   ending, to a Secret whose password the AWS double issued and has not
-//   expired, holding every registry, and a default ServiceAccount that
-//   references it;
-// - no imagePullSecrets entry someone else put there is lost;
-// - no managed Secret is ever half-written (it always parses, with every
-//   registry) or blanked, even while AWS fails;
-// - the operator process is the same one (same pid, never exited) unless the
-//   test killed it.
-//
-// FAN_OUT is 250, not 500: on the 2-core machine the suite runs on, 500
-// namespaces (and their ServiceAccounts, made by kube-controller-manager) more
-// than double the file's time without exercising anything 250 do not. The
-// operator runs with a client rate of 50 QPS so that a fan-out lasts seconds
-// and a fault can land in the middle of it.
-//
-// API server restart, watch 410 Gone and leader kill are covered in the
-// refresh suite (see docs/reliability.md).
-import { execFile } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble, type FaultHandle } from "../aws-double/index.js";
-import { repoRoot } from "../harness/controlplane.js";
+import type { AwsDouble, FaultHandle } from "../aws-double/index.js";
+import { ensureBuilt } from "../harness/build.js";
 import {
   applyResource,
   auditWrites,
-  bindClusterAdmin,
-  createNamespace,
   deleteNamespaces,
   deleteResource,
   getResource,
-  kubeconfigForServiceAccount,
   mergePatch,
   readyCondition,
-  statusOf,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+import type { OperatorProcess } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const FAN_OUT = 250;
@@ -68,6 +36,7 @@ const identities = Array.from({ length: 12 }, (_, i) => ({
   arn: `arn:aws:iam::${ACCOUNT}:user/fault-${i}`,
 }));
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let op: OperatorProcess;
@@ -84,16 +53,7 @@ async function useKeys(i: number): Promise<void> {
   keyIndex = i;
   const id = identities[i];
   if (!id) throw new Error(`no identity ${i}`);
-  const body = {
-    metadata: { name: "fault-creds", namespace: OPS },
-    stringData: { AWS_ACCESS_KEY_ID: id.accessKeyId, AWS_SECRET_ACCESS_KEY: id.secretAccessKey },
-  };
-  try {
-    await k.core.replaceNamespacedSecret({ name: "fault-creds", namespace: OPS, body });
-  } catch (err) {
-    if (statusOf(err) !== 404) throw err;
-    await k.core.createNamespacedSecret({ namespace: OPS, body });
-  }
+  await stack.putKeys("fault-creds", id);
 }
 
 interface SecretState {
@@ -210,25 +170,21 @@ async function startFanOut(key: number): Promise<number> {
 }
 
 function startOperator(): OperatorProcess {
-  return startOperatorProcess(operatorArgs, operatorEnv());
+  return stack.startProcess(operatorArgs, operatorEnv());
 }
 
 beforeAll(async () => {
   // The operator runs from the built executable, as in production.
-  await promisify(execFile)(
-    process.execPath,
-    [join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
-    { cwd: repoRoot },
-  ).catch((err: { stdout?: string }) => {
-    throw new Error(`failed to build the operator: ${err.stdout ?? String(err)}`);
+  const built = ensureBuilt();
+  stack = await startStack({
+    ops: OPS,
+    tokenLifetimeMs: 30 * 60_000,
+    identities,
+    credentials: false,
   });
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 30 * 60_000 });
-  await aws.start();
-  for (const id of identities) aws.addIdentity(id);
-  await createNamespace(k, OPS);
+  ({ k, aws } = stack);
   for (let i = 0; i < namespaces.length; i += 25) {
-    await Promise.all(namespaces.slice(i, i + 25).map((ns) => createNamespace(k, ns)));
+    await Promise.all(namespaces.slice(i, i + 25).map((ns) => stack.namespace(ns)));
   }
   await waitFor(
     `default ServiceAccounts in ${FAN_OUT} namespaces`,
@@ -250,38 +206,28 @@ beforeAll(async () => {
     ),
   );
   await useKeys(0);
-  const dir = await mkdtemp(join(tmpdir(), "faults-test-"));
-  const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await bindClusterAdmin(k, "fault-operator", OPS, ["operator"]);
-  operatorArgs = [
-    "run",
-    `--kubeconfig=${kubeconfig}`,
-    "--metrics-bind-address=0",
-    "--health-probe-bind-address=0",
+  operatorArgs = stack.processArgs(await stack.serviceAccountKubeconfig("operator"), [
     "--log-level=debug",
     "--min-refresh-interval=500ms",
     "--aws-backoff-base=200ms",
     "--aws-backoff-max=2s",
     "--aws-timeout=2s",
-    "--verify=false",
     "--kube-api-qps=50",
     "--kube-api-burst=50",
-  ];
+  ]);
+  await built;
   op = startOperator();
 }, 300_000);
 
 afterAll(async () => {
-  if (!k) return;
+  if (!stack) return;
   await deleteResource(k, OWNER);
   await deleteResource(k, "fault-conflict");
   // Give the operator a moment to run its finalizer before it stops.
   await waitFor("fault resources gone", async () =>
     (await getResource(k, OWNER)) || (await getResource(k, "fault-conflict")) ? undefined : true,
   ).catch(() => undefined);
-  await op?.stop();
-  await k.rbac.deleteClusterRoleBinding({ name: "fault-operator" }).catch(() => undefined);
-  await deleteNamespaces(k, [...namespaces, OPS]);
-  await aws?.close();
+  await stack.stop();
   console.log(
     `fault matrix (${FAN_OUT} namespaces):\n${results
       .map((r) => `  ${r.fault}: converged ${r.convergeMs} ms after the fault ended; ${r.note}`)

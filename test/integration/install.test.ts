@@ -8,8 +8,7 @@
 // denied. Last, the `once` command (the CronJob mode) against the same
 // cluster and identity.
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AuthorizationV1Api,
@@ -20,30 +19,23 @@ import {
 } from "@kubernetes/client-node";
 import { loadAll } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
 import { AwsDouble } from "../aws-double/index.js";
 import { freePort, repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
   deleteResource,
-  dockerConfigOf,
   getResource,
   installCrd,
-  mergePatch,
+  kubeconfigWithToken,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
-import {
-  type OperatorProcess,
-  runOperatorCommand,
-  startOperatorProcess,
-} from "../harness/operator.js";
+import { type OperatorProcess, runOperatorCommand } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, readPassword } from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const NS = "inst-system";
@@ -51,7 +43,7 @@ const RELEASE = "inst";
 const FULL = "inst-ecr-creds-refresher";
 const USER = `system:serviceaccount:${NS}:${FULL}`;
 const ACCOUNT = "444455556666";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const KEYS = {
   AWS_ACCESS_KEY_ID: "AKIAINSTALL000000001",
   AWS_SECRET_ACCESS_KEY: "install-secret-key-000000000000000000001",
@@ -77,6 +69,7 @@ interface RenderedContainer {
   readinessProbe: { httpGet: { path: string } };
 }
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let objects: Rendered[];
@@ -114,34 +107,6 @@ async function apply(obj: KubernetesObject): Promise<void> {
   await api.patch(obj, undefined, undefined, "install-test", true, PatchStrategy.ServerSideApply);
 }
 
-/** A kubeconfig with a TokenRequest token of the chart's ServiceAccount (which the chart made). */
-async function kubeconfigForChartServiceAccount(dir: string): Promise<string> {
-  const tr = await k.core.createNamespacedServiceAccountToken({
-    namespace: NS,
-    name: FULL,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const cluster = k.kc.getCurrentCluster();
-  const path = join(dir, "chart-sa.kubeconfig");
-  await writeFile(
-    path,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "local",
-          cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
-        },
-      ],
-      users: [{ name: FULL, user: { token: tr.status?.token } }],
-      contexts: [{ name: FULL, context: { cluster: "local", user: FULL } }],
-      "current-context": FULL,
-    }),
-  );
-  return path;
-}
-
 async function putKeys(name: string, keys: Record<string, string>): Promise<void> {
   await apply({
     apiVersion: "v1",
@@ -151,10 +116,7 @@ async function putKeys(name: string, keys: Record<string, string>): Promise<void
   } as KubernetesObject);
 }
 
-async function passwordIn(namespace: string, name = "ecr-pull"): Promise<string | undefined> {
-  const s = await readSecret(k, namespace, name);
-  return s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
-}
+const passwordIn = (namespace: string, name = "ecr-pull") => readPassword(k, namespace, name, HOST);
 
 async function get(path: string, port: number): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -193,14 +155,36 @@ async function operatorAudit(): Promise<AuditLine[]> {
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
-    accessKeyId: KEYS.AWS_ACCESS_KEY_ID,
-    secretAccessKey: KEYS.AWS_SECRET_ACCESS_KEY,
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/install`,
+  stack = await startStack({
+    ops: NS,
+    namespaces,
+    identities: [
+      {
+        accessKeyId: KEYS.AWS_ACCESS_KEY_ID,
+        secretAccessKey: KEYS.AWS_SECRET_ACCESS_KEY,
+        accountId: ACCOUNT,
+        arn: `arn:aws:iam::${ACCOUNT}:user/install`,
+      },
+    ],
+    // Put by server-side apply below, as kubectl would.
+    credentials: false,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push("inst", "inst-bad", "inst-once-1", "inst-once-2", "inst-once-bad");
+  stack.onStop(async () => {
+    for (const o of objects ?? []) {
+      if (o.kind === "ClusterRole")
+        await k.rbac.deleteClusterRole({ name: FULL }).catch(() => undefined);
+      if (o.kind === "ClusterRoleBinding")
+        await k.rbac.deleteClusterRoleBinding({ name: FULL }).catch(() => undefined);
+    }
+    // The Events Role lives in "default", which stays.
+    await k.rbac
+      .deleteNamespacedRole({ namespace: "default", name: `${FULL}-events` })
+      .catch(() => undefined);
+    await k.rbac
+      .deleteNamespacedRoleBinding({ namespace: "default", name: `${FULL}-events` })
+      .catch(() => undefined);
   });
   objects = helmTemplate([
     "--set",
@@ -210,8 +194,6 @@ beforeAll(async () => {
     "--set",
     "verifyRegistry=false",
   ]);
-  await createNamespace(k, NS);
-  await Promise.all(namespaces.map((ns) => createNamespace(k, ns)));
   await putKeys("aws-creds", KEYS);
 
   // Everything but the workloads: those need a kubelet.
@@ -223,7 +205,7 @@ beforeAll(async () => {
     if (o.kind === "CustomResourceDefinition") await installCrd(k);
     else await apply(o);
   }
-  saKubeconfig = await kubeconfigForChartServiceAccount(await mkdtemp(join(tmpdir(), "inst-")));
+  saKubeconfig = await kubeconfigWithToken(k, NS, FULL, stack.dir);
 
   // The Deployment's own arguments and environment, with the downward API
   // resolved as the kubelet would, the probes on free loopback ports, and the
@@ -248,41 +230,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of ["inst", "inst-bad", "inst-once-1", "inst-once-2", "inst-once-bad"]) {
-    await deleteResource(k, name);
-    // With no operator left to run the finalizer (a failed test), drop it so
-    // nothing stays Terminating on the shared API server.
-    if ((await getResource(k, name))?.metadata?.finalizers?.length) {
-      await k.custom
-        .patchClusterCustomObject(
-          {
-            group: GROUP,
-            version: VERSION,
-            plural: PLURAL,
-            name,
-            body: { metadata: { finalizers: null } },
-          },
-          mergePatch,
-        )
-        .catch(() => undefined);
-    }
-  }
-  await deleteNamespaces(k, [...namespaces, LATE, NS]);
-  for (const o of objects ?? []) {
-    if (o.kind === "ClusterRole")
-      await k.rbac.deleteClusterRole({ name: FULL }).catch(() => undefined);
-    if (o.kind === "ClusterRoleBinding")
-      await k.rbac.deleteClusterRoleBinding({ name: FULL }).catch(() => undefined);
-  }
-  // The Events Role lives in "default", which stays.
-  await k.rbac
-    .deleteNamespacedRole({ namespace: "default", name: `${FULL}-events` })
-    .catch(() => undefined);
-  await k.rbac
-    .deleteNamespacedRoleBinding({ namespace: "default", name: `${FULL}-events` })
-    .catch(() => undefined);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("the chart on a real API server", () => {
@@ -341,7 +289,7 @@ describe("the chart on a real API server", () => {
         stringData: { ".dockerconfigjson": '{"auths":{}}' },
       },
     });
-    op = startOperatorProcess(operatorArgs, operatorEnv);
+    op = stack.startProcess(operatorArgs, operatorEnv);
 
     const coordination = k.kc.makeApiClient(CoordinationV1Api);
     const lease = await waitFor("the operator to take the chart's Lease", async () => {
@@ -398,7 +346,7 @@ describe("the chart on a real API server", () => {
 
     // A namespace created now (watch on namespaces) whose default
     // ServiceAccount arrives a moment later (watch on serviceaccounts).
-    await createNamespace(k, LATE);
+    await stack.namespace(LATE);
     await waitFor("the late namespace's default ServiceAccount to reference ecr-pull", async () => {
       const s = await k.core
         .readNamespacedServiceAccount({ namespace: LATE, name: "default" })

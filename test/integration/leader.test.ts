@@ -1,47 +1,33 @@
-// Two replicas of the built executable with --leader-elect, each under its
-// own ServiceAccount so the audit log tells their writes apart: only the
-// leader writes; SIGKILL of the leader hands over within 20 s and the
-// survivor carries on; SIGTERM releases the Lease and exits 0.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
 import {
   applyResource,
   auditWrites,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
-  dockerConfigOf,
   getResource,
-  kubeconfigForServiceAccount,
-  putSecret,
-  readSecret,
   readyCondition,
   statusOf,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+import type { OperatorProcess } from "../harness/operator.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, readPassword } from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "121212121212";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "leader-ops";
 const LEASE = "leader-test";
 const REPLICAS = ["replica-1", "replica-2"] as const;
 const userOf = (replica: string) => `system:serviceaccount:${OPS}:${replica}`;
 
+let stack: Stack;
 let k: TestKube;
 let leases: CoordinationV1Api;
 let aws: AwsDouble;
 const procs = new Map<string, OperatorProcess>();
-const namespaces = ["leader-a", "leader-b"];
 let started = 0;
 
 async function readLease(): Promise<V1Lease | undefined> {
@@ -62,52 +48,31 @@ function replicaHolding(identity: string | undefined): string | undefined {
   return undefined;
 }
 
-async function secretPassword(ns: string): Promise<string | undefined> {
-  const s = await readSecret(k, ns, "ecr-leader");
-  return s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
-}
+const secretPassword = (ns: string) => readPassword(k, ns, "ecr-leader", HOST);
 
 beforeAll(async () => {
   const built = ensureBuilt();
-  k = testKube(cp.kubeconfigPath);
+  stack = await startStack({
+    ops: OPS,
+    namespaces: ["leader-a"],
+    identities: [iamUser("leader", 1, ACCOUNT, "leader")],
+  });
+  ({ k, aws } = stack);
+  stack.resources.push("leader");
   leases = k.kc.makeApiClient(CoordinationV1Api);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
-    accessKeyId: "AKIALEADER0000000001",
-    secretAccessKey: "leader-secret-key-0000000000000000000001",
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/leader`,
-  });
-  await createNamespace(k, OPS);
-  await createNamespace(k, "leader-a");
-  await putSecret(k, OPS, "aws-creds", {
-    AWS_ACCESS_KEY_ID: "AKIALEADER0000000001",
-    AWS_SECRET_ACCESS_KEY: "leader-secret-key-0000000000000000000001",
-  });
-  const dir = await mkdtemp(join(tmpdir(), "leader-test-"));
   const kubeconfigs = new Map<string, string>();
-  for (const r of REPLICAS) kubeconfigs.set(r, await kubeconfigForServiceAccount(k, OPS, r, dir));
-  await bindClusterAdmin(k, "leader-replicas", OPS, REPLICAS);
+  for (const r of REPLICAS) kubeconfigs.set(r, await stack.serviceAccountKubeconfig(r));
   await built;
   started = Date.now();
   for (const r of REPLICAS) {
     procs.set(
       r,
-      startOperatorProcess(
-        [
-          "run",
-          `--kubeconfig=${kubeconfigs.get(r)}`,
+      stack.startProcess(
+        stack.processArgs(kubeconfigs.get(r) ?? "", [
           "--leader-elect",
           `--leader-election-namespace=${OPS}`,
           `--leader-election-id=${LEASE}`,
-          "--metrics-bind-address=0",
-          "--health-probe-bind-address=0",
-          "--region=us-east-1",
-          `--credentials-secret-namespace=${OPS}`,
-          "--credentials-secret-name=aws-creds",
-          "--verify=false",
-        ],
+        ]),
         { AWS_ENDPOINT_URL: aws.url },
       ),
     );
@@ -115,11 +80,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of procs.values()) await p.stop("SIGKILL");
-  await deleteResource(k, "leader");
-  await deleteNamespaces(k, [...namespaces, OPS]);
-  await k.rbac.deleteClusterRoleBinding({ name: "leader-replicas" }).catch(() => undefined);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("leader election", () => {
@@ -148,7 +109,7 @@ describe("leader election", () => {
     );
     expect(await secretPassword("leader-a")).toBe(aws.issued()[0]?.password);
     // Give the standby every chance to write too: one more change to react to.
-    await createNamespace(k, "leader-b");
+    await stack.namespace("leader-b");
     await waitFor("a Secret in leader-b", () => secretPassword("leader-b"));
     const writes = await auditWrites(cp.auditLogPath, () => true, started);
     const ok = (e: { responseStatus?: { code?: number } }) => (e.responseStatus?.code ?? 0) < 400;
@@ -186,8 +147,7 @@ describe("leader election", () => {
     expect(handoverMs).toBeLessThan(20_000);
     // The survivor serves a namespace created after the handover.
     const since = Date.now();
-    namespaces.push("leader-c");
-    await createNamespace(k, "leader-c");
+    await stack.namespace("leader-c");
     await waitFor("a Secret in leader-c", () => secretPassword("leader-c"));
     expect(await secretPassword("leader-c")).toBe(await secretPassword("leader-a"));
     const writes = await auditWrites(

@@ -7,27 +7,24 @@
 // appear in its logs, in Events, in status or in any error message. And the
 // dockerconfigjson is never written into a Secret of another type, even with
 // adoptExisting.
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble, type IdentityInit } from "../aws-double/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AwsDouble, IdentityInit } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
   deleteNamespaces,
-  deleteResource,
   dockerConfigOf,
   getResource,
-  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { ecrHost } from "../harness/state.js";
 
-const cp = inject("controlPlane");
 const ACCOUNT = "121212121212";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "leaks-ops";
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/leaks-pull`;
 const namespaces = Array.from({ length: 12 }, (_, i) => `leaks-n-${i}`);
@@ -48,13 +45,10 @@ const temporary: IdentityInit = {
   arn: `arn:aws:iam::${ACCOUNT}:user/leaks-temp`,
 };
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator;
-
-async function putKeys(name: string, id: IdentityInit): Promise<void> {
-  await putAwsKeys(k, OPS, name, id);
-}
 
 async function readyReason(name: string): Promise<string | undefined> {
   return readyCondition(await getResource(k, name))?.reason;
@@ -93,28 +87,24 @@ function secretsToLookFor(): string[] {
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity(keys);
-  aws.addIdentity(temporary);
+  stack = await startStack({
+    ops: OPS,
+    namespaces: [...namespaces, OPAQUE_NS, ADOPT_NS],
+    identities: [keys, temporary],
+    credentials: false,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push("leaks-keys", "leaks-temp", "leaks-role", "leaks-opaque", "leaks-adopt");
   aws.addRole({ roleArn: ROLE, trustedPrincipalArns: [keys.arn] });
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await Promise.all([...namespaces, OPAQUE_NS, ADOPT_NS].map((ns) => createNamespace(k, ns)));
-  await putKeys("keys", keys);
-  await putKeys("temporary", temporary);
+  await stack.putKeys("keys", keys);
+  await stack.putKeys("temporary", temporary);
   // Events about a cluster-scoped object must live in "default": the API
   // server refuses them elsewhere (involvedObject.namespace must match).
-  op = await startOperator(testConfig(cp.kubeconfigPath, { region: "us-east-1" }));
+  op = await stack.startOperator({ as: false });
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of ["leaks-keys", "leaks-temp", "leaks-role", "leaks-opaque", "leaks-adopt"])
-    await deleteResource(k, name);
-  await deleteNamespaces(k, [...namespaces, OPAQUE_NS, ADOPT_NS, OPS]);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("no secret leaves where it should not", () => {

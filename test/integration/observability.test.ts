@@ -3,33 +3,29 @@
 // the refresh counters move with successes and failures), /healthz and
 // /readyz, debug logs without a credential in them, and SIGTERM exiting 0.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
 import { freePort } from "../harness/controlplane.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
-  dockerConfigOf,
   getResource,
-  putSecret,
-  readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+import type { OperatorProcess } from "../harness/operator.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, readPassword } from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "777788889999";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "obs-ops";
 const NAMESPACES = ["obs-a", "obs-b"];
-const KEY_ID = "AKIAOBSERVE000000001";
-const SECRET_KEY = "observe-secret-key-00000000000000000000001";
+const IDENTITY = iamUser("observe", 1, ACCOUNT, "observe");
+const SECRET_KEY = IDENTITY.secretAccessKey;
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let op: OperatorProcess;
@@ -76,26 +72,18 @@ const issuedTokens = () => aws.issued().filter((t) => t.principalArn.endsWith(":
 
 beforeAll(async () => {
   const built = ensureBuilt();
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
-    accessKeyId: KEY_ID,
-    secretAccessKey: SECRET_KEY,
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/observe`,
+  stack = await startStack({
+    ops: OPS,
+    namespaces: NAMESPACES,
+    identities: [IDENTITY],
   });
-  await createNamespace(k, OPS);
-  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
-  await putSecret(k, OPS, "aws-creds", {
-    AWS_ACCESS_KEY_ID: KEY_ID,
-    AWS_SECRET_ACCESS_KEY: SECRET_KEY,
-  });
+  ({ k, aws } = stack);
+  stack.resources.push("obs");
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   metricsUrl = `http://127.0.0.1:${metricsPort}`;
   healthUrl = `http://127.0.0.1:${healthPort}`;
   await built;
-  op = startOperatorProcess(
+  op = stack.startProcess(
     [
       "run",
       `--kubeconfig=${cp.kubeconfigPath}`,
@@ -114,10 +102,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await op?.stop("SIGKILL");
-  await deleteResource(k, "obs");
-  await deleteNamespaces(k, [...NAMESPACES, OPS]);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("observability", () => {
@@ -215,7 +200,7 @@ describe("observability", () => {
       body: {
         metadata: { name: "aws-creds", namespace: OPS },
         stringData: {
-          AWS_ACCESS_KEY_ID: KEY_ID,
+          AWS_ACCESS_KEY_ID: IDENTITY.accessKeyId,
           AWS_SECRET_ACCESS_KEY: SECRET_KEY,
           ROTATED: "1",
         },
@@ -252,10 +237,8 @@ describe("observability", () => {
       return gauge !== oldExpiry ? gauge : undefined;
     }).then((gauge) => expect(gauge).toBeCloseTo((fresh?.expiresAt.getTime() ?? 0) / 1000, 3));
     await waitFor("the Secrets to hold the new token", async () => {
-      for (const ns of NAMESPACES) {
-        const s = await readSecret(k, ns, "ecr-obs");
-        if (!s || dockerConfigOf(s).auths[HOST]?.password !== fresh?.password) return undefined;
-      }
+      for (const ns of NAMESPACES)
+        if ((await readPassword(k, ns, "ecr-obs", HOST)) !== fresh?.password) return undefined;
       return true;
     });
     const r = await getResource(k, "obs");

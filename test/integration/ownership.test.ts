@@ -4,10 +4,6 @@ import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
-  dockerConfigOf,
   getResource,
   mergePatch,
   readSecret,
@@ -18,22 +14,26 @@ import {
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type OperatorStack, startOperatorStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import {
+  ecrHost,
+  MANAGED_BY,
+  OWNER_LABEL,
+  passwordIn as passwordFor,
+  pullSecretsOf as pullSecretsIn,
+  waitForReason,
+} from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "777788889999";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "own-ops";
-const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`; // as startOperatorStack names it
-const MANAGED_BY = "app.kubernetes.io/managed-by";
-const OWNER_LABEL = "ecrcreds.io/owner";
 const registries = [{ accountId: ACCOUNT }];
 
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator;
-let stack: OperatorStack;
-const created: string[] = [];
+let stack: Stack;
 const resources = [
   "own-race",
   "own-conflict",
@@ -45,34 +45,16 @@ const resources = [
   "own-share",
 ];
 
-async function ns(name: string): Promise<void> {
-  await createNamespace(k, name);
-  created.push(name);
-}
-
-async function pullSecretsOf(namespace: string, name: string): Promise<string[]> {
-  const sa = await k.core.readNamespacedServiceAccount({ namespace, name });
-  return (sa.imagePullSecrets ?? []).map((r) => r.name ?? "");
-}
-
-function passwordIn(secret: V1Secret | undefined): string | undefined {
-  return secret ? dockerConfigOf(secret).auths[HOST]?.password : undefined;
-}
+const ns = (name: string) => stack.namespace(name);
+const pullSecretsOf = (namespace: string, name: string) => pullSecretsIn(k, namespace, name);
+const passwordIn = (secret: V1Secret | undefined) => passwordFor(secret, HOST);
 
 function currentPassword(): string {
   const issued = aws.issued();
   return issued[issued.length - 1]?.password ?? "";
 }
 
-async function condition(name: string, reason: string) {
-  return await waitFor(`${name} Ready reason ${reason}`, async () => {
-    const r = await getResource(k, name);
-    const c = readyCondition(r);
-    return c?.reason === reason && r?.status?.observedGeneration === r?.metadata?.generation
-      ? r
-      : undefined;
-  });
-}
+const condition = (name: string, reason: string) => waitForReason(k, name, reason);
 
 async function pool<T>(items: T[], n: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -94,37 +76,18 @@ function snapshot(s: V1Secret | undefined) {
 }
 
 beforeAll(async () => {
-  stack = await startOperatorStack({
-    kubeconfigPath: cp.kubeconfigPath,
+  stack = await startStack({
     ops: OPS,
-    accountId: ACCOUNT,
-    accessKeyId: "AKIAOWNERS0000000001",
-    secretAccessKey: "ownership-secret-key-000000000000000001",
+    identities: [iamUser("owners", 1, ACCOUNT, OPS)],
     tokenLifetimeMs: 30 * 60_000,
   });
-  ({ k, aws, op } = stack);
-  created.push(OPS);
+  ({ k, aws } = stack);
+  stack.resources.push(...resources);
+  op = await stack.startOperator();
 });
 
 afterAll(async () => {
   await stack?.stop();
-  for (const r of resources) {
-    await deleteResource(k, r);
-    // The finalizer needs the operator, which is stopped: drop it by hand.
-    await k.custom
-      .patchClusterCustomObject(
-        {
-          group: "ecrcreds.io",
-          version: "v1alpha1",
-          plural: "ecrpullsecrets",
-          name: r,
-          body: { metadata: { finalizers: null } },
-        },
-        mergePatch,
-      )
-      .catch(() => undefined);
-  }
-  await deleteNamespaces(k, created);
 });
 
 describe("merging into ServiceAccounts", () => {
@@ -214,7 +177,7 @@ describe("merging into ServiceAccounts", () => {
     const operatorPatches = await auditWrites(
       cp.auditLogPath,
       (e) =>
-        e.user.username === OPERATOR_USER &&
+        e.user.username === stack.userOf("operator") &&
         e.objectRef?.resource === "serviceaccounts" &&
         e.objectRef.namespace === "own-race",
       since,
@@ -322,7 +285,7 @@ describe("two resources on one Secret name", () => {
     const secret = await readSecret(k, "own-duel", "own-duel-pull");
     expect(secret?.metadata?.labels?.[OWNER_LABEL]).toBe(winner);
     await waitFor("the winner's reference on default", async () =>
-      (await pullSecretsOf("own-duel", "default")).includes("own-duel-pull") ? true : undefined,
+      (await pullSecretsOf("own-duel", "default"))?.includes("own-duel-pull") ? true : undefined,
     );
     const loserStatus = await getResource(k, loser);
     expect(loserStatus?.status?.failures?.[0]?.message).toContain(
@@ -340,7 +303,7 @@ describe("two resources on one Secret name", () => {
     const writes = await auditWrites(
       cp.auditLogPath,
       (e) =>
-        e.user.username === OPERATOR_USER &&
+        e.user.username === stack.userOf("operator") &&
         (e.objectRef?.namespace === "own-duel" ||
           e.objectRef?.name === "own-one" ||
           e.objectRef?.name === "own-two"),
@@ -394,7 +357,7 @@ describe("self-healing", () => {
     expect(again.metadata?.labels?.[OWNER_LABEL]).toBe("own-heal");
 
     await waitFor("the reference on default", async () =>
-      (await pullSecretsOf("own-h", "default")).includes("own-heal-pull") ? true : undefined,
+      (await pullSecretsOf("own-h", "default"))?.includes("own-heal-pull") ? true : undefined,
     );
     await k.core.patchNamespacedServiceAccount(
       { namespace: "own-h", name: "default", body: { imagePullSecrets: [{ name: "mine" }] } },
@@ -402,7 +365,7 @@ describe("self-healing", () => {
     );
     await waitFor("the removed reference restored", async () => {
       const names = await pullSecretsOf("own-h", "default");
-      return names.join() === "mine,own-heal-pull" ? true : undefined;
+      return names?.join() === "mine,own-heal-pull" ? true : undefined;
     });
   });
 });

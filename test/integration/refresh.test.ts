@@ -3,30 +3,26 @@
 // and refused keys leave the Secrets exactly as they are, say why in Ready and
 // retry on the backoff; tokens that arrive expired are not refetched faster
 // than the floor; and with debug logs on throughout, no credential leaks.
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import type { CallRecord } from "../aws-double/types.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
   deleteResource,
-  dockerConfigOf,
   getResource,
-  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
-import { RegistryDouble } from "../registry-double/index.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { ecrHost, passwordIn, waitForResource } from "../harness/state.js";
+import type { RegistryDouble } from "../registry-double/index.js";
 
-const cp = inject("controlPlane");
 const ACCOUNT = "444455556666";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "refresh-ops";
 const NAMESPACES = ["refresh-a", "refresh-b", "refresh-c"];
 const RESOURCES = ["refresh-short", "refresh-faults", "refresh-expired"];
@@ -44,34 +40,20 @@ const KEYS = {
   expired: { id: "AKIAREFRESH000000003", secret: "refresh-secret-key-000000000000000000003" },
 };
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let registry: RegistryDouble;
 let op: InProcessOperator;
 
-async function putKeys(name: string, keys: { id: string; secret: string }): Promise<void> {
-  await putAwsKeys(k, OPS, name, { accessKeyId: keys.id, secretAccessKey: keys.secret });
-}
+const passwordOf = (secret: Awaited<ReturnType<typeof readSecret>>) => passwordIn(secret, HOST);
 
-function passwordOf(secret: Awaited<ReturnType<typeof readSecret>>): string | undefined {
-  return secret ? dockerConfigOf(secret).auths[HOST]?.password : undefined;
-}
-
-async function waitReady(
+const waitReady = (
   name: string,
   match: (r: ECRPullSecret) => boolean,
   what: string,
   timeoutMs = 30_000,
-): Promise<ECRPullSecret> {
-  return await waitFor(
-    `${name}: ${what}`,
-    async () => {
-      const r = await getResource(k, name);
-      return r && match(r) ? r : undefined;
-    },
-    { timeoutMs },
-  );
-}
+): Promise<ECRPullSecret> => waitForResource(k, name, what, match, timeoutMs);
 
 const ecrCalls = (since: number, accessKeyId?: string): CallRecord[] =>
   aws.calls(
@@ -100,35 +82,33 @@ async function removeResource(name: string, namespaces: string[], secretName: st
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  for (const [name, keys] of Object.entries(KEYS)) {
-    aws.addIdentity({
+  stack = await startStack({
+    ops: OPS,
+    namespaces: NAMESPACES,
+    identities: Object.entries(KEYS).map(([name, keys]) => ({
       accessKeyId: keys.id,
       secretAccessKey: keys.secret,
       accountId: ACCOUNT,
       arn: `arn:aws:iam::${ACCOUNT}:user/refresh-${name}`,
-    });
-  }
-  registry = new RegistryDouble({ validatePassword: (pw, at) => aws.isValidPassword(pw, at) });
-  await registry.start();
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
-  for (const name of Object.keys(KEYS))
-    await putKeys(`${name}-creds`, KEYS[name as keyof typeof KEYS]);
+    })),
+    credentials: false,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push(...RESOURCES);
+  registry = await stack.startRegistry();
+  for (const [name, keys] of Object.entries(KEYS))
+    await stack.putKeys(`${name}-creds`, { accessKeyId: keys.id, secretAccessKey: keys.secret });
   // Debug logs on for the whole file: the last test reads every line.
-  op = await startOperator(
-    testConfig(cp.kubeconfigPath, {
-      region: "us-east-1",
+  op = await stack.startOperator({
+    as: false,
+    config: {
       logLevel: "debug",
       minRefreshIntervalMs: FLOOR_MS,
       awsBackoffBaseMs: BACKOFF_BASE_MS,
       awsBackoffMaxMs: BACKOFF_MAX_MS,
       awsTimeoutMs: AWS_TIMEOUT_MS,
-    }),
-  );
+    },
+  });
 });
 
 // A failed test must not leave its fault on for the next one.
@@ -137,11 +117,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of RESOURCES) await deleteResource(k, name).catch(() => undefined);
-  await deleteNamespaces(k, [...NAMESPACES, OPS]);
-  await registry?.close();
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("refresh", () => {

@@ -3,41 +3,37 @@ import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
   dockerConfigOf,
-  getResource,
   mergePatch,
   readSecret,
   readyCondition,
-  statusOf,
   type TestKube,
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
 import type { InProcessOperator } from "../harness/operator.js";
-import { type OperatorStack, startOperatorStack } from "../harness/stack.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import {
+  ecrHost,
+  observed,
+  pullSecretsOf as pullSecretsIn,
+  secretsOwnedBy,
+  waitForResource,
+} from "../harness/state.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "444455556666";
-const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
+const HOST = ecrHost(ACCOUNT);
 const OPS = "tg-ops";
-const OPERATOR_USER = `system:serviceaccount:${OPS}:operator`; // as startOperatorStack names it
-const OWNER_LABEL = "ecrcreds.io/owner";
 const HOLD = "ecrcreds.io/test-hold";
 
 let k: TestKube;
 let aws: AwsDouble;
 let op: InProcessOperator;
-let stack: OperatorStack;
-const created: string[] = [];
+let stack: Stack;
 const resources = ["tg-names", "tg-sel", "tg-sa", "tg-new"];
 
-async function ns(name: string, labels?: Record<string, string>): Promise<void> {
-  await createNamespace(k, name, labels);
-  created.push(name);
-}
+const ns = (name: string, labels?: Record<string, string>) => stack.namespace(name, labels);
 
 async function labelNamespace(name: string, labels: Record<string, string | null>): Promise<void> {
   await k.core.patchNamespace({ name, body: { metadata: { labels } } }, mergePatch);
@@ -45,21 +41,10 @@ async function labelNamespace(name: string, labels: Record<string, string | null
 
 /** Namespaces holding a Secret with this resource's owner label, from the API server. */
 async function namespacesWithSecretOf(owner: string): Promise<string[]> {
-  const list = await k.core.listSecretForAllNamespaces({
-    labelSelector: `${OWNER_LABEL}=${owner}`,
-  });
-  return list.items.map((s) => s.metadata?.namespace ?? "").sort();
+  return (await secretsOwnedBy(k, owner)).map((ref) => ref.split("/")[0] ?? "").sort();
 }
 
-async function pullSecretsOf(namespace: string, name: string): Promise<string[] | undefined> {
-  try {
-    const sa = await k.core.readNamespacedServiceAccount({ namespace, name });
-    return (sa.imagePullSecrets ?? []).map((r) => r.name ?? "");
-  } catch (err) {
-    if (statusOf(err) === 404) return undefined;
-    throw err;
-  }
-}
+const pullSecretsOf = (namespace: string, name: string) => pullSecretsIn(k, namespace, name);
 
 function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -79,56 +64,41 @@ async function waitForPullSecrets(namespace: string, sa: string, expected: strin
 }
 
 async function readyResource(name: string, desired: number) {
-  return await waitFor(`${name} Ready with ${desired} namespaces`, async () => {
-    const r = await getResource(k, name);
-    return readyCondition(r)?.status === "True" &&
-      r?.status?.observedGeneration === r?.metadata?.generation &&
-      r?.status?.namespaces?.desired === desired &&
-      r?.status?.namespaces?.synced === desired
-      ? r
-      : undefined;
-  });
+  return await waitForResource(
+    k,
+    name,
+    `Ready with ${desired} namespaces`,
+    (r) =>
+      readyCondition(r)?.status === "True" &&
+      observed(r) &&
+      r.status?.namespaces?.desired === desired &&
+      r.status?.namespaces?.synced === desired,
+  );
 }
 
 beforeAll(async () => {
-  stack = await startOperatorStack({
-    kubeconfigPath: cp.kubeconfigPath,
+  stack = await startStack({
     ops: OPS,
-    accountId: ACCOUNT,
-    accessKeyId: "AKIATARGET0000000001",
-    secretAccessKey: "targeting-secret-key-000000000000000001",
+    identities: [iamUser("target", 1, ACCOUNT, OPS)],
     tokenLifetimeMs: 30 * 60_000,
   });
-  ({ k, aws, op } = stack);
-  created.push(OPS);
+  ({ k, aws } = stack);
+  stack.resources.push(...resources);
+  // Let the held namespace go.
+  stack.onStop(() =>
+    k.core
+      .patchNamespacedConfigMap(
+        { namespace: "tg-term", name: "hold", body: { metadata: { finalizers: null } } },
+        mergePatch,
+      )
+      .then(() => undefined)
+      .catch(() => undefined),
+  );
+  op = await stack.startOperator();
 });
 
 afterAll(async () => {
   await stack?.stop();
-  for (const r of resources) await deleteResource(k, r);
-  // Let the held namespace go.
-  await k.core
-    .patchNamespacedConfigMap(
-      { namespace: "tg-term", name: "hold", body: { metadata: { finalizers: null } } },
-      mergePatch,
-    )
-    .catch(() => undefined);
-  // The finalizer needs the operator; without it, drop it by hand.
-  for (const r of resources) {
-    await k.custom
-      .patchClusterCustomObject(
-        {
-          group: "ecrcreds.io",
-          version: "v1alpha1",
-          plural: "ecrpullsecrets",
-          name: r,
-          body: { metadata: { finalizers: null } },
-        },
-        mergePatch,
-      )
-      .catch(() => undefined);
-  }
-  await deleteNamespaces(k, created);
 });
 
 describe("namespace targeting", () => {
@@ -243,7 +213,7 @@ describe("namespace targeting", () => {
     await readyResource("tg-sel", 3);
     const writes = await auditWrites(
       cp.auditLogPath,
-      (e) => e.user.username === OPERATOR_USER && e.objectRef?.namespace === "tg-term",
+      (e) => e.user.username === stack.userOf("operator") && e.objectRef?.namespace === "tg-term",
       since,
     );
     expect(writes.map((w) => `${w.verb} ${w.objectRef?.resource}/${w.objectRef?.name}`)).toEqual(

@@ -3,44 +3,30 @@
 // answer becomes the Verified condition and the ecr_creds_refresher_verified
 // metric. A failed check is retried on later passes, not cached for good; the
 // --verify=false flag turns the check off.
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
 import { verifyRegistry } from "../../src/aws/verify.js";
 import { parseCommandLine } from "../../src/cli/config.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import { freePort } from "../harness/controlplane.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResource,
-  dockerConfigOf,
   getResource,
-  putAwsKeys,
-  readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
-import { RegistryDouble } from "../registry-double/index.js";
+import type { InProcessOperator } from "../harness/operator.js";
+import { iamUser, type Stack, startStack } from "../harness/stack.js";
+import { readPassword, waitForReady, waitForResource } from "../harness/state.js";
+import type { RegistryDouble } from "../registry-double/index.js";
 
-const cp = inject("controlPlane");
 const ACCOUNT = "444455556666";
 const OPS = "verify-ops";
 const NAMESPACES = ["verify-a", "verify-b"];
-const KEYS = [
-  {
-    accessKeyId: "AKIAVERIFY0000000001",
-    secretAccessKey: "verify-secret-key-000000000000000000001",
-  },
-  {
-    accessKeyId: "AKIAVERIFY0000000002",
-    secretAccessKey: "verify-secret-key-000000000000000000002",
-  },
-];
+const KEYS = [0, 1].map((i) => iamUser("verify", i + 1, ACCOUNT, `verify-${i}`));
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let registry: RegistryDouble;
@@ -51,7 +37,7 @@ function verifiedCondition(r: ECRPullSecret | undefined) {
 }
 
 async function putKeys(keys: { accessKeyId: string; secretAccessKey: string }): Promise<void> {
-  await putAwsKeys(k, OPS, "aws-creds", keys);
+  await stack.putKeys("aws-creds", keys);
 }
 
 async function verifiedMetric(resource: string): Promise<number | undefined> {
@@ -59,60 +45,40 @@ async function verifiedMetric(resource: string): Promise<number | undefined> {
   return values.find((v) => v.labels.resource === resource)?.value;
 }
 
-async function passwordIn(namespace: string): Promise<string | undefined> {
-  const secret = await readSecret(k, namespace, "verify-pull");
-  return secret ? dockerConfigOf(secret).auths[registry.host]?.password : undefined;
-}
+const passwordIn = (namespace: string) => readPassword(k, namespace, "verify-pull", registry.host);
 
 function startVerifyingOperator(verify: boolean): Promise<InProcessOperator> {
-  return startOperator(
-    testConfig(cp.kubeconfigPath, {
-      verify,
-      region: "us-east-1",
-      credentialsSecretName: "aws-creds",
-      credentialsSecretNamespace: OPS,
-    }),
-  );
+  return stack.startOperator({ as: false, config: { verify } });
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  for (const [i, keys] of KEYS.entries()) {
-    aws.addIdentity({
-      ...keys,
-      accountId: ACCOUNT,
-      arn: `arn:aws:iam::${ACCOUNT}:user/verify-${i}`,
-    });
-  }
-  registry = new RegistryDouble({ validatePassword: (p, at) => aws.isValidPassword(p, at) });
-  await registry.start();
+  stack = await startStack({
+    ops: OPS,
+    namespaces: NAMESPACES,
+    identities: KEYS,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push("verify", "verify-off");
+  registry = await stack.startRegistry();
   // GetAuthorizationToken names the registry double as the registry: a
   // resource without `registries` gets auths keyed by its 127.0.0.1:PORT.
   aws.proxyEndpointFor = () => registry.url;
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
-  await putKeys(KEYS[0]!);
   op = await startVerifyingOperator(true);
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of ["verify", "verify-off"]) await deleteResource(k, name);
-  await deleteNamespaces(k, [...NAMESPACES, OPS]);
-  await registry?.close();
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("Verified condition", () => {
   it("is True with the registry's URL once a fresh token opens the registry double", async () => {
     await applyResource(k, "verify", { secretName: "verify-pull", namespaces: ["verify-a"] });
-    const r = await waitFor("Verified=True", async () => {
-      const got = await getResource(k, "verify");
-      return verifiedCondition(got)?.status === "True" ? got : undefined;
-    });
+    const r = await waitForResource(
+      k,
+      "verify",
+      "Verified=True",
+      (got) => verifiedCondition(got)?.status === "True",
+    );
     const issued = aws.issued();
     expect(issued).toHaveLength(1);
     const password = issued[0]!.password;
@@ -139,10 +105,12 @@ describe("Verified condition", () => {
     registry.resetAuthAttempts();
     // Rotated keys: the operator fetches a new token, writes it, and checks it.
     await putKeys(KEYS[1]!);
-    const r = await waitFor("Verified=False", async () => {
-      const got = await getResource(k, "verify");
-      return verifiedCondition(got)?.status === "False" ? got : undefined;
-    });
+    const r = await waitForResource(
+      k,
+      "verify",
+      "Verified=False",
+      (got) => verifiedCondition(got)?.status === "False",
+    );
     const fresh = aws.issued().find((t) => t.principalArn.endsWith("user/verify-1"));
     expect(fresh).toBeDefined();
     expect(fresh!.password).not.toBe(before);
@@ -215,10 +183,7 @@ describe("Verified condition", () => {
     op = await startVerifyingOperator(false);
     registry.resetAuthAttempts();
     await applyResource(k, "verify-off", { secretName: "verify-pull", namespaces: ["verify-b"] });
-    const r = await waitFor("verify-off Ready", async () => {
-      const got = await getResource(k, "verify-off");
-      return readyCondition(got)?.status === "True" ? got : undefined;
-    });
+    const r = await waitForReady(k, "verify-off");
     expect(await passwordIn("verify-b")).toBeDefined();
     expect(verifiedCondition(r)).toBeUndefined();
     expect(registry.authAttempts()).toEqual([]);
