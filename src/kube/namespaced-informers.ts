@@ -6,6 +6,9 @@ import type { Watcher } from "./client.js";
 import { Informer, type InformerHandler, type InformerOptions } from "./informer.js";
 import type { KubernetesObject } from "./types.js";
 
+/** A cache of one kind of object: one cluster-wide informer, or one per namespace. */
+export type ObjectCache<T extends KubernetesObject> = Informer<T> | NamespacedInformers<T>;
+
 /**
  * The informers of `namespaces`, each made by `optionsFor(namespace)` (its
  * `path` must be the namespaced collection, e.g. /api/v1/namespaces/a/secrets),

@@ -59,6 +59,7 @@ const KEYS = {
 const SERVED = ["nsi-a", "nsi-b"];
 /** Exists, matches the resource's glob, and is not granted. */
 const OUTSIDE = "nsi-outside";
+const NOT_GRANTED = `failed to serve namespace ${OUTSIDE}: it is outside the namespaces this install may serve (nsi-a, nsi-b); add it to the chart value rbac.namespaces (the operator's --watch-namespaces)`;
 
 let k: TestKube;
 let aws: AwsDouble;
@@ -290,14 +291,12 @@ describe("rbac.scope=namespaced", () => {
       return readyCondition(x)?.reason === "NamespaceNotGranted" ? x : undefined;
     });
     expect(readyCondition(r)?.status).toBe("False");
-    expect(readyCondition(r)?.message).toBe(
-      `namespace ${OUTSIDE} is outside the namespaces this install may serve (nsi-a, nsi-b): add it to the chart value rbac.namespaces (the operator's --watch-namespaces)`,
-    );
+    expect(readyCondition(r)?.message).toBe(`1/2 namespaces synced; ${NOT_GRANTED}`);
     expect(r.status?.failures).toEqual([
       {
         namespace: OUTSIDE,
         reason: "NamespaceNotGranted",
-        message: `namespace ${OUTSIDE} is outside the namespaces this install may serve (nsi-a, nsi-b): add it to the chart value rbac.namespaces (the operator's --watch-namespaces)`,
+        message: NOT_GRANTED,
       },
     ]);
     expect(r.status?.namespaces).toMatchObject({ desired: 2, synced: 1, failed: 1 });
