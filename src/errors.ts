@@ -121,6 +121,11 @@ export const errorCatalogue = {
     notAdoptable: (p: ObjectParams & { type: string; wanted: string }) =>
       `failed to adopt Secret ${p.namespace}/${p.name}: it is of type ${p.type}, and adoptExisting only takes over ${p.wanted} Secrets; rename spec.secretName or delete that Secret`,
   },
+  NamespaceNotGranted: {
+    /** `served`: the granted namespaces, comma-separated. */
+    outside: (p: { namespace: string; served: string }) =>
+      `failed to serve namespace ${p.namespace}: it is outside the namespaces this install may serve (${p.served}); add it to the chart value rbac.namespaces (the operator's --watch-namespaces)`,
+  },
   ServiceAccountConflict: {
     keptChanging: (p: ObjectParams) =>
       `failed to update ServiceAccount ${p.namespace}/${p.name}: it kept changing under us; retrying`,

@@ -12,6 +12,7 @@ export const Reason = {
   Synced: "Synced",
   PartiallySynced: "PartiallySynced",
   SecretConflict: "SecretConflict",
+  NamespaceNotGranted: "NamespaceNotGranted",
   WriteFailed: "WriteFailed",
   ServiceAccountConflict: "ServiceAccountConflict",
   CredentialsSecretNotFound: "CredentialsSecretNotFound",

@@ -71,6 +71,12 @@ describe("parseCommandLine", () => {
       "failed to read the default credentials Secret: set both",
     ],
     [["--no-such-flag"], {}, "see --help"],
+    [
+      ["--watch-namespaces=team-*"],
+      {},
+      'failed to read --watch-namespaces: "team-*" is not a namespace name; give exact names',
+    ],
+    [[], { WATCH_NAMESPACES: " , " }, 'failed to read WATCH_NAMESPACES: " , " is not a namespace'],
   ])("refuses %j %j with a ConfigError naming what to fix", (argv, env, message) => {
     let err: unknown;
     try {
@@ -80,6 +86,13 @@ describe("parseCommandLine", () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain(message);
+  });
+
+  it("reads --watch-namespaces as a sorted set of exact names; absent means every namespace", () => {
+    expect(
+      parseCommandLine([], { WATCH_NAMESPACES: "team-b, team-a,team-b" }).config,
+    ).toMatchObject({ watchNamespaces: ["team-a", "team-b"] });
+    expect(parseCommandLine([], {}).config.watchNamespaces).toBeUndefined();
   });
 
   it("returns command-specific flags and positionals apart from the settings", () => {

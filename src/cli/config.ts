@@ -28,12 +28,14 @@ export interface OperatorConfig {
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
+  /** Namespaces this install may serve (Roles there, no ClusterRole on Secrets); absent: all. */
+  watchNamespaces?: string[];
 }
 
 interface Setting {
   flag: string;
   env?: string[];
-  kind: "string" | "number" | "boolean" | "duration";
+  kind: "string" | "number" | "boolean" | "duration" | "namespaces";
   key: keyof OperatorConfig;
   help: string;
   default?: string;
@@ -75,6 +77,13 @@ export const settings: Setting[] = [
     kind: "string",
     key: "credentialsSecretNamespace",
     help: "namespace of the default credentials Secret",
+  },
+  {
+    flag: "watch-namespaces",
+    env: ["WATCH_NAMESPACES"],
+    kind: "namespaces",
+    key: "watchNamespaces",
+    help: "comma-separated namespaces this install may serve, for RBAC granted by Roles there (the chart's rbac.scope=namespaced); Secrets and ServiceAccounts are watched there alone (default: every namespace)",
   },
   {
     flag: "metrics-bind-address",
@@ -210,7 +219,7 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-function convert(s: Setting, raw: string, from: string): string | number | boolean {
+function convert(s: Setting, raw: string, from: string): string | number | boolean | string[] {
   switch (s.kind) {
     case "string":
       return raw;
@@ -227,6 +236,19 @@ function convert(s: Setting, raw: string, from: string): string | number | boole
       if (/^(true|1|yes|on)$/i.test(raw)) return true;
       if (/^(false|0|no|off)$/i.test(raw)) return false;
       throw new ConfigError(`failed to read ${from}: ${JSON.stringify(raw)} is not true or false`);
+    }
+    case "namespaces": {
+      const names = raw
+        .split(",")
+        .map((n) => n.trim())
+        .filter(Boolean);
+      const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n));
+      if (bad !== undefined || names.length === 0) {
+        throw new ConfigError(
+          `failed to read ${from}: ${JSON.stringify(bad ?? raw)} is not a namespace name; give exact names separated by commas, e.g. team-a,team-b (no globs: RBAC grants exact namespaces)`,
+        );
+      }
+      return [...new Set(names)].sort();
     }
     case "duration":
       try {

@@ -12,6 +12,7 @@ import { TokenCache, type TokenSource } from "../aws/token-cache.js";
 import { isOperatorError, isTerminal } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
 import type { Informer } from "../kube/informer.js";
+import type { ObjectCache } from "../kube/namespaced-informers.js";
 import type { Cached } from "../kube/types.js";
 import type { EventRecorder } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
@@ -35,6 +36,8 @@ export interface ControllerOptions {
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
   verify?: VerifyRegistry;
+  /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
+  watchNamespaces?: readonly string[];
 }
 
 export class Controller {
@@ -42,8 +45,8 @@ export class Controller {
   readonly tokens: TokenCache;
   readonly resources: Informer<Cached<ECRPullSecret>>;
   readonly namespaces: Informer<Cached<NamespaceView>>;
-  readonly secrets: Informer<Cached<SecretView>>;
-  readonly serviceAccounts: Informer<Cached<ServiceAccountView>>;
+  readonly secrets: ObjectCache<Cached<SecretView>>;
+  readonly serviceAccounts: ObjectCache<Cached<ServiceAccountView>>;
   readonly reconciler: Reconciler;
   private readonly caches: Caches;
   private readonly credentials: CredentialWatchers;
@@ -57,7 +60,7 @@ export class Controller {
     events: EventRecorder,
     private readonly opts: ControllerOptions,
   ) {
-    this.caches = makeInformers(kube, log);
+    this.caches = makeInformers(kube, log, opts.watchNamespaces);
     ({
       resources: this.resources,
       namespaces: this.namespaces,
@@ -96,7 +99,12 @@ export class Controller {
       events,
       metrics,
       log,
-      { defaults: opts.defaults, writeConcurrency: opts.writeConcurrency, verify: opts.verify },
+      {
+        defaults: opts.defaults,
+        writeConcurrency: opts.writeConcurrency,
+        verify: opts.verify,
+        servedNamespaces: opts.watchNamespaces,
+      },
     );
     enqueueOnEvents(this.caches, this.queue, () => this.credentials.sync());
   }

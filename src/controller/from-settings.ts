@@ -26,6 +26,8 @@ export interface ControllerSettings {
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
+  /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
+  watchNamespaces?: readonly string[];
 }
 
 export function makeKubeClient(
@@ -56,6 +58,7 @@ export function makeController(
     minRefreshIntervalMs: settings.minRefreshIntervalMs,
     awsBackoffBaseMs: settings.awsBackoffBaseMs,
     awsBackoffMaxMs: settings.awsBackoffMaxMs,
+    watchNamespaces: settings.watchNamespaces,
     verify: settings.verify
       ? (_resource, url, username, password) =>
           verifyRegistry(url, username, password, { timeoutMs: settings.awsTimeoutMs })

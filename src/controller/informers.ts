@@ -11,15 +11,27 @@ import {
   SECRETS,
   SERVICE_ACCOUNTS,
 } from "../kube/client.js";
-import { Informer } from "../kube/informer.js";
+import { Informer, type InformerOptions } from "../kube/informer.js";
+import { NamespacedInformers, type ObjectCache } from "../kube/namespaced-informers.js";
 import type { Cached, KubernetesObject, Secret } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Caches } from "../reconcile/cluster.js";
 import type { SecretView, ServiceAccountView } from "../reconcile/desired.js";
 import type { NamespaceView } from "../reconcile/targets.js";
 
-/** The four informers the reconcile reads. */
-export function makeInformers(kube: KubeClient, log: Logger): Caches {
+/**
+ * The four informers the reconcile reads. With `watchNamespaces` (an install
+ * whose RBAC grants Secrets and ServiceAccounts only through Roles in those
+ * namespaces), Secrets and ServiceAccounts are watched per namespace: a
+ * cluster-wide list would be refused, and nothing outside is ever held.
+ */
+export function makeInformers(
+  kube: KubeClient,
+  log: Logger,
+  watchNamespaces?: readonly string[],
+): Caches {
+  // One trimmer for every namespace: it shares a resource's data between them.
+  const trimSecret = secretTrimmer();
   const activity = (resource: string) => (what: string, err?: unknown) => {
     if (what === "error")
       log.warn({ informer: resource, err: errorField(err) }, "watch failed; retrying");
@@ -44,28 +56,44 @@ export function makeInformers(kube: KubeClient, log: Logger): Caches {
     }),
     // Only Secrets carrying our label: memory follows what we manage, not
     // how many Secrets the cluster holds.
-    secrets: new Informer(kube, {
+    secrets: perScope(kube, watchNamespaces, (namespace) => ({
       resource: "secrets",
-      path: resourcePath(SECRETS),
+      path: resourcePath(SECRETS, namespace),
       labelSelector: MANAGED_SELECTOR,
       list: ({ limit, continueToken }) =>
         kube.list<Cached<SecretView>>(SECRETS, {
+          namespace,
           labelSelector: MANAGED_SELECTOR,
           limit,
           continueToken,
         }),
       onActivity: activity("secrets"),
-      transform: secretTrimmer(),
-    }),
-    serviceAccounts: new Informer(kube, {
+      transform: trimSecret,
+    })),
+    serviceAccounts: perScope(kube, watchNamespaces, (namespace) => ({
       resource: "serviceaccounts",
-      path: resourcePath(SERVICE_ACCOUNTS),
+      path: resourcePath(SERVICE_ACCOUNTS, namespace),
       list: ({ limit, continueToken }) =>
-        kube.list<Cached<ServiceAccountView>>(SERVICE_ACCOUNTS, { limit, continueToken }),
+        kube.list<Cached<ServiceAccountView>>(SERVICE_ACCOUNTS, {
+          namespace,
+          limit,
+          continueToken,
+        }),
       onActivity: activity("serviceaccounts"),
       transform: trimServiceAccount,
-    }),
+    })),
   };
+}
+
+/** One cluster-wide informer (`namespace` undefined), or one per watched namespace. */
+function perScope<T extends KubernetesObject>(
+  kube: KubeClient,
+  watchNamespaces: readonly string[] | undefined,
+  options: (namespace: string | undefined) => InformerOptions<T>,
+): ObjectCache<T> {
+  return watchNamespaces
+    ? new NamespacedInformers<T>(kube, watchNamespaces, options)
+    : new Informer<T>(kube, options(undefined));
 }
 
 /** A small informer on one credentials Secret (by name), so a rotation is seen at once. */

@@ -7,6 +7,7 @@ import type { ECRPullSecret, ECRPullSecretStatus } from "../api/index.js";
 import { ECR_PULL_SECRETS } from "../api/index.js";
 import { isNotFound, type KubeClient, SECRETS, SERVICE_ACCOUNTS } from "../kube/client.js";
 import type { Informer } from "../kube/informer.js";
+import type { ObjectCache } from "../kube/namespaced-informers.js";
 import type { Cached } from "../kube/types.js";
 import type { DesiredSecret, SecretView, ServiceAccountView } from "./desired.js";
 import type { NamespaceView } from "./targets.js";
@@ -50,8 +51,9 @@ export interface Cluster {
 export interface Caches {
   resources: Informer<Cached<ECRPullSecret>>;
   namespaces: Informer<Cached<NamespaceView>>;
-  secrets: Informer<Cached<SecretView>>;
-  serviceAccounts: Informer<Cached<ServiceAccountView>>;
+  /** Cluster-wide, or one informer per served namespace (namespaced RBAC). */
+  secrets: ObjectCache<Cached<SecretView>>;
+  serviceAccounts: ObjectCache<Cached<ServiceAccountView>>;
 }
 
 /** The cluster through the Kubernetes client and the informer caches. */

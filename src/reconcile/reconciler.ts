@@ -44,7 +44,7 @@ import {
   readyCondition,
   statusEqual,
 } from "./status.js";
-import { namespaceInfos, targetNamespaces } from "./targets.js";
+import { namespaceInfos, scopedTargetNamespaces } from "./targets.js";
 import { reuseTokensFromSecrets } from "./token-reuse.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
 
@@ -59,6 +59,8 @@ export interface ReconcilerOptions {
   /** Checks credentials against a registry URL (GET /v2/); absent: no check. */
   verify?: VerifyRegistry;
   now?: () => number;
+  /** The namespaces this install may serve (namespaced RBAC); absent: every namespace. */
+  servedNamespaces?: readonly string[];
 }
 
 export interface ReconcileResult {
@@ -79,6 +81,7 @@ export class Reconciler {
   private readonly serviceAccounts: ServiceAccounts;
   private readonly checks: RegistryChecks;
   private readonly now: () => number;
+  private readonly served: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly cluster: Cluster,
@@ -89,6 +92,7 @@ export class Reconciler {
     private readonly opts: ReconcilerOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.served = opts.servedNamespaces ? new Set(opts.servedNamespaces) : undefined;
     this.serviceAccounts = new ServiceAccounts(cluster);
     this.checks = new RegistryChecks(opts.verify, events, metrics, log, this.now);
   }
@@ -115,13 +119,15 @@ export class Reconciler {
     // 3. Content: the one Secret for every namespace.
     const content = secretContent(spec.targets, new Map(tokens.map((s) => [s.key, s])));
 
-    // 4. Targets: where.
+    // 4. Targets: where (within the namespaces this install may serve).
     const infos = namespaceInfos(this.cluster.namespaces());
-    const wanted = specOrError(() => targetNamespaces(resource.spec, infos));
-    if (isOperatorError(wanted)) return await this.invalidSpec(resource, wanted);
+    const scoped = specOrError(() => scopedTargetNamespaces(resource.spec, infos, this.served));
+    if (isOperatorError(scoped)) return await this.invalidSpec(resource, scoped);
+    const wanted = scoped.targets;
 
     // 5. Writes: the Secret and the ServiceAccounts of each namespace not yet as desired.
     const { wrote, failures } = await this.write(resource, policy, content, wanted);
+    const notGranted = scoped.notGranted.map((ns) => this.notGranted(resource, ns));
 
     // 6. Cleanup: what it made and no longer wants.
     await cleanup(this.cluster, this.serviceAccounts, {
@@ -133,8 +139,14 @@ export class Reconciler {
     });
 
     // 7. Status, written once.
-    const desired = wanted.length;
-    const ready = readyCondition({ tokens, desired, failures, expiresAt: content.expiresAt });
+    const desired = wanted.length + notGranted.length;
+    const ready = readyCondition({
+      tokens,
+      desired,
+      failures: [...failures, ...notGranted],
+      expiresAt: content.expiresAt,
+      servedNamespaces: this.served?.size,
+    });
     this.noteRefresh(resource, content.expiresAt, wrote);
     const check = await this.checks.check(resource, content.check);
     this.metrics.ready.set({ resource: name }, ready.status === "True" ? 1 : 0);
@@ -143,10 +155,16 @@ export class Reconciler {
       verified: check.condition,
       tokens,
       registries: content.registries,
-      counts: { desired, synced: desired - failures.length, failures },
+      counts: {
+        desired,
+        synced: desired - failures.length - notGranted.length,
+        failures: [...failures, ...notGranted],
+      },
     });
     if (wrote > 0)
       this.log.debug({ resource: name, secrets: wrote, namespaces: desired }, "reconciled");
+    // A namespace outside the granted set waits for the install to change,
+    // not for a retry: only failed writes back off.
     if (failures.length > 0) {
       const first = failedList(failures);
       throw operatorError("PartiallySynced", "namespaces", {
@@ -264,6 +282,16 @@ export class Reconciler {
     const owner = resource.metadata?.name ?? "";
     if (!observed || !isOwnedBy(observed, owner) || secretDiffers(desired, observed)) return false;
     return this.serviceAccounts.inSync(resource, desired.metadata.namespace, policy);
+  }
+
+  /** A namespace the resource names that this install may not serve: reported, with an Event. */
+  private notGranted(resource: ECRPullSecret, namespace: string): NamespaceFailure {
+    const err = operatorError("NamespaceNotGranted", "outside", {
+      namespace,
+      served: [...(this.served ?? [])].sort().join(", "),
+    });
+    this.events.record(target(resource), "Warning", err.code, err.message);
+    return { namespace, reason: err.code, message: err.message };
   }
 
   private failure(resource: ECRPullSecret, namespace: string, err: unknown): NamespaceFailure {

@@ -64,6 +64,47 @@ describe("readyCondition", () => {
     expect(mixed.reason).toBe("PartiallySynced");
   });
 
+  it("says NamespaceNotGranted with what to change when every failure is outside the granted set", () => {
+    const outside = (namespace: string) => ({
+      namespace,
+      reason: "NamespaceNotGranted",
+      message: `failed to serve namespace ${namespace}: it is outside; add it to rbac.namespaces`,
+    });
+    const one = readyCondition({
+      tokens: [ok()],
+      desired: 2,
+      failures: [outside("x")],
+      expiresAt: EXPIRES,
+      servedNamespaces: 1,
+    });
+    expect(one).toMatchObject({ status: "False", reason: "NamespaceNotGranted" });
+    expect(one.message).toBe(
+      "1/2 namespaces synced; failed to serve namespace x: it is outside; add it to rbac.namespaces",
+    );
+    const two = readyCondition({
+      tokens: [ok()],
+      desired: 3,
+      failures: [outside("x"), outside("y")],
+      expiresAt: EXPIRES,
+      servedNamespaces: 1,
+    });
+    expect(two.message).toMatch(/namespace x: .* \(and 1 more in status\.failures\)$/);
+  });
+
+  it("says where globs and selectors were evaluated when the install serves some namespaces only", () => {
+    expect(
+      readyCondition({
+        tokens: [ok()],
+        desired: 2,
+        failures: [],
+        expiresAt: EXPIRES,
+        servedNamespaces: 3,
+      }).message,
+    ).toBe(
+      "2/2 namespaces (namespaces, globs and selectors evaluated within the 3 namespaces this install may serve)",
+    );
+  });
+
   it("puts a failed refresh before failed namespaces, with how long the Secrets in place last", () => {
     const error = operatorError("AccessDenied", "ecr", {
       step: "get an ECR token in us-east-1",

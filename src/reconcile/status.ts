@@ -121,6 +121,8 @@ export function readyCondition(pass: {
   desired: number;
   failures: readonly NamespaceFailure[];
   expiresAt: Date | undefined;
+  /** How many namespaces this install may serve; absent: every namespace. */
+  servedNamespaces?: number;
 }): ConditionInput {
   const { desired, failures } = pass;
   const synced = desired - failures.length;
@@ -140,17 +142,32 @@ export function readyCondition(pass: {
     );
   }
   if (failures.length > 0) {
-    const conflicts = failures.filter((f) => f.reason === Reason.SecretConflict).length;
+    // One reason for them all (conflicts, or namespaces outside the granted
+    // set) is that reason; the first one's message says what to fix.
+    const reason = failures[0]?.reason;
+    const same = failures.every((f) => f.reason === failures[0]?.reason);
+    if (same && reason === Reason.NamespaceNotGranted) {
+      const more =
+        failures.length > 1 ? ` (and ${failures.length - 1} more in status.failures)` : "";
+      return notReady(
+        reason,
+        `${synced}/${desired} namespaces synced; ${failures[0]?.message}${more}`,
+      );
+    }
     return notReady(
-      conflicts === failures.length ? Reason.SecretConflict : Reason.PartiallySynced,
+      same && reason === Reason.SecretConflict ? Reason.SecretConflict : Reason.PartiallySynced,
       `${synced}/${desired} namespaces synced; failed: ${failedList(failures)}`,
     );
   }
+  const scope =
+    pass.servedNamespaces === undefined
+      ? ""
+      : ` (namespaces, globs and selectors evaluated within the ${pass.servedNamespaces} namespaces this install may serve)`;
   return {
     type: ConditionType.Ready,
     status: "True",
     reason: Reason.Synced,
-    message: `${synced}/${desired} namespaces`,
+    message: `${synced}/${desired} namespaces${scope}`,
   };
 }
 

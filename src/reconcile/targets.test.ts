@@ -3,7 +3,12 @@ import { describe, expect, it } from "vitest";
 import type { LabelSelector } from "../api/index.js";
 import { matchesAny } from "./glob.js";
 import { matchesSelector } from "./selector.js";
-import { type NamespaceInfo, type TargetingSpec, targetNamespaces } from "./targets.js";
+import {
+  type NamespaceInfo,
+  scopedTargetNamespaces,
+  type TargetingSpec,
+  targetNamespaces,
+} from "./targets.js";
 
 const cluster: NamespaceInfo[] = [
   { name: "default" },
@@ -133,5 +138,44 @@ describe("targetNamespaces", () => {
         for (const t of targetNamespaces(wider, nss)) expect(before.has(t)).toBe(true);
       }),
     );
+  });
+});
+
+describe("scopedTargetNamespaces (an install granted some namespaces only)", () => {
+  const all: NamespaceInfo[] = [
+    { name: "team-a" },
+    { name: "team-b", labels: { ecr: "on" } },
+    { name: "team-c", labels: { ecr: "on" } },
+    { name: "kube-system" },
+  ];
+
+  it("equals targetNamespaces when every namespace is granted", () => {
+    const s = { namespaces: ["team-*", "missing"], excludeNamespaces: ["team-c"] };
+    expect(scopedTargetNamespaces(s, all, undefined)).toEqual({
+      targets: ["team-a", "team-b"],
+      notGranted: [],
+    });
+  });
+
+  it("matches globs and selectors only within the granted set", () => {
+    const granted = new Set(["team-a", "team-b"]);
+    expect(
+      scopedTargetNamespaces(
+        { namespaces: ["team-*"], namespaceSelector: { matchLabels: { ecr: "on" } } },
+        all,
+        granted,
+      ),
+    ).toEqual({ targets: ["team-a", "team-b"], notGranted: [] });
+  });
+
+  it("names each exact namespace outside the granted set, existing or not, unless excluded", () => {
+    const granted = new Set(["team-a"]);
+    expect(
+      scopedTargetNamespaces(
+        { namespaces: ["team-c", "team-a", "later", "kube-system"], excludeNamespaces: ["kube-*"] },
+        all,
+        granted,
+      ),
+    ).toEqual({ targets: ["team-a"], notGranted: ["later", "team-c"] });
   });
 });

@@ -1,5 +1,5 @@
 import type { ECRPullSecretSpec } from "../api/index.js";
-import { matchesAny } from "./glob.js";
+import { isGlob, matchesAny } from "./glob.js";
 import { matchesSelector } from "./selector.js";
 
 /** The slice of a Namespace the operator reads. */
@@ -69,4 +69,38 @@ export function namespaceInfos(namespaces: Iterable<NamespaceView>): NamespaceIn
     out.push(info);
   }
   return out;
+}
+
+/** The targets of a resource under an install that may serve only some namespaces. */
+export interface ScopedTargets {
+  /** Targets within the granted namespaces (all targets when every namespace is granted). */
+  targets: string[];
+  /**
+   * Namespaces named exactly in `spec.namespaces` (not excluded) that the
+   * install may not serve: reported, never silently skipped. Globs and the
+   * selector match only within the granted set, so they name none here.
+   */
+  notGranted: string[];
+}
+
+/**
+ * `targetNamespaces` within `granted` (absent: every namespace is granted, as
+ * in a cluster-wide install). Sorted and without duplicates.
+ */
+export function scopedTargetNamespaces(
+  spec: TargetingSpec,
+  namespaces: readonly NamespaceInfo[],
+  granted: ReadonlySet<string> | undefined,
+): ScopedTargets {
+  if (!granted) return { targets: targetNamespaces(spec, namespaces), notGranted: [] };
+  const targets = targetNamespaces(
+    spec,
+    namespaces.filter((ns) => granted.has(ns.name)),
+  );
+  const notGranted = new Set<string>();
+  for (const name of spec.namespaces ?? []) {
+    if (isGlob(name) || granted.has(name) || matchesAny(spec.excludeNamespaces, name)) continue;
+    notGranted.add(name);
+  }
+  return { targets, notGranted: [...notGranted].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) };
 }

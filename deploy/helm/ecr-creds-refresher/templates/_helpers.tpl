@@ -82,6 +82,12 @@ from every workload template so that a bad combination fails the render.
 {{- if and .Values.aws.credentials.namespace (not .Values.aws.credentials.secretName) }}
 {{- fail "aws.credentials.namespace is set but aws.credentials.secretName is empty: name the credentials Secret too, or clear both to use the AWS SDK chain (IRSA, Pod Identity)" }}
 {{- end }}
+{{- if and (eq .Values.rbac.scope "namespaced") (not .Values.rbac.namespaces) }}
+{{- fail "rbac.scope is namespaced but rbac.namespaces is empty: list the namespaces the operator may serve, e.g. --set 'rbac.namespaces={team-a,team-b}'" }}
+{{- end }}
+{{- if and (eq .Values.rbac.scope "cluster") (or .Values.rbac.namespaces .Values.rbac.credentialsSecrets) }}
+{{- fail "rbac.namespaces and rbac.credentialsSecrets apply only with rbac.scope=namespaced: set rbac.scope=namespaced, or clear them" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true: there is no /metrics to scrape" }}
 {{- end }}
@@ -100,6 +106,10 @@ from every workload template so that a bad combination fails the render.
 {{- with .Values.aws.registry }}
 - name: REGISTRY
   value: {{ . | quote }}
+{{- end }}
+{{- if eq .Values.rbac.scope "namespaced" }}
+- name: WATCH_NAMESPACES
+  value: {{ join "," .Values.rbac.namespaces | quote }}
 {{- end }}
 {{- with .Values.aws.credentials.secretName }}
 - name: AWS_CREDENTIALS_SECRET_NAME
@@ -142,4 +152,22 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/*
+namespaced scope: the credentials Secrets readable by name, as JSON
+{"<namespace>": ["<name>", ...]}: aws.credentials (its namespace defaulting
+to the release's) and rbac.credentialsSecrets.
+*/}}
+{{- define "ecr-creds-refresher.credentialsSecrets" -}}
+{{- $byNs := dict }}
+{{- with .Values.aws.credentials.secretName }}
+{{- $ns := default $.Release.Namespace $.Values.aws.credentials.namespace }}
+{{- $_ := set $byNs $ns (list .) }}
+{{- end }}
+{{- range .Values.rbac.credentialsSecrets }}
+{{- $names := get $byNs .namespace | default list }}
+{{- $_ := set $byNs .namespace (append $names .name | uniq) }}
+{{- end }}
+{{- toJson $byNs }}
 {{- end }}
