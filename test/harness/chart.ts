@@ -3,7 +3,6 @@
 // need a kubelet), and its RBAC read as flat grants to compare with what the
 // code calls.
 import { spawnSync } from "node:child_process";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AuthorizationV1Api,
@@ -116,39 +115,6 @@ export function operatorInvocation(
     else throw new Error(`unexpected env source for ${e.name}`);
   }
   return { args, env };
-}
-
-/** A kubeconfig with a TokenRequest token of an existing ServiceAccount (the chart's). */
-export async function kubeconfigForToken(
-  k: TestKube,
-  namespace: string,
-  name: string,
-  dir: string,
-): Promise<string> {
-  const tr = await k.core.createNamespacedServiceAccountToken({
-    namespace,
-    name,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const cluster = k.kc.getCurrentCluster();
-  const path = join(dir, `${namespace}-${name}.kubeconfig`);
-  await writeFile(
-    path,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "local",
-          cluster: { server: cluster?.server, "certificate-authority-data": cluster?.caData },
-        },
-      ],
-      users: [{ name, user: { token: tr.status?.token } }],
-      contexts: [{ name, context: { cluster: "local", user: name } }],
-      "current-context": name,
-    }),
-  );
-  return path;
 }
 
 /** Each rule as "SCOPE GROUP RESOURCE[/NAME] VERB" lines, one per combination. */

@@ -16,7 +16,6 @@ import {
   deleteChartRbac,
   flattenRules,
   helmTemplate,
-  kubeconfigForToken,
   operatorInvocation,
   type Rendered,
   renderedOne,
@@ -30,6 +29,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  kubeconfigForServiceAccount,
   mergePatch,
   putSecret,
   readSecret,
@@ -144,7 +144,12 @@ beforeAll(async () => {
   env = {
     ...invocation.env,
     AWS_ENDPOINT_URL: aws.url,
-    KUBECONFIG: await kubeconfigForToken(k, NS, FULL, await mkdtemp(join(tmpdir(), "nsi-"))),
+    KUBECONFIG: await kubeconfigForServiceAccount(
+      k,
+      NS,
+      FULL,
+      await mkdtemp(join(tmpdir(), "nsi-")),
+    ),
   };
 });
 
