@@ -1,6 +1,7 @@
 // Starts one control plane for the whole integration run (or uses the cluster
 // named by KUBECONFIG) and hands its coordinates to every test file.
 import type { TestProject } from "vitest/node";
+import { ensureBuilt } from "./build.js";
 import { startControlPlane } from "./controlplane.js";
 import { installCrd, testKube } from "./kube.js";
 
@@ -19,6 +20,8 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Tests that run the executable need dist/, whichever file runs first.
+  await ensureBuilt();
   const existing = process.env.KUBECONFIG;
   if (existing) {
     project.provide("controlPlane", {

@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
 import { AwsDouble } from "../aws-double/index.js";
-import { ensureBuilt } from "../harness/build.js";
 import {
   applyChart,
   deleteChartRbac,
@@ -101,7 +100,6 @@ const may = (verb: string, resource: string, opts?: Parameters<typeof serviceAcc
   serviceAccountMay(k, { namespace: NS, name: FULL }, verb, resource, opts);
 
 beforeAll(async () => {
-  const built = ensureBuilt();
   since = Date.now() - 1000;
   k = testKube(cp.kubeconfigPath);
   // Tokens that reach their refresh point within seconds.
@@ -140,7 +138,6 @@ beforeAll(async () => {
   });
   // A floor low enough for the short-lived tokens of the refresh test.
   args = [...invocation.args, "--min-refresh-interval=500ms"];
-  await built;
   env = {
     ...invocation.env,
     AWS_ENDPOINT_URL: aws.url,
