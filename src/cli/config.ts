@@ -314,6 +314,7 @@ export function helpText(): string {
     "  once    one full pass over every ECRPullSecret, then exit (non-zero if any failed)",
     "  check   resolve credentials, fetch a token, print registries and expiry; write nothing",
     "  demo    the whole thing on a local embedded stack (from a source checkout; see README)",
+    "  migrate move the original Python operator's alchemy.com ECRPullSecrets here (migrate --help)",
     "",
     "flags (each also read from the environment variable shown):",
   ];
