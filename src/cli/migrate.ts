@@ -90,6 +90,7 @@ const MIGRATE_FLAGS = {
 const DEFAULT_TIMEOUT = "5m";
 const POLL_MS = 500;
 const WRITE_CONCURRENCY = 16;
+const ADMISSION_GRACE_MS = 1_000;
 
 export function migrateHelp(): string {
   return [
@@ -411,8 +412,21 @@ class Migration {
           (saRefs === undefined || saRefs.includes(step.secret))
         );
       });
+      const reports = new Map<string, string[]>();
       await pool(served, WRITE_CONCURRENCY, async ([key, { r, step }]) => {
-        await this.cleanNamespace(r, step);
+        reports.set(key, await this.moveReferences(r, step));
+      });
+      // The ServiceAccount admission plugin reads ServiceAccounts from the API
+      // server's cache: give it a moment to see the references gone before
+      // the Secrets they named go, so no Pod is admitted naming only those.
+      if (served.some(([, { step }]) => step.remove.some((rm) => rm.secret))) {
+        await new Promise((resolve) => setTimeout(resolve, ADMISSION_GRACE_MS));
+      }
+      await pool(served, WRITE_CONCURRENCY, async ([key, { r, step }]) => {
+        const done = [...(reports.get(key) ?? []), ...(await this.deleteOldSecrets(step))];
+        this.say(
+          `${step.namespace}: served (${r.name}, Secret ${step.secret})${done.length ? `; ${done.join("; ")}` : ""}`,
+        );
         pending.delete(key);
       });
       if (pending.size === 0) break;
@@ -431,7 +445,8 @@ class Migration {
     }
   }
 
-  private async cleanNamespace(r: ResourcePlan, step: NamespaceStep): Promise<void> {
+  /** Claims the adopted reference for the new resource and removes the old ones; says what it did. */
+  private async moveReferences(r: ResourcePlan, step: NamespaceStep): Promise<string[]> {
     const ns = step.namespace;
     const done: string[] = [];
     if (step.claimRef) {
@@ -458,8 +473,6 @@ class Migration {
       );
       if (claimed) done.push(`reference ${step.secret} now the new operator's`);
     }
-    // Every old reference goes before any old Secret, so a Pod admitted in
-    // between never names only a deleted Secret.
     for (const rm of step.remove) {
       if (!rm.ref) continue;
       const removed = await conditionally<ServiceAccount>(
@@ -474,6 +487,12 @@ class Migration {
       );
       if (removed) done.push(`${rm.name} removed from the default ServiceAccount`);
     }
+    return done;
+  }
+
+  private async deleteOldSecrets(step: NamespaceStep): Promise<string[]> {
+    const ns = step.namespace;
+    const done: string[] = [];
     for (const rm of step.remove) {
       if (!rm.secret) continue;
       const s = await getOrUndefined<Secret>(this.kube, SECRETS, { namespace: ns, name: rm.name });
@@ -490,9 +509,7 @@ class Migration {
         if (!isNotFound(err) && !isConflict(err)) throw err;
       }
     }
-    this.say(
-      `${ns}: served (${r.name}, Secret ${step.secret})${done.length ? `; ${done.join("; ")}` : ""}`,
-    );
+    return done;
   }
 
   /** Drops kopf's finalizer (kopf is gone, nothing else would) and deletes the old resource. */
@@ -631,7 +648,7 @@ export async function runMigrate(
     if (plan.running.length > 0 && extra.force !== true) {
       const d = plan.running[0] as OldDeployment;
       io.err.write(
-        `failed to migrate: the old operator still runs (Deployment ${d.namespace}/${d.name} has ${d.replicas} replicas) and would keep rewriting its Secrets and ServiceAccounts; scale it down with kubectl -n ${d.namespace} scale deployment ${d.name} --replicas=0, or pass --force\n`,
+        `failed to migrate: the old operator still runs (Deployment ${d.namespace}/${d.name} has ${d.replicas} ${d.replicas === 1 ? "replica" : "replicas"}) and would keep rewriting its Secrets and ServiceAccounts; scale it down with kubectl -n ${d.namespace} scale deployment ${d.name} --replicas=0, or pass --force\n`,
       );
       return 1;
     }

@@ -1,0 +1,137 @@
+/**
+ * How long may `spec.namespaces` be? Measured against the real API server:
+ *
+ *   node --import ./scripts/ts-hooks.mjs scripts/measure-namespace-cap.ts
+ *
+ * 1. Installs copies of the ECRPullSecret CRD (under a scratch group) whose
+ *    `namespaces` and `excludeNamespaces` allow ever more items, and records
+ *    whether the API server accepts each CRD or refuses it for the estimated
+ *    cost of its CEL rules.
+ * 2. Under the largest accepted copy, creates resources whose two lists hold
+ *    N longest-possible (63-character) names each, and records where the API
+ *    server refuses the object, and why.
+ *
+ * MAX_NAMESPACE_ENTRIES in src/api/schema.ts is chosen from its output.
+ */
+import { crdManifest } from "../src/api/schema.js";
+import { ApiError, KubeClient, loadKubeConfig, type ResourceType } from "../src/kube/client.js";
+import { startControlPlane } from "../test/harness/controlplane.js";
+
+const GROUP = "capmeasure.ecrcreds.io";
+const CRDS: ResourceType = {
+  group: "apiextensions.k8s.io",
+  version: "v1",
+  kind: "CustomResourceDefinition",
+  plural: "customresourcedefinitions",
+  namespaced: false,
+};
+const RESOURCES: ResourceType = {
+  group: GROUP,
+  version: "v1alpha1",
+  kind: "ECRPullSecret",
+  plural: "ecrpullsecrets",
+  namespaced: false,
+};
+
+function crdWithCap(cap: number) {
+  const crd = structuredClone(crdManifest());
+  crd.metadata.name = `ecrpullsecrets.${GROUP}`;
+  crd.spec.group = GROUP;
+  crd.spec.names.shortNames = [];
+  crd.spec.names.categories = [];
+  const spec = crd.spec.versions[0]?.schema.openAPIV3Schema.properties?.spec;
+  for (const list of ["namespaces", "excludeNamespaces"]) {
+    const p = spec?.properties?.[list];
+    if (p) p.maxItems = cap;
+  }
+  return crd;
+}
+
+const names = (n: number, prefix: string) =>
+  Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(8, "0")}`.padEnd(63, "x"));
+
+const message = (err: unknown) =>
+  (err instanceof ApiError ? `${err.code} ${err.message}` : String(err)).slice(0, 300);
+
+async function main(): Promise<void> {
+  const cp = await startControlPlane({ progress: (l) => console.error(l) });
+  try {
+    const kube = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+    const crdName = `ecrpullsecrets.${GROUP}`;
+    const remove = async () => {
+      await kube.delete(CRDS, { name: crdName }).catch(() => undefined);
+      for (let i = 0; i < 100; i++) {
+        try {
+          await kube.get(CRDS, { name: crdName });
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+
+    console.log("## CRD accepted at maxItems (namespaces and excludeNamespaces)?");
+    let largest = 0;
+    for (const cap of [256, 1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576, 2 ** 31 - 1]) {
+      try {
+        await kube.create(CRDS, crdWithCap(cap));
+        console.log(`maxItems ${cap}: accepted`);
+        largest = cap;
+      } catch (err) {
+        console.log(`maxItems ${cap}: refused: ${message(err)}`);
+      }
+      await remove();
+    }
+
+    console.log(`\n## objects under maxItems ${largest}: both lists with N 63-character names`);
+    await kube.create(CRDS, crdWithCap(largest));
+    for (let i = 0; i < 150; i++) {
+      try {
+        await kube.list(RESOURCES);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    for (const [n, both] of [
+      [1_000, true],
+      [2_000, true],
+      [4_000, true],
+      [5_000, true],
+      [6_000, true],
+      [8_000, true],
+      [8_000, false],
+      [10_000, false],
+      [12_000, false],
+      [16_000, false],
+      [20_000, false],
+      [24_000, false],
+    ] as const) {
+      const spec = {
+        secretName: "ecr-pull",
+        namespaces: names(n, "a"),
+        ...(both ? { excludeNamespaces: names(n, "b") } : {}),
+      };
+      const bytes = JSON.stringify(spec).length;
+      const name = `n${n}${both ? "-both" : ""}`;
+      const started = performance.now();
+      try {
+        await kube.create(RESOURCES, { metadata: { name }, spec });
+        const ms = Math.round(performance.now() - started);
+        console.log(
+          `N=${n}${both ? " (both lists)" : ""}: ${bytes} bytes of spec: accepted in ${ms} ms`,
+        );
+      } catch (err) {
+        console.log(
+          `N=${n}${both ? " (both lists)" : ""}: ${bytes} bytes of spec: refused: ${message(err)}`,
+        );
+      }
+      await kube.delete(RESOURCES, { name }).catch(() => undefined);
+    }
+    await remove();
+  } finally {
+    await cp.stop();
+  }
+}
+
+await main();
