@@ -13,10 +13,16 @@
  *
  * MAX_NAMESPACE_ENTRIES in src/api/schema.ts is chosen from its output.
  */
+import { execFile } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { crdManifest } from "../src/api/schema.js";
 import { ApiError, KubeClient, loadKubeConfig, type ResourceType } from "../src/kube/client.js";
 import { startControlPlane } from "../test/harness/controlplane.js";
 
+const execFileAsync = promisify(execFile);
 const GROUP = "capmeasure.ecrcreds.io";
 const CRDS: ResourceType = {
   group: "apiextensions.k8s.io",
@@ -127,6 +133,29 @@ async function main(): Promise<void> {
         );
       }
       await kube.delete(RESOURCES, { name }).catch(() => undefined);
+    }
+
+    // kubectl apply (client-side) keeps a copy of the object in an
+    // annotation, and annotations stop at 256 KiB together.
+    console.log("\n## kubectl apply (client-side), one list of N 63-character names");
+    const dir = await mkdtemp(join(tmpdir(), "cap-"));
+    for (const n of [2_000, 3_000, 3_500, 3_800, 4_000, 5_000]) {
+      const file = join(dir, `n${n}.json`);
+      const body = {
+        apiVersion: `${GROUP}/v1alpha1`,
+        kind: "ECRPullSecret",
+        metadata: { name: `apply-${n}` },
+        spec: { secretName: "ecr-pull", namespaces: names(n, "a") },
+      };
+      await writeFile(file, JSON.stringify(body));
+      try {
+        await execFileAsync("kubectl", [`--kubeconfig=${cp.kubeconfigPath}`, "apply", "-f", file]);
+        console.log(`N=${n}: kubectl apply accepted`);
+      } catch (err) {
+        const stderr = (err as { stderr?: string }).stderr ?? String(err);
+        console.log(`N=${n}: kubectl apply refused: ${stderr.trim().slice(0, 300)}`);
+      }
+      await kube.delete(RESOURCES, { name: `apply-${n}` }).catch(() => undefined);
     }
     await remove();
   } finally {
