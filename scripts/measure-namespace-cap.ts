@@ -19,25 +19,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { crdManifest } from "../src/api/schema.js";
-import { ApiError, KubeClient, loadKubeConfig, type ResourceType } from "../src/kube/client.js";
 import { startControlPlane } from "../test/harness/controlplane.js";
+import { testKube } from "../test/harness/kube.js";
 
 const execFileAsync = promisify(execFile);
 const GROUP = "capmeasure.ecrcreds.io";
-const CRDS: ResourceType = {
-  group: "apiextensions.k8s.io",
-  version: "v1",
-  kind: "CustomResourceDefinition",
-  plural: "customresourcedefinitions",
-  namespaced: false,
-};
-const RESOURCES: ResourceType = {
-  group: GROUP,
-  version: "v1alpha1",
-  kind: "ECRPullSecret",
-  plural: "ecrpullsecrets",
-  namespaced: false,
-};
+const CRDS = { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions" };
+const RESOURCES = { group: GROUP, version: "v1alpha1", plural: "ecrpullsecrets" };
 
 function crdWithCap(cap: number) {
   const crd = structuredClone(crdManifest());
@@ -56,19 +44,27 @@ function crdWithCap(cap: number) {
 const names = (n: number, prefix: string) =>
   Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(8, "0")}`.padEnd(63, "x"));
 
-const message = (err: unknown) =>
-  (err instanceof ApiError ? `${err.code} ${err.message}` : String(err)).slice(0, 300);
+function message(err: unknown): string {
+  const e = err as { code?: number; body?: string };
+  let text = String(err);
+  try {
+    text = `${e.code} ${(JSON.parse(e.body ?? "") as { message: string }).message}`;
+  } catch {
+    // not a Status
+  }
+  return text.slice(0, 400);
+}
 
 async function main(): Promise<void> {
   const cp = await startControlPlane({ progress: (l) => console.error(l) });
   try {
-    const kube = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+    const k = testKube(cp.kubeconfigPath);
     const crdName = `ecrpullsecrets.${GROUP}`;
     const remove = async () => {
-      await kube.delete(CRDS, { name: crdName }).catch(() => undefined);
+      await k.custom.deleteClusterCustomObject({ ...CRDS, name: crdName }).catch(() => undefined);
       for (let i = 0; i < 100; i++) {
         try {
-          await kube.get(CRDS, { name: crdName });
+          await k.custom.getClusterCustomObject({ ...CRDS, name: crdName });
         } catch {
           return;
         }
@@ -80,7 +76,7 @@ async function main(): Promise<void> {
     let largest = 0;
     for (const cap of [256, 1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576, 2 ** 31 - 1]) {
       try {
-        await kube.create(CRDS, crdWithCap(cap));
+        await k.custom.createClusterCustomObject({ ...CRDS, body: crdWithCap(cap) });
         console.log(`maxItems ${cap}: accepted`);
         largest = cap;
       } catch (err) {
@@ -90,10 +86,10 @@ async function main(): Promise<void> {
     }
 
     console.log(`\n## objects under maxItems ${largest}: both lists with N 63-character names`);
-    await kube.create(CRDS, crdWithCap(largest));
+    await k.custom.createClusterCustomObject({ ...CRDS, body: crdWithCap(largest) });
     for (let i = 0; i < 150; i++) {
       try {
-        await kube.list(RESOURCES);
+        await k.custom.listClusterCustomObject(RESOURCES);
         break;
       } catch {
         await new Promise((r) => setTimeout(r, 200));
@@ -122,7 +118,15 @@ async function main(): Promise<void> {
       const name = `n${n}${both ? "-both" : ""}`;
       const started = performance.now();
       try {
-        await kube.create(RESOURCES, { metadata: { name }, spec });
+        await k.custom.createClusterCustomObject({
+          ...RESOURCES,
+          body: {
+            apiVersion: `${GROUP}/v1alpha1`,
+            kind: "ECRPullSecret",
+            metadata: { name },
+            spec,
+          },
+        });
         const ms = Math.round(performance.now() - started);
         console.log(
           `N=${n}${both ? " (both lists)" : ""}: ${bytes} bytes of spec: accepted in ${ms} ms`,
@@ -132,7 +136,7 @@ async function main(): Promise<void> {
           `N=${n}${both ? " (both lists)" : ""}: ${bytes} bytes of spec: refused: ${message(err)}`,
         );
       }
-      await kube.delete(RESOURCES, { name }).catch(() => undefined);
+      await k.custom.deleteClusterCustomObject({ ...RESOURCES, name }).catch(() => undefined);
     }
 
     // kubectl apply (client-side) keeps a copy of the object in an
@@ -155,7 +159,42 @@ async function main(): Promise<void> {
         const stderr = (err as { stderr?: string }).stderr ?? String(err);
         console.log(`N=${n}: kubectl apply refused: ${stderr.trim().slice(0, 300)}`);
       }
-      await kube.delete(RESOURCES, { name: `apply-${n}` }).catch(() => undefined);
+      await k.custom
+        .deleteClusterCustomObject({ ...RESOURCES, name: `apply-${n}` })
+        .catch(() => undefined);
+    }
+
+    // Server-side apply records every set item in managedFields too.
+    console.log("\n## kubectl apply --server-side, both lists with N 63-character names");
+    for (const n of [5_000, 6_000, 8_000]) {
+      const file = join(dir, `ssa${n}.json`);
+      const body = {
+        apiVersion: `${GROUP}/v1alpha1`,
+        kind: "ECRPullSecret",
+        metadata: { name: `ssa-${n}` },
+        spec: {
+          secretName: "ecr-pull",
+          namespaces: names(n, "a"),
+          excludeNamespaces: names(n, "b"),
+        },
+      };
+      await writeFile(file, JSON.stringify(body));
+      try {
+        await execFileAsync("kubectl", [
+          `--kubeconfig=${cp.kubeconfigPath}`,
+          "apply",
+          "--server-side",
+          "-f",
+          file,
+        ]);
+        console.log(`N=${n}: kubectl apply --server-side accepted`);
+      } catch (err) {
+        const stderr = (err as { stderr?: string }).stderr ?? String(err);
+        console.log(`N=${n}: kubectl apply --server-side refused: ${stderr.trim().slice(0, 300)}`);
+      }
+      await k.custom
+        .deleteClusterCustomObject({ ...RESOURCES, name: `ssa-${n}` })
+        .catch(() => undefined);
     }
     await remove();
   } finally {

@@ -639,3 +639,51 @@ describe("migrate from the alchemy.com operator", () => {
     expect(await ecrpsInDiscovery()).toEqual(["ecrpullsecrets.ecrcreds.io/v1alpha1"]);
   });
 });
+
+describe("the CRD's list cap (MAX_NAMESPACE_ENTRIES)", () => {
+  const long = (n: number, prefix: string) =>
+    Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(8, "0")}`.padEnd(63, "x"));
+  const api = { group: "ecrcreds.io", version: "v1alpha1", plural: "ecrpullsecrets" };
+
+  it("takes both lists full of 63-character names, and refuses one more", async () => {
+    const body = (name: string, n: number) => ({
+      apiVersion: "ecrcreds.io/v1alpha1",
+      kind: "ECRPullSecret",
+      metadata: { name },
+      spec: {
+        secretName: "ecr-pull",
+        namespaces: long(n, "a"),
+        excludeNamespaces: long(MAX_NAMESPACE_ENTRIES, "b"),
+      },
+    });
+    try {
+      await k.custom.createClusterCustomObject({
+        ...api,
+        body: body("mig-cap", MAX_NAMESPACE_ENTRIES),
+      });
+      const err = await k.custom
+        .createClusterCustomObject({
+          ...api,
+          body: body("mig-cap-over", MAX_NAMESPACE_ENTRIES + 1),
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e as { code?: number; body?: string },
+        );
+      expect(err?.code).toBe(422);
+      expect(err?.body).toContain(
+        `spec.namespaces: Too many: ${MAX_NAMESPACE_ENTRIES + 1}: must have at most ${MAX_NAMESPACE_ENTRIES} items`,
+      );
+    } finally {
+      for (const name of ["mig-cap", "mig-cap-over"]) {
+        await k.custom
+          .patchClusterCustomObject(
+            { ...api, name, body: { metadata: { finalizers: null } } },
+            mergePatch,
+          )
+          .catch(() => undefined);
+        await k.custom.deleteClusterCustomObject({ ...api, name }).catch(() => undefined);
+      }
+    }
+  });
+});
