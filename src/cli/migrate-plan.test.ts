@@ -227,6 +227,8 @@ describe("planMigration", () => {
       alreadyLabelled: 1,
     });
     expect(r?.steps.map((s) => s.namespace)).toEqual(names);
+    const text = formatPlan(planMigration(f, { maxNamespaces: 3 }), false);
+    expect(text).toContain("  label 3 namespaces migrate.ecrcreds.io/big=true (1 already are)\n");
     // At the cap, the list stays a list.
     const small = planMigration(f, { maxNamespaces: 5 }).resources[0];
     expect(small?.label).toBeUndefined();
@@ -304,6 +306,16 @@ describe("planMigration", () => {
     expect(r?.notes).toEqual(['"Team_B" is not a namespace name: dropped']);
   });
 
+  it("groups namespaces that see the same steps, and shortens long lists", () => {
+    const many = Array.from({ length: 12 }, (_, i) => `gone-${i}`);
+    const f = facts({ oldResources: [{ name: "r", secretName: OLD, namespaces: many }] });
+    const text = formatPlan(planMigration(f), false);
+    expect(text).toContain(
+      "  gone-0, gone-1, gone-2, gone-3, gone-4, gone-5, gone-6, gone-7, gone-8, gone-9 and 2 more: do not exist yet; served when created\n",
+    );
+    expect(text).toContain("        - gone-2\n        - (and 9 more)\n");
+  });
+
   it("prints each step people need to check", () => {
     const text = formatPlan(planMigration(facts()), false);
     expect(text).toContain(
@@ -312,9 +324,12 @@ describe("planMigration", () => {
     expect(text).toContain(`old Secret name: ${OLD}`);
     expect(text).toContain("ECRPullSecret team-images: create ecrcreds.io/v1alpha1");
     expect(text).toContain(
-      `team-b: adopt Secret ${OLD} in place (same name, fresh token); its default ServiceAccount reference moves to the new operator; others' entries kept: dockerhub`,
+      `  team-a: adopt Secret ${OLD} in place (same name, fresh token); the default ServiceAccount's reference moves to the new operator\n`,
     );
-    expect(text).toContain("team-c: does not exist; served when it is created");
+    expect(text).toContain(
+      `  team-b: adopt Secret ${OLD} in place (same name, fresh token); the default ServiceAccount's reference moves to the new operator; others' entries kept: dockerhub\n`,
+    );
+    expect(text).toContain("  team-c: do not exist yet; served when created\n");
     expect(text).toContain(`then remove finalizer ${KOPF_FINALIZER} and delete`);
     expect(text).toContain("remove its short name ecrps");
     expect(text).toContain("nothing was written; run again with --apply");

@@ -496,12 +496,13 @@ function indent(text: string, by: string): string {
     .join("\n");
 }
 
-function stepLine(s: NamespaceStep): string {
-  if (!s.exists) return `${s.namespace}: does not exist; served when it is created`;
+/** What happens in one namespace, without its name. */
+function stepText(s: NamespaceStep): string {
+  if (!s.exists) return "do not exist yet; served when created";
   const parts: string[] = [];
   if (s.adopt) {
     parts.push(`adopt Secret ${s.secret} in place (same name, fresh token)`);
-    if (s.claimRef) parts.push("its default ServiceAccount reference moves to the new operator");
+    if (s.claimRef) parts.push("the default ServiceAccount's reference moves to the new operator");
   } else {
     parts.push(`serve Secret ${s.secret}`);
   }
@@ -513,7 +514,39 @@ function stepLine(s: NamespaceStep): string {
     parts.push(`then ${what.join(" and ")}`);
   }
   if (s.othersRefs.length > 0) parts.push(`others' entries kept: ${s.othersRefs.join(", ")}`);
-  return `${s.namespace}: ${parts.join("; ")}`;
+  return parts.join("; ");
+}
+
+const SHOWN = 10;
+
+/** Names, the first few of a long list and how many more. */
+function some(names: readonly string[]): string {
+  if (names.length <= SHOWN) return names.join(", ");
+  return `${names.slice(0, SHOWN).join(", ")} and ${names.length - SHOWN} more`;
+}
+
+/** Namespace steps grouped by what happens, in the order they first appear. */
+function stepLines(steps: readonly NamespaceStep[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const s of steps) {
+    const text = stepText(s);
+    const names = groups.get(text) ?? [];
+    names.push(s.namespace);
+    groups.set(text, names);
+  }
+  return [...groups.entries()].map(([text, names]) => `${some(names)}: ${text}`);
+}
+
+/** The spec as YAML, long lists shortened for reading. */
+function specText(spec: ECRPullSecretSpec): string {
+  const shown: Record<string, unknown> = { ...spec };
+  for (const key of ["namespaces", "excludeNamespaces"] as const) {
+    const list = spec[key];
+    if (list && list.length > SHOWN) {
+      shown[key] = [...list.slice(0, 3), `(and ${list.length - 3} more)`];
+    }
+  }
+  return dump({ spec: shown }, { lineWidth: -1, flowLevel: 3 });
 }
 
 /** The plan as people read it. */
@@ -560,13 +593,13 @@ export function formatPlan(plan: MigrationPlan, apply: boolean): string {
         ? `ECRPullSecret ${r.name}: create ecrcreds.io/v1alpha1 ECRPullSecret ${r.name}`
         : `ECRPullSecret ${r.name}: ecrcreds.io/v1alpha1 ECRPullSecret ${r.name} exists; kept`,
     );
-    out.push(indent(dump({ spec: r.spec }, { lineWidth: -1, flowLevel: 3 }), "    "));
+    out.push(indent(specText(r.spec), "    "));
     if (r.label) {
       out.push(
         `  label ${r.label.namespaces.length} namespaces ${r.label.key}=${r.label.value}${r.label.alreadyLabelled ? ` (${r.label.alreadyLabelled} already are)` : ""}`,
       );
     }
-    for (const step of r.steps) out.push(`  ${stepLine(step)}`);
+    for (const line of stepLines(r.steps)) out.push(`  ${line}`);
     const end = r.removeFinalizers.length
       ? `remove finalizer ${r.removeFinalizers.join(", ")} and delete`
       : "delete";
@@ -575,9 +608,12 @@ export function formatPlan(plan: MigrationPlan, apply: boolean): string {
   }
   for (const p of plan.problems) out.push(`problem: ${p}`);
   out.push("");
+  const work = plan.resources.length > 0 || plan.oldCrd.removeShortName;
   out.push(
     apply
-      ? "applying"
+      ? work
+        ? "applying"
+        : "nothing to apply"
       : "nothing was written; run again with --apply to do this (--delete-old-crd also deletes the old CRD once it is empty)",
   );
   return `${out.join("\n")}\n`;

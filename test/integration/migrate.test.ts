@@ -389,12 +389,18 @@ describe("migrate from the alchemy.com operator", () => {
       "ECRPullSecret mig-fixed: create ecrcreds.io/v1alpha1 ECRPullSecret mig-fixed",
     );
     expect(lines).toContain(
-      `  mig-b: adopt Secret ${OLD} in place (same name, fresh token); its default ServiceAccount reference moves to the new operator; others' entries kept: dockerhub-pull`,
+      `  mig-b: adopt Secret ${OLD} in place (same name, fresh token); the default ServiceAccount's reference moves to the new operator; others' entries kept: dockerhub-pull`,
     );
     expect(lines).toContain(
       `  mig-c: serve Secret ecr-pull; then remove ${OLD} from the default ServiceAccount and delete Secret ${OLD}; others' entries kept: dockerhub-pull`,
     );
-    expect(lines).toContain(`  label 2 namespaces migrate.ecrcreds.io/mig-long=true`);
+    expect(lines).toContain("  label 2 namespaces migrate.ecrcreds.io/mig-long=true");
+    expect(lines).toContain(
+      `  mig-l1, mig-l2: adopt Secret ${OLD} in place (same name, fresh token); the default ServiceAccount's reference moves to the new operator`,
+    );
+    expect(lines).toContain(
+      `  ${ABSENT.slice(0, 10).join(", ")} and ${ABSENT.length - 10} more: do not exist yet; served when created`,
+    );
     expect(lines).toContain(
       `  then remove finalizer ${KOPF_FINALIZER} and delete alchemy.com ECRPullSecret mig-renamed`,
     );
@@ -427,6 +433,12 @@ describe("migrate from the alchemy.com operator", () => {
       "ecrpullsecrets.alchemy.com/v1alpha1",
       "ecrpullsecrets.ecrcreds.io/v1alpha1",
     ]);
+
+    const before = await kubectl("get", "ecrps", "-o", "name");
+    expect(before.stderr).toContain(
+      'Warning: short name "ecrps" could also match lower priority resource ecrpullsecrets.ecrcreds.io',
+    );
+    expect(before.stdout).toContain("ecrpullsecret.alchemy.com/mig-fixed");
 
     // Every Secret change in our namespaces, with its resourceVersion: what a
     // Pod's reference named at the moment it was admitted. (The API server's
@@ -623,7 +635,9 @@ describe("migrate from the alchemy.com operator", () => {
     const { code, out, err } = await migrate("--apply");
     expect(err).toBe("");
     expect(code).toBe(0);
-    expect(out).toContain("no alchemy.com ECRPullSecrets: nothing to migrate");
+    expect(out).toContain(
+      "no alchemy.com ECRPullSecrets: nothing to migrate\n\nnothing to apply\ndone\n",
+    );
     expect(await migratorWrites(since)).toEqual([]);
   });
 
