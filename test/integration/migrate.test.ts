@@ -469,32 +469,34 @@ describe("migrate from the alchemy.com operator", () => {
       },
     );
 
-    // Pods admitted while migrate runs, round-robin over the namespaces.
+    // Pods admitted while migrate runs: one loop per namespace, so that even
+    // a short moment with a bad reference would catch some.
     const pods: Array<{ namespace: string; rv: number; at: Date; refs: string[] }> = [];
     let stopPods = false;
-    const podLoop = (async () => {
-      for (let i = 0; !stopPods; i++) {
-        const namespace = ALL[i % ALL.length] as string;
-        const at = new Date();
-        const pod = await k.core.createNamespacedPod({
-          namespace,
-          body: {
-            metadata: { generateName: "mig-probe-" },
-            spec: {
-              automountServiceAccountToken: false,
-              containers: [{ name: "app", image: `${HOST}/app:1` }],
+    const podLoop = Promise.all(
+      ALL.map(async (namespace) => {
+        while (!stopPods) {
+          const at = new Date();
+          const pod = await k.core.createNamespacedPod({
+            namespace,
+            body: {
+              metadata: { generateName: "mig-probe-" },
+              spec: {
+                automountServiceAccountToken: false,
+                containers: [{ name: "app", image: `${HOST}/app:1` }],
+              },
             },
-          },
-        });
-        pods.push({
-          namespace,
-          rv: Number(pod.metadata?.resourceVersion),
-          at,
-          refs: (pod.spec?.imagePullSecrets ?? []).map((r) => r.name ?? ""),
-        });
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+          });
+          pods.push({
+            namespace,
+            rv: Number(pod.metadata?.resourceVersion),
+            at,
+            refs: (pod.spec?.imagePullSecrets ?? []).map((r) => r.name ?? ""),
+          });
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }),
+    );
     await waitFor("Pods admitted before migrate", async () =>
       pods.length >= ALL.length ? true : undefined,
     );
