@@ -3,17 +3,17 @@
 // (src/cli/migrate-plan.ts) and, with --apply, carries it out: every step is
 // conditional on what it read, so a second run finds nothing left to do and
 // writes nothing.
+
+import type { ECRPullSecretSpec } from "../api/index.js";
+import { CRD_NAME, ECR_PULL_SECRETS, parseDuration } from "../api/index.js";
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   LABEL_MANAGED_BY,
   LABEL_OWNER,
   MANAGED_SELECTOR,
   OPERATOR_NAME,
-} from "../api/conditions.js";
-import type { ECRPullSecretSpec } from "../api/index.js";
-import { CRD_NAME, parseDuration } from "../api/index.js";
+} from "../api/metadata.js";
 import {
-  ECR_PULL_SECRETS,
   isConflict,
   isNotFound,
   KubeClient,
@@ -24,13 +24,8 @@ import {
   SECRETS,
   SERVICE_ACCOUNTS,
 } from "../kube/client.js";
-import type {
-  KubernetesObject,
-  Namespace,
-  ObjectMeta,
-  Secret,
-  ServiceAccount,
-} from "../kube/types.js";
+import { retryOnConflict } from "../kube/retry.js";
+import type { KubernetesObject, ObjectMeta, Secret, ServiceAccount } from "../kube/types.js";
 import { formatAddedRefs, ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
 import { ConfigError, type OperatorConfig, parseCommandLine } from "./config.js";
 import {
@@ -130,6 +125,8 @@ interface DeploymentView extends KubernetesObject {
     };
   };
 }
+
+type Namespace = KubernetesObject;
 
 interface OldResourceView extends KubernetesObject {
   spec?: { secretName?: string; namespaces?: string[] };
@@ -279,24 +276,30 @@ async function conditionally<T extends KubernetesObject>(
   ref: { namespace?: string; name: string },
   change: (current: T) => object | undefined,
 ): Promise<boolean> {
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const current = await getOrUndefined<T>(kube, type, ref);
-    if (!current) return false;
-    const patch = change(current) as { metadata?: ObjectMeta } | undefined;
-    if (!patch) return false;
-    try {
-      await kube.patch(type, ref, {
-        ...patch,
-        metadata: { ...patch.metadata, resourceVersion: current.metadata?.resourceVersion },
-      });
+  return await retryOnConflict(
+    {
+      attempts: 10,
+      exhausted: () =>
+        new Error(
+          `failed to update ${type.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}: it kept changing under us; run migrate again`,
+        ),
+    },
+    async () => {
+      const current = await getOrUndefined<T>(kube, type, ref);
+      if (!current) return false;
+      const patch = change(current) as { metadata?: ObjectMeta } | undefined;
+      if (!patch) return false;
+      try {
+        await kube.patch(type, ref, {
+          ...patch,
+          metadata: { ...patch.metadata, resourceVersion: current.metadata?.resourceVersion },
+        });
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
       return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      if (!isConflict(err)) throw err;
-    }
-  }
-  throw new Error(
-    `failed to update ${type.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}: it kept changing under us; run migrate again`,
+    },
   );
 }
 

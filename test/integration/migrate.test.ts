@@ -12,12 +12,12 @@ import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { AppsV1Api, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { MAX_NAMESPACE_ENTRIES } from "../../src/api/index.js";
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   LABEL_MANAGED_BY,
   LABEL_OWNER,
-} from "../../src/api/conditions.js";
-import { MAX_NAMESPACE_ENTRIES } from "../../src/api/index.js";
+} from "../../src/api/metadata.js";
 import { fetchToken } from "../../src/aws/token.js";
 import { runMigrate } from "../../src/cli/migrate.js";
 import { KOPF_FINALIZER } from "../../src/cli/migrate-plan.js";
