@@ -10,6 +10,7 @@ import {
   NAMESPACE_NAME_PATTERN,
   REGION_PATTERN,
 } from "../api/schema.js";
+import type { OperatorDefaults } from "../aws/registries.js";
 import { parseRegistryHost } from "../aws/registry-host.js";
 
 export const OLD_GROUP = "alchemy.com";
@@ -95,11 +96,7 @@ export interface ClusterFacts {
 }
 
 /** Operator-level settings from one place (flags, or the shell's environment). */
-export interface SettingsInput {
-  region?: string;
-  registry?: string;
-  credentialsSecret?: { name: string; namespace: string };
-}
+export type SettingsInput = OperatorDefaults;
 
 export interface MigrateOptions {
   /** Given as flags: they win over everything. */

@@ -13,6 +13,7 @@ import {
   MANAGED_SELECTOR,
   OPERATOR_NAME,
 } from "../api/metadata.js";
+import { operatorDefaults } from "../aws/registries.js";
 import {
   isConflict,
   isNotFound,
@@ -573,19 +574,6 @@ class Migration {
   }
 }
 
-function settingsOf(config: OperatorConfig): SettingsInput {
-  const s: SettingsInput = {};
-  if (config.region) s.region = config.region;
-  if (config.registry) s.registry = config.registry;
-  if (config.credentialsSecretName && config.credentialsSecretNamespace) {
-    s.credentialsSecret = {
-      name: config.credentialsSecretName,
-      namespace: config.credentialsSecretNamespace,
-    };
-  }
-  return s;
-}
-
 /** `ecr-creds-refresher migrate [flags]`; returns the exit code. */
 export async function runMigrate(
   args: string[],
@@ -611,7 +599,7 @@ export async function runMigrate(
     config = parsed.config;
     extra = parsed.extra;
     // The same line again without the environment: what was given as a flag.
-    flags = settingsOf(parseCommandLine(argv, {}, MIGRATE_FLAGS).config);
+    flags = operatorDefaults(parseCommandLine(argv, {}, MIGRATE_FLAGS).config);
     const timeout = typeof extra.timeout === "string" ? extra.timeout : DEFAULT_TIMEOUT;
     try {
       timeoutMs = parseDuration(timeout);
@@ -634,7 +622,7 @@ export async function runMigrate(
       fieldManager: MIGRATE_FIELD_MANAGER,
     });
     const { facts, newCrdInstalled } = await gatherFacts(kube);
-    const plan = planMigration(facts, { flags, environment: settingsOf(config) });
+    const plan = planMigration(facts, { flags, environment: operatorDefaults(config) });
     if (!newCrdInstalled) {
       plan.problems.push(
         `the CRD ${CRD_NAME} is not installed: install ecr-creds-refresher (the Helm chart or deploy/manifests/install.yaml) and let it run, then migrate`,

@@ -502,9 +502,8 @@ describe("migrate from the alchemy.com operator", () => {
     );
 
     const issuedBefore = aws.issued().length;
-    const started = Date.now();
-    const result = await migrate("--apply");
-    const took = Date.now() - started;
+    // A kopf finalizer left in place would hold the deletion until this timeout.
+    const result = await migrate("--apply", "--timeout=60s");
     // A few more Pods after it finished.
     const after = pods.length;
     await waitFor("Pods admitted after migrate", async () =>
@@ -594,7 +593,6 @@ describe("migrate from the alchemy.com operator", () => {
 
     // The old resources are gone, kopf's finalizer did not hold them.
     expect(await oldResources()).toEqual([]);
-    expect(took).toBeLessThan(60_000);
 
     // Discovery lists ecrps once, and kubectl no longer has to choose.
     expect(await ecrpsInDiscovery()).toEqual(["ecrpullsecrets.ecrcreds.io/v1alpha1"]);
