@@ -3,7 +3,6 @@
 // (src/cli/migrate-plan.ts) and, with --apply, carries it out: every step is
 // conditional on what it read, so a second run finds nothing left to do and
 // writes nothing.
-
 import type { ECRPullSecretSpec } from "../api/index.js";
 import { CRD_NAME, ECR_PULL_SECRETS, parseDuration } from "../api/index.js";
 import {
@@ -127,8 +126,6 @@ interface DeploymentView extends KubernetesObject {
   };
 }
 
-type Namespace = KubernetesObject;
-
 interface OldResourceView extends KubernetesObject {
   spec?: { secretName?: string; namespaces?: string[] };
 }
@@ -224,7 +221,7 @@ export async function gatherFacts(kube: KubeClient): Promise<Gathered> {
     .filter((d): d is OldDeployment => d !== undefined)
     .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
   const namespaces = new Map<string, NamespaceFacts>();
-  for (const ns of await listAll<Namespace>(kube, NAMESPACES)) {
+  for (const ns of await listAll<KubernetesObject>(kube, NAMESPACES)) {
     namespaces.set(ns.metadata?.name ?? "", { labels: ns.metadata?.labels ?? {}, secrets: {} });
   }
   for (const sa of await listAll<ServiceAccount>(kube, SERVICE_ACCOUNTS, {
