@@ -88,7 +88,17 @@ const labelKeyPattern =
   "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
 const labelValuePattern = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
 
-export const MAX_NAMESPACE_ENTRIES = 256;
+/**
+ * Longest `namespaces` / `excludeNamespaces` list. No CEL rule walks these
+ * lists, so the API server's CEL cost budget does not bound them: it accepts
+ * this CRD with maxItems up to 2^31-1. What bounds them is etcd's 1.5 MiB
+ * request limit: with both lists full of 63-character names, 5,000 each pass
+ * `kubectl apply --server-side` (which records every item in managedFields
+ * too) and 6,000 do not (scripts/measure-namespace-cap.ts). Client-side
+ * `kubectl apply` copies the object into a 256 KiB annotation and stops near
+ * 3,900 such names; longer lists want server-side apply or a selector.
+ */
+export const MAX_NAMESPACE_ENTRIES = 5_000;
 export const MAX_SERVICE_ACCOUNTS = 64;
 export const MAX_REGISTRIES = 32;
 export const MAX_FAILURES = 20;

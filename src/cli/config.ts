@@ -337,6 +337,7 @@ export function helpText(): string {
     "  check   resolve credentials, fetch a token, print registries and expiry; write nothing",
     "          (--resource NAME: with that ECRPullSecret's credentials and registries)",
     "  demo    the whole thing on a local embedded stack (from a source checkout; see README)",
+    "  migrate move the original Python operator's alchemy.com ECRPullSecrets here (migrate --help)",
     "",
     "flags (each also read from the environment variable shown):",
   ];

@@ -14,6 +14,7 @@ import { createLogger, errorField, type Logger } from "../observability/logger.j
 import { Metrics } from "../observability/metrics.js";
 import { runCheck } from "./check.js";
 import { ConfigError, helpText, type OperatorConfig, parseCommandLine } from "./config.js";
+import { runMigrate } from "./migrate.js";
 
 async function run(config: OperatorConfig, log: Logger): Promise<number> {
   const metrics = new Metrics();
@@ -159,6 +160,7 @@ async function demo(args: string[]): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "demo") return await demo(argv.slice(1));
+  if (argv[0] === "migrate") return await runMigrate(argv.slice(1));
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
     parsed = parseCommandLine(argv, process.env, { resource: { type: "string" } });

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isOperatorError } from "../errors.js";
-import { globToRegExp, isGlob, matchesAny, matchesGlob } from "./glob.js";
+import { globMatcher, globToRegExp, isGlob, matchesAny, matchesGlob } from "./glob.js";
 
 // Names and globs over a small alphabet so that random pairs often match.
 const nameChar = fc.constantFrom("a", "b", "-", "1", ".");
@@ -125,7 +125,21 @@ describe("matchesAny", () => {
     fc.assert(
       fc.property(fc.array(glob, { maxLength: 4 }), name, (gs, n) => {
         expect(matchesAny(gs, n)).toBe(gs.some((g) => matchesGlob(g, n)));
+        expect(globMatcher(gs)(n)).toBe(gs.some((g) => matchesGlob(g, n)));
       }),
     );
+  });
+
+  it("answers for thousands of plain names without matching each", () => {
+    const names = Array.from({ length: 5_000 }, (_, i) => `team-${i}`);
+    const list = [...names, "apps-*"];
+    const started = performance.now();
+    let hits = 0;
+    for (let i = 0; i < 10_000; i++) if (matchesAny(list, `team-${i}`)) hits++;
+    expect(hits).toBe(5_000);
+    expect(matchesAny(list, "apps-x")).toBe(true);
+    expect(matchesAny(list, "team-5000")).toBe(false);
+    // 50 million comparisons would take seconds; a lookup each takes microseconds.
+    expect(performance.now() - started).toBeLessThan(500);
   });
 });

@@ -76,7 +76,34 @@ export function matchesGlob(glob: string, name: string): boolean {
   return gi === g.length;
 }
 
+/**
+ * A test for "matches at least one of `globs`": plain names are looked up in
+ * a Set and only real globs are matched one by one, so a list of thousands
+ * of names costs one lookup per namespace, not thousands of comparisons.
+ */
+export function globMatcher(globs: readonly string[]): (name: string) => boolean {
+  const names = new Set<string>();
+  const patterns: string[] = [];
+  for (const glob of globs) {
+    checkGlob(glob);
+    if (isGlob(glob)) patterns.push(glob);
+    else names.add(glob);
+  }
+  if (patterns.length === 0) return (name) => names.has(name);
+  return (name) => names.has(name) || patterns.some((glob) => matchesGlob(glob, name));
+}
+
+// Spec lists come from objects that are never mutated (informer caches): one
+// matcher per list, made on first use, lives as long as the list does.
+const matchers = new WeakMap<readonly string[], (name: string) => boolean>();
+
 /** Whether `name` matches at least one of `globs` (plain names match themselves). */
 export function matchesAny(globs: readonly string[] | undefined, name: string): boolean {
-  return globs?.some((glob) => matchesGlob(glob, name)) ?? false;
+  if (!globs || globs.length === 0) return false;
+  let matcher = matchers.get(globs);
+  if (!matcher) {
+    matcher = globMatcher(globs);
+    matchers.set(globs, matcher);
+  }
+  return matcher(name);
 }

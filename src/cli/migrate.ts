@@ -1,0 +1,650 @@
+// `migrate`: from the original Python (kopf) operator (API group alchemy.com)
+// to this one. Reads what the old operator left, prints the plan
+// (src/cli/migrate-plan.ts) and, with --apply, carries it out: every step is
+// conditional on what it read, so a second run finds nothing left to do and
+// writes nothing.
+import type { ECRPullSecretSpec } from "../api/index.js";
+import { CRD_NAME, ECR_PULL_SECRETS, parseDuration } from "../api/index.js";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  LABEL_MANAGED_BY,
+  LABEL_OWNER,
+  MANAGED_SELECTOR,
+  OPERATOR_NAME,
+} from "../api/metadata.js";
+import { operatorDefaults } from "../aws/registries.js";
+import {
+  isConflict,
+  isNotFound,
+  KubeClient,
+  type ListOptions,
+  loadKubeConfig,
+  NAMESPACES,
+  type ResourceType,
+  SECRETS,
+  SERVICE_ACCOUNTS,
+} from "../kube/client.js";
+import { retryOnConflict } from "../kube/retry.js";
+import type { KubernetesObject, ObjectMeta, Secret, ServiceAccount } from "../kube/types.js";
+import { formatAddedRefs, ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
+import { ConfigError, type OperatorConfig, parseCommandLine } from "./config.js";
+import {
+  type ClusterFacts,
+  formatPlan,
+  KOPF_FINALIZER,
+  type MigrationPlan,
+  type NamespaceFacts,
+  type NamespaceStep,
+  OLD_CRD_NAME,
+  OLD_ENV,
+  OLD_GROUP,
+  OLD_PLURAL,
+  OLD_VERSION,
+  type OldDeployment,
+  type OldResource,
+  planMigration,
+  type ResourcePlan,
+  type SecretFacts,
+  type SettingsInput,
+  SHARED_SHORT_NAME,
+} from "./migrate-plan.js";
+
+/** The field manager of migrate's writes: the audit log and managedFields tell them apart. */
+export const MIGRATE_FIELD_MANAGER = `${OPERATOR_NAME}-migrate`;
+
+export const OLD_ECR_PULL_SECRETS: ResourceType = {
+  group: OLD_GROUP,
+  version: OLD_VERSION,
+  kind: "ECRPullSecret",
+  plural: OLD_PLURAL,
+  namespaced: false,
+};
+const DEPLOYMENTS: ResourceType = {
+  group: "apps",
+  version: "v1",
+  kind: "Deployment",
+  plural: "deployments",
+  namespaced: true,
+};
+const CRDS: ResourceType = {
+  group: "apiextensions.k8s.io",
+  version: "v1",
+  kind: "CustomResourceDefinition",
+  plural: "customresourcedefinitions",
+  namespaced: false,
+};
+
+const MIGRATE_FLAGS = {
+  apply: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  force: { type: "boolean" },
+  "delete-old-crd": { type: "boolean" },
+  timeout: { type: "string" },
+} as const;
+
+const DEFAULT_TIMEOUT = "5m";
+const POLL_MS = 500;
+const WRITE_CONCURRENCY = 16;
+const ADMISSION_GRACE_MS = 1_000;
+
+export function migrateHelp(): string {
+  return [
+    "usage: ecr-creds-refresher migrate [--apply [--force] [--delete-old-crd]] [flags]",
+    "",
+    "Moves the original Python operator's alchemy.com/v1alpha1 ECRPullSecrets to ecrcreds.io.",
+    "Without --apply (or with --dry-run) it prints the plan and writes nothing. With --apply the",
+    "new operator must be running: migrate creates the new resources, waits until each namespace",
+    "is served, then removes the old Secrets and ServiceAccount references (never others' entries),",
+    "kopf's finalizer and the old resources.",
+    "",
+    "  --apply                carry the plan out",
+    "  --dry-run              print the plan only (the default)",
+    "  --force                act although the old operator's Deployment still has replicas",
+    "  --delete-old-crd       delete the CRD ecrpullsecrets.alchemy.com once it is empty",
+    `  --timeout DURATION     how long to wait for the new operator per run (default ${DEFAULT_TIMEOUT})`,
+    "  --region, --registry, --credentials-secret-name, --credentials-secret-namespace",
+    "                         settings for the new resources, over what the old Deployment says",
+    "  --kubeconfig           as for every command (else in-cluster)",
+  ].join("\n");
+}
+
+// --- Reading the cluster ---------------------------------------------------
+
+interface CrdView extends KubernetesObject {
+  spec?: { names?: { shortNames?: string[] } };
+  status?: { acceptedNames?: { shortNames?: string[] } };
+}
+
+interface DeploymentView extends KubernetesObject {
+  spec?: {
+    replicas?: number;
+    template?: {
+      spec?: {
+        containers?: Array<{ args?: string[]; env?: Array<{ name: string; value?: string }> }>;
+      };
+    };
+  };
+}
+
+interface OldResourceView extends KubernetesObject {
+  spec?: { secretName?: string; namespaces?: string[] };
+}
+
+interface NewResourceView extends KubernetesObject {
+  spec: ECRPullSecretSpec;
+}
+
+async function listAll<T extends KubernetesObject>(
+  kube: KubeClient,
+  type: ResourceType,
+  opts: ListOptions = {},
+): Promise<T[]> {
+  const items: T[] = [];
+  let continueToken: string | undefined;
+  do {
+    const page = await kube.list<T>(type, { ...opts, limit: 500, continueToken });
+    items.push(...page.items);
+    continueToken = page.metadata?.continue || undefined;
+  } while (continueToken);
+  return items;
+}
+
+async function getOrUndefined<T extends KubernetesObject>(
+  kube: KubeClient,
+  type: ResourceType,
+  ref: { namespace?: string; name: string },
+): Promise<T | undefined> {
+  try {
+    return await kube.get<T>(type, ref);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Our own commands: a Deployment running one of them is the new operator, not the old one. */
+const OWN_COMMANDS = new Set(["run", "once", "check"]);
+
+/**
+ * A Deployment of the old operator: a container sets one of its variables
+ * and does not run one of this executable's commands (the new chart sets the
+ * same variables, and always passes `run`).
+ */
+export function oldOperatorOf(d: DeploymentView): OldDeployment | undefined {
+  const names = new Set<string>(Object.values(OLD_ENV));
+  for (const c of d.spec?.template?.spec?.containers ?? []) {
+    if (c.args?.[0] && OWN_COMMANDS.has(c.args[0])) continue;
+    const env: Record<string, string> = {};
+    for (const e of c.env ?? []) if (names.has(e.name) && e.value) env[e.name] = e.value;
+    if (Object.keys(env).length === 0) continue;
+    return {
+      namespace: d.metadata?.namespace ?? "",
+      name: d.metadata?.name ?? "",
+      replicas: d.spec?.replicas ?? 1,
+      env,
+    };
+  }
+  return undefined;
+}
+
+function dockerConfigHosts(s: Secret): string[] {
+  const raw = s.data?.[".dockerconfigjson"];
+  if (!raw) return [];
+  try {
+    const parsed = JSON.parse(Buffer.from(raw, "base64").toString("utf8")) as {
+      auths?: Record<string, unknown>;
+    };
+    return Object.keys(parsed.auths ?? {});
+  } catch {
+    return [];
+  }
+}
+
+interface Gathered {
+  facts: ClusterFacts;
+  newCrdInstalled: boolean;
+}
+
+export async function gatherFacts(kube: KubeClient): Promise<Gathered> {
+  const oldCrd = await getOrUndefined<CrdView>(kube, CRDS, { name: OLD_CRD_NAME });
+  const newCrd = await getOrUndefined<CrdView>(kube, CRDS, { name: CRD_NAME });
+  const oldResources: OldResource[] = oldCrd
+    ? (await listAll<OldResourceView>(kube, OLD_ECR_PULL_SECRETS)).map((r) => ({
+        name: r.metadata?.name ?? "",
+        ...(r.spec?.secretName !== undefined ? { secretName: r.spec.secretName } : {}),
+        ...(r.spec?.namespaces !== undefined ? { namespaces: r.spec.namespaces } : {}),
+        finalizers: r.metadata?.finalizers ?? [],
+      }))
+    : [];
+  const deployments = (await listAll<DeploymentView>(kube, DEPLOYMENTS))
+    .map(oldOperatorOf)
+    .filter((d): d is OldDeployment => d !== undefined)
+    .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  const namespaces = new Map<string, NamespaceFacts>();
+  for (const ns of await listAll<KubernetesObject>(kube, NAMESPACES)) {
+    namespaces.set(ns.metadata?.name ?? "", { labels: ns.metadata?.labels ?? {}, secrets: {} });
+  }
+  for (const sa of await listAll<ServiceAccount>(kube, SERVICE_ACCOUNTS, {
+    fieldSelector: "metadata.name=default",
+  })) {
+    const n = namespaces.get(sa.metadata?.namespace ?? "");
+    if (n) n.defaultPullSecrets = (sa.imagePullSecrets ?? []).flatMap((r) => r.name ?? []);
+  }
+  for (const s of await listAll<Secret>(kube, SECRETS, {
+    fieldSelector: "type=kubernetes.io/dockerconfigjson",
+  })) {
+    const n = namespaces.get(s.metadata?.namespace ?? "");
+    if (!n) continue;
+    const labels = s.metadata?.labels ?? {};
+    const facts: SecretFacts = {
+      type: s.type,
+      managed: labels[LABEL_MANAGED_BY] === OPERATOR_NAME,
+      hosts: dockerConfigHosts(s),
+    };
+    if (labels[LABEL_OWNER]) facts.owner = labels[LABEL_OWNER];
+    n.secrets[s.metadata?.name ?? ""] = facts;
+  }
+  const newResources = new Map<string, ECRPullSecretSpec>();
+  if (newCrd) {
+    for (const r of await listAll<NewResourceView>(kube, ECR_PULL_SECRETS)) {
+      newResources.set(r.metadata?.name ?? "", r.spec);
+    }
+  }
+  const facts: ClusterFacts = { oldResources, deployments, namespaces, newResources };
+  if (oldCrd) facts.oldCrdShortNames = oldCrd.spec?.names?.shortNames ?? [];
+  return { facts, newCrdInstalled: newCrd !== undefined };
+}
+
+// --- Writing ---------------------------------------------------------------
+
+/** Runs `work` over `items`, `n` at a time. */
+async function pool<T>(items: readonly T[], n: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
+}
+
+/** Reads, decides and writes with the read's resourceVersion, again on a conflict. */
+async function conditionally<T extends KubernetesObject>(
+  kube: KubeClient,
+  type: ResourceType,
+  ref: { namespace?: string; name: string },
+  change: (current: T) => object | undefined,
+): Promise<boolean> {
+  return await retryOnConflict(
+    {
+      attempts: 10,
+      exhausted: () =>
+        new Error(
+          `failed to update ${type.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}: it kept changing under us; run migrate again`,
+        ),
+    },
+    async () => {
+      const current = await getOrUndefined<T>(kube, type, ref);
+      if (!current) return false;
+      const patch = change(current) as { metadata?: ObjectMeta } | undefined;
+      if (!patch) return false;
+      try {
+        await kube.patch(type, ref, {
+          ...patch,
+          metadata: { ...patch.metadata, resourceVersion: current.metadata?.resourceVersion },
+        });
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+      return true;
+    },
+  );
+}
+
+export interface MigrateIO {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+class Migration {
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly plan: MigrationPlan,
+    private readonly io: MigrateIO,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private say(line: string): void {
+    this.io.out.write(`${line}\n`);
+  }
+
+  async apply(deleteOldCrd: boolean): Promise<void> {
+    if (this.plan.oldCrd.removeShortName) await this.removeShortName();
+    for (const r of this.plan.resources) {
+      if (r.label) await this.labelNamespaces(r);
+      if (r.action === "create") await this.create(r);
+    }
+    await this.serveAndClean();
+    for (const r of this.plan.resources) await this.deleteOld(r);
+    if (deleteOldCrd) await this.deleteOldCrd();
+  }
+
+  /** Ends `kubectl get ecrps` meaning two things: the old CRD gives up the short name. */
+  private async removeShortName(): Promise<void> {
+    await conditionally<CrdView>(this.kube, CRDS, { name: OLD_CRD_NAME }, (crd) => {
+      const names = crd.spec?.names?.shortNames ?? [];
+      if (!names.includes(SHARED_SHORT_NAME)) return undefined;
+      const rest = names.filter((n) => n !== SHARED_SHORT_NAME);
+      return { spec: { names: { shortNames: rest.length > 0 ? rest : null } } };
+    });
+    await this.until(
+      `CRD ${OLD_CRD_NAME} to give up the short name ${SHARED_SHORT_NAME}`,
+      async () => {
+        const crd = await getOrUndefined<CrdView>(this.kube, CRDS, { name: OLD_CRD_NAME });
+        return !crd?.status?.acceptedNames?.shortNames?.includes(SHARED_SHORT_NAME);
+      },
+    );
+    this.say(`CRD ${OLD_CRD_NAME}: short name ${SHARED_SHORT_NAME} removed`);
+  }
+
+  private async labelNamespaces(r: ResourcePlan): Promise<void> {
+    const label = r.label;
+    if (!label) return;
+    await pool(label.namespaces, WRITE_CONCURRENCY, async (name) => {
+      await this.kube.patch(
+        NAMESPACES,
+        { name },
+        { metadata: { labels: { [label.key]: label.value } } },
+      );
+    });
+    this.say(`labelled ${label.namespaces.length} namespaces ${label.key}=${label.value}`);
+  }
+
+  private async create(r: ResourcePlan): Promise<void> {
+    try {
+      await this.kube.create(ECR_PULL_SECRETS, { metadata: { name: r.name }, spec: r.spec });
+      this.say(`created ecrcreds.io ECRPullSecret ${r.name}`);
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      this.say(`ecrcreds.io ECRPullSecret ${r.name} exists; kept`);
+    }
+  }
+
+  /**
+   * Waits until the new operator serves each namespace (its Secret, owned by
+   * the new resource, and the `default` ServiceAccount referencing it), then
+   * removes the old Secret and reference there: a Pod admitted at any moment
+   * names at least one Secret that exists.
+   */
+  private async serveAndClean(): Promise<void> {
+    const pending = new Map<string, { r: ResourcePlan; step: NamespaceStep }>();
+    for (const r of this.plan.resources) {
+      for (const step of r.steps) {
+        if (step.exists) pending.set(`${r.name}\u0000${step.namespace}`, { r, step });
+      }
+    }
+    if (pending.size === 0) return;
+    this.say(`waiting for the new operator to serve ${pending.size} namespaces`);
+    const deadline = Date.now() + this.timeoutMs;
+    while (pending.size > 0) {
+      const owners = new Map<string, string>();
+      for (const s of await listAll<Secret>(this.kube, SECRETS, {
+        labelSelector: MANAGED_SELECTOR,
+      })) {
+        owners.set(
+          `${s.metadata?.namespace}\u0000${s.metadata?.name}`,
+          s.metadata?.labels?.[LABEL_OWNER] ?? "",
+        );
+      }
+      const refs = new Map<string, string[]>();
+      for (const sa of await listAll<ServiceAccount>(this.kube, SERVICE_ACCOUNTS, {
+        fieldSelector: "metadata.name=default",
+      })) {
+        refs.set(
+          sa.metadata?.namespace ?? "",
+          (sa.imagePullSecrets ?? []).flatMap((x) => x.name ?? []),
+        );
+      }
+      const served = [...pending.entries()].filter(([, { r, step }]) => {
+        const owner = owners.get(`${step.namespace}\u0000${step.secret}`);
+        const saRefs = refs.get(step.namespace);
+        return (
+          owner === ownerLabelValue(r.name) &&
+          (saRefs === undefined || saRefs.includes(step.secret))
+        );
+      });
+      const reports = new Map<string, string[]>();
+      await pool(served, WRITE_CONCURRENCY, async ([key, { r, step }]) => {
+        reports.set(key, await this.moveReferences(r, step));
+      });
+      // The ServiceAccount admission plugin reads ServiceAccounts from the API
+      // server's cache: give it a moment to see the references gone before
+      // the Secrets they named go, so no Pod is admitted naming only those.
+      if (served.some(([, { step }]) => step.remove.some((rm) => rm.secret))) {
+        await new Promise((resolve) => setTimeout(resolve, ADMISSION_GRACE_MS));
+      }
+      await pool(served, WRITE_CONCURRENCY, async ([key, { r, step }]) => {
+        const done = [...(reports.get(key) ?? []), ...(await this.deleteOldSecrets(step))];
+        this.say(
+          `${step.namespace}: served (${r.name}, Secret ${step.secret})${done.length ? `; ${done.join("; ")}` : ""}`,
+        );
+        pending.delete(key);
+      });
+      if (pending.size === 0) break;
+      if (Date.now() > deadline) {
+        const left = [...pending.values()];
+        throw new Error(
+          `failed to migrate: the new operator did not serve ${left.length} namespaces within ${Math.round(this.timeoutMs / 1000)}s (${left
+            .slice(0, 10)
+            .map(({ r, step }) => `${step.namespace} for ${r.name}`)
+            .join(
+              ", ",
+            )}${left.length > 10 ? ", ..." : ""}); check that ecr-creds-refresher runs and read the Ready condition (kubectl describe ecrps NAME), then run migrate --apply again`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
+  /** Claims the adopted reference for the new resource and removes the old ones; says what it did. */
+  private async moveReferences(r: ResourcePlan, step: NamespaceStep): Promise<string[]> {
+    const ns = step.namespace;
+    const done: string[] = [];
+    if (step.claimRef) {
+      const owner = ownerLabelValue(r.name);
+      const claimed = await conditionally<ServiceAccount>(
+        this.kube,
+        SERVICE_ACCOUNTS,
+        { namespace: ns, name: "default" },
+        (sa) => {
+          if (!(sa.imagePullSecrets ?? []).some((x) => x.name === step.secret)) return undefined;
+          const added = parseAddedRefs(sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]);
+          if (added.some((a) => a.owner === owner && a.name === step.secret)) return undefined;
+          return {
+            metadata: {
+              annotations: {
+                [ANNOTATION_ADDED_PULL_SECRETS]: formatAddedRefs([
+                  ...added,
+                  { owner, name: step.secret },
+                ]),
+              },
+            },
+          };
+        },
+      );
+      if (claimed) done.push(`reference ${step.secret} now the new operator's`);
+    }
+    for (const rm of step.remove) {
+      if (!rm.ref) continue;
+      const removed = await conditionally<ServiceAccount>(
+        this.kube,
+        SERVICE_ACCOUNTS,
+        { namespace: ns, name: "default" },
+        (sa) => {
+          const list = sa.imagePullSecrets ?? [];
+          if (!list.some((x) => x.name === rm.name)) return undefined;
+          return { imagePullSecrets: list.filter((x) => x.name !== rm.name) };
+        },
+      );
+      if (removed) done.push(`${rm.name} removed from the default ServiceAccount`);
+    }
+    return done;
+  }
+
+  private async deleteOldSecrets(step: NamespaceStep): Promise<string[]> {
+    const ns = step.namespace;
+    const done: string[] = [];
+    for (const rm of step.remove) {
+      if (!rm.secret) continue;
+      const s = await getOrUndefined<Secret>(this.kube, SECRETS, { namespace: ns, name: rm.name });
+      // Adopted or relabelled since the plan: not the old operator's any more.
+      if (!s || s.metadata?.labels?.[LABEL_MANAGED_BY] === OPERATOR_NAME) continue;
+      try {
+        await this.kube.delete(
+          SECRETS,
+          { namespace: ns, name: rm.name },
+          { resourceVersion: s.metadata?.resourceVersion },
+        );
+        done.push(`Secret ${rm.name} deleted`);
+      } catch (err) {
+        if (!isNotFound(err) && !isConflict(err)) throw err;
+      }
+    }
+    return done;
+  }
+
+  /** Drops kopf's finalizer (kopf is gone, nothing else would) and deletes the old resource. */
+  private async deleteOld(r: ResourcePlan): Promise<void> {
+    const ref = { name: r.name };
+    await conditionally<KubernetesObject>(this.kube, OLD_ECR_PULL_SECRETS, ref, (old) => {
+      const finalizers = old.metadata?.finalizers ?? [];
+      if (!finalizers.includes(KOPF_FINALIZER)) return undefined;
+      return { metadata: { finalizers: finalizers.filter((f) => f !== KOPF_FINALIZER) } };
+    });
+    try {
+      await this.kube.delete(OLD_ECR_PULL_SECRETS, ref);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await this.until(`alchemy.com ECRPullSecret ${r.name} to be gone`, async () => {
+      const old = await getOrUndefined<KubernetesObject>(this.kube, OLD_ECR_PULL_SECRETS, ref);
+      if (old && (old.metadata?.finalizers ?? []).length > 0 && old.metadata?.deletionTimestamp) {
+        const others = (old.metadata.finalizers ?? []).filter((f) => f !== KOPF_FINALIZER);
+        if (others.length > 0) {
+          throw new Error(
+            `failed to delete alchemy.com ECRPullSecret ${r.name}: it waits for finalizers ${others.join(", ")}, which are not kopf's; remove them if nothing will`,
+          );
+        }
+      }
+      return old === undefined;
+    });
+    this.say(`deleted alchemy.com ECRPullSecret ${r.name}`);
+  }
+
+  private async deleteOldCrd(): Promise<void> {
+    const crd = await getOrUndefined<CrdView>(this.kube, CRDS, { name: OLD_CRD_NAME });
+    if (!crd) return;
+    const left = await listAll<KubernetesObject>(this.kube, OLD_ECR_PULL_SECRETS);
+    if (left.length > 0) {
+      this.say(`CRD ${OLD_CRD_NAME} kept: ${left.length} alchemy.com ECRPullSecrets remain`);
+      return;
+    }
+    try {
+      await this.kube.delete(CRDS, { name: OLD_CRD_NAME });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await this.until(`CRD ${OLD_CRD_NAME} to be gone`, async () => {
+      return (await getOrUndefined(this.kube, CRDS, { name: OLD_CRD_NAME })) === undefined;
+    });
+    this.say(`deleted CRD ${OLD_CRD_NAME}`);
+  }
+
+  private async until(what: string, done: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    while (!(await done())) {
+      if (Date.now() > deadline) {
+        throw new Error(`failed to migrate: timed out waiting for ${what}; run migrate again`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS / 2));
+    }
+  }
+}
+
+/** `ecr-creds-refresher migrate [flags]`; returns the exit code. */
+export async function runMigrate(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  io: MigrateIO = { out: process.stdout, err: process.stderr },
+): Promise<number> {
+  let config: OperatorConfig;
+  let flags: SettingsInput;
+  let extra: Record<string, string | boolean | undefined>;
+  let timeoutMs: number;
+  try {
+    const argv = ["migrate", ...args];
+    const parsed = parseCommandLine(argv, env, MIGRATE_FLAGS);
+    if (parsed.extra.help) {
+      io.out.write(`${migrateHelp()}\n`);
+      return 0;
+    }
+    if (parsed.positionals.length > 0) {
+      throw new ConfigError(
+        `unexpected argument ${JSON.stringify(parsed.positionals[0])}; see migrate --help`,
+      );
+    }
+    config = parsed.config;
+    extra = parsed.extra;
+    // The same line again without the environment: what was given as a flag.
+    flags = operatorDefaults(parseCommandLine(argv, {}, MIGRATE_FLAGS).config);
+    const timeout = typeof extra.timeout === "string" ? extra.timeout : DEFAULT_TIMEOUT;
+    try {
+      timeoutMs = parseDuration(timeout);
+    } catch (e) {
+      throw new ConfigError(
+        `failed to read --timeout: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    if (extra.apply && extra["dry-run"])
+      throw new ConfigError("--apply and --dry-run exclude each other");
+  } catch (e) {
+    io.err.write(`ecr-creds-refresher migrate: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 2;
+  }
+  const apply = extra.apply === true;
+  try {
+    const kube = new KubeClient(loadKubeConfig(config.kubeconfig), {
+      qps: config.qps,
+      burst: config.burst,
+      fieldManager: MIGRATE_FIELD_MANAGER,
+    });
+    const { facts, newCrdInstalled } = await gatherFacts(kube);
+    const plan = planMigration(facts, { flags, environment: operatorDefaults(config) });
+    if (!newCrdInstalled) {
+      plan.problems.push(
+        `the CRD ${CRD_NAME} is not installed: install ecr-creds-refresher (the Helm chart or deploy/manifests/install.yaml) and let it run, then migrate`,
+      );
+    }
+    io.out.write(formatPlan(plan, apply));
+    if (!apply) return plan.problems.length > 0 ? 1 : 0;
+    if (plan.problems.length > 0) {
+      io.err.write(
+        `failed to migrate: ${plan.problems.length} problems in the plan (above); fix them and run again\n`,
+      );
+      return 1;
+    }
+    if (plan.running.length > 0 && extra.force !== true) {
+      const d = plan.running[0] as OldDeployment;
+      io.err.write(
+        `failed to migrate: the old operator still runs (Deployment ${d.namespace}/${d.name} has ${d.replicas} ${d.replicas === 1 ? "replica" : "replicas"}) and would keep rewriting its Secrets and ServiceAccounts; scale it down with kubectl -n ${d.namespace} scale deployment ${d.name} --replicas=0, or pass --force\n`,
+      );
+      return 1;
+    }
+    await new Migration(kube, plan, io, timeoutMs).apply(extra["delete-old-crd"] === true);
+    io.out.write("done\n");
+    return 0;
+  } catch (e) {
+    io.err.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
