@@ -38,7 +38,7 @@ import {
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
-import { type OperatorStack, startOperatorStack } from "../harness/stack.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 // The old operator's own constant: its Secret name and registry.
@@ -69,7 +69,7 @@ const ABSENT = Array.from(
   (_, i) => `mig-absent-${String(i).padStart(5, "0")}`,
 );
 
-let stack: OperatorStack;
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let apps: AppsV1Api;
@@ -195,14 +195,20 @@ async function kubectl(...args: string[]): Promise<{ stdout: string; stderr: str
 }
 
 beforeAll(async () => {
-  stack = await startOperatorStack({
-    kubeconfigPath: cp.kubeconfigPath,
+  stack = await startStack({
     ops: OPS,
-    accountId: ACCOUNT,
-    accessKeyId: ACCESS_KEY,
-    secretAccessKey: SECRET_KEY,
+    identities: [
+      {
+        accessKeyId: ACCESS_KEY,
+        secretAccessKey: SECRET_KEY,
+        accountId: ACCOUNT,
+        arn: `arn:aws:iam::${ACCOUNT}:user/${OPS}`,
+      },
+    ],
     tokenLifetimeMs: 30 * 60_000,
   });
+  // The new operator, as its own ServiceAccount, already running when migrate starts.
+  await stack.startOperator();
   ({ k, aws } = stack);
   apps = k.kc.makeApiClient(AppsV1Api);
   admin = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
