@@ -19,6 +19,11 @@ export const ANNOTATION_REGISTRIES = "ecrcreds.io/registries";
  * token only for the source that fetched it, not after credentials changed.
  */
 export const ANNOTATION_TOKEN_SOURCES = "ecrcreds.io/token-sources";
+/**
+ * The secretTemplate keys applied to a Secret (`label:k,annotation:k`), so
+ * that a key later dropped from the template is dropped from the Secret.
+ */
+export const ANNOTATION_SECRET_TEMPLATE_KEYS = "ecrcreds.io/secret-template-keys";
 /** ServiceAccount annotation: the Secret names this operator added (so it removes only those). */
 export const ANNOTATION_ADDED_PULL_SECRETS = "ecrcreds.io/added-pull-secrets";
 

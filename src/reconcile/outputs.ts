@@ -1,0 +1,204 @@
+// The other consumers of the one token, as pure functions: the host spellings
+// each registry gets an auths key under, the config.json Secret of a target
+// namespace, the Argo CD repository Secrets, and the secretTemplate's labels
+// and annotations on every Secret. All of them are built from the content the
+// pull Secret is built from, so a format costs no AWS call; and from the same
+// bytes, so every namespace of one token holds identical auth entries (what
+// the kubelet's credential tracking, KEP-2535, compares). No I/O here.
+import { ANNOTATION_REGISTRIES, ANNOTATION_SECRET_TEMPLATE_KEYS } from "../api/conditions.js";
+import type { ArgoCDSpec, SecretTemplate } from "../api/index.js";
+import { parseRegistryHost, registryHost } from "../aws/registry-host.js";
+import type { DesiredSecret, SecretView } from "./desired.js";
+
+export const OPAQUE_TYPE = "Opaque";
+/** The Docker client's config file, as DOCKER_CONFIG/config.json. */
+export const CONFIG_JSON_KEY = "config.json";
+/** Argo CD reads repository Secrets by this label (argocd-repo-creds.yaml, argocd-repositories.yaml). */
+export const ARGOCD_SECRET_TYPE_LABEL = "argocd.argoproj.io/secret-type";
+export const DEFAULT_ARGOCD_NAMESPACE = "argocd";
+
+export type HostVariant = "Standard" | "DualStack";
+
+/**
+ * The auths keys of one registry host: bare hosts (no scheme, no path), as
+ * Docker with the containerd store and recent containerd match them exactly.
+ * With `variants`, a private registry gets each spelling asked for (FIPS
+ * kept); ECR Public and China regions (no dual-stack endpoint) keep their own.
+ */
+export function hostSpellings(host: string, variants?: readonly HostVariant[]): string[] {
+  if (variants === undefined || variants.length === 0) return [host];
+  let parsed: ReturnType<typeof parseRegistryHost>;
+  try {
+    parsed = parseRegistryHost(host);
+  } catch {
+    return [host];
+  }
+  if (parsed.kind === "public") return [host];
+  const out: string[] = [];
+  for (const variant of ["Standard", "DualStack"] as const) {
+    if (!variants.includes(variant)) continue;
+    if (variant === "DualStack" && parsed.partition === "aws-cn") continue;
+    const spelled = registryHost(parsed.accountId, parsed.region, {
+      fips: parsed.fips,
+      dualStack: variant === "DualStack",
+    });
+    if (!out.includes(spelled)) out.push(spelled);
+  }
+  return out.length > 0 ? out : [host];
+}
+
+/** Auths entries with every host under each spelling asked for, sharing its credentials. */
+export function withHostVariants<T extends { host: string }>(
+  entries: readonly T[],
+  variants?: readonly HostVariant[],
+): T[] {
+  const out: T[] = [];
+  for (const entry of entries) {
+    for (const host of hostSpellings(entry.host, variants)) {
+      if (!out.some((e) => e.host === host)) out.push({ ...entry, host });
+    }
+  }
+  return out;
+}
+
+// --- secretTemplate ------------------------------------------------------------
+
+/** The record of which template keys were applied: `label:k` and `annotation:k`, sorted. */
+export function templateKeys(template: SecretTemplate | undefined): string | undefined {
+  const keys = [
+    ...Object.keys(template?.labels ?? {}).map((k) => `label:${k}`),
+    ...Object.keys(template?.annotations ?? {}).map((k) => `annotation:${k}`),
+  ].sort();
+  return keys.length > 0 ? keys.join(",") : undefined;
+}
+
+/**
+ * Labels and annotations with the template's added (the operator's own win:
+ * the schema forbids their keys, this keeps a hand-edited CRD honest), and
+ * the record of the template's keys so that a key dropped from the template
+ * is later dropped from the Secrets.
+ */
+export function applyTemplate(
+  labels: Record<string, string>,
+  annotations: Record<string, string>,
+  template: SecretTemplate | undefined,
+): { labels: Record<string, string>; annotations: Record<string, string> } {
+  const keys = templateKeys(template);
+  if (keys === undefined) return { labels, annotations };
+  return {
+    labels: { ...template?.labels, ...labels },
+    annotations: {
+      ...template?.annotations,
+      ...annotations,
+      [ANNOTATION_SECRET_TEMPLATE_KEYS]: keys,
+    },
+  };
+}
+
+/**
+ * Template keys an observed Secret carries from an earlier template and the
+ * desired one no longer has: a merge patch sets them to null.
+ */
+export function droppedTemplateKeys(
+  desired: DesiredSecret,
+  observed: SecretView,
+): { labels: string[]; annotations: string[] } {
+  const recorded = observed.metadata?.annotations?.[ANNOTATION_SECRET_TEMPLATE_KEYS];
+  const out = { labels: [] as string[], annotations: [] as string[] };
+  if (!recorded) return out;
+  for (const entry of recorded.split(",")) {
+    const colon = entry.indexOf(":");
+    const kind = entry.slice(0, colon);
+    const key = entry.slice(colon + 1);
+    if (kind === "label" && !(key in desired.metadata.labels)) out.labels.push(key);
+    if (kind === "annotation" && !(key in desired.metadata.annotations)) out.annotations.push(key);
+  }
+  if (!(ANNOTATION_SECRET_TEMPLATE_KEYS in desired.metadata.annotations)) {
+    out.annotations.push(ANNOTATION_SECRET_TEMPLATE_KEYS);
+  }
+  return out;
+}
+
+// --- config.json -----------------------------------------------------------------
+
+/**
+ * The config.json Secret of every target namespace: Opaque, one key holding
+ * the very bytes of the pull Secret's `.dockerconfigjson` (a config.json with
+ * only `auths` is exactly that document). `base` is the pull Secret's
+ * builder; its shared labels, annotations and encoded data are reused.
+ */
+export function desiredConfigJsonSecrets(
+  base: (namespace: string) => DesiredSecret,
+  name: string,
+): (namespace: string) => DesiredSecret {
+  let data: Record<string, string> | undefined;
+  return (namespace) => {
+    const pull = base(namespace);
+    data ??= { [CONFIG_JSON_KEY]: Object.values(pull.data)[0] ?? "" };
+    return { metadata: { ...pull.metadata, name }, type: OPAQUE_TYPE, data };
+  };
+}
+
+// --- Argo CD ---------------------------------------------------------------------
+
+export interface ArgoCDInput {
+  owner: string;
+  /** The owner label value (ownerLabelValue(owner)). */
+  ownerKey: string;
+  spec: ArgoCDSpec;
+  /** One entry per auths key, in auths order. */
+  auths: readonly { host: string; username: string; password: string }[];
+  /** The pull Secrets' labels and annotations (template applied). */
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** Argo CD's `url` for a registry host: bare for type helm (enableOCI), oci:// for type oci. */
+export function argoCDUrl(host: string, type: "helm" | "oci"): string {
+  return type === "oci" ? `oci://${host}` : host;
+}
+
+/** The name of the Argo CD Secret of one registry host and repository type. */
+export function argoCDSecretName(ownerKey: string, type: "helm" | "oci", host: string): string {
+  return `${ownerKey}-${type}-${host}`;
+}
+
+const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64");
+
+/**
+ * One Secret per registry host and repository type in Argo CD's namespace,
+ * labelled repo-creds (a credential template: Argo CD uses it for every
+ * repository URL it prefixes) or repository, with Argo CD's own keys.
+ */
+export function desiredArgoCDSecrets(input: ArgoCDInput): DesiredSecret[] {
+  const namespace = input.spec.namespace ?? DEFAULT_ARGOCD_NAMESPACE;
+  const secretType = input.spec.secretType ?? "repo-creds";
+  const types = input.spec.repositoryTypes ?? ["helm"];
+  const labels = { ...input.labels, [ARGOCD_SECRET_TYPE_LABEL]: secretType };
+  const out: DesiredSecret[] = [];
+  for (const type of (["helm", "oci"] as const).filter((t) => types.includes(t))) {
+    for (const { host, username, password } of input.auths) {
+      const data: Record<string, string> = {
+        url: b64(argoCDUrl(host, type)),
+        type: b64(type),
+        username: b64(username),
+        password: b64(password),
+      };
+      if (type === "helm") data.enableOCI = b64("true");
+      // The name Argo CD shows for a repository; credential templates have none.
+      if (secretType === "repository") data.name = b64(`ecr-${type}-${host}`);
+      if (input.spec.project) data.project = b64(input.spec.project);
+      out.push({
+        metadata: {
+          name: argoCDSecretName(input.ownerKey, type, host),
+          namespace,
+          labels,
+          annotations: { ...input.annotations, [ANNOTATION_REGISTRIES]: host },
+        },
+        type: OPAQUE_TYPE,
+        data,
+      });
+    }
+  }
+  return out;
+}
