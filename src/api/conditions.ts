@@ -26,6 +26,8 @@ export const ANNOTATION_TOKEN_SOURCES = "ecrcreds.io/token-sources";
 export const ANNOTATION_SECRET_TEMPLATE_KEYS = "ecrcreds.io/secret-template-keys";
 /** ServiceAccount annotation: the Secret names this operator added (so it removes only those). */
 export const ANNOTATION_ADDED_PULL_SECRETS = "ecrcreds.io/added-pull-secrets";
+/** ServiceAccount annotation: the names this operator added to its `secrets` list (Tekton reads it). */
+export const ANNOTATION_ADDED_SECRETS = "ecrcreds.io/added-secrets";
 
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${OPERATOR_NAME}`;
 

@@ -181,6 +181,18 @@ export interface ServiceAccountChange {
   addedRefs: string | null;
 }
 
+/** An entry of a ServiceAccount's reference list; others' entries are kept whole. */
+export interface ReferenceEntry {
+  name?: string;
+  [field: string]: unknown;
+}
+
+export interface ReferenceListChange {
+  entries: ReferenceEntry[];
+  /** The new value of the list's added-by annotation; null removes it. */
+  addedRefs: string | null;
+}
+
 /**
  * How one ServiceAccount's imagePullSecrets change for one resource.
  *
@@ -200,8 +212,33 @@ export function planServiceAccount(
   want: string | undefined,
   removeStale: boolean,
 ): ServiceAccountChange | undefined {
-  const current = (sa.imagePullSecrets ?? []).flatMap((r) => (r.name ? [{ name: r.name }] : []));
-  const annotation = sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
+  const change = planReferenceList(
+    sa.imagePullSecrets ?? [],
+    sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS],
+    owner,
+    want,
+    removeStale,
+  );
+  if (!change) return undefined;
+  return {
+    imagePullSecrets: change.entries.map((e) => ({ name: e.name ?? "" })),
+    addedRefs: change.addedRefs,
+  };
+}
+
+/**
+ * planServiceAccount's rules over any list of references a ServiceAccount
+ * holds (imagePullSecrets, or `secrets`, which Tekton reads), with the
+ * annotation recording which entries the operator added there.
+ */
+export function planReferenceList(
+  entries: readonly ReferenceEntry[],
+  annotation: string | undefined,
+  owner: string,
+  want: string | undefined,
+  removeStale: boolean,
+): ReferenceListChange | undefined {
+  const current = entries.filter((r) => r.name);
   const refs = parseAddedRefs(annotation);
   const ownerKey = ownerLabelValue(owner);
 
@@ -243,11 +280,10 @@ export function planServiceAccount(
   }
 
   const nextAnnotation = formatAddedRefs(dedupeRefs(nextRefs));
-  const listChanged =
-    list.length !== current.length || list.some((e, i) => e.name !== current[i]?.name);
+  const listChanged = list.length !== current.length || list.some((e, i) => e !== current[i]);
   const annotationChanged = (nextAnnotation ?? undefined) !== (annotation || undefined);
   if (!listChanged && !annotationChanged) return undefined;
-  return { imagePullSecrets: list, addedRefs: nextAnnotation ?? null };
+  return { entries: list, addedRefs: nextAnnotation ?? null };
 }
 
 function dedupeRefs(refs: readonly AddedRef[]): AddedRef[] {
