@@ -199,4 +199,14 @@ describe("desiredArgoCDSecrets", () => {
     expect(decode(oci?.data.project)).toBe("team-a");
     expect(decode(oci?.data.name)).toBe(`ecr-oci-${standard}`);
   });
+
+  it("names a Secret for a host with a port (a local registry) validly", () => {
+    const [secret] = desiredArgoCDSecrets({
+      ...base,
+      auths: [{ host: "127.0.0.1:5000", username: "AWS", password: "pw" }],
+      spec: {},
+    });
+    expect(secret?.metadata.name).toBe("team-helm-127.0.0.1-5000");
+    expect(decode(secret?.data.url)).toBe("127.0.0.1:5000");
+  });
 });

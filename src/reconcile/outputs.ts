@@ -158,9 +158,15 @@ export function argoCDUrl(host: string, type: "helm" | "oci"): string {
   return type === "oci" ? `oci://${host}` : host;
 }
 
-/** The name of the Argo CD Secret of one registry host and repository type. */
+/**
+ * The name of the Argo CD Secret of one registry host and repository type:
+ * `<owner>-<type>-<host>`, readable in `kubectl get secrets -n argocd`. An ECR
+ * host is already a DNS subdomain; anything else in a host (a port's colon)
+ * becomes a dash.
+ */
 export function argoCDSecretName(ownerKey: string, type: "helm" | "oci", host: string): string {
-  return `${ownerKey}-${type}-${host}`;
+  const spelled = host.toLowerCase().replace(/[^a-z0-9.-]+/g, "-");
+  return `${ownerKey}-${type}-${spelled}`.slice(0, 253).replace(/[^a-z0-9]+$/, "");
 }
 
 const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64");
