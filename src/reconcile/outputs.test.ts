@@ -3,7 +3,7 @@ import {
   ANNOTATION_REGISTRIES,
   ANNOTATION_SECRET_TEMPLATE_KEYS,
   LABEL_MANAGED_BY,
-} from "../api/conditions.js";
+} from "../api/metadata.js";
 import { desiredSecrets, ownerLabelValue, type SecretView } from "./desired.js";
 import { buildDockerConfigJson } from "./dockerconfig.js";
 import {

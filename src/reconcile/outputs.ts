@@ -5,8 +5,9 @@
 // pull Secret is built from, so a format costs no AWS call; and from the same
 // bytes, so every namespace of one token holds identical auth entries (what
 // the kubelet's credential tracking, KEP-2535, compares). No I/O here.
-import { ANNOTATION_REGISTRIES, ANNOTATION_SECRET_TEMPLATE_KEYS } from "../api/conditions.js";
+
 import type { ArgoCDSpec, SecretTemplate } from "../api/index.js";
+import { ANNOTATION_REGISTRIES, ANNOTATION_SECRET_TEMPLATE_KEYS } from "../api/metadata.js";
 import { parseRegistryHost, registryHost } from "../aws/registry-host.js";
 import type { DesiredSecret, SecretView } from "./desired.js";
 
