@@ -4,15 +4,19 @@ import {
   ANNOTATION_SECRET_TEMPLATE_KEYS,
   LABEL_MANAGED_BY,
 } from "../api/metadata.js";
-import { desiredSecrets, ownerLabelValue, type SecretView } from "./desired.js";
+import {
+  applyTemplate,
+  desiredSecrets,
+  droppedTemplateKeys,
+  ownerLabelValue,
+  type SecretView,
+} from "./desired.js";
 import { buildDockerConfigJson } from "./dockerconfig.js";
 import {
   ARGOCD_SECRET_TYPE_LABEL,
-  applyTemplate,
   CONFIG_JSON_KEY,
   desiredArgoCDSecrets,
   desiredConfigJsonSecrets,
-  droppedTemplateKeys,
   hostSpellings,
   withHostVariants,
 } from "./outputs.js";

@@ -1,15 +1,15 @@
 // The other consumers of the one token, as pure functions: the host spellings
 // each registry gets an auths key under, the config.json Secret of a target
-// namespace, the Argo CD repository Secrets, and the secretTemplate's labels
-// and annotations on every Secret. All of them are built from the content the
-// pull Secret is built from, so a format costs no AWS call; and from the same
-// bytes, so every namespace of one token holds identical auth entries (what
-// the kubelet's credential tracking, KEP-2535, compares). No I/O here.
+// namespace and the Argo CD repository Secrets (the secretTemplate, on every
+// Secret, is in desired.ts). All are built from the content the pull Secret
+// is built from, so a format costs no AWS call; and from the same bytes, so
+// every namespace of one token holds identical auth entries (what the
+// kubelet's credential tracking, KEP-2535, compares). No I/O here.
 
-import type { ArgoCDSpec, SecretTemplate } from "../api/index.js";
-import { ANNOTATION_REGISTRIES, ANNOTATION_SECRET_TEMPLATE_KEYS } from "../api/metadata.js";
+import type { ArgoCDSpec, ECRPullSecretSpec } from "../api/index.js";
+import { ANNOTATION_REGISTRIES } from "../api/metadata.js";
 import { parseRegistryHost, registryHost } from "../aws/registry-host.js";
-import type { DesiredSecret, SecretView } from "./desired.js";
+import { type DesiredSecret, desiredSecrets, ownerLabelValue } from "./desired.js";
 
 export const OPAQUE_TYPE = "Opaque";
 /** The Docker client's config file, as DOCKER_CONFIG/config.json. */
@@ -58,64 +58,6 @@ export function withHostVariants<T extends { host: string }>(
     for (const host of hostSpellings(entry.host, variants)) {
       if (!out.some((e) => e.host === host)) out.push({ ...entry, host });
     }
-  }
-  return out;
-}
-
-// --- secretTemplate ------------------------------------------------------------
-
-/** The record of which template keys were applied: `label:k` and `annotation:k`, sorted. */
-export function templateKeys(template: SecretTemplate | undefined): string | undefined {
-  const keys = [
-    ...Object.keys(template?.labels ?? {}).map((k) => `label:${k}`),
-    ...Object.keys(template?.annotations ?? {}).map((k) => `annotation:${k}`),
-  ].sort();
-  return keys.length > 0 ? keys.join(",") : undefined;
-}
-
-/**
- * Labels and annotations with the template's added (the operator's own win:
- * the schema forbids their keys, this keeps a hand-edited CRD honest), and
- * the record of the template's keys so that a key dropped from the template
- * is later dropped from the Secrets.
- */
-export function applyTemplate(
-  labels: Record<string, string>,
-  annotations: Record<string, string>,
-  template: SecretTemplate | undefined,
-): { labels: Record<string, string>; annotations: Record<string, string> } {
-  const keys = templateKeys(template);
-  if (keys === undefined) return { labels, annotations };
-  return {
-    labels: { ...template?.labels, ...labels },
-    annotations: {
-      ...template?.annotations,
-      ...annotations,
-      [ANNOTATION_SECRET_TEMPLATE_KEYS]: keys,
-    },
-  };
-}
-
-/**
- * Template keys an observed Secret carries from an earlier template and the
- * desired one no longer has: a merge patch sets them to null.
- */
-export function droppedTemplateKeys(
-  desired: DesiredSecret,
-  observed: SecretView,
-): { labels: string[]; annotations: string[] } {
-  const recorded = observed.metadata?.annotations?.[ANNOTATION_SECRET_TEMPLATE_KEYS];
-  const out = { labels: [] as string[], annotations: [] as string[] };
-  if (!recorded) return out;
-  for (const entry of recorded.split(",")) {
-    const colon = entry.indexOf(":");
-    const kind = entry.slice(0, colon);
-    const key = entry.slice(colon + 1);
-    if (kind === "label" && !(key in desired.metadata.labels)) out.labels.push(key);
-    if (kind === "annotation" && !(key in desired.metadata.annotations)) out.annotations.push(key);
-  }
-  if (!(ANNOTATION_SECRET_TEMPLATE_KEYS in desired.metadata.annotations)) {
-    out.annotations.push(ANNOTATION_SECRET_TEMPLATE_KEYS);
   }
   return out;
 }
@@ -208,4 +150,67 @@ export function desiredArgoCDSecrets(input: ArgoCDInput): DesiredSecret[] {
     }
   }
   return out;
+}
+
+// --- Every Secret of a pass ---------------------------------------------------------
+
+/** What the outputs are built from: the pass's content (src/reconcile/content.ts). */
+export interface OutputContent {
+  dockerConfigJson: string;
+  registries: readonly string[];
+  auths: readonly { host: string; username: string; password: string }[];
+  tokenSources?: string;
+  expiresAt?: Date;
+  fetchedAt?: Date;
+}
+
+export interface PassSecrets {
+  /** The Secrets of one target namespace: the pull Secret, then the config.json Secret. */
+  inNamespace(namespace: string): DesiredSecret[];
+  /** The Argo CD repository Secrets (in Argo CD's namespace, whatever the targets). */
+  argoCD: DesiredSecret[];
+  /** `namespace/name` of every Secret of the pass over these namespaces: what cleanup keeps. */
+  keys(namespaces: readonly string[]): Set<string>;
+}
+
+/** Every Secret a resource wants this pass, all from the one content. */
+export function desiredPassSecrets(
+  owner: string,
+  spec: ECRPullSecretSpec,
+  content: OutputContent,
+): PassSecrets {
+  const pull = desiredSecrets({
+    ...content,
+    owner,
+    secretName: spec.secretName,
+    template: spec.secretTemplate,
+  });
+  const configName = spec.dockerConfigSecret?.name;
+  const config = configName ? desiredConfigJsonSecrets(pull, configName) : undefined;
+  let argoCD: DesiredSecret[] = [];
+  if (spec.argoCD) {
+    const { labels, annotations } = pull("").metadata;
+    argoCD = desiredArgoCDSecrets({
+      owner,
+      ownerKey: ownerLabelValue(owner),
+      spec: spec.argoCD,
+      auths: content.auths,
+      labels,
+      annotations,
+    });
+  }
+  const inNamespace = (namespace: string) =>
+    config ? [pull(namespace), config(namespace)] : [pull(namespace)];
+  return {
+    inNamespace,
+    argoCD,
+    keys(namespaces) {
+      const keys = new Set(argoCD.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
+      for (const ns of namespaces) {
+        keys.add(`${ns}/${spec.secretName}`);
+        if (configName) keys.add(`${ns}/${configName}`);
+      }
+      return keys;
+    },
+  };
 }
