@@ -10,6 +10,8 @@ import {
   droppedTemplateKeys,
   ownerLabelValue,
   type SecretView,
+  secretDiffers,
+  secretPatch,
 } from "./desired.js";
 import { buildDockerConfigJson } from "./dockerconfig.js";
 import {
@@ -121,6 +123,40 @@ describe("secretTemplate", () => {
       ANNOTATION_SECRET_TEMPLATE_KEYS,
     ]);
     expect(droppedTemplateKeys(desired, {})).toEqual({ labels: [], annotations: [] });
+  });
+});
+
+describe("a Secret written under an earlier template", () => {
+  it("differs, and its patch nulls exactly the keys the template dropped", () => {
+    const json = buildDockerConfigJson([{ host: standard, username: "AWS", password: "pw" }]);
+    const build = (template: { labels?: Record<string, string> } | undefined) =>
+      desiredSecrets({
+        owner: "team",
+        secretName: "ecr-pull",
+        dockerConfigJson: json,
+        registries: [standard],
+        template,
+      })("team-a");
+    const earlier = build({ labels: { team: "a", cost: "x" } });
+    const now = build({ labels: { team: "a" } });
+    const observed: SecretView = { ...earlier, metadata: { ...earlier.metadata } };
+    expect(secretDiffers(now, observed)).toBe(true);
+    expect(secretPatch(now, "7", observed)).toMatchObject({
+      metadata: {
+        resourceVersion: "7",
+        labels: { cost: null, team: "a" },
+        annotations: { [ANNOTATION_SECRET_TEMPLATE_KEYS]: "label:team" },
+      },
+    });
+    const none = build(undefined);
+    expect(secretDiffers(none, observed)).toBe(true);
+    expect(secretPatch(none, "7", observed)).toMatchObject({
+      metadata: {
+        labels: { cost: null, team: null },
+        annotations: { [ANNOTATION_SECRET_TEMPLATE_KEYS]: null },
+      },
+    });
+    expect(secretDiffers(earlier, observed)).toBe(false);
   });
 });
 
