@@ -160,6 +160,8 @@ describe("the kubelet's own keyring", () => {
       namespaces: [ns],
       credentials: await identity("kr"),
       registries: [{ accountId: ACCOUNT, region: "us-east-1" }, { host: euwest }],
+      // Images are referenced under the dual-stack host too.
+      hostVariants: ["Standard", "DualStack"],
     });
     await ready("kr");
     await waitFor("kr-pull on the default ServiceAccount", async () => {
@@ -192,11 +194,22 @@ describe("the kubelet's own keyring", () => {
     expect(issued("eu-west-1")).toHaveLength(1);
     const ours = await secretOf(ns, "kr-pull");
     const uid = ours.metadata?.uid ?? "";
+    // Bare hosts, as Docker 29 (containerd store) and containerd match them.
+    expect(Object.keys(dockerConfigOf(ours).auths).sort()).toEqual(
+      [
+        `${ACCOUNT}.dkr-ecr.us-east-1.on.aws`,
+        useast,
+        "343434343434.dkr-ecr.eu-west-1.on.aws",
+        euwest,
+      ].sort(),
+    );
     const resolve = (image: string): Promise<KeyringAnswer> =>
       kubeletCredentials({ kubeconfig: cp.kubeconfigPath, namespace: ns, pod: "app", image });
 
+    const useastDualStack = `${ACCOUNT}.dkr-ecr.us-east-1.on.aws`;
     for (const [image, region] of [
       [`${useast}/team/app:1.0`, "us-east-1"],
+      [`${useastDualStack}/team/app:1.0`, "us-east-1"],
       [`${euwest}/team/sidecar@sha256:${"a".repeat(64)}`, "eu-west-1"],
     ] as const) {
       const answer = await resolve(image);
