@@ -451,6 +451,46 @@ const cases: Case[] = [
     },
   },
   {
+    name: "Retain: outputs no longer asked for, and a deleted resource's, stay where they are",
+    resource: resource({
+      deletionPolicy: "Retain",
+      dockerConfigSecret: { name: "docker-config" },
+      argoCD: {},
+      serviceAccountFields: ["imagePullSecrets", "secrets"],
+    }),
+    world: teamA,
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        "create secret team-a/docker-config",
+        "patch serviceaccount team-a/default",
+        `create secret argocd/team-helm-${HOST}`,
+        `patch status ${NAME}`,
+      ],
+    },
+    later: async (h) => {
+      const r = h.cluster.resource(NAME);
+      if (!r) throw new Error("no resource");
+      h.cluster.addResource({
+        ...r,
+        metadata: { ...r.metadata, deletionTimestamp: "2030-01-01T00:00:00Z" },
+      });
+      const before = h.cluster.writes.length;
+      await h.pass();
+      expect(h.cluster.writes.slice(before)).toEqual([`patch metadata ${NAME}`]);
+      for (const [namespace, name] of [
+        ["team-a", "docker-config"],
+        ["argocd", `team-helm-${HOST}`],
+      ] as const) {
+        expect(await h.cluster.readSecret({ namespace, name }), name).toBeDefined();
+      }
+      const sa = [...h.cluster.serviceAccounts("team-a")].find(
+        (x) => x.metadata?.name === "default",
+      );
+      expect(sa?.secrets).toEqual([{ name: "pull" }]);
+    },
+  },
+  {
     name: "outputs no longer asked for: their Secrets and the secrets entry go, the pull Secret stays",
     resource: resource({
       dockerConfigSecret: { name: "docker-config" },
