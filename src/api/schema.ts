@@ -618,7 +618,8 @@ export const statusSchema: SchemaProps = {
     registries: {
       type: "array",
       description: "The registry hosts in the Secret's auths.",
-      maxItems: MAX_REGISTRIES + 1,
+      // Each registry under up to two spellings (hostVariants), plus the default.
+      maxItems: 2 * MAX_REGISTRIES + 1,
       "x-kubernetes-list-type": "atomic",
       items: { type: "string", maxLength: 128 },
     },
