@@ -71,7 +71,7 @@ const { values: opt } = parseArgs({
 if (opt.help) {
   process.stdout.write(`usage: npm run bench -- [--n 1000] [--qps Q --burst B --write-concurrency W]
   [--idle-seconds 60] [--new-namespaces 200] [--new-namespace-interval-ms 250]
-  [--unrelated-secrets 20000] [--only all|fanout] [--cpu-prof DIR] [--heap-snapshot DIR] [--echo]
+  [--unrelated-secrets 20000] [--only all|fanout|outputs] [--cpu-prof DIR] [--heap-snapshot DIR] [--echo]
 `);
   process.exit(0);
 }
@@ -91,7 +91,12 @@ const IDLE_S = num(opt["idle-seconds"], "idle-seconds");
 const NEW_NS = num(opt["new-namespaces"], "new-namespaces");
 const NEW_NS_INTERVAL = num(opt["new-namespace-interval-ms"], "new-namespace-interval-ms");
 const UNRELATED = num(opt["unrelated-secrets"], "unrelated-secrets");
-const ALL = opt.only !== "fanout";
+const ALL = opt.only === "all";
+/** Only the every-output resource's AWS calls (over the first 100 targets, or n if fewer). */
+const OUTPUTS_ONLY = opt.only === "outputs";
+if (!["all", "fanout", "outputs"].includes(opt.only ?? "")) {
+  throw new Error(`failed to read --only: ${opt.only} is not all, fanout or outputs`);
+}
 
 const ACCOUNT = "111122223333";
 const ACCESS_KEY = "AKIABENCH00000000001";
@@ -114,6 +119,7 @@ interface Row {
 }
 const rows: Row[] = [];
 const notes: string[] = [];
+const outputsResult: Record<string, number> = {};
 
 const cleanups: Array<() => Promise<unknown>> = [];
 let exitCode = 0;
@@ -223,6 +229,84 @@ async function main(): Promise<void> {
       { timeoutMs, intervalMs: 200 },
     );
 
+  // --- Every output: the same token for every format --------------------------------
+  // One resource with every output (config.json Secret, Argo CD Secrets of both
+  // types, ServiceAccount secrets, both host spellings, a secretTemplate) over
+  // up to 100 namespaces, under credentials of its own: its token source is
+  // its alone, so the AWS double's calls by that principal are its calls.
+  const outputsPhase = async (namespaces: string[]): Promise<void> => {
+    const arn = `arn:aws:iam::${ACCOUNT}:user/bench-outputs`;
+    const keys = { accessKeyId: "AKIABENCHOUTPUTS0001", secretAccessKey: `${SECRET_KEY}-outputs` };
+    aws.addIdentity({ ...keys, accountId: ACCOUNT, arn });
+    await admin.create(SECRETS, {
+      metadata: { name: "aws-creds-outputs", namespace: OPS },
+      stringData: {
+        AWS_ACCESS_KEY_ID: keys.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
+      },
+    });
+    await admin.create(NAMESPACES, { metadata: { name: "argocd" } }).catch(() => undefined);
+    const calls = () =>
+      aws.calls(
+        (c) =>
+          c.service === "ecr" && c.action === "GetAuthorizationToken" && c.principalArn === arn,
+      ).length;
+    // Long enough for a pass over every format of every namespace to end well
+    // before the next refresh comes due (at half the lifetime).
+    const lifetime = 60_000;
+    const before = aws.tokenLifetimeMs;
+    aws.tokenLifetimeMs = lifetime;
+    const name = "bench-outputs";
+    progress(
+      `every output: ${name} over ${namespaces.length} namespaces, ${lifetime / 1000}s tokens`,
+    );
+    await applyResource(k, name, {
+      secretName: "ecr-pull-outputs",
+      namespaces,
+      credentials: { secretRef: { name: "aws-creds-outputs", namespace: OPS } },
+      registries: [{ accountId: ACCOUNT }, { accountId: "444455556666" }],
+      hostVariants: ["Standard", "DualStack"],
+      serviceAccountFields: ["imagePullSecrets", "secrets"],
+      dockerConfigSecret: { name: "ecr-docker-config" },
+      argoCD: { repositoryTypes: ["helm", "oci"] },
+      secretTemplate: { labels: { "bench/outputs": "true" } },
+    });
+    const want = namespaces.length;
+    const synced = (r: ECRPullSecret) =>
+      readyCondition(r)?.status === "True" && r.status?.namespaces?.synced === want;
+    let r = await waitStatus(`${name} Ready`, name, synced, 300_000);
+    const atReady = calls();
+    const refreshes = 2;
+    for (let i = 0; i < refreshes; i++) {
+      const previous = r.status?.tokenExpiresAt;
+      r = await waitStatus(
+        `${name} refresh ${i + 1}`,
+        name,
+        (x) => synced(x) && x.status?.tokenExpiresAt !== previous,
+        lifetime + 120_000,
+      );
+    }
+    const perRefresh = (calls() - atReady) / refreshes;
+    aws.tokenLifetimeMs = before;
+    await deleteResource(k, name);
+    outputsResult.aws_calls_per_refresh_every_output = perRefresh;
+    outputsResult.aws_calls_every_output_first_pass = atReady;
+    rows.push(
+      {
+        what: `aws_calls_per_refresh_every_output (${want} ns, ${refreshes} refreshes)`,
+        value: fmt(perRefresh),
+        target: "= 1",
+        met: perRefresh === 1,
+      },
+      {
+        what: "  AWS calls for its first pass",
+        value: String(atReady),
+        target: "= 1",
+        met: atReady === 1,
+      },
+    );
+  };
+
   // --- Memory with none of the targets or unrelated Secrets -----------------------
   let rssBase: number | undefined;
   if (ALL) {
@@ -293,6 +377,15 @@ async function main(): Promise<void> {
     { timeoutMs: 120_000 + N * 500, intervalMs: 1000 },
   );
   progress(`setup took ${round((Date.now() - setupStart) / 1000, 1)}s`);
+
+  if (OUTPUTS_ONLY) {
+    const op = await startOperator();
+    await outputsPhase(targets.slice(0, 100));
+    await op.stop();
+    printTable({ n: N, node: process.version, cpus: cpus().length });
+    process.stdout.write(`${JSON.stringify(outputsResult)}\n`);
+    return;
+  }
 
   // --- Floor: the same writes from a minimal client with the same settings ---------
   progress(`floor: ${N} Secret creates + ${N} ServiceAccount patches, minimal client`);
@@ -587,6 +680,11 @@ async function main(): Promise<void> {
       },
       { what: "  rss now (VmRSS)", value: fmt(mem.rssMb, 1) },
     );
+  }
+
+  if (ALL) {
+    await outputsPhase(targets.slice(0, 100));
+    Object.assign(result, outputsResult);
   }
 
   const metrics = await metricsOf(op);

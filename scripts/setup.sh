@@ -15,7 +15,9 @@ fi
 
 echo "==> control plane (first build takes several minutes)"
 bash scripts/build-controlplane.sh
-bash scripts/build-helm.sh  # helm lint/template for the chart tests
+bash scripts/build-helm.sh  # helm lint/template for the chart tests; helm pull oci:// for Argo CD's Secret
+bash scripts/build-keyring.sh  # the kubelet's own keyring over a Pod's pull Secrets
+bash scripts/build-crane.sh  # Kaniko's keychain reading the config.json output
 
 if [ ! -x .cache/venv/bin/moto_server ]; then
   echo "==> moto (PyPI) into .cache/venv"

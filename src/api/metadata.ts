@@ -20,7 +20,14 @@ export const ANNOTATION_REGISTRIES = "ecrcreds.io/registries";
  * token only for the source that fetched it, not after credentials changed.
  */
 export const ANNOTATION_TOKEN_SOURCES = "ecrcreds.io/token-sources";
+/**
+ * The secretTemplate keys applied to a Secret (`label:k,annotation:k`), so
+ * that a key later dropped from the template is dropped from the Secret.
+ */
+export const ANNOTATION_SECRET_TEMPLATE_KEYS = "ecrcreds.io/secret-template-keys";
 /** ServiceAccount annotation: the Secret names this operator added (so it removes only those). */
 export const ANNOTATION_ADDED_PULL_SECRETS = "ecrcreds.io/added-pull-secrets";
+/** ServiceAccount annotation: the names this operator added to its `secrets` list (Tekton reads it). */
+export const ANNOTATION_ADDED_SECRETS = "ecrcreds.io/added-secrets";
 
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${OPERATOR_NAME}`;

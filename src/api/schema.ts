@@ -88,6 +88,10 @@ const labelKeyPattern =
   "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
 const labelValuePattern = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
 
+/** CEL: every key of a map is a label key (qualified name); `[.]` since CEL strings take no `\.`. */
+const LABEL_KEYS_RULE =
+  "self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))";
+
 /**
  * Longest `namespaces` / `excludeNamespaces` list. No CEL rule walks these
  * lists, so the API server's CEL cost budget does not bound them: it accepts
@@ -272,7 +276,7 @@ export const labelSelectorSchema: SchemaProps = {
       additionalProperties: { type: "string", maxLength: 63, pattern: labelValuePattern },
       "x-kubernetes-validations": [
         {
-          rule: "self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",
+          rule: LABEL_KEYS_RULE,
           message:
             "namespaceSelector.matchLabels keys must be label keys: an optional DNS subdomain prefix and '/', then up to 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric",
         },
@@ -284,6 +288,113 @@ export const labelSelectorSchema: SchemaProps = {
       maxItems: 32,
       "x-kubernetes-list-type": "atomic",
       items: labelSelectorRequirementSchema,
+    },
+  },
+};
+
+/** Label and annotation keys the operator writes itself; a template may not set them. */
+export const RESERVED_KEY_RULE =
+  "!self.exists(k, k == 'app.kubernetes.io/managed-by' || k.startsWith('ecrcreds.io/') || k == 'argocd.argoproj.io/secret-type')";
+
+export const MAX_TEMPLATE_ENTRIES = 32;
+
+export const secretTemplateSchema: SchemaProps = {
+  type: "object",
+  description:
+    "Extra labels and annotations put on every Secret the resource writes (pull, config.json and Argo CD Secrets), for tools such as Reflector, Kyverno, backup or cost tagging. The operator's own keys (app.kubernetes.io/managed-by, ecrcreds.io/*, argocd.argoproj.io/secret-type) cannot be set here.",
+  properties: {
+    labels: {
+      type: "object",
+      description: "Labels to add; a key removed from here is removed from the Secrets.",
+      maxProperties: MAX_TEMPLATE_ENTRIES,
+      additionalProperties: { type: "string", maxLength: 63, pattern: labelValuePattern },
+      "x-kubernetes-validations": [
+        {
+          rule: LABEL_KEYS_RULE,
+          message:
+            "secretTemplate.labels keys must be label keys: an optional DNS subdomain prefix and '/', then up to 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric",
+        },
+        {
+          rule: RESERVED_KEY_RULE,
+          message:
+            "secretTemplate.labels must not set app.kubernetes.io/managed-by, ecrcreds.io/* or argocd.argoproj.io/secret-type: the operator writes those itself",
+        },
+      ],
+    },
+    annotations: {
+      type: "object",
+      description: "Annotations to add; a key removed from here is removed from the Secrets.",
+      maxProperties: MAX_TEMPLATE_ENTRIES,
+      additionalProperties: { type: "string", maxLength: 4096 },
+      "x-kubernetes-validations": [
+        {
+          rule: LABEL_KEYS_RULE,
+          message:
+            "secretTemplate.annotations keys must be qualified names: an optional DNS subdomain prefix and '/', then up to 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric",
+        },
+        {
+          rule: RESERVED_KEY_RULE,
+          message:
+            "secretTemplate.annotations must not set app.kubernetes.io/managed-by, ecrcreds.io/* or argocd.argoproj.io/secret-type: the operator writes those itself",
+        },
+      ],
+    },
+  },
+};
+
+export const dockerConfigSecretSchema: SchemaProps = {
+  type: "object",
+  description:
+    "An Opaque Secret with a config.json key (the Docker client's config file: {\"auths\": ...}, byte for byte the pull Secret's .dockerconfigjson) in every target namespace, for Kaniko, BuildKit, crane and helm --registry-config: mount it and point DOCKER_CONFIG at its directory.",
+  required: ["name"],
+  properties: {
+    name: {
+      type: "string",
+      description: "Name of the Secret; must differ from spec.secretName.",
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS1123_SUBDOMAIN_PATTERN,
+    },
+  },
+};
+
+export const argoCDSchema: SchemaProps = {
+  type: "object",
+  description:
+    "Argo CD repository credentials for Helm charts stored in the registries as OCI artifacts: one Secret per registry host and repository type in Argo CD's namespace, with url, type, username AWS and the current password, refreshed with the pull Secrets.",
+  properties: {
+    namespace: {
+      type: "string",
+      description: "Argo CD's namespace, where it reads repository Secrets.",
+      default: "argocd",
+      minLength: 1,
+      maxLength: 63,
+      pattern: NAMESPACE_NAME_PATTERN,
+    },
+    secretType: {
+      type: "string",
+      description:
+        "The argocd.argoproj.io/secret-type label: repo-creds (a credential template, matched by URL prefix: every chart under the registry) or repository (one repository, matched by exact URL).",
+      enum: ["repo-creds", "repository"],
+      default: "repo-creds",
+    },
+    repositoryTypes: {
+      type: "array",
+      description:
+        'Argo CD repository types to write a Secret for: helm (type helm, enableOCI "true", url <host>; Application repoURL <host>/<path> with chart <name>) and/or oci (type oci, url oci://<host>, Argo CD 3.1 and later; repoURL oci://<host>/<path>/<chart>).',
+      default: ["helm"],
+      minItems: 1,
+      maxItems: 2,
+      "x-kubernetes-list-type": "set",
+      items: { type: "string", enum: ["helm", "oci"] },
+    },
+    project: {
+      type: "string",
+      description:
+        "An Argo CD project to scope the credentials to (the Secret's project key); default: every project.",
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS1123_SUBDOMAIN_PATTERN,
     },
   },
 };
@@ -328,6 +439,28 @@ export const specSchema: SchemaProps = {
             'serviceAccounts: "*" means every ServiceAccount and must be the only entry; remove the other names or the "*"',
         },
       ],
+    },
+    serviceAccountFields: {
+      type: "array",
+      description:
+        "Which lists of the target ServiceAccounts get the pull Secret merged in (never replacing others' entries): imagePullSecrets (Pods admitted under them pull with it) and/or secrets (Tekton reads registry credentials from the Secrets listed there).",
+      default: ["imagePullSecrets"],
+      minItems: 1,
+      maxItems: 2,
+      "x-kubernetes-list-type": "set",
+      items: { type: "string", enum: ["imagePullSecrets", "secrets"] },
+    },
+    secretTemplate: secretTemplateSchema,
+    dockerConfigSecret: dockerConfigSecretSchema,
+    argoCD: argoCDSchema,
+    hostVariants: {
+      type: "array",
+      description:
+        "Which spellings of each private registry's host get an auths key (and an Argo CD Secret): Standard (<account>.dkr.ecr.<region>.amazonaws.com) and/or DualStack (<account>.dkr-ecr.<region>.on.aws), for images referenced under either. Default: each registry as spec.registries names it. China regions have no dual-stack host and keep their standard one.",
+      minItems: 1,
+      maxItems: 2,
+      "x-kubernetes-list-type": "set",
+      items: { type: "string", enum: ["Standard", "DualStack"] },
     },
     region: {
       type: "string",
@@ -383,6 +516,12 @@ export const specSchema: SchemaProps = {
       rule: "(has(self.namespaces) && size(self.namespaces) > 0) || has(self.namespaceSelector)",
       message:
         "spec must choose target namespaces: set spec.namespaces (names or globs), spec.namespaceSelector, or both",
+    },
+    {
+      rule: "!has(self.dockerConfigSecret) || self.dockerConfigSecret.name != self.secretName",
+      message:
+        "dockerConfigSecret.name must differ from spec.secretName: the two are different Secrets in the same namespaces",
+      fieldPath: ".dockerConfigSecret.name",
     },
   ],
 };
@@ -489,7 +628,8 @@ export const statusSchema: SchemaProps = {
     registries: {
       type: "array",
       description: "The registry hosts in the Secret's auths.",
-      maxItems: MAX_REGISTRIES + 1,
+      // Each registry under up to two spellings (hostVariants), plus the default.
+      maxItems: 2 * MAX_REGISTRIES + 1,
       "x-kubernetes-list-type": "atomic",
       items: { type: "string", maxLength: 128 },
     },
@@ -550,6 +690,9 @@ export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
   [credentialsSchema, "CredentialsSpec"],
   [secretReferenceSchema, "SecretReference"],
   [registrySchema, "RegistrySpec"],
+  [secretTemplateSchema, "SecretTemplate"],
+  [dockerConfigSecretSchema, "DockerConfigSecretSpec"],
+  [argoCDSchema, "ArgoCDSpec"],
   [labelSelectorSchema, "LabelSelector"],
   [labelSelectorRequirementSchema, "LabelSelectorRequirement"],
   [conditionSchema, "Condition"],

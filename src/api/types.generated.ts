@@ -38,6 +38,19 @@ export interface ECRPullSecretSpec {
    * @defaultValue ["default"]
    */
   serviceAccounts?: string[];
+  /**
+   * Which lists of the target ServiceAccounts get the pull Secret merged in (never replacing others' entries): imagePullSecrets (Pods admitted under them pull with it) and/or secrets (Tekton reads registry credentials from the Secrets listed there).
+   * @defaultValue ["imagePullSecrets"]
+   */
+  serviceAccountFields?: ("imagePullSecrets" | "secrets")[];
+  /** Extra labels and annotations put on every Secret the resource writes (pull, config.json and Argo CD Secrets), for tools such as Reflector, Kyverno, backup or cost tagging. The operator's own keys (app.kubernetes.io/managed-by, ecrcreds.io/*, argocd.argoproj.io/secret-type) cannot be set here. */
+  secretTemplate?: SecretTemplate;
+  /** An Opaque Secret with a config.json key (the Docker client's config file: {"auths": ...}, byte for byte the pull Secret's .dockerconfigjson) in every target namespace, for Kaniko, BuildKit, crane and helm --registry-config: mount it and point DOCKER_CONFIG at its directory. */
+  dockerConfigSecret?: DockerConfigSecretSpec;
+  /** Argo CD repository credentials for Helm charts stored in the registries as OCI artifacts: one Secret per registry host and repository type in Argo CD's namespace, with url, type, username AWS and the current password, refreshed with the pull Secrets. */
+  argoCD?: ArgoCDSpec;
+  /** Which spellings of each private registry's host get an auths key (and an Argo CD Secret): Standard (<account>.dkr.ecr.<region>.amazonaws.com) and/or DualStack (<account>.dkr-ecr.<region>.on.aws), for images referenced under either. Default: each registry as spec.registries names it. China regions have no dual-stack host and keep their standard one. */
+  hostVariants?: ("Standard" | "DualStack")[];
   /** AWS region of the registries given by accountId; default: the operator's default region. */
   region?: string;
   /** Where the AWS credentials come from. Omitted: the operator-level source (its default credentials Secret, else the AWS SDK's standard chain). */
@@ -74,6 +87,41 @@ export interface LabelSelectorRequirement {
   operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
   /** Values for In and NotIn (at least one); empty for Exists and DoesNotExist. */
   values?: string[];
+}
+
+/** Extra labels and annotations put on every Secret the resource writes (pull, config.json and Argo CD Secrets), for tools such as Reflector, Kyverno, backup or cost tagging. The operator's own keys (app.kubernetes.io/managed-by, ecrcreds.io/*, argocd.argoproj.io/secret-type) cannot be set here. */
+export interface SecretTemplate {
+  /** Labels to add; a key removed from here is removed from the Secrets. */
+  labels?: Record<string, string>;
+  /** Annotations to add; a key removed from here is removed from the Secrets. */
+  annotations?: Record<string, string>;
+}
+
+/** An Opaque Secret with a config.json key (the Docker client's config file: {"auths": ...}, byte for byte the pull Secret's .dockerconfigjson) in every target namespace, for Kaniko, BuildKit, crane and helm --registry-config: mount it and point DOCKER_CONFIG at its directory. */
+export interface DockerConfigSecretSpec {
+  /** Name of the Secret; must differ from spec.secretName. */
+  name: string;
+}
+
+/** Argo CD repository credentials for Helm charts stored in the registries as OCI artifacts: one Secret per registry host and repository type in Argo CD's namespace, with url, type, username AWS and the current password, refreshed with the pull Secrets. */
+export interface ArgoCDSpec {
+  /**
+   * Argo CD's namespace, where it reads repository Secrets.
+   * @defaultValue "argocd"
+   */
+  namespace?: string;
+  /**
+   * The argocd.argoproj.io/secret-type label: repo-creds (a credential template, matched by URL prefix: every chart under the registry) or repository (one repository, matched by exact URL).
+   * @defaultValue "repo-creds"
+   */
+  secretType?: "repo-creds" | "repository";
+  /**
+   * Argo CD repository types to write a Secret for: helm (type helm, enableOCI "true", url <host>; Application repoURL <host>/<path> with chart <name>) and/or oci (type oci, url oci://<host>, Argo CD 3.1 and later; repoURL oci://<host>/<path>/<chart>).
+   * @defaultValue ["helm"]
+   */
+  repositoryTypes?: ("helm" | "oci")[];
+  /** An Argo CD project to scope the credentials to (the Secret's project key); default: every project. */
+  project?: string;
 }
 
 /** Where the AWS credentials come from. Omitted: the operator-level source (its default credentials Secret, else the AWS SDK's standard chain). */

@@ -1,7 +1,11 @@
 // From informer events to work-queue keys: each event enqueues the names of
 // the resources it concerns, and no others. A reconcile re-reads the world,
 // so a key says only "look again", never what happened.
-import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_OWNER } from "../api/metadata.js";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_ADDED_SECRETS,
+  LABEL_OWNER,
+} from "../api/metadata.js";
 import type { Caches } from "../reconcile/cluster.js";
 import { ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
 import { type NamespaceView, targetNamespaces } from "../reconcile/targets.js";
@@ -47,20 +51,22 @@ export function enqueueOnEvents(
     }
   });
   caches.serviceAccounts.on((event, obj, old) => {
+    const annotationsOf = (sa: typeof obj | undefined) =>
+      [ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS].map(
+        (key) => sa?.metadata?.annotations?.[key],
+      );
     if (
       event === "update" &&
       JSON.stringify(obj.imagePullSecrets ?? []) === JSON.stringify(old?.imagePullSecrets ?? []) &&
-      obj.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS] ===
-        old?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]
+      JSON.stringify(obj.secrets ?? []) === JSON.stringify(old?.secrets ?? []) &&
+      JSON.stringify(annotationsOf(obj)) === JSON.stringify(annotationsOf(old))
     ) {
       return;
     }
     const namespace = obj.metadata?.namespace ?? "";
     const ns = caches.namespaces.get(undefined, namespace);
     const claims = [obj, old].flatMap((sa) =>
-      parseAddedRefs(sa?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).map(
-        (r) => r.owner,
-      ),
+      annotationsOf(sa).flatMap((annotation) => parseAddedRefs(annotation).map((r) => r.owner)),
     );
     // A ServiceAccount seen before its namespace is judged by name; the
     // namespace's own event enqueues what its labels select.

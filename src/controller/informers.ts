@@ -2,7 +2,12 @@
 // to the slice of each object the operator reads. Every list and watch the
 // operator makes is here (the chart's RBAC test reads this file).
 import { ECR_PULL_SECRETS, type ECRPullSecret, PLURAL } from "../api/index.js";
-import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_OWNER, MANAGED_SELECTOR } from "../api/metadata.js";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_ADDED_SECRETS,
+  LABEL_OWNER,
+  MANAGED_SELECTOR,
+} from "../api/metadata.js";
 import type { SecretRef } from "../aws/credentials.js";
 import {
   type KubeClient,
@@ -122,15 +127,21 @@ function trimMeta<T extends KubernetesObject>(obj: T): T {
 
 function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccountView> {
   const m = sa.metadata ?? {};
-  const added = m.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
+  const annotations: Record<string, string> = {};
+  for (const key of [ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS]) {
+    const value = m.annotations?.[key];
+    if (value) annotations[key] = value;
+  }
   return {
     metadata: {
       name: m.name,
       namespace: m.namespace,
       resourceVersion: m.resourceVersion,
-      ...(added ? { annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: added } } : {}),
+      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     },
     imagePullSecrets: sa.imagePullSecrets,
+    // Tekton's list; absent on most ServiceAccounts since Kubernetes 1.24.
+    ...(sa.secrets?.length ? { secrets: sa.secrets } : {}),
   } as Cached<ServiceAccountView>;
 }
 
@@ -146,14 +157,17 @@ function secretTrimmer(): (secret: Cached<SecretView>) => Cached<SecretView> {
   return (secret) => {
     const m = secret.metadata ?? {};
     let data = secret.data;
-    const owner = m.labels?.[LABEL_OWNER];
-    if (owner !== undefined && data) {
-      const last = lastByOwner.get(owner);
+    // One copy per owner and shape: a resource's pull and config.json Secrets
+    // hold different keys and each kind is the same in every namespace.
+    const owner = data && m.labels?.[LABEL_OWNER];
+    if (owner && data) {
+      const shape = `${owner}\0${Object.keys(data).join(",")}`;
+      const last = lastByOwner.get(shape);
       if (last && sameData(last, data)) data = last;
       else {
         // Only a hint for sharing: owners long deleted must not pile up.
         if (lastByOwner.size >= 1_000) lastByOwner.clear();
-        lastByOwner.set(owner, data);
+        lastByOwner.set(shape, data);
       }
     }
     return {

@@ -1,8 +1,9 @@
-// What a resource made and no longer wants: its Secrets outside the kept
-// namespaces (or of an old name), and its ServiceAccount references there.
+// What a resource made and no longer wants: its Secrets that are no output of
+// the pass (a namespace left, a name or format changed, the resource went),
+// and its ServiceAccount references outside the kept namespaces.
 
 import type { DeletionPolicy } from "../api/index.js";
-import { ANNOTATION_ADDED_PULL_SECRETS } from "../api/metadata.js";
+import { ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS } from "../api/metadata.js";
 import type { Cluster } from "./cluster.js";
 import { isOwnedBy, ownerLabelValue, parseAddedRefs } from "./desired.js";
 import { pool } from "./pool.js";
@@ -13,10 +14,13 @@ import { namespaceInfos } from "./targets.js";
 export interface CleanupScope {
   owner: string;
   policy: DeletionPolicy;
-  /** Namespaces whose Secret (of `keepSecretName`) stays: the current targets. */
+  /** Namespaces whose ServiceAccounts the pass itself handles: the current targets. */
   keepNamespaces: ReadonlySet<string>;
-  /** The Secret name in use; undefined: none (the resource is being deleted). */
-  keepSecretName: string | undefined;
+  /**
+   * The Secrets that stay, as `namespace/name`: every output of the pass
+   * (pull, config.json and Argo CD Secrets); empty when the resource is deleted.
+   */
+  keepSecrets: ReadonlySet<string>;
   concurrency: number;
 }
 
@@ -32,7 +36,7 @@ export async function cleanup(
   scope: CleanupScope,
 ): Promise<void> {
   if (scope.policy !== "Delete") return;
-  const { owner, keepNamespaces, keepSecretName } = scope;
+  const { owner, keepNamespaces, keepSecrets } = scope;
   const ownerKey = ownerLabelValue(owner);
   const terminating = new Set(
     namespaceInfos(cluster.namespaces())
@@ -44,16 +48,22 @@ export async function cleanup(
   // are about to delete. In a kept namespace the ServiceAccounts are handled
   // by the pass's own writes.
   const ours = `${ownerKey}/`;
-  const claimed = [...cluster.serviceAccounts()].filter((sa) => {
-    const annotation = sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
+  const claims = (annotation: string | undefined) =>
     // A cheap test before parsing: most ServiceAccounts name no ref of ours.
-    if (!annotation?.includes(ours) || skip(sa.metadata?.namespace ?? "")) return false;
-    return parseAddedRefs(annotation).some((r) => r.owner === ownerKey);
+    annotation?.includes(ours) === true &&
+    parseAddedRefs(annotation).some((r) => r.owner === ownerKey);
+  const claimed = [...cluster.serviceAccounts()].filter((sa) => {
+    if (skip(sa.metadata?.namespace ?? "")) return false;
+    const annotations = sa.metadata?.annotations;
+    return (
+      claims(annotations?.[ANNOTATION_ADDED_PULL_SECRETS]) ||
+      claims(annotations?.[ANNOTATION_ADDED_SECRETS])
+    );
   });
-  await pool(claimed, scope.concurrency, (sa) => serviceAccounts.patch(sa, owner, undefined, true));
+  await pool(claimed, scope.concurrency, (sa) => serviceAccounts.patch(sa, owner, {}, true));
   const stale = cluster.secrets().filter((s) => {
     const namespace = s.metadata?.namespace ?? "";
-    const kept = keepNamespaces.has(namespace) && s.metadata?.name === keepSecretName;
+    const kept = keepSecrets.has(`${namespace}/${s.metadata?.name}`);
     return isOwnedBy(s, owner) && !terminating.has(namespace) && !kept;
   });
   await pool(stale, scope.concurrency, (s) => deleteOwnedSecret(cluster, s, owner));

@@ -127,13 +127,28 @@ export class FakeCluster implements Cluster {
   async patchSecret(key: ObjectKey, patch: object): Promise<void> {
     this.write("patch secret", key);
     const s = this.existing(this.secretsByKey, key, patch);
-    const p = patch as { metadata: SecretView["metadata"]; data?: Record<string, string> };
+    const p = patch as {
+      metadata?: {
+        labels?: Record<string, string | null>;
+        annotations?: Record<string, string | null>;
+      };
+      data?: Record<string, string>;
+    };
+    // A merge patch: null removes a key.
+    const merge = (a: Record<string, string> | undefined, b?: Record<string, string | null>) => {
+      const out: Record<string, string> = { ...a };
+      for (const [k, v] of Object.entries(b ?? {})) {
+        if (v === null) delete out[k];
+        else out[k] = v;
+      }
+      return out;
+    };
     const next: SecretView = {
       ...s,
       metadata: {
         ...s.metadata,
-        labels: { ...s.metadata?.labels, ...p.metadata?.labels },
-        annotations: { ...s.metadata?.annotations, ...p.metadata?.annotations },
+        labels: merge(s.metadata?.labels, p.metadata?.labels),
+        annotations: merge(s.metadata?.annotations, p.metadata?.annotations),
         resourceVersion: this.rv(),
       },
       data: { ...s.data, ...p.data },
@@ -152,17 +167,21 @@ export class FakeCluster implements Cluster {
     const sa = this.existing(this.serviceAccountsByKey, key, patch);
     const p = patch as {
       metadata: { annotations: Record<string, string | null> };
-      imagePullSecrets: Array<{ name: string }>;
+      imagePullSecrets?: Array<{ name: string }>;
+      secrets?: ServiceAccountView["secrets"];
     };
     const annotations = { ...sa.metadata?.annotations, ...p.metadata.annotations };
     for (const [k, v] of Object.entries(annotations)) if (v === null) delete annotations[k];
+    // A merge patch: a list it names is replaced whole, one it leaves out stays.
     this.serviceAccountsByKey.set(keyOf(key), {
+      ...sa,
       metadata: {
         ...sa.metadata,
         annotations: annotations as Record<string, string>,
         resourceVersion: this.rv(),
       },
-      imagePullSecrets: p.imagePullSecrets,
+      ...(p.imagePullSecrets ? { imagePullSecrets: p.imagePullSecrets } : {}),
+      ...(p.secrets ? { secrets: p.secrets } : {}),
     });
   }
 

@@ -7,6 +7,7 @@ import { hostOfProxyEndpoint, tokenSourcesAnnotation } from "../aws/registries.j
 import { type TokenState, tokenSourceKey } from "../aws/token-cache.js";
 import { registryUrl } from "../aws/verify.js";
 import { buildDockerConfigJson } from "./dockerconfig.js";
+import { type HostVariant, withHostVariants } from "./outputs.js";
 
 /** Credentials to check against a registry (`GET /v2/`). */
 export interface VerifyTarget {
@@ -18,8 +19,10 @@ export interface VerifyTarget {
 }
 
 export interface SecretContent {
-  /** The hosts in `auths`, in the order of spec.registries. */
+  /** The hosts in `auths`, in the order of spec.registries (each spelling asked for). */
   registries: string[];
+  /** Each `auths` entry: what the other formats (Argo CD's Secrets) are built from. */
+  auths: Array<{ host: string; username: string; password: string }>;
   dockerConfigJson: string;
   /** The ANNOTATION_TOKEN_SOURCES value. */
   tokenSources: string;
@@ -33,9 +36,10 @@ export interface SecretContent {
 export function secretContent(
   targets: readonly RegistryTarget[],
   states: ReadonlyMap<string, TokenState>,
+  hostVariants?: readonly HostVariant[],
 ): SecretContent {
-  const auths: Array<{ host: string; username: string; password: string }> = [];
-  const hostSources: Array<[string, RegistryTarget["source"]]> = [];
+  let auths: Array<{ host: string; username: string; password: string }> = [];
+  let hostSources: Array<[string, RegistryTarget["source"]]> = [];
   let check: VerifyTarget | undefined;
   for (const t of targets) {
     const token = states.get(tokenSourceKey(t.source))?.token;
@@ -54,9 +58,16 @@ export function secretContent(
       };
     }
   }
+  // Each registry under every spelling asked for, with the same credentials.
+  auths = withHostVariants(auths, hostVariants);
+  hostSources = withHostVariants(
+    hostSources.map(([host, source]) => ({ host, source })),
+    hostVariants,
+  ).map(({ host, source }) => [host, source]);
   const all = [...states.values()];
   return {
     registries: auths.map((a) => a.host),
+    auths,
     dockerConfigJson: buildDockerConfigJson(auths),
     tokenSources: tokenSourcesAnnotation(hostSources),
     expiresAt: earliest(all.map((s) => s.token?.expiresAt)),

@@ -8,6 +8,7 @@ import {
   isOwnedBy,
   ownerLabelValue,
   parseAddedRefs,
+  planReferenceList,
   planServiceAccount,
   type SecretView,
   type ServiceAccountChange,
@@ -340,5 +341,27 @@ describe("secretDiffers", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("planReferenceList (a ServiceAccount's secrets, as Tekton reads them)", () => {
+  it("adds ours once beside others' entries, which are kept whole, and takes only ours away", () => {
+    const tekton = { name: "git-ssh", namespace: "team-a" };
+    const added = planReferenceList([tekton], undefined, "team", "ecr-pull", true);
+    expect(added).toEqual({ entries: [tekton, { name: "ecr-pull" }], addedRefs: "team/ecr-pull" });
+    if (!added) throw new Error("no change");
+    expect(added.entries[0]).toBe(tekton);
+    expect(planReferenceList(added.entries, "team/ecr-pull", "team", "ecr-pull", true)).toBe(
+      undefined,
+    );
+    const removed = planReferenceList(added.entries, "team/ecr-pull", "team", undefined, true);
+    expect(removed).toEqual({ entries: [tekton], addedRefs: null });
+  });
+
+  it("never claims a same-named entry someone else put there", () => {
+    const theirs = { name: "ecr-pull" };
+    const change = planReferenceList([theirs], undefined, "team", "ecr-pull", true);
+    expect(change).toBeUndefined();
+    expect(planReferenceList([theirs], undefined, "team", undefined, true)).toBeUndefined();
   });
 });

@@ -3,11 +3,14 @@
 // ServiceAccount's imagePullSecrets change to include (or drop) ours without
 // touching anyone else's entries. No I/O here.
 import { createHash } from "node:crypto";
+import type { SecretTemplate } from "../api/index.js";
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_ADDED_SECRETS,
   ANNOTATION_EXPIRES_AT,
   ANNOTATION_FETCHED_AT,
   ANNOTATION_REGISTRIES,
+  ANNOTATION_SECRET_TEMPLATE_KEYS,
   ANNOTATION_TOKEN_SOURCES,
   LABEL_MANAGED_BY,
   LABEL_OWNER,
@@ -40,6 +43,8 @@ export interface ServiceAccountView {
     annotations?: Record<string, string>;
   };
   imagePullSecrets?: Array<{ name?: string }>;
+  /** ObjectReferences; Tekton reads registry credentials from the Secrets listed here. */
+  secrets?: ReferenceEntry[];
 }
 
 /**
@@ -62,6 +67,8 @@ export interface DesiredSecretInput {
   registries: readonly string[];
   /** ANNOTATION_TOKEN_SOURCES: which source each host's token came from. */
   tokenSources?: string;
+  /** spec.secretTemplate: extra labels and annotations. */
+  template?: SecretTemplate;
 }
 
 export interface DesiredSecret {
@@ -94,15 +101,16 @@ export function desiredSecrets(
   if (input.expiresAt) annotations[ANNOTATION_EXPIRES_AT] = input.expiresAt.toISOString();
   if (input.fetchedAt) annotations[ANNOTATION_FETCHED_AT] = input.fetchedAt.toISOString();
   if (input.tokenSources) annotations[ANNOTATION_TOKEN_SOURCES] = input.tokenSources;
-  const labels = {
-    [LABEL_MANAGED_BY]: OPERATOR_NAME,
-    [LABEL_OWNER]: ownerLabelValue(input.owner),
-  };
+  const { labels, annotations: withTemplate } = applyTemplate(
+    { [LABEL_MANAGED_BY]: OPERATOR_NAME, [LABEL_OWNER]: ownerLabelValue(input.owner) },
+    annotations,
+    input.template,
+  );
   const data = {
     [DOCKER_CONFIG_JSON_KEY]: Buffer.from(input.dockerConfigJson).toString("base64"),
   };
   return (namespace) => ({
-    metadata: { name: input.secretName, namespace, labels, annotations },
+    metadata: { name: input.secretName, namespace, labels, annotations: withTemplate },
     type: DOCKER_CONFIG_JSON_TYPE,
     data,
   });
@@ -133,19 +141,89 @@ export function secretDiffers(desired: DesiredSecret, observed: SecretView): boo
   const annotations = observed.metadata?.annotations ?? {};
   for (const [k, v] of Object.entries(desired.metadata.annotations))
     if (annotations[k] !== v) return true;
-  return false;
+  // A template key dropped since the last write is still on the Secret.
+  const recorded = annotations[ANNOTATION_SECRET_TEMPLATE_KEYS];
+  return (
+    recorded !== undefined &&
+    recorded !== desired.metadata.annotations[ANNOTATION_SECRET_TEMPLATE_KEYS]
+  );
 }
 
 /** A merge patch that makes `observed` the desired Secret, guarded by its resourceVersion. */
-export function secretPatch(desired: DesiredSecret, resourceVersion: string | undefined): object {
+export function secretPatch(
+  desired: DesiredSecret,
+  resourceVersion: string | undefined,
+  observed?: SecretView,
+): object {
+  const dropped = observed ? droppedTemplateKeys(desired, observed) : undefined;
+  const nulls = (keys: string[] | undefined) =>
+    Object.fromEntries((keys ?? []).map((k) => [k, null]));
   return {
     metadata: {
       ...(resourceVersion ? { resourceVersion } : {}),
-      labels: desired.metadata.labels,
-      annotations: desired.metadata.annotations,
+      labels: { ...nulls(dropped?.labels), ...desired.metadata.labels },
+      annotations: { ...nulls(dropped?.annotations), ...desired.metadata.annotations },
     },
     data: desired.data,
   };
+}
+
+// --- secretTemplate ---------------------------------------------------------
+
+/** The record of which template keys were applied: `label:k` and `annotation:k`, sorted. */
+export function templateKeys(template: SecretTemplate | undefined): string | undefined {
+  const keys = [
+    ...Object.keys(template?.labels ?? {}).map((k) => `label:${k}`),
+    ...Object.keys(template?.annotations ?? {}).map((k) => `annotation:${k}`),
+  ].sort();
+  return keys.length > 0 ? keys.join(",") : undefined;
+}
+
+/**
+ * Labels and annotations with the template's added (the operator's own win:
+ * the schema forbids their keys, this keeps a hand-edited CRD honest), and
+ * the record of the template's keys so that a key dropped from the template
+ * is later dropped from the Secrets. Without a template: the same maps.
+ */
+export function applyTemplate(
+  labels: Record<string, string>,
+  annotations: Record<string, string>,
+  template: SecretTemplate | undefined,
+): { labels: Record<string, string>; annotations: Record<string, string> } {
+  const keys = templateKeys(template);
+  if (keys === undefined) return { labels, annotations };
+  return {
+    labels: { ...template?.labels, ...labels },
+    annotations: {
+      ...template?.annotations,
+      ...annotations,
+      [ANNOTATION_SECRET_TEMPLATE_KEYS]: keys,
+    },
+  };
+}
+
+/**
+ * Template keys an observed Secret carries from an earlier template and the
+ * desired one no longer has: a merge patch sets them to null.
+ */
+export function droppedTemplateKeys(
+  desired: DesiredSecret,
+  observed: SecretView,
+): { labels: string[]; annotations: string[] } {
+  const recorded = observed.metadata?.annotations?.[ANNOTATION_SECRET_TEMPLATE_KEYS];
+  const out = { labels: [] as string[], annotations: [] as string[] };
+  if (!recorded) return out;
+  for (const entry of recorded.split(",")) {
+    const colon = entry.indexOf(":");
+    const kind = entry.slice(0, colon);
+    const key = entry.slice(colon + 1);
+    if (kind === "label" && !(key in desired.metadata.labels)) out.labels.push(key);
+    if (kind === "annotation" && !(key in desired.metadata.annotations)) out.annotations.push(key);
+  }
+  if (!(ANNOTATION_SECRET_TEMPLATE_KEYS in desired.metadata.annotations)) {
+    out.annotations.push(ANNOTATION_SECRET_TEMPLATE_KEYS);
+  }
+  return out;
 }
 
 // --- ServiceAccounts -------------------------------------------------------
@@ -181,6 +259,18 @@ export interface ServiceAccountChange {
   addedRefs: string | null;
 }
 
+/** An entry of a ServiceAccount's reference list; others' entries are kept whole. */
+export interface ReferenceEntry {
+  name?: string;
+  [field: string]: unknown;
+}
+
+export interface ReferenceListChange {
+  entries: ReferenceEntry[];
+  /** The new value of the list's added-by annotation; null removes it. */
+  addedRefs: string | null;
+}
+
 /**
  * How one ServiceAccount's imagePullSecrets change for one resource.
  *
@@ -200,8 +290,33 @@ export function planServiceAccount(
   want: string | undefined,
   removeStale: boolean,
 ): ServiceAccountChange | undefined {
-  const current = (sa.imagePullSecrets ?? []).flatMap((r) => (r.name ? [{ name: r.name }] : []));
-  const annotation = sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
+  const change = planReferenceList(
+    sa.imagePullSecrets ?? [],
+    sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS],
+    owner,
+    want,
+    removeStale,
+  );
+  if (!change) return undefined;
+  return {
+    imagePullSecrets: change.entries.map((e) => ({ name: e.name ?? "" })),
+    addedRefs: change.addedRefs,
+  };
+}
+
+/**
+ * planServiceAccount's rules over any list of references a ServiceAccount
+ * holds (imagePullSecrets, or `secrets`, which Tekton reads), with the
+ * annotation recording which entries the operator added there.
+ */
+export function planReferenceList(
+  entries: readonly ReferenceEntry[],
+  annotation: string | undefined,
+  owner: string,
+  want: string | undefined,
+  removeStale: boolean,
+): ReferenceListChange | undefined {
+  const current = entries.filter((r) => r.name);
   const refs = parseAddedRefs(annotation);
   const ownerKey = ownerLabelValue(owner);
 
@@ -243,11 +358,10 @@ export function planServiceAccount(
   }
 
   const nextAnnotation = formatAddedRefs(dedupeRefs(nextRefs));
-  const listChanged =
-    list.length !== current.length || list.some((e, i) => e.name !== current[i]?.name);
+  const listChanged = list.length !== current.length || list.some((e, i) => e !== current[i]);
   const annotationChanged = (nextAnnotation ?? undefined) !== (annotation || undefined);
   if (!listChanged && !annotationChanged) return undefined;
-  return { imagePullSecrets: list, addedRefs: nextAnnotation ?? null };
+  return { entries: list, addedRefs: nextAnnotation ?? null };
 }
 
 function dedupeRefs(refs: readonly AddedRef[]): AddedRef[] {
@@ -262,16 +376,29 @@ function dedupeRefs(refs: readonly AddedRef[]): AddedRef[] {
 
 /** The merge patch for a ServiceAccount change, guarded by resourceVersion. */
 export function serviceAccountPatch(
-  change: ServiceAccountChange,
+  change: ServiceAccountChange | undefined,
   resourceVersion: string | undefined,
+  secrets?: ReferenceListChange,
 ): object {
+  const annotations: Record<string, string | null> = {};
+  if (change) annotations[ANNOTATION_ADDED_PULL_SECRETS] = change.addedRefs;
+  if (secrets) annotations[ANNOTATION_ADDED_SECRETS] = secrets.addedRefs;
   return {
-    metadata: {
-      ...(resourceVersion ? { resourceVersion } : {}),
-      annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: change.addedRefs },
-    },
-    imagePullSecrets: change.imagePullSecrets,
+    metadata: { ...(resourceVersion ? { resourceVersion } : {}), annotations },
+    ...(change ? { imagePullSecrets: change.imagePullSecrets } : {}),
+    ...(secrets ? { secrets: secrets.entries } : {}),
   };
+}
+
+/** How one ServiceAccount's `secrets` list changes for one resource (planServiceAccount's rules). */
+export function planServiceAccountSecrets(
+  sa: ServiceAccountView,
+  owner: string,
+  want: string | undefined,
+  removeStale: boolean,
+): ReferenceListChange | undefined {
+  const annotation = sa.metadata?.annotations?.[ANNOTATION_ADDED_SECRETS];
+  return planReferenceList(sa.secrets ?? [], annotation, owner, want, removeStale);
 }
 
 /** Which ServiceAccounts of a namespace a resource targets. */

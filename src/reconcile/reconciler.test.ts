@@ -404,6 +404,136 @@ const cases: Case[] = [
       fetched: [],
     },
   },
+  {
+    name: "every output: config.json and Argo CD Secrets from the one token, ServiceAccount secrets merged",
+    resource: resource({
+      dockerConfigSecret: { name: "docker-config" },
+      argoCD: {},
+      serviceAccountFields: ["imagePullSecrets", "secrets"],
+      secretTemplate: { labels: { team: "a" } },
+    }),
+    world: teamA,
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        "create secret team-a/docker-config",
+        "patch serviceaccount team-a/default",
+        `create secret argocd/team-helm-${HOST}`,
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "True", reason: "Synced" },
+      secrets: { "team-a/pull": "pw-us-east-1" },
+      pullSecrets: { "team-a/default": ["pull"], "team-a/builder": [] },
+      fetched: ["us-east-1"],
+    },
+    later: async (h) => {
+      const pull = await h.cluster.readSecret({ namespace: "team-a", name: "pull" });
+      const config = await h.cluster.readSecret({ namespace: "team-a", name: "docker-config" });
+      expect(config?.type).toBe("Opaque");
+      expect(config?.data?.["config.json"]).toBe(pull?.data?.[DOCKER_CONFIG_JSON_KEY]);
+      expect(config?.metadata?.labels?.team).toBe("a");
+      const argo = await h.cluster.readSecret({ namespace: "argocd", name: `team-helm-${HOST}` });
+      const text = (k: string) => Buffer.from(argo?.data?.[k] ?? "", "base64").toString();
+      expect([text("url"), text("type"), text("username"), text("password")]).toEqual([
+        HOST,
+        "helm",
+        "AWS",
+        "pw-us-east-1",
+      ]);
+      const sa = [...h.cluster.serviceAccounts("team-a")].find(
+        (x) => x.metadata?.name === "default",
+      );
+      expect(sa?.secrets).toEqual([{ name: "pull" }]);
+      // Nothing more to do on a second pass.
+      const before = h.cluster.writes.length;
+      await h.pass();
+      expect(h.cluster.writes.slice(before)).toEqual([]);
+    },
+  },
+  {
+    name: "Retain: outputs no longer asked for, and a deleted resource's, stay where they are",
+    resource: resource({
+      deletionPolicy: "Retain",
+      dockerConfigSecret: { name: "docker-config" },
+      argoCD: {},
+      serviceAccountFields: ["imagePullSecrets", "secrets"],
+    }),
+    world: teamA,
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        "create secret team-a/docker-config",
+        "patch serviceaccount team-a/default",
+        `create secret argocd/team-helm-${HOST}`,
+        `patch status ${NAME}`,
+      ],
+    },
+    later: async (h) => {
+      const r = h.cluster.resource(NAME);
+      if (!r) throw new Error("no resource");
+      h.cluster.addResource({
+        ...r,
+        metadata: { ...r.metadata, deletionTimestamp: "2030-01-01T00:00:00Z" },
+      });
+      const before = h.cluster.writes.length;
+      await h.pass();
+      expect(h.cluster.writes.slice(before)).toEqual([`patch metadata ${NAME}`]);
+      for (const [namespace, name] of [
+        ["team-a", "docker-config"],
+        ["argocd", `team-helm-${HOST}`],
+      ] as const) {
+        expect(await h.cluster.readSecret({ namespace, name }), name).toBeDefined();
+      }
+      const sa = [...h.cluster.serviceAccounts("team-a")].find(
+        (x) => x.metadata?.name === "default",
+      );
+      expect(sa?.secrets).toEqual([{ name: "pull" }]);
+    },
+  },
+  {
+    name: "outputs no longer asked for: their Secrets and the secrets entry go, the pull Secret stays",
+    resource: resource({
+      dockerConfigSecret: { name: "docker-config" },
+      argoCD: {},
+      serviceAccountFields: ["imagePullSecrets", "secrets"],
+    }),
+    world: teamA,
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        "create secret team-a/docker-config",
+        "patch serviceaccount team-a/default",
+        `create secret argocd/team-helm-${HOST}`,
+        `patch status ${NAME}`,
+      ],
+    },
+    later: async (h) => {
+      const r = h.cluster.resource(NAME);
+      if (!r) throw new Error("no resource");
+      h.cluster.addResource({
+        ...r,
+        spec: {
+          ...r.spec,
+          dockerConfigSecret: undefined,
+          argoCD: undefined,
+          serviceAccountFields: undefined,
+        },
+      });
+      const before = h.cluster.writes.length;
+      await h.pass();
+      expect(h.cluster.writes.slice(before)).toEqual([
+        "patch serviceaccount team-a/default",
+        "delete secret team-a/docker-config",
+        `delete secret argocd/team-helm-${HOST}`,
+      ]);
+      const sa = [...h.cluster.serviceAccounts("team-a")].find(
+        (x) => x.metadata?.name === "default",
+      );
+      expect(sa?.secrets ?? []).toEqual([]);
+      expect(h.cluster.pullSecretsOf("team-a", "default")).toEqual(["pull"]);
+      expect(await h.cluster.readSecret({ namespace: "team-a", name: "pull" })).toBeDefined();
+    },
+  },
 ];
 
 function auths(data: Record<string, string> | undefined) {

@@ -30,9 +30,10 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { cleanup } from "./cleanup.js";
 import type { Cluster } from "./cluster.js";
-import { type SecretContent, secretContent } from "./content.js";
-import { type DesiredSecret, desiredSecrets, isOwnedBy, secretDiffers } from "./desired.js";
+import { secretContent } from "./content.js";
+import { type DesiredSecret, isOwnedBy, secretDiffers } from "./desired.js";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.js";
+import { desiredPassSecrets, type PassSecrets } from "./outputs.js";
 import { pool } from "./pool.js";
 import { syncSecret } from "./secrets.js";
 import { ServiceAccounts } from "./service-accounts.js";
@@ -116,8 +117,10 @@ export class Reconciler {
     const missing = tokens.find((s) => !s.token);
     if (missing) return await this.noToken(resource, tokens, missing);
 
-    // 3. Content: the one Secret for every namespace.
-    const content = secretContent(spec.targets, new Map(tokens.map((s) => [s.key, s])));
+    // 3. Content: the one Secret content for every namespace and format.
+    const states = new Map(tokens.map((s) => [s.key, s]));
+    const content = secretContent(spec.targets, states, resource.spec.hostVariants);
+    const outputs = desiredPassSecrets(name, resource.spec, content);
 
     // 4. Targets: where (within the namespaces this install may serve).
     const infos = namespaceInfos(this.cluster.namespaces());
@@ -125,8 +128,9 @@ export class Reconciler {
     if (isOperatorError(scoped)) return await this.invalidSpec(resource, scoped);
     const wanted = scoped.targets;
 
-    // 5. Writes: the Secret and the ServiceAccounts of each namespace not yet as desired.
-    const { wrote, failures } = await this.write(resource, policy, content, wanted);
+    // 5. Writes: the Secrets and the ServiceAccounts of each namespace not yet
+    //    as desired, then Argo CD's Secrets.
+    const { wrote, failures } = await this.write(resource, policy, outputs, wanted);
     const notGranted = scoped.notGranted.map((ns) => this.notGranted(resource, ns));
 
     // 6. Cleanup: what it made and no longer wants.
@@ -134,7 +138,7 @@ export class Reconciler {
       owner: name,
       policy,
       keepNamespaces: new Set(wanted),
-      keepSecretName: resource.spec.secretName,
+      keepSecrets: outputs.keys(wanted),
       concurrency: this.opts.writeConcurrency,
     });
 
@@ -199,7 +203,7 @@ export class Reconciler {
         owner: name,
         policy,
         keepNamespaces: new Set(),
-        keepSecretName: undefined,
+        keepSecrets: new Set(),
         concurrency: this.opts.writeConcurrency,
       });
       await removeFinalizer(this.cluster, resource);
@@ -250,38 +254,55 @@ export class Reconciler {
     return { ready: false };
   }
 
-  /** Brings each wanted namespace's Secret and ServiceAccounts to the desired state. */
+  /**
+   * Brings each wanted namespace's Secrets (pull, config.json) and
+   * ServiceAccounts to the desired state, then the Argo CD Secrets.
+   */
   private async write(
     resource: ECRPullSecret,
     policy: DeletionPolicy,
-    content: SecretContent,
+    outputs: PassSecrets,
     wanted: string[],
   ): Promise<{ wrote: number; failures: NamespaceFailure[] }> {
-    const owner = resource.metadata?.name ?? "";
-    const desiredIn = desiredSecrets({ ...content, owner, secretName: resource.spec.secretName });
     // Most namespaces of most passes already are as desired (a pass runs for
     // every namespace event): find the ones that are not on the caches alone,
     // and spend requests, promises and garbage only on those.
-    const outOfSync = wanted.filter((ns) => !this.inSync(resource, desiredIn(ns), policy));
+    const outOfSync = wanted.filter(
+      (ns) =>
+        !outputs.inNamespace(ns).every((d) => this.secretInSync(resource, d)) ||
+        !this.serviceAccounts.inSync(resource, ns, policy),
+    );
     let wrote = 0;
     const failures: NamespaceFailure[] = [];
     await pool(outOfSync, this.opts.writeConcurrency, async (namespace) => {
       try {
-        if (await syncSecret(this.cluster, resource, desiredIn(namespace))) wrote++;
+        for (const desired of outputs.inNamespace(namespace)) {
+          if (await syncSecret(this.cluster, resource, desired)) wrote++;
+        }
         await this.serviceAccounts.sync(resource, namespace, policy);
       } catch (err) {
         failures.push(this.failure(resource, namespace, err));
       }
     });
+    for (const desired of outputs.argoCD) {
+      if (this.secretInSync(resource, desired)) continue;
+      const namespace = desired.metadata.namespace;
+      try {
+        if (await syncSecret(this.cluster, resource, desired)) wrote++;
+      } catch (err) {
+        if (!failures.some((f) => f.namespace === namespace)) {
+          failures.push(this.failure(resource, namespace, err));
+        }
+      }
+    }
     return { wrote, failures };
   }
 
-  /** Whether a namespace's Secret and ServiceAccounts are as desired, judged on the caches. */
-  private inSync(resource: ECRPullSecret, desired: DesiredSecret, policy: DeletionPolicy): boolean {
+  /** Whether a Secret is ours and as desired, judged on the caches. */
+  private secretInSync(resource: ECRPullSecret, desired: DesiredSecret): boolean {
     const observed = this.cluster.secret(desired.metadata);
     const owner = resource.metadata?.name ?? "";
-    if (!observed || !isOwnedBy(observed, owner) || secretDiffers(desired, observed)) return false;
-    return this.serviceAccounts.inSync(resource, desired.metadata.namespace, policy);
+    return !!observed && isOwnedBy(observed, owner) && !secretDiffers(desired, observed);
   }
 
   /** A namespace the resource names that this install may not serve: reported, with an Event. */

@@ -10,7 +10,6 @@ import { retryOnConflict } from "../kube/retry.js";
 import type { Cluster } from "./cluster.js";
 import {
   type DesiredSecret,
-  DOCKER_CONFIG_JSON_TYPE,
   isManaged,
   isOwnedBy,
   type SecretView,
@@ -39,15 +38,16 @@ export async function syncSecret(
       // read the real thing and decide again.
       if (attempt > 0) observed = await cluster.readSecret(key);
       // adoptExisting takes a Secret over by writing our labels on it.
-      if (observed && !isOwnedBy(observed, owner) && !adoptable(resource, observed)) {
-        throw secretConflict(resource, key.namespace, observed);
+      if (observed && !isOwnedBy(observed, owner) && !adoptable(resource, desired, observed)) {
+        throw secretConflict(resource, desired, observed);
       }
       if (!observed) {
         await cluster.createSecret(desired);
         return true;
       }
       if (!secretDiffers(desired, observed)) return false;
-      await cluster.patchSecret(key, secretPatch(desired, observed.metadata?.resourceVersion));
+      const rv = observed.metadata?.resourceVersion;
+      await cluster.patchSecret(key, secretPatch(desired, rv, observed));
       return true;
     },
   );
@@ -80,27 +80,26 @@ export async function deleteOwnedSecret(
   );
 }
 
-function adoptable(resource: ECRPullSecret, observed: SecretView): boolean {
+/** adoptExisting takes over a Secret of the type it would write (a type cannot change). */
+function adoptable(resource: ECRPullSecret, desired: DesiredSecret, observed: SecretView): boolean {
   return (
-    resource.spec.adoptExisting === true &&
-    !isManaged(observed) &&
-    observed.type === DOCKER_CONFIG_JSON_TYPE
+    resource.spec.adoptExisting === true && !isManaged(observed) && observed.type === desired.type
   );
 }
 
 function secretConflict(
   resource: ECRPullSecret,
-  namespace: string,
+  desired: DesiredSecret,
   observed: SecretView,
 ): OperatorError {
-  const name = observed.metadata?.name ?? resource.spec.secretName;
+  const { namespace, name } = desired.metadata;
   if (!isManaged(observed) && resource.spec.adoptExisting === true) {
     const type = observed.type ?? "Opaque";
     return operatorError("SecretConflict", "notAdoptable", {
       namespace,
       name,
       type,
-      wanted: DOCKER_CONFIG_JSON_TYPE,
+      wanted: desired.type,
     });
   }
   if (isManaged(observed)) {

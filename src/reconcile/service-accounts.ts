@@ -1,6 +1,8 @@
-// Merging the Secret into ServiceAccounts' imagePullSecrets (and taking it
-// out again), without losing what anyone else put there: a patch guarded by
-// resourceVersion, redone on top of the other writer's change on a conflict.
+// Merging the Secret into ServiceAccounts' imagePullSecrets, and on request
+// into their `secrets` (Tekton reads registry credentials there), and taking
+// it out again, without losing what anyone else put there: one patch per
+// ServiceAccount guarded by resourceVersion, redone on top of the other
+// writer's change on a conflict.
 import type { DeletionPolicy, ECRPullSecret } from "../api/index.js";
 import { operatorError } from "../errors.js";
 import { isNotFound } from "../kube/client.js";
@@ -8,14 +10,27 @@ import { retryOnConflict } from "../kube/retry.js";
 import type { Cluster } from "./cluster.js";
 import {
   planServiceAccount,
+  planServiceAccountSecrets,
+  type ReferenceListChange,
   type ServiceAccountChange,
   type ServiceAccountView,
   serviceAccountPatch,
   targetsServiceAccount,
 } from "./desired.js";
 
+/** The Secret name a resource wants in each list of one ServiceAccount; undefined: none. */
+export interface Wanted {
+  imagePullSecrets?: string;
+  secrets?: string;
+}
+
+interface Plan {
+  pull?: ServiceAccountChange;
+  secrets?: ReferenceListChange;
+}
+
 export class ServiceAccounts {
-  /** Cached ServiceAccounts whose plan came out empty, and for which (owner, want, policy). */
+  /** Cached ServiceAccounts whose plan came out empty, and for which (owner, wants, policy). */
   private readonly settled = new WeakMap<object, string>();
 
   constructor(private readonly cluster: Cluster) {}
@@ -37,11 +52,11 @@ export class ServiceAccounts {
     }
   }
 
-  /** Applies planServiceAccount with optimistic concurrency, re-reading on conflict. */
+  /** Applies the plan of both lists with optimistic concurrency, re-reading on conflict. */
   async patch(
     cached: ServiceAccountView,
     owner: string,
-    want: string | undefined,
+    want: Wanted,
     removeStale: boolean,
   ): Promise<void> {
     const key = { namespace: cached.metadata?.namespace ?? "", name: cached.metadata?.name ?? "" };
@@ -54,11 +69,14 @@ export class ServiceAccounts {
       async (attempt) => {
         // Someone else wrote it meanwhile: their change stays, ours is redone on top.
         if (attempt > 0) sa = await this.cluster.readServiceAccount(key);
-        const change = sa && this.plan(sa, owner, want, removeStale);
-        if (!sa || !change) return;
+        const plan = sa && this.plan(sa, owner, want, removeStale);
+        if (!sa || !plan) return;
         try {
-          const patch = serviceAccountPatch(change, sa.metadata?.resourceVersion);
-          await this.cluster.patchServiceAccount(key, patch);
+          const rv = sa.metadata?.resourceVersion;
+          await this.cluster.patchServiceAccount(
+            key,
+            serviceAccountPatch(plan.pull, rv, plan.secrets),
+          );
         } catch (err) {
           if (!isNotFound(err)) throw err;
         }
@@ -67,27 +85,35 @@ export class ServiceAccounts {
   }
 
   /**
-   * planServiceAccount, remembering per cached object which plans came out
-   * empty: the caches replace an object whenever it changes, so a settled
+   * The plans of both lists, remembering per cached object which plans came
+   * out empty: the caches replace an object whenever it changes, so a settled
    * ServiceAccount is not parsed again on every pass.
    */
   private plan(
     sa: ServiceAccountView,
     owner: string,
-    want: string | undefined,
+    want: Wanted,
     removeStale: boolean,
-  ): ServiceAccountChange | undefined {
-    const key = `${owner}/${want ?? ""}/${removeStale}`;
+  ): Plan | undefined {
+    const key = `${owner}/${want.imagePullSecrets ?? ""}/${want.secrets ?? ""}/${removeStale}`;
     if (this.settled.get(sa) === key) return undefined;
-    const change = planServiceAccount(sa, owner, want, removeStale);
-    if (!change) this.settled.set(sa, key);
-    return change;
+    const pull = planServiceAccount(sa, owner, want.imagePullSecrets, removeStale);
+    const secrets = planServiceAccountSecrets(sa, owner, want.secrets, removeStale);
+    if (!pull && !secrets) {
+      this.settled.set(sa, key);
+      return undefined;
+    }
+    return { ...(pull ? { pull } : {}), ...(secrets ? { secrets } : {}) };
   }
 }
 
-/** The Secret name the resource wants in this ServiceAccount, if any. */
-function wanted(resource: ECRPullSecret, sa: ServiceAccountView): string | undefined {
-  return targetsServiceAccount(resource.spec.serviceAccounts, sa.metadata?.name ?? "")
-    ? resource.spec.secretName
-    : undefined;
+/** The Secret name the resource wants in each list of this ServiceAccount. */
+function wanted(resource: ECRPullSecret, sa: ServiceAccountView): Wanted {
+  if (!targetsServiceAccount(resource.spec.serviceAccounts, sa.metadata?.name ?? "")) return {};
+  const fields = resource.spec.serviceAccountFields ?? ["imagePullSecrets"];
+  const name = resource.spec.secretName;
+  return {
+    ...(fields.includes("imagePullSecrets") ? { imagePullSecrets: name } : {}),
+    ...(fields.includes("secrets") ? { secrets: name } : {}),
+  };
 }

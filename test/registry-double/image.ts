@@ -44,7 +44,7 @@ export function sha256Digest(bytes: Buffer): string {
 }
 
 /** One regular file in a ustar archive; mtime 0 and root ownership keep it reproducible. */
-function tarFile(name: string, content: Buffer): Buffer {
+export function tarFile(name: string, content: Buffer): Buffer {
   const header = Buffer.alloc(512);
   const field = (offset: number, length: number, value: string): void => {
     header.write(value, offset, length, "ascii");
@@ -115,4 +115,75 @@ export function buildImage(): Image {
     throw new Error("failed to build image: no manifest format");
   }
   return { config, layer, layerDiffId, manifests, blobs };
+}
+
+/** Helm's OCI media types (helm.sh/helm/v3/pkg/registry/constants.go). */
+export const HELM_MEDIA_TYPES = {
+  config: "application/vnd.cncf.helm.config.v1+json",
+  chart: "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+} as const;
+
+export interface ChartArtifact {
+  name: string;
+  version: string;
+  /** Chart.yaml's fields, as the config blob holds them. */
+  config: Blob;
+  /** The packaged chart (`helm package` output): a gzipped tar of `<name>/...`. */
+  chart: Blob;
+  manifest: Manifest;
+}
+
+/**
+ * A Helm chart stored the way `helm push` stores it in an OCI registry (ECR
+ * included): an OCI image manifest whose config is the chart's metadata and
+ * whose one layer is the packaged chart. The chart renders one ConfigMap.
+ */
+export function buildChart(name: string, version: string): ChartArtifact {
+  const metadata = { apiVersion: "v2", name, version, appVersion: version, type: "application" };
+  const files: [string, string][] = [
+    [
+      "Chart.yaml",
+      `apiVersion: v2\nname: ${name}\nversion: ${version}\nappVersion: "${version}"\ntype: application\n`,
+    ],
+    ["values.yaml", "message: hello from an OCI chart\n"],
+    [
+      "templates/configmap.yaml",
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  message: {{ .Values.message | quote }}\n",
+    ],
+  ];
+  const tar = Buffer.concat([
+    ...files.map(([path, content]) => tarFile(`${name}/${path}`, Buffer.from(content))),
+    Buffer.alloc(1024),
+  ]);
+  const chartBytes = gzipSync(tar, { level: 9 });
+  const configBytes = Buffer.from(JSON.stringify(metadata));
+  const config = {
+    digest: sha256Digest(configBytes),
+    mediaType: HELM_MEDIA_TYPES.config,
+    bytes: configBytes,
+  };
+  const chart = {
+    digest: sha256Digest(chartBytes),
+    mediaType: HELM_MEDIA_TYPES.chart,
+    bytes: chartBytes,
+  };
+  const manifestBytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.oci.manifest,
+      config: { mediaType: config.mediaType, size: configBytes.length, digest: config.digest },
+      layers: [{ mediaType: chart.mediaType, size: chartBytes.length, digest: chart.digest }],
+      annotations: {
+        "org.opencontainers.image.title": name,
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.created": "1970-01-01T00:00:00Z",
+      },
+    }),
+  );
+  const manifest = {
+    digest: sha256Digest(manifestBytes),
+    mediaType: MEDIA_TYPES.oci.manifest,
+    bytes: manifestBytes,
+  };
+  return { name, version, config, chart, manifest };
 }

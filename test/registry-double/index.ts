@@ -1,4 +1,12 @@
-export { buildImage, type ManifestFormat, MEDIA_TYPES, sha256Digest } from "./image.js";
+export {
+  buildChart,
+  buildImage,
+  type ChartArtifact,
+  HELM_MEDIA_TYPES,
+  type ManifestFormat,
+  MEDIA_TYPES,
+  sha256Digest,
+} from "./image.js";
 export {
   type AuthAttempt,
   type PasswordValidator,

@@ -1,5 +1,6 @@
-// A double of the Docker Registry HTTP API v2, the subset `skopeo inspect` and
-// `skopeo copy` use, serving one small image. It accepts `AWS:<password>` only
+// A double of the Docker Registry HTTP API v2, the subset `skopeo inspect`,
+// `skopeo copy`, `crane` and `helm pull oci://` use, serving one small image
+// and, on request, Helm charts stored as OCI artifacts. It accepts `AWS:<password>` only
 // while a validator (normally AwsDouble.isValidPassword) says the password is
 // known and unexpired at that moment: proof that a pull secret works for a real
 // client, not only that it exists.
@@ -10,7 +11,14 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
-import { buildImage, type Image, type ManifestFormat } from "./image.js";
+import {
+  buildChart,
+  buildImage,
+  type ChartArtifact,
+  type Image,
+  type Manifest,
+  type ManifestFormat,
+} from "./image.js";
 import { selfSignedCertificate } from "./self-signed.js";
 
 export type PasswordValidator = (password: string, at: Date) => boolean | Promise<boolean>;
@@ -24,6 +32,12 @@ export interface RegistryDoubleOptions {
   tags?: string[];
   /** Which manifest a tag resolves to. Default "docker" (schema2); both are served by digest. */
   manifestFormat?: ManifestFormat;
+  /**
+   * Helm charts served as OCI artifacts, each under `repository` (default
+   * `charts/<name>`) with its version as the one tag: `helm pull
+   * oci://HOST/charts/<name> --version <version>`. Default none.
+   */
+  charts?: { name: string; version: string; repository?: string }[];
   /** Serve HTTPS with a certificate for 127.0.0.1/localhost made at start. Default false. */
   tls?: boolean;
   realm?: string;
@@ -63,7 +77,11 @@ function registryError(status: number, code: string, message: string, extra = {}
 
 export class RegistryDouble {
   readonly image: Image;
-  private readonly options: Required<Omit<RegistryDoubleOptions, "realm">> & { realm: string };
+  /** Charts by repository name. */
+  readonly charts: ReadonlyMap<string, ChartArtifact>;
+  private readonly options: Required<Omit<RegistryDoubleOptions, "realm" | "charts">> & {
+    realm: string;
+  };
   private refusing = false;
   private readonly attempts: AuthAttempt[] = [];
   private readonly sockets = new Set<Socket>();
@@ -81,6 +99,12 @@ export class RegistryDouble {
       realm: options.realm ?? "ecr-registry-double",
     };
     this.image = buildImage();
+    this.charts = new Map(
+      (options.charts ?? []).map((c) => [
+        c.repository ?? `charts/${c.name}`,
+        buildChart(c.name, c.version),
+      ]),
+    );
   }
 
   async start(options: { host?: string; port?: number } = {}): Promise<RegistryAddress> {
@@ -230,51 +254,70 @@ export class RegistryDouble {
     const tags = /^\/v2\/(.+)\/tags\/list$/.exec(path);
     if (tags !== null) {
       const name = tags[1] ?? "";
-      if (!this.options.repositories.includes(name)) {
+      const chart = this.charts.get(name);
+      if (chart === undefined && !this.options.repositories.includes(name)) {
         return registryError(404, "NAME_UNKNOWN", `repository name not known to registry: ${name}`);
       }
+      const list = chart === undefined ? this.options.tags : [chart.version];
       return {
         status: 200,
         headers: { ...API_VERSION_HEADER, "content-type": "application/json" },
-        body: Buffer.from(JSON.stringify({ name, tags: this.options.tags })),
+        body: Buffer.from(JSON.stringify({ name, tags: list })),
       };
     }
     const object = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(path);
     if (object === null) return registryError(404, "NOT_FOUND", `no such endpoint: ${path}`);
     const [, name = "", kind, reference = ""] = object;
+    const chart = this.charts.get(name);
+    if (chart !== undefined) return this.chartObject(chart, kind, reference);
     if (!this.options.repositories.includes(name)) {
       return registryError(404, "NAME_UNKNOWN", `repository name not known to registry: ${name}`);
     }
     if (kind === "blobs") {
-      const blob = this.image.blobs.get(reference);
-      if (blob === undefined)
-        return registryError(404, "BLOB_UNKNOWN", `blob unknown: ${reference}`);
-      return {
-        status: 200,
-        headers: {
-          ...API_VERSION_HEADER,
-          "content-type": "application/octet-stream",
-          "docker-content-digest": blob.digest,
-          etag: `"${blob.digest}"`,
-        },
-        body: blob.bytes,
-      };
+      return blobReply(this.image.blobs.get(reference), reference);
     }
     const manifest = this.options.tags.includes(reference)
       ? this.image.manifests[this.options.manifestFormat]
       : Object.values(this.image.manifests).find((m) => m.digest === reference);
-    if (manifest === undefined) {
-      return registryError(404, "MANIFEST_UNKNOWN", `manifest unknown: ${reference}`);
-    }
-    return {
-      status: 200,
-      headers: {
-        ...API_VERSION_HEADER,
-        "content-type": manifest.mediaType,
-        "docker-content-digest": manifest.digest,
-        etag: `"${manifest.digest}"`,
-      },
-      body: manifest.bytes,
-    };
+    return manifestReply(manifest, reference);
   }
+
+  private chartObject(chart: ChartArtifact, kind: string | undefined, reference: string): Reply {
+    if (kind === "blobs") {
+      const blob = [chart.config, chart.chart].find((b) => b.digest === reference);
+      return blobReply(blob, reference);
+    }
+    const found = reference === chart.version || reference === chart.manifest.digest;
+    return manifestReply(found ? chart.manifest : undefined, reference);
+  }
+}
+
+function blobReply(blob: { digest: string; bytes: Buffer } | undefined, reference: string): Reply {
+  if (blob === undefined) return registryError(404, "BLOB_UNKNOWN", `blob unknown: ${reference}`);
+  return {
+    status: 200,
+    headers: {
+      ...API_VERSION_HEADER,
+      "content-type": "application/octet-stream",
+      "docker-content-digest": blob.digest,
+      etag: `"${blob.digest}"`,
+    },
+    body: blob.bytes,
+  };
+}
+
+function manifestReply(manifest: Manifest | undefined, reference: string): Reply {
+  if (manifest === undefined) {
+    return registryError(404, "MANIFEST_UNKNOWN", `manifest unknown: ${reference}`);
+  }
+  return {
+    status: 200,
+    headers: {
+      ...API_VERSION_HEADER,
+      "content-type": manifest.mediaType,
+      "docker-content-digest": manifest.digest,
+      etag: `"${manifest.digest}"`,
+    },
+    body: manifest.bytes,
+  };
 }

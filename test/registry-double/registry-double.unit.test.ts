@@ -1,6 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -10,7 +10,8 @@ import { gunzipSync } from "node:zlib";
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AwsDouble } from "../aws-double/aws-double.js";
-import { sha256Digest } from "./image.js";
+import { craneWithDockerConfig, helmPullOci } from "../harness/clients.js";
+import { HELM_MEDIA_TYPES, sha256Digest } from "./image.js";
 import { RegistryDouble } from "./registry-double.js";
 
 const execFileAsync = promisify(execFile);
@@ -36,6 +37,7 @@ describe("registry double", () => {
   const aws = new AwsDouble({ identities: [alice] });
   const registry = new RegistryDouble({
     validatePassword: (password, at) => aws.isValidPassword(password, at),
+    charts: [{ name: "demo", version: "0.1.0" }],
   });
   let ecr: ECRClient;
 
@@ -270,4 +272,74 @@ describe("registry double", () => {
       }
     },
   );
+
+  it("serves a Helm chart as an OCI artifact: helm's media types, by tag and digest", async () => {
+    const headers = { authorization: basic("AWS", await fetchPassword()) };
+    const chart = registry.charts.get("charts/demo");
+    if (chart === undefined) throw new Error("no chart");
+    const res = await fetch(`${registry.url}/v2/charts/demo/manifests/0.1.0`, { headers });
+    expect(res.status).toBe(200);
+    const manifest = JSON.parse(Buffer.from(await res.arrayBuffer()).toString()) as {
+      config: { mediaType: string; digest: string };
+      layers: { mediaType: string; digest: string }[];
+    };
+    expect(manifest.config.mediaType).toBe(HELM_MEDIA_TYPES.config);
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual([HELM_MEDIA_TYPES.chart]);
+    const byDigest = await fetch(
+      `${registry.url}/v2/charts/demo/manifests/${chart.manifest.digest}`,
+      { headers },
+    );
+    expect(byDigest.status).toBe(200);
+    const tags = await fetch(`${registry.url}/v2/charts/demo/tags/list`, { headers });
+    expect(await tags.json()).toEqual({ name: "charts/demo", tags: ["0.1.0"] });
+    // The chart's blobs are not the image's: only its own repository serves them.
+    const wrongRepo = await fetch(`${registry.url}/v2/demo/app/blobs/${chart.chart.digest}`, {
+      headers,
+    });
+    expect(wrongRepo.status).toBe(404);
+  });
+
+  it("lets the real helm pull oci:// the chart with a valid password only", async () => {
+    const password = await fetchPassword();
+    const pulled = await helmPullOci({
+      url: registry.host,
+      chart: "charts/demo",
+      version: "0.1.0",
+      username: "AWS",
+      password,
+    });
+    expect(pulled.stderr).not.toMatch(/error/i);
+    expect(pulled.code).toBe(0);
+    const bytes = await readFile(join(pulled.destination, "demo-0.1.0.tgz"));
+    expect(sha256Digest(bytes)).toBe(registry.charts.get("charts/demo")?.chart.digest);
+
+    const refused = await helmPullOci({
+      url: registry.host,
+      chart: "charts/demo",
+      version: "0.1.0",
+      username: "AWS",
+      password: "not-a-token",
+    });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/401|unauthorized/i);
+  });
+
+  it("lets crane (go-containerregistry's keychain) read a manifest through DOCKER_CONFIG", async () => {
+    const password = await fetchPassword();
+    const ref = `${registry.host}/demo/app:latest`;
+    const read = await craneWithDockerConfig(registry.authFile(password), [
+      "manifest",
+      "--insecure",
+      ref,
+    ]);
+    expect(read.stderr).toBe("");
+    expect(read.stdout).toBe(registry.image.manifests.docker.bytes.toString());
+    const refused = await craneWithDockerConfig(registry.authFile("not-a-token"), [
+      "manifest",
+      "--insecure",
+      ref,
+    ]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/UNAUTHORIZED/);
+  });
 });

@@ -1,0 +1,216 @@
+// The other consumers of the one token, as pure functions: the host spellings
+// each registry gets an auths key under, the config.json Secret of a target
+// namespace and the Argo CD repository Secrets (the secretTemplate, on every
+// Secret, is in desired.ts). All are built from the content the pull Secret
+// is built from, so a format costs no AWS call; and from the same bytes, so
+// every namespace of one token holds identical auth entries (what the
+// kubelet's credential tracking, KEP-2535, compares). No I/O here.
+
+import type { ArgoCDSpec, ECRPullSecretSpec } from "../api/index.js";
+import { ANNOTATION_REGISTRIES } from "../api/metadata.js";
+import { parseRegistryHost, registryHost } from "../aws/registry-host.js";
+import { type DesiredSecret, desiredSecrets, ownerLabelValue } from "./desired.js";
+
+export const OPAQUE_TYPE = "Opaque";
+/** The Docker client's config file, as DOCKER_CONFIG/config.json. */
+export const CONFIG_JSON_KEY = "config.json";
+/** Argo CD reads repository Secrets by this label (argocd-repo-creds.yaml, argocd-repositories.yaml). */
+export const ARGOCD_SECRET_TYPE_LABEL = "argocd.argoproj.io/secret-type";
+export const DEFAULT_ARGOCD_NAMESPACE = "argocd";
+
+export type HostVariant = "Standard" | "DualStack";
+
+/**
+ * The auths keys of one registry host: bare hosts (no scheme, no path), as
+ * Docker with the containerd store and recent containerd match them exactly.
+ * With `variants`, a private registry gets each spelling asked for (FIPS
+ * kept); ECR Public and China regions (no dual-stack endpoint) keep their own.
+ */
+export function hostSpellings(host: string, variants?: readonly HostVariant[]): string[] {
+  if (variants === undefined || variants.length === 0) return [host];
+  let parsed: ReturnType<typeof parseRegistryHost>;
+  try {
+    parsed = parseRegistryHost(host);
+  } catch {
+    return [host];
+  }
+  if (parsed.kind === "public") return [host];
+  const out: string[] = [];
+  for (const variant of ["Standard", "DualStack"] as const) {
+    if (!variants.includes(variant)) continue;
+    if (variant === "DualStack" && parsed.partition === "aws-cn") continue;
+    const spelled = registryHost(parsed.accountId, parsed.region, {
+      fips: parsed.fips,
+      dualStack: variant === "DualStack",
+    });
+    if (!out.includes(spelled)) out.push(spelled);
+  }
+  return out.length > 0 ? out : [host];
+}
+
+/** Auths entries with every host under each spelling asked for, sharing its credentials. */
+export function withHostVariants<T extends { host: string }>(
+  entries: readonly T[],
+  variants?: readonly HostVariant[],
+): T[] {
+  const out: T[] = [];
+  for (const entry of entries) {
+    for (const host of hostSpellings(entry.host, variants)) {
+      if (!out.some((e) => e.host === host)) out.push({ ...entry, host });
+    }
+  }
+  return out;
+}
+
+// --- config.json -----------------------------------------------------------------
+
+/**
+ * The config.json Secret of every target namespace: Opaque, one key holding
+ * the very bytes of the pull Secret's `.dockerconfigjson` (a config.json with
+ * only `auths` is exactly that document). `base` is the pull Secret's
+ * builder; its shared labels, annotations and encoded data are reused.
+ */
+export function desiredConfigJsonSecrets(
+  base: (namespace: string) => DesiredSecret,
+  name: string,
+): (namespace: string) => DesiredSecret {
+  let data: Record<string, string> | undefined;
+  return (namespace) => {
+    const pull = base(namespace);
+    data ??= { [CONFIG_JSON_KEY]: Object.values(pull.data)[0] ?? "" };
+    return { metadata: { ...pull.metadata, name }, type: OPAQUE_TYPE, data };
+  };
+}
+
+// --- Argo CD ---------------------------------------------------------------------
+
+export interface ArgoCDInput {
+  owner: string;
+  /** The owner label value (ownerLabelValue(owner)). */
+  ownerKey: string;
+  spec: ArgoCDSpec;
+  /** One entry per auths key, in auths order. */
+  auths: readonly { host: string; username: string; password: string }[];
+  /** The pull Secrets' labels and annotations (template applied). */
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** Argo CD's `url` for a registry host: bare for type helm (enableOCI), oci:// for type oci. */
+export function argoCDUrl(host: string, type: "helm" | "oci"): string {
+  return type === "oci" ? `oci://${host}` : host;
+}
+
+/**
+ * The name of the Argo CD Secret of one registry host and repository type:
+ * `<owner>-<type>-<host>`, readable in `kubectl get secrets -n argocd`. An ECR
+ * host is already a DNS subdomain; anything else in a host (a port's colon)
+ * becomes a dash.
+ */
+export function argoCDSecretName(ownerKey: string, type: "helm" | "oci", host: string): string {
+  const spelled = host.toLowerCase().replace(/[^a-z0-9.-]+/g, "-");
+  return `${ownerKey}-${type}-${spelled}`.slice(0, 253).replace(/[^a-z0-9]+$/, "");
+}
+
+const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64");
+
+/**
+ * One Secret per registry host and repository type in Argo CD's namespace,
+ * labelled repo-creds (a credential template: Argo CD uses it for every
+ * repository URL it prefixes) or repository, with Argo CD's own keys.
+ */
+export function desiredArgoCDSecrets(input: ArgoCDInput): DesiredSecret[] {
+  const namespace = input.spec.namespace ?? DEFAULT_ARGOCD_NAMESPACE;
+  const secretType = input.spec.secretType ?? "repo-creds";
+  const types = input.spec.repositoryTypes ?? ["helm"];
+  const labels = { ...input.labels, [ARGOCD_SECRET_TYPE_LABEL]: secretType };
+  const out: DesiredSecret[] = [];
+  for (const type of (["helm", "oci"] as const).filter((t) => types.includes(t))) {
+    for (const { host, username, password } of input.auths) {
+      const data: Record<string, string> = {
+        url: b64(argoCDUrl(host, type)),
+        type: b64(type),
+        username: b64(username),
+        password: b64(password),
+      };
+      if (type === "helm") data.enableOCI = b64("true");
+      // The name Argo CD shows for a repository; credential templates have none.
+      if (secretType === "repository") data.name = b64(`ecr-${type}-${host}`);
+      if (input.spec.project) data.project = b64(input.spec.project);
+      out.push({
+        metadata: {
+          name: argoCDSecretName(input.ownerKey, type, host),
+          namespace,
+          labels,
+          annotations: { ...input.annotations, [ANNOTATION_REGISTRIES]: host },
+        },
+        type: OPAQUE_TYPE,
+        data,
+      });
+    }
+  }
+  return out;
+}
+
+// --- Every Secret of a pass ---------------------------------------------------------
+
+/** What the outputs are built from: the pass's content (src/reconcile/content.ts). */
+export interface OutputContent {
+  dockerConfigJson: string;
+  registries: readonly string[];
+  auths: readonly { host: string; username: string; password: string }[];
+  tokenSources?: string;
+  expiresAt?: Date;
+  fetchedAt?: Date;
+}
+
+export interface PassSecrets {
+  /** The Secrets of one target namespace: the pull Secret, then the config.json Secret. */
+  inNamespace(namespace: string): DesiredSecret[];
+  /** The Argo CD repository Secrets (in Argo CD's namespace, whatever the targets). */
+  argoCD: DesiredSecret[];
+  /** `namespace/name` of every Secret of the pass over these namespaces: what cleanup keeps. */
+  keys(namespaces: readonly string[]): Set<string>;
+}
+
+/** Every Secret a resource wants this pass, all from the one content. */
+export function desiredPassSecrets(
+  owner: string,
+  spec: ECRPullSecretSpec,
+  content: OutputContent,
+): PassSecrets {
+  const pull = desiredSecrets({
+    ...content,
+    owner,
+    secretName: spec.secretName,
+    template: spec.secretTemplate,
+  });
+  const configName = spec.dockerConfigSecret?.name;
+  const config = configName ? desiredConfigJsonSecrets(pull, configName) : undefined;
+  let argoCD: DesiredSecret[] = [];
+  if (spec.argoCD) {
+    const { labels, annotations } = pull("").metadata;
+    argoCD = desiredArgoCDSecrets({
+      owner,
+      ownerKey: ownerLabelValue(owner),
+      spec: spec.argoCD,
+      auths: content.auths,
+      labels,
+      annotations,
+    });
+  }
+  const inNamespace = (namespace: string) =>
+    config ? [pull(namespace), config(namespace)] : [pull(namespace)];
+  return {
+    inNamespace,
+    argoCD,
+    keys(namespaces) {
+      const keys = new Set(argoCD.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
+      for (const ns of namespaces) {
+        keys.add(`${ns}/${spec.secretName}`);
+        if (configName) keys.add(`${ns}/${configName}`);
+      }
+      return keys;
+    },
+  };
+}
