@@ -62,10 +62,22 @@ export function classifyAwsError(err: unknown, what: string, step: string): AwsS
       { cause: err },
     );
   }
+  if (code === "ServiceAccountTokenError") {
+    return new AwsSourceError(Reason.ServiceAccountTokenFailed, `failed to ${step}: ${e.message}`, {
+      cause: err,
+    });
+  }
   if (code === "InvalidIdentityToken" || code === "InvalidIdentityTokenException") {
     return new AwsSourceError(
       Reason.RoleNotAssumable,
-      `failed to ${step}: STS refused the web identity token of ${what} (${aws}); check the role's OIDC trust and the token file`,
+      `failed to ${step}: STS refused the web identity token of ${what} (${aws}); check that the token's issuer is an IAM OIDC provider with this audience and that the token is genuine`,
+      { cause: err },
+    );
+  }
+  if (code === "IDPCommunicationError" || code === "IDPCommunicationErrorException") {
+    return new AwsSourceError(
+      Reason.RoleNotAssumable,
+      `failed to ${step} with ${what}: STS could not read the issuer's discovery document or keys (${aws}); serve them where IAM can read them anonymously (docs/identity.md)`,
       { cause: err },
     );
   }

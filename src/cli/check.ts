@@ -1,9 +1,10 @@
 // `check`: resolve the credentials exactly as the operator would, fetch a
 // token, print the registries, the identity and the expiry. Writes nothing.
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { Reason } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
-import { credentialsProvider, describeCredentials } from "../aws/credentials.js";
+import { credentialsSteps, describeCredentials } from "../aws/credentials.js";
 import { AwsSourceError, classifyAwsError } from "../aws/errors.js";
 import {
   hostOfProxyEndpoint,
@@ -20,6 +21,7 @@ import {
   loadKubeConfig,
   SECRETS,
 } from "../kube/client.js";
+import { ServiceAccountTokens } from "../kube/service-account-token.js";
 import type { Secret } from "../kube/types.js";
 import type { OperatorConfig } from "./config.js";
 import { operatorDefaults } from "./main.js";
@@ -46,12 +48,15 @@ export async function runCheck(
     const targets = resolveRegistries(spec, defaults);
     const sources = tokenSources(targets);
     const tokens = new Map<string, Awaited<ReturnType<typeof fetchToken>>>();
+    const identities = new Map<string, string>();
     for (const [key, source] of sources) {
       const what = describeCredentials(source.credentials);
       try {
-        const provider = await credentialsProvider(source.credentials, {
+        const steps = await credentialsSteps(source.credentials, {
           region: source.region,
           timeoutMs: config.awsTimeoutMs,
+          requestServiceAccountToken: (sa, audience) =>
+            new ServiceAccountTokens(kubeClient()).request(sa, audience),
           readSecret: async (ref) => {
             try {
               const s = await kubeClient().get<Secret>(SECRETS, ref);
@@ -62,6 +67,7 @@ export async function runCheck(
             }
           },
         });
+        const provider = (steps.at(-1) as (typeof steps)[number]).provider;
         const token = await fetchToken(source.service, source.region, provider, {
           timeoutMs: config.awsTimeoutMs,
         });
@@ -74,27 +80,18 @@ export async function runCheck(
           );
         }
         tokens.set(key, token);
+        // The identity after each link of the chain, as STS reports it: which
+        // principal, role and session the token came from. No secrets.
+        const chain: string[] = [];
         let identity = "unknown";
-        const sts = new STSClient({
-          region: source.region,
-          credentials: provider,
-          maxAttempts: 1,
-          requestHandler: {
-            requestTimeout: config.awsTimeoutMs,
-            connectionTimeout: config.awsTimeoutMs,
-            throwOnRequestTimeout: true,
-          },
-        });
-        try {
-          const who = await sts.send(new GetCallerIdentityCommand({}));
-          identity = who.Arn ?? identity;
-        } catch {
-          // The identity is informative only; the token is what matters.
-        } finally {
-          sts.destroy();
+        for (const [i, step] of steps.entries()) {
+          const arn = await callerArn(step.provider, source.region, config.awsTimeoutMs);
+          identity = arn;
+          chain.push(`  ${i + 1}. ${step.description}\n     -> ${describePrincipal(arn)}\n`);
         }
+        identities.set(key, identity);
         out.write(
-          `source:   ${what}\nidentity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
+          `source:   ${what}\nchain:\n${chain.join("")}identity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
         );
       } catch (e) {
         throw classifyAwsError(e, what, `get an ${source.service} token in ${source.region}`);
@@ -104,7 +101,10 @@ export async function runCheck(
     for (const t of targets) {
       const token = tokens.get(tokenSourceKey(t.source));
       const host = t.host ?? hostOfProxyEndpoint(token?.proxyEndpoint) ?? "(unknown)";
-      out.write(`  ${host}  (token expires ${token?.expiresAt.toISOString()})\n`);
+      const identity = identities.get(tokenSourceKey(t.source)) ?? "unknown";
+      out.write(
+        `  ${host}  (token expires ${token?.expiresAt.toISOString()}, identity ${identity})\n`,
+      );
     }
     out.write("ok: the credentials work; nothing was written to the cluster\n");
     return 0;
@@ -122,4 +122,37 @@ export async function runCheck(
     err.write(`check failed: ${message}\n`);
     return 1;
   }
+}
+
+/** The caller ARN of a set of credentials (GetCallerIdentity), or why it is unknown. */
+async function callerArn(
+  credentials: AwsCredentialIdentityProvider,
+  region: string,
+  timeoutMs: number,
+): Promise<string> {
+  const sts = new STSClient({
+    region,
+    credentials,
+    maxAttempts: 1,
+    requestHandler: {
+      requestTimeout: timeoutMs,
+      connectionTimeout: timeoutMs,
+      throwOnRequestTimeout: true,
+    },
+  });
+  try {
+    const who = await sts.send(new GetCallerIdentityCommand({}));
+    return who.Arn ?? "unknown";
+  } catch {
+    // The identity is informative only; the token is what matters.
+    return "unknown";
+  } finally {
+    sts.destroy();
+  }
+}
+
+/** An ARN with its role and session spelt out when it is an assumed role. */
+export function describePrincipal(arn: string): string {
+  const m = /^arn:[^:]+:sts::(\d{12}):assumed-role\/([^/]+)\/(.+)$/.exec(arn);
+  return m ? `${arn} (account ${m[1]}, role ${m[2]}, session ${m[3]})` : arn;
 }

@@ -25,6 +25,7 @@ import {
   SERVICE_ACCOUNTS,
 } from "../kube/client.js";
 import { Informer } from "../kube/informer.js";
+import { ServiceAccountTokens } from "../kube/service-account-token.js";
 import type { KubernetesObject, Secret } from "../kube/types.js";
 import type { EventRecorder } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
@@ -137,6 +138,8 @@ export class Controller {
   readonly reconciler: Reconciler;
   /** One small informer per credentials Secret in use. */
   private readonly credentialSecrets = new Map<string, Informer<Secret>>();
+  /** Web identity: short-lived ServiceAccount tokens, minted per exchange. */
+  private readonly serviceAccountTokens: ServiceAccountTokens;
   private workers: Promise<void> | undefined;
   private queueGauge: NodeJS.Timeout | undefined;
 
@@ -147,6 +150,7 @@ export class Controller {
     private readonly events: EventRecorder,
     private readonly opts: ControllerOptions,
   ) {
+    this.serviceAccountTokens = new ServiceAccountTokens(kube);
     const activity = (resource: string) => (what: string, err?: unknown) => {
       if (what === "error")
         log.warn({ informer: resource, err: errorField(err) }, "watch failed; retrying");
@@ -412,6 +416,8 @@ export class Controller {
         region: source.region,
         timeoutMs: this.opts.awsTimeoutMs,
         readSecret: (ref) => this.readCredentialsSecret(ref),
+        requestServiceAccountToken: (sa, audience) =>
+          this.serviceAccountTokens.request(sa, audience),
       });
       const token = await fetchToken(source.service, source.region, provider, {
         timeoutMs: this.opts.awsTimeoutMs,
