@@ -449,6 +449,26 @@ export const specSchema: SchemaProps = {
         },
       ],
     },
+    serviceAccountRoles: {
+      type: "object",
+      description:
+        "Pull rights per ServiceAccount (KEP-4412 semantics without node configuration): a target ServiceAccount annotated eks.amazonaws.com/ecr-role-arn gets its own Secret, made from a token fetched as that ServiceAccount (TokenRequest, then sts:AssumeRoleWithWebIdentity with the annotated role), attached to it only; IAM's trust policy decides who may pull what. One token per (role, region), shared by every ServiceAccount with that role.",
+      properties: {
+        unannotated: {
+          type: "string",
+          description:
+            "What target ServiceAccounts without the annotation get: Default, the resource's own Secret (as without serviceAccountRoles); None, nothing (and the resource's own Secret is not written).",
+          enum: ["Default", "None"],
+          default: "Default",
+        },
+        audience: {
+          type: "string",
+          description: `The audience of the ServiceAccount tokens; default ${DEFAULT_WEB_IDENTITY_AUDIENCE}.`,
+          minLength: 1,
+          maxLength: 256,
+        },
+      },
+    },
     deletionPolicy: {
       type: "string",
       description:

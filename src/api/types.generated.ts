@@ -46,6 +46,16 @@ export interface ECRPullSecretSpec {
   registries?: RegistrySpec[];
   /** Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. */
   refreshBefore?: string;
+  /** Pull rights per ServiceAccount (KEP-4412 semantics without node configuration): a target ServiceAccount annotated eks.amazonaws.com/ecr-role-arn gets its own Secret, made from a token fetched as that ServiceAccount (TokenRequest, then sts:AssumeRoleWithWebIdentity with the annotated role), attached to it only; IAM's trust policy decides who may pull what. One token per (role, region), shared by every ServiceAccount with that role. */
+  serviceAccountRoles?: {
+    /**
+     * What target ServiceAccounts without the annotation get: Default, the resource's own Secret (as without serviceAccountRoles); None, nothing (and the resource's own Secret is not written).
+     * @defaultValue "Default"
+     */
+    unannotated?: "Default" | "None";
+    /** The audience of the ServiceAccount tokens; default sts.amazonaws.com. */
+    audience?: string;
+  };
   /**
    * Delete: remove the Secrets and ServiceAccount references it made when the resource or a namespace leaves; Retain: leave them.
    * @defaultValue "Delete"
