@@ -7,18 +7,19 @@
 // short while), so this costs one STS call per ServiceAccount per session,
 // and no ECR call.
 import { AssumeRoleWithWebIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import type { OperatorError } from "../errors.js";
 import {
   describeServiceAccount,
   type RequestServiceAccountToken,
   ROLE_SESSION_NAME,
   type ServiceAccountRef,
 } from "./credentials.js";
-import { type AwsSourceError, classifyAwsError } from "./errors.js";
+import { classifyAwsError } from "./errors.js";
 
 export interface Admission {
   ok: boolean;
   /** Why not, naming the ServiceAccount and the role. */
-  error?: AwsSourceError;
+  error?: OperatorError;
 }
 
 interface Remembered extends Admission {

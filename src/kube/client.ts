@@ -9,7 +9,6 @@
 // 80 MB of memory just to load, more than everything else the operator holds.
 import * as http from "node:http";
 import * as https from "node:https";
-import { GROUP, KIND, PLURAL, VERSION } from "../api/types.generated.js";
 import type { Connection, Credentials } from "./kubeconfig.js";
 import { TokenBucket } from "./rate-limiter.js";
 import type { KubernetesObject, ObjectList, Status } from "./types.js";
@@ -50,13 +49,6 @@ export const SELF_SUBJECT_REVIEWS: ResourceType = {
   version: "v1",
   kind: "SelfSubjectReview",
   plural: "selfsubjectreviews",
-  namespaced: false,
-};
-export const ECR_PULL_SECRETS: ResourceType = {
-  group: GROUP,
-  version: VERSION,
-  kind: KIND,
-  plural: PLURAL,
   namespaced: false,
 };
 

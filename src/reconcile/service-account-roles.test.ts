@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ANNOTATION_ECR_ROLE_ARN } from "../api/conditions.js";
+import { ANNOTATION_ECR_ROLE_ARN } from "../api/metadata.js";
 import type { ServiceAccountView } from "./desired.js";
 import { planServiceAccountRoles, roleSecretName } from "./service-account-roles.js";
 

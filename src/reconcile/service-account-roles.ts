@@ -5,7 +5,7 @@
 // credential provider reads for KEP-4412) gets the Secret of that role; the
 // others get the resource's own Secret or none. No I/O here.
 import { createHash } from "node:crypto";
-import { ANNOTATION_ECR_ROLE_ARN } from "../api/conditions.js";
+import { ANNOTATION_ECR_ROLE_ARN } from "../api/metadata.js";
 import { ROLE_ARN_PATTERN } from "../api/schema.js";
 import type { ServiceAccountView } from "./desired.js";
 
