@@ -7,6 +7,7 @@ import type { ECRPullSecret } from "../api/index.js";
 import { describeCredentials } from "../aws/credentials.js";
 import { fetchSourceToken } from "../aws/fetch.js";
 import type { OperatorDefaults } from "../aws/registries.js";
+import { RoleAdmissions } from "../aws/role-admissions.js";
 import type { RegistryToken } from "../aws/token.js";
 import { TokenCache, type TokenSource } from "../aws/token-cache.js";
 import { isOperatorError, isTerminal } from "../errors.js";
@@ -100,7 +101,18 @@ export class Controller {
       events,
       metrics,
       log,
-      { defaults: opts.defaults, writeConcurrency: opts.writeConcurrency, verify: opts.verify },
+      {
+        defaults: opts.defaults,
+        writeConcurrency: opts.writeConcurrency,
+        verify: opts.verify,
+        admissions: new RoleAdmissions({
+          requestServiceAccountToken: (sa, audience) =>
+            this.serviceAccountTokens.request(sa, audience),
+          timeoutMs: opts.awsTimeoutMs,
+          // A refused ServiceAccount is asked again after this (a trust policy fixed).
+          refusalTtlMs: Math.max(opts.minRefreshIntervalMs, 10_000),
+        }),
+      },
     );
     enqueueOnEvents(this.caches, this.queue, () => this.credentials.sync());
   }

@@ -1,7 +1,11 @@
 // From informer events to work-queue keys: each event enqueues the names of
 // the resources it concerns, and no others. A reconcile re-reads the world,
 // so a key says only "look again", never what happened.
-import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_OWNER } from "../api/metadata.js";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_ECR_ROLE_ARN,
+  LABEL_OWNER,
+} from "../api/metadata.js";
 import type { Caches } from "../reconcile/cluster.js";
 import { ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
 import { type NamespaceView, targetNamespaces } from "../reconcile/targets.js";
@@ -51,7 +55,9 @@ export function enqueueOnEvents(
       event === "update" &&
       JSON.stringify(obj.imagePullSecrets ?? []) === JSON.stringify(old?.imagePullSecrets ?? []) &&
       obj.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS] ===
-        old?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]
+        old?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS] &&
+      obj.metadata?.annotations?.[ANNOTATION_ECR_ROLE_ARN] ===
+        old?.metadata?.annotations?.[ANNOTATION_ECR_ROLE_ARN]
     ) {
       return;
     }

@@ -2,7 +2,12 @@
 // to the slice of each object the operator reads. Every list and watch the
 // operator makes is here (the chart's RBAC test reads this file).
 import { ECR_PULL_SECRETS, type ECRPullSecret, PLURAL } from "../api/index.js";
-import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_OWNER, MANAGED_SELECTOR } from "../api/metadata.js";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_ECR_ROLE_ARN,
+  LABEL_OWNER,
+  MANAGED_SELECTOR,
+} from "../api/metadata.js";
 import type { SecretRef } from "../aws/credentials.js";
 import {
   type KubeClient,
@@ -95,12 +100,18 @@ function trimMeta<T extends KubernetesObject>(obj: T): T {
 function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccountView> {
   const m = sa.metadata ?? {};
   const added = m.annotations?.[ANNOTATION_ADDED_PULL_SECRETS];
+  // The role a ServiceAccount names for its pulls (spec.serviceAccountRoles).
+  const role = m.annotations?.[ANNOTATION_ECR_ROLE_ARN];
+  const annotations = {
+    ...(added ? { [ANNOTATION_ADDED_PULL_SECRETS]: added } : {}),
+    ...(role ? { [ANNOTATION_ECR_ROLE_ARN]: role } : {}),
+  };
   return {
     metadata: {
       name: m.name,
       namespace: m.namespace,
       resourceVersion: m.resourceVersion,
-      ...(added ? { annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: added } } : {}),
+      ...(added || role ? { annotations } : {}),
     },
     imagePullSecrets: sa.imagePullSecrets,
   } as Cached<ServiceAccountView>;

@@ -17,6 +17,8 @@ export interface CleanupScope {
   keepNamespaces: ReadonlySet<string>;
   /** The Secret name in use; undefined: none (the resource is being deleted). */
   keepSecretName: string | undefined;
+  /** Other Secrets still in use in a kept namespace (per-ServiceAccount roles). */
+  keepAlso?: (namespace: string, name: string) => boolean;
   concurrency: number;
 }
 
@@ -53,7 +55,10 @@ export async function cleanup(
   await pool(claimed, scope.concurrency, (sa) => serviceAccounts.patch(sa, owner, undefined, true));
   const stale = cluster.secrets().filter((s) => {
     const namespace = s.metadata?.namespace ?? "";
-    const kept = keepNamespaces.has(namespace) && s.metadata?.name === keepSecretName;
+    const name = s.metadata?.name ?? "";
+    const kept =
+      keepNamespaces.has(namespace) &&
+      (name === keepSecretName || scope.keepAlso?.(namespace, name) === true);
     return isOwnedBy(s, owner) && !terminating.has(namespace) && !kept;
   });
   await pool(stale, scope.concurrency, (s) => deleteOwnedSecret(cluster, s, owner));

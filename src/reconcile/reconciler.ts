@@ -30,10 +30,11 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { cleanup } from "./cleanup.js";
 import type { Cluster } from "./cluster.js";
-import { type SecretContent, secretContent } from "./content.js";
+import { earliest, type SecretContent, secretContent } from "./content.js";
 import { type DesiredSecret, desiredSecrets, isOwnedBy, secretDiffers } from "./desired.js";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.js";
 import { pool } from "./pool.js";
+import { type RoleAdmitter, type RolePass, rolePass } from "./role-secrets.js";
 import { syncSecret } from "./secrets.js";
 import { ServiceAccounts } from "./service-accounts.js";
 import {
@@ -58,6 +59,8 @@ export interface ReconcilerOptions {
   writeConcurrency: number;
   /** Checks credentials against a registry URL (GET /v2/); absent: no check. */
   verify?: VerifyRegistry;
+  /** Asks IAM whether a ServiceAccount may use a role (spec.serviceAccountRoles). */
+  admissions?: RoleAdmitter;
   now?: () => number;
 }
 
@@ -106,43 +109,69 @@ export class Reconciler {
     if (!hasFinalizer(resource)) await addFinalizer(this.cluster, resource);
 
     // 2. Tokens: which registries, and a token for each (cached, reused or fetched).
+    // With per-ServiceAccount roles and `unannotated: None` the resource's own
+    // Secret (and so its own credentials) is not used at all.
     const spec = specOrError(() => resolveSpec(resource, this.opts.defaults));
     if (isOperatorError(spec)) return await this.invalidSpec(resource, spec);
-    const tokens = await this.tokensFor(resource, spec);
-    const missing = tokens.find((s) => !s.token);
-    if (missing) return await this.noToken(resource, tokens, missing);
+    const roles = resource.spec.serviceAccountRoles;
+    const ownSecret = !roles || (roles.unannotated ?? "Default") === "Default";
+    const ownSources = ownSecret ? tokenSources(spec.targets) : new Map();
+    const ownTokens = ownSecret ? await this.tokensFor(resource, spec) : [];
+    const missing = ownTokens.find((s) => !s.token);
+    if (missing) {
+      this.tokens.release(name, new Set(ownSources.keys()));
+      return await this.noToken(resource, ownTokens, missing);
+    }
 
     // 3. Content: the one Secret for every namespace.
-    const content = secretContent(spec.targets, new Map(tokens.map((s) => [s.key, s])));
+    const content = ownSecret
+      ? secretContent(spec.targets, new Map(ownTokens.map((s) => [s.key, s])))
+      : undefined;
 
     // 4. Targets: where.
     const infos = namespaceInfos(this.cluster.namespaces());
     const wanted = specOrError(() => targetNamespaces(resource.spec, infos));
     if (isOperatorError(wanted)) return await this.invalidSpec(resource, wanted);
 
+    // 4b. Per-ServiceAccount roles: their Secrets, tokens and references.
+    const perRole = roles ? await this.rolesFor(resource, spec, wanted) : undefined;
+    this.tokens.release(name, new Set([...ownSources.keys(), ...(perRole?.sources.keys() ?? [])]));
+    const tokens = [...ownTokens, ...(perRole?.tokens ?? [])];
+
     // 5. Writes: the Secret and the ServiceAccounts of each namespace not yet as desired.
-    const { wrote, failures } = await this.write(resource, policy, content, wanted);
+    const written = await this.write(resource, policy, content, wanted, perRole);
+    const { wrote } = written;
+    const failures = mergeFailures(written.failures, perRole?.failures ?? []);
 
     // 6. Cleanup: what it made and no longer wants.
     await cleanup(this.cluster, this.serviceAccounts, {
       owner: name,
       policy,
       keepNamespaces: new Set(wanted),
-      keepSecretName: resource.spec.secretName,
+      keepSecretName: content ? resource.spec.secretName : undefined,
+      ...(perRole
+        ? {
+            keepAlso: (ns: string, secret: string) => perRole.secrets.get(ns)?.has(secret) === true,
+          }
+        : {}),
       concurrency: this.opts.writeConcurrency,
     });
 
     // 7. Status, written once.
     const desired = wanted.length;
-    const ready = readyCondition({ tokens, desired, failures, expiresAt: content.expiresAt });
-    this.noteRefresh(resource, content.expiresAt, wrote);
-    const check = await this.checks.check(resource, content.check);
+    const expiresAt = earliest([
+      content?.expiresAt,
+      ...(perRole?.tokens.map((s) => s.token?.expiresAt) ?? []),
+    ]);
+    const ready = readyCondition({ tokens, desired, failures, expiresAt });
+    this.noteRefresh(resource, expiresAt, wrote);
+    const check = await this.checks.check(resource, content?.check);
     this.metrics.ready.set({ resource: name }, ready.status === "True" ? 1 : 0);
     await this.writeStatus(resource, {
       ready,
       verified: check.condition,
       tokens,
-      registries: content.registries,
+      registries: content?.registries ?? roleRegistries(perRole),
       counts: { desired, synced: desired - failures.length, failures },
     });
     if (wrote > 0)
@@ -206,11 +235,33 @@ export class Reconciler {
     const sources = tokenSources(spec.targets);
     const secrets = () => this.cluster.secrets();
     reuseTokensFromSecrets(this.tokens, secrets, name, resource.spec.secretName, spec.targets);
-    const states = await Promise.all(
+    return await Promise.all(
       [...sources.values()].map((source) => this.tokens.get(name, source, spec.refreshBeforeMs)),
     );
-    this.tokens.release(name, new Set(sources.keys()));
-    return states;
+  }
+
+  /** The per-ServiceAccount part of a pass (spec.serviceAccountRoles). */
+  private async rolesFor(
+    resource: ECRPullSecret,
+    spec: ResolvedSpec,
+    wanted: readonly string[],
+  ): Promise<RolePass> {
+    const name = resource.metadata?.name ?? "";
+    const admissions = this.opts.admissions;
+    if (!admissions) {
+      throw operatorError("CredentialsInvalid", "noKubeClient", {
+        source: "the ServiceAccounts of spec.serviceAccountRoles",
+      });
+    }
+    return await rolePass({
+      resource,
+      wanted,
+      defaults: this.opts.defaults,
+      ...(spec.refreshBeforeMs !== undefined ? { refreshBeforeMs: spec.refreshBeforeMs } : {}),
+      cluster: this.cluster,
+      admissions,
+      getToken: (source, refreshBeforeMs) => this.tokens.get(name, source, refreshBeforeMs),
+    });
   }
 
   /** No token at all for some registry: write nothing, keep what is there. */
@@ -236,21 +287,38 @@ export class Reconciler {
   private async write(
     resource: ECRPullSecret,
     policy: DeletionPolicy,
-    content: SecretContent,
+    content: SecretContent | undefined,
     wanted: string[],
+    perRole: RolePass | undefined,
   ): Promise<{ wrote: number; failures: NamespaceFailure[] }> {
     const owner = resource.metadata?.name ?? "";
-    const desiredIn = desiredSecrets({ ...content, owner, secretName: resource.spec.secretName });
+    const desiredIn = content
+      ? desiredSecrets({ ...content, owner, secretName: resource.spec.secretName })
+      : undefined;
     // Most namespaces of most passes already are as desired (a pass runs for
     // every namespace event): find the ones that are not on the caches alone,
-    // and spend requests, promises and garbage only on those.
-    const outOfSync = wanted.filter((ns) => !this.inSync(resource, desiredIn(ns), policy));
+    // and spend requests, promises and garbage only on those. Per-ServiceAccount
+    // roles go through the writers, which write nothing when nothing differs.
+    const outOfSync =
+      perRole || !desiredIn
+        ? wanted
+        : wanted.filter((ns) => !this.inSync(resource, desiredIn(ns), policy));
     let wrote = 0;
     const failures: NamespaceFailure[] = [];
     await pool(outOfSync, this.opts.writeConcurrency, async (namespace) => {
       try {
-        if (await syncSecret(this.cluster, resource, desiredIn(namespace))) wrote++;
-        await this.serviceAccounts.sync(resource, namespace, policy);
+        if (desiredIn && (await syncSecret(this.cluster, resource, desiredIn(namespace)))) wrote++;
+        for (const [secretName, roleContent] of perRole?.secrets.get(namespace) ?? []) {
+          const desired = desiredSecrets({ ...roleContent, owner, secretName })(namespace);
+          if (await syncSecret(this.cluster, resource, desired)) wrote++;
+        }
+        const want = perRole?.want.get(namespace);
+        await this.serviceAccounts.sync(
+          resource,
+          namespace,
+          policy,
+          want ? (sa) => want.get(sa) : undefined,
+        );
       } catch (err) {
         failures.push(this.failure(resource, namespace, err));
       }
@@ -313,6 +381,24 @@ function specOrError<T>(compute: () => T): T | OperatorError {
     if (isOperatorError(err, "InvalidSpec")) return err;
     throw err;
   }
+}
+
+/** One failure per namespace: the first reason a namespace failed for. */
+function mergeFailures(
+  a: readonly NamespaceFailure[],
+  b: readonly NamespaceFailure[],
+): NamespaceFailure[] {
+  const seen = new Set<string>();
+  return [...a, ...b].filter((f) => !seen.has(f.namespace) && seen.add(f.namespace));
+}
+
+/** The registries of the role Secrets, when the resource has no Secret of its own. */
+function roleRegistries(perRole: RolePass | undefined): string[] {
+  const hosts = new Set<string>();
+  for (const secrets of perRole?.secrets.values() ?? []) {
+    for (const content of secrets.values()) for (const h of content.registries) hosts.add(h);
+  }
+  return [...hosts].sort();
 }
 
 function target(resource: ECRPullSecret): { name: string; uid?: string } {

@@ -29,11 +29,20 @@ export class ServiceAccounts {
     return true;
   }
 
-  /** Merges the Secret into the namespace's targeted ServiceAccounts (and out of the others). */
-  async sync(resource: ECRPullSecret, namespace: string, policy: DeletionPolicy): Promise<void> {
+  /**
+   * Merges the Secret into the namespace's targeted ServiceAccounts (and out
+   * of the others); `want` overrides which Secret each one gets (per-ServiceAccount roles).
+   */
+  async sync(
+    resource: ECRPullSecret,
+    namespace: string,
+    policy: DeletionPolicy,
+    want?: (sa: string) => string | undefined,
+  ): Promise<void> {
     const owner = resource.metadata?.name ?? "";
     for (const sa of [...this.cluster.serviceAccounts(namespace)]) {
-      await this.patch(sa, owner, wanted(resource, sa), policy === "Delete");
+      const name = sa.metadata?.name ?? "";
+      await this.patch(sa, owner, want ? want(name) : wanted(resource, sa), policy === "Delete");
     }
   }
 
