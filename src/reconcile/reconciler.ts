@@ -49,6 +49,9 @@ import { namespaceInfos, targetNamespaces } from "./targets.js";
 import { reuseTokensFromSecrets } from "./token-reuse.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
 
+/** How soon a resource with ServiceAccounts its roles refused asks IAM again. */
+export const ROLE_RETRY_MS = 15_000;
+
 /** The token cache as the reconciler uses it. */
 export type Tokens = Pick<TokenCache, "get" | "release" | "peek" | "seed">;
 export type Events = Pick<EventRecorder, "record" | "forget">;
@@ -176,7 +179,11 @@ export class Reconciler {
     });
     if (wrote > 0)
       this.log.debug({ resource: name, secrets: wrote, namespaces: desired }, "reconciled");
-    if (failures.length > 0) {
+    // Failed writes back off and retry. A ServiceAccount its role refused is
+    // not a failed write: IAM said no, and asking again sooner than the
+    // admission's memory changes nothing, while backing off would delay
+    // every other change of the resource. It is asked again after a while.
+    if (written.failures.length > 0) {
       const first = failedList(failures);
       throw operatorError("PartiallySynced", "namespaces", {
         failed: failures.length,
@@ -184,7 +191,10 @@ export class Reconciler {
         first,
       });
     }
-    const requeueAfterMs = check.retryAfterMs;
+    const requeueAfterMs =
+      perRole && perRole.failures.length > 0
+        ? Math.min(check.retryAfterMs ?? ROLE_RETRY_MS, ROLE_RETRY_MS)
+        : check.retryAfterMs;
     return { ready: ready.status === "True", ...(requeueAfterMs ? { requeueAfterMs } : {}) };
   }
 

@@ -15,10 +15,12 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Reason } from "../../src/api/conditions.js";
 import type { ECRPullSecret } from "../../src/api/index.js";
+import { ANNOTATION_ECR_ROLE_ARN } from "../../src/api/metadata.js";
 import { credentialsProvider, describeCredentials } from "../../src/aws/credentials.js";
 import { classifyAwsError } from "../../src/aws/errors.js";
 import { fetchToken } from "../../src/aws/token.js";
 import { runCheck } from "../../src/cli/check.js";
+import { roleSecretName } from "../../src/reconcile/service-account-roles.js";
 import { AwsDouble, issuerThumbprint } from "../aws-double/index.js";
 import {
   applyResource,
@@ -30,6 +32,7 @@ import {
   dockerConfigOf,
   getResource,
   kubeconfigForServiceAccount,
+  mergePatch,
   readSecret,
   readyCondition,
   statusOf,
@@ -59,7 +62,10 @@ const SINGLE = {
   chainBad: "wi-chain-bad",
   process: "wi-process",
 };
-const RESOURCES = ["wi-main", ...Object.values(SINGLE)];
+const PER_SA = "wi-sa";
+const ROLE_A = `arn:aws:iam::${ACCOUNT}:role/wi-role-a`;
+const ROLE_B = `arn:aws:iam::${ACCOUNT}:role/wi-role-b`;
+const RESOURCES = ["wi-main", ...Object.values(SINGLE), PER_SA];
 const DISCOVERY_BINDING = "wi-oidc-discovery-anonymous";
 /** A short ECR token lifetime, so that a refresh happens within the test. */
 const TOKEN_LIFETIME_MS = 24_000;
@@ -257,7 +263,7 @@ process.stdout.write(JSON.stringify({
   afterAll(async () => {
     await op?.stop();
     for (const name of RESOURCES) await deleteResource(k, name);
-    await deleteNamespaces(k, [...NAMESPACES, ...Object.values(SINGLE), OPS]);
+    await deleteNamespaces(k, [...NAMESPACES, ...Object.values(SINGLE), PER_SA, OPS]);
     await k.rbac.deleteClusterRoleBinding({ name: `${OPS}-operator` }).catch(() => undefined);
     await k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).catch(() => undefined);
     await aws?.close();
@@ -551,5 +557,154 @@ process.stdout.write(JSON.stringify({
     );
     const message = await waitNotReady(SINGLE.intruder, Reason.ServiceAccountTokenFailed);
     expect(message).toContain(`failed to request a token for ServiceAccount ${OPS}/missing`);
+  });
+
+  describe("pull rights per ServiceAccount (KEP-4412 annotation, no node configuration)", () => {
+    const secretA = roleSecretName("ecr-pull", ROLE_A);
+    const secretB = roleSecretName("ecr-pull", ROLE_B);
+    const sub = (name: string) => `system:serviceaccount:${PER_SA}:${name}`;
+    const sessionOf = (role: string) =>
+      `arn:aws:sts::${ACCOUNT}:assumed-role/${role.split("/").at(-1)}/ecr-creds-refresher`;
+    const pullSecretsOf = async (name: string) =>
+      (
+        await k.core.readNamespacedServiceAccount({ namespace: PER_SA, name })
+      ).imagePullSecrets?.map((r) => r.name) ?? [];
+    const principalOf = async (secretName: string) => {
+      const s = await readSecret(k, PER_SA, secretName);
+      return s ? issuedTo(dockerConfigOf(s).auths[HOST]?.password)?.principalArn : undefined;
+    };
+    /** A Pod of the ServiceAccount: the admission plugin copies its imagePullSecrets in. */
+    const podPullSecrets = async (serviceAccount: string) => {
+      const pod = await k.core.createNamespacedPod({
+        namespace: PER_SA,
+        body: {
+          metadata: { generateName: `${serviceAccount}-` },
+          spec: {
+            serviceAccountName: serviceAccount,
+            automountServiceAccountToken: false,
+            containers: [{ name: "app", image: `${HOST}/app:1` }],
+          },
+        },
+      });
+      return pod.spec?.imagePullSecrets?.map((r) => r.name) ?? [];
+    };
+
+    beforeAll(async () => {
+      aws.addRole({ roleArn: ROLE_A, trustPolicy: trustWebIdentity([sub("api"), sub("builder")]) });
+      aws.addRole({ roleArn: ROLE_B, trustPolicy: trustWebIdentity([sub("builder")]) });
+      await createNamespace(k, PER_SA);
+      const annotated = (name: string, role?: string) =>
+        k.core.createNamespacedServiceAccount({
+          namespace: PER_SA,
+          body: {
+            metadata: {
+              name,
+              ...(role ? { annotations: { [ANNOTATION_ECR_ROLE_ARN]: role } } : {}),
+            },
+          },
+        });
+      await annotated("api", ROLE_A);
+      await annotated("builder", ROLE_B);
+      await annotated("intruder", ROLE_B);
+    });
+
+    it("gives two ServiceAccounts with two roles two Secrets, each attached only to its own; the third gets the default", async () => {
+      await applyResource(k, PER_SA, {
+        ...spec([PER_SA], { webIdentity: { roleArn: WEB_ROLE } }),
+        serviceAccounts: ["*"],
+        serviceAccountRoles: { unannotated: "Default" },
+      });
+      await waitFor(
+        "each ServiceAccount to reference its own Secret",
+        async () => {
+          const [api, builder, def] = await Promise.all(
+            ["api", "builder", "default"].map(pullSecretsOf),
+          );
+          return JSON.stringify([api, builder, def]) ===
+            JSON.stringify([[secretA], [secretB], ["ecr-pull"]])
+            ? true
+            : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      // Each Secret holds a password the double issued to that role's session.
+      expect(await principalOf(secretA)).toBe(sessionOf(ROLE_A));
+      expect(await principalOf(secretB)).toBe(sessionOf(ROLE_B));
+      expect(await principalOf("ecr-pull")).toBe(sessionOf(WEB_ROLE));
+      const passwords = await Promise.all(
+        [secretA, secretB, "ecr-pull"].map(async (n) => {
+          const s = await readSecret(k, PER_SA, n);
+          return s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
+        }),
+      );
+      expect(new Set(passwords).size).toBe(3);
+      // A Pod of each resolves only its own Secret, through its spec.
+      expect(await podPullSecrets("api")).toEqual([secretA]);
+      expect(await podPullSecrets("builder")).toEqual([secretB]);
+      expect(await podPullSecrets("default")).toEqual(["ecr-pull"]);
+      // Each token came from the ServiceAccount's own TokenRequest and the role's trust.
+      const subjects = (role: string) =>
+        aws
+          .calls({ action: "AssumeRoleWithWebIdentity", roleArn: role, status: 200 })
+          .map((c) => c.subject);
+      expect(new Set(subjects(ROLE_A))).toEqual(new Set([sub("api")]));
+      expect(new Set(subjects(ROLE_B))).toEqual(new Set([sub("builder")]));
+    });
+
+    it("refuses a ServiceAccount outside the role's trust policy: RoleNotAssumable naming it and the role", async () => {
+      const failure = await waitFor("the intruder in status.failures", async () => {
+        const r = await getResource(k, PER_SA);
+        return r?.status?.failures?.find((f) => f.message?.includes(`${PER_SA}/intruder`));
+      });
+      expect(failure.reason).toBe(Reason.RoleNotAssumable);
+      expect(failure.message).toContain(
+        `role ${ROLE_B} assumed with the web identity of ServiceAccount ${PER_SA}/intruder`,
+      );
+      expect(await pullSecretsOf("intruder")).toEqual([]);
+      expect(
+        aws
+          .calls({
+            action: "AssumeRoleWithWebIdentity",
+            roleArn: ROLE_B,
+            errorCode: "AccessDenied",
+          })
+          .at(-1)?.subject,
+      ).toBe(sub("intruder"));
+    });
+
+    it("moves a ServiceAccount whose annotation changes, and deletes the Secret no longer used", async () => {
+      await k.core.deleteNamespacedServiceAccount({ namespace: PER_SA, name: "intruder" });
+      const ecrCallsA = () =>
+        aws.calls({
+          service: "ecr",
+          action: "GetAuthorizationToken",
+          principalArn: sessionOf(ROLE_A),
+          status: 200,
+        }).length;
+      const before = ecrCallsA();
+      await k.core.patchNamespacedServiceAccount(
+        {
+          namespace: PER_SA,
+          name: "builder",
+          body: { metadata: { annotations: { [ANNOTATION_ECR_ROLE_ARN]: ROLE_A } } },
+        },
+        mergePatch,
+      );
+      await waitFor(
+        "builder on role A's Secret and role B's Secret gone",
+        async () =>
+          JSON.stringify(await pullSecretsOf("builder")) === JSON.stringify([secretA]) &&
+          (await readSecret(k, PER_SA, secretB)) === undefined
+            ? true
+            : undefined,
+        { timeoutMs: 30_000 },
+      );
+      expect(await pullSecretsOf("api")).toEqual([secretA]);
+      expect(await podPullSecrets("builder")).toEqual([secretA]);
+      // Role A's token is shared: moving builder onto it fetched no new ECR token.
+      expect(ecrCallsA()).toBe(before);
+      const r = await waitReady(PER_SA);
+      expect(r.status?.failures ?? [], JSON.stringify(r.status)).toEqual([]);
+    });
   });
 });
