@@ -79,12 +79,19 @@ export const errorCatalogue = {
       `failed to ${p.step}: no AWS credentials from ${p.source} (${p.detail}); set spec.credentials.secretRef or the operator's default credentials Secret, or give the operator IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) or EKS Pod Identity`,
     refused: (p: StepParams) =>
       `failed to ${p.step}: AWS refused ${p.source} (${p.detail}); replace them with valid keys or fix the identity`,
+    noKubeClient: (p: { source: string }) =>
+      `failed to use the web identity of ${p.source}: no Kubernetes client to request its token with`,
   },
   RoleNotAssumable: {
     webIdentity: (p: StepParams) =>
-      `failed to ${p.step}: STS refused the web identity token of ${p.source} (${p.detail}); check the role's OIDC trust and the token file`,
+      `failed to ${p.step}: STS refused the web identity token of ${p.source} (${p.detail}); check that the token's issuer is an IAM OIDC provider with this audience, the token file (IRSA), and that the token is genuine`,
+    issuerUnreadable: (p: StepParams) =>
+      `failed to ${p.step} with ${p.source}: STS could not read the issuer's discovery document or keys (${p.detail}); serve them where IAM can read them anonymously (docs/identity.md)`,
     accessDenied: (p: StepParams) =>
       `failed to ${p.step} with ${p.source}: access denied (${p.detail}); check the role's trust policy and externalId`,
+  },
+  ServiceAccountTokenFailed: {
+    tokenRequest: (p: { step: string; detail: string }) => `failed to ${p.step}: ${p.detail}`,
   },
   AccessDenied: {
     ecr: (p: StepParams) =>

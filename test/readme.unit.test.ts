@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { helpText } from "../src/cli/config.js";
+import { migrateHelp } from "../src/cli/migrate.js";
 import { ensureBuilt } from "./harness/build.js";
 
 const root = join(import.meta.dirname, "..");
@@ -126,7 +127,9 @@ describe("the READMEs' commands", () => {
   });
 
   it.each(readmes)("$path: every operator flag is one --help lists", ({ uses }) => {
-    const listed = new Set([...helpText().matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]));
+    // The operator's --help, and `migrate --help` for the migrate command's own flags.
+    const help = `${helpText()}\n${migrateHelp()}`;
+    const listed = new Set([...help.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]));
     const missing = uses.operatorFlags.filter((f) => !listed.has(f));
     expect(missing).toEqual([]);
   });

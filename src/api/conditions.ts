@@ -20,6 +20,8 @@ export const Reason = {
   CredentialsInvalid: "CredentialsInvalid",
   AccessDenied: "AccessDenied",
   RoleNotAssumable: "RoleNotAssumable",
+  /** The API server refused a TokenRequest for a web identity's ServiceAccount. */
+  ServiceAccountTokenFailed: "ServiceAccountTokenFailed",
   RegionUnknown: "RegionUnknown",
   TokenRefreshFailed: "TokenRefreshFailed",
   TokenExpiredOnArrival: "TokenExpiredOnArrival",

@@ -30,4 +30,12 @@ export const ANNOTATION_ADDED_PULL_SECRETS = "ecrcreds.io/added-pull-secrets";
 /** ServiceAccount annotation: the names this operator added to its `secrets` list (Tekton reads it). */
 export const ANNOTATION_ADDED_SECRETS = "ecrcreds.io/added-secrets";
 
+/**
+ * ServiceAccount annotation naming the IAM role its pulls use: the key the
+ * kubelet's AWS credential provider reads for KEP-4412
+ * (kubernetes/cloud-provider-aws cmd/ecr-credential-provider), so a
+ * ServiceAccount moves to node-side KEP-4412 unchanged.
+ */
+export const ANNOTATION_ECR_ROLE_ARN = "eks.amazonaws.com/ecr-role-arn";
+
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${OPERATOR_NAME}`;

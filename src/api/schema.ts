@@ -147,12 +147,85 @@ export const secretReferenceSchema: SchemaProps = {
   },
 };
 
+export const MAX_SESSION_TAGS = 50;
+/** The audience a ServiceAccount token for STS carries unless told otherwise. */
+export const DEFAULT_WEB_IDENTITY_AUDIENCE = "sts.amazonaws.com";
+
+export const serviceAccountReferenceSchema: SchemaProps = {
+  type: "object",
+  description:
+    "The ServiceAccount whose token is exchanged; default: the operator's own. The operator may mint tokens only for the ServiceAccounts its RBAC names (chart value webIdentity.serviceAccounts).",
+  required: ["name", "namespace"],
+  properties: {
+    name: {
+      type: "string",
+      description: "Name of the ServiceAccount.",
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS1123_SUBDOMAIN_PATTERN,
+    },
+    namespace: {
+      type: "string",
+      description: "Namespace of the ServiceAccount.",
+      minLength: 1,
+      maxLength: 63,
+      pattern: NAMESPACE_NAME_PATTERN,
+    },
+  },
+};
+
+export const webIdentitySchema: SchemaProps = {
+  type: "object",
+  description:
+    "Web identity from the cluster's own ServiceAccount tokens: the operator asks the API server for a short-lived token (TokenRequest; never stored) and exchanges it with sts:AssumeRoleWithWebIdentity for roleArn. Needs the cluster's service-account issuer registered as an IAM OIDC provider (docs/identity.md) and RBAC create on serviceaccounts/token for the ServiceAccount.",
+  required: ["roleArn"],
+  properties: {
+    roleArn: {
+      type: "string",
+      description:
+        "The IAM role whose trust policy names the cluster's OIDC provider and this ServiceAccount's subject (system:serviceaccount:<namespace>:<name>).",
+      maxLength: 2048,
+      pattern: ROLE_ARN_PATTERN,
+    },
+    serviceAccount: serviceAccountReferenceSchema,
+    audience: {
+      type: "string",
+      description: `The token's audience; must be a client ID of the IAM OIDC provider. Default: ${DEFAULT_WEB_IDENTITY_AUDIENCE}.`,
+      minLength: 1,
+      maxLength: 256,
+    },
+  },
+};
+
+export const sessionTagSchema: SchemaProps = {
+  type: "object",
+  description:
+    "A session tag passed with sts:AssumeRole (the role's trust policy must allow sts:TagSession).",
+  required: ["key", "value"],
+  properties: {
+    key: {
+      type: "string",
+      description: "Tag key.",
+      minLength: 1,
+      maxLength: 128,
+      pattern: "^[\\w+=,.@:/-]+$",
+    },
+    value: {
+      type: "string",
+      description: "Tag value.",
+      maxLength: 256,
+      pattern: "^[\\w+=,.@:/ -]*$",
+    },
+  },
+};
+
 export const credentialsSchema: SchemaProps = {
   type: "object",
   description:
     "Where the AWS credentials come from. Omitted: the operator-level source (its default credentials Secret, else the AWS SDK's standard chain).",
   properties: {
     secretRef: secretReferenceSchema,
+    webIdentity: webIdentitySchema,
     roleArn: {
       type: "string",
       description:
@@ -167,12 +240,33 @@ export const credentialsSchema: SchemaProps = {
       maxLength: 1224,
       pattern: EXTERNAL_ID_PATTERN,
     },
+    sessionTags: {
+      type: "array",
+      description:
+        "Session tags sent with sts:AssumeRole for roleArn (attribute-based access in the role's policies); needs roleArn.",
+      maxItems: MAX_SESSION_TAGS,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["key"],
+      items: sessionTagSchema,
+    },
   },
   "x-kubernetes-validations": [
     {
-      rule: "has(self.secretRef) || has(self.roleArn)",
+      rule: "has(self.secretRef) || has(self.webIdentity) || has(self.roleArn)",
       message:
-        "credentials must set secretRef, roleArn or both; omit credentials to use the operator's default source",
+        "credentials must set secretRef, webIdentity or roleArn; omit credentials to use the operator's default source",
+    },
+    {
+      rule: "!has(self.secretRef) || !has(self.webIdentity)",
+      message:
+        "credentials.secretRef and credentials.webIdentity are two different base identities: keep one (roleArn may be assumed on top of either)",
+      fieldPath: ".webIdentity",
+    },
+    {
+      rule: "!has(self.sessionTags) || has(self.roleArn)",
+      message:
+        "credentials.sessionTags are only sent with AssumeRole: set credentials.roleArn or remove sessionTags",
+      fieldPath: ".sessionTags",
     },
     {
       rule: "!has(self.externalId) || has(self.roleArn)",
@@ -498,6 +592,26 @@ export const specSchema: SchemaProps = {
         },
       ],
     },
+    serviceAccountRoles: {
+      type: "object",
+      description:
+        "Pull rights per ServiceAccount (KEP-4412 semantics without node configuration): a target ServiceAccount annotated eks.amazonaws.com/ecr-role-arn gets its own Secret, made from a token fetched as that ServiceAccount (TokenRequest, then sts:AssumeRoleWithWebIdentity with the annotated role), attached to it only; IAM's trust policy decides who may pull what. One token per (role, region), shared by every ServiceAccount with that role.",
+      properties: {
+        unannotated: {
+          type: "string",
+          description:
+            "What target ServiceAccounts without the annotation get: Default, the resource's own Secret (as without serviceAccountRoles); None, nothing (and the resource's own Secret is not written).",
+          enum: ["Default", "None"],
+          default: "Default",
+        },
+        audience: {
+          type: "string",
+          description: `The audience of the ServiceAccount tokens; default ${DEFAULT_WEB_IDENTITY_AUDIENCE}.`,
+          minLength: 1,
+          maxLength: 256,
+        },
+      },
+    },
     deletionPolicy: {
       type: "string",
       description:
@@ -689,6 +803,9 @@ export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
   [statusSchema, "ECRPullSecretStatus"],
   [credentialsSchema, "CredentialsSpec"],
   [secretReferenceSchema, "SecretReference"],
+  [serviceAccountReferenceSchema, "ServiceAccountReference"],
+  [webIdentitySchema, "WebIdentitySpec"],
+  [sessionTagSchema, "SessionTag"],
   [registrySchema, "RegistrySpec"],
   [secretTemplateSchema, "SecretTemplate"],
   [dockerConfigSecretSchema, "DockerConfigSecretSpec"],

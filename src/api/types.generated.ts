@@ -59,6 +59,16 @@ export interface ECRPullSecretSpec {
   registries?: RegistrySpec[];
   /** Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. */
   refreshBefore?: string;
+  /** Pull rights per ServiceAccount (KEP-4412 semantics without node configuration): a target ServiceAccount annotated eks.amazonaws.com/ecr-role-arn gets its own Secret, made from a token fetched as that ServiceAccount (TokenRequest, then sts:AssumeRoleWithWebIdentity with the annotated role), attached to it only; IAM's trust policy decides who may pull what. One token per (role, region), shared by every ServiceAccount with that role. */
+  serviceAccountRoles?: {
+    /**
+     * What target ServiceAccounts without the annotation get: Default, the resource's own Secret (as without serviceAccountRoles); None, nothing (and the resource's own Secret is not written).
+     * @defaultValue "Default"
+     */
+    unannotated?: "Default" | "None";
+    /** The audience of the ServiceAccount tokens; default sts.amazonaws.com. */
+    audience?: string;
+  };
   /**
    * Delete: remove the Secrets and ServiceAccount references it made when the resource or a namespace leaves; Retain: leave them.
    * @defaultValue "Delete"
@@ -128,10 +138,14 @@ export interface ArgoCDSpec {
 export interface CredentialsSpec {
   /** A Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN. */
   secretRef?: SecretReference;
+  /** Web identity from the cluster's own ServiceAccount tokens: the operator asks the API server for a short-lived token (TokenRequest; never stored) and exchanges it with sts:AssumeRoleWithWebIdentity for roleArn. Needs the cluster's service-account issuer registered as an IAM OIDC provider (docs/identity.md) and RBAC create on serviceaccounts/token for the ServiceAccount. */
+  webIdentity?: WebIdentitySpec;
   /** An IAM role to assume (sts:AssumeRole) on top of the base credentials, e.g. arn:aws:iam::123456789012:role/ecr-pull. */
   roleArn?: string;
   /** The external ID the role's trust policy requires; needs roleArn. */
   externalId?: string;
+  /** Session tags sent with sts:AssumeRole for roleArn (attribute-based access in the role's policies); needs roleArn. */
+  sessionTags?: SessionTag[];
 }
 
 /** A Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN. */
@@ -140,6 +154,32 @@ export interface SecretReference {
   name: string;
   /** Namespace of the Secret. */
   namespace: string;
+}
+
+/** Web identity from the cluster's own ServiceAccount tokens: the operator asks the API server for a short-lived token (TokenRequest; never stored) and exchanges it with sts:AssumeRoleWithWebIdentity for roleArn. Needs the cluster's service-account issuer registered as an IAM OIDC provider (docs/identity.md) and RBAC create on serviceaccounts/token for the ServiceAccount. */
+export interface WebIdentitySpec {
+  /** The IAM role whose trust policy names the cluster's OIDC provider and this ServiceAccount's subject (system:serviceaccount:<namespace>:<name>). */
+  roleArn: string;
+  /** The ServiceAccount whose token is exchanged; default: the operator's own. The operator may mint tokens only for the ServiceAccounts its RBAC names (chart value webIdentity.serviceAccounts). */
+  serviceAccount?: ServiceAccountReference;
+  /** The token's audience; must be a client ID of the IAM OIDC provider. Default: sts.amazonaws.com. */
+  audience?: string;
+}
+
+/** The ServiceAccount whose token is exchanged; default: the operator's own. The operator may mint tokens only for the ServiceAccounts its RBAC names (chart value webIdentity.serviceAccounts). */
+export interface ServiceAccountReference {
+  /** Name of the ServiceAccount. */
+  name: string;
+  /** Namespace of the ServiceAccount. */
+  namespace: string;
+}
+
+/** A session tag passed with sts:AssumeRole (the role's trust policy must allow sts:TagSession). */
+export interface SessionTag {
+  /** Tag key. */
+  key: string;
+  /** Tag value. */
+  value: string;
 }
 
 /** One ECR registry whose credentials go into the Secret: an account (in the resource's region unless region is set) or a full host. */

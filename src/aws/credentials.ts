@@ -1,37 +1,85 @@
-// Where the AWS credentials of a token fetch come from: keys in a Secret, or
-// the AWS SDK's default chain (environment, shared config, web identity as
-// IRSA sets it up, the container endpoint as EKS Pod Identity sets it up,
-// instance metadata), with an optional role assumed on top through STS. The
-// SDK's own providers do all of it; nothing here signs or parses credentials.
-import { fromNodeProviderChain, fromTemporaryCredentials } from "@aws-sdk/credential-providers";
+// Where the AWS credentials of a token fetch come from: keys in a Secret, a
+// ServiceAccount token of the cluster exchanged with AssumeRoleWithWebIdentity,
+// or the AWS SDK's default chain (environment, shared config with
+// credential_process as IAM Roles Anywhere uses it, web identity as IRSA sets
+// it up, the container endpoint as EKS Pod Identity sets it up, instance
+// metadata), with an optional role assumed on top through STS (external ID,
+// session tags). The SDK's own providers do all of it; nothing here signs or
+// parses credentials.
+import {
+  fromNodeProviderChain,
+  fromTemporaryCredentials,
+  fromWebToken,
+} from "@aws-sdk/credential-providers";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import { DEFAULT_WEB_IDENTITY_AUDIENCE } from "../api/schema.js";
 import { operatorError } from "../errors.js";
+import type { ServiceAccountRef } from "../kube/service-account-token.js";
+
+export type { ServiceAccountRef };
 
 export interface SecretRef {
   namespace: string;
   name: string;
 }
 
+/** Web identity from a ServiceAccount token of this cluster. */
+export interface WebIdentityRef {
+  roleArn: string;
+  /** Whose token; absent: the operator's own ServiceAccount. */
+  serviceAccount?: ServiceAccountRef;
+  /** Default DEFAULT_WEB_IDENTITY_AUDIENCE. */
+  audience?: string;
+}
+
 /** One credentials source, as a resource or registry entry names it. */
 export interface CredentialsRef {
-  /** Keys from this Secret; absent: the SDK's default chain. */
+  /** Keys from this Secret; absent (and no webIdentity): the SDK's default chain. */
   secretRef?: SecretRef;
+  webIdentity?: WebIdentityRef;
   roleArn?: string;
   externalId?: string;
+  /** Sent with the AssumeRole of roleArn. */
+  sessionTags?: Record<string, string>;
+}
+
+/** The session name of every role the operator assumes (CloudTrail shows it). */
+export const ROLE_SESSION_NAME = "ecr-creds-refresher";
+
+function baseKey(ref: CredentialsRef): string {
+  if (ref.secretRef) return `secret:${ref.secretRef.namespace}/${ref.secretRef.name}`;
+  if (ref.webIdentity) {
+    const w = ref.webIdentity;
+    const sa = w.serviceAccount ? `${w.serviceAccount.namespace}/${w.serviceAccount.name}` : "self";
+    return `web:${sa}|${w.roleArn}|aud:${w.audience ?? DEFAULT_WEB_IDENTITY_AUDIENCE}`;
+  }
+  return "chain";
 }
 
 /** A stable key for a credentials source: equal keys share tokens. */
 export function credentialsKey(ref: CredentialsRef): string {
-  const base = ref.secretRef ? `secret:${ref.secretRef.namespace}/${ref.secretRef.name}` : "chain";
-  const role = ref.roleArn ? `|role:${ref.roleArn}|ext:${ref.externalId ?? ""}` : "";
-  return base + role;
+  const tags = Object.entries(ref.sessionTags ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+  const role = ref.roleArn
+    ? `|role:${ref.roleArn}|ext:${ref.externalId ?? ""}${tags ? `|tags:${tags}` : ""}`
+    : "";
+  return baseKey(ref) + role;
+}
+
+/** The web identity's ServiceAccount in words ("the operator's own" when unnamed). */
+export function describeServiceAccount(sa: ServiceAccountRef | undefined): string {
+  return sa ? `ServiceAccount ${sa.namespace}/${sa.name}` : "the operator's own ServiceAccount";
 }
 
 /** Human wording of a source for messages: never contains a key. */
 export function describeCredentials(ref: CredentialsRef): string {
   const base = ref.secretRef
     ? `the keys in Secret ${ref.secretRef.namespace}/${ref.secretRef.name}`
-    : "the AWS SDK's default credential chain";
+    : ref.webIdentity
+      ? `role ${ref.webIdentity.roleArn} assumed with the web identity of ${describeServiceAccount(ref.webIdentity.serviceAccount)}`
+      : "the AWS SDK's default credential chain";
   return ref.roleArn ? `role ${ref.roleArn} assumed with ${base}` : base;
 }
 
@@ -84,10 +132,18 @@ export function keysFromSecret(ref: SecretRef, data: SecretData): AwsCredentialI
     : { accessKeyId, secretAccessKey };
 }
 
+/** Mints a ServiceAccount token (TokenRequest); absent serviceAccount: the operator's own. */
+export type RequestServiceAccountToken = (
+  serviceAccount: ServiceAccountRef | undefined,
+  audience: string,
+) => Promise<{ token: string; serviceAccount: ServiceAccountRef }>;
+
 export interface ProviderOptions {
   region: string;
   /** Looks a credentials Secret up (from the informer cache or the API); undefined when absent. */
   readSecret: (ref: SecretRef) => Promise<SecretData | null>;
+  /** For web identity; without it a webIdentity source fails with a message saying so. */
+  requestServiceAccountToken?: RequestServiceAccountToken;
   /** Deadline of each STS call. */
   timeoutMs: number;
   /** Reused default chain, so its cache of IRSA / Pod Identity credentials is shared. */
@@ -102,36 +158,91 @@ export function defaultChain(): AwsCredentialIdentityProvider {
   return sharedChain.provider;
 }
 
+/** One link of a credentials chain, for `check` to show. */
+export interface CredentialsStep {
+  /** What this link is, in words: "web identity of ServiceAccount ops/operator", "AssumeRole X". */
+  description: string;
+  provider: AwsCredentialIdentityProvider;
+}
+
 /** Builds the SDK credentials provider for a source. */
 export async function credentialsProvider(
   ref: CredentialsRef,
   opts: ProviderOptions,
 ): Promise<AwsCredentialIdentityProvider> {
+  const steps = await credentialsSteps(ref, opts);
+  return (steps.at(-1) as CredentialsStep).provider;
+}
+
+function stsClientConfig(opts: ProviderOptions) {
+  return {
+    region: opts.region,
+    maxAttempts: 1,
+    requestHandler: {
+      requestTimeout: opts.timeoutMs,
+      connectionTimeout: opts.timeoutMs,
+      throwOnRequestTimeout: true,
+    },
+  };
+}
+
+/**
+ * The links of a source's chain, base identity first: each step's provider
+ * yields the credentials after that step. The last one is what fetches tokens.
+ */
+export async function credentialsSteps(
+  ref: CredentialsRef,
+  opts: ProviderOptions,
+): Promise<CredentialsStep[]> {
   let base: AwsCredentialIdentityProvider;
-  if (ref.secretRef) {
+  let baseDescription: string;
+  if (ref.webIdentity) {
+    const web = ref.webIdentity;
+    if (!opts.requestServiceAccountToken) {
+      throw operatorError("CredentialsInvalid", "noKubeClient", {
+        source: describeServiceAccount(web.serviceAccount),
+      });
+    }
+    const audience = web.audience ?? DEFAULT_WEB_IDENTITY_AUDIENCE;
+    // A fresh, short-lived token for each exchange; it lives only in this call.
+    const minted = await opts.requestServiceAccountToken(web.serviceAccount, audience);
+    const sa = minted.serviceAccount;
+    base = fromWebToken({
+      roleArn: web.roleArn,
+      roleSessionName: ROLE_SESSION_NAME,
+      webIdentityToken: minted.token,
+      clientConfig: stsClientConfig(opts),
+    });
+    baseDescription = `AssumeRoleWithWebIdentity ${web.roleArn} with a token of ServiceAccount ${sa.namespace}/${sa.name} (audience ${audience})`;
+  } else if (ref.secretRef) {
     const data = await opts.readSecret(ref.secretRef);
     if (data === null) throw operatorError("CredentialsSecretNotFound", "notFound", ref.secretRef);
     const keys = keysFromSecret(ref.secretRef, data);
     base = async () => keys;
+    baseDescription = `keys in Secret ${ref.secretRef.namespace}/${ref.secretRef.name}`;
   } else {
     base = opts.defaultChain ?? defaultChain();
+    baseDescription = "the AWS SDK's default credential chain";
   }
-  if (!ref.roleArn) return base;
-  return fromTemporaryCredentials({
-    masterCredentials: base,
-    params: {
-      RoleArn: ref.roleArn,
-      RoleSessionName: "ecr-creds-refresher",
-      ...(ref.externalId ? { ExternalId: ref.externalId } : {}),
-    },
-    clientConfig: {
-      region: opts.region,
-      maxAttempts: 1,
-      requestHandler: {
-        requestTimeout: opts.timeoutMs,
-        connectionTimeout: opts.timeoutMs,
-        throwOnRequestTimeout: true,
+  const steps: CredentialsStep[] = [{ description: baseDescription, provider: base }];
+  if (!ref.roleArn) return steps;
+  const tags = Object.entries(ref.sessionTags ?? {}).map(([Key, Value]) => ({ Key, Value }));
+  const extras = [
+    ref.externalId ? "with external ID" : "",
+    tags.length ? `with session tags ${tags.map((t) => t.Key).join(",")}` : "",
+  ].filter(Boolean);
+  steps.push({
+    description: `AssumeRole ${ref.roleArn}${extras.length ? ` ${extras.join(" and ")}` : ""}`,
+    provider: fromTemporaryCredentials({
+      masterCredentials: base,
+      params: {
+        RoleArn: ref.roleArn,
+        RoleSessionName: ROLE_SESSION_NAME,
+        ...(ref.externalId ? { ExternalId: ref.externalId } : {}),
+        ...(tags.length ? { Tags: tags } : {}),
       },
-    },
+      clientConfig: stsClientConfig(opts),
+    }),
   });
+  return steps;
 }

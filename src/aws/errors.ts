@@ -47,8 +47,19 @@ export function classifyAwsError(err: unknown, source: string, step: string): Op
     // AWS call): nothing was refused, something is missing.
     return operatorError("CredentialsInvalid", "none", p, err);
   }
+  if (code === "ServiceAccountTokenError") {
+    return operatorError(
+      "ServiceAccountTokenFailed",
+      "tokenRequest",
+      { step, detail: e.message ?? "" },
+      err,
+    );
+  }
   if (code === "InvalidIdentityToken" || code === "InvalidIdentityTokenException") {
     return operatorError("RoleNotAssumable", "webIdentity", p, err);
+  }
+  if (code === "IDPCommunicationError" || code === "IDPCommunicationErrorException") {
+    return operatorError("RoleNotAssumable", "issuerUnreadable", p, err);
   }
   if (refusedCodes.has(code)) {
     return operatorError("CredentialsInvalid", "refused", { ...p, detail: code }, err);

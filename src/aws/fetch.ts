@@ -1,11 +1,14 @@
 // The one AWS fetch pipeline, shared by the operator and `check`: resolve the
-// source's credentials (a Secret's keys or the SDK's chain, a role on top),
+// source's credentials (a Secret's keys, web identity from a ServiceAccount
+// token, or the SDK's chain; a role on top),
 // call GetAuthorizationToken, and turn any failure into a catalogue error
 // whose code is the condition reason.
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import {
-  credentialsProvider,
+  type CredentialsStep,
+  credentialsSteps,
   describeCredentials,
+  type RequestServiceAccountToken,
   type SecretData,
   type SecretRef,
 } from "./credentials.js";
@@ -20,12 +23,16 @@ export interface SourceFetchOptions {
   readSecret: (ref: SecretRef) => Promise<SecretData | null>;
   /** Told each AWS call's duration and error code (for the metrics). */
   observe?: FetchOptions["observe"];
+  /** Mints ServiceAccount tokens for web identity (TokenRequest). */
+  requestServiceAccountToken?: RequestServiceAccountToken;
 }
 
 export interface SourceToken {
   token: RegistryToken;
   /** The credentials the token was fetched with (`check` asks STS who they are). */
   credentials: AwsCredentialIdentityProvider;
+  /** Each link of the credentials chain (`check` shows who STS says each one is). */
+  steps: CredentialsStep[];
 }
 
 /** What a fetch of this source does, for messages: "get an ECR token in us-east-1". */
@@ -39,16 +46,20 @@ export async function fetchSourceToken(
   opts: SourceFetchOptions,
 ): Promise<SourceToken> {
   try {
-    const credentials = await credentialsProvider(source.credentials, {
+    const steps = await credentialsSteps(source.credentials, {
       region: source.region,
       timeoutMs: opts.timeoutMs,
       readSecret: opts.readSecret,
+      ...(opts.requestServiceAccountToken
+        ? { requestServiceAccountToken: opts.requestServiceAccountToken }
+        : {}),
     });
+    const credentials = (steps.at(-1) as CredentialsStep).provider;
     const token = await fetchToken(source.service, source.region, credentials, {
       timeoutMs: opts.timeoutMs,
       observe: opts.observe,
     });
-    return { token, credentials };
+    return { token, credentials, steps };
   } catch (err) {
     throw classifyAwsError(err, describeCredentials(source.credentials), fetchStep(source));
   }

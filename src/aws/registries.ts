@@ -48,15 +48,33 @@ function credentialsFor(
   base: CredentialsSpec | undefined,
   defaults: OperatorDefaults,
 ): CredentialsRef {
-  const secretRef = entry?.secretRef ?? base?.secretRef ?? defaults.credentialsSecret;
+  // The base identity (keys or web identity) comes from the entry, else the
+  // resource, else the operator's default Secret.
+  const hasBase = (c: CredentialsSpec | undefined) => Boolean(c?.secretRef || c?.webIdentity);
+  const baseSource = hasBase(entry) ? entry : hasBase(base) ? base : undefined;
   // A registry entry's own role replaces the resource's role; without one it
   // uses the resource's.
   const roleSource = entry?.roleArn ? entry : base;
   const ref: CredentialsRef = {};
+  const secretRef = baseSource ? baseSource.secretRef : defaults.credentialsSecret;
   if (secretRef) ref.secretRef = { namespace: secretRef.namespace, name: secretRef.name };
+  else if (baseSource?.webIdentity) {
+    const w = baseSource.webIdentity;
+    ref.webIdentity = { roleArn: w.roleArn };
+    if (w.serviceAccount) {
+      ref.webIdentity.serviceAccount = {
+        namespace: w.serviceAccount.namespace,
+        name: w.serviceAccount.name,
+      };
+    }
+    if (w.audience) ref.webIdentity.audience = w.audience;
+  }
   if (roleSource?.roleArn) {
     ref.roleArn = roleSource.roleArn;
     if (roleSource.externalId) ref.externalId = roleSource.externalId;
+    if (roleSource.sessionTags?.length) {
+      ref.sessionTags = Object.fromEntries(roleSource.sessionTags.map((t) => [t.key, t.value]));
+    }
   }
   return ref;
 }

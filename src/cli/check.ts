@@ -15,6 +15,7 @@ import type { RegistryToken } from "../aws/token.js";
 import { tokenSourceKey } from "../aws/token-cache.js";
 import { isOperatorError, operatorError } from "../errors.js";
 import { isNotFound, KubeClient, loadKubeConfig, SECRETS } from "../kube/client.js";
+import { ServiceAccountTokens } from "../kube/service-account-token.js";
 import type { Secret } from "../kube/types.js";
 import type { OperatorConfig } from "./config.js";
 
@@ -47,11 +48,14 @@ export async function runCheck(
     }
     const targets = resolveRegistries(spec, operatorDefaults(config));
     const tokens = new Map<string, RegistryToken>();
+    const identities = new Map<string, string>();
     for (const [key, source] of tokenSources(targets)) {
       const what = describeCredentials(source.credentials);
-      const { token, credentials } = await fetchSourceToken(source, {
+      const { token, steps } = await fetchSourceToken(source, {
         timeoutMs: config.awsTimeoutMs,
         readSecret,
+        requestServiceAccountToken: (sa, audience) =>
+          new ServiceAccountTokens(kubeClient()).request(sa, audience),
       });
       if (!(token.expiresAt.getTime() > Date.now())) {
         // The operator would not spin on such a token, but it is of no use
@@ -65,16 +69,27 @@ export async function runCheck(
         });
       }
       tokens.set(key, token);
-      const identity = await callerIdentity(source.region, credentials, config.awsTimeoutMs);
+      // The identity after each link of the chain, as STS reports it: which
+      // principal, role and session the token came from. No secrets.
+      const chain: string[] = [];
+      let identity = "unknown";
+      for (const [i, step] of steps.entries()) {
+        identity = await callerIdentity(source.region, step.provider, config.awsTimeoutMs);
+        chain.push(`  ${i + 1}. ${step.description}\n     -> ${describePrincipal(identity)}\n`);
+      }
+      identities.set(key, identity);
       out.write(
-        `source:   ${what}\nidentity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
+        `source:   ${what}\nchain:\n${chain.join("")}identity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
       );
     }
     out.write("registries:\n");
     for (const t of targets) {
       const token = tokens.get(tokenSourceKey(t.source));
       const host = t.host ?? hostOfProxyEndpoint(token?.proxyEndpoint) ?? "(unknown)";
-      out.write(`  ${host}  (token expires ${token?.expiresAt.toISOString()})\n`);
+      const identity = identities.get(tokenSourceKey(t.source)) ?? "unknown";
+      out.write(
+        `  ${host}  (token expires ${token?.expiresAt.toISOString()}, identity ${identity})\n`,
+      );
     }
     out.write("ok: the credentials work; nothing was written to the cluster\n");
     return 0;
@@ -118,4 +133,10 @@ async function callerIdentity(
   } finally {
     sts.destroy();
   }
+}
+
+/** An ARN with its role and session spelt out when it is an assumed role. */
+export function describePrincipal(arn: string): string {
+  const m = /^arn:[^:]+:sts::(\d{12}):assumed-role\/([^/]+)\/(.+)$/.exec(arn);
+  return m ? `${arn} (account ${m[1]}, role ${m[2]}, session ${m[3]})` : arn;
 }

@@ -7,12 +7,14 @@ import type { ECRPullSecret } from "../api/index.js";
 import { describeCredentials } from "../aws/credentials.js";
 import { fetchSourceToken } from "../aws/fetch.js";
 import type { OperatorDefaults } from "../aws/registries.js";
+import { RoleAdmissions } from "../aws/role-admissions.js";
 import type { RegistryToken } from "../aws/token.js";
 import { TokenCache, type TokenSource } from "../aws/token-cache.js";
 import { isOperatorError, isTerminal } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
 import type { Informer } from "../kube/informer.js";
 import type { ObjectCache } from "../kube/namespaced-informers.js";
+import { ServiceAccountTokens } from "../kube/service-account-token.js";
 import type { Cached } from "../kube/types.js";
 import type { EventRecorder } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
@@ -50,6 +52,8 @@ export class Controller {
   readonly reconciler: Reconciler;
   private readonly caches: Caches;
   private readonly credentials: CredentialWatchers;
+  /** Web identity: short-lived ServiceAccount tokens, minted per exchange. */
+  private readonly serviceAccountTokens: ServiceAccountTokens;
   private workers: Promise<void> | undefined;
   private queueGauge: NodeJS.Timeout | undefined;
 
@@ -60,6 +64,7 @@ export class Controller {
     events: EventRecorder,
     private readonly opts: ControllerOptions,
   ) {
+    this.serviceAccountTokens = new ServiceAccountTokens(kube);
     this.caches = makeInformers(kube, log, opts.watchNamespaces);
     ({
       resources: this.resources,
@@ -104,6 +109,13 @@ export class Controller {
         writeConcurrency: opts.writeConcurrency,
         verify: opts.verify,
         servedNamespaces: opts.watchNamespaces,
+        admissions: new RoleAdmissions({
+          requestServiceAccountToken: (sa, audience) =>
+            this.serviceAccountTokens.request(sa, audience),
+          timeoutMs: opts.awsTimeoutMs,
+          // A refused ServiceAccount is asked again after this (a trust policy fixed).
+          refusalTtlMs: Math.max(opts.minRefreshIntervalMs, 10_000),
+        }),
       },
     );
     enqueueOnEvents(this.caches, this.queue, () => this.credentials.sync());
@@ -124,6 +136,8 @@ export class Controller {
       const { token } = await fetchSourceToken(source, {
         timeoutMs: this.opts.awsTimeoutMs,
         readSecret: (ref) => this.credentials.read(ref),
+        requestServiceAccountToken: (sa, audience) =>
+          this.serviceAccountTokens.request(sa, audience),
         observe: (service, region, seconds, code) => {
           this.metrics.awsRequestDuration.observe({ service, region }, seconds);
           if (code) this.metrics.awsErrors.inc({ service, code });

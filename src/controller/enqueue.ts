@@ -4,6 +4,7 @@
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   ANNOTATION_ADDED_SECRETS,
+  ANNOTATION_ECR_ROLE_ARN,
   LABEL_OWNER,
 } from "../api/metadata.js";
 import type { Caches } from "../reconcile/cluster.js";
@@ -55,11 +56,14 @@ export function enqueueOnEvents(
       [ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS].map(
         (key) => sa?.metadata?.annotations?.[key],
       );
+    const roleOf = (sa: typeof obj | undefined) =>
+      sa?.metadata?.annotations?.[ANNOTATION_ECR_ROLE_ARN];
     if (
       event === "update" &&
       JSON.stringify(obj.imagePullSecrets ?? []) === JSON.stringify(old?.imagePullSecrets ?? []) &&
       JSON.stringify(obj.secrets ?? []) === JSON.stringify(old?.secrets ?? []) &&
-      JSON.stringify(annotationsOf(obj)) === JSON.stringify(annotationsOf(old))
+      JSON.stringify(annotationsOf(obj)) === JSON.stringify(annotationsOf(old)) &&
+      roleOf(obj) === roleOf(old)
     ) {
       return;
     }

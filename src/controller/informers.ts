@@ -5,6 +5,7 @@ import { ECR_PULL_SECRETS, type ECRPullSecret, PLURAL } from "../api/index.js";
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   ANNOTATION_ADDED_SECRETS,
+  ANNOTATION_ECR_ROLE_ARN,
   LABEL_OWNER,
   MANAGED_SELECTOR,
 } from "../api/metadata.js";
@@ -128,7 +129,12 @@ function trimMeta<T extends KubernetesObject>(obj: T): T {
 function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccountView> {
   const m = sa.metadata ?? {};
   const annotations: Record<string, string> = {};
-  for (const key of [ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS]) {
+  for (const key of [
+    ANNOTATION_ADDED_PULL_SECRETS,
+    ANNOTATION_ADDED_SECRETS,
+    // The role a ServiceAccount names for its pulls (spec.serviceAccountRoles).
+    ANNOTATION_ECR_ROLE_ARN,
+  ]) {
     const value = m.annotations?.[key];
     if (value) annotations[key] = value;
   }

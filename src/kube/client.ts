@@ -44,6 +44,13 @@ export const LEASES: ResourceType = {
   plural: "leases",
   namespaced: true,
 };
+export const SELF_SUBJECT_REVIEWS: ResourceType = {
+  group: "authentication.k8s.io",
+  version: "v1",
+  kind: "SelfSubjectReview",
+  plural: "selfsubjectreviews",
+  namespaced: false,
+};
 
 /** An object's name, and its namespace for namespaced kinds. */
 export interface ObjectRef {
@@ -151,6 +158,29 @@ export class KubeClient implements Watcher {
   create<T extends KubernetesObject>(type: ResourceType, body: T): Promise<T> {
     const path = resourcePath(type, body.metadata?.namespace);
     return this.call("create", type, "POST", path, this.writeQuery(), withKind(type, body));
+  }
+
+  /**
+   * POSTs to a subresource of one object (`serviceaccounts/token`: a
+   * TokenRequest) and returns the API server's answer.
+   */
+  createSubresource<T>(
+    type: ResourceType,
+    ref: ObjectRef,
+    subresource: string,
+    body: object,
+  ): Promise<T> {
+    const path = resourcePath(type, ref.namespace, ref.name, subresource);
+    return this.call(
+      "create",
+      type,
+      "POST",
+      path,
+      {},
+      body,
+      "application/json",
+      `${type.plural}/${subresource}`,
+    );
   }
 
   /** Replaces the object named by `body.metadata` (its resourceVersion guards the write). */

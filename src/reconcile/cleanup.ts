@@ -21,6 +21,8 @@ export interface CleanupScope {
    * (pull, config.json and Argo CD Secrets); empty when the resource is deleted.
    */
   keepSecrets: ReadonlySet<string>;
+  /** Other Secrets still in use in a kept namespace (per-ServiceAccount roles). */
+  keepAlso?: (namespace: string, name: string) => boolean;
   concurrency: number;
 }
 
@@ -63,7 +65,10 @@ export async function cleanup(
   await pool(claimed, scope.concurrency, (sa) => serviceAccounts.patch(sa, owner, {}, true));
   const stale = cluster.secrets().filter((s) => {
     const namespace = s.metadata?.namespace ?? "";
-    const kept = keepSecrets.has(`${namespace}/${s.metadata?.name}`);
+    const name = s.metadata?.name ?? "";
+    const kept =
+      keepSecrets.has(`${namespace}/${name}`) ||
+      (keepNamespaces.has(namespace) && scope.keepAlso?.(namespace, name) === true);
     return isOwnedBy(s, owner) && !terminating.has(namespace) && !kept;
   });
   await pool(stale, scope.concurrency, (s) => deleteOwnedSecret(cluster, s, owner));

@@ -116,7 +116,11 @@ export class KubeCluster implements Cluster {
   }
 
   async patchStatus(name: string, status: ECRPullSecretStatus): Promise<void> {
-    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, { status }, "status"));
+    // A merge patch keeps fields it does not name: a failures list that
+    // emptied must be removed explicitly, or a Ready resource keeps showing
+    // failures that are over.
+    const body = { status: { ...status, failures: status.failures ?? null } };
+    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, body, "status"));
   }
 }
 

@@ -7,7 +7,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ConditionType } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
-import { ANNOTATION_ADDED_PULL_SECRETS, FINALIZER } from "../api/metadata.js";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_ECR_ROLE_ARN,
+  FINALIZER,
+} from "../api/metadata.js";
 import type { RegistryToken } from "../aws/token.js";
 import { TokenCache, type TokenSource } from "../aws/token-cache.js";
 import type { VerifyResult } from "../aws/verify.js";
@@ -18,6 +22,7 @@ import { FakeCluster } from "./cluster.fake.js";
 import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE, desiredSecret } from "./desired.js";
 import { buildDockerConfigJson, parseDockerConfigJson as parseAuths } from "./dockerconfig.js";
 import { type ReconcileResult, Reconciler } from "./reconciler.js";
+import { roleSecretName } from "./service-account-roles.js";
 import { VERIFY_RETRY_BASE_MS } from "./verification.js";
 
 const NAME = "team";
@@ -120,6 +125,8 @@ interface Case {
   };
   /** Further passes, for cases that play out over time. */
   later?: (h: Harness) => Promise<void>;
+  /** IAM's answer for per-ServiceAccount roles; default: every ServiceAccount admitted. */
+  admit?: (serviceAccount: string, roleArn: string) => boolean;
 }
 
 interface Harness {
@@ -131,7 +138,71 @@ interface Harness {
   pass(): Promise<ReconcileResult>;
 }
 
+const ROLE_A = "arn:aws:iam::111111111111:role/team-a-api";
+const SECRET_A = roleSecretName("pull", ROLE_A);
+
+/** team-a with `builder` and `intruder` annotated with ROLE_A. */
+function teamAWithRoles(c: FakeCluster): void {
+  teamA(c);
+  c.addServiceAccount("team-a", "intruder");
+  for (const name of ["builder", "intruder"]) {
+    c.editServiceAccount({ namespace: "team-a", name }, (sa) => {
+      sa.metadata = { ...sa.metadata, annotations: { [ANNOTATION_ECR_ROLE_ARN]: ROLE_A } };
+    });
+  }
+}
+
+/** Tokens by identity: the role's web identity, else the resource's own credentials. */
+const byRole = (source: TokenSource) =>
+  token(source.credentials.webIdentity ? "pw-role-a" : `pw-${source.region}`);
+
 const cases: Case[] = [
+  {
+    name: "per-ServiceAccount roles: the role's Secret for admitted ServiceAccounts only, the default for the rest",
+    resource: resource({ serviceAccounts: ["*"], serviceAccountRoles: { unannotated: "Default" } }),
+    world: teamAWithRoles,
+    fetch: byRole,
+    admit: (sa) => sa !== "intruder",
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        `create secret team-a/${SECRET_A}`,
+        "patch serviceaccount team-a/default",
+        "patch serviceaccount team-a/builder",
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "False", reason: "PartiallySynced" },
+      secrets: { "team-a/pull": "pw-us-east-1", [`team-a/${SECRET_A}`]: "pw-role-a" },
+      pullSecrets: {
+        "team-a/default": ["pull"],
+        "team-a/builder": [SECRET_A],
+        "team-a/intruder": [],
+      },
+      fetched: ["us-east-1", "us-east-1"],
+    },
+  },
+  {
+    name: "per-ServiceAccount roles, unannotated None: no Secret and no credentials of its own",
+    resource: resource({ serviceAccounts: ["*"], serviceAccountRoles: { unannotated: "None" } }),
+    world: teamAWithRoles,
+    fetch: byRole,
+    want: {
+      writes: [
+        `create secret team-a/${SECRET_A}`,
+        "patch serviceaccount team-a/builder",
+        "patch serviceaccount team-a/intruder",
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "True", reason: "Synced" },
+      secrets: { "team-a/pull": null, [`team-a/${SECRET_A}`]: "pw-role-a" },
+      pullSecrets: {
+        "team-a/default": [],
+        "team-a/builder": [SECRET_A],
+        "team-a/intruder": [SECRET_A],
+      },
+      fetched: ["us-east-1"],
+    },
+  },
   {
     name: "new namespace: writes the Secret and merges it into the targeted ServiceAccount",
     resource: resource({}, { finalizers: [] }),
@@ -547,7 +618,7 @@ afterEach(() => {
 });
 
 /** The real Reconciler over a fake cluster and a real token cache with a scripted AWS side. */
-function setUp(c: Pick<Case, "resource" | "world" | "fetch" | "verify">) {
+function setUp(c: Pick<Case, "resource" | "world" | "fetch" | "verify" | "admit">) {
   const cluster = new FakeCluster();
   c.world(cluster);
   cluster.addResource(c.resource);
@@ -581,6 +652,19 @@ function setUp(c: Pick<Case, "resource" | "world" | "fetch" | "verify">) {
       defaults: {},
       writeConcurrency: 4,
       now: () => clock,
+      admissions: {
+        admit: async (sa, roleArn) =>
+          (c.admit ?? (() => true))(sa.name, roleArn)
+            ? { ok: true }
+            : {
+                ok: false,
+                error: operatorError("RoleNotAssumable", "accessDenied", {
+                  step: "admit the ServiceAccount to its role",
+                  source: `role ${roleArn} assumed with the web identity of ServiceAccount ${sa.namespace}/${sa.name}`,
+                  detail: "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+                }),
+              },
+      },
       ...(verify
         ? {
             verify: async (_r: string, _url: string, _user: string, password: string) => {

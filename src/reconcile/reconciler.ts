@@ -30,11 +30,12 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { cleanup } from "./cleanup.js";
 import type { Cluster } from "./cluster.js";
-import { secretContent } from "./content.js";
-import { type DesiredSecret, isOwnedBy, secretDiffers } from "./desired.js";
+import { earliest, secretContent } from "./content.js";
+import { type DesiredSecret, desiredSecrets, isOwnedBy, secretDiffers } from "./desired.js";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.js";
 import { desiredPassSecrets, type PassSecrets } from "./outputs.js";
 import { pool } from "./pool.js";
+import { type RoleAdmitter, type RolePass, rolePass } from "./role-secrets.js";
 import { syncSecret } from "./secrets.js";
 import { ServiceAccounts } from "./service-accounts.js";
 import {
@@ -49,6 +50,9 @@ import { namespaceInfos, scopedTargetNamespaces } from "./targets.js";
 import { reuseTokensFromSecrets } from "./token-reuse.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
 
+/** How soon a resource with ServiceAccounts its roles refused asks IAM again. */
+export const ROLE_RETRY_MS = 15_000;
+
 /** The token cache as the reconciler uses it. */
 export type Tokens = Pick<TokenCache, "get" | "release" | "peek" | "seed">;
 export type Events = Pick<EventRecorder, "record" | "forget">;
@@ -59,6 +63,8 @@ export interface ReconcilerOptions {
   writeConcurrency: number;
   /** Checks credentials against a registry URL (GET /v2/); absent: no check. */
   verify?: VerifyRegistry;
+  /** Asks IAM whether a ServiceAccount may use a role (spec.serviceAccountRoles). */
+  admissions?: RoleAdmitter;
   now?: () => number;
   /** The namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   servedNamespaces?: readonly string[];
@@ -111,16 +117,29 @@ export class Reconciler {
     if (!hasFinalizer(resource)) await addFinalizer(this.cluster, resource);
 
     // 2. Tokens: which registries, and a token for each (cached, reused or fetched).
+    // With per-ServiceAccount roles and `unannotated: None` the resource's own
+    // Secret (and so its own credentials) is not used at all.
     const spec = specOrError(() => resolveSpec(resource, this.opts.defaults));
     if (isOperatorError(spec)) return await this.invalidSpec(resource, spec);
-    const tokens = await this.tokensFor(resource, spec);
-    const missing = tokens.find((s) => !s.token);
-    if (missing) return await this.noToken(resource, tokens, missing);
+    const roles = resource.spec.serviceAccountRoles;
+    const ownSecret = !roles || (roles.unannotated ?? "Default") === "Default";
+    const ownSources = ownSecret ? tokenSources(spec.targets) : new Map();
+    const ownTokens = ownSecret ? await this.tokensFor(resource, spec) : [];
+    const missing = ownTokens.find((s) => !s.token);
+    if (missing) {
+      this.tokens.release(name, new Set(ownSources.keys()));
+      return await this.noToken(resource, ownTokens, missing);
+    }
 
     // 3. Content: the one Secret content for every namespace and format.
-    const states = new Map(tokens.map((s) => [s.key, s]));
-    const content = secretContent(spec.targets, states, resource.spec.hostVariants);
-    const outputs = desiredPassSecrets(name, resource.spec, content);
+    const content = ownSecret
+      ? secretContent(
+          spec.targets,
+          new Map(ownTokens.map((s) => [s.key, s])),
+          resource.spec.hostVariants,
+        )
+      : undefined;
+    const outputs = content ? desiredPassSecrets(name, resource.spec, content) : undefined;
 
     // 4. Targets: where (within the namespaces this install may serve).
     const infos = namespaceInfos(this.cluster.namespaces());
@@ -128,48 +147,62 @@ export class Reconciler {
     if (isOperatorError(scoped)) return await this.invalidSpec(resource, scoped);
     const wanted = scoped.targets;
 
+    // 4b. Per-ServiceAccount roles: their Secrets, tokens and references.
+    const perRole = roles ? await this.rolesFor(resource, spec, wanted) : undefined;
+    this.tokens.release(name, new Set([...ownSources.keys(), ...(perRole?.sources.keys() ?? [])]));
+    const tokens = [...ownTokens, ...(perRole?.tokens ?? [])];
+
     // 5. Writes: the Secrets and the ServiceAccounts of each namespace not yet
     //    as desired, then Argo CD's Secrets.
-    const { wrote, failures } = await this.write(resource, policy, outputs, wanted);
+    const written = await this.write(resource, policy, outputs, wanted, perRole);
+    const { wrote } = written;
     const notGranted = scoped.notGranted.map((ns) => this.notGranted(resource, ns));
+    const failures = mergeFailures(written.failures, [...(perRole?.failures ?? []), ...notGranted]);
 
     // 6. Cleanup: what it made and no longer wants.
     await cleanup(this.cluster, this.serviceAccounts, {
       owner: name,
       policy,
       keepNamespaces: new Set(wanted),
-      keepSecrets: outputs.keys(wanted),
+      keepSecrets: outputs?.keys(wanted) ?? new Set(),
+      ...(perRole
+        ? {
+            keepAlso: (ns: string, secret: string) => perRole.secrets.get(ns)?.has(secret) === true,
+          }
+        : {}),
       concurrency: this.opts.writeConcurrency,
     });
 
     // 7. Status, written once.
     const desired = wanted.length + notGranted.length;
+    const expiresAt = earliest([
+      content?.expiresAt,
+      ...(perRole?.tokens.map((s) => s.token?.expiresAt) ?? []),
+    ]);
     const ready = readyCondition({
       tokens,
       desired,
-      failures: [...failures, ...notGranted],
-      expiresAt: content.expiresAt,
+      failures,
+      expiresAt,
       servedNamespaces: this.served?.size,
     });
-    this.noteRefresh(resource, content.expiresAt, wrote);
-    const check = await this.checks.check(resource, content.check);
+    this.noteRefresh(resource, expiresAt, wrote);
+    const check = await this.checks.check(resource, content?.check);
     this.metrics.ready.set({ resource: name }, ready.status === "True" ? 1 : 0);
     await this.writeStatus(resource, {
       ready,
       verified: check.condition,
       tokens,
-      registries: content.registries,
-      counts: {
-        desired,
-        synced: desired - failures.length - notGranted.length,
-        failures: [...failures, ...notGranted],
-      },
+      registries: content?.registries ?? roleRegistries(perRole),
+      counts: { desired, synced: desired - failures.length, failures },
     });
     if (wrote > 0)
       this.log.debug({ resource: name, secrets: wrote, namespaces: desired }, "reconciled");
-    // A namespace outside the granted set waits for the install to change,
-    // not for a retry: only failed writes back off.
-    if (failures.length > 0) {
+    // Failed writes back off and retry. A ServiceAccount its role refused, or
+    // a namespace outside the granted set, is not a failed write: IAM or the
+    // install said no, and retrying sooner changes nothing while backing off
+    // would delay every other change of the resource.
+    if (written.failures.length > 0) {
       const first = failedList(failures);
       throw operatorError("PartiallySynced", "namespaces", {
         failed: failures.length,
@@ -177,7 +210,10 @@ export class Reconciler {
         first,
       });
     }
-    const requeueAfterMs = check.retryAfterMs;
+    const requeueAfterMs =
+      perRole && perRole.failures.length > 0
+        ? Math.min(check.retryAfterMs ?? ROLE_RETRY_MS, ROLE_RETRY_MS)
+        : check.retryAfterMs;
     return { ready: ready.status === "True", ...(requeueAfterMs ? { requeueAfterMs } : {}) };
   }
 
@@ -228,11 +264,33 @@ export class Reconciler {
     const sources = tokenSources(spec.targets);
     const secrets = () => this.cluster.secrets();
     reuseTokensFromSecrets(this.tokens, secrets, name, resource.spec.secretName, spec.targets);
-    const states = await Promise.all(
+    return await Promise.all(
       [...sources.values()].map((source) => this.tokens.get(name, source, spec.refreshBeforeMs)),
     );
-    this.tokens.release(name, new Set(sources.keys()));
-    return states;
+  }
+
+  /** The per-ServiceAccount part of a pass (spec.serviceAccountRoles). */
+  private async rolesFor(
+    resource: ECRPullSecret,
+    spec: ResolvedSpec,
+    wanted: readonly string[],
+  ): Promise<RolePass> {
+    const name = resource.metadata?.name ?? "";
+    const admissions = this.opts.admissions;
+    if (!admissions) {
+      throw operatorError("CredentialsInvalid", "noKubeClient", {
+        source: "the ServiceAccounts of spec.serviceAccountRoles",
+      });
+    }
+    return await rolePass({
+      resource,
+      wanted,
+      defaults: this.opts.defaults,
+      ...(spec.refreshBeforeMs !== undefined ? { refreshBeforeMs: spec.refreshBeforeMs } : {}),
+      cluster: this.cluster,
+      admissions,
+      getToken: (source, refreshBeforeMs) => this.tokens.get(name, source, refreshBeforeMs),
+    });
   }
 
   /** No token at all for some registry: write nothing, keep what is there. */
@@ -261,30 +319,46 @@ export class Reconciler {
   private async write(
     resource: ECRPullSecret,
     policy: DeletionPolicy,
-    outputs: PassSecrets,
+    outputs: PassSecrets | undefined,
     wanted: string[],
+    perRole: RolePass | undefined,
   ): Promise<{ wrote: number; failures: NamespaceFailure[] }> {
+    const owner = resource.metadata?.name ?? "";
     // Most namespaces of most passes already are as desired (a pass runs for
     // every namespace event): find the ones that are not on the caches alone,
-    // and spend requests, promises and garbage only on those.
-    const outOfSync = wanted.filter(
-      (ns) =>
-        !outputs.inNamespace(ns).every((d) => this.secretInSync(resource, d)) ||
-        !this.serviceAccounts.inSync(resource, ns, policy),
-    );
+    // and spend requests, promises and garbage only on those. Per-ServiceAccount
+    // roles go through the writers, which write nothing when nothing differs.
+    const outOfSync =
+      perRole || !outputs
+        ? wanted
+        : wanted.filter(
+            (ns) =>
+              !outputs.inNamespace(ns).every((d) => this.secretInSync(resource, d)) ||
+              !this.serviceAccounts.inSync(resource, ns, policy),
+          );
     let wrote = 0;
     const failures: NamespaceFailure[] = [];
     await pool(outOfSync, this.opts.writeConcurrency, async (namespace) => {
       try {
-        for (const desired of outputs.inNamespace(namespace)) {
+        for (const desired of outputs?.inNamespace(namespace) ?? []) {
           if (await syncSecret(this.cluster, resource, desired)) wrote++;
         }
-        await this.serviceAccounts.sync(resource, namespace, policy);
+        for (const [secretName, roleContent] of perRole?.secrets.get(namespace) ?? []) {
+          const desired = desiredSecrets({ ...roleContent, owner, secretName })(namespace);
+          if (await syncSecret(this.cluster, resource, desired)) wrote++;
+        }
+        const want = perRole?.want.get(namespace);
+        await this.serviceAccounts.sync(
+          resource,
+          namespace,
+          policy,
+          want ? (sa) => want.get(sa) : undefined,
+        );
       } catch (err) {
         failures.push(this.failure(resource, namespace, err));
       }
     });
-    for (const desired of outputs.argoCD) {
+    for (const desired of outputs?.argoCD ?? []) {
       if (this.secretInSync(resource, desired)) continue;
       const namespace = desired.metadata.namespace;
       try {
@@ -362,6 +436,24 @@ function specOrError<T>(compute: () => T): T | OperatorError {
     if (isOperatorError(err, "InvalidSpec")) return err;
     throw err;
   }
+}
+
+/** One failure per namespace: the first reason a namespace failed for. */
+function mergeFailures(
+  a: readonly NamespaceFailure[],
+  b: readonly NamespaceFailure[],
+): NamespaceFailure[] {
+  const seen = new Set<string>();
+  return [...a, ...b].filter((f) => !seen.has(f.namespace) && seen.add(f.namespace));
+}
+
+/** The registries of the role Secrets, when the resource has no Secret of its own. */
+function roleRegistries(perRole: RolePass | undefined): string[] {
+  const hosts = new Set<string>();
+  for (const secrets of perRole?.secrets.values() ?? []) {
+    for (const content of secrets.values()) for (const h of content.registries) hosts.add(h);
+  }
+  return [...hosts].sort();
 }
 
 function target(resource: ECRPullSecret): { name: string; uid?: string } {

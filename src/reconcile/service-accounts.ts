@@ -44,11 +44,21 @@ export class ServiceAccounts {
     return true;
   }
 
-  /** Merges the Secret into the namespace's targeted ServiceAccounts (and out of the others). */
-  async sync(resource: ECRPullSecret, namespace: string, policy: DeletionPolicy): Promise<void> {
+  /**
+   * Merges the Secret into the namespace's targeted ServiceAccounts (and out
+   * of the others); `want` overrides which Secret each one gets (per-ServiceAccount roles).
+   */
+  async sync(
+    resource: ECRPullSecret,
+    namespace: string,
+    policy: DeletionPolicy,
+    want?: (sa: string) => string | undefined,
+  ): Promise<void> {
     const owner = resource.metadata?.name ?? "";
     for (const sa of [...this.cluster.serviceAccounts(namespace)]) {
-      await this.patch(sa, owner, wanted(resource, sa), policy === "Delete");
+      const name = sa.metadata?.name ?? "";
+      const wants = want ? inFields(resource, want(name)) : wanted(resource, sa);
+      await this.patch(sa, owner, wants, policy === "Delete");
     }
   }
 
@@ -110,8 +120,13 @@ export class ServiceAccounts {
 /** The Secret name the resource wants in each list of this ServiceAccount. */
 function wanted(resource: ECRPullSecret, sa: ServiceAccountView): Wanted {
   if (!targetsServiceAccount(resource.spec.serviceAccounts, sa.metadata?.name ?? "")) return {};
+  return inFields(resource, resource.spec.secretName);
+}
+
+/** `name` (none: undefined) in each list that spec.serviceAccountFields names. */
+function inFields(resource: ECRPullSecret, name: string | undefined): Wanted {
+  if (name === undefined) return {};
   const fields = resource.spec.serviceAccountFields ?? ["imagePullSecrets"];
-  const name = resource.spec.secretName;
   return {
     ...(fields.includes("imagePullSecrets") ? { imagePullSecrets: name } : {}),
     ...(fields.includes("secrets") ? { secrets: name } : {}),

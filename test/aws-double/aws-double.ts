@@ -25,10 +25,21 @@ import type {
   FaultScope,
   IdentityInit,
   IssuedToken,
+  OidcProviderInit,
   PodIdentityInit,
   RoleInit,
   StartOptions,
+  TrustPolicy,
 } from "./types.js";
+import {
+  checkTrustPolicy,
+  makeOidcProvider,
+  type OidcProvider,
+  type TrustRequest,
+  trustAllows,
+  verifyWebIdentityToken,
+  WebIdentityError,
+} from "./web-identity.js";
 
 export const ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921";
 export const ECR_PUBLIC_TARGET_PREFIX = "SpencerFrontendService";
@@ -39,6 +50,8 @@ const HOUR_MS = 3_600_000;
 interface Identity extends IdentityInit {
   /** What GetCallerIdentity reports as UserId. */
   userId?: string;
+  /** Tags of an assumed-role session. */
+  sessionTags?: Record<string, string>;
 }
 
 interface Role {
@@ -49,6 +62,7 @@ interface Role {
   trustedPrincipalArns: string[] | undefined;
   externalId: string | undefined;
   webIdentityTokens: Set<string>;
+  trustPolicy: TrustPolicy | undefined;
 }
 
 interface ActiveFault {
@@ -70,7 +84,9 @@ type ErrorKind =
   | "serverError"
   | "validation"
   | "unknownOperation"
-  | "invalidIdentityToken";
+  | "invalidIdentityToken"
+  | "idpCommunication"
+  | "expiredWebIdentity";
 
 class ServiceError extends Error {
   readonly kind: ErrorKind;
@@ -93,6 +109,8 @@ const JSON_ERRORS: Record<ErrorKind, [number, string]> = {
   validation: [400, "ValidationException"],
   unknownOperation: [400, "UnknownOperationException"],
   invalidIdentityToken: [400, "InvalidIdentityTokenException"],
+  idpCommunication: [400, "IDPCommunicationErrorException"],
+  expiredWebIdentity: [400, "ExpiredTokenException"],
 };
 
 const QUERY_ERRORS: Record<ErrorKind, [number, string]> = {
@@ -107,6 +125,8 @@ const QUERY_ERRORS: Record<ErrorKind, [number, string]> = {
   validation: [400, "ValidationError"],
   unknownOperation: [400, "InvalidAction"],
   invalidIdentityToken: [400, "InvalidIdentityToken"],
+  idpCommunication: [400, "IDPCommunicationError"],
+  expiredWebIdentity: [400, "ExpiredTokenException"],
 };
 
 const INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid.";
@@ -158,6 +178,11 @@ interface RequestContext {
   res: ServerResponse;
   signed: SignedRequest;
   form?: URLSearchParams;
+  roleArn?: string;
+  roleSessionName?: string;
+  externalId?: string;
+  sessionTags?: Record<string, string>;
+  subject?: string;
 }
 
 export class AwsDouble {
@@ -177,6 +202,7 @@ export class AwsDouble {
   private readonly identities = new Map<string, Identity>();
   private readonly roles = new Map<string, Role>();
   private readonly podIdentities = new Map<string, string>();
+  private readonly oidcProviders = new Map<string, OidcProvider>();
   private readonly deniedEcr = new Set<string>();
   private readonly callLog: CallRecord[] = [];
   private readonly issuedTokens = new Map<string, IssuedToken>();
@@ -194,6 +220,7 @@ export class AwsDouble {
     for (const identity of options.identities ?? []) this.addIdentity(identity);
     for (const role of options.roles ?? []) this.addRole(role);
     for (const pod of options.podIdentities ?? []) this.addPodIdentity(pod);
+    for (const provider of options.oidcProviders ?? []) this.addOidcProvider(provider);
   }
 
   // ---- lifecycle -------------------------------------------------------------
@@ -268,6 +295,7 @@ export class AwsDouble {
     if (roleName === undefined || accountId === undefined) {
       throw new Error(`failed to add role ${init.roleArn}: not an IAM role ARN`);
     }
+    if (init.trustPolicy !== undefined) checkTrustPolicy(init.trustPolicy);
     this.roles.set(init.roleArn, {
       roleArn: init.roleArn,
       accountId,
@@ -276,7 +304,23 @@ export class AwsDouble {
       trustedPrincipalArns: init.trustedPrincipalArns,
       externalId: init.externalId,
       webIdentityTokens: new Set(init.webIdentityTokens ?? []),
+      trustPolicy: init.trustPolicy,
     });
+  }
+
+  /** Replaces a role's trust policy, as `aws iam update-assume-role-policy` does. */
+  setTrustPolicy(roleArn: string, trustPolicy: TrustPolicy): void {
+    const role = this.roles.get(roleArn);
+    if (role === undefined) throw new Error(`failed to set trust policy: no role ${roleArn}`);
+    checkTrustPolicy(trustPolicy);
+    role.trustPolicy = trustPolicy;
+  }
+
+  /** Registers an OIDC identity provider, as `aws iam create-open-id-connect-provider` does. */
+  addOidcProvider(init: OidcProviderInit): string {
+    const provider = makeOidcProvider(init);
+    this.oidcProviders.set(provider.arn, provider);
+    return provider.arn;
   }
 
   addPodIdentity(init: PodIdentityInit): void {
@@ -466,7 +510,7 @@ export class AwsDouble {
     const action = form.get("Action");
     if (req.method === "POST" && action !== null) {
       const ctx: RequestContext = { service: "sts", action, req, res, signed, form };
-      if (await this.applyTransportFaults(ctx)) this.handleSts(ctx, form);
+      if (await this.applyTransportFaults(ctx)) await this.handleSts(ctx, form);
       return;
     }
 
@@ -705,7 +749,7 @@ export class AwsDouble {
 
   // ---- STS (awsQuery) -----------------------------------------------------------
 
-  private handleSts(ctx: RequestContext, form: URLSearchParams): void {
+  private async handleSts(ctx: RequestContext, form: URLSearchParams): Promise<void> {
     try {
       let xml: string;
       switch (ctx.action) {
@@ -720,16 +764,44 @@ export class AwsDouble {
         }
         case "AssumeRole": {
           const caller = this.authenticate(ctx, "sts");
+          this.noteStsRequest(ctx, form);
           const role = this.roleFor(form, caller.arn, "sts:AssumeRole");
-          if (!this.trusts(role, caller.arn)) {
-            throw notAuthorized(caller.arn, "sts:AssumeRole", role.roleArn);
-          }
           const externalId = form.get("ExternalId") ?? undefined;
-          if (role.externalId !== undefined && role.externalId !== externalId) {
-            throw notAuthorized(caller.arn, "sts:AssumeRole", role.roleArn);
+          const tags = ctx.sessionTags ?? {};
+          if (role.trustPolicy !== undefined) {
+            const request = (action: string): TrustRequest => ({
+              action,
+              principal: { AWS: caller.arn },
+              context: {
+                "sts:ExternalId": externalId,
+                "aws:PrincipalArn": caller.arn,
+                "aws:TagKeys": Object.keys(tags),
+                ...Object.fromEntries(
+                  Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v]),
+                ),
+              },
+            });
+            if (!trustAllows(role.trustPolicy, request("sts:AssumeRole"))) {
+              throw notAuthorized(caller.arn, "sts:AssumeRole", role.roleArn);
+            }
+            // Session tags need sts:TagSession in the trust policy as well.
+            if (
+              Object.keys(tags).length > 0 &&
+              !trustAllows(role.trustPolicy, request("sts:TagSession"))
+            ) {
+              throw notAuthorized(caller.arn, "sts:TagSession", role.roleArn);
+            }
+          } else {
+            if (!this.trusts(role, caller.arn)) {
+              throw notAuthorized(caller.arn, "sts:AssumeRole", role.roleArn);
+            }
+            if (role.externalId !== undefined && role.externalId !== externalId) {
+              throw notAuthorized(caller.arn, "sts:AssumeRole", role.roleArn);
+            }
           }
           this.applyResponseFaults(ctx);
           const session = this.assumeRole(ctx, role, sessionNameOf(form), durationOf(form));
+          if (Object.keys(tags).length > 0) session.identity.sessionTags = tags;
           xml = stsResult(
             "AssumeRole",
             `${assumedRoleXml(session)}${credentialsXml(session.identity)}<PackedPolicySize>6</PackedPolicySize>`,
@@ -739,18 +811,45 @@ export class AwsDouble {
         case "AssumeRoleWithWebIdentity": {
           // Unsigned by design: the web identity token is the proof.
           const token = form.get("WebIdentityToken") ?? "";
+          this.noteStsRequest(ctx, form);
           const role = this.roleFor(form, undefined, "sts:AssumeRoleWithWebIdentity");
+          let subject = "system:serviceaccount:default:default";
+          let provider = "oidc.aws-double.local";
+          let audience = "sts.amazonaws.com";
           if (!role.webIdentityTokens.has(token)) {
-            throw new ServiceError(
-              "accessDenied",
-              "Not authorized to perform sts:AssumeRoleWithWebIdentity",
-            );
+            // A role given only a list of accepted tokens (an IRSA stand-in) refuses
+            // every other token; a role with a trust policy gets STS's full checks.
+            if (role.trustPolicy === undefined) {
+              throw new ServiceError(
+                "accessDenied",
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+              );
+            }
+            const verified = await this.verifyWebIdentity(token, role);
+            subject = verified.claims.sub;
+            provider = verified.provider.url;
+            audience = verified.audience;
+            ctx.subject = subject;
+            const allowed = trustAllows(role.trustPolicy, {
+              action: "sts:AssumeRoleWithWebIdentity",
+              principal: { Federated: verified.provider.arn },
+              context: {
+                [`${verified.provider.hostPath}:sub`]: subject,
+                [`${verified.provider.hostPath}:aud`]: audience,
+              },
+            });
+            if (!allowed) {
+              throw new ServiceError(
+                "accessDenied",
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+              );
+            }
           }
           this.applyResponseFaults(ctx);
           const session = this.assumeRole(ctx, role, sessionNameOf(form), durationOf(form));
           xml = stsResult(
             "AssumeRoleWithWebIdentity",
-            `${credentialsXml(session.identity)}<SubjectFromWebIdentityToken>system:serviceaccount:default:default</SubjectFromWebIdentityToken>${assumedRoleXml(session)}<Provider>oidc.aws-double.local</Provider><Audience>sts.amazonaws.com</Audience>`,
+            `${credentialsXml(session.identity)}<SubjectFromWebIdentityToken>${xmlEscape(subject)}</SubjectFromWebIdentityToken>${assumedRoleXml(session)}<Provider>${xmlEscape(provider)}</Provider><Audience>${xmlEscape(audience)}</Audience>`,
           );
           break;
         }
@@ -773,6 +872,36 @@ export class AwsDouble {
         `<ErrorResponse xmlns="${STS_NAMESPACE}">\n  <Error>\n    <Type>${type}</Type>\n    <Code>${code}</Code>\n    <Message>${xmlEscape(err.message)}</Message>\n  </Error>\n  <RequestId>${requestId}</RequestId>\n</ErrorResponse>\n`,
       );
       this.record(ctx, status, code);
+    }
+  }
+
+  /** Notes the STS parameters of a request in its call record. */
+  private noteStsRequest(ctx: RequestContext, form: URLSearchParams): void {
+    const roleArn = form.get("RoleArn");
+    if (roleArn !== null) ctx.roleArn = roleArn;
+    const sessionName = form.get("RoleSessionName");
+    if (sessionName !== null) ctx.roleSessionName = sessionName;
+    const externalId = form.get("ExternalId");
+    if (externalId !== null) ctx.externalId = externalId;
+    const tags: Record<string, string> = {};
+    for (let i = 1; form.has(`Tags.member.${i}.Key`); i++) {
+      tags[form.get(`Tags.member.${i}.Key`) ?? ""] = form.get(`Tags.member.${i}.Value`) ?? "";
+    }
+    if (Object.keys(tags).length > 0) ctx.sessionTags = tags;
+  }
+
+  /** The web identity checks of STS, against the OIDC providers of the role's account. */
+  private async verifyWebIdentity(token: string, role: Role) {
+    const providers = [...this.oidcProviders.values()].filter(
+      (p) => p.accountId === role.accountId,
+    );
+    try {
+      return await verifyWebIdentityToken(token, providers);
+    } catch (err) {
+      if (err instanceof WebIdentityError) {
+        throw new ServiceError(err.failure.kind, err.failure.message);
+      }
+      throw err;
     }
   }
 
@@ -922,6 +1051,9 @@ export class AwsDouble {
         this.addRole(input as unknown as RoleInit);
         reply(200, {});
         return;
+      case "POST /_double/oidc-providers":
+        reply(200, { arn: this.addOidcProvider(input as unknown as OidcProviderInit) });
+        return;
       case "POST /_double/faults": {
         const { service, action, times, ...fault } = input;
         this.inject(fault as unknown as Fault, {
@@ -951,6 +1083,11 @@ export class AwsDouble {
     if (ctx.accessKeyId !== undefined) call.accessKeyId = ctx.accessKeyId;
     if (ctx.principalArn !== undefined) call.principalArn = ctx.principalArn;
     if (errorCode !== undefined) call.errorCode = errorCode;
+    if (ctx.roleArn !== undefined) call.roleArn = ctx.roleArn;
+    if (ctx.roleSessionName !== undefined) call.roleSessionName = ctx.roleSessionName;
+    if (ctx.externalId !== undefined) call.externalId = ctx.externalId;
+    if (ctx.sessionTags !== undefined) call.sessionTags = ctx.sessionTags;
+    if (ctx.subject !== undefined) call.subject = ctx.subject;
     this.callLog.push(call);
   }
 }

@@ -5,3 +5,4 @@ export {
   POD_IDENTITY_PATH,
 } from "./aws-double.js";
 export type * from "./types.js";
+export { issuerThumbprint } from "./web-identity.js";

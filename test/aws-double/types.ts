@@ -26,6 +26,42 @@ export interface RoleInit {
   externalId?: string;
   /** Web identity tokens AssumeRoleWithWebIdentity accepts for this role. */
   webIdentityTokens?: string[];
+  /**
+   * The role's trust policy, as IAM holds it. When set it alone decides
+   * AssumeRole (principal, `sts:ExternalId`, `sts:TagSession` for session
+   * tags) and AssumeRoleWithWebIdentity (the OIDC provider as `Federated`
+   * principal, `<issuer>:sub` and `<issuer>:aud` conditions), and
+   * trustedPrincipalArns / externalId are ignored.
+   */
+  trustPolicy?: TrustPolicy;
+}
+
+/** The subset of an IAM trust policy the double evaluates. */
+export interface TrustPolicy {
+  Version?: string;
+  Statement: TrustStatement[];
+}
+
+export interface TrustStatement {
+  Sid?: string;
+  Effect: "Allow" | "Deny";
+  Principal: { AWS?: string | string[]; Federated?: string | string[] } | "*";
+  /** e.g. "sts:AssumeRole", "sts:AssumeRoleWithWebIdentity", "sts:TagSession". */
+  Action: string | string[];
+  /** Operator → condition key → value(s): StringEquals, StringLike, StringNotEquals, ... */
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+/** An IAM OIDC identity provider: an issuer whose tokens STS accepts. */
+export interface OidcProviderInit {
+  /** The issuer URL, exactly the tokens' `iss` (https only). */
+  url: string;
+  /** Audiences accepted (IAM's client ID list), e.g. ["sts.amazonaws.com"]. */
+  clientIds: string[];
+  /** SHA-1 thumbprints (hex) of the top certificate of the issuer's TLS chain. */
+  thumbprints: string[];
+  /** The account the provider is registered in (roles of that account can trust it). */
+  accountId: string;
 }
 
 /** An EKS Pod Identity association: this authorization token gets credentials for this role. */
@@ -46,6 +82,13 @@ export interface CallRecord {
   /** HTTP status; 0 when the client disconnected before an answer. */
   status: number;
   errorCode?: string;
+  /** STS: the role asked for, the session name, the external ID and session tags sent. */
+  roleArn?: string;
+  roleSessionName?: string;
+  externalId?: string;
+  sessionTags?: Record<string, string>;
+  /** AssumeRoleWithWebIdentity: the verified token's `sub`. */
+  subject?: string;
 }
 
 export type CallFilter = Partial<Omit<CallRecord, "time">> | ((call: CallRecord) => boolean);
@@ -104,6 +147,7 @@ export interface AwsDoubleOptions {
   identities?: IdentityInit[];
   roles?: RoleInit[];
   podIdentities?: PodIdentityInit[];
+  oidcProviders?: OidcProviderInit[];
 }
 
 export interface StartOptions {

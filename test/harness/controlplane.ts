@@ -216,8 +216,11 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--cert-dir=${certDir}`,
       `--service-account-key-file=${saPub}`,
       `--service-account-signing-key-file=${saKey}`,
-      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      "--api-audiences=https://kubernetes.default.svc.cluster.local",
+      // The issuer is the API server's own URL, as on a cluster whose issuer
+      // is registered with IAM: a web-identity token's `iss` is where its
+      // discovery document and JWKS are fetched from (the STS double does).
+      `--service-account-issuer=${server}`,
+      `--api-audiences=${server}`,
       "--service-cluster-ip-range=10.96.0.0/24",
       `--token-auth-file=${join(dir, "tokens.csv")}`,
       "--authorization-mode=Node,RBAC",

@@ -177,6 +177,60 @@ const cases: Array<[string, unknown, string, Record<string, unknown>?]> = [
   ],
   ["empty credentials", { ...ok, credentials: {} }, "spec.credentials"],
   [
+    "keys and web identity together",
+    {
+      ...ok,
+      credentials: {
+        secretRef: { name: "k", namespace: "ops" },
+        webIdentity: { roleArn: `arn:aws:iam::${ACCOUNT}:role/web` },
+      },
+    },
+    "spec.credentials.webIdentity",
+  ],
+  [
+    "web identity without a role",
+    { ...ok, credentials: { webIdentity: {} } },
+    "spec.credentials.webIdentity.roleArn",
+  ],
+  [
+    "web identity of a ServiceAccount without a namespace",
+    {
+      ...ok,
+      credentials: {
+        webIdentity: {
+          roleArn: `arn:aws:iam::${ACCOUNT}:role/web`,
+          serviceAccount: { name: "sa" },
+        },
+      },
+    },
+    "spec.credentials.webIdentity.serviceAccount.namespace",
+  ],
+  [
+    "session tags without roleArn",
+    {
+      ...ok,
+      credentials: {
+        webIdentity: { roleArn: `arn:aws:iam::${ACCOUNT}:role/web` },
+        sessionTags: [{ key: "team", value: "a" }],
+      },
+    },
+    "spec.credentials.sessionTags",
+  ],
+  [
+    "a session tag key twice",
+    {
+      ...ok,
+      credentials: {
+        roleArn: `arn:aws:iam::${ACCOUNT}:role/pull`,
+        sessionTags: [
+          { key: "team", value: "a" },
+          { key: "team", value: "b" },
+        ],
+      },
+    },
+    "spec.credentials.sessionTags[1]",
+  ],
+  [
     "credentials Secret in a bad namespace",
     { ...ok, credentials: { secretRef: { name: "k", namespace: "Bad_NS" } } },
     "spec.credentials.secretRef.namespace",
