@@ -313,6 +313,7 @@ export function helpText(): string {
     "  run     run the operator (default)",
     "  once    one full pass over every ECRPullSecret, then exit (non-zero if any failed)",
     "  check   resolve credentials, fetch a token, print registries and expiry; write nothing",
+    "  status  one row per ECRPullSecret; --namespace N: what serves N and its Pods without the Secret",
     "  demo    the whole thing on a local embedded stack (from a source checkout; see README)",
     "",
     "flags (each also read from the environment variable shown):",

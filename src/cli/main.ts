@@ -1,4 +1,4 @@
-// The one executable: run, once, check.
+// The one executable: run, once, check, status.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
@@ -17,6 +17,7 @@ import { createLogger, errorField, type Logger } from "../observability/logger.j
 import { Metrics } from "../observability/metrics.js";
 import { runCheck } from "./check.js";
 import { ConfigError, helpText, type OperatorConfig, parseCommandLine } from "./config.js";
+import { runStatus } from "./status.js";
 
 export function operatorDefaults(config: OperatorConfig): OperatorDefaults {
   const defaults: OperatorDefaults = {};
@@ -139,7 +140,12 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
   if (stopping) return await stopped;
   log.info("caches synced");
   if (leader) leader.start();
-  else if (leading) controller.startWorkers();
+  else if (leading) {
+    // Without election this replica is the one writer: the no-leader alert
+    // reads the same gauge either way.
+    metrics.isLeader.set(1);
+    controller.startWorkers();
+  }
   return await stopped;
 }
 
@@ -205,7 +211,10 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "demo") return await demo(argv.slice(1));
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
-    parsed = parseCommandLine(argv, process.env, { resource: { type: "string" } });
+    parsed = parseCommandLine(argv, process.env, {
+      resource: { type: "string" },
+      namespace: { type: "string" },
+    });
   } catch (err) {
     process.stderr.write(
       `ecr-creds-refresher: ${err instanceof Error ? err.message : String(err)}\n`,
@@ -229,6 +238,10 @@ export async function main(argv: string[]): Promise<number> {
           config,
           typeof parsed.extra.resource === "string" ? parsed.extra.resource : undefined,
         );
+      case "status":
+        return await runStatus(config, {
+          ...(typeof parsed.extra.namespace === "string" && { namespace: parsed.extra.namespace }),
+        });
       default:
         process.stderr.write(
           `ecr-creds-refresher: unknown command ${JSON.stringify(parsed.command)}; see --help\n`,
