@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { Pod } from "../kube/pods.js";
-import { imageRegistryHost, podView, uncoveredImages } from "./pod-coverage.js";
+import {
+  diagnosePullFailures,
+  failedPullSecretNames,
+  imageRegistryHost,
+  imageRepository,
+  podView,
+  type SecretState,
+  uncoveredImages,
+} from "./pod-coverage.js";
 
 const HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
@@ -98,5 +106,83 @@ describe("uncoveredImages", () => {
   it("is empty when no image comes from the resource's registries", () => {
     const elsewhere = { ...resource, registries: ["210987654321.dkr.ecr.eu-west-1.amazonaws.com"] };
     expect(uncoveredImages(podView(pod), elsewhere)).toEqual([]);
+  });
+});
+
+describe("imageRepository", () => {
+  it.each([
+    [`${HOST}/team/web:1.2`, "team/web"],
+    [`${HOST}/web@sha256:${"a".repeat(64)}`, "web"],
+    [`${HOST}/web`, "web"],
+    ["registry.local:5000/x/y:3", "x/y"],
+    ["nginx:1", "nginx"],
+  ])("%s is repository %s", (image, repo) => {
+    expect(imageRepository(image)).toBe(repo);
+  });
+});
+
+describe("diagnosePullFailures", () => {
+  const team = { name: "team", secretName: "ecr-pull", registries: [HOST] };
+  const other = {
+    name: "other",
+    secretName: "other-pull",
+    registries: ["210987654321.dkr.ecr.eu-west-1.amazonaws.com"],
+  };
+  const waitingPod = (pullSecrets: string[], reason = "ImagePullBackOff") =>
+    podView({
+      metadata: { namespace: "apps", name: "p", uid: "u" },
+      spec: {
+        imagePullSecrets: pullSecrets.map((name) => ({ name })),
+        containers: [
+          { name: "web", image: `${HOST}/web:1` },
+          { name: "hub", image: "nginx" },
+        ],
+      },
+      status: {
+        phase: "Pending",
+        containerStatuses: [
+          { name: "web", state: { waiting: { reason, message: "pull access denied" } } },
+          { name: "hub", state: { waiting: { reason: "ErrImagePull" } } },
+        ],
+      },
+    });
+  const diagnose = (pod: ReturnType<typeof podView>, state: SecretState) =>
+    diagnosePullFailures(pod, [team, other], () => state).map((d) => `${d.kind} ${d.resource}`);
+
+  it("a Pod without the Secret: MissingPullSecret, whatever the Secret's state", () => {
+    expect(diagnose(waitingPod([]), "current")).toEqual(["MissingPullSecret team"]);
+    expect(diagnosePullFailures(waitingPod(["mine"]), [team], () => "missing")).toEqual([
+      {
+        kind: "MissingPullSecret",
+        resource: "team",
+        secretName: "ecr-pull",
+        image: `${HOST}/web:1`,
+        reason: "ImagePullBackOff",
+        message: "pull access denied",
+      },
+    ]);
+  });
+
+  it("a Pod with the Secret: missing, expired, current (the registry refuses), foreign", () => {
+    expect(diagnose(waitingPod(["ecr-pull"]), "missing")).toEqual(["SecretMissing team"]);
+    expect(diagnose(waitingPod(["ecr-pull"]), "expired")).toEqual(["SecretExpired team"]);
+    expect(diagnose(waitingPod(["ecr-pull"]), "current")).toEqual(["RegistryRefused team"]);
+    expect(diagnose(waitingPod(["ecr-pull"]), "foreign")).toEqual([]);
+  });
+
+  it("ignores other waiting reasons and images of unmanaged registries", () => {
+    expect(diagnose(waitingPod([], "ContainerCreating"), "current")).toEqual([]);
+    expect(diagnosePullFailures(waitingPod([]), [other], () => "current")).toEqual([]);
+  });
+});
+
+describe("failedPullSecretNames", () => {
+  it("reads the kubelet's message", () => {
+    expect(
+      failedPullSecretNames(
+        "Unable to retrieve some image pull secrets (ecr-pull, other); attempting to pull the image may not succeed.",
+      ),
+    ).toEqual(["ecr-pull", "other"]);
+    expect(failedPullSecretNames("something else")).toEqual([]);
   });
 });

@@ -91,3 +91,106 @@ export function uncoveredImages(pod: PodView, r: ServingResource): string[] {
   const hosts = new Set(r.registries);
   return pod.images.filter((i) => hosts.has(imageRegistryHost(i)));
 }
+
+/** The repository part of an image reference: no registry host, tag or digest. */
+export function imageRepository(image: string): string {
+  const slash = image.indexOf("/");
+  const hasHost = slash >= 0 && imageRegistryHost(image) !== "docker.io";
+  let rest = hasHost ? image.slice(slash + 1) : image;
+  const at = rest.indexOf("@");
+  if (at >= 0) rest = rest.slice(0, at);
+  const colon = rest.lastIndexOf(":");
+  if (colon > rest.lastIndexOf("/")) rest = rest.slice(0, colon);
+  return rest;
+}
+
+/** The managed Secret in a namespace, as the pull diagnosis needs to see it. */
+export type SecretState = "current" | "missing" | "expired" | "foreign";
+
+/**
+ * Why a Pod waits on a failed pull of an image from a managed registry:
+ * - `MissingPullSecret`: the Pod does not list the Secret (admitted before
+ *   its ServiceAccount was patched, or it sets its own list);
+ * - `SecretMissing` / `SecretExpired`: it lists the Secret, which is not
+ *   there or holds an expired token: a reconcile fixes it;
+ * - `RegistryRefused`: it lists a current Secret and the registry still says
+ *   no: the repository policy or IAM, which the operator cannot fix.
+ */
+export interface PullDiagnosis {
+  kind: "MissingPullSecret" | "SecretMissing" | "SecretExpired" | "RegistryRefused";
+  resource: string;
+  secretName: string;
+  image: string;
+  /** The kubelet's waiting reason. */
+  reason: string;
+  message?: string;
+}
+
+/**
+ * One diagnosis per (resource, image) for each container of the Pod that
+ * waits with ErrImagePull or ImagePullBackOff on an image of a serving
+ * resource's registries. A Secret of that name the operator does not own
+ * (`foreign`) is left to the reconcile's SecretConflict.
+ */
+export function diagnosePullFailures(
+  pod: PodView,
+  serving: readonly ServingResource[],
+  secretState: (r: ServingResource) => SecretState,
+): PullDiagnosis[] {
+  const out: PullDiagnosis[] = [];
+  const seen = new Set<string>();
+  for (const w of pod.waiting) {
+    if (!PULL_FAILURE_REASONS.has(w.reason)) continue;
+    const host = imageRegistryHost(w.image);
+    for (const r of serving) {
+      if (!r.registries.includes(host)) continue;
+      const key = `${r.name}\u0000${w.image}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let kind: PullDiagnosis["kind"];
+      if (!pod.pullSecrets.includes(r.secretName)) kind = "MissingPullSecret";
+      else {
+        const state = secretState(r);
+        if (state === "foreign") continue;
+        kind =
+          state === "missing"
+            ? "SecretMissing"
+            : state === "expired"
+              ? "SecretExpired"
+              : "RegistryRefused";
+      }
+      const d: PullDiagnosis = {
+        kind,
+        resource: r.name,
+        secretName: r.secretName,
+        image: w.image,
+        reason: w.reason,
+      };
+      if (w.message) d.message = w.message;
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+/** Controllers that recreate a deleted Pod from their template. */
+export const RECREATING_CONTROLLERS: ReadonlySet<string> = new Set([
+  "ReplicaSet",
+  "StatefulSet",
+  "Job",
+  "DaemonSet",
+]);
+
+/**
+ * The Secret names of a kubelet `FailedToRetrieveImagePullSecret` Event:
+ * "Unable to retrieve some image pull secrets (a, b); attempting to pull the
+ * image may not succeed."
+ */
+export function failedPullSecretNames(message: string): string[] {
+  const m = /image pull secrets \(([^)]*)\)/.exec(message);
+  if (!m) return [];
+  return (m[1] ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
