@@ -237,7 +237,9 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--service-account-private-key-file=${saKey}`,
       `--root-ca-file=${join(certDir, "apiserver.crt")}`,
       "--leader-elect=false",
-      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token",
+      // replicaset: a Pod deleted under podRecovery: Recreate comes back
+      // from its ReplicaSet, as on a real cluster (no scheduler: it stays Pending).
+      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token,replicaset",
       "--use-service-account-credentials=false",
       "--secure-port=0",
       "--concurrent-namespace-syncs=10",
