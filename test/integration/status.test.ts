@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { runStatus } from "../../src/cli/status.js";
+import { runStatus, when } from "../../src/cli/status.js";
 import { ensureBuilt } from "../harness/build.js";
 import { repoRoot } from "../harness/controlplane.js";
 import {
@@ -140,10 +140,20 @@ describe("status", () => {
       `${stamp(next)} (in ${Math.floor(nextIn / 60)}m${nextIn % 60}s)`,
       "0",
     ]);
-    const bad = row(r.out, "st-bad");
-    expect(bad?.slice(0, 5)).toEqual(["st-bad", "False", "CredentialsSecretNotFound", "-", "0/1"]);
-    expect(bad?.[5]).toBe("-");
-    expect(bad?.[7]).toBe("0");
+    // The failing one: its reason, no expiry, and what its status says of
+    // namespaces and the next attempt.
+    const failing = await getResource(k, "st-bad");
+    const counts = failing?.status?.namespaces;
+    expect(row(r.out, "st-bad")).toEqual([
+      "st-bad",
+      "False",
+      "CredentialsSecretNotFound",
+      "-",
+      `${counts?.synced ?? 0}/${counts?.desired ?? 0}`,
+      "-",
+      when(failing?.status?.nextRefreshTime, now),
+      "0",
+    ]);
   });
 
   it("--namespace N: what serves N, and the Pod there that lacks the Secret", async () => {
