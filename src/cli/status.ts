@@ -1,18 +1,12 @@
 // `status` (also `kubectl ecr-status`): one row per ECRPullSecret from its
 // status, or with --namespace N what serves N and which of N's Pods lack the
 // pull Secret. Reads only; exits 1 when something needs attention.
-import { ANNOTATION_EXPIRES_AT, ConditionType, LABEL_OWNER } from "../api/conditions.js";
-import type { ECRPullSecret } from "../api/index.js";
-import {
-  ECR_PULL_SECRETS,
-  isNotFound,
-  KubeClient,
-  loadKubeConfig,
-  NAMESPACES,
-  SECRETS,
-} from "../kube/client.js";
+import { ConditionType } from "../api/conditions.js";
+import { ECR_PULL_SECRETS, type ECRPullSecret } from "../api/index.js";
+import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/metadata.js";
+import { isNotFound, KubeClient, loadKubeConfig, NAMESPACES, SECRETS } from "../kube/client.js";
 import { PODS, type Pod } from "../kube/pods.js";
-import type { Namespace, Secret } from "../kube/types.js";
+import type { KubernetesObject, Secret } from "../kube/types.js";
 import { podView, uncoveredImages } from "../reconcile/pod-coverage.js";
 import { targetNamespaces } from "../reconcile/targets.js";
 import type { OperatorConfig } from "./config.js";
@@ -105,9 +99,9 @@ async function namespaceView(
   now: Date,
   out: NodeJS.WritableStream,
 ): Promise<boolean> {
-  let ns: Namespace;
+  let ns: KubernetesObject;
   try {
-    ns = await kube.get<Namespace>(NAMESPACES, { name });
+    ns = await kube.get<KubernetesObject>(NAMESPACES, { name });
   } catch (e) {
     if (isNotFound(e)) throw new Error(`failed to read namespace ${name}: it does not exist`);
     throw e;

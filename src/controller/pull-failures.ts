@@ -7,8 +7,9 @@
 // when the Secret is missing or expired, and under `podRecovery: Recreate` the
 // deletion of a controller-owned Pod that lacks the Secret, once per Pod and
 // rate-limited, so that its controller recreates it with the Secret.
-import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/conditions.js";
+
 import type { ECRPullSecret, UncoveredPod } from "../api/index.js";
+import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/metadata.js";
 import { describeCredentials } from "../aws/credentials.js";
 import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
 import { EVENTS, isNotFound, type KubeClient, resourcePath } from "../kube/client.js";

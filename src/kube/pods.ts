@@ -1,7 +1,7 @@
 // Pods, as the pull-failure watch and `status --namespace` read them: only
 // the fields a pull diagnosis needs.
 import type { ResourceType } from "./client.js";
-import type { KubernetesObject, LocalObjectReference } from "./types.js";
+import type { KubernetesObject, ObjectMeta } from "./types.js";
 
 export const PODS: ResourceType = {
   group: "",
@@ -21,10 +21,19 @@ export interface ContainerStatus {
   };
 }
 
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+}
+
 export interface Pod extends KubernetesObject {
+  metadata?: ObjectMeta & { ownerReferences?: OwnerReference[] };
   spec?: {
     serviceAccountName?: string;
-    imagePullSecrets?: LocalObjectReference[];
+    imagePullSecrets?: Array<{ name?: string }>;
     containers?: Array<{ name: string; image?: string }>;
     initContainers?: Array<{ name: string; image?: string }>;
   };
