@@ -24,6 +24,7 @@ export interface OperatorConfig {
   logLevel: string;
   logFormat: LogFormat;
   verify: boolean;
+  podWatch: boolean;
   awsTimeoutMs: number;
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
@@ -171,6 +172,14 @@ export const settings: Setting[] = [
     key: "verify",
     default: "true",
     help: "check new credentials against the registry (GET /v2/)",
+  },
+  {
+    flag: "pod-watch",
+    env: ["POD_WATCH"],
+    kind: "boolean",
+    key: "podWatch",
+    default: "true",
+    help: "watch Pending Pods for failed pulls from managed registries (diagnose, warn, recreate)",
   },
   {
     flag: "aws-timeout",

@@ -24,6 +24,7 @@ import type { VerifyRegistry } from "../reconcile/verification.js";
 import { CredentialWatchers } from "./credential-watchers.js";
 import { enqueueOnEvents } from "./enqueue.js";
 import { makeInformers } from "./informers.js";
+import { PullFailureWatch } from "./pull-failures.js";
 import { runWorkers, WorkQueue } from "./queue.js";
 
 export interface ControllerOptions {
@@ -35,6 +36,8 @@ export interface ControllerOptions {
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
   verify?: VerifyRegistry;
+  /** The pull-failure watch on Pending Pods (default on); it runs with the workers. */
+  podWatch?: boolean;
 }
 
 export class Controller {
@@ -45,6 +48,7 @@ export class Controller {
   readonly secrets: Informer<Cached<SecretView>>;
   readonly serviceAccounts: Informer<Cached<ServiceAccountView>>;
   readonly reconciler: Reconciler;
+  readonly pullFailures: PullFailureWatch;
   private readonly caches: Caches;
   private readonly credentials: CredentialWatchers;
   private workers: Promise<void> | undefined;
@@ -90,14 +94,46 @@ export class Controller {
       invalidate: (matches) => this.tokens.invalidate(matches),
       enqueue: (names) => this.enqueue(names),
     });
+    this.pullFailures = new PullFailureWatch(
+      kube,
+      log,
+      metrics,
+      events,
+      {
+        resources: () => this.resources.values(),
+        namespaceLabels: (name) => {
+          const ns = this.namespaces.get(undefined, name);
+          return ns ? (ns.metadata?.labels ?? {}) : undefined;
+        },
+        secret: (namespace, name) => this.secrets.get(namespace, name),
+      },
+      {
+        defaults: opts.defaults,
+        enqueue: (name) => this.queue.add(name),
+        recreateBurst: 5,
+        recreateIntervalMs: 10_000,
+      },
+    );
+    const pods = this.pullFailures;
     this.reconciler = new Reconciler(
       new KubeCluster(kube, this.caches),
       this.tokens,
       events,
       metrics,
       log,
-      { defaults: opts.defaults, writeConcurrency: opts.writeConcurrency, verify: opts.verify },
+      {
+        defaults: opts.defaults,
+        writeConcurrency: opts.writeConcurrency,
+        verify: opts.verify,
+        // Only once the watch has listed: before that it knows of no Pod.
+        uncoveredPods: (name) => (pods.hasSynced ? pods.uncoveredPods(name) : undefined),
+      },
     );
+    // A resource's registries (in its status) or spec decide which Pods it
+    // covers: Pods already waiting are judged again.
+    this.resources.on(() => {
+      if (pods.hasSynced) pods.rediagnose();
+    });
     enqueueOnEvents(this.caches, this.queue, () => this.credentials.sync());
   }
 
@@ -156,6 +192,8 @@ export class Controller {
       this.metrics.managedSecrets.set(this.secrets.size);
     }, 1000);
     this.queueGauge.unref();
+    // Only the replica that writes diagnoses and acts on Pods.
+    if (this.opts.podWatch !== false) this.pullFailures.start();
     this.enqueueAll();
     this.workers = runWorkers(this.queue, this.opts.concurrency, (name) => this.process(name));
   }
@@ -218,6 +256,7 @@ export class Controller {
     await this.workers;
     this.tokens.close();
     for (const i of Object.values(this.caches)) i.stop();
+    this.pullFailures.stop();
     this.credentials.stop();
   }
 }
