@@ -131,16 +131,23 @@ describe("helm lint and template", () => {
 
   it("renders the default values: ServiceAccount, RBAC, Deployment, metrics Service", () => {
     const objects = render();
+    // One Role: the Lease. Events (on Pods in any namespace, on resources in
+    // "default") come with the ClusterRole, beside the Pod watch's rules.
     expect(kinds(objects)).toEqual([
       "ClusterRole",
       "ClusterRoleBinding",
       "Deployment",
       "Role",
-      "Role",
-      "RoleBinding",
       "RoleBinding",
       "Service",
       "ServiceAccount",
+    ]);
+    const pods = find(objects, "ClusterRole")?.rules?.filter((r) =>
+      ["pods", "events"].some((x) => r.resources.includes(x)),
+    );
+    expect(pods?.map((r) => [r.resources, r.verbs])).toEqual([
+      [["pods"], ["list", "watch", "delete"]],
+      [["events"], ["list", "watch", "create"]],
     ]);
     for (const o of objects) {
       if (o.kind.startsWith("Cluster")) continue;
@@ -273,6 +280,9 @@ describe("helm lint and template", () => {
     const role = find(objects, "Role");
     expect(role?.metadata.namespace).toBe("default");
     expect(role?.rules).toEqual([{ apiGroups: [""], resources: ["events"], verbs: ["create"] }]);
+    // And no Pod watch: `once` lists no Pods.
+    const cluster = find(objects, "ClusterRole")?.rules ?? [];
+    expect(cluster.some((r) => r.resources.includes("pods"))).toBe(false);
   });
 });
 
@@ -458,7 +468,7 @@ describe("bad values", () => {
     const objects = render(["--set", "leaderElection.enabled=false"]);
     expect(podSpecOf(objects).containers[0]?.args).toContain("--leader-elect=false");
     const roles = objects.filter((o) => o.kind === "Role");
-    expect(roles.map((r) => r.metadata.name)).toEqual(["ecr-ecr-creds-refresher-events"]);
+    expect(roles.map((r) => r.metadata.name)).toEqual([]);
   });
 });
 
@@ -488,8 +498,6 @@ describe("kept in step", () => {
       "Deployment",
       "Namespace",
       "Role",
-      "Role",
-      "RoleBinding",
       "RoleBinding",
       "Service",
       "ServiceAccount",

@@ -99,13 +99,12 @@ async function namespaceView(
   now: Date,
   out: NodeJS.WritableStream,
 ): Promise<boolean> {
-  let ns: KubernetesObject;
-  try {
-    ns = await kube.get<KubernetesObject>(NAMESPACES, { name });
-  } catch (e) {
-    if (isNotFound(e)) throw new Error(`failed to read namespace ${name}: it does not exist`);
-    throw e;
-  }
+  // A list by name: the operator's ClusterRole lists namespaces, it does not get them.
+  const found = await kube.list<KubernetesObject>(NAMESPACES, {
+    fieldSelector: `metadata.name=${name}`,
+  });
+  const ns = found.items[0];
+  if (!ns) throw new Error(`failed to read namespace ${name}: it does not exist`);
   const info = { name, labels: ns.metadata?.labels ?? {} };
   const serving = resources.filter(
     (r) => targetNamespaces(r.spec, [info]).length > 0 && r.metadata?.name,

@@ -8,6 +8,7 @@
 // deletion of a controller-owned Pod that lacks the Secret, once per Pod and
 // rate-limited, so that its controller recreates it with the Secret.
 
+import { Reason } from "../api/conditions.js";
 import type { ECRPullSecret, UncoveredPod } from "../api/index.js";
 import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/metadata.js";
 import { describeCredentials } from "../aws/credentials.js";
@@ -290,11 +291,11 @@ export class PullFailureWatch {
         : `delete it so that ${owner.kind} ${owner.name} recreates it with the Secret, or set spec.podRecovery: Recreate on ECRPullSecret ${d.resource}`
       : `it has no controller that would recreate it: delete and create it again, or add ${d.secretName} to its imagePullSecrets`;
     const message = `Pod ${pod.namespace}/${pod.name} waits on ${d.image} (${d.reason}) without the pull Secret ${d.secretName} of ECRPullSecret ${d.resource}: it was created before ServiceAccount ${pod.serviceAccount} got the Secret, or it sets its own imagePullSecrets; ${fix}`;
-    this.podEvent(pod, "Warning", "PodMissingPullSecret", message);
+    this.podEvent(pod, "Warning", Reason.PodMissingPullSecret, message);
     this.events.record(
       { name: d.resource, uid: r.metadata?.uid },
       "Warning",
-      "PodMissingPullSecret",
+      Reason.PodMissingPullSecret,
       message,
     );
     if (recreate && recreatable) void this.recreate(pod, d, r);
@@ -304,11 +305,11 @@ export class PullFailureWatch {
     const host = imageRegistryHost(d.image);
     const identity = this.identity(r, host);
     const message = `registry ${host} refused ${d.image} for Pod ${pod.namespace}/${pod.name} (${d.reason}) although Secret ${d.secretName} holds a current token from ${identity}: the policy of repository ${imageRepository(d.image)} or IAM does not let that identity pull it (ecr:BatchGetImage, ecr:GetDownloadUrlForLayer); the operator cannot fix this`;
-    this.podEvent(pod, "Warning", "PullRefused", message);
+    this.podEvent(pod, "Warning", Reason.PullRefused, message);
     this.events.record(
       { name: d.resource, uid: r.metadata?.uid },
       "Warning",
-      "PullRefused",
+      Reason.PullRefused,
       message,
     );
   }
@@ -360,11 +361,11 @@ export class PullFailureWatch {
       this.recreations++;
       const message = `deleted Pod ${pod.namespace}/${pod.name}, which waited on ${d.image} without the pull Secret ${d.secretName}, so that ${pod.controller?.kind} ${pod.controller?.name} recreates it with the Secret (spec.podRecovery: Recreate)`;
       this.log.info({ pod: `${pod.namespace}/${pod.name}`, resource: d.resource }, message);
-      this.podEvent(pod, "Normal", "PodRecreated", message);
+      this.podEvent(pod, "Normal", Reason.PodRecreated, message);
       this.events.record(
         { name: d.resource, uid: r.metadata?.uid },
         "Normal",
-        "PodRecreated",
+        Reason.PodRecreated,
         message,
       );
     } catch (err) {

@@ -22,6 +22,7 @@ import { loadAll } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
 import { AwsDouble } from "../aws-double/index.js";
+import { ensureBuilt } from "../harness/build.js";
 import { freePort, repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
@@ -193,6 +194,9 @@ async function operatorAudit(): Promise<AuditLine[]> {
 }
 
 beforeAll(async () => {
+  // The executable runs from dist/: built from the current src/ whatever
+  // file ran before this one.
+  await ensureBuilt();
   k = testKube(cp.kubeconfigPath);
   aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
   await aws.start();
@@ -293,8 +297,6 @@ describe("the chart on a real API server", () => {
       "CustomResourceDefinition",
       "Deployment",
       "Role",
-      "Role",
-      "RoleBinding",
       "RoleBinding",
       "Service",
       "ServiceAccount",
@@ -305,11 +307,17 @@ describe("the chart on a real API server", () => {
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: FULL, namespace: NS }]);
     const role = await k.rbac.readNamespacedRole({ namespace: NS, name: FULL });
     expect(role.rules?.map((r) => r.resources)).toEqual([["leases"], ["leases"]]);
-    const events = await k.rbac.readNamespacedRole({
-      namespace: "default",
-      name: `${FULL}-events`,
-    });
-    expect(events.rules?.map((r) => [r.resources, r.verbs])).toEqual([[["events"], ["create"]]]);
+    // Events (on Pods in their namespaces, on resources in "default") come
+    // with the ClusterRole, beside the Pod watch.
+    const cluster = await k.rbac.readClusterRole({ name: FULL });
+    expect(
+      cluster.rules
+        ?.filter((r) => r.resources?.some((x) => x === "pods" || x === "events"))
+        .map((r) => [r.resources, r.verbs]),
+    ).toEqual([
+      [["pods"], ["list", "watch", "delete"]],
+      [["events"], ["list", "watch", "create"]],
+    ]);
     // Read untyped: the served CRD keeps the chart's CEL rules and enums.
     const crd = (await k.custom.getClusterCustomObject({
       group: "apiextensions.k8s.io",
@@ -588,7 +596,35 @@ const needs: Need[] = [
     shown: { audit: { verb: "delete", resource: "secrets" } },
   },
   {
-    grant: "default core events create",
+    grant: "cluster core pods list",
+    code: [
+      ["src/controller/pull-failures.ts", "list PODS"],
+      ["src/cli/status.ts", "list PODS"],
+    ],
+    shown: { counter: "list pods 200" },
+  },
+  {
+    grant: "cluster core pods watch",
+    code: [["src/controller/pull-failures.ts", "watch PODS"]],
+    shown: { behaviour: "test/integration/pull-failures.test.ts: Pods waiting on a pull" },
+  },
+  {
+    grant: "cluster core pods delete",
+    code: [["src/controller/pull-failures.ts", "delete PODS"]],
+    shown: { behaviour: "test/integration/pull-failures.test.ts: podRecovery: Recreate" },
+  },
+  {
+    grant: "cluster core events list",
+    code: [["src/controller/pull-failures.ts", "list EVENTS"]],
+    shown: { counter: "list events 200" },
+  },
+  {
+    grant: "cluster core events watch",
+    code: [["src/controller/pull-failures.ts", "watch EVENTS"]],
+    shown: { behaviour: "test/integration/pull-failures.test.ts: FailedToRetrieveImagePullSecret" },
+  },
+  {
+    grant: "cluster core events create",
     code: [["src/observability/events.ts", "create EVENTS"]],
     shown: { audit: { verb: "create", resource: "events", namespace: "default" } },
   },
@@ -670,7 +706,6 @@ describe("least privilege", () => {
     const granted = [
       ...flatten("cluster", rendered("ClusterRole").rules ?? []),
       ...flatten(NS, rendered("Role", NS).rules ?? []),
-      ...flatten("default", rendered("Role", "default").rules ?? []),
     ].sort();
     console.log(`granted:\n  ${granted.join("\n  ")}`);
     // Both directions: nothing granted that is not needed, nothing needed that is not granted.
@@ -725,7 +760,8 @@ describe("least privilege", () => {
     const denied: Array<[string, string, Parameters<typeof allowed>[2]?]> = [
       ["create", "pods", { namespace: "inst-a" }],
       ["get", "pods", { namespace: "inst-a" }],
-      ["list", "pods"],
+      ["update", "pods", { namespace: "inst-a", name: "x" }],
+      ["patch", "pods", { namespace: "inst-a", name: "x", subresource: "status" }],
       ["create", "pods/exec", { namespace: NS }],
       ["get", "namespaces", { name: "inst-a" }],
       ["create", "namespaces"],
@@ -742,8 +778,6 @@ describe("least privilege", () => {
       ["delete", "ecrpullsecrets", { group: "ecrcreds.io", name: "x" }],
       ["update", "ecrpullsecrets", { group: "ecrcreds.io", name: "x" }],
       ["update", "ecrpullsecrets", { group: "ecrcreds.io", name: "x", subresource: "status" }],
-      ["create", "events", { namespace: "inst-a" }],
-      ["create", "events", { namespace: NS }],
       ["patch", "events", { namespace: "default" }],
       ["create", "leases", { group: "coordination.k8s.io", namespace: "kube-system" }],
       ["get", "leases", { group: "coordination.k8s.io", namespace: NS, name: "someone-else" }],
@@ -772,6 +806,8 @@ describe("least privilege", () => {
       }),
     ).toBe(true);
     expect(await allowed("create", "events", { namespace: "default" })).toBe(true);
+    expect(await allowed("create", "events", { namespace: "inst-a" })).toBe(true);
+    expect(await allowed("delete", "pods", { namespace: "inst-a", name: "x" })).toBe(true);
   });
 });
 
