@@ -190,6 +190,7 @@ export class Controller {
     this.queueGauge = setInterval(() => {
       this.metrics.queueDepth.set(this.queue.length);
       this.metrics.managedSecrets.set(this.secrets.size);
+      this.metrics.watchedPods.set(this.pullFailures.pods.size);
     }, 1000);
     this.queueGauge.unref();
     // Only the replica that writes diagnoses and acts on Pods.

@@ -39,6 +39,8 @@ import { targetNamespaces } from "../reconcile/targets.js";
 export const FAILED_PULL_SECRET_REASON = "FailedToRetrieveImagePullSecret";
 /** At most this many uncovered Pods per resource go into its status. */
 const MAX_LISTED = 20;
+/** After a missing or expired Secret was fixed, a refusal is not judged for this long. */
+const REFUSAL_GRACE_MS = 10_000;
 
 /** What the watch reads from the controller's caches. */
 export interface PullFailureSources {
@@ -117,6 +119,8 @@ export class PullFailureWatch {
   private readonly uncovered = new Map<string, Uncovered[]>();
   /** Pod UIDs deleted under Recreate: at most once per Pod. */
   private readonly recreated = new Set<string>();
+  /** When a missing or expired Secret was last sent to be fixed, by "namespace/name". */
+  private readonly fixedAt = new Map<string, number>();
   private recreateTokens: number;
   private recreateRefilledAt: number;
   private readonly now: () => number;
@@ -164,7 +168,7 @@ export class PullFailureWatch {
       const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
       // Gone from the cache: deleted, or no longer Pending (it runs).
       if (event === "delete") this.setUncovered(key, []);
-      else this.diagnose(key, podView(pod));
+      else this.diagnose(key, podView(pod), true);
     });
     this.pullSecretEvents.on((event, e) => {
       if (event === "delete") return;
@@ -242,7 +246,11 @@ export class PullFailureWatch {
     return Number.isFinite(expires) && expires > this.now() ? "current" : "expired";
   }
 
-  private diagnose(key: string, pod: PodView): void {
+  /**
+   * `podChanged`: the Pod's own state moved (a kubelet attempt), as opposed
+   * to a resource changing around it; only then can a refusal be judged.
+   */
+  private diagnose(key: string, pod: PodView, podChanged = false): void {
     const serving = this.serving(pod.namespace);
     if (serving.length === 0) {
       this.setUncovered(key, []);
@@ -267,15 +275,22 @@ export class PullFailureWatch {
           break;
         case "SecretMissing":
         case "SecretExpired":
+          this.fixedAt.set(`${pod.namespace}/${d.secretName}`, this.now());
+          if (this.fixedAt.size > 10_000) this.fixedAt.clear();
           this.log.info(
             { pod: key, resource: d.resource, image: d.image, diagnosis: d.kind },
             "pull failure on a missing or expired Secret; reconciling now",
           );
           this.opts.enqueue(d.resource);
           break;
-        case "RegistryRefused":
-          this.registryRefused(pod, d, r.resource);
+        case "RegistryRefused": {
+          // The waiting state may predate a Secret just fixed: the kubelet
+          // has not tried with it yet. Only a later attempt can tell.
+          const fixed = this.fixedAt.get(`${pod.namespace}/${d.secretName}`);
+          const justFixed = fixed !== undefined && this.now() - fixed < REFUSAL_GRACE_MS;
+          if (podChanged && !justFixed) this.registryRefused(pod, d, r.resource);
           break;
+        }
       }
     }
     this.setUncovered(key, uncovered);

@@ -54,6 +54,11 @@ export class Metrics {
     labelNames: ["resource", "namespace"] as const,
     registers: [this.registry],
   });
+  readonly watchedPods = new Gauge({
+    name: "ecr_creds_refresher_watched_pods",
+    help: "Pending Pods in the pull-failure watch's cache (Running Pods never enter it).",
+    registers: [this.registry],
+  });
   readonly managedSecrets = new Gauge({
     name: "ecr_creds_refresher_managed_secrets",
     help: "Secrets this operator manages, as its cache sees them.",
