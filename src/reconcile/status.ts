@@ -109,10 +109,24 @@ export function passStatus(
       desired: pass.counts?.desired ?? previous?.namespaces?.desired ?? 0,
       synced: pass.counts?.synced ?? previous?.namespaces?.synced ?? 0,
       failures: pass.counts?.failures ?? previous?.failures ?? [],
-      ...(pass.uncoveredPods && { uncoveredPods: pass.uncoveredPods }),
+      ...uncoveredPodsField(previous, pass.uncoveredPods),
     },
     now,
   );
+}
+
+/**
+ * status.uncoveredPods: written once a resource has had an uncovered Pod
+ * (a resource that never had one gets no field, so no write), kept as it was
+ * while the Pod watch has not listed yet.
+ */
+function uncoveredPodsField(
+  previous: ECRPullSecretStatus | undefined,
+  now: UncoveredPods | undefined,
+): { uncoveredPods?: UncoveredPods } {
+  const value = now ?? previous?.uncoveredPods;
+  if (!value || (value.count === 0 && !previous?.uncoveredPods)) return {};
+  return { uncoveredPods: value };
 }
 
 /** A Ready condition that is False for this reason. */
