@@ -41,6 +41,9 @@ import {
 const { KubeClient, loadKubeConfig, NAMESPACES, SECRETS, SERVICE_ACCOUNTS, resourcePath } =
   (await import(pathToFileURL(join(repoRoot, "dist/kube/client.js")).href)) as typeof ClientModule;
 type KubeClient = ClientModule.KubeClient;
+const { PODS } = (await import(pathToFileURL(join(repoRoot, "dist/kube/pods.js")).href)) as {
+  PODS: ClientModule.ResourceType;
+};
 const { settings } = (await import(pathToFileURL(join(repoRoot, "dist/cli/config.js")).href)) as {
   settings: Array<{ flag: string; default?: string }>;
 };
@@ -58,6 +61,7 @@ const { values: opt } = parseArgs({
     "new-namespaces": { type: "string", default: "200" },
     "new-namespace-interval-ms": { type: "string", default: "250" },
     "unrelated-secrets": { type: "string", default: "20000" },
+    "running-pods": { type: "string", default: "2000" },
     only: { type: "string", default: "all" },
     "cpu-prof": { type: "string" },
     "heap-snapshot": { type: "string" },
@@ -71,7 +75,7 @@ const { values: opt } = parseArgs({
 if (opt.help) {
   process.stdout.write(`usage: npm run bench -- [--n 1000] [--qps Q --burst B --write-concurrency W]
   [--idle-seconds 60] [--new-namespaces 200] [--new-namespace-interval-ms 250]
-  [--unrelated-secrets 20000] [--only all|fanout|outputs] [--cpu-prof DIR] [--heap-snapshot DIR] [--echo]
+  [--unrelated-secrets 20000] [--running-pods 2000] [--only all|fanout|outputs] [--cpu-prof DIR] [--heap-snapshot DIR] [--echo]
 `);
   process.exit(0);
 }
@@ -91,6 +95,7 @@ const IDLE_S = num(opt["idle-seconds"], "idle-seconds");
 const NEW_NS = num(opt["new-namespaces"], "new-namespaces");
 const NEW_NS_INTERVAL = num(opt["new-namespace-interval-ms"], "new-namespace-interval-ms");
 const UNRELATED = num(opt["unrelated-secrets"], "unrelated-secrets");
+const RUNNING_PODS = num(opt["running-pods"], "running-pods");
 const ALL = opt.only === "all";
 /** Only the every-output resource's AWS calls (over the first 100 targets, or n if fewer). */
 const OUTPUTS_ONLY = opt.only === "outputs";
@@ -680,6 +685,55 @@ async function main(): Promise<void> {
       },
       { what: "  rss now (VmRSS)", value: fmt(mem.rssMb, 1) },
     );
+
+    // --- Running Pods: the pull-failure watch lists Pending Pods only ----------------
+    if (RUNNING_PODS > 0) {
+      const podsNs = "ecrbench-pods";
+      progress(`running pods: ${RUNNING_PODS} Running Pods in ${podsNs}`);
+      const before = await op.memory();
+      await admin.create(NAMESPACES, { metadata: { name: podsNs } });
+      await waitFor("the default ServiceAccount of the Pods' namespace", () =>
+        admin.get(SERVICE_ACCOUNTS, { namespace: podsNs, name: "default" }).catch(() => undefined),
+      );
+      // Each Pod as the API server makes it (Pending), then Running, as a kubelet writes.
+      await pool(
+        Array.from({ length: RUNNING_PODS }, (_, i) => `pod-${String(i).padStart(5, "0")}`),
+        64,
+        async (name) => {
+          await admin.create(PODS, {
+            metadata: { name, namespace: podsNs },
+            spec: { containers: [{ name: "c", image: "busybox" }] },
+          });
+          await admin.patch(
+            PODS,
+            { namespace: podsNs, name },
+            { status: { phase: "Running" } },
+            "status",
+          );
+        },
+      );
+      // The gauge is sampled every second; the watch drops a Pod once it runs.
+      await sleep(5_000);
+      const watched = metricSum(await metricsOf(op), "ecr_creds_refresher_watched_pods");
+      const after = await op.memory();
+      result.watched_pods = watched;
+      result.running_pods_rss_delta_mb = round(after.rssMb - before.rssMb, 1);
+      rows.push(
+        {
+          what: `watched_pods (${RUNNING_PODS} Running Pods)`,
+          value: String(watched),
+          target: "= 0",
+          met: watched === 0,
+        },
+        {
+          what: `rss_mb delta with ${RUNNING_PODS} Running Pods`,
+          value: fmt(after.rssMb - before.rssMb, 1),
+          target: "≤ 10",
+          met: after.rssMb - before.rssMb <= 10,
+        },
+      );
+      await sampleMemory("running pods");
+    }
   }
 
   if (ALL) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests, the benchmark and the demo need, idempotently:
 # npm packages (with Node 24 from the npm registry), the Go control plane,
-# moto in a local virtual environment, and skopeo from Debian's packages.
+# helm and promtool, moto in a local virtual environment, and skopeo from
+# Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ bash scripts/build-controlplane.sh
 bash scripts/build-helm.sh  # helm lint/template for the chart tests; helm pull oci:// for Argo CD's Secret
 bash scripts/build-keyring.sh  # the kubelet's own keyring over a Pod's pull Secrets
 bash scripts/build-crane.sh  # Kaniko's keychain reading the config.json output
+bash scripts/build-promtool.sh  # promtool check/test rules for the chart's alerts
 
 if [ ! -x .cache/venv/bin/moto_server ]; then
   echo "==> moto (PyPI) into .cache/venv"

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadAll } from "js-yaml";
+import { load, loadAll } from "js-yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const root = join(import.meta.dirname, "..");
@@ -131,16 +131,23 @@ describe("helm lint and template", () => {
 
   it("renders the default values: ServiceAccount, RBAC, Deployment, metrics Service", () => {
     const objects = render();
+    // One Role: the Lease. Events (on Pods in any namespace, on resources in
+    // "default") come with the ClusterRole, beside the Pod watch's rules.
     expect(kinds(objects)).toEqual([
       "ClusterRole",
       "ClusterRoleBinding",
       "Deployment",
       "Role",
-      "Role",
-      "RoleBinding",
       "RoleBinding",
       "Service",
       "ServiceAccount",
+    ]);
+    const pods = find(objects, "ClusterRole")?.rules?.filter((r) =>
+      ["pods", "events"].some((x) => r.resources.includes(x)),
+    );
+    expect(pods?.map((r) => [r.resources, r.verbs])).toEqual([
+      [["pods"], ["list", "watch", "delete"]],
+      [["events"], ["list", "watch", "create"]],
     ]);
     for (const o of objects) {
       if (o.kind.startsWith("Cluster")) continue;
@@ -242,7 +249,13 @@ describe("helm lint and template", () => {
     const sm = find(objects, "ServiceMonitor");
     expect(sm?.apiVersion).toBe("monitoring.coreos.com/v1");
     expect(sm?.spec?.endpoints).toEqual([
-      { port: "metrics", path: "/metrics", interval: "30s", scrapeTimeout: "10s" },
+      {
+        port: "metrics",
+        path: "/metrics",
+        interval: "30s",
+        scrapeTimeout: "10s",
+        honorLabels: true,
+      },
     ]);
     const roles = objects.filter((o) => o.kind === "Role");
     expect(roles.some((r) => r.rules?.some((x) => x.resources.includes("leases")))).toBe(true);
@@ -267,6 +280,101 @@ describe("helm lint and template", () => {
     const role = find(objects, "Role");
     expect(role?.metadata.namespace).toBe("default");
     expect(role?.rules).toEqual([{ apiGroups: [""], resources: ["events"], verbs: ["create"] }]);
+    // And no Pod watch: `once` lists no Pods.
+    const cluster = find(objects, "ClusterRole")?.rules ?? [];
+    expect(cluster.some((r) => r.resources.includes("pods"))).toBe(false);
+  });
+});
+
+describe("alerts and dashboard", () => {
+  const rulesFile = join(chart, "rules/ecr-creds-refresher.rules.yaml");
+  const dashboardFile = join(chart, "dashboards/ecr-creds-refresher.json");
+
+  it("renders neither by default, nor in cronjob mode (nothing to scrape there)", () => {
+    expect(find(render(), "PrometheusRule")).toBeUndefined();
+    expect(find(render(), "ConfigMap")).toBeUndefined();
+    const cron = render([
+      "--set",
+      "mode=cronjob",
+      "--set",
+      "metrics.prometheusRule.enabled=true",
+      "--set",
+      "metrics.grafanaDashboard.enabled=true",
+    ]);
+    expect(find(cron, "PrometheusRule")).toBeUndefined();
+    expect(find(cron, "ConfigMap")).toBeUndefined();
+  });
+
+  it("renders the rules file as a PrometheusRule, with the runbook base URL replaceable", () => {
+    const objects = render([
+      "--set",
+      "metrics.prometheusRule.enabled=true",
+      "--set",
+      "metrics.prometheusRule.labels.release=prometheus",
+    ]);
+    const rule = find(objects, "PrometheusRule");
+    expect(rule?.apiVersion).toBe("monitoring.coreos.com/v1");
+    expect(rule?.metadata).toMatchObject({
+      name: "ecr-ecr-creds-refresher",
+      namespace: "ecr-system",
+      labels: { release: "prometheus", "app.kubernetes.io/name": "ecr-creds-refresher" },
+    });
+    const file = load(readFileSync(rulesFile, "utf8")) as { groups: unknown };
+    expect(rule?.spec).toEqual({ groups: file.groups });
+    const moved = render([
+      "--set",
+      "metrics.prometheusRule.enabled=true",
+      "--set",
+      "metrics.prometheusRule.runbookBaseUrl=https://wiki.example.com/ecr",
+    ]);
+    const groups = find(moved, "PrometheusRule")?.spec?.groups as Array<{
+      rules: Array<{ alert: string; annotations: { runbook_url: string } }>;
+    }>;
+    const urls = groups.flatMap((g) => g.rules.map((r) => r.annotations.runbook_url));
+    expect(urls).toHaveLength(6);
+    expect(urls[0]).toBe("https://wiki.example.com/ecr#alert-tokenexpiringsoon");
+    for (const u of urls) expect(u).toMatch(/^https:\/\/wiki\.example\.com\/ecr#alert-[a-z]+$/);
+  });
+
+  it("renders the dashboard in a ConfigMap with the Grafana sidecar's label", () => {
+    const objects = render([
+      "--set",
+      "metrics.grafanaDashboard.enabled=true",
+      "--set",
+      "metrics.grafanaDashboard.namespace=monitoring",
+      "--set",
+      "metrics.grafanaDashboard.annotations.grafana_folder=Kubernetes",
+    ]);
+    const cm = find(objects, "ConfigMap") as
+      | (K8sObject & { data: Record<string, string>; metadata: { labels: Record<string, string> } })
+      | undefined;
+    expect(cm?.metadata).toMatchObject({
+      name: "ecr-ecr-creds-refresher-dashboard",
+      namespace: "monitoring",
+      labels: { grafana_dashboard: "1" },
+      annotations: { grafana_folder: "Kubernetes" },
+    });
+    expect(Object.keys(cm?.data ?? {})).toEqual(["ecr-creds-refresher.json"]);
+    expect(JSON.parse(cm?.data["ecr-creds-refresher.json"] ?? "")).toEqual(
+      JSON.parse(readFileSync(dashboardFile, "utf8")),
+    );
+    // The release namespace when none is given.
+    const plain = render(["--set", "metrics.grafanaDashboard.enabled=true"]);
+    expect(find(plain, "ConfigMap")?.metadata.namespace).toBe("ecr-system");
+  });
+
+  it("lints with both on", () => {
+    const r = helmRun([
+      "lint",
+      chart,
+      "--strict",
+      "--set",
+      "metrics.prometheusRule.enabled=true",
+      "--set",
+      "metrics.grafanaDashboard.enabled=true",
+    ]);
+    expect(r.out).toContain("1 chart(s) linted, 0 chart(s) failed");
+    expect(r.code).toBe(0);
   });
 });
 
@@ -360,7 +468,7 @@ describe("bad values", () => {
     const objects = render(["--set", "leaderElection.enabled=false"]);
     expect(podSpecOf(objects).containers[0]?.args).toContain("--leader-elect=false");
     const roles = objects.filter((o) => o.kind === "Role");
-    expect(roles.map((r) => r.metadata.name)).toEqual(["ecr-ecr-creds-refresher-events"]);
+    expect(roles.map((r) => r.metadata.name)).toEqual([]);
   });
 });
 
@@ -390,8 +498,6 @@ describe("kept in step", () => {
       "Deployment",
       "Namespace",
       "Role",
-      "Role",
-      "RoleBinding",
       "RoleBinding",
       "Service",
       "ServiceAccount",

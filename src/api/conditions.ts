@@ -29,5 +29,9 @@ export const Reason = {
   TokenRefreshed: "TokenRefreshed",
   Verified: "Verified",
   VerificationFailed: "VerificationFailed",
+  // Events of the pull-failure watch, on a Pod and on its resource.
+  PodMissingPullSecret: "PodMissingPullSecret",
+  PodRecreated: "PodRecreated",
+  PullRefused: "PullRefused",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -624,6 +624,13 @@ export const specSchema: SchemaProps = {
       description: "Take over a same-named dockerconfigjson Secret it did not create.",
       default: false,
     },
+    podRecovery: {
+      type: "string",
+      description:
+        "A Pending Pod that fails to pull an image of these registries because it lacks the Secret (admitted before its ServiceAccount was patched) always gets a Warning Event and is counted in status; Recreate also deletes it, at most once per Pod and rate-limited, when a controller (ReplicaSet, StatefulSet, Job, DaemonSet) owns it, so that its replacement carries the Secret. Bare Pods are never deleted.",
+      enum: ["None", "Recreate"],
+      default: "None",
+    },
   },
   "x-kubernetes-validations": [
     {
@@ -720,6 +727,43 @@ export const namespaceFailureSchema: SchemaProps = {
   },
 };
 
+export const uncoveredPodSchema: SchemaProps = {
+  type: "object",
+  description: "A Pending Pod failing to pull an image of these registries without the Secret.",
+  required: ["namespace", "name"],
+  properties: {
+    namespace: { type: "string", description: "The Pod's namespace.", maxLength: 63 },
+    name: { type: "string", description: "The Pod's name.", maxLength: 253 },
+    image: { type: "string", description: "An image it waits on.", maxLength: 4096 },
+    reason: {
+      type: "string",
+      description: "The kubelet's waiting reason (ErrImagePull, ImagePullBackOff).",
+      maxLength: 128,
+    },
+  },
+};
+
+export const uncoveredPodsSchema: SchemaProps = {
+  type: "object",
+  description:
+    "Pending Pods in target namespaces that fail to pull an image of these registries because they lack the Secret.",
+  properties: {
+    count: {
+      type: "integer",
+      format: "int32",
+      minimum: 0,
+      description: "How many there are.",
+    },
+    pods: {
+      type: "array",
+      description: `Up to ${MAX_FAILURES} of them.`,
+      maxItems: MAX_FAILURES,
+      "x-kubernetes-list-type": "atomic",
+      items: uncoveredPodSchema,
+    },
+  },
+};
+
 export const statusSchema: SchemaProps = {
   type: "object",
   description: "What the operator last did and saw; written only by the operator.",
@@ -770,6 +814,7 @@ export const statusSchema: SchemaProps = {
       "x-kubernetes-list-type": "atomic",
       items: namespaceFailureSchema,
     },
+    uncoveredPods: uncoveredPodsSchema,
   },
 };
 
@@ -815,6 +860,8 @@ export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
   [conditionSchema, "Condition"],
   [namespaceCountsSchema, "NamespaceCounts"],
   [namespaceFailureSchema, "NamespaceFailure"],
+  [uncoveredPodsSchema, "UncoveredPods"],
+  [uncoveredPodSchema, "UncoveredPod"],
 ]);
 
 export interface PrinterColumn {

@@ -79,6 +79,11 @@ export interface ECRPullSecretSpec {
    * @defaultValue false
    */
   adoptExisting?: boolean;
+  /**
+   * A Pending Pod that fails to pull an image of these registries because it lacks the Secret (admitted before its ServiceAccount was patched) always gets a Warning Event and is counted in status; Recreate also deletes it, at most once per Pod and rate-limited, when a controller (ReplicaSet, StatefulSet, Job, DaemonSet) owns it, so that its replacement carries the Secret. Bare Pods are never deleted.
+   * @defaultValue "None"
+   */
+  podRecovery?: "None" | "Recreate";
 }
 
 /** A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace. */
@@ -221,6 +226,8 @@ export interface ECRPullSecretStatus {
   namespaces?: NamespaceCounts;
   /** Up to 20 namespaces the last pass failed to sync. */
   failures?: NamespaceFailure[];
+  /** Pending Pods in target namespaces that fail to pull an image of these registries because they lack the Secret. */
+  uncoveredPods?: UncoveredPods;
 }
 
 /** A metav1.Condition. */
@@ -262,6 +269,26 @@ export interface NamespaceFailure {
   reason: string;
   /** Details for people. */
   message?: string;
+}
+
+/** Pending Pods in target namespaces that fail to pull an image of these registries because they lack the Secret. */
+export interface UncoveredPods {
+  /** How many there are. */
+  count?: number;
+  /** Up to 20 of them. */
+  pods?: UncoveredPod[];
+}
+
+/** A Pending Pod failing to pull an image of these registries without the Secret. */
+export interface UncoveredPod {
+  /** The Pod's namespace. */
+  namespace: string;
+  /** The Pod's name. */
+  name: string;
+  /** An image it waits on. */
+  image?: string;
+  /** The kubelet's waiting reason (ErrImagePull, ImagePullBackOff). */
+  reason?: string;
 }
 
 /** A list of ECRPullSecrets, as returned by a list call. */

@@ -24,6 +24,7 @@ export interface OperatorConfig {
   logLevel: string;
   logFormat: LogFormat;
   verify: boolean;
+  podWatch: boolean;
   awsTimeoutMs: number;
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
@@ -182,6 +183,14 @@ export const settings: Setting[] = [
     help: "check new credentials against the registry (GET /v2/)",
   },
   {
+    flag: "pod-watch",
+    env: ["POD_WATCH"],
+    kind: "boolean",
+    key: "podWatch",
+    default: "true",
+    help: "watch Pending Pods for failed pulls from managed registries (diagnose, warn, recreate)",
+  },
+  {
     flag: "aws-timeout",
     env: ["AWS_CALL_TIMEOUT"],
     kind: "duration",
@@ -336,6 +345,7 @@ export function helpText(): string {
     "  once    one full pass over every ECRPullSecret, then exit (non-zero if any failed)",
     "  check   resolve credentials, fetch a token, print registries and expiry; write nothing",
     "          (--resource NAME: with that ECRPullSecret's credentials and registries)",
+    "  status  one row per ECRPullSecret; --namespace N: what serves N and its Pods without the Secret",
     "  demo    the whole thing on a local embedded stack (from a source checkout; see README)",
     "  migrate move the original Python operator's alchemy.com ECRPullSecrets here (migrate --help)",
     "",

@@ -1,5 +1,5 @@
-// The one executable: run, once, check, demo. An entry point only: what it
-// assembles comes from src/controller/from-settings.ts.
+// The one executable: run, once, check, status, demo. An entry point only:
+// what it assembles comes from src/controller/from-settings.ts.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
@@ -15,6 +15,7 @@ import { Metrics } from "../observability/metrics.js";
 import { runCheck } from "./check.js";
 import { ConfigError, helpText, type OperatorConfig, parseCommandLine } from "./config.js";
 import { runMigrate } from "./migrate.js";
+import { runStatus } from "./status.js";
 
 async function run(config: OperatorConfig, log: Logger): Promise<number> {
   const metrics = new Metrics();
@@ -96,7 +97,12 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
   if (stopping) return await stopped;
   log.info("caches synced");
   if (leader) leader.start();
-  else if (leading) controller.startWorkers();
+  else if (leading) {
+    // Without election this replica is the one writer: the no-leader alert
+    // reads the same gauge either way.
+    metrics.isLeader.set(1);
+    controller.startWorkers();
+  }
   return await stopped;
 }
 
@@ -163,7 +169,10 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "migrate") return await runMigrate(argv.slice(1));
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
-    parsed = parseCommandLine(argv, process.env, { resource: { type: "string" } });
+    parsed = parseCommandLine(argv, process.env, {
+      resource: { type: "string" },
+      namespace: { type: "string" },
+    });
   } catch (err) {
     process.stderr.write(
       `ecr-creds-refresher: ${err instanceof Error ? err.message : String(err)}\n`,
@@ -187,6 +196,10 @@ export async function main(argv: string[]): Promise<number> {
           config,
           typeof parsed.extra.resource === "string" ? parsed.extra.resource : undefined,
         );
+      case "status":
+        return await runStatus(config, {
+          ...(typeof parsed.extra.namespace === "string" && { namespace: parsed.extra.namespace }),
+        });
       default:
         process.stderr.write(
           `ecr-creds-refresher: unknown command ${JSON.stringify(parsed.command)}; see --help\n`,

@@ -27,6 +27,7 @@ import type { VerifyRegistry } from "../reconcile/verification.js";
 import { CredentialWatchers } from "./credential-watchers.js";
 import { enqueueOnEvents } from "./enqueue.js";
 import { makeInformers } from "./informers.js";
+import { PullFailureWatch } from "./pull-failures.js";
 import { runWorkers, WorkQueue } from "./queue.js";
 
 export interface ControllerOptions {
@@ -40,6 +41,8 @@ export interface ControllerOptions {
   verify?: VerifyRegistry;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
+  /** The pull-failure watch on Pending Pods (default on); it runs with the workers. */
+  podWatch?: boolean;
 }
 
 export class Controller {
@@ -50,6 +53,7 @@ export class Controller {
   readonly secrets: ObjectCache<Cached<SecretView>>;
   readonly serviceAccounts: ObjectCache<Cached<ServiceAccountView>>;
   readonly reconciler: Reconciler;
+  readonly pullFailures: PullFailureWatch;
   private readonly caches: Caches;
   private readonly credentials: CredentialWatchers;
   /** Web identity: short-lived ServiceAccount tokens, minted per exchange. */
@@ -98,6 +102,28 @@ export class Controller {
       invalidate: (matches) => this.tokens.invalidate(matches),
       enqueue: (names) => this.enqueue(names),
     });
+    this.pullFailures = new PullFailureWatch(
+      kube,
+      log,
+      metrics,
+      events,
+      {
+        resources: () => this.resources.values(),
+        namespaceLabels: (name) => {
+          const ns = this.namespaces.get(undefined, name);
+          return ns ? (ns.metadata?.labels ?? {}) : undefined;
+        },
+        secret: (namespace, name) => this.secrets.get(namespace, name),
+      },
+      {
+        defaults: opts.defaults,
+        enqueue: (name) => this.queue.add(name),
+        recreateBurst: 5,
+        recreateIntervalMs: 10_000,
+        ...(opts.watchNamespaces ? { watchNamespaces: opts.watchNamespaces } : {}),
+      },
+    );
+    const pods = this.pullFailures;
     this.reconciler = new Reconciler(
       new KubeCluster(kube, this.caches),
       this.tokens,
@@ -116,8 +142,15 @@ export class Controller {
           // A refused ServiceAccount is asked again after this (a trust policy fixed).
           refusalTtlMs: Math.max(opts.minRefreshIntervalMs, 10_000),
         }),
+        // Only once the watch has listed: before that it knows of no Pod.
+        uncoveredPods: (name) => (pods.hasSynced ? pods.uncoveredPods(name) : undefined),
       },
     );
+    // A resource's registries (in its status) or spec decide which Pods it
+    // covers: Pods already waiting are judged again.
+    this.resources.on(() => {
+      if (pods.hasSynced) pods.rediagnose();
+    });
     enqueueOnEvents(this.caches, this.queue, () => this.credentials.sync());
   }
 
@@ -176,8 +209,11 @@ export class Controller {
     this.queueGauge = setInterval(() => {
       this.metrics.queueDepth.set(this.queue.length);
       this.metrics.managedSecrets.set(this.secrets.size);
+      this.metrics.watchedPods.set(this.pullFailures.pods.size);
     }, 1000);
     this.queueGauge.unref();
+    // Only the replica that writes diagnoses and acts on Pods.
+    if (this.opts.podWatch !== false) this.pullFailures.start();
     this.enqueueAll();
     this.workers = runWorkers(this.queue, this.opts.concurrency, (name) => this.process(name));
   }
@@ -240,6 +276,7 @@ export class Controller {
     await this.workers;
     this.tokens.close();
     for (const i of Object.values(this.caches)) i.stop();
+    this.pullFailures.stop();
     this.credentials.stop();
   }
 }

@@ -22,6 +22,7 @@ export interface ControllerSettings {
   concurrency: number;
   writeConcurrency: number;
   verify: boolean;
+  podWatch?: boolean;
   awsTimeoutMs: number;
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
@@ -59,6 +60,7 @@ export function makeController(
     awsBackoffBaseMs: settings.awsBackoffBaseMs,
     awsBackoffMaxMs: settings.awsBackoffMaxMs,
     watchNamespaces: settings.watchNamespaces,
+    podWatch: settings.podWatch !== false,
     verify: settings.verify
       ? (_resource, url, username, password) =>
           verifyRegistry(url, username, password, { timeoutMs: settings.awsTimeoutMs })

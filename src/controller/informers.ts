@@ -92,7 +92,7 @@ export function makeInformers(
 }
 
 /** One cluster-wide informer (`namespace` undefined), or one per watched namespace. */
-function perScope<T extends KubernetesObject>(
+export function perScope<T extends KubernetesObject>(
   kube: KubeClient,
   watchNamespaces: readonly string[] | undefined,
   options: (namespace: string | undefined) => InformerOptions<T>,

@@ -209,11 +209,11 @@ export class KubeClient implements Watcher {
     );
   }
 
-  /** Deletes one object; a `resourceVersion` precondition makes it conditional. */
+  /** Deletes one object; a `resourceVersion` or `uid` precondition makes it conditional. */
   async delete(
     type: ResourceType,
     ref: ObjectRef,
-    preconditions?: { resourceVersion?: string },
+    preconditions?: { resourceVersion?: string; uid?: string },
   ): Promise<void> {
     const body = preconditions
       ? { apiVersion: "v1", kind: "DeleteOptions", preconditions }

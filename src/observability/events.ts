@@ -12,6 +12,10 @@ import type { Logger } from "./logger.js";
 export interface EventTarget {
   name: string;
   uid?: string;
+  /** A namespaced object (a Pod): its Event goes into its namespace. Default: an ECRPullSecret. */
+  namespace?: string;
+  kind?: string;
+  apiVersion?: string;
 }
 
 /**
@@ -51,16 +55,17 @@ export class EventRecorder {
   /** Records an Event; never throws and never blocks the reconcile for long. */
   record(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): void {
     const now = Date.now();
-    const key = `${target.name}\u0000${reason}\u0000${message}`;
+    const who = target.namespace ? `${target.namespace}/${target.name}` : target.name;
+    const key = `${who}\u0000${reason}\u0000${message}`;
     const last = this.lastSent.get(key);
     if (last !== undefined && now - last < this.opts.repeatAfterMs) return;
-    const bucket = this.buckets.get(target.name) ?? { tokens: this.opts.burst, at: now };
+    const bucket = this.buckets.get(who) ?? { tokens: this.opts.burst, at: now };
     bucket.tokens = Math.min(
       this.opts.burst,
       bucket.tokens + (now - bucket.at) / this.opts.refillMs,
     );
     bucket.at = now;
-    this.buckets.set(target.name, bucket);
+    this.buckets.set(who, bucket);
     if (bucket.tokens < 1) {
       this.dropped++;
       return;
@@ -72,8 +77,17 @@ export class EventRecorder {
     const kube = this.kube;
     const time = new Date().toISOString();
     const body: Event = {
-      metadata: { generateName: `${target.name}.`, namespace: EVENTS_NAMESPACE },
-      involvedObject: { apiVersion: API_VERSION, kind: KIND, name: target.name, uid: target.uid },
+      metadata: {
+        generateName: `${target.name}.`,
+        namespace: target.namespace ?? EVENTS_NAMESPACE,
+      },
+      involvedObject: {
+        apiVersion: target.apiVersion ?? API_VERSION,
+        kind: target.kind ?? KIND,
+        name: target.name,
+        uid: target.uid,
+        ...(target.namespace && { namespace: target.namespace }),
+      },
       type,
       reason,
       message: message.slice(0, 1024),

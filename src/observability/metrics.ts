@@ -42,6 +42,23 @@ export class Metrics {
     labelNames: ["resource"] as const,
     registers: [this.registry],
   });
+  readonly namespaces = new Gauge({
+    name: "ecr_creds_refresher_namespaces",
+    help: "Target namespaces of each resource by state: desired, synced (a current Secret), failed.",
+    labelNames: ["resource", "state"] as const,
+    registers: [this.registry],
+  });
+  readonly uncoveredPods = new Gauge({
+    name: "ecr_creds_refresher_uncovered_pods",
+    help: "Pending Pods waiting on an image of a resource's registries without its pull Secret.",
+    labelNames: ["resource", "namespace"] as const,
+    registers: [this.registry],
+  });
+  readonly watchedPods = new Gauge({
+    name: "ecr_creds_refresher_watched_pods",
+    help: "Pending Pods in the pull-failure watch's cache (Running Pods never enter it).",
+    registers: [this.registry],
+  });
   readonly managedSecrets = new Gauge({
     name: "ecr_creds_refresher_managed_secrets",
     help: "Secrets this operator manages, as its cache sees them.",

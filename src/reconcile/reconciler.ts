@@ -15,6 +15,7 @@ import {
   type ECRPullSecret,
   type NamespaceFailure,
   parseDuration,
+  type UncoveredPods,
 } from "../api/index.js";
 import {
   type OperatorDefaults,
@@ -65,6 +66,8 @@ export interface ReconcilerOptions {
   verify?: VerifyRegistry;
   /** Asks IAM whether a ServiceAccount may use a role (spec.serviceAccountRoles). */
   admissions?: RoleAdmitter;
+  /** The pull-failure watch's count of a resource's uncovered Pods, for its status. */
+  uncoveredPods?: (name: string) => UncoveredPods | undefined;
   now?: () => number;
   /** The namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   servedNamespaces?: readonly string[];
@@ -226,6 +229,8 @@ export class Reconciler {
     this.metrics.tokenExpiry.remove({ resource: name });
     this.metrics.ready.remove({ resource: name });
     this.metrics.verified.remove({ resource: name });
+    for (const state of ["desired", "synced", "failed"])
+      this.metrics.namespaces.remove({ resource: name, state });
     return { ready: true };
   }
 
@@ -416,7 +421,17 @@ export class Reconciler {
   }
 
   private async writeStatus(resource: ECRPullSecret, pass: PassOutcome): Promise<void> {
-    const status = passStatus(resource, pass, new Date(this.now()));
+    const name = resource.metadata?.name ?? "";
+    const uncoveredPods = this.opts.uncoveredPods?.(name);
+    const status = passStatus(
+      resource,
+      { ...pass, ...(uncoveredPods && { uncoveredPods }) },
+      new Date(this.now()),
+    );
+    const counts = status.namespaces;
+    this.metrics.namespaces.set({ resource: name, state: "desired" }, counts?.desired ?? 0);
+    this.metrics.namespaces.set({ resource: name, state: "synced" }, counts?.synced ?? 0);
+    this.metrics.namespaces.set({ resource: name, state: "failed" }, counts?.failed ?? 0);
     if (statusEqual(resource.status, status)) return;
     await this.cluster.patchStatus(resource.metadata?.name ?? "", status);
   }

@@ -237,6 +237,26 @@ describe("passStatus and statusEqual", () => {
     expect(later.namespaces).toMatchObject({ desired: 1, synced: 1 });
   });
 
+  it("writes uncoveredPods once a resource has had one, keeps it while the Pod watch has not listed", () => {
+    const ready = readyCondition({ tokens: [ok()], desired: 1, failures: [], expiresAt: EXPIRES });
+    // Never had one: no field, so a resting operator writes nothing.
+    const none = passStatus(resource, { ready, uncoveredPods: { count: 0 } }, T0);
+    expect(none.uncoveredPods).toBeUndefined();
+    const pods = [{ namespace: "a", name: "p", image: "i", reason: "ImagePullBackOff" }];
+    const one = passStatus(resource, { ready, uncoveredPods: { count: 1, pods } }, T0);
+    expect(one.uncoveredPods).toEqual({ count: 1, pods });
+    // Unknown (the watch has not listed yet): as it was.
+    const unknown = passStatus({ ...resource, status: one }, { ready }, T1);
+    expect(unknown.uncoveredPods).toEqual({ count: 1, pods });
+    // Back to none: said so, without an empty list.
+    const fixed = passStatus(
+      { ...resource, status: one },
+      { ready, uncoveredPods: { count: 0, pods: [] } },
+      T1,
+    );
+    expect(fixed.uncoveredPods).toEqual({ count: 0 });
+  });
+
   it("compares as JSON regardless of key order and undefined fields", () => {
     const s = buildStatus(
       undefined,

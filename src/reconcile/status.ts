@@ -8,6 +8,7 @@ import type {
   ECRPullSecret,
   ECRPullSecretStatus,
   NamespaceFailure,
+  UncoveredPods,
 } from "../api/index.js";
 import type { TokenState } from "../aws/token-cache.js";
 import type { VerifyResult } from "../aws/verify.js";
@@ -32,6 +33,8 @@ export interface StatusInput {
   desired: number;
   synced: number;
   failures: NamespaceFailure[];
+  /** From the pull-failure watch; absent when it does not run. */
+  uncoveredPods?: UncoveredPods;
 }
 
 export function buildStatus(
@@ -69,6 +72,10 @@ export function buildStatus(
   if (input.lastRefreshTime) status.lastRefreshTime = input.lastRefreshTime.toISOString();
   if (input.nextRefreshTime) status.nextRefreshTime = input.nextRefreshTime.toISOString();
   if (failures.length > 0) status.failures = failures;
+  if (input.uncoveredPods) {
+    const { count, pods } = input.uncoveredPods;
+    status.uncoveredPods = pods?.length ? { count, pods } : { count };
+  }
   return status;
 }
 
@@ -79,6 +86,7 @@ export interface PassOutcome {
   tokens?: readonly TokenState[];
   registries?: string[];
   counts?: { desired: number; synced: number; failures: NamespaceFailure[] };
+  uncoveredPods?: UncoveredPods;
 }
 
 /** The status a pass writes. */
@@ -101,9 +109,24 @@ export function passStatus(
       desired: pass.counts?.desired ?? previous?.namespaces?.desired ?? 0,
       synced: pass.counts?.synced ?? previous?.namespaces?.synced ?? 0,
       failures: pass.counts?.failures ?? previous?.failures ?? [],
+      ...uncoveredPodsField(previous, pass.uncoveredPods),
     },
     now,
   );
+}
+
+/**
+ * status.uncoveredPods: written once a resource has had an uncovered Pod
+ * (a resource that never had one gets no field, so no write), kept as it was
+ * while the Pod watch has not listed yet.
+ */
+function uncoveredPodsField(
+  previous: ECRPullSecretStatus | undefined,
+  now: UncoveredPods | undefined,
+): { uncoveredPods?: UncoveredPods } {
+  const value = now ?? previous?.uncoveredPods;
+  if (!value || (value.count === 0 && !previous?.uncoveredPods)) return {};
+  return { uncoveredPods: value };
 }
 
 /** A Ready condition that is False for this reason. */

@@ -191,9 +191,14 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   const saPub = join(dir, "sa.pub");
   await writeFile(saKey, privateKey.export({ type: "pkcs1", format: "pem" }));
   await writeFile(saPub, publicKey.export({ type: "spki", format: "pem" }));
+  // kube-controller-manager runs every controller under its own identity
+  // (--use-service-account-credentials=false), so that identity needs what
+  // all of them do: the bootstrap system:kube-controller-manager role alone
+  // lets neither the replicaset controller create Pods nor the namespace
+  // controller empty a namespace.
   await writeFile(
     join(dir, "tokens.csv"),
-    `${adminToken},admin,admin,"system:masters"\n${kcmToken},system:kube-controller-manager,kcm\n`,
+    `${adminToken},admin,admin,"system:masters"\n${kcmToken},system:kube-controller-manager,kcm,"system:masters"\n`,
   );
   const auditLogPath = join(dir, "audit.log");
   await writeFile(join(dir, "audit-policy.yaml"), auditPolicy);
@@ -240,7 +245,9 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--service-account-private-key-file=${saKey}`,
       `--root-ca-file=${join(certDir, "apiserver.crt")}`,
       "--leader-elect=false",
-      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token",
+      // replicaset: a Pod deleted under podRecovery: Recreate comes back
+      // from its ReplicaSet, as on a real cluster (no scheduler: it stays Pending).
+      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token,replicaset",
       "--use-service-account-credentials=false",
       "--secure-port=0",
       "--concurrent-namespace-syncs=10",

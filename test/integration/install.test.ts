@@ -241,8 +241,6 @@ describe("the chart on a real API server", () => {
       "CustomResourceDefinition",
       "Deployment",
       "Role",
-      "Role",
-      "RoleBinding",
       "RoleBinding",
       "Service",
       "ServiceAccount",
@@ -253,11 +251,17 @@ describe("the chart on a real API server", () => {
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: FULL, namespace: NS }]);
     const role = await k.rbac.readNamespacedRole({ namespace: NS, name: FULL });
     expect(role.rules?.map((r) => r.resources)).toEqual([["leases"], ["leases"]]);
-    const events = await k.rbac.readNamespacedRole({
-      namespace: "default",
-      name: `${FULL}-events`,
-    });
-    expect(events.rules?.map((r) => [r.resources, r.verbs])).toEqual([[["events"], ["create"]]]);
+    // Events (on Pods in their namespaces, on resources in "default") come
+    // with the ClusterRole, beside the Pod watch.
+    const cluster = await k.rbac.readClusterRole({ name: FULL });
+    expect(
+      cluster.rules
+        ?.filter((r) => r.resources?.some((x) => x === "pods" || x === "events"))
+        .map((r) => [r.resources, r.verbs]),
+    ).toEqual([
+      [["pods"], ["list", "watch", "delete"]],
+      [["events"], ["list", "watch", "create"]],
+    ]);
     // Read untyped: the served CRD keeps the chart's CEL rules and enums.
     const crd = (await k.custom.getClusterCustomObject({
       group: "apiextensions.k8s.io",
@@ -536,7 +540,35 @@ const needs: Need[] = [
     shown: { audit: { verb: "delete", resource: "secrets" } },
   },
   {
-    grant: "default core events create",
+    grant: "cluster core pods list",
+    code: [
+      ["src/controller/pull-failures.ts", "list PODS"],
+      ["src/cli/status.ts", "list PODS"],
+    ],
+    shown: { counter: "list pods 200" },
+  },
+  {
+    grant: "cluster core pods watch",
+    code: [["src/controller/pull-failures.ts", "watch PODS"]],
+    shown: { behaviour: "test/integration/pull-failures.test.ts: Pods waiting on a pull" },
+  },
+  {
+    grant: "cluster core pods delete",
+    code: [["src/controller/pull-failures.ts", "delete PODS"]],
+    shown: { behaviour: "test/integration/pull-failures.test.ts: podRecovery: Recreate" },
+  },
+  {
+    grant: "cluster core events list",
+    code: [["src/controller/pull-failures.ts", "list EVENTS"]],
+    shown: { counter: "list events 200" },
+  },
+  {
+    grant: "cluster core events watch",
+    code: [["src/controller/pull-failures.ts", "watch EVENTS"]],
+    shown: { behaviour: "test/integration/pull-failures.test.ts: FailedToRetrieveImagePullSecret" },
+  },
+  {
+    grant: "cluster core events create",
     code: [["src/observability/events.ts", "create EVENTS"]],
     shown: { audit: { verb: "create", resource: "events", namespace: "default" } },
   },
@@ -618,7 +650,6 @@ describe("least privilege", () => {
     const granted = [
       ...flatten("cluster", rendered("ClusterRole").rules ?? []),
       ...flatten(NS, rendered("Role", NS).rules ?? []),
-      ...flatten("default", rendered("Role", "default").rules ?? []),
     ].sort();
     console.log(`granted:\n  ${granted.join("\n  ")}`);
     // Both directions: nothing granted that is not needed, nothing needed that is not granted.
@@ -679,7 +710,8 @@ describe("least privilege", () => {
     const denied: Array<[string, string, Parameters<typeof allowed>[2]?]> = [
       ["create", "pods", { namespace: "inst-a" }],
       ["get", "pods", { namespace: "inst-a" }],
-      ["list", "pods"],
+      ["update", "pods", { namespace: "inst-a", name: "x" }],
+      ["patch", "pods", { namespace: "inst-a", name: "x", subresource: "status" }],
       ["create", "pods/exec", { namespace: NS }],
       ["get", "namespaces", { name: "inst-a" }],
       ["create", "namespaces"],
@@ -696,8 +728,6 @@ describe("least privilege", () => {
       ["delete", "ecrpullsecrets", { group: "ecrcreds.io", name: "x" }],
       ["update", "ecrpullsecrets", { group: "ecrcreds.io", name: "x" }],
       ["update", "ecrpullsecrets", { group: "ecrcreds.io", name: "x", subresource: "status" }],
-      ["create", "events", { namespace: "inst-a" }],
-      ["create", "events", { namespace: NS }],
       ["patch", "events", { namespace: "default" }],
       ["create", "leases", { group: "coordination.k8s.io", namespace: "kube-system" }],
       ["get", "leases", { group: "coordination.k8s.io", namespace: NS, name: "someone-else" }],
@@ -726,6 +756,8 @@ describe("least privilege", () => {
       }),
     ).toBe(true);
     expect(await allowed("create", "events", { namespace: "default" })).toBe(true);
+    expect(await allowed("create", "events", { namespace: "inst-a" })).toBe(true);
+    expect(await allowed("delete", "pods", { namespace: "inst-a", name: "x" })).toBe(true);
   });
 });
 
