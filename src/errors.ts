@@ -16,7 +16,7 @@ export const errorCatalogue = {
   ConflictingRegistryCredentials: (p: { host: string }) =>
     `failed to build .dockerconfigjson: registry ${p.host} is listed twice with different credentials; list each registry once in spec.registries`,
   InvalidRegistryHost: (p: { host: string; reason: string }) =>
-    `failed to parse registry host ${JSON.stringify(p.host)}: ${p.reason}; use <account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, .on.aws, dkr-ecr dual-stack, -fips) or public.ecr.aws`,
+    `failed to parse registry host ${JSON.stringify(p.host)}: ${p.reason}; use <account>.dkr.ecr[-fips].<region>.<the region's domain> (amazonaws.com, amazonaws.com.cn, amazonaws.eu, ...), dual-stack <account>.dkr-ecr[-fips].<region>.on.aws (on.amazonwebservices.com.cn, ...), public.ecr.aws or ecr-public.aws.com`,
   InvalidDuration: (p: { value: string; reason: string }) =>
     `failed to parse duration ${JSON.stringify(p.value)}: ${p.reason}; use a Go duration such as "90m", "4h" or "1h30m"`,
   InvalidGlob: (p: { glob: string; reason: string }) =>

@@ -98,7 +98,7 @@ export interface SecretReference {
 export interface RegistrySpec {
   /** The 12-digit AWS account ID owning the registry. */
   accountId?: string;
-  /** The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com (FIPS, dual-stack .on.aws and amazonaws.com.cn hosts too) or public.ecr.aws. */
+  /** The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com; also FIPS (dkr.ecr-fips), dual-stack (123456789012.dkr-ecr.eu-west-1.on.aws), China, European Sovereign Cloud and ISO partition hosts, public.ecr.aws and ecr-public.aws.com. */
   host?: string;
   /** The registry's region, with accountId; default: spec.region. */
   region?: string;
