@@ -43,6 +43,8 @@ export const Reason = {
   AccessDenied: "AccessDenied",
   RoleNotAssumable: "RoleNotAssumable",
   RegionUnknown: "RegionUnknown",
+  /** AWS refused a request as signed at the wrong time, and the SDK's correction did not help. */
+  ClockSkew: "ClockSkew",
   TokenRefreshFailed: "TokenRefreshFailed",
   TokenExpiredOnArrival: "TokenExpiredOnArrival",
   InvalidSpec: "InvalidSpec",

@@ -7,6 +7,7 @@ import { fromNodeProviderChain, fromTemporaryCredentials } from "@aws-sdk/creden
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { Reason } from "../api/conditions.js";
 import { AwsSourceError } from "./errors.js";
+import { awsClientConfig } from "./token.js";
 
 export interface SecretRef {
   namespace: string;
@@ -103,6 +104,8 @@ export interface ProviderOptions {
   readSecret: (ref: SecretRef) => Promise<SecretData | null>;
   /** Deadline of each STS call. */
   timeoutMs: number;
+  /** AWS's clock minus this host's, as measured so far (ms). */
+  clockOffsetMs?: number;
   /** Reused default chain, so its cache of IRSA / Pod Identity credentials is shared. */
   defaultChain?: AwsCredentialIdentityProvider;
 }
@@ -144,12 +147,10 @@ export async function credentialsProvider(
     },
     clientConfig: {
       region: opts.region,
-      maxAttempts: 1,
-      requestHandler: {
-        requestTimeout: opts.timeoutMs,
-        connectionTimeout: opts.timeoutMs,
-        throwOnRequestTimeout: true,
-      },
+      ...awsClientConfig(opts.timeoutMs),
+      // What the source's ECR client learnt of this host's clock: STS is
+      // signed with the same correction.
+      ...(opts.clockOffsetMs ? { systemClockOffset: opts.clockOffsetMs } : {}),
     },
   });
 }

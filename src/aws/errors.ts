@@ -69,6 +69,18 @@ export function classifyAwsError(err: unknown, what: string, step: string): AwsS
       { cause: err },
     );
   }
+  if (isClockSkewRefusal(code, e.message ?? "")) {
+    const offset = measuredClockOffsetMs(err);
+    const measured =
+      offset === undefined
+        ? ""
+        : `: AWS's clock is ${describeOffset(offset)} (from the Date header of its answer)`;
+    return new AwsSourceError(
+      Reason.ClockSkew,
+      `failed to ${step}: AWS refused the request as signed at the wrong time${measured}; ${code}: ${aws}; set this host's clock right (NTP, chrony); the keys are not at fault`,
+      { cause: err },
+    );
+  }
   if (refusedCodes.has(code)) {
     return new AwsSourceError(
       Reason.CredentialsInvalid,
@@ -97,7 +109,7 @@ export function classifyAwsError(err: unknown, what: string, step: string): AwsS
   ) {
     return new AwsSourceError(
       Reason.RegionUnknown,
-      `failed to ${step}: the AWS endpoint could not be reached (${code}); check the region (spec.region, a registry entry's region or host, or the operator's --region) and the network`,
+      `failed to ${step}: the AWS endpoint could not be reached (${code}); check the region (spec.region, a registry entry's region or host, or the operator's --region) and the network (HTTPS_PROXY and NO_PROXY, where AWS is reached through a proxy)`,
       { cause: err },
     );
   }
@@ -106,6 +118,35 @@ export function classifyAwsError(err: unknown, what: string, step: string): AwsS
     `failed to ${step} with ${what}: ${code}${status ? ` (HTTP ${status})` : ""}: ${aws}`,
     { cause: err },
   );
+}
+
+/**
+ * "Signature expired" / "not yet current" (ECR, STS), RequestTimeTooSkewed
+ * (S3-style): the signature's time, not the key, is what AWS refused.
+ */
+function isClockSkewRefusal(code: string, message: string): boolean {
+  if (code === "RequestTimeTooSkewed" || code === "RequestExpired") return true;
+  return (
+    (code === "InvalidSignatureException" || code === "SignatureDoesNotMatch") &&
+    /Signature (expired|not yet current)|request time/i.test(message)
+  );
+}
+
+/** AWS's clock minus this host's, from the Date header of the answer an SDK error carries. */
+export function measuredClockOffsetMs(err: unknown, now = Date.now()): number | undefined {
+  const response = (err as { $response?: { headers?: Record<string, string | undefined> } })
+    ?.$response;
+  const date = response?.headers?.date ?? response?.headers?.Date;
+  const at = date ? Date.parse(date) : Number.NaN;
+  return Number.isFinite(at) ? at - now : undefined;
+}
+
+/** "about 20 min ahead of this host's", "45 s behind this host's". */
+export function describeOffset(offsetMs: number): string {
+  const abs = Math.abs(offsetMs);
+  const size =
+    abs >= 120_000 ? `about ${Math.round(abs / 60_000)} min` : `${Math.round(abs / 1000)} s`;
+  return `${size} ${offsetMs >= 0 ? "ahead of" : "behind"} this host's`;
 }
 
 /** Belt and braces: AWS messages carry no secrets, but never let anything key-shaped through. */

@@ -11,7 +11,7 @@ import {
   resolveRegistries,
   tokenSources,
 } from "../aws/registries.js";
-import { fetchToken } from "../aws/token.js";
+import { awsClientConfig, fetchToken } from "../aws/token.js";
 import { tokenSourceKey } from "../aws/token-cache.js";
 import {
   ECR_PULL_SECRETS,
@@ -78,12 +78,7 @@ export async function runCheck(
         const sts = new STSClient({
           region: source.region,
           credentials: provider,
-          maxAttempts: 1,
-          requestHandler: {
-            requestTimeout: config.awsTimeoutMs,
-            connectionTimeout: config.awsTimeoutMs,
-            throwOnRequestTimeout: true,
-          },
+          ...awsClientConfig(config.awsTimeoutMs),
         });
         try {
           const who = await sts.send(new GetCallerIdentityCommand({}));

@@ -14,8 +14,8 @@ import {
 } from "../aws/credentials.js";
 import { classifyAwsError } from "../aws/errors.js";
 import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
-import { fetchToken } from "../aws/token.js";
-import { TokenCache, type TokenSource } from "../aws/token-cache.js";
+import { TokenClients } from "../aws/token.js";
+import { TokenCache, type TokenSource, tokenSourceKey } from "../aws/token-cache.js";
 import {
   ECR_PULL_SECRETS,
   type KubeClient,
@@ -130,6 +130,8 @@ function trimNamespace(ns: Obj<NamespaceView>): Obj<NamespaceView> {
 export class Controller {
   readonly queue = new WorkQueue();
   readonly tokens: TokenCache;
+  /** One AWS SDK client per token source, alive across fetches (clock-skew correction lives in it). */
+  private readonly awsClients: TokenClients;
   readonly resources: Informer<Obj<ECRPullSecret>>;
   readonly namespaces: Informer<Obj<NamespaceView>>;
   readonly secrets: Informer<Obj<SecretView>>;
@@ -192,8 +194,16 @@ export class Controller {
       transform: trimServiceAccount,
     });
 
+    this.awsClients = new TokenClients({
+      timeoutMs: opts.awsTimeoutMs,
+      observe: (service, region, seconds, code) => {
+        this.metrics.awsRequestDuration.observe({ service, region }, seconds);
+        if (code) this.metrics.awsErrors.inc({ service, code });
+      },
+    });
     this.tokens = new TokenCache({
       fetch: (source) => this.fetch(source),
+      onDrop: (key) => this.awsClients.forget(key),
       onChange: (subscribers) => {
         for (const s of subscribers) this.queue.add(s);
       },
@@ -408,18 +418,14 @@ export class Controller {
     const what = describeCredentials(source.credentials);
     const step = `get an ${source.service === "ecr" ? "ECR" : "ECR Public"} token in ${source.region}`;
     try {
+      const key = tokenSourceKey(source);
       const provider = await credentialsProvider(source.credentials, {
         region: source.region,
         timeoutMs: this.opts.awsTimeoutMs,
         readSecret: (ref) => this.readCredentialsSecret(ref),
+        clockOffsetMs: this.awsClients.clockOffsetMs(key),
       });
-      const token = await fetchToken(source.service, source.region, provider, {
-        timeoutMs: this.opts.awsTimeoutMs,
-        observe: (service, region, seconds, code) => {
-          this.metrics.awsRequestDuration.observe({ service, region }, seconds);
-          if (code) this.metrics.awsErrors.inc({ service, code });
-        },
-      });
+      const token = await this.awsClients.fetch(key, source.service, source.region, provider);
       this.log.debug(
         {
           source: what,
@@ -512,6 +518,7 @@ export class Controller {
     clearInterval(this.queueGauge);
     await this.workers;
     this.tokens.close();
+    this.awsClients.close();
     for (const i of [this.resources, this.namespaces, this.secrets, this.serviceAccounts]) i.stop();
     for (const i of this.credentialSecrets.values()) i.stop();
   }
