@@ -199,7 +199,7 @@ describe("kubeconfig proxy-url", () => {
     };
     const cluster = raw.clusters[0]?.cluster ?? {};
     cluster.server = `https://${API_HOST}:${apiPort}`;
-    cluster["tls-server-name"] = "localhost";
+    cluster["tls-server-name"] = "kubernetes.default.svc";
     cluster["proxy-url"] = net.proxy.url;
     const proxied = join(dir, "proxied.kubeconfig");
     await writeFile(proxied, JSON.stringify(raw));
