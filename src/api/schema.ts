@@ -16,7 +16,7 @@ import {
   REGION_SOURCE,
   REGISTRY_HOST_SHAPE_SOURCE,
   REGISTRY_HOST_SOURCE,
-} from "../aws/registry-host.js";
+} from "./registry-hosts.js";
 
 export const GROUP = "ecrcreds.io";
 export const VERSION = "v1alpha1";

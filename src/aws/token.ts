@@ -22,8 +22,8 @@ import type {
   RetryStrategyV2,
   RetryToken,
 } from "@smithy/types";
-import { OutboundAgent } from "../proxy.js";
-import { decodeAuthorizationToken } from "../reconcile/dockerconfig.js";
+import { OutboundAgent } from "../kube/proxy.js";
+import { decodeAuthorizationToken } from "./authorization-token.js";
 
 export type EcrService = "ecr" | "ecr-public";
 
@@ -63,7 +63,8 @@ export const retryCorrectedClockOnce: RetryStrategyV2 = {
     const corrected = (info.error as { $metadata?: { clockSkewCorrected?: boolean } } | undefined)
       ?.$metadata?.clockSkewCorrected;
     if (token.getRetryCount() === 0 && corrected === true) return retryToken(1);
-    throw new Error("no retry");
+    // Refusing to retry is throwing; the SDK then throws the request's own error.
+    throw info.error;
   },
   recordSuccess: () => undefined,
 };

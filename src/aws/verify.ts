@@ -2,8 +2,13 @@
 // a registry client's first request. The answer becomes the Verified condition.
 import * as http from "node:http";
 import * as https from "node:https";
-import { OutboundAgent } from "../proxy.js";
-import type { VerifyResult } from "../reconcile/reconciler.js";
+import { OutboundAgent } from "../kube/proxy.js";
+
+/** What a registry answered to `GET /v2/` with the credentials. */
+export interface VerifyResult {
+  ok: boolean;
+  message: string;
+}
 
 /** The registry's base URL: the token's proxyEndpoint, else https://host. */
 export function registryUrl(host: string, proxyEndpoint?: string): string {

@@ -8,7 +8,6 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ApiError,
-  ECR_PULL_SECRETS,
   isConflict,
   KubeClient,
   LEASES,
@@ -17,6 +16,15 @@ import {
   statusCode,
 } from "./client.js";
 import type { Connection, Credentials } from "./kubeconfig.js";
+
+// A cluster-scoped custom resource with a status subresource, as the operator's own is.
+const ECR_PULL_SECRETS = {
+  group: "ecrcreds.io",
+  version: "v1alpha1",
+  kind: "ECRPullSecret",
+  plural: "ecrpullsecrets",
+  namespaced: false,
+};
 
 interface Seen {
   method: string;

@@ -9,9 +9,8 @@
 // 80 MB of memory just to load, more than everything else the operator holds.
 import * as http from "node:http";
 import * as https from "node:https";
-import { GROUP, KIND, PLURAL, VERSION } from "../api/types.generated.js";
-import { OutboundAgent } from "../proxy.js";
 import type { Connection, Credentials } from "./kubeconfig.js";
+import { OutboundAgent } from "./proxy.js";
 import { TokenBucket } from "./rate-limiter.js";
 import type { KubernetesObject, ObjectList, Status } from "./types.js";
 
@@ -45,13 +44,6 @@ export const LEASES: ResourceType = {
   kind: "Lease",
   plural: "leases",
   namespaced: true,
-};
-export const ECR_PULL_SECRETS: ResourceType = {
-  group: GROUP,
-  version: VERSION,
-  kind: KIND,
-  plural: PLURAL,
-  namespaced: false,
 };
 
 /** An object's name, and its namespace for namespaced kinds. */

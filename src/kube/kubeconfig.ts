@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join } from "node:path";
 import { load as parseYaml } from "js-yaml";
-import { parseProxyUrl } from "../proxy.js";
+import { parseProxyUrl } from "./proxy.js";
 
 /** What a request presents to the API server. Fields are fixed for a connection's life unless `refresh`ed. */
 export interface Credentials {

@@ -2,8 +2,8 @@ import { createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestProxy } from "../test/harness/proxy.js";
-import { selfSignedCertificate } from "../test/registry-double/self-signed.js";
+import { TestProxy } from "../../test/harness/proxy.js";
+import { selfSignedCertificate } from "../../test/registry-double/self-signed.js";
 import {
   bypassesProxy,
   checkProxySettings,
