@@ -466,6 +466,37 @@ export const namespaceFailureSchema: SchemaProps = {
   },
 };
 
+export const registryTokenStatusSchema: SchemaProps = {
+  type: "object",
+  description:
+    "One registry of the Secret: whether its entry is current, and if not why; a registry whose token source fails keeps its previous entry.",
+  required: ["registry", "current"],
+  properties: {
+    registry: { type: "string", description: "The registry host (its auths key).", maxLength: 128 },
+    current: {
+      type: "boolean",
+      description:
+        "The entry holds a token of the last successful fetch and its source is not failing.",
+    },
+    tokenExpiresAt: {
+      type: "string",
+      format: "date-time",
+      description: "When this registry's token in the Secrets expires.",
+    },
+    nextRefreshTime: {
+      type: "string",
+      format: "date-time",
+      description: "When this registry's token source next fetches.",
+    },
+    reason: {
+      type: "string",
+      description: "Why the entry is not current (the fetch's error code).",
+      maxLength: 128,
+    },
+    message: { type: "string", description: "Details for people.", maxLength: 1024 },
+  },
+};
+
 export const statusSchema: SchemaProps = {
   type: "object",
   description: "What the operator last did and saw; written only by the operator.",
@@ -491,6 +522,15 @@ export const statusSchema: SchemaProps = {
       maxItems: MAX_REGISTRIES + 1,
       "x-kubernetes-list-type": "atomic",
       items: { type: "string", maxLength: 128 },
+    },
+    registryStatus: {
+      type: "array",
+      description:
+        "Per registry: whether its entry is current; one failing token source does not hold back the others.",
+      maxItems: MAX_REGISTRIES + 1,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["registry"],
+      items: registryTokenStatusSchema,
     },
     tokenExpiresAt: {
       type: "string",
@@ -554,6 +594,7 @@ export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
   [conditionSchema, "Condition"],
   [namespaceCountsSchema, "NamespaceCounts"],
   [namespaceFailureSchema, "NamespaceFailure"],
+  [registryTokenStatusSchema, "RegistryTokenStatus"],
 ]);
 
 export interface PrinterColumn {

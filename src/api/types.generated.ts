@@ -114,6 +114,8 @@ export interface ECRPullSecretStatus {
   conditions?: Condition[];
   /** The registry hosts in the Secret's auths. */
   registries?: string[];
+  /** Per registry: whether its entry is current; one failing token source does not hold back the others. */
+  registryStatus?: RegistryTokenStatus[];
   /**
    * When the token in the Secrets expires.
    * RFC 3339 date-time.
@@ -152,6 +154,28 @@ export interface Condition {
   reason: string;
   /** Details for people. */
   message: string;
+}
+
+/** One registry of the Secret: whether its entry is current, and if not why; a registry whose token source fails keeps its previous entry. */
+export interface RegistryTokenStatus {
+  /** The registry host (its auths key). */
+  registry: string;
+  /** The entry holds a token of the last successful fetch and its source is not failing. */
+  current: boolean;
+  /**
+   * When this registry's token in the Secrets expires.
+   * RFC 3339 date-time.
+   */
+  tokenExpiresAt?: string;
+  /**
+   * When this registry's token source next fetches.
+   * RFC 3339 date-time.
+   */
+  nextRefreshTime?: string;
+  /** Why the entry is not current (the fetch's error code). */
+  reason?: string;
+  /** Details for people. */
+  message?: string;
 }
 
 /** How many target namespaces there are and how many have a current Secret. */

@@ -15,6 +15,7 @@ import {
   type ECRPullSecret,
   type NamespaceFailure,
   parseDuration,
+  type RegistryTokenStatus,
 } from "../api/index.js";
 import {
   type OperatorDefaults,
@@ -22,7 +23,7 @@ import {
   resolveRegistries,
   tokenSources,
 } from "../aws/registries.js";
-import type { TokenCache, TokenState } from "../aws/token-cache.js";
+import { type TokenCache, type TokenState, tokenSourceKey } from "../aws/token-cache.js";
 import { isOperatorError, type OperatorError, operatorError } from "../errors.js";
 import { apiErrorMessage } from "../kube/client.js";
 import type { EventRecorder } from "../observability/events.js";
@@ -42,10 +43,11 @@ import {
   type PassOutcome,
   passStatus,
   readyCondition,
+  registryStatuses,
   statusEqual,
 } from "./status.js";
 import { namespaceInfos, targetNamespaces } from "./targets.js";
-import { reuseTokensFromSecrets } from "./token-reuse.js";
+import { carriedEntries, reuseTokensFromSecrets } from "./token-reuse.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
 
 /** The token cache as the reconciler uses it. */
@@ -76,6 +78,8 @@ interface ResolvedSpec {
 export class Reconciler {
   /** Last token expiry seen per resource, to tell a refresh from a rewrite. */
   private readonly lastExpiry = new Map<string, number>();
+  /** The registries each resource's expiry gauge has a series for. */
+  private readonly expiryRegistries = new Map<string, Set<string>>();
   private readonly serviceAccounts: ServiceAccounts;
   private readonly checks: RegistryChecks;
   private readonly now: () => number;
@@ -109,11 +113,18 @@ export class Reconciler {
     const spec = specOrError(() => resolveSpec(resource, this.opts.defaults));
     if (isOperatorError(spec)) return await this.invalidSpec(resource, spec);
     const tokens = await this.tokensFor(resource, spec);
+    // Only when no source has a token is there nothing to write: one failing
+    // source must not hold back the registries of the others.
     const missing = tokens.find((s) => !s.token);
-    if (missing) return await this.noToken(resource, tokens, missing);
+    if (missing && !tokens.some((s) => s.token))
+      return await this.noToken(resource, tokens, missing);
+    const states = new Map(tokens.map((s) => [s.key, s]));
 
-    // 3. Content: the one Secret for every namespace.
-    const content = secretContent(spec.targets, new Map(tokens.map((s) => [s.key, s])));
+    // 3. Content: the one Secret for every namespace; a registry whose source
+    // has no token keeps the entry the Secrets hold.
+    const carried = missing ? this.carried(resource, spec.targets, states) : undefined;
+    const content = secretContent(spec.targets, states, carried);
+    const registryStatus = registryStatuses(spec.targets, states);
 
     // 4. Targets: where.
     const infos = namespaceInfos(this.cluster.namespaces());
@@ -134,8 +145,18 @@ export class Reconciler {
 
     // 7. Status, written once.
     const desired = wanted.length;
-    const ready = readyCondition({ tokens, desired, failures, expiresAt: content.expiresAt });
-    this.noteRefresh(resource, content.expiresAt, wrote);
+    const ready = readyCondition({
+      tokens,
+      desired,
+      failures,
+      expiresAt: content.expiresAt,
+      registries: registryStatus,
+    });
+    this.noteRefresh(resource, content.expiresAt, wrote, registryStatus);
+    if (missing && ready.status === "False") {
+      // Names the registry the Secrets hold an old entry for.
+      this.events.record(target(resource), "Warning", ready.reason, ready.message);
+    }
     const check = await this.checks.check(resource, content.check);
     this.metrics.ready.set({ resource: name }, ready.status === "True" ? 1 : 0);
     await this.writeStatus(resource, {
@@ -143,6 +164,7 @@ export class Reconciler {
       verified: check.condition,
       tokens,
       registries: content.registries,
+      registryStatus,
       counts: { desired, synced: desired - failures.length, failures },
     });
     if (wrote > 0)
@@ -165,7 +187,9 @@ export class Reconciler {
     this.lastExpiry.delete(name);
     this.checks.forget(name);
     this.events.forget(name);
-    this.metrics.tokenExpiry.remove({ resource: name });
+    for (const registry of this.expiryRegistries.get(name) ?? [])
+      this.metrics.tokenExpiry.remove({ resource: name, registry });
+    this.expiryRegistries.delete(name);
     this.metrics.ready.remove({ resource: name });
     this.metrics.verified.remove({ resource: name });
     return { ready: true };
@@ -277,12 +301,48 @@ export class Reconciler {
     return { namespace, reason: err.code, message: err.message };
   }
 
-  /** Tells a refresh (a new expiry written) apart from a rewrite, with an Event. */
-  private noteRefresh(resource: ECRPullSecret, expiresAt: Date | undefined, wrote: number): void {
+  /** The entries the resource's Secret holds for registries whose source has no token. */
+  private carried(
+    resource: ECRPullSecret,
+    targets: readonly RegistryTarget[],
+    states: ReadonlyMap<string, TokenState>,
+  ) {
+    const hosts = targets
+      .filter((t) => t.host && !states.get(tokenSourceKey(t.source))?.token)
+      .map((t) => t.host as string);
+    return carriedEntries(
+      () => this.cluster.secrets(),
+      resource.metadata?.name ?? "",
+      resource.spec.secretName,
+      hosts,
+    );
+  }
+
+  /**
+   * The expiry gauge per registry (an alert names the one that lapses), and a
+   * refresh (a new expiry written) told apart from a rewrite, with an Event.
+   */
+  private noteRefresh(
+    resource: ECRPullSecret,
+    expiresAt: Date | undefined,
+    wrote: number,
+    registries: readonly RegistryTokenStatus[],
+  ): void {
     const name = resource.metadata?.name ?? "";
+    const seen = new Set<string>();
+    for (const r of registries) {
+      if (!r.tokenExpiresAt) continue;
+      this.metrics.tokenExpiry.set(
+        { resource: name, registry: r.registry },
+        Date.parse(r.tokenExpiresAt) / 1000,
+      );
+      seen.add(r.registry);
+    }
+    for (const registry of this.expiryRegistries.get(name) ?? [])
+      if (!seen.has(registry)) this.metrics.tokenExpiry.remove({ resource: name, registry });
+    this.expiryRegistries.set(name, seen);
     const expiry = expiresAt?.getTime();
     if (expiry === undefined) return;
-    this.metrics.tokenExpiry.set({ resource: name }, expiry / 1000);
     const before = this.lastExpiry.get(name);
     if (before !== undefined && before !== expiry && wrote > 0) {
       const message = `refreshed ${wrote} Secrets; token expires at ${expiresAt?.toISOString()}`;

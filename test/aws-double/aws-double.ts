@@ -304,13 +304,17 @@ export class AwsDouble {
     this.podIdentities.set(init.authorizationToken, init.roleArn);
   }
 
-  /** ECR and ECR Public answer AccessDeniedException to this principal (ARN or access key). */
-  denyEcr(arnOrAccessKeyId: string): void {
-    this.deniedEcr.add(arnOrAccessKeyId);
+  /**
+   * ECR and ECR Public answer AccessDeniedException to this principal (ARN or
+   * access key), in every region or, like an explicit Deny with an
+   * aws:RequestedRegion condition, in one.
+   */
+  denyEcr(arnOrAccessKeyId: string, region?: string): void {
+    this.deniedEcr.add(region ? `${arnOrAccessKeyId}|${region}` : arnOrAccessKeyId);
   }
 
-  allowEcr(arnOrAccessKeyId: string): void {
-    this.deniedEcr.delete(arnOrAccessKeyId);
+  allowEcr(arnOrAccessKeyId: string, region?: string): void {
+    this.deniedEcr.delete(region ? `${arnOrAccessKeyId}|${region}` : arnOrAccessKeyId);
   }
 
   // ---- call log and issued tokens -----------------------------------------
@@ -657,11 +661,16 @@ export class AwsDouble {
       } catch (err) {
         throw new ServiceError("validation", `failed to parse request body: ${String(err)}`);
       }
-      if (this.deniedEcr.has(identity.arn) || this.deniedEcr.has(identity.accessKeyId)) {
+      const denied = [identity.arn, identity.accessKeyId].some(
+        (who) => this.deniedEcr.has(who) || this.deniedEcr.has(`${who}|${ctx.region}`),
+      );
+      if (denied) {
         const prefix = ctx.service === "ecr-public" ? "ecr-public" : "ecr";
         throw new ServiceError(
           "accessDenied",
-          `User: ${identity.arn} is not authorized to perform: ${prefix}:GetAuthorizationToken on resource: * because no identity-based policy allows the ${prefix}:GetAuthorizationToken action`,
+          this.deniedEcr.has(identity.arn) || this.deniedEcr.has(identity.accessKeyId)
+            ? `User: ${identity.arn} is not authorized to perform: ${prefix}:GetAuthorizationToken on resource: * because no identity-based policy allows the ${prefix}:GetAuthorizationToken action`
+            : `User: ${identity.arn} is not authorized to perform: ${prefix}:GetAuthorizationToken on resource: * with an explicit deny in an identity-based policy`,
         );
       }
       this.applyResponseFaults(ctx);
