@@ -129,6 +129,12 @@ export const errorCatalogue = {
     keptChanging: (p: ObjectParams) =>
       `failed to update ServiceAccount ${p.namespace}/${p.name}: it kept changing under us; retrying`,
   },
+  ServiceAccountReverted: {
+    backingOff: (
+      p: ObjectParams & { secret: string; manager: string; removals: number; until: string },
+    ) =>
+      `failed to keep ${JSON.stringify(p.secret)} in ServiceAccount ${p.namespace}/${p.name}'s imagePullSecrets: field manager ${JSON.stringify(p.manager)} removed it ${p.removals} times in 10 minutes; re-adding it no sooner than ${p.until}; make ${p.manager} leave that field to ecr-creds-refresher (docs/gitops.md)`,
+  },
   WriteFailed: {
     secretKeptConflicting: (p: ObjectParams) =>
       `failed to write Secret ${p.namespace}/${p.name}: kept conflicting; retrying`,

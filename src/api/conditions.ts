@@ -14,6 +14,8 @@ export const Reason = {
   SecretConflict: "SecretConflict",
   WriteFailed: "WriteFailed",
   ServiceAccountConflict: "ServiceAccountConflict",
+  /** Someone keeps removing our imagePullSecrets entry (a GitOps tool's self-heal): re-added with backoff. */
+  ServiceAccountReverted: "ServiceAccountReverted",
   CredentialsSecretNotFound: "CredentialsSecretNotFound",
   CredentialsSecretInvalid: "CredentialsSecretInvalid",
   CredentialsInvalid: "CredentialsInvalid",

@@ -30,6 +30,12 @@ export class Metrics {
     labelNames: ["resource", "registry"] as const,
     registers: [this.registry],
   });
+  readonly serviceAccountReverts = new Counter({
+    name: "ecr_creds_refresher_serviceaccount_reverts_total",
+    help: "Times someone else removed an imagePullSecrets entry the operator had added, by the field manager that did.",
+    labelNames: ["resource", "manager"] as const,
+    registers: [this.registry],
+  });
   readonly ready = new Gauge({
     name: "ecr_creds_refresher_ready",
     help: "1 when the resource's Ready condition is True, else 0.",

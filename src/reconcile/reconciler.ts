@@ -93,7 +93,30 @@ export class Reconciler {
     private readonly opts: ReconcilerOptions,
   ) {
     this.now = opts.now ?? Date.now;
-    this.serviceAccounts = new ServiceAccounts(cluster);
+    this.serviceAccounts = new ServiceAccounts(cluster, this.now, (r) => {
+      // A neighbour (a GitOps tool's self-heal) removed our entry: say who.
+      this.metrics.serviceAccountReverts.inc({ resource: r.owner, manager: r.manager });
+      const resource = this.cluster.resource(r.owner);
+      const when =
+        r.notBefore > 0
+          ? `re-adding it no sooner than ${new Date(r.notBefore).toISOString()}`
+          : "re-adding it";
+      this.events.record(
+        { name: r.owner, uid: resource?.metadata?.uid },
+        "Warning",
+        Reason.ServiceAccountReverted,
+        `ServiceAccount ${r.namespace}/${r.name} lost its imagePullSecrets entry ${JSON.stringify(r.secret)} to field manager ${JSON.stringify(r.manager)} (${r.removals} times in 10 minutes); ${when}; make ${r.manager} leave that field to ecr-creds-refresher (docs/gitops.md)`,
+      );
+      this.log.warn(
+        {
+          resource: r.owner,
+          serviceAccount: `${r.namespace}/${r.name}`,
+          manager: r.manager,
+          removals: r.removals,
+        },
+        "ServiceAccount entry removed by someone else",
+      );
+    });
     this.checks = new RegistryChecks(opts.verify, events, metrics, log, this.now);
   }
 
@@ -169,6 +192,12 @@ export class Reconciler {
     });
     if (wrote > 0)
       this.log.debug({ resource: name, secrets: wrote, namespaces: desired }, "reconciled");
+    // A neighbour that keeps removing our ServiceAccount entry: not an error
+    // to retry at once, but a re-add held back until its backoff ends.
+    const reAddInMs = this.serviceAccounts.nextReAddInMs(name);
+    if (failures.length > 0 && failures.every((f) => f.reason === Reason.ServiceAccountReverted)) {
+      return { ready: false, ...(reAddInMs !== undefined ? { requeueAfterMs: reAddInMs } : {}) };
+    }
     if (failures.length > 0) {
       const first = failedList(failures);
       throw operatorError("PartiallySynced", "namespaces", {
@@ -186,6 +215,7 @@ export class Reconciler {
     this.tokens.release(name);
     this.lastExpiry.delete(name);
     this.checks.forget(name);
+    this.serviceAccounts.forget(name);
     this.events.forget(name);
     for (const registry of this.expiryRegistries.get(name) ?? [])
       this.metrics.tokenExpiry.remove({ resource: name, registry });

@@ -190,8 +190,13 @@ export function readyCondition(pass: {
   }
   if (failures.length > 0) {
     const conflicts = failures.filter((f) => f.reason === Reason.SecretConflict).length;
+    const reverted = failures.filter((f) => f.reason === Reason.ServiceAccountReverted).length;
     return notReady(
-      conflicts === failures.length ? Reason.SecretConflict : Reason.PartiallySynced,
+      conflicts === failures.length
+        ? Reason.SecretConflict
+        : reverted === failures.length
+          ? Reason.ServiceAccountReverted
+          : Reason.PartiallySynced,
       `${synced}/${desired} namespaces synced; failed: ${failedList(failures)}`,
     );
   }
