@@ -9,6 +9,9 @@
  * file under plain Node). The render functions take the schema module as an
  * argument so that src/api/generated.test.ts can run them in memory.
  */
+// schema.ts takes the registry hosts from src/aws/registry-host.ts: let plain
+// Node resolve its `.js` specifiers to the `.ts` files.
+import "./ts-hooks.mjs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";

@@ -41,7 +41,7 @@ interface ObjectParams {
 }
 
 const REGION_FIX =
-  "check the region (spec.region, a registry entry's region or host, or the operator's --region) and the network";
+  "check the region (spec.region, a registry entry's region or host, or the operator's --region) and the network (HTTPS_PROXY and NO_PROXY, where AWS is reached through a proxy)";
 
 export const errorCatalogue = {
   InvalidSpec: {
@@ -52,7 +52,7 @@ export const errorCatalogue = {
     selector: (p: { reason: string }) =>
       `failed to evaluate namespaceSelector: ${p.reason}; fix spec.namespaceSelector`,
     registryHost: (p: { host: string; reason: string }) =>
-      `failed to parse registry host ${JSON.stringify(p.host)}: ${p.reason}; use <account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, .on.aws, dkr-ecr dual-stack, -fips) or public.ecr.aws`,
+      `failed to parse registry host ${JSON.stringify(p.host)}: ${p.reason}; use <account>.dkr.ecr[-fips].<region>.<the region's domain> (amazonaws.com, amazonaws.com.cn, amazonaws.eu, ...), dual-stack <account>.dkr-ecr[-fips].<region>.on.aws (on.amazonwebservices.com.cn, ...), public.ecr.aws or ecr-public.aws.com`,
     noRegion: (p: { field: string }) =>
       `failed to resolve ${p.field}: no region; set spec.region or the operator's --region (AWS_REGION)`,
     registryEntry: (p: { field: string; cause: string }) =>
@@ -97,6 +97,10 @@ export const errorCatalogue = {
     ecr: (p: StepParams) =>
       `failed to ${p.step}: access denied for ${p.source} (${p.detail}); allow ecr:GetAuthorizationToken in its IAM policy`,
   },
+  ClockSkew: {
+    refused: (p: StepParams & { offset: string }) =>
+      `failed to ${p.step}: AWS refused the request as signed at the wrong time${p.offset}; ${p.detail}; set this host's clock right (NTP, chrony); the keys are not at fault`,
+  },
   RegionUnknown: {
     unreachable: (p: { step: string; code: string }) =>
       `failed to ${p.step}: the AWS endpoint could not be reached (${p.code}); ${REGION_FIX}`,
@@ -136,6 +140,12 @@ export const errorCatalogue = {
   ServiceAccountConflict: {
     keptChanging: (p: ObjectParams) =>
       `failed to update ServiceAccount ${p.namespace}/${p.name}: it kept changing under us; retrying`,
+  },
+  ServiceAccountReverted: {
+    backingOff: (
+      p: ObjectParams & { secret: string; manager: string; removals: number; until: string },
+    ) =>
+      `failed to keep ${JSON.stringify(p.secret)} in ServiceAccount ${p.namespace}/${p.name}'s imagePullSecrets: field manager ${JSON.stringify(p.manager)} removed it ${p.removals} times in 10 minutes; re-adding it no sooner than ${p.until}; make ${p.manager} leave that field to ecr-creds-refresher (docs/gitops.md)`,
   },
   WriteFailed: {
     secretKeptConflicting: (p: ObjectParams) =>

@@ -228,6 +228,33 @@ describe("helm lint and template", () => {
     expect(Object.keys(plain)).not.toContain("AWS_CREDENTIALS_SECRET_NAME");
   });
 
+  it("proxy.httpsProxy sets the proxy variables, with the API server's Service IP in NO_PROXY", () => {
+    const proxied = envOf(
+      podSpecOf(render(["--set", "proxy.httpsProxy=http://proxy.corp.example:3128"]))
+        .containers[0] as Container,
+    );
+    expect(proxied).toMatchObject({
+      HTTPS_PROXY: "http://proxy.corp.example:3128",
+      HTTP_PROXY: "http://proxy.corp.example:3128",
+      NO_PROXY: ".svc,.cluster.local,$(KUBERNETES_SERVICE_HOST)",
+    });
+    const cronjob = envOf(
+      podSpecOf(
+        render([
+          "--set",
+          "mode=cronjob",
+          "--set",
+          "proxy.httpsProxy=socks5://proxy:1080",
+          "--set",
+          "proxy.noProxy=10.0.0.0/8",
+        ]),
+      ).containers[0] as Container,
+    );
+    expect(cronjob.NO_PROXY).toBe("10.0.0.0/8,$(KUBERNETES_SERVICE_HOST)");
+    const plain = envOf(podSpecOf(render()).containers[0] as Container);
+    expect(Object.keys(plain).filter((k) => k.endsWith("_PROXY"))).toEqual([]);
+  });
+
   it("shows IRSA as one ServiceAccount annotation and Pod Identity as nothing", () => {
     const irsa = render(["-f", join(chart, "examples/irsa.yaml")]);
     expect(find(irsa, "ServiceAccount")?.metadata.annotations).toEqual({

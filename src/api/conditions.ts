@@ -15,6 +15,8 @@ export const Reason = {
   NamespaceNotGranted: "NamespaceNotGranted",
   WriteFailed: "WriteFailed",
   ServiceAccountConflict: "ServiceAccountConflict",
+  /** Someone keeps removing our imagePullSecrets entry (a GitOps tool's self-heal): re-added with backoff. */
+  ServiceAccountReverted: "ServiceAccountReverted",
   CredentialsSecretNotFound: "CredentialsSecretNotFound",
   CredentialsSecretInvalid: "CredentialsSecretInvalid",
   CredentialsInvalid: "CredentialsInvalid",
@@ -23,6 +25,8 @@ export const Reason = {
   /** The API server refused a TokenRequest for a web identity's ServiceAccount. */
   ServiceAccountTokenFailed: "ServiceAccountTokenFailed",
   RegionUnknown: "RegionUnknown",
+  /** AWS refused a request as signed at the wrong time, and the SDK's correction did not help. */
+  ClockSkew: "ClockSkew",
   TokenRefreshFailed: "TokenRefreshFailed",
   TokenExpiredOnArrival: "TokenExpiredOnArrival",
   InvalidSpec: "InvalidSpec",

@@ -10,6 +10,14 @@
  * size, so the API server can bound the rule's cost.
  */
 
+import {
+  PARTITIONS,
+  partitionDomains,
+  REGION_SOURCE,
+  REGISTRY_HOST_SHAPE_SOURCE,
+  REGISTRY_HOST_SOURCE,
+} from "./registry-hosts.js";
+
 export const GROUP = "ecrcreds.io";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -66,17 +74,17 @@ export const NAMESPACE_NAME_PATTERN = `^${dns1123Label}$`;
 export const DNS1123_SUBDOMAIN_PATTERN = `^${dns1123Label}(\\.${dns1123Label})*$`;
 /** A namespace name in which `*` and `?` may stand for characters. */
 export const NAMESPACE_GLOB_PATTERN = "^[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?$";
-/** An AWS region: us-east-1, eu-central-1, cn-northwest-1, us-gov-west-1, ... */
-const regionPart = "[a-z]{2}(-[a-z]+)+-[0-9]";
-export const REGION_PATTERN = `^${regionPart}$`;
+/** An AWS region of any partition: us-east-1, cn-northwest-1, us-gov-west-1, eusc-de-east-1, us-iso-east-1, ... */
+export const REGION_PATTERN = `^${REGION_SOURCE}$`;
 export const ACCOUNT_ID_PATTERN = "^[0-9]{12}$";
 /**
- * An ECR registry host: private (`<account>.dkr.ecr[-fips].<region>.amazonaws.com`,
- * `.amazonaws.com.cn`, `.on.aws`; dual-stack `<account>.dkr-ecr[-fips].<region>.on.aws`)
- * or ECR Public. `src/aws/registry-host.ts` parses exactly these.
+ * Every ECR registry host AWS documents (standard, FIPS, dual-stack, China,
+ * European Sovereign Cloud, ISO partitions, ECR Public and its dual-stack
+ * host), from the one table in `src/aws/registry-host.ts`, which parses
+ * exactly these.
  */
-export const REGISTRY_HOST_PATTERN = `^(public\\.ecr\\.aws|[0-9]{12}\\.dkr\\.ecr(-fips)?\\.${regionPart}\\.(amazonaws\\.com|amazonaws\\.com\\.cn|on\\.aws)|[0-9]{12}\\.dkr-ecr(-fips)?\\.${regionPart}\\.on\\.aws)$`;
-export const ROLE_ARN_PATTERN = "^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,128}$";
+export const REGISTRY_HOST_PATTERN = REGISTRY_HOST_SOURCE;
+export const ROLE_ARN_PATTERN = `^arn:(${PARTITIONS.map((p) => p.id).join("|")}):iam::[0-9]{12}:role/[\\w+=,.@/-]{1,128}$`;
 // Length goes in min/maxLength: RE2 refuses repeat counts over 1000.
 export const EXTERNAL_ID_PATTERN = "^[\\w+=,.@:/-]+$";
 /** A Go duration without sign, e.g. 4h, 90m, 1h30m, 1.5h. */
@@ -291,9 +299,9 @@ export const registrySchema: SchemaProps = {
     host: {
       type: "string",
       description:
-        "The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com (FIPS, dual-stack .on.aws and amazonaws.com.cn hosts too) or public.ecr.aws.",
+        "The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com; also FIPS (dkr.ecr-fips), dual-stack (123456789012.dkr-ecr.eu-west-1.on.aws), China, European Sovereign Cloud and ISO partition hosts, public.ecr.aws and ecr-public.aws.com.",
       maxLength: 128,
-      pattern: REGISTRY_HOST_PATTERN,
+      pattern: REGISTRY_HOST_SHAPE_SOURCE,
     },
     region: {
       type: "string",
@@ -315,9 +323,10 @@ export const registrySchema: SchemaProps = {
       fieldPath: ".region",
     },
     {
-      rule: "!has(self.host) || self.host.endsWith('.amazonaws.com.cn') == self.host.matches('^[0-9]{12}[.]dkr[.-]ecr(-fips)?[.]cn-')",
-      message:
-        "registries[].host: China regions (cn-*) use the amazonaws.com.cn domain and other regions must not; fix the host's region or domain",
+      // The pattern checks the shape; this checks that region and domain
+      // belong together (a China region on .amazonaws.com is no registry).
+      rule: `!has(self.host) || self.host.matches('${REGISTRY_HOST_SOURCE.replaceAll("\\", "\\\\")}')`,
+      message: `registries[].host: the region and domain do not belong together; ECR hosts are <account>.dkr.ecr[-fips].<region>.<domain> or dual-stack <account>.dkr-ecr[-fips].<region>.<dual-stack domain>, with ${partitionDomains()}`,
       fieldPath: ".host",
     },
   ],
@@ -764,6 +773,37 @@ export const uncoveredPodsSchema: SchemaProps = {
   },
 };
 
+export const registryTokenStatusSchema: SchemaProps = {
+  type: "object",
+  description:
+    "One registry of the Secret: whether its entry is current, and if not why; a registry whose token source fails keeps its previous entry.",
+  required: ["registry", "current"],
+  properties: {
+    registry: { type: "string", description: "The registry host (its auths key).", maxLength: 128 },
+    current: {
+      type: "boolean",
+      description:
+        "The entry holds a token of the last successful fetch and its source is not failing.",
+    },
+    tokenExpiresAt: {
+      type: "string",
+      format: "date-time",
+      description: "When this registry's token in the Secrets expires.",
+    },
+    nextRefreshTime: {
+      type: "string",
+      format: "date-time",
+      description: "When this registry's token source next fetches.",
+    },
+    reason: {
+      type: "string",
+      description: "Why the entry is not current (the fetch's error code).",
+      maxLength: 128,
+    },
+    message: { type: "string", description: "Details for people.", maxLength: 1024 },
+  },
+};
+
 export const statusSchema: SchemaProps = {
   type: "object",
   description: "What the operator last did and saw; written only by the operator.",
@@ -790,6 +830,15 @@ export const statusSchema: SchemaProps = {
       maxItems: 2 * MAX_REGISTRIES + 1,
       "x-kubernetes-list-type": "atomic",
       items: { type: "string", maxLength: 128 },
+    },
+    registryStatus: {
+      type: "array",
+      description:
+        "Per registry: whether its entry is current; one failing token source does not hold back the others.",
+      maxItems: MAX_REGISTRIES + 1,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["registry"],
+      items: registryTokenStatusSchema,
     },
     tokenExpiresAt: {
       type: "string",
@@ -862,6 +911,7 @@ export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
   [namespaceFailureSchema, "NamespaceFailure"],
   [uncoveredPodsSchema, "UncoveredPods"],
   [uncoveredPodSchema, "UncoveredPod"],
+  [registryTokenStatusSchema, "RegistryTokenStatus"],
 ]);
 
 export interface PrinterColumn {

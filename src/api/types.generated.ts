@@ -191,7 +191,7 @@ export interface SessionTag {
 export interface RegistrySpec {
   /** The 12-digit AWS account ID owning the registry. */
   accountId?: string;
-  /** The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com (FIPS, dual-stack .on.aws and amazonaws.com.cn hosts too) or public.ecr.aws. */
+  /** The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com; also FIPS (dkr.ecr-fips), dual-stack (123456789012.dkr-ecr.eu-west-1.on.aws), China, European Sovereign Cloud and ISO partition hosts, public.ecr.aws and ecr-public.aws.com. */
   host?: string;
   /** The registry's region, with accountId; default: spec.region. */
   region?: string;
@@ -207,6 +207,8 @@ export interface ECRPullSecretStatus {
   conditions?: Condition[];
   /** The registry hosts in the Secret's auths. */
   registries?: string[];
+  /** Per registry: whether its entry is current; one failing token source does not hold back the others. */
+  registryStatus?: RegistryTokenStatus[];
   /**
    * When the token in the Secrets expires.
    * RFC 3339 date-time.
@@ -247,6 +249,28 @@ export interface Condition {
   reason: string;
   /** Details for people. */
   message: string;
+}
+
+/** One registry of the Secret: whether its entry is current, and if not why; a registry whose token source fails keeps its previous entry. */
+export interface RegistryTokenStatus {
+  /** The registry host (its auths key). */
+  registry: string;
+  /** The entry holds a token of the last successful fetch and its source is not failing. */
+  current: boolean;
+  /**
+   * When this registry's token in the Secrets expires.
+   * RFC 3339 date-time.
+   */
+  tokenExpiresAt?: string;
+  /**
+   * When this registry's token source next fetches.
+   * RFC 3339 date-time.
+   */
+  nextRefreshTime?: string;
+  /** Why the entry is not current (the fetch's error code). */
+  reason?: string;
+  /** Details for people. */
+  message?: string;
 }
 
 /** How many target namespaces there are and how many have a current Secret. */

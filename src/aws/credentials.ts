@@ -18,6 +18,8 @@ import type { ServiceAccountRef } from "../kube/service-account-token.js";
 
 export type { ServiceAccountRef };
 
+import { awsClientConfig } from "./token.js";
+
 export interface SecretRef {
   namespace: string;
   name: string;
@@ -146,6 +148,8 @@ export interface ProviderOptions {
   requestServiceAccountToken?: RequestServiceAccountToken;
   /** Deadline of each STS call. */
   timeoutMs: number;
+  /** AWS's clock minus this host's, as measured so far (ms). */
+  clockOffsetMs?: number;
   /** Reused default chain, so its cache of IRSA / Pod Identity credentials is shared. */
   defaultChain?: AwsCredentialIdentityProvider;
 }
@@ -174,15 +178,16 @@ export async function credentialsProvider(
   return (steps.at(-1) as CredentialsStep).provider;
 }
 
+/**
+ * STS clients: the proxy-aware agent, deadline and clock-corrected retry of
+ * every AWS client, signed with what the source's ECR client learnt of this
+ * host's clock.
+ */
 function stsClientConfig(opts: ProviderOptions) {
   return {
     region: opts.region,
-    maxAttempts: 1,
-    requestHandler: {
-      requestTimeout: opts.timeoutMs,
-      connectionTimeout: opts.timeoutMs,
-      throwOnRequestTimeout: true,
-    },
+    ...awsClientConfig(opts.timeoutMs),
+    ...(opts.clockOffsetMs ? { systemClockOffset: opts.clockOffsetMs } : {}),
   };
 }
 

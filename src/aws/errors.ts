@@ -61,6 +61,19 @@ export function classifyAwsError(err: unknown, source: string, step: string): Op
   if (code === "IDPCommunicationError" || code === "IDPCommunicationErrorException") {
     return operatorError("RoleNotAssumable", "issuerUnreadable", p, err);
   }
+  if (isClockSkewRefusal(code, e.message ?? "")) {
+    const offset = measuredClockOffsetMs(err);
+    const measured =
+      offset === undefined
+        ? ""
+        : `: AWS's clock is ${describeOffset(offset)} (from the Date header of its answer)`;
+    return operatorError(
+      "ClockSkew",
+      "refused",
+      { ...p, detail: `${code}: ${aws}`, offset: measured },
+      err,
+    );
+  }
   if (refusedCodes.has(code)) {
     return operatorError("CredentialsInvalid", "refused", { ...p, detail: code }, err);
   }
@@ -76,6 +89,35 @@ export function classifyAwsError(err: unknown, source: string, step: string): Op
   }
   const detail = `${code}${status ? ` (HTTP ${status})` : ""}: ${aws}`;
   return operatorError("TokenRefreshFailed", "aws", { ...p, detail }, err);
+}
+
+/**
+ * "Signature expired" / "not yet current" (ECR, STS), RequestTimeTooSkewed
+ * (S3-style): the signature's time, not the key, is what AWS refused.
+ */
+function isClockSkewRefusal(code: string, message: string): boolean {
+  if (code === "RequestTimeTooSkewed" || code === "RequestExpired") return true;
+  return (
+    (code === "InvalidSignatureException" || code === "SignatureDoesNotMatch") &&
+    /Signature (expired|not yet current)|request time/i.test(message)
+  );
+}
+
+/** AWS's clock minus this host's, from the Date header of the answer an SDK error carries. */
+export function measuredClockOffsetMs(err: unknown, now = Date.now()): number | undefined {
+  const response = (err as { $response?: { headers?: Record<string, string | undefined> } })
+    ?.$response;
+  const date = response?.headers?.date ?? response?.headers?.Date;
+  const at = date ? Date.parse(date) : Number.NaN;
+  return Number.isFinite(at) ? at - now : undefined;
+}
+
+/** "about 20 min ahead of this host's", "45 s behind this host's". */
+export function describeOffset(offsetMs: number): string {
+  const abs = Math.abs(offsetMs);
+  const size =
+    abs >= 120_000 ? `about ${Math.round(abs / 60_000)} min` : `${Math.round(abs / 1000)} s`;
+  return `${size} ${offsetMs >= 0 ? "ahead of" : "behind"} this host's`;
 }
 
 /** Belt and braces: AWS messages carry no secrets, but never let anything key-shaped through. */

@@ -13,8 +13,8 @@ import {
   type SecretRef,
 } from "./credentials.js";
 import { classifyAwsError } from "./errors.js";
-import { type FetchOptions, fetchToken, type RegistryToken } from "./token.js";
-import type { TokenSource } from "./token-cache.js";
+import { type FetchOptions, fetchToken, type RegistryToken, type TokenClients } from "./token.js";
+import { type TokenSource, tokenSourceKey } from "./token-cache.js";
 
 export interface SourceFetchOptions {
   /** Deadline of each AWS call. */
@@ -25,6 +25,11 @@ export interface SourceFetchOptions {
   observe?: FetchOptions["observe"];
   /** Mints ServiceAccount tokens for web identity (TokenRequest). */
   requestServiceAccountToken?: RequestServiceAccountToken;
+  /**
+   * The operator's long-lived SDK clients, one per source (they keep what
+   * the SDK learnt of this host's clock); absent: a client for this fetch.
+   */
+  clients?: TokenClients;
 }
 
 export interface SourceToken {
@@ -46,6 +51,7 @@ export async function fetchSourceToken(
   opts: SourceFetchOptions,
 ): Promise<SourceToken> {
   try {
+    const key = tokenSourceKey(source);
     const steps = await credentialsSteps(source.credentials, {
       region: source.region,
       timeoutMs: opts.timeoutMs,
@@ -53,12 +59,15 @@ export async function fetchSourceToken(
       ...(opts.requestServiceAccountToken
         ? { requestServiceAccountToken: opts.requestServiceAccountToken }
         : {}),
+      ...(opts.clients ? { clockOffsetMs: opts.clients.clockOffsetMs(key) } : {}),
     });
     const credentials = (steps.at(-1) as CredentialsStep).provider;
-    const token = await fetchToken(source.service, source.region, credentials, {
-      timeoutMs: opts.timeoutMs,
-      observe: opts.observe,
-    });
+    const token = opts.clients
+      ? await opts.clients.fetch(key, source.service, source.region, credentials)
+      : await fetchToken(source.service, source.region, credentials, {
+          timeoutMs: opts.timeoutMs,
+          observe: opts.observe,
+        });
     return { token, credentials, steps };
   } catch (err) {
     throw classifyAwsError(err, describeCredentials(source.credentials), fetchStep(source));

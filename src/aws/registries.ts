@@ -89,6 +89,10 @@ export function normalizeHost(value: string): string {
 }
 
 function targetForHost(host: string, credentials: CredentialsRef): RegistryTarget {
+  // One token per (credentials, region) opens every registry host of the
+  // region, FIPS and dual-stack ones too; which API endpoint issues it (FIPS,
+  // dual-stack) follows the SDK's own settings (AWS_USE_FIPS_ENDPOINT,
+  // AWS_USE_DUALSTACK_ENDPOINT), as for the AWS CLI.
   const parsed = parseRegistryHost(host);
   if (parsed.kind === "public") {
     return { host, source: { credentials, service: "ecr-public", region: ECR_PUBLIC_REGION } };

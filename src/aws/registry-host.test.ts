@@ -2,7 +2,13 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { REGISTRY_HOST_PATTERN } from "../api/schema.js";
 import { isOperatorError } from "../errors.js";
-import { parseRegistryHost, partitionOf, registryHost } from "./registry-host.js";
+import {
+  PARTITIONS,
+  parseRegistryHost,
+  partitionOf,
+  REGION_SOURCE,
+  registryHost,
+} from "./registry-host.js";
 
 describe("parseRegistryHost", () => {
   it.each([
@@ -57,21 +63,82 @@ describe("parseRegistryHost", () => {
       },
     ],
     [
-      "123456789012.dkr.ecr.eu-west-1.on.aws",
+      "111122223333.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn",
+      {
+        accountId: "111122223333",
+        region: "cn-northwest-1",
+        partition: "aws-cn",
+        fips: false,
+        dualStack: true,
+      },
+    ],
+    [
+      "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
       {
         accountId: "123456789012",
-        region: "eu-west-1",
-        partition: "aws",
+        region: "eusc-de-east-1",
+        partition: "aws-eusc",
         fips: false,
         dualStack: false,
+      },
+    ],
+    [
+      "123456789012.dkr-ecr.eusc-de-east-1.on.amazonwebservices.eu",
+      {
+        accountId: "123456789012",
+        region: "eusc-de-east-1",
+        partition: "aws-eusc",
+        fips: false,
+        dualStack: true,
+      },
+    ],
+    [
+      "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+      {
+        accountId: "123456789012",
+        region: "us-iso-east-1",
+        partition: "aws-iso",
+        fips: false,
+        dualStack: false,
+      },
+    ],
+    [
+      "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+      {
+        accountId: "123456789012",
+        region: "us-isob-east-1",
+        partition: "aws-iso-b",
+        fips: false,
+        dualStack: false,
+      },
+    ],
+    [
+      "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+      {
+        accountId: "123456789012",
+        region: "eu-isoe-west-1",
+        partition: "aws-iso-e",
+        fips: false,
+        dualStack: false,
+      },
+    ],
+    [
+      "123456789012.dkr-ecr.us-isof-south-1.on.aws.hci.ic.gov",
+      {
+        accountId: "123456789012",
+        region: "us-isof-south-1",
+        partition: "aws-iso-f",
+        fips: false,
+        dualStack: true,
       },
     ],
   ])("parses %s", (host, want) => {
     expect(parseRegistryHost(host)).toEqual({ kind: "private", ...want });
   });
 
-  it("parses ECR Public", () => {
-    expect(parseRegistryHost("public.ecr.aws")).toEqual({ kind: "public" });
+  it("parses ECR Public and its dual-stack host", () => {
+    expect(parseRegistryHost("public.ecr.aws")).toEqual({ kind: "public", dualStack: false });
+    expect(parseRegistryHost("ecr-public.aws.com")).toEqual({ kind: "public", dualStack: true });
   });
 
   it.each([
@@ -87,6 +154,10 @@ describe("parseRegistryHost", () => {
     ["123456789012.dkr.ecr.cn-north-1.amazonaws.com", "China"],
     ["123456789012.dkr.ecr.us-east-1.amazonaws.com.cn", "China"],
     ["123456789012.dkr-ecr.cn-north-1.on.aws", "China"],
+    ["123456789012.dkr.ecr.eu-west-1.on.aws", "dual-stack"],
+    ["123456789012.dkr.ecr.eusc-de-east-1.amazonaws.com", "European Sovereign Cloud"],
+    ["123456789012.dkr.ecr.us-iso-east-1.amazonaws.com", "ISO (US)"],
+    ["123456789012.dkr.ecr.zz-east-1.amazonaws.com", "not a region"],
     ["public.ecr.aws.evil.io", "not an ECR"],
   ])("rejects %j with InvalidRegistryHost (%s)", (host, why) => {
     try {
@@ -102,28 +173,14 @@ describe("parseRegistryHost", () => {
 
   const accountId = fc.stringMatching(/^[0-9]{12}$/);
   const region = fc.oneof(
-    fc.constantFrom(
-      "us-east-1",
-      "eu-central-2",
-      "ap-southeast-4",
-      "cn-north-1",
-      "cn-northwest-1",
-      "us-gov-east-1",
-    ),
-    fc
-      .tuple(
-        fc.stringMatching(/^[a-z]{2}$/),
-        fc.array(fc.stringMatching(/^[a-z]{1,9}$/), { minLength: 1, maxLength: 2 }),
-        fc.integer({ min: 0, max: 9 }),
-      )
-      .map(([cc, parts, n]) => `${cc}-${parts.join("-")}-${n}`),
+    fc.constantFrom(...PARTITIONS.map((p) => p.exampleRegion), "us-east-1", "ap-southeast-4"),
+    fc.stringMatching(new RegExp(`^${REGION_SOURCE}$`)),
   );
   const options = fc.record({ fips: fc.boolean(), dualStack: fc.boolean() });
 
   it("reads back what registryHost builds, and the schema accepts it", () => {
     fc.assert(
       fc.property(accountId, region, options, (a, r, o) => {
-        fc.pre(!(o.dualStack && r.startsWith("cn-")));
         const host = registryHost(a, r, o);
         expect(host).toMatch(new RegExp(REGISTRY_HOST_PATTERN));
         expect(parseRegistryHost(host)).toEqual({
@@ -143,8 +200,20 @@ describe("parseRegistryHost", () => {
       .tuple(
         fc.constantFrom("123456789012", "12345678901", "abcdefghijkl"),
         fc.constantFrom("dkr.ecr", "dkr-ecr", "dkr.ecr-fips", "dkr-ecr-fips", "ecr", "api.ecr"),
-        fc.constantFrom("us-east-1", "cn-north-1", "us-gov-west-1", "useast1", "us-east-10"),
-        fc.constantFrom("amazonaws.com", "amazonaws.com.cn", "on.aws", "example.com", "aws"),
+        fc.constantFrom(
+          "us-east-1",
+          "cn-north-1",
+          "us-gov-west-1",
+          "eusc-de-east-1",
+          "us-iso-east-1",
+          "useast1",
+          "us-east-10",
+        ),
+        fc.constantFrom(
+          ...PARTITIONS.flatMap((p) => [p.domain, p.dualStackDomain]),
+          "example.com",
+          "aws",
+        ),
       )
       .map((parts) => parts.join("."));
     fc.assert(
@@ -177,12 +246,18 @@ describe("registryHost", () => {
     expect(registryHost("123456789012", "eu-west-1", { dualStack: true })).toBe(
       "123456789012.dkr-ecr.eu-west-1.on.aws",
     );
+    expect(registryHost("111122223333", "cn-northwest-1", { dualStack: true })).toBe(
+      "111122223333.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn",
+    );
+    expect(registryHost("123456789012", "eusc-de-east-1")).toBe(
+      "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+    );
   });
 
   it.each([
     ["12345", "us-east-1", {}],
     ["123456789012", "US-EAST-1", {}],
-    ["123456789012", "cn-north-1", { dualStack: true }],
+    ["123456789012", "zz-north-1", {}],
   ])("refuses %s in %s %j", (a, r, o) => {
     expect(() => registryHost(a, r, o)).toThrowError(/failed to parse registry host/);
   });

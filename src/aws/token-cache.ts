@@ -31,6 +31,8 @@ export interface TokenCacheOptions {
     subscribers: string[],
     error?: OperatorError,
   ) => void;
+  /** Told when a source loses its last subscriber and leaves the cache. */
+  onDrop?: (key: string) => void;
   /** Floor between two fetches of one source, whatever the token says. */
   minRefreshIntervalMs: number;
   backoffBaseMs: number;
@@ -215,6 +217,7 @@ export class TokenCache {
   private drop(entry: Entry): void {
     clearTimeout(entry.timer);
     this.entries.delete(entry.key);
+    this.opts.onDrop?.(entry.key);
   }
 
   /** When the entry's token should be replaced, for the most demanding subscriber. */

@@ -11,7 +11,7 @@ import {
   resolveRegistries,
   tokenSources,
 } from "../aws/registries.js";
-import type { RegistryToken } from "../aws/token.js";
+import { awsClientConfig, type RegistryToken } from "../aws/token.js";
 import { tokenSourceKey } from "../aws/token-cache.js";
 import { isOperatorError, operatorError } from "../errors.js";
 import { isNotFound, KubeClient, loadKubeConfig, SECRETS } from "../kube/client.js";
@@ -114,16 +114,7 @@ async function callerIdentity(
   credentials: AwsCredentialIdentityProvider,
   timeoutMs: number,
 ): Promise<string> {
-  const sts = new STSClient({
-    region,
-    credentials,
-    maxAttempts: 1,
-    requestHandler: {
-      requestTimeout: timeoutMs,
-      connectionTimeout: timeoutMs,
-      throwOnRequestTimeout: true,
-    },
-  });
+  const sts = new STSClient({ region, credentials, ...awsClientConfig(timeoutMs) });
   try {
     const who = await sts.send(new GetCallerIdentityCommand({}));
     return who.Arn ?? "unknown";

@@ -9,6 +9,12 @@ import { ConditionType } from "../api/conditions.js";
 import { ECR_PULL_SECRETS, type ECRPullSecret } from "../api/index.js";
 import { makeController, makeKubeClient } from "../controller/from-settings.js";
 import { LeaderElector } from "../controller/leader.js";
+import {
+  checkProxySettings,
+  parseProxyUrl,
+  proxySettingsFromEnv,
+  redactProxy,
+} from "../kube/proxy.js";
 import { serveHealth } from "../observability/health.js";
 import { createLogger, errorField, type Logger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
@@ -184,7 +190,25 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { config } = parsed;
+  try {
+    // A mistyped HTTPS_PROXY fails here, once, not on every request.
+    checkProxySettings();
+  } catch (err) {
+    process.stderr.write(`ecr-creds-refresher: ${(err as Error).message}\n`);
+    return 2;
+  }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  const proxy = proxySettingsFromEnv();
+  if (proxy.httpsProxy || proxy.httpProxy) {
+    log.info(
+      {
+        httpsProxy: proxy.httpsProxy && redactProxy(parseProxyUrl(proxy.httpsProxy, "HTTPS_PROXY")),
+        httpProxy: proxy.httpProxy && redactProxy(parseProxyUrl(proxy.httpProxy, "HTTP_PROXY")),
+        noProxy: proxy.noProxy,
+      },
+      "outbound calls go through a proxy",
+    );
+  }
   try {
     switch (parsed.command) {
       case "run":

@@ -8,7 +8,7 @@ import { describeCredentials } from "../aws/credentials.js";
 import { fetchSourceToken } from "../aws/fetch.js";
 import type { OperatorDefaults } from "../aws/registries.js";
 import { RoleAdmissions } from "../aws/role-admissions.js";
-import type { RegistryToken } from "../aws/token.js";
+import { type RegistryToken, TokenClients } from "../aws/token.js";
 import { TokenCache, type TokenSource } from "../aws/token-cache.js";
 import { isOperatorError, isTerminal } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
@@ -58,6 +58,8 @@ export class Controller {
   private readonly credentials: CredentialWatchers;
   /** Web identity: short-lived ServiceAccount tokens, minted per exchange. */
   private readonly serviceAccountTokens: ServiceAccountTokens;
+  /** One AWS SDK client per token source, alive across fetches (clock-skew correction lives in it). */
+  private readonly awsClients: TokenClients;
   private workers: Promise<void> | undefined;
   private queueGauge: NodeJS.Timeout | undefined;
 
@@ -76,8 +78,16 @@ export class Controller {
       secrets: this.secrets,
       serviceAccounts: this.serviceAccounts,
     } = this.caches);
+    this.awsClients = new TokenClients({
+      timeoutMs: opts.awsTimeoutMs,
+      observe: (service, region, seconds, code) => {
+        metrics.awsRequestDuration.observe({ service, region }, seconds);
+        if (code) metrics.awsErrors.inc({ service, code });
+      },
+    });
     this.tokens = new TokenCache({
       fetch: (source) => this.fetch(source),
+      onDrop: (key) => this.awsClients.forget(key),
       onChange: (subscribers) => this.enqueue(subscribers),
       // Counted by the cache, which alone knows a token expired at receipt.
       onFetched: (result, _key, subscribers, error) => {
@@ -175,6 +185,7 @@ export class Controller {
           this.metrics.awsRequestDuration.observe({ service, region }, seconds);
           if (code) this.metrics.awsErrors.inc({ service, code });
         },
+        clients: this.awsClients,
       });
       this.log.debug(
         { ...what, service: source.service, expiresAt: token.expiresAt },
@@ -275,6 +286,7 @@ export class Controller {
     clearInterval(this.queueGauge);
     await this.workers;
     this.tokens.close();
+    this.awsClients.close();
     for (const i of Object.values(this.caches)) i.stop();
     this.pullFailures.stop();
     this.credentials.stop();

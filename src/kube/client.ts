@@ -10,6 +10,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import type { Connection, Credentials } from "./kubeconfig.js";
+import { OutboundAgent } from "./proxy.js";
 import { TokenBucket } from "./rate-limiter.js";
 import type { KubernetesObject, ObjectList, Status } from "./types.js";
 
@@ -437,16 +438,19 @@ export class KubeClient implements Watcher {
     return watch ? this.agents.watches : this.agents.pooled;
   }
 
+  /** Direct, or through the kubeconfig's proxy-url, else the proxy HTTPS_PROXY / NO_PROXY name. */
   private newAgent(creds: Credentials, keepAlive: boolean): http.Agent {
     const c = this.connection;
-    if (c.server.protocol === "http:") return new http.Agent({ keepAlive });
-    return new https.Agent({
+    return new OutboundAgent({
       keepAlive,
-      ca: c.ca,
-      cert: creds.cert,
-      key: creds.key,
-      rejectUnauthorized: !c.insecureSkipTLSVerify,
-      ...(c.tlsServerName ? { servername: c.tlsServerName } : {}),
+      ...(c.proxyUrl ? { proxy: c.proxyUrl } : {}),
+      tls: {
+        ca: c.ca,
+        cert: creds.cert,
+        key: creds.key,
+        rejectUnauthorized: !c.insecureSkipTLSVerify,
+        ...(c.tlsServerName ? { servername: c.tlsServerName } : {}),
+      },
     });
   }
 }

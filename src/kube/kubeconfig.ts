@@ -2,7 +2,7 @@
 // reads it), or the Pod's own ServiceAccount when running in a cluster.
 //
 // Supported: server, certificate-authority(-data), insecure-skip-tls-verify,
-// tls-server-name; users with a token, a token file, a client certificate,
+// tls-server-name, proxy-url (http, https, socks5); users with a token, a token file, a client certificate,
 // basic auth or an exec credential plugin (e.g. `aws eks get-token`). The old
 // auth-provider plugins are refused with an error that says to use exec.
 import { execFile } from "node:child_process";
@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join } from "node:path";
 import { load as parseYaml } from "js-yaml";
+import { parseProxyUrl } from "./proxy.js";
 
 /** What a request presents to the API server. Fields are fixed for a connection's life unless `refresh`ed. */
 export interface Credentials {
@@ -24,6 +25,8 @@ export interface Connection {
   ca?: Buffer;
   insecureSkipTLSVerify: boolean;
   tlsServerName?: string;
+  /** The cluster's proxy-url: every request goes through it, whatever NO_PROXY says (as kubectl does). */
+  proxyUrl?: URL;
   /** Where it came from, for error messages: a file and context, or "in-cluster". */
   source: string;
   /** The credentials to send now (re-read from a token file or an exec plugin when due). */
@@ -165,8 +168,15 @@ function fromMerged(merged: Merged, context: string | undefined, where: string):
   }
   if (server.protocol !== "https:" && server.protocol !== "http:")
     throw new Error(`${source}: server "${serverText}" must be an https:// URL`);
-  if (cluster["proxy-url"])
-    throw new Error(`${source}: proxy-url is not supported; reach the API server directly`);
+  const proxyText = str(cluster["proxy-url"]);
+  let proxyUrl: URL | undefined;
+  if (proxyText) {
+    try {
+      proxyUrl = parseProxyUrl(proxyText, "proxy-url");
+    } catch (err) {
+      throw new Error(`${source}: cluster "${clusterName}": ${(err as Error).message}`);
+    }
+  }
   const ca = bytes(cluster, "certificate-authority", clusterEntry.dir, source);
 
   const userName = str(ctx.user);
@@ -178,6 +188,7 @@ function fromMerged(merged: Merged, context: string | undefined, where: string):
     ca,
     insecureSkipTLSVerify: cluster["insecure-skip-tls-verify"] === true,
     tlsServerName: str(cluster["tls-server-name"]),
+    ...(proxyUrl ? { proxyUrl } : {}),
     source,
     ...userCredentials(user, userEntry?.dir ?? ".", server, ca, `${source}, user "${userName}"`),
   };

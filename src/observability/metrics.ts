@@ -26,8 +26,14 @@ export class Metrics {
   });
   readonly tokenExpiry = new Gauge({
     name: "ecr_creds_refresher_token_expiry_timestamp_seconds",
-    help: "Unix time at which the token in each resource's Secrets expires.",
-    labelNames: ["resource"] as const,
+    help: "Unix time at which the token of each registry in each resource's Secrets expires.",
+    labelNames: ["resource", "registry"] as const,
+    registers: [this.registry],
+  });
+  readonly serviceAccountReverts = new Counter({
+    name: "ecr_creds_refresher_serviceaccount_reverts_total",
+    help: "Times someone else removed an imagePullSecrets entry the operator had added, by the field manager that did.",
+    labelNames: ["resource", "manager"] as const,
     registers: [this.registry],
   });
   readonly ready = new Gauge({

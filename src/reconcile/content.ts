@@ -32,11 +32,24 @@ export interface SecretContent {
   check?: VerifyTarget;
 }
 
-/** The content, given a token for every target (the caller has checked that). */
+/** A registry's entry as the Secrets already hold it: username and password. */
+export interface CarriedEntry {
+  username: string;
+  password: string;
+}
+
+/**
+ * The content from the targets' token states. A target whose source has no
+ * token (it fails, and never answered since the operator started) keeps the
+ * entry the Secrets already hold, from `carried`, unchanged: one failing
+ * source never takes an entry away. Such entries name no token source, so a
+ * restarted operator does not take them for fresh tokens.
+ */
 export function secretContent(
   targets: readonly RegistryTarget[],
   states: ReadonlyMap<string, TokenState>,
   hostVariants?: readonly HostVariant[],
+  carried: ReadonlyMap<string, CarriedEntry> = new Map(),
 ): SecretContent {
   let auths: Array<{ host: string; username: string; password: string }> = [];
   let hostSources: Array<[string, RegistryTarget["source"]]> = [];
@@ -44,6 +57,11 @@ export function secretContent(
   for (const t of targets) {
     const token = states.get(tokenSourceKey(t.source))?.token;
     const host = t.host ?? hostOfProxyEndpoint(token?.proxyEndpoint);
+    const kept = !token && t.host ? carried.get(t.host) : undefined;
+    if (kept && t.host && !auths.some((a) => a.host === t.host)) {
+      auths.push({ host: t.host, ...kept });
+      continue;
+    }
     if (!token || !host) continue;
     if (!auths.some((a) => a.host === host)) {
       auths.push({ host, username: token.username, password: token.password });

@@ -342,7 +342,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: "one source failing: no Secret is written half-filled; Ready names the failing source",
+    name: "one source failing: the healthy registry is written; Ready names the failing one",
     resource: resource({
       registries: [
         { accountId: "111111111111" },
@@ -352,11 +352,25 @@ const cases: Case[] = [
     world: teamA,
     fetch: (s) => (s.region === "eu-west-1" ? accessDenied() : token(`pw-${s.region}`)),
     want: {
-      writes: [`patch status ${NAME}`],
+      writes: FIRST_WRITES,
       ready: { status: "False", reason: "AccessDenied" },
-      secrets: { "team-a/pull": null },
+      secrets: { "team-a/pull": "pw-us-east-1" },
       events: ["Warning AccessDenied"],
       fetched: ["us-east-1", "eu-west-1"],
+    },
+    later: async (h) => {
+      const s = await h.cluster.readSecret({ namespace: "team-a", name: "pull" });
+      expect(Object.keys(auths(s?.data))).toEqual([HOST]);
+      const r = h.cluster.resource(NAME);
+      expect(r?.status?.conditions?.[0]?.message).toMatch(
+        new RegExp(
+          `^registry ${EU_HOST.replaceAll(".", "\\.")} keeps its previous entry \\(1/2 registries current\\): failed to `,
+        ),
+      );
+      expect(r?.status?.registryStatus?.map((e) => [e.registry, e.current, e.reason])).toEqual([
+        [HOST, true, undefined],
+        [EU_HOST, false, "AccessDenied"],
+      ]);
     },
   },
   {

@@ -15,6 +15,7 @@ import {
   type ECRPullSecret,
   type NamespaceFailure,
   parseDuration,
+  type RegistryTokenStatus,
   type UncoveredPods,
 } from "../api/index.js";
 import {
@@ -23,7 +24,7 @@ import {
   resolveRegistries,
   tokenSources,
 } from "../aws/registries.js";
-import type { TokenCache, TokenState } from "../aws/token-cache.js";
+import { type TokenCache, type TokenState, tokenSourceKey } from "../aws/token-cache.js";
 import { isOperatorError, type OperatorError, operatorError } from "../errors.js";
 import { apiErrorMessage } from "../kube/client.js";
 import type { EventRecorder } from "../observability/events.js";
@@ -45,10 +46,11 @@ import {
   type PassOutcome,
   passStatus,
   readyCondition,
+  registryStatuses,
   statusEqual,
 } from "./status.js";
 import { namespaceInfos, scopedTargetNamespaces } from "./targets.js";
-import { reuseTokensFromSecrets } from "./token-reuse.js";
+import { carriedEntries, reuseTokensFromSecrets } from "./token-reuse.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
 
 /** How soon a resource with ServiceAccounts its roles refused asks IAM again. */
@@ -88,6 +90,8 @@ interface ResolvedSpec {
 export class Reconciler {
   /** Last token expiry seen per resource, to tell a refresh from a rewrite. */
   private readonly lastExpiry = new Map<string, number>();
+  /** The registries each resource's expiry gauge has a series for. */
+  private readonly expiryRegistries = new Map<string, Set<string>>();
   private readonly serviceAccounts: ServiceAccounts;
   private readonly checks: RegistryChecks;
   private readonly now: () => number;
@@ -103,7 +107,30 @@ export class Reconciler {
   ) {
     this.now = opts.now ?? Date.now;
     this.served = opts.servedNamespaces ? new Set(opts.servedNamespaces) : undefined;
-    this.serviceAccounts = new ServiceAccounts(cluster);
+    this.serviceAccounts = new ServiceAccounts(cluster, this.now, (r) => {
+      // A neighbour (a GitOps tool's self-heal) removed our entry: say who.
+      this.metrics.serviceAccountReverts.inc({ resource: r.owner, manager: r.manager });
+      const resource = this.cluster.resource(r.owner);
+      const when =
+        r.notBefore > 0
+          ? `re-adding it no sooner than ${new Date(r.notBefore).toISOString()}`
+          : "re-adding it";
+      this.events.record(
+        { name: r.owner, uid: resource?.metadata?.uid },
+        "Warning",
+        Reason.ServiceAccountReverted,
+        `ServiceAccount ${r.namespace}/${r.name} lost its imagePullSecrets entry ${JSON.stringify(r.secret)} to field manager ${JSON.stringify(r.manager)} (${r.removals} times in 10 minutes); ${when}; make ${r.manager} leave that field to ecr-creds-refresher (docs/gitops.md)`,
+      );
+      this.log.warn(
+        {
+          resource: r.owner,
+          serviceAccount: `${r.namespace}/${r.name}`,
+          manager: r.manager,
+          removals: r.removals,
+        },
+        "ServiceAccount entry removed by someone else",
+      );
+    });
     this.checks = new RegistryChecks(opts.verify, events, metrics, log, this.now);
   }
 
@@ -128,20 +155,22 @@ export class Reconciler {
     const ownSecret = !roles || (roles.unannotated ?? "Default") === "Default";
     const ownSources = ownSecret ? tokenSources(spec.targets) : new Map();
     const ownTokens = ownSecret ? await this.tokensFor(resource, spec) : [];
+    // Only when no source has a token is there nothing to write: one failing
+    // source must not hold back the registries of the others.
     const missing = ownTokens.find((s) => !s.token);
-    if (missing) {
+    if (missing && !ownTokens.some((s) => s.token)) {
       this.tokens.release(name, new Set(ownSources.keys()));
       return await this.noToken(resource, ownTokens, missing);
     }
+    const states = new Map(ownTokens.map((s) => [s.key, s]));
 
-    // 3. Content: the one Secret content for every namespace and format.
+    // 3. Content: the one Secret content for every namespace and format; a
+    // registry whose source has no token keeps the entry the Secrets hold.
+    const carried = missing ? this.carried(resource, spec.targets, states) : undefined;
     const content = ownSecret
-      ? secretContent(
-          spec.targets,
-          new Map(ownTokens.map((s) => [s.key, s])),
-          resource.spec.hostVariants,
-        )
+      ? secretContent(spec.targets, states, resource.spec.hostVariants, carried)
       : undefined;
+    const registryStatus = ownSecret ? registryStatuses(spec.targets, states) : [];
     const outputs = content ? desiredPassSecrets(name, resource.spec, content) : undefined;
 
     // 4. Targets: where (within the namespaces this install may serve).
@@ -188,8 +217,13 @@ export class Reconciler {
       failures,
       expiresAt,
       servedNamespaces: this.served?.size,
+      registries: registryStatus,
     });
-    this.noteRefresh(resource, expiresAt, wrote);
+    this.noteRefresh(resource, expiresAt, wrote, registryStatus);
+    if (missing && ready.status === "False") {
+      // Names the registry the Secrets hold an old entry for.
+      this.events.record(target(resource), "Warning", ready.reason, ready.message);
+    }
     const check = await this.checks.check(resource, content?.check);
     this.metrics.ready.set({ resource: name }, ready.status === "True" ? 1 : 0);
     await this.writeStatus(resource, {
@@ -197,10 +231,18 @@ export class Reconciler {
       verified: check.condition,
       tokens,
       registries: content?.registries ?? roleRegistries(perRole),
+      registryStatus,
       counts: { desired, synced: desired - failures.length, failures },
     });
     if (wrote > 0)
       this.log.debug({ resource: name, secrets: wrote, namespaces: desired }, "reconciled");
+    // A neighbour that keeps removing our ServiceAccount entry: not an error
+    // to retry at once, but a re-add held back until its backoff ends.
+    const reAddInMs = this.serviceAccounts.nextReAddInMs(name);
+    const reverted = written.failures.filter((f) => f.reason === Reason.ServiceAccountReverted);
+    if (written.failures.length > 0 && reverted.length === written.failures.length) {
+      return { ready: false, ...(reAddInMs !== undefined ? { requeueAfterMs: reAddInMs } : {}) };
+    }
     // Failed writes back off and retry. A ServiceAccount its role refused, or
     // a namespace outside the granted set, is not a failed write: IAM or the
     // install said no, and retrying sooner changes nothing while backing off
@@ -225,8 +267,11 @@ export class Reconciler {
     this.tokens.release(name);
     this.lastExpiry.delete(name);
     this.checks.forget(name);
+    this.serviceAccounts.forget(name);
     this.events.forget(name);
-    this.metrics.tokenExpiry.remove({ resource: name });
+    for (const registry of this.expiryRegistries.get(name) ?? [])
+      this.metrics.tokenExpiry.remove({ resource: name, registry });
+    this.expiryRegistries.delete(name);
     this.metrics.ready.remove({ resource: name });
     this.metrics.verified.remove({ resource: name });
     for (const state of ["desired", "synced", "failed"])
@@ -405,12 +450,48 @@ export class Reconciler {
     return { namespace, reason: err.code, message: err.message };
   }
 
-  /** Tells a refresh (a new expiry written) apart from a rewrite, with an Event. */
-  private noteRefresh(resource: ECRPullSecret, expiresAt: Date | undefined, wrote: number): void {
+  /** The entries the resource's Secret holds for registries whose source has no token. */
+  private carried(
+    resource: ECRPullSecret,
+    targets: readonly RegistryTarget[],
+    states: ReadonlyMap<string, TokenState>,
+  ) {
+    const hosts = targets
+      .filter((t) => t.host && !states.get(tokenSourceKey(t.source))?.token)
+      .map((t) => t.host as string);
+    return carriedEntries(
+      () => this.cluster.secrets(),
+      resource.metadata?.name ?? "",
+      resource.spec.secretName,
+      hosts,
+    );
+  }
+
+  /**
+   * The expiry gauge per registry (an alert names the one that lapses), and a
+   * refresh (a new expiry written) told apart from a rewrite, with an Event.
+   */
+  private noteRefresh(
+    resource: ECRPullSecret,
+    expiresAt: Date | undefined,
+    wrote: number,
+    registries: readonly RegistryTokenStatus[],
+  ): void {
     const name = resource.metadata?.name ?? "";
+    const seen = new Set<string>();
+    for (const r of registries) {
+      if (!r.tokenExpiresAt) continue;
+      this.metrics.tokenExpiry.set(
+        { resource: name, registry: r.registry },
+        Date.parse(r.tokenExpiresAt) / 1000,
+      );
+      seen.add(r.registry);
+    }
+    for (const registry of this.expiryRegistries.get(name) ?? [])
+      if (!seen.has(registry)) this.metrics.tokenExpiry.remove({ resource: name, registry });
+    this.expiryRegistries.set(name, seen);
     const expiry = expiresAt?.getTime();
     if (expiry === undefined) return;
-    this.metrics.tokenExpiry.set({ resource: name }, expiry / 1000);
     const before = this.lastExpiry.get(name);
     if (before !== undefined && before !== expiry && wrote > 0) {
       const message = `refreshed ${wrote} Secrets; token expires at ${expiresAt?.toISOString()}`;

@@ -4,11 +4,14 @@
 // ServiceAccount guarded by resourceVersion, redone on top of the other
 // writer's change on a conflict.
 import type { DeletionPolicy, ECRPullSecret } from "../api/index.js";
+import { ANNOTATION_ADDED_PULL_SECRETS, FIELD_MANAGER } from "../api/metadata.js";
 import { operatorError } from "../errors.js";
 import { isNotFound } from "../kube/client.js";
 import { retryOnConflict } from "../kube/retry.js";
 import type { Cluster } from "./cluster.js";
 import {
+  ownerLabelValue,
+  parseAddedRefs,
   planServiceAccount,
   planServiceAccountSecrets,
   type ReferenceListChange,
@@ -29,11 +32,124 @@ interface Plan {
   secrets?: ReferenceListChange;
 }
 
+/** Removals of our entry within this window count towards backing off. */
+export const REVERT_WINDOW_MS = 10 * 60_000;
+/** From this many removals within the window on, re-adding backs off. */
+export const REVERT_THRESHOLD = 5;
+export const REVERT_BACKOFF_BASE_MS = 5_000;
+export const REVERT_BACKOFF_MAX_MS = 5 * 60_000;
+
+/** What a neighbour's removal of our entry looked like, for the Event and the metric. */
+export interface Revert {
+  owner: string;
+  namespace: string;
+  name: string;
+  secret: string;
+  /** The field manager that removed it (from managedFields), or "unknown". */
+  manager: string;
+  /** Removals within the window, this one included. */
+  removals: number;
+  /** No re-add before this (epoch ms); 0: re-added at once. */
+  notBefore: number;
+}
+
+interface RevertHistory {
+  times: number[];
+  /** The resourceVersion of the removal counted last: each removal counts once. */
+  seenAt?: string;
+  notBefore: number;
+  manager: string;
+}
+
 export class ServiceAccounts {
   /** Cached ServiceAccounts whose plan came out empty, and for which (owner, wants, policy). */
   private readonly settled = new WeakMap<object, string>();
+  /** Per (owner, ServiceAccount): recent removals of our entry by someone else. */
+  private readonly reverts = new Map<string, RevertHistory>();
 
-  constructor(private readonly cluster: Cluster) {}
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly now: () => number = Date.now,
+    /** Told of each removal of our entry by someone else. */
+    private readonly onRevert?: (revert: Revert) => void,
+  ) {}
+
+  /** How long until the first ServiceAccount held back for this owner may be re-added; undefined: none is. */
+  nextReAddInMs(owner: string): number | undefined {
+    const now = this.now();
+    let soonest: number | undefined;
+    for (const [key, h] of this.reverts) {
+      if (!key.startsWith(`${owner}|`) || h.notBefore <= now) continue;
+      soonest = Math.min(soonest ?? Number.POSITIVE_INFINITY, h.notBefore - now);
+    }
+    return soonest;
+  }
+
+  /** Forgets an owner's revert histories (the resource is gone). */
+  forget(owner: string): void {
+    for (const key of [...this.reverts.keys()])
+      if (key.startsWith(`${owner}|`)) this.reverts.delete(key);
+  }
+
+  /**
+   * A neighbour (a GitOps tool's self-heal) removed the entry we added: count
+   * it once, and from REVERT_THRESHOLD removals within REVERT_WINDOW_MS on,
+   * hold the re-add back, doubling each time up to REVERT_BACKOFF_MAX_MS.
+   * Throws ServiceAccountReverted while held back.
+   */
+  private async holdBackReAdd(sa: ServiceAccountView, owner: string, want: string): Promise<void> {
+    const namespace = sa.metadata?.namespace ?? "";
+    const name = sa.metadata?.name ?? "";
+    const key = `${owner}|${namespace}/${name}`;
+    const now = this.now();
+    const history = this.reverts.get(key) ?? { times: [], notBefore: 0, manager: "unknown" };
+    history.times = history.times.filter((t) => now - t < REVERT_WINDOW_MS);
+    if (history.seenAt !== sa.metadata?.resourceVersion) {
+      history.seenAt = sa.metadata?.resourceVersion;
+      history.times.push(now);
+      history.manager = await this.remover(namespace, name);
+      const over = history.times.length - REVERT_THRESHOLD;
+      history.notBefore =
+        over < 0 ? 0 : now + Math.min(REVERT_BACKOFF_BASE_MS * 2 ** over, REVERT_BACKOFF_MAX_MS);
+      this.reverts.set(key, history);
+      this.onRevert?.({
+        owner,
+        namespace,
+        name,
+        secret: want,
+        manager: history.manager,
+        removals: history.times.length,
+        notBefore: history.notBefore,
+      });
+    }
+    if (now < history.notBefore) {
+      throw operatorError("ServiceAccountReverted", "backingOff", {
+        namespace,
+        name,
+        secret: want,
+        manager: history.manager,
+        removals: history.times.length,
+        until: new Date(history.notBefore).toISOString(),
+      });
+    }
+  }
+
+  /**
+   * Who removed it: the field manager that now owns imagePullSecrets, else
+   * the one that wrote the ServiceAccount last (never ourselves).
+   */
+  private async remover(namespace: string, name: string): Promise<string> {
+    const full = (await this.cluster.readServiceAccount({ namespace, name })) as
+      | (ServiceAccountView & { metadata?: { managedFields?: ManagedFieldsEntry[] } })
+      | undefined;
+    const others = (full?.metadata?.managedFields ?? []).filter(
+      (m) => m.manager && m.manager !== FIELD_MANAGER,
+    );
+    const owning = others.find((m) => m.fieldsV1?.["f:imagePullSecrets"] !== undefined);
+    if (owning?.manager) return owning.manager;
+    const latest = [...others].sort((a, b) => (b.time ?? "").localeCompare(a.time ?? ""))[0];
+    return latest?.manager ?? "unknown";
+  }
 
   /** Whether every ServiceAccount of the namespace already is as the resource wants. */
   inSync(resource: ECRPullSecret, namespace: string, policy: DeletionPolicy): boolean {
@@ -81,6 +197,8 @@ export class ServiceAccounts {
         if (attempt > 0) sa = await this.cluster.readServiceAccount(key);
         const plan = sa && this.plan(sa, owner, want, removeStale);
         if (!sa || !plan) return;
+        const pull = want.imagePullSecrets;
+        if (pull && removedByOthers(sa, owner, pull)) await this.holdBackReAdd(sa, owner, pull);
         try {
           const rv = sa.metadata?.resourceVersion;
           await this.cluster.patchServiceAccount(
@@ -115,6 +233,21 @@ export class ServiceAccounts {
     }
     return { ...(pull ? { pull } : {}), ...(secrets ? { secrets } : {}) };
   }
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  time?: string;
+  fieldsV1?: Record<string, unknown>;
+}
+
+/** Our entry is gone although our annotation says we added it: someone removed it. */
+function removedByOthers(sa: ServiceAccountView, owner: string, want: string): boolean {
+  const listed = (sa.imagePullSecrets ?? []).some((r) => r.name === want);
+  const ours = parseAddedRefs(sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).some(
+    (r) => r.owner === ownerLabelValue(owner) && r.name === want,
+  );
+  return ours && !listed;
 }
 
 /** The Secret name the resource wants in each list of this ServiceAccount. */

@@ -8,9 +8,11 @@ import type {
   ECRPullSecret,
   ECRPullSecretStatus,
   NamespaceFailure,
+  RegistryTokenStatus,
   UncoveredPods,
 } from "../api/index.js";
-import type { TokenState } from "../aws/token-cache.js";
+import { hostOfProxyEndpoint, type RegistryTarget } from "../aws/registries.js";
+import { type TokenState, tokenSourceKey } from "../aws/token-cache.js";
 import type { VerifyResult } from "../aws/verify.js";
 import { earliest } from "./content.js";
 
@@ -35,6 +37,7 @@ export interface StatusInput {
   failures: NamespaceFailure[];
   /** From the pull-failure watch; absent when it does not run. */
   uncoveredPods?: UncoveredPods;
+  registryStatus?: RegistryTokenStatus[];
 }
 
 export function buildStatus(
@@ -68,6 +71,8 @@ export function buildStatus(
       summary: `${input.synced}/${input.desired}`,
     },
   };
+  if (input.registryStatus && input.registryStatus.length > 0)
+    status.registryStatus = input.registryStatus;
   if (input.tokenExpiresAt) status.tokenExpiresAt = input.tokenExpiresAt.toISOString();
   if (input.lastRefreshTime) status.lastRefreshTime = input.lastRefreshTime.toISOString();
   if (input.nextRefreshTime) status.nextRefreshTime = input.nextRefreshTime.toISOString();
@@ -85,6 +90,7 @@ export interface PassOutcome {
   verified?: ConditionInput;
   tokens?: readonly TokenState[];
   registries?: string[];
+  registryStatus?: RegistryTokenStatus[];
   counts?: { desired: number; synced: number; failures: NamespaceFailure[] };
   uncoveredPods?: UncoveredPods;
 }
@@ -110,6 +116,7 @@ export function passStatus(
       synced: pass.counts?.synced ?? previous?.namespaces?.synced ?? 0,
       failures: pass.counts?.failures ?? previous?.failures ?? [],
       ...uncoveredPodsField(previous, pass.uncoveredPods),
+      registryStatus: pass.registryStatus ?? previous?.registryStatus ?? [],
     },
     now,
   );
@@ -129,6 +136,37 @@ function uncoveredPodsField(
   return { uncoveredPods: value };
 }
 
+/**
+ * Per registry of the Secret: is its entry current (its source answered last
+ * time), and if not, why. A registry whose token comes from the caller's own
+ * registry (no host in the spec) is named once its token names it.
+ */
+export function registryStatuses(
+  targets: readonly RegistryTarget[],
+  states: ReadonlyMap<string, TokenState>,
+): RegistryTokenStatus[] {
+  const out: RegistryTokenStatus[] = [];
+  for (const t of targets) {
+    const state = states.get(tokenSourceKey(t.source));
+    const registry = t.host ?? hostOfProxyEndpoint(state?.token?.proxyEndpoint);
+    if (!registry || out.some((r) => r.registry === registry)) continue;
+    const entry: RegistryTokenStatus = {
+      registry,
+      current: Boolean(state?.token) && !state?.error && !state?.expiredOnArrival,
+    };
+    if (state?.token) entry.tokenExpiresAt = state.token.expiresAt.toISOString();
+    if (state?.nextRefreshAt) entry.nextRefreshTime = state.nextRefreshAt.toISOString();
+    if (state?.error) {
+      entry.reason = state.error.code;
+      entry.message = state.error.message.slice(0, 1024);
+    } else if (state?.expiredOnArrival) {
+      entry.reason = Reason.TokenExpiredOnArrival;
+    }
+    out.push(entry);
+  }
+  return out;
+}
+
 /** A Ready condition that is False for this reason. */
 export function notReady(reason: string, message: string): ConditionInput {
   return { type: ConditionType.Ready, status: "False", reason, message };
@@ -146,6 +184,8 @@ export function readyCondition(pass: {
   expiresAt: Date | undefined;
   /** How many namespaces this install may serve; absent: every namespace. */
   servedNamespaces?: number;
+  /** Per registry, to name the ones whose source fails. */
+  registries?: readonly RegistryTokenStatus[];
 }): ConditionInput {
   const { desired, failures } = pass;
   const synced = desired - failures.length;
@@ -157,16 +197,26 @@ export function readyCondition(pass: {
   }
   const firstError = pass.tokens.find((s) => s.error)?.error;
   if (firstError) {
+    // Which registries it holds back, when some others are current: the one
+    // to look at is named, and the others are known to be fine.
+    const registries = pass.registries ?? [];
+    const failing = registries.filter((r) => !r.current && r.reason === firstError.code);
+    const current = registries.filter((r) => r.current).length;
+    const named =
+      failing.length > 0 && current > 0
+        ? `registry ${failing.map((r) => r.registry).join(", ")} keeps its previous entry (${current}/${registries.length} registries current): `
+        : "";
     // An absolute time, not "for 9m": the message (and so the status)
     // must not change on every retry while the failure lasts.
     return notReady(
       firstError.code,
-      `${firstError.message}; the Secrets in place stay valid until ${pass.expiresAt?.toISOString() ?? "unknown"}`,
+      `${named}${firstError.message}; the Secrets in place stay valid until ${pass.expiresAt?.toISOString() ?? "unknown"}`,
     );
   }
   if (failures.length > 0) {
-    // One reason for them all (conflicts, or namespaces outside the granted
-    // set) is that reason; the first one's message says what to fix.
+    // One reason for them all (conflicts, reverted ServiceAccounts, or
+    // namespaces outside the granted set) is that reason; the first one's
+    // message says what to fix.
     const reason = failures[0]?.reason;
     const same = failures.every((f) => f.reason === failures[0]?.reason);
     if (same && reason === Reason.NamespaceNotGranted) {
@@ -178,7 +228,9 @@ export function readyCondition(pass: {
       );
     }
     return notReady(
-      same && reason === Reason.SecretConflict ? Reason.SecretConflict : Reason.PartiallySynced,
+      same && (reason === Reason.SecretConflict || reason === Reason.ServiceAccountReverted)
+        ? reason
+        : Reason.PartiallySynced,
       `${synced}/${desired} namespaces synced; failed: ${failedList(failures)}`,
     );
   }

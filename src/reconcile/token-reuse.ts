@@ -53,3 +53,31 @@ export function reuseTokensFromSecrets(
     });
   }
 }
+
+/**
+ * The entries the resource's own Secret holds for these hosts: what a
+ * registry whose source has no token keeps (never dropped, never blanked).
+ */
+export function carriedEntries(
+  secrets: () => readonly SecretView[],
+  owner: string,
+  secretName: string,
+  hosts: readonly string[],
+): Map<string, { username: string; password: string }> {
+  const out = new Map<string, { username: string; password: string }>();
+  if (hosts.length === 0) return out;
+  const secret = secrets().find((s) => s.metadata?.name === secretName && isOwnedBy(s, owner));
+  const data = secret?.data?.[DOCKER_CONFIG_JSON_KEY];
+  if (!data) return out;
+  let auths: ReturnType<typeof parseDockerConfigJson>;
+  try {
+    auths = parseDockerConfigJson(Buffer.from(data, "base64").toString("utf8"));
+  } catch {
+    return out;
+  }
+  for (const host of hosts) {
+    const entry = auths[host];
+    if (entry) out.set(host, { username: entry.username, password: entry.password });
+  }
+  return out;
+}

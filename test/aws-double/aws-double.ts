@@ -5,6 +5,7 @@
 // works against it through the standard endpoint settings.
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import {
   expectedSignature,
@@ -191,6 +192,13 @@ export class AwsDouble {
   /** Lifetime of STS / Pod Identity credentials when the caller does not ask for one. */
   sessionLifetimeMs: number;
   maxClockSkewMs: number;
+  /** The double's clock runs this far ahead of this machine's (negative: behind). */
+  clockOffsetMs = 0;
+  /**
+   * When set, every answer carries `Age: <n>`, as a caching middlebox adds:
+   * the AWS SDK then does not trust the Date header to correct its clock.
+   */
+  responseAgeSeconds: number | undefined;
   /**
    * The registry URL GetAuthorizationToken names as proxyEndpoint; default the
    * real ECR host. Tests point it at the registry double so the Secret's
@@ -225,9 +233,19 @@ export class AwsDouble {
 
   // ---- lifecycle -------------------------------------------------------------
 
+  /** The double's own time. */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
   async start(options: StartOptions = {}): Promise<{ url: string }> {
     if (this.server !== undefined) throw new Error("failed to start AWS double: already started");
-    const server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      // Every answer says the double's time, as AWS's do: it is what the
+      // SDK corrects a skewed clock from.
+      res.setHeader("Date", new Date(this.now()).toUTCString());
+      if (this.responseAgeSeconds !== undefined)
+        res.setHeader("Age", String(this.responseAgeSeconds));
       this.handle(req, res).catch((err: unknown) => {
         // A bug in the double must show up as a failed request, not a hang.
         if (!res.headersSent) {
@@ -237,8 +255,11 @@ export class AwsDouble {
           res.destroy();
         }
       });
-    });
-    server.on("connection", (socket) => {
+    };
+    const server: Server = options.tls
+      ? createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handler)
+      : createServer(handler);
+    server.on("connection", (socket: Socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
     });
@@ -252,7 +273,7 @@ export class AwsDouble {
     });
     this.server = server;
     const { port } = server.address() as AddressInfo;
-    this.baseUrl = `http://${host}:${port}`;
+    this.baseUrl = `${options.tls ? "https" : "http"}://${host}:${port}`;
     return { url: this.baseUrl };
   }
 
@@ -268,7 +289,7 @@ export class AwsDouble {
     await closed;
   }
 
-  /** `http://127.0.0.1:PORT`; throws before start(). */
+  /** `http://127.0.0.1:PORT` (https with TLS); throws before start(). */
   get url(): string {
     if (this.baseUrl === undefined) throw new Error("failed to read AWS double URL: not started");
     return this.baseUrl;
@@ -327,13 +348,17 @@ export class AwsDouble {
     this.podIdentities.set(init.authorizationToken, init.roleArn);
   }
 
-  /** ECR and ECR Public answer AccessDeniedException to this principal (ARN or access key). */
-  denyEcr(arnOrAccessKeyId: string): void {
-    this.deniedEcr.add(arnOrAccessKeyId);
+  /**
+   * ECR and ECR Public answer AccessDeniedException to this principal (ARN or
+   * access key), in every region or, like an explicit Deny with an
+   * aws:RequestedRegion condition, in one.
+   */
+  denyEcr(arnOrAccessKeyId: string, region?: string): void {
+    this.deniedEcr.add(region ? `${arnOrAccessKeyId}|${region}` : arnOrAccessKeyId);
   }
 
-  allowEcr(arnOrAccessKeyId: string): void {
-    this.deniedEcr.delete(arnOrAccessKeyId);
+  allowEcr(arnOrAccessKeyId: string, region?: string): void {
+    this.deniedEcr.delete(region ? `${arnOrAccessKeyId}|${region}` : arnOrAccessKeyId);
   }
 
   // ---- call log and issued tokens -----------------------------------------
@@ -600,15 +625,19 @@ export class AwsDouble {
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
       );
     }
-    const skew = amzDate.getTime() - Date.now();
+    // Checked against the double's own clock, which may be set apart from
+    // this machine's (clockOffsetMs), the way AWS checks against its own.
+    const serverNow = this.now();
+    const skew = amzDate.getTime() - serverNow;
     if (Math.abs(skew) > this.maxClockSkewMs) {
-      const now = isoCompact(new Date());
-      const limit = isoCompact(new Date(Date.now() + Math.sign(skew) * this.maxClockSkewMs));
+      const now = isoCompact(new Date(serverNow));
+      const limit = isoCompact(new Date(serverNow + Math.sign(skew) * this.maxClockSkewMs));
+      const minutes = Math.round(this.maxClockSkewMs / 60_000);
       throw new ServiceError(
         "invalidSignature",
         skew < 0
-          ? `Signature expired: ${amzDateHeader} is now earlier than ${limit} (${now} - 15 min.)`
-          : `Signature not yet current: ${amzDateHeader} is still later than ${limit} (${now} + 15 min.)`,
+          ? `Signature expired: ${amzDateHeader} is now earlier than ${limit} (${now} - ${minutes} min.)`
+          : `Signature not yet current: ${amzDateHeader} is still later than ${limit} (${now} + ${minutes} min.)`,
       );
     }
     if (auth.date !== amzDateHeader.slice(0, 8)) {
@@ -676,11 +705,16 @@ export class AwsDouble {
       } catch (err) {
         throw new ServiceError("validation", `failed to parse request body: ${String(err)}`);
       }
-      if (this.deniedEcr.has(identity.arn) || this.deniedEcr.has(identity.accessKeyId)) {
+      const denied = [identity.arn, identity.accessKeyId].some(
+        (who) => this.deniedEcr.has(who) || this.deniedEcr.has(`${who}|${ctx.region}`),
+      );
+      if (denied) {
         const prefix = ctx.service === "ecr-public" ? "ecr-public" : "ecr";
         throw new ServiceError(
           "accessDenied",
-          `User: ${identity.arn} is not authorized to perform: ${prefix}:GetAuthorizationToken on resource: * because no identity-based policy allows the ${prefix}:GetAuthorizationToken action`,
+          this.deniedEcr.has(identity.arn) || this.deniedEcr.has(identity.accessKeyId)
+            ? `User: ${identity.arn} is not authorized to perform: ${prefix}:GetAuthorizationToken on resource: * because no identity-based policy allows the ${prefix}:GetAuthorizationToken action`
+            : `User: ${identity.arn} is not authorized to perform: ${prefix}:GetAuthorizationToken on resource: * with an explicit deny in an identity-based policy`,
         );
       }
       this.applyResponseFaults(ctx);

@@ -151,6 +151,8 @@ export interface AwsDoubleOptions {
 }
 
 export interface StartOptions {
+  /** Serve HTTPS with this certificate (as AWS does; reached through a proxy's CONNECT). */
+  tls?: { certPem: string; keyPem: string };
   /** Default 127.0.0.1. */
   host?: string;
   /** Default 0: any free port. */

@@ -117,6 +117,14 @@ from every workload template so that a bad combination fails the render.
 - name: AWS_CREDENTIALS_SECRET_NAMESPACE
   value: {{ default $.Release.Namespace $.Values.aws.credentials.namespace | quote }}
 {{- end }}
+{{- with .Values.proxy.httpsProxy }}
+- name: HTTPS_PROXY
+  value: {{ . | quote }}
+- name: HTTP_PROXY
+  value: {{ . | quote }}
+- name: NO_PROXY
+  value: {{ printf "%s,$(KUBERNETES_SERVICE_HOST)" $.Values.proxy.noProxy | trimPrefix "," | quote }}
+{{- end }}
 - name: LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 - name: LOG_FORMAT
