@@ -138,7 +138,7 @@ export function flattenRules(scope: string, rules: Rule[]): string[] {
 export function apiCalls(text: string): Set<string> {
   const calls = new Set<string>();
   for (const m of text.matchAll(
-    /(?:\bkube|\bk|kubeClient\(\))\.(get|list|create|replace|patch|delete)(?:<[^()]*?>)?\(/g,
+    /(?:\bkube|\bk|kubeClient\(\))\.(get|list|createSubresource|create|replace|patch|delete)(?:<[^()]*?>)?\(/g,
   )) {
     let depth = 1;
     let i = (m.index ?? 0) + m[0].length;

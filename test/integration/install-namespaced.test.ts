@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
 import { AwsDouble } from "../aws-double/index.js";
 import {
+  apiCalls,
   applyChart,
   deleteChartRbac,
   flattenRules,
@@ -20,7 +21,7 @@ import {
   renderedOne,
   serviceAccountMay,
 } from "../harness/chart.js";
-import { freePort } from "../harness/controlplane.js";
+import { freePort, repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
   createNamespace,
@@ -43,6 +44,7 @@ import {
   runOperatorCommand,
   startOperatorProcess,
 } from "../harness/operator.js";
+import { namespacedNeeds } from "../harness/rbac.js";
 
 const cp = inject("controlPlane");
 const NS = "nsi-system";
@@ -206,6 +208,25 @@ describe("rbac.scope=namespaced", () => {
     ]);
     const c = renderedOne(objects, "Deployment").spec?.template?.spec?.containers?.[0];
     expect(c?.env.find((e) => e.name === "WATCH_NAMESPACES")?.value).toBe("nsi-a,nsi-b");
+  });
+
+  it("grants exactly the namespaced need table, each rule one the code calls", async () => {
+    const granted = objects.flatMap((o) =>
+      o.kind === "ClusterRole"
+        ? flattenRules("cluster", o.rules ?? [])
+        : o.kind === "Role"
+          ? flattenRules(o.metadata?.namespace ?? "", o.rules ?? [])
+          : [],
+    );
+    const needs = namespacedNeeds(NS, FULL, SERVED, [{ namespace: NS, name: "aws-creds" }]);
+    // Both directions: nothing granted that is not needed, nothing needed that is not granted.
+    expect(granted.sort()).toEqual(needs.map((n) => n.grant).sort());
+    for (const need of needs) {
+      for (const [file, call] of need.code) {
+        const calls = apiCalls(await readFile(join(repoRoot, file), "utf8"));
+        expect(calls.has(call), `${need.grant}: ${file} should call ${call}`).toBe(true);
+      }
+    }
   });
 
   it("denies Secrets outside the served namespaces and other Secrets of the credentials namespace (SubjectAccessReview)", async () => {

@@ -1,0 +1,211 @@
+// What the operator's RBAC must grant, rule by rule, each with the code that
+// needs it: the install tests compare the chart's rendered rules with these
+// tables in both directions, for the cluster-wide and the namespaced install.
+
+/** One granted (scope, group, resource, verb), and the code that needs it. */
+export interface Need {
+  grant: string;
+  /** Source file and the call in it that needs this grant, as `apiCalls` names it. */
+  code: Array<[file: string, call: string]>;
+  /** How the run above showed it: request counter key, audit write, or behaviour. */
+  shown:
+    | { counter: string }
+    | { audit: { verb: string; resource: string; subresource?: string; namespace?: string } }
+    | { behaviour: string };
+}
+
+/**
+ * The cluster-wide install's needs (rbac.scope=cluster, deployment mode):
+ * `NS` is the release namespace, `FULL` the release's full name (the Lease).
+ */
+export function clusterNeeds(NS: string, FULL: string): Need[] {
+  return [
+    {
+      grant: "cluster ecrcreds.io ecrpullsecrets get",
+      code: [
+        ["src/cli/check.ts", "get ECR_PULL_SECRETS"],
+        ["src/cli/main.ts", "get ECR_PULL_SECRETS"],
+      ],
+      shown: { behaviour: "`check --resource inst` exited 0; `once` prints the failure's reason" },
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecrets list",
+      code: [["src/controller/informers.ts", "list ECR_PULL_SECRETS"]],
+      shown: { counter: "list ecrpullsecrets 200" },
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecrets watch",
+      code: [["src/controller/informers.ts", "watch ECR_PULL_SECRETS"]],
+      shown: { behaviour: "inst, created after the operator started, was served" },
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecrets patch",
+      code: [["src/reconcile/cluster.ts", "patch ECR_PULL_SECRETS"]],
+      shown: { audit: { verb: "patch", resource: "ecrpullsecrets" } },
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecrets/status patch",
+      code: [["src/reconcile/cluster.ts", "patch ECR_PULL_SECRETS/status"]],
+      shown: { audit: { verb: "patch", resource: "ecrpullsecrets", subresource: "status" } },
+    },
+    {
+      grant: "cluster core namespaces list",
+      code: [["src/controller/informers.ts", "list NAMESPACES"]],
+      shown: { counter: "list namespaces 200" },
+    },
+    {
+      grant: "cluster core namespaces watch",
+      code: [["src/controller/informers.ts", "watch NAMESPACES"]],
+      shown: { behaviour: "inst-late, created after start, got its Secret" },
+    },
+    {
+      grant: "cluster core serviceaccounts get",
+      code: [["src/reconcile/cluster.ts", "get SERVICE_ACCOUNTS"]],
+      // Only on a 409 from a concurrent writer; no deterministic way to race it.
+      shown: { behaviour: "re-read on a conflicting ServiceAccount patch (code only)" },
+    },
+    {
+      grant: "cluster core serviceaccounts list",
+      code: [["src/controller/informers.ts", "list SERVICE_ACCOUNTS"]],
+      shown: { counter: "list serviceaccounts 200" },
+    },
+    {
+      grant: "cluster core serviceaccounts watch",
+      code: [["src/controller/informers.ts", "watch SERVICE_ACCOUNTS"]],
+      shown: { behaviour: "inst-late/default, made after its namespace, was merged" },
+    },
+    {
+      grant: "cluster core serviceaccounts patch",
+      code: [["src/reconcile/cluster.ts", "patch SERVICE_ACCOUNTS"]],
+      shown: { audit: { verb: "patch", resource: "serviceaccounts" } },
+    },
+    {
+      grant: "cluster core secrets get",
+      code: [
+        ["src/reconcile/cluster.ts", "get SECRETS"],
+        ["src/cli/check.ts", "get SECRETS"],
+      ],
+      shown: { counter: "get secrets 200" },
+    },
+    {
+      grant: "cluster core secrets list",
+      code: [["src/controller/informers.ts", "list SECRETS"]],
+      shown: { counter: "list secrets 200" },
+    },
+    {
+      grant: "cluster core secrets watch",
+      code: [["src/controller/informers.ts", "watch SECRETS"]],
+      shown: { behaviour: "inst-a's Secret, deleted by hand, was written again" },
+    },
+    {
+      grant: "cluster core secrets create",
+      code: [["src/reconcile/cluster.ts", "create SECRETS"]],
+      shown: { audit: { verb: "create", resource: "secrets" } },
+    },
+    {
+      grant: "cluster core secrets patch",
+      code: [["src/reconcile/cluster.ts", "patch SECRETS"]],
+      shown: { audit: { verb: "patch", resource: "secrets" } },
+    },
+    {
+      grant: "cluster core secrets delete",
+      code: [["src/reconcile/cluster.ts", "delete SECRETS"]],
+      shown: { audit: { verb: "delete", resource: "secrets" } },
+    },
+    {
+      grant: "cluster core pods list",
+      code: [
+        ["src/controller/pull-failures.ts", "list PODS"],
+        ["src/cli/status.ts", "list PODS"],
+      ],
+      shown: { counter: "list pods 200" },
+    },
+    {
+      grant: "cluster core pods watch",
+      code: [["src/controller/pull-failures.ts", "watch PODS"]],
+      shown: { behaviour: "test/integration/pull-failures.test.ts: Pods waiting on a pull" },
+    },
+    {
+      grant: "cluster core pods delete",
+      code: [["src/controller/pull-failures.ts", "delete PODS"]],
+      shown: { behaviour: "test/integration/pull-failures.test.ts: podRecovery: Recreate" },
+    },
+    {
+      grant: "cluster core events list",
+      code: [["src/controller/pull-failures.ts", "list EVENTS"]],
+      shown: { counter: "list events 200" },
+    },
+    {
+      grant: "cluster core events watch",
+      code: [["src/controller/pull-failures.ts", "watch EVENTS"]],
+      shown: {
+        behaviour: "test/integration/pull-failures.test.ts: FailedToRetrieveImagePullSecret",
+      },
+    },
+    {
+      grant: "cluster core events create",
+      code: [["src/observability/events.ts", "create EVENTS"]],
+      shown: { audit: { verb: "create", resource: "events", namespace: "default" } },
+    },
+    {
+      grant: `${NS} coordination.k8s.io leases create`,
+      code: [["src/controller/leader.ts", "create LEASES"]],
+      shown: { audit: { verb: "create", resource: "leases", namespace: NS } },
+    },
+    {
+      grant: `${NS} coordination.k8s.io leases/${FULL} get`,
+      code: [["src/controller/leader.ts", "get LEASES"]],
+      shown: { counter: "get leases 200" },
+    },
+    {
+      grant: `${NS} coordination.k8s.io leases/${FULL} update`,
+      code: [["src/controller/leader.ts", "replace LEASES"]],
+      shown: { audit: { verb: "update", resource: "leases", namespace: NS } },
+    },
+  ];
+}
+
+/** Resources whose rights a namespaced install grants per served namespace instead. */
+const PER_NAMESPACE = /^cluster core (serviceaccounts|secrets|pods|events) (\w+)$/;
+
+/**
+ * The namespaced install's needs (rbac.scope=namespaced): what the cluster-wide
+ * install needs on Secrets, ServiceAccounts, Pods and Events, once in each
+ * served namespace; the credentials Secrets by name (get for `check`, list and
+ * watch for their field-selected informers); and Events about ECRPullSecrets in
+ * "default". The rest is the same.
+ */
+export function namespacedNeeds(
+  NS: string,
+  FULL: string,
+  served: readonly string[],
+  credentials: ReadonlyArray<{ namespace: string; name: string }>,
+): Need[] {
+  const out: Need[] = [];
+  for (const need of clusterNeeds(NS, FULL)) {
+    const m = PER_NAMESPACE.exec(need.grant);
+    if (!m) {
+      out.push(need);
+      continue;
+    }
+    for (const ns of served) out.push({ ...need, grant: `${ns} core ${m[1]} ${m[2]}` });
+  }
+  for (const c of credentials) {
+    for (const verb of ["get", "list", "watch"]) {
+      out.push({
+        grant: `${c.namespace} core secrets/${c.name} ${verb}`,
+        code:
+          verb === "get"
+            ? [["src/cli/check.ts", "get SECRETS"]]
+            : [["src/controller/informers.ts", `${verb} SECRETS`]],
+        shown: { behaviour: "the credentials Secret was read by name (field-selected informer)" },
+      });
+    }
+  }
+  out.push({
+    grant: "default core events create",
+    code: [["src/observability/events.ts", "create EVENTS"]],
+    shown: { audit: { verb: "create", resource: "events", namespace: "default" } },
+  });
+  return out;
+}
