@@ -33,7 +33,10 @@ export async function runCheck(
   const defaults = operatorDefaults(config);
   let kube: KubeClient | undefined;
   const kubeClient = (): KubeClient => {
-    kube ??= new KubeClient(loadKubeConfig(config.kubeconfig), { qps: 0, burst: 0 });
+    kube ??= new KubeClient(loadKubeConfig(config.kubeconfig, config.context), {
+      qps: 0,
+      burst: 0,
+    });
     return kube;
   };
   try {
