@@ -10,6 +10,11 @@ export interface ControlPlaneInfo {
   auditLogPath: string;
   server: string;
   existingCluster: boolean;
+  /** The API server's client CA (`--client-ca-file`), for certificate tests; empty on an existing cluster. */
+  clientCaCertPath: string;
+  clientCaKeyPath: string;
+  /** The directory of the control plane's files (service-account key, certs); empty on an existing cluster. */
+  dir: string;
 }
 
 declare module "vitest" {
@@ -26,6 +31,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       auditLogPath: "",
       server: "",
       existingCluster: true,
+      clientCaCertPath: "",
+      clientCaKeyPath: "",
+      dir: "",
     });
     await installCrd(testKube(existing));
     return async () => {};
@@ -39,6 +47,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     auditLogPath: cp.auditLogPath,
     server: cp.server,
     existingCluster: false,
+    clientCaCertPath: cp.clientCa.certPath,
+    clientCaKeyPath: cp.clientCa.keyPath,
+    dir: cp.dir,
   });
   return async () => {
     await cp.stop();

@@ -1,0 +1,93 @@
+// A quiet informer on a busy cluster: it watches Secrets with a label nobody
+// uses while another client writes 50 Secrets a second. The API server's
+// bookmarks (about one a minute) must keep its watch open and its
+// resourceVersion fresh: one list, one watch, no relist. A silence watchdog
+// shorter than the bookmark interval (30 s, as before) would cut it every
+// 30 s, and resuming from the list's now old resourceVersion ends in a relist.
+//
+// The suite runs it for 75 s (WATCH_QUIET_SECONDS; one bookmark and more than
+// two of the old watchdog's periods); the 4-minute run is the figure in
+// docs/reliability.md.
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { KubeClient, loadKubeConfig, resourcePath, SECRETS } from "../../src/kube/client.js";
+import { Informer } from "../../src/kube/informer.js";
+import type { Secret } from "../../src/kube/types.js";
+import { createNamespace, deleteNamespaces, type TestKube, testKube } from "../harness/kube.js";
+
+const cp = inject("controlPlane");
+const NS = "watch-busy";
+const SECONDS = Number(process.env.WATCH_QUIET_SECONDS ?? 75);
+const RATE = 50;
+let k: TestKube;
+
+beforeAll(async () => {
+  k = testKube(cp.kubeconfigPath);
+  await createNamespace(k, NS);
+});
+
+afterAll(async () => {
+  await deleteNamespaces(k, [NS]);
+});
+
+describe("a quiet informer on a busy cluster", () => {
+  it(
+    `lists once and watches once while another client writes ${RATE} Secrets a second`,
+    async () => {
+      const kube = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+      const activity: string[] = [];
+      const informer = new Informer<Secret>(kube, {
+        resource: "secrets",
+        path: resourcePath(SECRETS),
+        labelSelector: "watch-quiet.test/none=1",
+        list: ({ limit, continueToken }) =>
+          kube.list<Secret>(SECRETS, {
+            labelSelector: "watch-quiet.test/none=1",
+            limit,
+            continueToken,
+          }),
+        onActivity: (what) => activity.push(what),
+      });
+      informer.start();
+      await informer.synced;
+      const listedAt = informer.lastResourceVersion;
+
+      // The busy neighbour: 50 writes a second (creates, then updates of the
+      // same 50 Secrets), none of them matching the informer's selector.
+      const writer = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+      const begin = Date.now();
+      let writes = 0;
+      let failed = 0;
+      const tick = 1000 / RATE;
+      while (Date.now() - begin < SECONDS * 1000) {
+        const due = begin + writes * tick;
+        if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+        const name = `busy-${writes % RATE}`;
+        const body = { metadata: { namespace: NS, name }, stringData: { n: String(writes) } };
+        const write =
+          writes < RATE
+            ? writer.create(SECRETS, body)
+            : writer.patch(SECRETS, { namespace: NS, name }, { stringData: { n: String(writes) } });
+        write.catch(() => {
+          failed++;
+        });
+        writes++;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      informer.stop();
+      const count = (what: string) => activity.filter((a) => a === what).length;
+      const elapsed = (Date.now() - begin) / 1000;
+      console.log(
+        `quiet informer over ${elapsed.toFixed(0)} s of ${writes} writes (${(writes / elapsed).toFixed(1)}/s, ${failed} failed): ${count("list")} list, ${count("watch")} watch, ${count("gone")} gone, ${count("error")} errors; resourceVersion ${listedAt} -> ${informer.lastResourceVersion}`,
+      );
+      expect(failed).toBe(0);
+      expect(writes / elapsed).toBeGreaterThan(RATE * 0.9);
+      expect(count("list")).toBe(1);
+      expect(count("watch")).toBeLessThanOrEqual(SECONDS >= 240 ? 2 : 1);
+      expect(count("gone") + count("error")).toBe(0);
+      // Bookmarks carried the server's progress to a watch that saw no object.
+      if (SECONDS >= 65)
+        expect(Number(informer.lastResourceVersion)).toBeGreaterThan(Number(listedAt));
+    },
+    (SECONDS + 60) * 1000,
+  );
+});
