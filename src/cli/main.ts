@@ -10,7 +10,13 @@ import type { OperatorDefaults } from "../aws/registries.js";
 import { verifyRegistry } from "../aws/verify.js";
 import { Controller } from "../controller/controller.js";
 import { LeaderElector } from "../controller/leader.js";
-import { ECR_PULL_SECRETS, KubeClient, loadKubeConfig, type WriteFence } from "../kube/client.js";
+import {
+  ECR_PULL_SECRETS,
+  KubeClient,
+  type KubeClientOptions,
+  loadKubeConfig,
+  type WriteFence,
+} from "../kube/client.js";
 import type { Connection } from "../kube/kubeconfig.js";
 import { EventRecorder } from "../observability/events.js";
 import { serveHealth } from "../observability/health.js";
@@ -45,13 +51,18 @@ export function kubeConnection(config: OperatorConfig): Connection {
 export function makeKubeClient(
   config: OperatorConfig,
   metrics?: Metrics,
-  opts: { connection?: Connection; fence?: WriteFence } = {},
+  opts: {
+    connection?: Connection;
+    fence?: WriteFence;
+    onRetry?: KubeClientOptions["onRetry"];
+  } = {},
 ): KubeClient {
   return new KubeClient(opts.connection ?? kubeConnection(config), {
     qps: config.qps,
     burst: config.burst,
     fieldManager: FIELD_MANAGER,
     fence: opts.fence,
+    onRetry: opts.onRetry,
     onRequest: (verb, resource, code) =>
       metrics?.kubeRequests.inc({ verb, resource, code: String(code) }),
   });
@@ -83,7 +94,13 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
   const metrics = new Metrics();
   const connection = kubeConnection(config);
   // The Lease's client is not fenced: it must be able to release the Lease.
-  const kube = makeKubeClient(config, metrics, { connection });
+  // When the server throttles it, the controller's requests give way.
+  const kube = makeKubeClient(config, metrics, {
+    connection,
+    onRetry: (_method, _path, reason) => {
+      if (reason === "HTTP 429") leader?.throttled();
+    },
+  });
   const leaseNamespace = config.leaderElectionNamespace ?? connection.namespace ?? "default";
   let leader: LeaderElector | undefined;
   if (config.leaderElect) {

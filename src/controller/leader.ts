@@ -74,9 +74,12 @@ export class LeaderElector {
    * forbidden to us): readiness reports it, since such a replica can never lead.
    */
   blockedReason: string | undefined;
+  /** Set while a renewal of ours is being throttled: the controller's requests wait for it. */
+  private renewalFirst: { promise: Promise<void>; resolve: () => void } | undefined;
   /** The right to write: aborted when leadership is lost. */
   readonly fence: WriteFence = {
     signal: this.lost.signal,
+    gate: () => this.renewalFirst?.promise,
     check: () => {
       if (!this.leading) throw new FencedError("refused a write: this replica is not the leader");
       if (performance.now() - this.renewedAt > this.renewDeadlineMs) {
@@ -110,6 +113,7 @@ export class LeaderElector {
   private run(): void {
     this.inflight = this.tick().finally(() => {
       this.inflight = undefined;
+      this.releaseGate();
     });
   }
 
@@ -120,6 +124,25 @@ export class LeaderElector {
     const wait =
       this.holderExpiresInMs > 0 ? Math.min(this.retryMs, this.holderExpiresInMs) : this.retryMs;
     this.timer = setTimeout(() => this.run(), wait);
+  }
+
+  /**
+   * Called when the API server throttles a Lease request (the Lease client's
+   * onRetry): until this renewal ends, the controller's requests hold back so
+   * the renewal gets the seat it needs.
+   */
+  throttled(): void {
+    if (!this.leading || this.renewalFirst) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.renewalFirst = { promise, resolve };
+  }
+
+  private releaseGate(): void {
+    this.renewalFirst?.resolve();
+    this.renewalFirst = undefined;
   }
 
   /** Stops leading at once: writes are refused and requests in flight cancelled. */
@@ -134,6 +157,7 @@ export class LeaderElector {
       "lost the leader lease",
     );
     this.lost.abort(new FencedError(`lost the leader lease: ${why}`));
+    this.releaseGate();
     this.opts.onStoppedLeading();
   }
 

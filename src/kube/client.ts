@@ -115,6 +115,13 @@ export class ApiError extends Error {
 export interface WriteFence {
   readonly signal: AbortSignal;
   check(): void;
+  /**
+   * While the leader's own Lease renewal is being throttled (429), this
+   * client's requests wait for it: under API Priority and Fairness both
+   * share the operator's seats, and a fan-out must not starve the renewal
+   * that keeps it leader. Undefined when nothing needs to wait.
+   */
+  gate?(): Promise<void> | undefined;
 }
 
 /** A write refused because this replica is no longer allowed to write. */
@@ -326,6 +333,8 @@ export class KubeClient implements Watcher {
     const maxRetries = this.opts.maxRetries ?? 10;
     let resets = 0;
     for (let attempt = 0; ; attempt++) {
+      const gate = this.opts.fence?.gate?.();
+      if (gate !== undefined) await gate;
       if (write) this.checkFence(method, path);
       await this.limiter.take();
       // Waiting for a token may have outlasted leadership.

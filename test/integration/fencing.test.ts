@@ -212,7 +212,7 @@ describe("fencing on lost leadership", () => {
       { timeoutMs: 180_000, intervalMs: 1_000 },
     );
     expect(aws.isValidPassword(password)).toBe(true);
-    expect((await getResource(k, "fence"))?.status?.namespaces).toEqual({
+    expect((await getResource(k, "fence"))?.status?.namespaces).toMatchObject({
       desired: FAN_OUT,
       synced: FAN_OUT,
       failed: 0,

@@ -2,7 +2,8 @@
 // ServiceAccount into a priority level of its own with a few seats, no
 // borrowing and `limitResponse: Reject`, so the API server answers most of
 // its requests 429 (with Retry-After). The built executable, leader election
-// on, fans one ECRPullSecret out to 100 namespaces through that: the pass must
+// on, fans two ECRPullSecrets out to the same 100 namespaces (up to 200
+// writes in flight against one seat) through that: the passes must
 // complete with Ready=True and no namespace ever reported failed, and the
 // Lease renewals, throttled like everything else, must not cost leadership.
 import { mkdtemp, readFile } from "node:fs/promises";
@@ -33,8 +34,11 @@ const cp = inject("controlPlane");
 const ACCOUNT = "676767676767";
 const OPS = "apf-ops";
 const LEVEL = "ecr-throttle";
+const BALLAST = "ecr-throttle-ballast";
 const FAN_OUT = 100;
 const LEASE = "apf-test";
+/** Two resources over the same namespaces: 200 writes in flight at once against one seat. */
+const RESOURCES = ["apf-a", "apf-b"];
 const namespaces = Array.from({ length: FAN_OUT }, (_, i) => `apf-n-${i}`);
 const KEYS = {
   accessKeyId: "AKIATHROTTLE00000001",
@@ -79,8 +83,27 @@ beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), "throttling-test-"));
   const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
   await bindClusterAdmin(k, "apf-operator", OPS, ["operator"]);
-  // A level of its own: the smallest share (3 of the server's 600 seats),
-  // nothing borrowed, the rest refused with 429 rather than queued.
+  // A level of its own: one seat of the server's 600 (its one share next to
+  // a ballast level's 600, which lends all of its seats to the other levels
+  // so that nobody else is squeezed), nothing borrowed, the rest refused with
+  // 429 rather than queued.
+  await k.custom.createClusterCustomObject({
+    ...FLOWCONTROL,
+    plural: "prioritylevelconfigurations",
+    body: {
+      apiVersion: `${FLOWCONTROL.group}/${FLOWCONTROL.version}`,
+      kind: "PriorityLevelConfiguration",
+      metadata: { name: BALLAST },
+      spec: {
+        type: "Limited",
+        limited: {
+          nominalConcurrencyShares: 600,
+          lendablePercent: 100,
+          limitResponse: { type: "Reject" },
+        },
+      },
+    },
+  });
   await k.custom.createClusterCustomObject({
     ...FLOWCONTROL,
     plural: "prioritylevelconfigurations",
@@ -130,9 +153,11 @@ beforeAll(async () => {
       },
     },
   });
-  await waitFor("the API server to serve the new priority level", async () => {
+  await waitFor("the API server to give the new priority level its one seat", async () => {
     const res = await httpsGet(`${admin.server}/metrics`, admin.token, admin.ca);
-    return res.body.includes(`apiserver_flowcontrol_nominal_limit_seats{priority_level="${LEVEL}"}`)
+    return res.body.includes(
+      `apiserver_flowcontrol_nominal_limit_seats{priority_level="${LEVEL}"} 1\n`,
+    )
       ? true
       : undefined;
   });
@@ -153,6 +178,7 @@ beforeAll(async () => {
       "--verify=false",
       "--kube-api-qps=500",
       "--kube-api-burst=500",
+      "--write-concurrency=100",
     ],
     { AWS_ENDPOINT_URL: aws.url },
   );
@@ -160,11 +186,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await p?.stop("SIGKILL");
-  for (const plural of ["flowschemas", "prioritylevelconfigurations"])
+  for (const [plural, name] of [
+    ["flowschemas", LEVEL],
+    ["prioritylevelconfigurations", LEVEL],
+    ["prioritylevelconfigurations", BALLAST],
+  ] as const)
     await k.custom
-      .deleteClusterCustomObject({ ...FLOWCONTROL, plural, name: LEVEL })
+      .deleteClusterCustomObject({ ...FLOWCONTROL, plural, name })
       .catch(() => undefined);
-  await deleteResource(k, "apf");
+  for (const r of RESOURCES) await deleteResource(k, r);
   await deleteNamespaces(k, [...namespaces, OPS]);
   await k.rbac.deleteClusterRoleBinding({ name: "apf-operator" }).catch(() => undefined);
   await aws?.close();
@@ -186,25 +216,33 @@ describe("server throttling (API Priority and Fairness)", () => {
       "apiserver_flowcontrol_dispatched_requests_total",
     );
     const started = Date.now();
-    await applyResource(k, "apf", {
-      secretName: "ecr-apf",
-      namespaceSelector: { matchLabels: { "apf-test": "yes" } },
-      registries: [{ accountId: ACCOUNT }],
-    });
+    await Promise.all(
+      RESOURCES.map((name) =>
+        applyResource(k, name, {
+          secretName: `ecr-${name}`,
+          namespaceSelector: { matchLabels: { "apf-test": "yes" } },
+          registries: [{ accountId: ACCOUNT }],
+        }),
+      ),
+    );
     let maxFailed = 0;
     const reasons = new Set<string>();
     const done = await waitFor(
       "Ready=True over every namespace",
       async () => {
-        const r = await getResource(k, "apf");
-        maxFailed = Math.max(maxFailed, r?.status?.namespaces?.failed ?? 0);
-        const ready = readyCondition(r);
-        if (ready) reasons.add(`${ready.status} ${ready.reason}`);
-        return ready?.status === "True" && r?.status?.namespaces?.synced === FAN_OUT
-          ? r
+        const rs = await Promise.all(RESOURCES.map((name) => getResource(k, name)));
+        for (const r of rs) {
+          maxFailed = Math.max(maxFailed, r?.status?.namespaces?.failed ?? 0);
+          const ready = readyCondition(r);
+          if (ready) reasons.add(`${ready.status} ${ready.reason}`);
+        }
+        return rs.every(
+          (r) => readyCondition(r)?.status === "True" && r?.status?.namespaces?.synced === FAN_OUT,
+        )
+          ? rs
           : undefined;
       },
-      { timeoutMs: 180_000, intervalMs: 250 },
+      { timeoutMs: 240_000, intervalMs: 250 },
     );
     const seconds = (Date.now() - started) / 1000;
     const rejected =
@@ -220,9 +258,10 @@ describe("server throttling (API Priority and Fairness)", () => {
       .reduce((a, b) => a + b, 0);
     const after = await leases.readNamespacedLease({ namespace: OPS, name: LEASE });
     console.log(
-      `throttling: ${FAN_OUT} namespaces Ready in ${seconds.toFixed(1)} s; API server rejected ${rejected} and dispatched ${dispatched} of the operator's requests (${((100 * rejected) / (rejected + dispatched)).toFixed(0)} % rejected); the operator saw ${seen429} answers 429; conditions seen: ${[...reasons].join(", ")}; lease transitions ${lease.spec?.leaseTransitions} -> ${after.spec?.leaseTransitions}`,
+      `throttling: ${RESOURCES.length} resources × ${FAN_OUT} namespaces Ready in ${seconds.toFixed(1)} s; API server rejected ${rejected} and dispatched ${dispatched} of the operator's requests (${((100 * rejected) / (rejected + dispatched)).toFixed(0)} % rejected); the operator saw ${seen429} answers 429; conditions seen: ${[...reasons].join(", ")}; lease transitions ${lease.spec?.leaseTransitions} -> ${after.spec?.leaseTransitions}`,
     );
-    expect(done.status?.namespaces).toEqual({ desired: FAN_OUT, synced: FAN_OUT, failed: 0 });
+    for (const r of done)
+      expect(r?.status?.namespaces).toMatchObject({ desired: FAN_OUT, synced: FAN_OUT, failed: 0 });
     expect(maxFailed).toBe(0);
     expect([...reasons].filter((r) => r.startsWith("False"))).toEqual([]);
     expect(rejected).toBeGreaterThan(dispatched);
@@ -232,5 +271,5 @@ describe("server throttling (API Priority and Fairness)", () => {
     expect(after.spec?.leaseTransitions).toBe(lease.spec?.leaseTransitions);
     expect(p?.proc.exitCode).toBeNull();
     expect(p?.output.some((l) => l.includes("lost the leader lease"))).toBe(false);
-  });
+  }, 300_000);
 });
