@@ -57,30 +57,42 @@ describe("a quiet informer on a busy cluster", () => {
       const begin = Date.now();
       let writes = 0;
       let failed = 0;
-      const tick = 1000 / RATE;
-      while (Date.now() - begin < SECONDS * 1000) {
-        const due = begin + writes * tick;
+      const inFlight: Promise<unknown>[] = [];
+      // Batches of 5 every 100 ms, each batch due at its own time, so a late
+      // wake-up is made up by the next one.
+      for (let batch = 0; Date.now() - begin < SECONDS * 1000; batch++) {
+        const due = begin + batch * 100;
         if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-        const name = `busy-${writes % RATE}`;
-        const body = { metadata: { namespace: NS, name }, stringData: { n: String(writes) } };
-        const write =
-          writes < RATE
-            ? writer.create(SECRETS, body)
-            : writer.patch(SECRETS, { namespace: NS, name }, { stringData: { n: String(writes) } });
-        write.catch(() => {
-          failed++;
-        });
-        writes++;
+        for (let i = 0; i < RATE / 10; i++, writes++) {
+          const name = `busy-${writes % RATE}`;
+          const write =
+            writes < RATE
+              ? writer.create(SECRETS, {
+                  metadata: { namespace: NS, name },
+                  stringData: { n: String(writes) },
+                } as Secret)
+              : writer.patch(
+                  SECRETS,
+                  { namespace: NS, name },
+                  { stringData: { n: String(writes) } },
+                );
+          inFlight.push(
+            write.catch(() => {
+              failed++;
+            }),
+          );
+        }
       }
+      const writeSeconds = (Date.now() - begin) / 1000;
+      await Promise.all(inFlight);
       await new Promise((r) => setTimeout(r, 500));
       informer.stop();
       const count = (what: string) => activity.filter((a) => a === what).length;
-      const elapsed = (Date.now() - begin) / 1000;
       console.log(
-        `quiet informer over ${elapsed.toFixed(0)} s of ${writes} writes (${(writes / elapsed).toFixed(1)}/s, ${failed} failed): ${count("list")} list, ${count("watch")} watch, ${count("gone")} gone, ${count("error")} errors; resourceVersion ${listedAt} -> ${informer.lastResourceVersion}`,
+        `quiet informer over ${writeSeconds.toFixed(0)} s of ${writes} writes (${(writes / writeSeconds).toFixed(1)}/s, ${failed} failed): ${count("list")} list, ${count("watch")} watch, ${count("gone")} gone, ${count("error")} errors; resourceVersion ${listedAt} -> ${informer.lastResourceVersion}`,
       );
       expect(failed).toBe(0);
-      expect(writes / elapsed).toBeGreaterThan(RATE * 0.9);
+      expect(writes / writeSeconds).toBeGreaterThan(RATE * 0.95);
       expect(count("list")).toBe(1);
       expect(count("watch")).toBeLessThanOrEqual(SECONDS >= 240 ? 2 : 1);
       expect(count("gone") + count("error")).toBe(0);
