@@ -1,73 +1,190 @@
 /**
- * The one catalogue of coded errors for the whole operator (fastify-style).
+ * The one catalogue of the errors the operator throws (fastify-style), and so
+ * of the reasons a failed pass puts on the Ready condition: an error's code is
+ * that condition reason. Under each code, each way it can fail has a message
+ * template typed by its parameters, so a caller cannot forget a detail the
+ * message needs. Messages read `failed to <verb> <thing>: <cause>` and end with
+ * what to fix where there is something to fix. A unit test (errors.test.ts)
+ * holds that this list is exactly what src/ throws.
  *
- * Each code has a message template typed by its parameters, so a caller cannot
- * forget a detail the message needs. Messages read `failed to <verb> <thing>:
- * <cause>` and end with what to fix. Add a code by adding an entry below.
+ * What a reconcile does with a thrown error: InvalidSpec is terminal (the
+ * status says why; nothing is retried until the resource changes); every other
+ * code backs off and retries.
+ *
+ * Outside the catalogue, on purpose: the Kubernetes client's ApiError (the
+ * API server's own answer, which a pass reports as WriteFailed) and its
+ * kubeconfig errors, and the CLI's ConfigError (a usage error, exit code 2).
  *
  * Never put secrets (tokens, passwords, access keys) into parameters: messages
  * end up in logs, Events and status conditions.
  */
+import type { Reason } from "./api/conditions.js";
+
+interface StepParams {
+  /** What was being done: "get an ECR token in us-east-1". */
+  step: string;
+  /** Where the credentials came from, in words: never a key. */
+  source: string;
+  /** What AWS or the network answered (scrubbed). */
+  detail: string;
+}
+
+interface SecretKeyParams {
+  /** "Secret ns/name". */
+  secret: string;
+  key: string;
+}
+
+interface ObjectParams {
+  namespace: string;
+  name: string;
+}
+
+const REGION_FIX =
+  "check the region (spec.region, a registry entry's region or host, or the operator's --region) and the network";
+
 export const errorCatalogue = {
-  MalformedToken: (p: { reason: string }) =>
-    `failed to decode the ECR authorization token: ${p.reason}; the token must be base64 of "user:password" as returned by GetAuthorizationToken`,
-  MalformedDockerConfig: (p: { reason: string }) =>
-    `failed to parse .dockerconfigjson: ${p.reason}; it must be {"auths": {"<host>": {"username", "password"} or {"auth": base64("user:password")}}}`,
-  ConflictingRegistryCredentials: (p: { host: string }) =>
-    `failed to build .dockerconfigjson: registry ${p.host} is listed twice with different credentials; list each registry once in spec.registries`,
-  InvalidRegistryHost: (p: { host: string; reason: string }) =>
-    `failed to parse registry host ${JSON.stringify(p.host)}: ${p.reason}; use <account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, .on.aws, dkr-ecr dual-stack, -fips) or public.ecr.aws`,
-  InvalidDuration: (p: { value: string; reason: string }) =>
-    `failed to parse duration ${JSON.stringify(p.value)}: ${p.reason}; use a Go duration such as "90m", "4h" or "1h30m"`,
-  InvalidGlob: (p: { glob: string; reason: string }) =>
-    `failed to parse namespace glob ${JSON.stringify(p.glob)}: ${p.reason}; use a namespace name in which * matches any run of characters and ? matches one`,
-  InvalidSelector: (p: { reason: string }) =>
-    `failed to evaluate namespaceSelector: ${p.reason}; fix spec.namespaceSelector`,
-  CredentialsSecretNotFound: (p: { namespace: string; name: string }) =>
-    `failed to read credentials Secret ${p.namespace}/${p.name}: not found; create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or fix credentials.secretRef`,
-  CredentialsInvalid: (p: { source: string; reason: string }) =>
-    `failed to load AWS credentials from ${p.source}: ${p.reason}; fix the credentials source`,
-  AccessDenied: (p: { action: string; reason: string }) =>
-    `failed to call ${p.action}: access denied: ${p.reason}; grant the principal this action (e.g. ecr:GetAuthorizationToken)`,
-  RoleNotAssumable: (p: { roleArn: string; reason: string }) =>
-    `failed to assume role ${p.roleArn}: ${p.reason}; check the role's trust policy, the externalId and the caller's sts:AssumeRole permission`,
-  RegionUnknown: (p: { reason: string }) =>
-    `failed to determine the AWS region: ${p.reason}; set spec.region, the registry entry's region, or the operator's default region`,
-  TokenRefreshFailed: (p: { region: string; reason: string }) =>
-    `failed to refresh the ECR token in ${p.region}: ${p.reason}; the Secrets in place are kept and the refresh is retried`,
-  SecretConflict: (p: { namespace: string; name: string }) =>
-    `failed to write Secret ${p.namespace}/${p.name}: a Secret of that name exists and was not created by this operator; rename spec.secretName, delete that Secret, or set spec.adoptExisting: true`,
-} as const;
+  InvalidSpec: {
+    duration: (p: { value: string; reason: string }) =>
+      `failed to parse duration ${JSON.stringify(p.value)}: ${p.reason}; use a Go duration such as "90m", "4h" or "1h30m"`,
+    glob: (p: { glob: string; reason: string }) =>
+      `failed to parse namespace glob ${JSON.stringify(p.glob)}: ${p.reason}; use a namespace name in which * matches any run of characters and ? matches one`,
+    selector: (p: { reason: string }) =>
+      `failed to evaluate namespaceSelector: ${p.reason}; fix spec.namespaceSelector`,
+    registryHost: (p: { host: string; reason: string }) =>
+      `failed to parse registry host ${JSON.stringify(p.host)}: ${p.reason}; use <account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, .on.aws, dkr-ecr dual-stack, -fips) or public.ecr.aws`,
+    noRegion: (p: { field: string }) =>
+      `failed to resolve ${p.field}: no region; set spec.region or the operator's --region (AWS_REGION)`,
+    registryEntry: (p: { field: string; cause: string }) =>
+      `failed to resolve ${p.field}: ${p.cause}`,
+    registryListedTwice: (p: { host: string }) =>
+      `failed to build .dockerconfigjson: registry ${p.host} is listed twice with different credentials; list each registry once in spec.registries`,
+  },
+  CredentialsSecretNotFound: {
+    notFound: (p: ObjectParams) =>
+      `failed to read AWS credentials: Secret ${p.namespace}/${p.name} not found; create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or fix spec.credentials.secretRef`,
+  },
+  CredentialsSecretInvalid: {
+    missingKey: (p: SecretKeyParams) =>
+      `failed to read AWS credentials: ${p.secret} has no key ${p.key}; add AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+    notUtf8: (p: SecretKeyParams) =>
+      `failed to read AWS credentials: ${p.key} in ${p.secret} is not valid UTF-8 text`,
+    empty: (p: SecretKeyParams) =>
+      `failed to read AWS credentials: ${p.key} in ${p.secret} is empty`,
+    whitespace: (p: SecretKeyParams) =>
+      `failed to read AWS credentials: ${p.key} in ${p.secret} has leading or trailing white space (often a trailing newline); store the key without it`,
+  },
+  CredentialsInvalid: {
+    none: (p: StepParams) =>
+      `failed to ${p.step}: no AWS credentials from ${p.source} (${p.detail}); set spec.credentials.secretRef or the operator's default credentials Secret, or give the operator IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) or EKS Pod Identity`,
+    refused: (p: StepParams) =>
+      `failed to ${p.step}: AWS refused ${p.source} (${p.detail}); replace them with valid keys or fix the identity`,
+  },
+  RoleNotAssumable: {
+    webIdentity: (p: StepParams) =>
+      `failed to ${p.step}: STS refused the web identity token of ${p.source} (${p.detail}); check the role's OIDC trust and the token file`,
+    accessDenied: (p: StepParams) =>
+      `failed to ${p.step} with ${p.source}: access denied (${p.detail}); check the role's trust policy and externalId`,
+  },
+  AccessDenied: {
+    ecr: (p: StepParams) =>
+      `failed to ${p.step}: access denied for ${p.source} (${p.detail}); allow ecr:GetAuthorizationToken in its IAM policy`,
+  },
+  RegionUnknown: {
+    unreachable: (p: { step: string; code: string }) =>
+      `failed to ${p.step}: the AWS endpoint could not be reached (${p.code}); ${REGION_FIX}`,
+  },
+  TokenRefreshFailed: {
+    aws: (p: StepParams) => `failed to ${p.step} with ${p.source}: ${p.detail}`,
+    malformedToken: (p: { reason: string }) =>
+      `failed to decode the ECR authorization token: ${p.reason}; the token must be base64 of "user:password" as returned by GetAuthorizationToken`,
+    malformedDockerConfig: (p: { reason: string }) =>
+      `failed to parse .dockerconfigjson: ${p.reason}; it must be {"auths": {"<host>": {"username", "password"} or {"auth": base64("user:password")}}}`,
+    noToken: (p: { source: string }) =>
+      `failed to get a token from ${p.source}: none fetched yet; the fetch is retried`,
+  },
+  TokenExpiredOnArrival: {
+    expired: (p: {
+      service: string;
+      region: string;
+      source: string;
+      expiresAt: string;
+      next: string;
+    }) =>
+      `failed to get a usable ${p.service} token in ${p.region} with ${p.source}: AWS returned one that expires at ${p.expiresAt}, before it arrived; check the clock of this host and the AWS endpoint; ${p.next}`,
+  },
+  SecretConflict: {
+    foreign: (p: ObjectParams) =>
+      `failed to write Secret ${p.namespace}/${p.name}: it exists and was not created by this operator; rename spec.secretName, delete that Secret, or set spec.adoptExisting: true`,
+    otherOwner: (p: ObjectParams & { owner: string }) =>
+      `failed to write Secret ${p.namespace}/${p.name}: it belongs to ECRPullSecret ${p.owner}; give one of them another spec.secretName or exclude this namespace from one of them`,
+    notAdoptable: (p: ObjectParams & { type: string; wanted: string }) =>
+      `failed to adopt Secret ${p.namespace}/${p.name}: it is of type ${p.type}, and adoptExisting only takes over ${p.wanted} Secrets; rename spec.secretName or delete that Secret`,
+  },
+  ServiceAccountConflict: {
+    keptChanging: (p: ObjectParams) =>
+      `failed to update ServiceAccount ${p.namespace}/${p.name}: it kept changing under us; retrying`,
+  },
+  WriteFailed: {
+    secretKeptConflicting: (p: ObjectParams) =>
+      `failed to write Secret ${p.namespace}/${p.name}: kept conflicting; retrying`,
+    deleteKeptChanging: (p: ObjectParams) =>
+      `failed to delete Secret ${p.namespace}/${p.name}: it kept changing; retrying`,
+  },
+  PartiallySynced: {
+    namespaces: (p: { failed: number; desired: number; first: string }) =>
+      `failed to sync ${p.failed} of ${p.desired} namespaces: ${p.first}; see status.failures, the pass is retried with backoff`,
+  },
+} as const satisfies Partial<Record<Reason, Record<string, (p: never) => string>>>;
 
-export type ErrorCode = keyof typeof errorCatalogue;
-export type ErrorParams<C extends ErrorCode> = Parameters<(typeof errorCatalogue)[C]>[0];
+type Catalogue = typeof errorCatalogue;
+export type ErrorCode = keyof Catalogue;
+export type ErrorForm<C extends ErrorCode> = keyof Catalogue[C] & string;
+export type ErrorParams<C extends ErrorCode, F extends ErrorForm<C>> = Catalogue[C][F] extends (
+  p: infer P,
+) => string
+  ? P
+  : never;
 
-/** An error with a stable code (for conditions, metrics, tests) and an optional cause. */
+/** An error with a stable code (a condition reason), the form of its message, and a cause. */
 export class OperatorError<C extends ErrorCode = ErrorCode> extends Error {
+  override readonly name = "OperatorError";
+  /** The condition reason this error reports as. */
   readonly code: C;
-  readonly params: ErrorParams<C>;
+  /** Which of the code's messages this is (for tests; never shown). */
+  readonly form: string;
 
-  constructor(code: C, params: ErrorParams<C>, options?: { cause?: unknown }) {
-    // The catalogue's entries differ in parameter type; indexing by a generic
-    // key loses the pairing, so restore it with one cast.
-    const template = errorCatalogue[code] as (p: ErrorParams<C>) => string;
-    super(template(params), options);
-    this.name = "OperatorError";
+  constructor(code: C, form: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.code = code;
-    this.params = params;
+    this.form = form;
+  }
+
+  /** The condition reason: the same as the code. */
+  get reason(): C {
+    return this.code;
   }
 }
 
-/** Shorthand for `new OperatorError(code, params, { cause })`. */
-export function operatorError<C extends ErrorCode>(
+/** Builds the catalogue's error `code`/`form` with its parameters (and an optional cause). */
+export function operatorError<C extends ErrorCode, F extends ErrorForm<C>>(
   code: C,
-  params: ErrorParams<C>,
+  form: F,
+  params: ErrorParams<C, F>,
   cause?: unknown,
 ): OperatorError<C> {
-  return new OperatorError(code, params, cause === undefined ? undefined : { cause });
+  // The catalogue's entries differ in parameter type; indexing by generic keys
+  // loses the pairing, so restore it with one cast.
+  const template = errorCatalogue[code][form] as (p: ErrorParams<C, F>) => string;
+  return new OperatorError(code, form, template(params), cause === undefined ? {} : { cause });
 }
 
 /** Narrows `e` to an OperatorError, optionally of one code. */
 export function isOperatorError<C extends ErrorCode>(e: unknown, code?: C): e is OperatorError<C> {
   return e instanceof OperatorError && (code === undefined || e.code === code);
+}
+
+/** Whether a pass that ended in `e` must wait for the resource to change rather than retry. */
+export function isTerminal(e: unknown): boolean {
+  return isOperatorError(e, "InvalidSpec");
 }

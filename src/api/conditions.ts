@@ -1,28 +1,6 @@
-// Every label key, annotation key, field manager, condition type, reason and
-// Event reason the operator writes, defined once.
-
-export const OPERATOR_NAME = "ecr-creds-refresher";
-export const FIELD_MANAGER = OPERATOR_NAME;
-export const FINALIZER = "ecrcreds.io/cleanup";
-
-export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
-/** Names the ECRPullSecret that owns a Secret. */
-export const LABEL_OWNER = "ecrcreds.io/owner";
-export const ANNOTATION_EXPIRES_AT = "ecrcreds.io/token-expires-at";
-/** When the token was fetched: with the expiry, a restarted operator reuses it. */
-export const ANNOTATION_FETCHED_AT = "ecrcreds.io/token-fetched-at";
-/** The registry hosts the Secret holds, comma-separated (no credentials). */
-export const ANNOTATION_REGISTRIES = "ecrcreds.io/registries";
-/**
- * host=digest pairs naming the credentials source (a digest of it, never a
- * credential) each host's token came from: a restarted operator reuses a
- * token only for the source that fetched it, not after credentials changed.
- */
-export const ANNOTATION_TOKEN_SOURCES = "ecrcreds.io/token-sources";
-/** ServiceAccount annotation: the Secret names this operator added (so it removes only those). */
-export const ANNOTATION_ADDED_PULL_SECRETS = "ecrcreds.io/added-pull-secrets";
-
-export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${OPERATOR_NAME}`;
+// The condition types of an ECRPullSecret's status and every reason the
+// operator writes, on a condition or an Event, defined once. The codes of the
+// error catalogue (src/errors.ts) are these reasons.
 
 export const ConditionType = {
   Ready: "Ready",
@@ -33,7 +11,6 @@ export const ConditionType = {
 export const Reason = {
   Synced: "Synced",
   PartiallySynced: "PartiallySynced",
-  Progressing: "Progressing",
   SecretConflict: "SecretConflict",
   WriteFailed: "WriteFailed",
   ServiceAccountConflict: "ServiceAccountConflict",
@@ -47,10 +24,7 @@ export const Reason = {
   TokenExpiredOnArrival: "TokenExpiredOnArrival",
   InvalidSpec: "InvalidSpec",
   TokenRefreshed: "TokenRefreshed",
-  SecretWritten: "SecretWritten",
-  SecretDeleted: "SecretDeleted",
   Verified: "Verified",
   VerificationFailed: "VerificationFailed",
-  VerificationDisabled: "VerificationDisabled",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -19,4 +19,24 @@ export {
   SHORT_NAMES,
 } from "./schema.js";
 export * from "./types.generated.js";
+
+import type { ResourceType } from "../kube/client.js";
+import { type ECRPullSecretSpec, GROUP, KIND, PLURAL, VERSION } from "./types.generated.js";
+
+/** Where the resource lives in the API, for the Kubernetes client. */
+export const ECR_PULL_SECRETS: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  kind: KIND,
+  plural: PLURAL,
+  namespaced: false,
+};
+
+/** What happens to the Secrets and references a resource made when it no longer wants them. */
+export type DeletionPolicy = NonNullable<ECRPullSecretSpec["deletionPolicy"]>;
+
+/** A resource's deletion policy, with the default filled in. */
+export function deletionPolicy(spec: Pick<ECRPullSecretSpec, "deletionPolicy">): DeletionPolicy {
+  return spec.deletionPolicy ?? "Delete";
+}
 export { parseDuration } from "./validate.js";

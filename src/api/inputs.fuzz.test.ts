@@ -5,9 +5,9 @@
 // these check that no admitted input can crash a reconcile.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { decodeAuthorizationToken } from "../aws/authorization-token.js";
 import { parseRegistryHost, registryHost } from "../aws/registry-host.js";
 import { isOperatorError } from "../errors.js";
-import { decodeAuthorizationToken } from "../reconcile/dockerconfig.js";
 import { matchesGlob } from "../reconcile/glob.js";
 import { matchesSelector } from "../reconcile/selector.js";
 import type { LabelSelectorRequirement } from "./index.js";
@@ -52,7 +52,8 @@ describe("registry hosts the CRD admits", () => {
           parseRegistryHost(host);
           expect(host).toMatch(new RegExp(REGISTRY_HOST_PATTERN));
         } catch (e) {
-          expect(isOperatorError(e, "InvalidRegistryHost")).toBe(true);
+          expect(isOperatorError(e, "InvalidSpec")).toBe(true);
+          expect((e as { form?: string }).form).toBe("registryHost");
         }
       }),
       { numRuns: 2000 },
@@ -105,7 +106,7 @@ describe("selectors the CRD admits", () => {
     );
   });
 
-  it("refuse an operator the schema does not admit with InvalidSelector, whatever the labels", () => {
+  it("refuse an operator the schema does not admit with InvalidSpec (selector, whatever the labels", () => {
     fc.assert(
       fc.property(
         fc
@@ -115,7 +116,7 @@ describe("selectors the CRD admits", () => {
         (operator, labels) => {
           const s = { matchExpressions: [{ key: "team", operator, values: ["a"] }] };
           expect(() => matchesSelector(s as never, labels)).toThrow(
-            expect.objectContaining({ code: "InvalidSelector" }),
+            expect.objectContaining({ code: "InvalidSpec", form: "selector" }),
           );
         },
       ),
@@ -152,7 +153,7 @@ describe("authorization tokens from arbitrary bytes", () => {
           expect(decodeAuthorizationToken(token)).toEqual(want);
         } catch (e) {
           if (want !== undefined) throw e;
-          expect(isOperatorError(e, "MalformedToken")).toBe(true);
+          expect(isOperatorError(e, "TokenRefreshFailed")).toBe(true);
           if (token.length > 3) expect((e as Error).message).not.toContain(token);
         }
       }),

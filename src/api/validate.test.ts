@@ -46,7 +46,8 @@ describe("parseDuration", () => {
       parseDuration(s);
       expect.unreachable();
     } catch (e) {
-      expect(isOperatorError(e, "InvalidDuration")).toBe(true);
+      expect(isOperatorError(e, "InvalidSpec")).toBe(true);
+      expect((e as { form?: string }).form).toBe("duration");
       expect((e as Error).message).toMatch(/^failed to parse duration /);
     }
   });
@@ -79,7 +80,8 @@ describe("parseDuration", () => {
         try {
           expect(Number.isFinite(parseDuration(s))).toBe(true);
         } catch (e) {
-          expect(isOperatorError(e, "InvalidDuration")).toBe(true);
+          expect(isOperatorError(e, "InvalidSpec")).toBe(true);
+          expect((e as { form?: string }).form).toBe("duration");
         }
       }),
     );

@@ -25,7 +25,7 @@ const SEGMENT = /([0-9]*)(?:\.([0-9]*))?([^0-9.]+)/y;
  * possibly fractional. Throws InvalidDuration on anything Go would reject.
  */
 export function parseDuration(s: string): number {
-  const bad = (reason: string) => operatorError("InvalidDuration", { value: s, reason });
+  const bad = (reason: string) => operatorError("InvalidSpec", "duration", { value: s, reason });
   let rest = s;
   let sign = 1;
   if (rest.startsWith("-") || rest.startsWith("+")) {

@@ -5,8 +5,7 @@
 // SDK's own providers do all of it; nothing here signs or parses credentials.
 import { fromNodeProviderChain, fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
-import { Reason } from "../api/conditions.js";
-import { AwsSourceError } from "./errors.js";
+import { operatorError } from "../errors.js";
 
 export interface SecretRef {
   namespace: string;
@@ -52,37 +51,25 @@ function decodeKey(
   required: boolean,
 ): string | undefined {
   const raw = data?.[key];
-  const where = `Secret ${ref.namespace}/${ref.name}`;
+  const p = { secret: `Secret ${ref.namespace}/${ref.name}`, key };
   if (raw === undefined) {
     if (!required) return undefined;
-    throw new AwsSourceError(
-      Reason.CredentialsSecretInvalid,
-      `failed to read AWS credentials: ${where} has no key ${key}; add ${ACCESS_KEY_ID} and ${SECRET_ACCESS_KEY}`,
-    );
+    throw operatorError("CredentialsSecretInvalid", "missingKey", p);
   }
   let value: string;
   try {
     value = utf8.decode(Buffer.from(raw, "base64"));
   } catch {
-    throw new AwsSourceError(
-      Reason.CredentialsSecretInvalid,
-      `failed to read AWS credentials: ${key} in ${where} is not valid UTF-8 text`,
-    );
+    throw operatorError("CredentialsSecretInvalid", "notUtf8", p);
   }
   if (value === "") {
     if (!required) return undefined;
-    throw new AwsSourceError(
-      Reason.CredentialsSecretInvalid,
-      `failed to read AWS credentials: ${key} in ${where} is empty`,
-    );
+    throw operatorError("CredentialsSecretInvalid", "empty", p);
   }
   if (value.trim() !== value) {
     // AWS keys never contain white space; a trailing newline usually comes
     // from `kubectl create secret --from-file` of a file ending in one.
-    throw new AwsSourceError(
-      Reason.CredentialsSecretInvalid,
-      `failed to read AWS credentials: ${key} in ${where} has leading or trailing white space (often a trailing newline); store the key without it`,
-    );
+    throw operatorError("CredentialsSecretInvalid", "whitespace", p);
   }
   return value;
 }
@@ -123,12 +110,7 @@ export async function credentialsProvider(
   let base: AwsCredentialIdentityProvider;
   if (ref.secretRef) {
     const data = await opts.readSecret(ref.secretRef);
-    if (data === null) {
-      throw new AwsSourceError(
-        Reason.CredentialsSecretNotFound,
-        `failed to read AWS credentials: Secret ${ref.secretRef.namespace}/${ref.secretRef.name} not found; create it with ${ACCESS_KEY_ID} and ${SECRET_ACCESS_KEY} or fix spec.credentials.secretRef`,
-      );
-    }
+    if (data === null) throw operatorError("CredentialsSecretNotFound", "notFound", ref.secretRef);
     const keys = keysFromSecret(ref.secretRef, data);
     base = async () => keys;
   } else {

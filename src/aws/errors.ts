@@ -1,18 +1,7 @@
-// Turns what AWS and the network answer into the Ready condition's reasons,
-// with one-line messages that name what to fix and never carry a credential.
-import { Reason } from "../api/conditions.js";
-
-/** A failure on the AWS side of a token fetch, with the condition reason it maps to. */
-export class AwsSourceError extends Error {
-  override readonly name = "AwsSourceError";
-  constructor(
-    readonly reason: Reason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+// Turns what AWS and the network answer into the catalogue's errors (whose
+// codes are the Ready condition's reasons), with one-line messages that name
+// what to fix and never carry a credential.
+import { isOperatorError, type OperatorError, operatorError } from "../errors.js";
 
 const refusedCodes = new Set([
   "UnrecognizedClientException",
@@ -41,71 +30,41 @@ export function awsErrorCode(err: unknown): string {
 }
 
 /**
- * Classifies a failed token fetch. `what` says where the credentials came from
- * and `step` what was being done ("assume role X", "get an ECR token in us-east-1").
+ * Classifies a failed token fetch. `source` says where the credentials came
+ * from and `step` what was being done ("get an ECR token in us-east-1").
+ * An error already from the catalogue passes through unchanged.
  */
-export function classifyAwsError(err: unknown, what: string, step: string): AwsSourceError {
-  if (err instanceof AwsSourceError) return err;
+export function classifyAwsError(err: unknown, source: string, step: string): OperatorError {
+  if (isOperatorError(err)) return err;
   const code = awsErrorCode(err);
   const e = (typeof err === "object" && err !== null ? err : {}) as AwsLikeError;
   const status = e.$metadata?.httpStatusCode;
   const aws = scrub(e.message ?? String(err));
-  // STS answers "AccessDenied", ECR "AccessDeniedException".
-  const isSts = code === "AccessDenied";
+  const p = { step, source, detail: aws };
 
   if (code === "CredentialsProviderError") {
     // The SDK found no credentials at all (or its provider failed before any
     // AWS call): nothing was refused, something is missing.
-    return new AwsSourceError(
-      Reason.CredentialsInvalid,
-      `failed to ${step}: no AWS credentials from ${what} (${aws}); set spec.credentials.secretRef or the operator's default credentials Secret, or give the operator IRSA (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) or EKS Pod Identity`,
-      { cause: err },
-    );
+    return operatorError("CredentialsInvalid", "none", p, err);
   }
   if (code === "InvalidIdentityToken" || code === "InvalidIdentityTokenException") {
-    return new AwsSourceError(
-      Reason.RoleNotAssumable,
-      `failed to ${step}: STS refused the web identity token of ${what} (${aws}); check the role's OIDC trust and the token file`,
-      { cause: err },
-    );
+    return operatorError("RoleNotAssumable", "webIdentity", p, err);
   }
   if (refusedCodes.has(code)) {
-    return new AwsSourceError(
-      Reason.CredentialsInvalid,
-      `failed to ${step}: AWS refused ${what} (${code}); replace them with valid keys or fix the identity`,
-      { cause: err },
-    );
+    return operatorError("CredentialsInvalid", "refused", { ...p, detail: code }, err);
   }
-  if (code === "AccessDenied" || code === "AccessDeniedException") {
-    if (isSts) {
-      return new AwsSourceError(
-        Reason.RoleNotAssumable,
-        `failed to ${step} with ${what}: access denied (${aws}); check the role's trust policy and externalId`,
-        { cause: err },
-      );
-    }
-    return new AwsSourceError(
-      Reason.AccessDenied,
-      `failed to ${step}: access denied for ${what} (${aws}); allow ecr:GetAuthorizationToken in its IAM policy`,
-      { cause: err },
-    );
-  }
+  // STS answers "AccessDenied", ECR "AccessDeniedException".
+  if (code === "AccessDenied") return operatorError("RoleNotAssumable", "accessDenied", p, err);
+  if (code === "AccessDeniedException") return operatorError("AccessDenied", "ecr", p, err);
   if (
     code === "ENOTFOUND" ||
     code === "EAI_AGAIN" ||
     /getaddrinfo|Region is missing|Invalid region/i.test(aws)
   ) {
-    return new AwsSourceError(
-      Reason.RegionUnknown,
-      `failed to ${step}: the AWS endpoint could not be reached (${code}); check the region (spec.region, a registry entry's region or host, or the operator's --region) and the network`,
-      { cause: err },
-    );
+    return operatorError("RegionUnknown", "unreachable", { step, code }, err);
   }
-  return new AwsSourceError(
-    Reason.TokenRefreshFailed,
-    `failed to ${step} with ${what}: ${code}${status ? ` (HTTP ${status})` : ""}: ${aws}`,
-    { cause: err },
-  );
+  const detail = `${code}${status ? ` (HTTP ${status})` : ""}: ${aws}`;
+  return operatorError("TokenRefreshFailed", "aws", { ...p, detail }, err);
 }
 
 /** Belt and braces: AWS messages carry no secrets, but never let anything key-shaped through. */

@@ -3,6 +3,7 @@
 // an ECR token opens every registry its principal can reach in the region.
 import { createHash } from "node:crypto";
 import type { CredentialsSpec, ECRPullSecretSpec } from "../api/index.js";
+import { operatorError } from "../errors.js";
 import type { CredentialsRef } from "./credentials.js";
 import { parseRegistryHost, registryHost } from "./registry-host.js";
 import { ECR_PUBLIC_REGION } from "./token.js";
@@ -17,14 +18,29 @@ export interface OperatorDefaults {
   credentialsSecret?: { namespace: string; name: string };
 }
 
+/** The operator-level defaults from its settings (flags or the seed's environment variables). */
+export function operatorDefaults(settings: {
+  region?: string;
+  registry?: string;
+  credentialsSecretName?: string;
+  credentialsSecretNamespace?: string;
+}): OperatorDefaults {
+  const defaults: OperatorDefaults = {};
+  if (settings.region) defaults.region = settings.region;
+  if (settings.registry) defaults.registry = settings.registry;
+  if (settings.credentialsSecretName && settings.credentialsSecretNamespace) {
+    defaults.credentialsSecret = {
+      namespace: settings.credentialsSecretNamespace,
+      name: settings.credentialsSecretName,
+    };
+  }
+  return defaults;
+}
+
 export interface RegistryTarget {
   /** The auths key; undefined: the caller's own registry, learnt from the token. */
   host?: string;
   source: TokenSource;
-}
-
-export class RegistrySpecError extends Error {
-  override readonly name = "RegistrySpecError";
 }
 
 function credentialsFor(
@@ -62,7 +78,7 @@ function targetForHost(host: string, credentials: CredentialsRef): RegistryTarge
   return { host, source: { credentials, service: "ecr", region: parsed.region } };
 }
 
-/** Resolves a resource's registries; throws RegistrySpecError naming what to fix. */
+/** Resolves a resource's registries; throws InvalidSpec naming what to fix. */
 export function resolveRegistries(
   spec: ECRPullSecretSpec,
   defaults: OperatorDefaults,
@@ -70,11 +86,7 @@ export function resolveRegistries(
   const base = credentialsFor(undefined, spec.credentials, defaults);
   const region = spec.region ?? defaults.region;
   const needRegion = (where: string): string => {
-    if (!region) {
-      throw new RegistrySpecError(
-        `failed to resolve ${where}: no region; set spec.region or the operator's --region (AWS_REGION)`,
-      );
-    }
+    if (!region) throw operatorError("InvalidSpec", "noRegion", { field: where });
     return region;
   };
   const entries = spec.registries ?? [];
@@ -88,33 +100,35 @@ export function resolveRegistries(
   const seen = new Set<string>();
   for (const [i, entry] of entries.entries()) {
     const credentials = credentialsFor(entry.credentials, spec.credentials, defaults);
+    const field = `spec.registries[${i}]`;
     let target: RegistryTarget;
-    try {
-      if (entry.host) {
-        target = targetForHost(normalizeHost(entry.host), credentials);
-      } else if (entry.accountId) {
-        const r = entry.region ?? needRegion(`spec.registries[${i}]`);
-        target = {
-          host: registryHost(entry.accountId, r),
-          source: { credentials, service: "ecr", region: r },
-        };
-      } else {
-        throw new RegistrySpecError(
-          `failed to resolve spec.registries[${i}]: set accountId or host`,
-        );
-      }
-    } catch (err) {
-      if (err instanceof RegistrySpecError) throw err;
-      throw new RegistrySpecError(
-        `failed to resolve spec.registries[${i}]: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
+    if (entry.host) {
+      target = withField(field, () => targetForHost(normalizeHost(entry.host ?? ""), credentials));
+    } else if (entry.accountId) {
+      const r = entry.region ?? needRegion(field);
+      const host = withField(field, () => registryHost(entry.accountId ?? "", r));
+      target = { host, source: { credentials, service: "ecr", region: r } };
+    } else {
+      throw operatorError("InvalidSpec", "registryEntry", {
+        field,
+        cause: "set accountId or host",
+      });
     }
     if (target.host && seen.has(target.host)) continue;
     if (target.host) seen.add(target.host);
     targets.push(target);
   }
   return targets;
+}
+
+/** Runs a host parser, naming the registry entry whose host it could not parse. */
+function withField<T>(field: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    const cause = err instanceof Error ? err.message : String(err);
+    throw operatorError("InvalidSpec", "registryEntry", { field, cause }, err);
+  }
 }
 
 /** The distinct token sources of a set of targets. */

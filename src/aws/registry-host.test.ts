@@ -93,7 +93,8 @@ describe("parseRegistryHost", () => {
       parseRegistryHost(host);
       expect.unreachable();
     } catch (e) {
-      expect(isOperatorError(e, "InvalidRegistryHost")).toBe(true);
+      expect(isOperatorError(e, "InvalidSpec")).toBe(true);
+      expect((e as { form?: string }).form).toBe("registryHost");
       expect((e as Error).message).toContain(why);
       expect((e as Error).message).toMatch(/^failed to parse registry host/);
     }
@@ -152,7 +153,8 @@ describe("parseRegistryHost", () => {
         try {
           parseRegistryHost(host);
         } catch (e) {
-          expect(isOperatorError(e, "InvalidRegistryHost")).toBe(true);
+          expect(isOperatorError(e, "InvalidSpec")).toBe(true);
+          expect((e as { form?: string }).form).toBe("registryHost");
           parsed = false;
         }
         if (parsed) expect(host).toMatch(new RegExp(REGISTRY_HOST_PATTERN));

@@ -41,7 +41,7 @@ export function partitionOf(region: string): Partition {
 
 /** Parses a registry host; throws InvalidRegistryHost, saying why, on anything else. */
 export function parseRegistryHost(host: string): RegistryHost {
-  const bad = (reason: string) => operatorError("InvalidRegistryHost", { host, reason });
+  const bad = (reason: string) => operatorError("InvalidSpec", "registryHost", { host, reason });
   if (host === PUBLIC_REGISTRY_HOST) return { kind: "public" };
   if (/[:/@]/.test(host)) throw bad("a host has no scheme, port, path or user");
   if (host !== host.toLowerCase()) throw bad("write the host in lower case");
@@ -64,7 +64,7 @@ export function registryHost(
   opts: RegistryHostOptions = {},
 ): string {
   const host = `${accountId}.dkr.ecr.${region}`;
-  const bad = (reason: string) => operatorError("InvalidRegistryHost", { host, reason });
+  const bad = (reason: string) => operatorError("InvalidSpec", "registryHost", { host, reason });
   if (!ACCOUNT_ID.test(accountId)) throw bad("the account ID must be 12 digits");
   if (!REGION.test(region)) throw bad("the region must look like us-east-1");
   const fips = opts.fips ? "-fips" : "";

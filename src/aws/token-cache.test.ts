@@ -2,7 +2,7 @@
 // the refresh clock, the floor, backoff, seeding and invalidation.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Reason } from "../api/conditions.js";
-import { AwsSourceError } from "./errors.js";
+import { operatorError } from "../errors.js";
 import type { RegistryToken } from "./token.js";
 import { TokenCache, type TokenCacheOptions, type TokenSource } from "./token-cache.js";
 
@@ -56,7 +56,11 @@ function makeCache(
 }
 
 const throttled = () =>
-  new AwsSourceError(Reason.TokenRefreshFailed, "failed to get an ECR token: ThrottlingException");
+  operatorError("TokenRefreshFailed", "aws", {
+    step: "get an ECR token in us-east-1",
+    source: "the keys in Secret ops/aws",
+    detail: "ThrottlingException",
+  });
 
 beforeEach(() => {
   vi.useFakeTimers({ now: new Date("2030-01-01T00:00:00Z") });

@@ -6,9 +6,8 @@
 // the resources that use it. A failed fetch keeps the old token (the Secrets
 // in place stay as they are) and retries with capped exponential backoff.
 import { createHash } from "node:crypto";
-import { Reason } from "../api/conditions.js";
+import { type OperatorError, operatorError } from "../errors.js";
 import { type CredentialsRef, credentialsKey, describeCredentials } from "./credentials.js";
-import { AwsSourceError } from "./errors.js";
 import type { EcrService, RegistryToken } from "./token.js";
 
 export interface TokenSource {
@@ -21,7 +20,7 @@ export const tokenSourceKey = (s: TokenSource): string =>
   `${credentialsKey(s.credentials)}|${s.service}|${s.region}`;
 
 export interface TokenCacheOptions {
-  /** Fetches a token; throws an AwsSourceError. */
+  /** Fetches a token; throws an OperatorError (classifyAwsError). */
   fetch: (source: TokenSource) => Promise<RegistryToken>;
   /** Called after every fetch attempt with the subscribers of that entry. */
   onChange: (subscribers: string[], key: string) => void;
@@ -30,7 +29,7 @@ export interface TokenCacheOptions {
     result: "success" | "failure" | "expired",
     key: string,
     subscribers: string[],
-    error?: AwsSourceError,
+    error?: OperatorError,
   ) => void;
   /** Floor between two fetches of one source, whatever the token says. */
   minRefreshIntervalMs: number;
@@ -45,7 +44,7 @@ export interface TokenState {
   key: string;
   token?: RegistryToken;
   /** The last fetch failed (the token, if any, is the previous one). */
-  error?: AwsSourceError;
+  error?: OperatorError;
   /** When this entry next fetches. */
   nextRefreshAt?: Date;
   /** The token had expired when it arrived. */
@@ -56,7 +55,7 @@ interface Entry {
   key: string;
   source: TokenSource;
   token?: RegistryToken;
-  error?: AwsSourceError;
+  error?: OperatorError;
   expiredOnArrival: boolean;
   failures: number;
   lastAttemptAt: number;
@@ -269,10 +268,13 @@ export class TokenCache {
           // tokens): the Secret shows it and the condition says why it fails.
           const held = entry.token?.expiresAt.getTime() ?? 0;
           if (Number.isFinite(expires) && held <= now) entry.token = token;
-          entry.error = new AwsSourceError(
-            Reason.TokenExpiredOnArrival,
-            `failed to get a usable token with ${describeCredentials(entry.source.credentials)} in ${entry.source.region}: AWS returned one that expires at ${Number.isFinite(expires) ? token.expiresAt.toISOString() : "an invalid time"}, before it arrived; check the clock of this host and the AWS endpoint; asking again every ${Math.round(this.opts.minRefreshIntervalMs / 1000)}s`,
-          );
+          entry.error = operatorError("TokenExpiredOnArrival", "expired", {
+            service: entry.source.service,
+            region: entry.source.region,
+            source: describeCredentials(entry.source.credentials),
+            expiresAt: Number.isFinite(expires) ? token.expiresAt.toISOString() : "an invalid time",
+            next: `asking again every ${Math.round(this.opts.minRefreshIntervalMs / 1000)}s`,
+          });
           entry.nextAttemptAt = now + this.opts.minRefreshIntervalMs;
           this.schedule(entry, entry.nextAttemptAt);
           this.tell("expired", entry);
@@ -287,7 +289,7 @@ export class TokenCache {
           this.tell("success", entry);
         }
       } catch (err) {
-        entry.error = err as AwsSourceError;
+        entry.error = err as OperatorError;
         const delay = Math.min(
           this.opts.backoffBaseMs * 2 ** entry.failures,
           this.opts.backoffMaxMs,

@@ -7,7 +7,7 @@ import {
   GetAuthorizationTokenCommand as GetPublicAuthorizationTokenCommand,
 } from "@aws-sdk/client-ecr-public";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
-import { decodeAuthorizationToken } from "../reconcile/dockerconfig.js";
+import { decodeAuthorizationToken } from "./authorization-token.js";
 
 export type EcrService = "ecr" | "ecr-public";
 

@@ -1,6 +1,11 @@
 // Does the Secret open the registry? `GET /v2/` with the new credentials, as
 // a registry client's first request. The answer becomes the Verified condition.
-import type { VerifyResult } from "../reconcile/reconciler.js";
+
+/** What a registry answered to `GET /v2/` with the credentials. */
+export interface VerifyResult {
+  ok: boolean;
+  message: string;
+}
 
 /** The registry's base URL: the token's proxyEndpoint, else https://host. */
 export function registryUrl(host: string, proxyEndpoint?: string): string {

@@ -1,28 +1,22 @@
 // `check`: resolve the credentials exactly as the operator would, fetch a
 // token, print the registries, the identity and the expiry. Writes nothing.
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
-import { Reason } from "../api/conditions.js";
-import type { ECRPullSecret } from "../api/index.js";
-import { credentialsProvider, describeCredentials } from "../aws/credentials.js";
-import { AwsSourceError, classifyAwsError } from "../aws/errors.js";
+import type { AwsCredentialIdentityProvider } from "@smithy/types";
+import { ECR_PULL_SECRETS, type ECRPullSecret } from "../api/index.js";
+import { describeCredentials } from "../aws/credentials.js";
+import { fetchSourceToken } from "../aws/fetch.js";
 import {
   hostOfProxyEndpoint,
-  RegistrySpecError,
+  operatorDefaults,
   resolveRegistries,
   tokenSources,
 } from "../aws/registries.js";
-import { fetchToken } from "../aws/token.js";
+import type { RegistryToken } from "../aws/token.js";
 import { tokenSourceKey } from "../aws/token-cache.js";
-import {
-  ECR_PULL_SECRETS,
-  isNotFound,
-  KubeClient,
-  loadKubeConfig,
-  SECRETS,
-} from "../kube/client.js";
+import { isOperatorError, operatorError } from "../errors.js";
+import { isNotFound, KubeClient, loadKubeConfig, SECRETS } from "../kube/client.js";
 import type { Secret } from "../kube/types.js";
 import type { OperatorConfig } from "./config.js";
-import { operatorDefaults } from "./main.js";
 
 export async function runCheck(
   config: OperatorConfig,
@@ -30,7 +24,6 @@ export async function runCheck(
   out: NodeJS.WritableStream = process.stdout,
   err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
-  const defaults = operatorDefaults(config);
   let kube: KubeClient | undefined;
   const kubeClient = (): KubeClient => {
     kube ??= new KubeClient(loadKubeConfig(config.kubeconfig, config.context), {
@@ -39,6 +32,15 @@ export async function runCheck(
     });
     return kube;
   };
+  const readSecret = async (ref: { namespace: string; name: string }) => {
+    try {
+      const s = await kubeClient().get<Secret>(SECRETS, ref);
+      return s.data ?? {};
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  };
   try {
     let spec: ECRPullSecret["spec"] = { secretName: "check" };
     if (resourceName) {
@@ -46,62 +48,30 @@ export async function runCheck(
       const res = await k.get<ECRPullSecret>(ECR_PULL_SECRETS, { name: resourceName });
       spec = res.spec;
     }
-    const targets = resolveRegistries(spec, defaults);
-    const sources = tokenSources(targets);
-    const tokens = new Map<string, Awaited<ReturnType<typeof fetchToken>>>();
-    for (const [key, source] of sources) {
+    const targets = resolveRegistries(spec, operatorDefaults(config));
+    const tokens = new Map<string, RegistryToken>();
+    for (const [key, source] of tokenSources(targets)) {
       const what = describeCredentials(source.credentials);
-      try {
-        const provider = await credentialsProvider(source.credentials, {
+      const { token, credentials } = await fetchSourceToken(source, {
+        timeoutMs: config.awsTimeoutMs,
+        readSecret,
+      });
+      if (!(token.expiresAt.getTime() > Date.now())) {
+        // The operator would not spin on such a token, but it is of no use
+        // to a registry either: say so rather than report success.
+        throw operatorError("TokenExpiredOnArrival", "expired", {
+          service: source.service,
           region: source.region,
-          timeoutMs: config.awsTimeoutMs,
-          readSecret: async (ref) => {
-            try {
-              const s = await kubeClient().get<Secret>(SECRETS, ref);
-              return s.data ?? {};
-            } catch (e) {
-              if (isNotFound(e)) return null;
-              throw e;
-            }
-          },
+          source: what,
+          expiresAt: token.expiresAt.toISOString(),
+          next: "nothing was written",
         });
-        const token = await fetchToken(source.service, source.region, provider, {
-          timeoutMs: config.awsTimeoutMs,
-        });
-        if (!(token.expiresAt.getTime() > Date.now())) {
-          // The operator would not spin on such a token, but it is of no use
-          // to a registry either: say so rather than report success.
-          throw new AwsSourceError(
-            Reason.TokenExpiredOnArrival,
-            `failed to get a usable ${source.service} token in ${source.region} with ${what}: AWS returned one that expired at ${token.expiresAt.toISOString()}; check this host's clock and the AWS endpoint`,
-          );
-        }
-        tokens.set(key, token);
-        let identity = "unknown";
-        const sts = new STSClient({
-          region: source.region,
-          credentials: provider,
-          maxAttempts: 1,
-          requestHandler: {
-            requestTimeout: config.awsTimeoutMs,
-            connectionTimeout: config.awsTimeoutMs,
-            throwOnRequestTimeout: true,
-          },
-        });
-        try {
-          const who = await sts.send(new GetCallerIdentityCommand({}));
-          identity = who.Arn ?? identity;
-        } catch {
-          // The identity is informative only; the token is what matters.
-        } finally {
-          sts.destroy();
-        }
-        out.write(
-          `source:   ${what}\nidentity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
-        );
-      } catch (e) {
-        throw classifyAwsError(e, what, `get an ${source.service} token in ${source.region}`);
       }
+      tokens.set(key, token);
+      const identity = await callerIdentity(source.region, credentials, config.awsTimeoutMs);
+      out.write(
+        `source:   ${what}\nidentity: ${identity}\nservice:  ${source.service} in ${source.region}\nexpires:  ${token.expiresAt.toISOString()}\n\n`,
+      );
     }
     out.write("registries:\n");
     for (const t of targets) {
@@ -112,17 +82,43 @@ export async function runCheck(
     out.write("ok: the credentials work; nothing was written to the cluster\n");
     return 0;
   } catch (e) {
-    const message =
-      e instanceof AwsSourceError
-        ? `${e.reason}: ${e.message}`
-        : e instanceof RegistrySpecError
+    const message = isOperatorError(e)
+      ? e.code === "InvalidSpec"
+        ? e.message
+        : `${e.code}: ${e.message}`
+      : isNotFound(e) && resourceName
+        ? `ECRPullSecret ${resourceName} not found`
+        : e instanceof Error
           ? e.message
-          : isNotFound(e) && resourceName
-            ? `ECRPullSecret ${resourceName} not found`
-            : e instanceof Error
-              ? e.message
-              : String(e);
+          : String(e);
     err.write(`check failed: ${message}\n`);
     return 1;
+  }
+}
+
+/** The ARN STS says the credentials belong to; informative only, so never an error. */
+async function callerIdentity(
+  region: string,
+  credentials: AwsCredentialIdentityProvider,
+  timeoutMs: number,
+): Promise<string> {
+  const sts = new STSClient({
+    region,
+    credentials,
+    maxAttempts: 1,
+    requestHandler: {
+      requestTimeout: timeoutMs,
+      connectionTimeout: timeoutMs,
+      throwOnRequestTimeout: true,
+    },
+  });
+  try {
+    const who = await sts.send(new GetCallerIdentityCommand({}));
+    return who.Arn ?? "unknown";
+  } catch {
+    // The identity is informative only; the token is what matters.
+    return "unknown";
+  } finally {
+    sts.destroy();
   }
 }

@@ -1,94 +1,19 @@
-// The one executable: run, once, check.
+// The one executable: run, once, check, demo. An entry point only: what it
+// assembles comes from src/controller/from-settings.ts.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConditionType, FIELD_MANAGER } from "../api/conditions.js";
-import type { ECRPullSecret } from "../api/index.js";
-import type { OperatorDefaults } from "../aws/registries.js";
-import { verifyRegistry } from "../aws/verify.js";
-import { Controller } from "../controller/controller.js";
+import { ConditionType } from "../api/conditions.js";
+import { ECR_PULL_SECRETS, type ECRPullSecret } from "../api/index.js";
+import { kubeConnection, makeController, makeKubeClient } from "../controller/from-settings.js";
 import { LeaderElector } from "../controller/leader.js";
-import {
-  ECR_PULL_SECRETS,
-  KubeClient,
-  type KubeClientOptions,
-  loadKubeConfig,
-  type WriteFence,
-} from "../kube/client.js";
-import type { Connection } from "../kube/kubeconfig.js";
-import { EventRecorder } from "../observability/events.js";
 import { serveHealth } from "../observability/health.js";
 import { createLogger, errorField, type Logger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { runCheck } from "./check.js";
 import { ConfigError, helpText, type OperatorConfig, parseCommandLine } from "./config.js";
-
-export function operatorDefaults(config: OperatorConfig): OperatorDefaults {
-  const defaults: OperatorDefaults = {};
-  if (config.region) defaults.region = config.region;
-  if (config.registry) defaults.registry = config.registry;
-  if (config.credentialsSecretName && config.credentialsSecretNamespace) {
-    defaults.credentialsSecret = {
-      namespace: config.credentialsSecretNamespace,
-      name: config.credentialsSecretName,
-    };
-  }
-  return defaults;
-}
-
-export function kubeConnection(config: OperatorConfig): Connection {
-  return loadKubeConfig(config.kubeconfig, config.context);
-}
-
-/**
- * A client of the API server. With a `fence` (leader election), every write
- * asks it first and every request in flight is cancelled when it aborts.
- * Clients sharing a `connection` share its credentials: one exec-plugin run
- * serves them all.
- */
-export function makeKubeClient(
-  config: OperatorConfig,
-  metrics?: Metrics,
-  opts: {
-    connection?: Connection;
-    fence?: WriteFence;
-    onRetry?: KubeClientOptions["onRetry"];
-  } = {},
-): KubeClient {
-  return new KubeClient(opts.connection ?? kubeConnection(config), {
-    qps: config.qps,
-    burst: config.burst,
-    fieldManager: FIELD_MANAGER,
-    fence: opts.fence,
-    onRetry: opts.onRetry,
-    onRequest: (verb, resource, code) =>
-      metrics?.kubeRequests.inc({ verb, resource, code: String(code) }),
-  });
-}
-
-export function makeController(
-  config: OperatorConfig,
-  log: Logger,
-  metrics: Metrics,
-  kube: KubeClient = makeKubeClient(config, metrics),
-): Controller {
-  const events = new EventRecorder(kube, log);
-  return new Controller(kube, log, metrics, events, {
-    defaults: operatorDefaults(config),
-    concurrency: config.concurrency,
-    writeConcurrency: config.writeConcurrency,
-    awsTimeoutMs: config.awsTimeoutMs,
-    minRefreshIntervalMs: config.minRefreshIntervalMs,
-    awsBackoffBaseMs: config.awsBackoffBaseMs,
-    awsBackoffMaxMs: config.awsBackoffMaxMs,
-    verify: config.verify
-      ? (_resource, url, username, password) =>
-          verifyRegistry(url, username, password, { timeoutMs: config.awsTimeoutMs })
-      : undefined,
-  });
-}
 
 async function run(config: OperatorConfig, log: Logger): Promise<number> {
   const metrics = new Metrics();

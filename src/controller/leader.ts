@@ -15,6 +15,7 @@ import { hostname } from "node:os";
 import {
   apiErrorMessage,
   FencedError,
+  fenced,
   isConflict,
   isNotFound,
   type KubeClient,
@@ -81,10 +82,10 @@ export class LeaderElector {
     signal: this.lost.signal,
     gate: () => this.renewalFirst?.promise,
     check: () => {
-      if (!this.leading) throw new FencedError("refused a write: this replica is not the leader");
+      if (!this.leading) throw fenced("refused a write: this replica is not the leader");
       if (performance.now() - this.renewedAt > this.renewDeadlineMs) {
         this.loseLeadership("the lease was not renewed within the renew deadline");
-        throw new FencedError(
+        throw fenced(
           `refused a write: the leader lease was last renewed more than ${this.renewDeadlineMs} ms ago`,
         );
       }
@@ -312,7 +313,7 @@ export class LeaderElector {
     // The read may have been answered after our deadline passed (the process
     // was stopped meanwhile): a renewal now would be a write without the Lease.
     if (this.leading && performance.now() - this.renewedAt > this.renewDeadlineMs)
-      throw new FencedError("the renew deadline passed while the Lease was being read");
+      throw fenced("the renew deadline passed while the Lease was being read");
     try {
       this.mine = await this.kube.replace<Lease>(LEASES, {
         metadata: { ...lease.metadata, name, namespace },

@@ -9,7 +9,6 @@ import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ApiError,
-  ECR_PULL_SECRETS,
   FencedError,
   isConflict,
   KubeClient,
@@ -20,6 +19,15 @@ import {
   USER_AGENT,
 } from "./client.js";
 import type { Connection, Credentials } from "./kubeconfig.js";
+
+// A cluster-scoped custom resource with a status subresource, as the operator's own is.
+const ECR_PULL_SECRETS = {
+  group: "ecrcreds.io",
+  version: "v1alpha1",
+  kind: "ECRPullSecret",
+  plural: "ecrpullsecrets",
+  namespaced: false,
+};
 
 interface Seen {
   method: string;
@@ -362,7 +370,8 @@ describe("KubeClient fence", () => {
     expect(refused).toBeInstanceOf(FencedError);
     await kube.get(SECRETS, { namespace: "a", name: "x" });
     const inFlight = kube.get(SECRETS, { namespace: "a", name: "slow" }).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 100));
+    while (!seen.some((r) => r.url.pathname.endsWith("/slow")))
+      await new Promise((r) => setTimeout(r, 10));
     const abortedAt = Date.now();
     lost.abort();
     expect(await inFlight).toBeInstanceOf(FencedError);

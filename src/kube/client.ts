@@ -16,7 +16,6 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { arch, platform } from "node:os";
 import { createGunzip } from "node:zlib";
-import { GROUP, KIND, PLURAL, VERSION } from "../api/types.generated.js";
 import type { Connection, Credentials } from "./kubeconfig.js";
 import { TokenBucket } from "./rate-limiter.js";
 import type { KubernetesObject, ObjectList, Status } from "./types.js";
@@ -51,13 +50,6 @@ export const LEASES: ResourceType = {
   kind: "Lease",
   plural: "leases",
   namespaced: true,
-};
-export const ECR_PULL_SECRETS: ResourceType = {
-  group: GROUP,
-  version: VERSION,
-  kind: KIND,
-  plural: PLURAL,
-  namespaced: false,
 };
 
 /** An object's name, and its namespace for namespaced kinds. */
@@ -130,6 +122,11 @@ export class FencedError extends Error {
     super(message);
     this.name = "FencedError";
   }
+}
+
+/** The error a fence throws when it refuses a write. */
+export function fenced(message: string): FencedError {
+  return new FencedError(message);
 }
 
 /** `ecr-creds-refresher/<version> (<os>/<arch>)`, as client-go builds its User-Agent. */

@@ -2,15 +2,6 @@
 // JSON has them: only the fields the operator touches. Timestamps are the
 // RFC 3339 strings the server sends.
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
-
 export interface ObjectMeta {
   name?: string;
   generateName?: string;
@@ -23,7 +14,6 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   finalizers?: string[];
-  ownerReferences?: OwnerReference[];
   managedFields?: unknown[];
 }
 
@@ -39,6 +29,12 @@ export interface KubernetesObject {
   metadata?: ObjectMeta;
 }
 
+/**
+ * An object as an informer caches it: the slice of it the operator reads (a
+ * view type), plus the metadata every cached object has.
+ */
+export type Cached<T> = T & KubernetesObject;
+
 export interface ObjectList<T> {
   apiVersion?: string;
   kind?: string;
@@ -53,17 +49,8 @@ export interface Secret extends KubernetesObject {
   immutable?: boolean;
 }
 
-export interface LocalObjectReference {
-  name?: string;
-}
-
 export interface ServiceAccount extends KubernetesObject {
-  imagePullSecrets?: LocalObjectReference[];
-  secrets?: Array<{ name?: string; namespace?: string }>;
-}
-
-export interface Namespace extends KubernetesObject {
-  status?: { phase?: string };
+  imagePullSecrets?: Array<{ name?: string }>;
 }
 
 export interface Lease extends KubernetesObject {
@@ -103,10 +90,4 @@ export interface Status extends KubernetesObject {
   reason?: string;
   code?: number;
   details?: unknown;
-}
-
-/** One line of a watch stream. */
-export interface WatchEvent<T> {
-  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
-  object: T;
 }

@@ -2,8 +2,9 @@
 // the API server: the same (resource, reason, message) at most once per
 // `repeatAfterMs`, and at most `burst` Events per resource, refilled slowly,
 // as client-go's event recorder does.
-import { OPERATOR_NAME } from "../api/conditions.js";
+
 import { API_VERSION, KIND } from "../api/index.js";
+import { OPERATOR_NAME } from "../api/metadata.js";
 import { EVENTS, type KubeClient } from "../kube/client.js";
 import type { Event } from "../kube/types.js";
 import type { Logger } from "./logger.js";

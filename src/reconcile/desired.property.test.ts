@@ -12,7 +12,7 @@ import {
   LABEL_MANAGED_BY,
   LABEL_OWNER,
   OPERATOR_NAME,
-} from "../api/conditions.js";
+} from "../api/metadata.js";
 import {
   DOCKER_CONFIG_JSON_KEY,
   DOCKER_CONFIG_JSON_TYPE,

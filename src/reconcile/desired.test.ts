@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_MANAGED_BY, LABEL_OWNER } from "../api/conditions.js";
+import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_MANAGED_BY, LABEL_OWNER } from "../api/metadata.js";
 import {
   type DesiredSecret,
   desiredSecret,

@@ -12,7 +12,7 @@ import {
   LABEL_MANAGED_BY,
   LABEL_OWNER,
   OPERATOR_NAME,
-} from "../api/conditions.js";
+} from "../api/metadata.js";
 
 export const DOCKER_CONFIG_JSON_TYPE = "kubernetes.io/dockerconfigjson";
 export const DOCKER_CONFIG_JSON_KEY = ".dockerconfigjson";

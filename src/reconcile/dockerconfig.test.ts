@@ -1,25 +1,26 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { decodeAuthorizationToken } from "../aws/authorization-token.js";
 import { isOperatorError } from "../errors.js";
 import {
   buildDockerConfigJson,
   type DockerConfigEntry,
-  decodeAuthorizationToken,
   parseDockerConfigJson,
 } from "./dockerconfig.js";
 
 const b64 = (s: string | Uint8Array) => Buffer.from(s).toString("base64");
 
-/** Asserts `f` throws `code` and that the message quotes none of `secrets`. */
+/** Asserts `f` throws the catalogue's `form` and that the message quotes none of `secrets`. */
 function expectCodedWithout(
   f: () => unknown,
-  code: "MalformedToken" | "MalformedDockerConfig",
+  form: "malformedToken" | "malformedDockerConfig",
   secrets: string[],
 ) {
   try {
     f();
   } catch (e) {
-    expect(isOperatorError(e, code), String(e)).toBe(true);
+    expect(isOperatorError(e, "TokenRefreshFailed"), String(e)).toBe(true);
+    expect((e as { form?: string }).form).toBe(form);
     const err = e as Error;
     for (const s of secrets) {
       // Very short strings occur in any message by chance.
@@ -62,7 +63,7 @@ describe("decodeAuthorizationToken", () => {
     ["non-canonical trailing bits", "QUI6YR=="],
     ["invalid UTF-8", b64(new Uint8Array([0x41, 0x3a, 0xff, 0xfe, 0x70, 0x61, 0x73, 0x73]))],
   ])("rejects a token with %s as MalformedToken", (_, token) => {
-    expectCodedWithout(() => decodeAuthorizationToken(token), "MalformedToken", [
+    expectCodedWithout(() => decodeAuthorizationToken(token), "malformedToken", [
       token,
       "secretpassword",
     ]);
@@ -101,7 +102,7 @@ describe("decodeAuthorizationToken", () => {
     );
     fc.assert(
       fc.property(broken, ({ token, password: p }) => {
-        expectCodedWithout(() => decodeAuthorizationToken(token), "MalformedToken", [token, p]);
+        expectCodedWithout(() => decodeAuthorizationToken(token), "malformedToken", [token, p]);
       }),
     );
   });
@@ -115,7 +116,7 @@ describe("decodeAuthorizationToken", () => {
             const { username, password } = decodeAuthorizationToken(token);
             expect(b64(`${username}:${password}`)).toBe(token);
           } catch (e) {
-            expect(isOperatorError(e, "MalformedToken")).toBe(true);
+            expect(isOperatorError(e, "TokenRefreshFailed")).toBe(true);
             if (token.length >= 6) expect((e as Error).message).not.toContain(token);
           }
         },
@@ -144,7 +145,8 @@ describe("buildDockerConfigJson", () => {
       buildDockerConfigJson([e, { ...e, password: "other-secret" }]);
       expect.unreachable();
     } catch (err) {
-      expect(isOperatorError(err, "ConflictingRegistryCredentials")).toBe(true);
+      expect(isOperatorError(err, "InvalidSpec")).toBe(true);
+      expect((err as { form?: string }).form).toBe("registryListedTwice");
       expect((err as Error).message).not.toContain("other-secret");
     }
   });
@@ -222,7 +224,7 @@ describe("parseDockerConfigJson", () => {
     ["entry without credentials", '{"auths": {"h": {"username": "secretpassword"}}}'],
     ["bad auth", `{"auths": {"h": {"auth": "${b64("secretpassword")}"}}}`],
   ])("rejects %s as MalformedDockerConfig without quoting it", (_, json) => {
-    expectCodedWithout(() => parseDockerConfigJson(json), "MalformedDockerConfig", [
+    expectCodedWithout(() => parseDockerConfigJson(json), "malformedDockerConfig", [
       json,
       "secretpassword",
     ]);

@@ -1,44 +1,11 @@
-import { operatorError } from "../errors.js";
-
-// The `.dockerconfigjson` of a kubernetes.io/dockerconfigjson Secret, and the
-// ECR authorization token it is built from. Nothing here may put a token or a
+// The `.dockerconfigjson` of a kubernetes.io/dockerconfigjson Secret, built
+// from the registries' credentials. Nothing here may put a token or a
 // password into an error: errors reach logs, Events and status.
-
-export interface RegistryCredentials {
-  username: string;
-  password: string;
-}
+import { decodeAuthorizationToken, type RegistryCredentials } from "../aws/authorization-token.js";
+import { operatorError } from "../errors.js";
 
 export interface DockerConfigEntry extends RegistryCredentials {
   host: string;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * Splits base64("user:password") into its parts: strict (canonical) base64,
- * valid UTF-8, a non-empty user before the first colon and a non-empty
- * password after it. Throws MalformedToken, naming only what is wrong.
- */
-export function decodeAuthorizationToken(token: string): RegistryCredentials {
-  const bad = (reason: string) => operatorError("MalformedToken", { reason });
-  if (token.length === 0) throw bad("it is empty");
-  const bytes = Buffer.from(token, "base64");
-  // Node's decoder skips characters outside the alphabet and tolerates missing
-  // padding; only a token that re-encodes to itself is strict base64.
-  if (bytes.toString("base64") !== token) throw bad("it is not valid base64");
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    // No cause: the decoder's error adds nothing and must not carry bytes.
-    throw bad("it does not decode to UTF-8 text");
-  }
-  const colon = text.indexOf(":");
-  if (colon < 0) throw bad('it has no ":" between user name and password');
-  if (colon === 0) throw bad("its user name is empty");
-  if (colon === text.length - 1) throw bad("its password is empty");
-  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
 function basicAuth({ username, password }: RegistryCredentials): string {
@@ -55,7 +22,7 @@ export function buildDockerConfigJson(entries: readonly DockerConfigEntry[]): st
   for (const { host, username, password } of entries) {
     const seen = byHost.get(host);
     if (seen !== undefined && (seen.username !== username || seen.password !== password)) {
-      throw operatorError("ConflictingRegistryCredentials", { host });
+      throw operatorError("InvalidSpec", "registryListedTwice", { host });
     }
     byHost.set(host, { username, password });
   }
@@ -79,7 +46,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * Throws MalformedDockerConfig without quoting the input.
  */
 export function parseDockerConfigJson(s: string): Record<string, RegistryCredentials> {
-  const bad = (reason: string) => operatorError("MalformedDockerConfig", { reason });
+  const bad = (reason: string) =>
+    operatorError("TokenRefreshFailed", "malformedDockerConfig", { reason });
   let doc: unknown;
   try {
     doc = JSON.parse(s);

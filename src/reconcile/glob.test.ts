@@ -44,7 +44,8 @@ describe("matchesGlob", () => {
       globToRegExp("");
       expect.unreachable();
     } catch (e) {
-      expect(isOperatorError(e, "InvalidGlob")).toBe(true);
+      expect(isOperatorError(e, "InvalidSpec")).toBe(true);
+      expect((e as { form?: string }).form).toBe("glob");
     }
   });
 

@@ -12,7 +12,7 @@ export function isGlob(s: string): boolean {
 
 function checkGlob(glob: string): void {
   if (glob.length === 0) {
-    throw operatorError("InvalidGlob", { glob, reason: "the glob is empty" });
+    throw operatorError("InvalidSpec", "glob", { glob, reason: "the glob is empty" });
   }
 }
 

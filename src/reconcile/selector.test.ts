@@ -108,7 +108,8 @@ describe("matchesSelector", () => {
         matchesSelector({ matchLabels: { absent: "x" }, matchExpressions: [r] }, l);
         expect.unreachable();
       } catch (e) {
-        expect(isOperatorError(e, "InvalidSelector")).toBe(true);
+        expect(isOperatorError(e, "InvalidSpec")).toBe(true);
+        expect((e as { form?: string }).form).toBe("selector");
       }
     }
   });

@@ -11,7 +11,7 @@ function requirementHolds(r: LabelSelectorRequirement, labels: Record<string, st
     case "In":
     case "NotIn": {
       if (values.length === 0) {
-        throw operatorError("InvalidSelector", {
+        throw operatorError("InvalidSpec", "selector", {
           reason: `operator ${r.operator} on key ${JSON.stringify(r.key)} needs at least one value`,
         });
       }
@@ -21,14 +21,14 @@ function requirementHolds(r: LabelSelectorRequirement, labels: Record<string, st
     case "Exists":
     case "DoesNotExist":
       if (values.length > 0) {
-        throw operatorError("InvalidSelector", {
+        throw operatorError("InvalidSpec", "selector", {
           reason: `operator ${r.operator} on key ${JSON.stringify(r.key)} takes no values`,
         });
       }
       return r.operator === "Exists" ? has : !has;
     default:
       // The schema's enum keeps these out; an object from elsewhere may not.
-      throw operatorError("InvalidSelector", {
+      throw operatorError("InvalidSpec", "selector", {
         reason: `unknown operator ${JSON.stringify((r as { operator: unknown }).operator)}; use In, NotIn, Exists or DoesNotExist`,
       });
   }

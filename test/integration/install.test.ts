@@ -505,86 +505,86 @@ const needs: Need[] = [
   },
   {
     grant: "cluster ecrcreds.io ecrpullsecrets list",
-    code: [["src/controller/controller.ts", "list ECR_PULL_SECRETS"]],
+    code: [["src/controller/informers.ts", "list ECR_PULL_SECRETS"]],
     shown: { counter: "list ecrpullsecrets 200" },
   },
   {
     grant: "cluster ecrcreds.io ecrpullsecrets watch",
-    code: [["src/controller/controller.ts", "watch ECR_PULL_SECRETS"]],
+    code: [["src/controller/informers.ts", "watch ECR_PULL_SECRETS"]],
     shown: { behaviour: "inst, created after the operator started, was served" },
   },
   {
     grant: "cluster ecrcreds.io ecrpullsecrets patch",
-    code: [["src/reconcile/reconciler.ts", "patch ECR_PULL_SECRETS"]],
+    code: [["src/reconcile/cluster.ts", "patch ECR_PULL_SECRETS"]],
     shown: { audit: { verb: "patch", resource: "ecrpullsecrets" } },
   },
   {
     grant: "cluster ecrcreds.io ecrpullsecrets/status patch",
-    code: [["src/reconcile/reconciler.ts", "patch ECR_PULL_SECRETS/status"]],
+    code: [["src/reconcile/cluster.ts", "patch ECR_PULL_SECRETS/status"]],
     shown: { audit: { verb: "patch", resource: "ecrpullsecrets", subresource: "status" } },
   },
   {
     grant: "cluster core namespaces list",
-    code: [["src/controller/controller.ts", "list NAMESPACES"]],
+    code: [["src/controller/informers.ts", "list NAMESPACES"]],
     shown: { counter: "list namespaces 200" },
   },
   {
     grant: "cluster core namespaces watch",
-    code: [["src/controller/controller.ts", "watch NAMESPACES"]],
+    code: [["src/controller/informers.ts", "watch NAMESPACES"]],
     shown: { behaviour: "inst-late, created after start, got its Secret" },
   },
   {
     grant: "cluster core serviceaccounts get",
-    code: [["src/reconcile/reconciler.ts", "get SERVICE_ACCOUNTS"]],
+    code: [["src/reconcile/cluster.ts", "get SERVICE_ACCOUNTS"]],
     // Only on a 409 from a concurrent writer; no deterministic way to race it.
     shown: { behaviour: "re-read on a conflicting ServiceAccount patch (code only)" },
   },
   {
     grant: "cluster core serviceaccounts list",
-    code: [["src/controller/controller.ts", "list SERVICE_ACCOUNTS"]],
+    code: [["src/controller/informers.ts", "list SERVICE_ACCOUNTS"]],
     shown: { counter: "list serviceaccounts 200" },
   },
   {
     grant: "cluster core serviceaccounts watch",
-    code: [["src/controller/controller.ts", "watch SERVICE_ACCOUNTS"]],
+    code: [["src/controller/informers.ts", "watch SERVICE_ACCOUNTS"]],
     shown: { behaviour: "inst-late/default, made after its namespace, was merged" },
   },
   {
     grant: "cluster core serviceaccounts patch",
-    code: [["src/reconcile/reconciler.ts", "patch SERVICE_ACCOUNTS"]],
+    code: [["src/reconcile/cluster.ts", "patch SERVICE_ACCOUNTS"]],
     shown: { audit: { verb: "patch", resource: "serviceaccounts" } },
   },
   {
     grant: "cluster core secrets get",
     code: [
-      ["src/reconcile/reconciler.ts", "get SECRETS"],
+      ["src/reconcile/cluster.ts", "get SECRETS"],
       ["src/cli/check.ts", "get SECRETS"],
     ],
     shown: { counter: "get secrets 200" },
   },
   {
     grant: "cluster core secrets list",
-    code: [["src/controller/controller.ts", "list SECRETS"]],
+    code: [["src/controller/informers.ts", "list SECRETS"]],
     shown: { counter: "list secrets 200" },
   },
   {
     grant: "cluster core secrets watch",
-    code: [["src/controller/controller.ts", "watch SECRETS"]],
+    code: [["src/controller/informers.ts", "watch SECRETS"]],
     shown: { behaviour: "inst-a's Secret, deleted by hand, was written again" },
   },
   {
     grant: "cluster core secrets create",
-    code: [["src/reconcile/reconciler.ts", "create SECRETS"]],
+    code: [["src/reconcile/cluster.ts", "create SECRETS"]],
     shown: { audit: { verb: "create", resource: "secrets" } },
   },
   {
     grant: "cluster core secrets patch",
-    code: [["src/reconcile/reconciler.ts", "patch SECRETS"]],
+    code: [["src/reconcile/cluster.ts", "patch SECRETS"]],
     shown: { audit: { verb: "patch", resource: "secrets" } },
   },
   {
     grant: "cluster core secrets delete",
-    code: [["src/reconcile/reconciler.ts", "delete SECRETS"]],
+    code: [["src/reconcile/cluster.ts", "delete SECRETS"]],
     shown: { audit: { verb: "delete", resource: "secrets" } },
   },
   {

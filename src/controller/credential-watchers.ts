@@ -1,0 +1,98 @@
+// One small informer per credentials Secret in use (the operator default and
+// each resource's): a rotated key refetches the tokens of exactly the
+// resources that use it, and token fetches read the keys from the cache.
+import type { ECRPullSecret } from "../api/index.js";
+import type { CredentialsRef, SecretData, SecretRef } from "../aws/credentials.js";
+import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
+import type { KubeClient } from "../kube/client.js";
+import type { Informer } from "../kube/informer.js";
+import type { Secret } from "../kube/types.js";
+import type { Logger } from "../observability/logger.js";
+import { credentialsSecretInformer } from "./informers.js";
+
+export interface CredentialWatchersOptions {
+  defaults: OperatorDefaults;
+  /** The resources now. */
+  resources: () => Iterable<ECRPullSecret>;
+  /** A credentials Secret changed: drop the tokens of these credentials; returns who used them. */
+  invalidate: (matches: (c: CredentialsRef) => boolean) => string[];
+  /** Resources to reconcile again. */
+  enqueue: (names: Iterable<string>) => void;
+}
+
+export class CredentialWatchers {
+  private readonly informers = new Map<string, Informer<Secret>>();
+
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly log: Logger,
+    private readonly opts: CredentialWatchersOptions,
+  ) {}
+
+  /** Watches every credentials Secret in use, and stops watching the others. */
+  sync(): void {
+    const wanted = this.refs();
+    for (const [key, informer] of this.informers) {
+      if (!wanted.has(key)) {
+        informer.stop();
+        this.informers.delete(key);
+      }
+    }
+    for (const [key, ref] of wanted) if (!this.informers.has(key)) this.watch(key, ref);
+  }
+
+  /** A credentials Secret's data from its informer (started on first use); null when absent. */
+  async read(ref: SecretRef): Promise<SecretData | null> {
+    const key = `${ref.namespace}/${ref.name}`;
+    const informer = this.informers.get(key) ?? this.watch(key, ref);
+    await informer.synced;
+    const secret = informer.get(ref.namespace, ref.name);
+    return secret ? (secret.data ?? {}) : null;
+  }
+
+  stop(): void {
+    for (const i of this.informers.values()) i.stop();
+  }
+
+  /** Every credentials Secret in use: the operator default and each resource's. */
+  private refs(): Map<string, SecretRef> {
+    const refs = new Map<string, SecretRef>();
+    const add = (ref: SecretRef | undefined) => {
+      if (ref) refs.set(`${ref.namespace}/${ref.name}`, ref);
+    };
+    add(this.opts.defaults.credentialsSecret);
+    for (const r of this.opts.resources()) {
+      try {
+        for (const t of resolveRegistries(r.spec, this.opts.defaults))
+          add(t.source.credentials.secretRef);
+      } catch {
+        // An invalid spec is reported by its reconcile.
+      }
+    }
+    return refs;
+  }
+
+  private watch(key: string, ref: SecretRef): Informer<Secret> {
+    const informer = credentialsSecretInformer(this.kube, ref);
+    informer.on((event, obj, old) => {
+      if (event === "update" && JSON.stringify(obj.data ?? {}) === JSON.stringify(old?.data ?? {}))
+        return;
+      if (!informer.hasSynced) return;
+      // Rotated (or created, or deleted) keys: refetch now for every resource
+      // that uses them, and for no other.
+      const told = this.opts.invalidate(
+        (c) => c.secretRef?.namespace === ref.namespace && c.secretRef.name === ref.name,
+      );
+      this.log.info(
+        { secret: key, resources: told },
+        "credentials Secret changed; refetching tokens",
+      );
+      this.opts.enqueue(told);
+      // Resources that failed for want of this Secret hold no token entry yet.
+      this.opts.enqueue([...this.opts.resources()].map((r) => r.metadata?.name ?? ""));
+    });
+    this.informers.set(key, informer);
+    informer.start();
+    return informer;
+  }
+}

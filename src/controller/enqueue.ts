@@ -1,0 +1,102 @@
+// From informer events to work-queue keys: each event enqueues the names of
+// the resources it concerns, and no others. A reconcile re-reads the world,
+// so a key says only "look again", never what happened.
+import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_OWNER } from "../api/metadata.js";
+import type { Caches } from "../reconcile/cluster.js";
+import { ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
+import { type NamespaceView, targetNamespaces } from "../reconcile/targets.js";
+import type { WorkQueue } from "./queue.js";
+
+/**
+ * Subscribes the queue to the caches' events. `onResourcesChanged` is told
+ * when the set of resources or a spec changed (the credentials watchers follow).
+ */
+export function enqueueOnEvents(
+  caches: Caches,
+  queue: WorkQueue,
+  onResourcesChanged: () => void,
+): void {
+  caches.resources.on((event, obj, old) => {
+    const changed =
+      event !== "update" ||
+      obj.metadata?.generation !== old?.metadata?.generation ||
+      Boolean(obj.metadata?.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
+      (obj.metadata?.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join();
+    if (changed) queue.add(obj.metadata?.name ?? "");
+    if (event !== "update" || changed) onResourcesChanged();
+  });
+  caches.namespaces.on((event, obj, old) => {
+    if (
+      event === "update" &&
+      JSON.stringify(obj.metadata?.labels ?? {}) === JSON.stringify(old?.metadata?.labels ?? {}) &&
+      obj.status?.phase === old?.status?.phase &&
+      Boolean(obj.metadata?.deletionTimestamp) === Boolean(old?.metadata?.deletionTimestamp)
+    ) {
+      return;
+    }
+    // Only the resources this namespace concerns: with many resources, a
+    // full pass of every one per namespace event is what delays new namespaces.
+    enqueueConcerned(caches, queue, obj.metadata?.name ?? "", [obj, old]);
+  });
+  caches.secrets.on((_event, obj) => {
+    const owner = obj.metadata?.labels?.[LABEL_OWNER];
+    if (!owner) return;
+    for (const r of caches.resources.list()) {
+      const name = r.metadata?.name ?? "";
+      if (ownerLabelValue(name) === owner) queue.add(name);
+    }
+  });
+  caches.serviceAccounts.on((event, obj, old) => {
+    if (
+      event === "update" &&
+      JSON.stringify(obj.imagePullSecrets ?? []) === JSON.stringify(old?.imagePullSecrets ?? []) &&
+      obj.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS] ===
+        old?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]
+    ) {
+      return;
+    }
+    const namespace = obj.metadata?.namespace ?? "";
+    const ns = caches.namespaces.get(undefined, namespace);
+    const claims = [obj, old].flatMap((sa) =>
+      parseAddedRefs(sa?.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).map(
+        (r) => r.owner,
+      ),
+    );
+    // A ServiceAccount seen before its namespace is judged by name; the
+    // namespace's own event enqueues what its labels select.
+    enqueueConcerned(caches, queue, namespace, [ns ?? { metadata: { name: namespace } }], claims);
+  });
+}
+
+/**
+ * Enqueues the resources that target `namespace` (as any of `views` shows it),
+ * own a Secret there, or are named in `claims` (owner label values).
+ */
+function enqueueConcerned(
+  caches: Caches,
+  queue: WorkQueue,
+  namespace: string,
+  views: Array<NamespaceView | undefined>,
+  claims: string[] = [],
+): void {
+  const infos = views.flatMap((v) =>
+    v ? [{ name: namespace, labels: v.metadata?.labels, terminating: false }] : [],
+  );
+  const owners = new Set(
+    caches.secrets
+      .listNamespace(namespace)
+      .map((s) => s.metadata?.labels?.[LABEL_OWNER])
+      .concat(claims),
+  );
+  for (const r of caches.resources.list()) {
+    const name = r.metadata?.name ?? "";
+    let concerned = owners.has(ownerLabelValue(name));
+    try {
+      concerned ||= targetNamespaces(r.spec, infos).length > 0;
+    } catch {
+      // An invalid spec is reported by its own reconcile.
+      concerned = true;
+    }
+    if (concerned) queue.add(name);
+  }
+}

@@ -1,0 +1,129 @@
+// The reconciler's narrow view of the cluster: what it reads (from the
+// informer caches, never the API server, so a pass costs no requests) and the
+// few writes it makes. KubeCluster is the real one; the reconcile's table
+// test (reconciler.test.ts) runs the same code over a fake. Writes throw the
+// client's ApiError, so isConflict / isNotFound work on both.
+import type { ECRPullSecret, ECRPullSecretStatus } from "../api/index.js";
+import { ECR_PULL_SECRETS } from "../api/index.js";
+import { isNotFound, type KubeClient, SECRETS, SERVICE_ACCOUNTS } from "../kube/client.js";
+import type { Informer } from "../kube/informer.js";
+import type { Cached } from "../kube/types.js";
+import type { DesiredSecret, SecretView, ServiceAccountView } from "./desired.js";
+import type { NamespaceView } from "./targets.js";
+
+/** A namespaced object's address. */
+export interface ObjectKey {
+  namespace: string;
+  name: string;
+}
+
+export interface Cluster {
+  // --- Reads: the caches ---------------------------------------------------
+  resource(name: string): Cached<ECRPullSecret> | undefined;
+  namespaces(): Iterable<NamespaceView>;
+  /** A managed Secret (the cache holds only Secrets carrying our label). */
+  secret(key: ObjectKey): SecretView | undefined;
+  /** Every managed Secret. */
+  secrets(): readonly SecretView[];
+  /** The ServiceAccounts of one namespace, or of all. */
+  serviceAccounts(namespace?: string): Iterable<ServiceAccountView>;
+
+  // --- Reads: the API server, after a conflict -------------------------------
+  /** The Secret as the API server has it now; undefined when it does not exist. */
+  readSecret(key: ObjectKey): Promise<SecretView | undefined>;
+  readServiceAccount(key: ObjectKey): Promise<ServiceAccountView | undefined>;
+
+  // --- Writes (each one's result enters the cache at once) --------------------
+  createSecret(secret: DesiredSecret): Promise<void>;
+  /** A merge patch; guarded when it carries a resourceVersion. */
+  patchSecret(key: ObjectKey, patch: object): Promise<void>;
+  /** Deletes only while the Secret still has this resourceVersion. */
+  deleteSecret(key: ObjectKey, resourceVersion: string | undefined): Promise<void>;
+  patchServiceAccount(key: ObjectKey, patch: object): Promise<void>;
+  /** A merge patch of the resource's metadata; a resource already gone is not an error. */
+  patchResourceMetadata(name: string, metadata: object): Promise<void>;
+  /** Writes the status subresource; a resource already gone is not an error. */
+  patchStatus(name: string, status: ECRPullSecretStatus): Promise<void>;
+}
+
+/** The caches the controller's informers fill. */
+export interface Caches {
+  resources: Informer<Cached<ECRPullSecret>>;
+  namespaces: Informer<Cached<NamespaceView>>;
+  secrets: Informer<Cached<SecretView>>;
+  serviceAccounts: Informer<Cached<ServiceAccountView>>;
+}
+
+/** The cluster through the Kubernetes client and the informer caches. */
+export class KubeCluster implements Cluster {
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly caches: Caches,
+  ) {}
+
+  resource(name: string): Cached<ECRPullSecret> | undefined {
+    return this.caches.resources.get(undefined, name);
+  }
+
+  namespaces(): Iterable<NamespaceView> {
+    return this.caches.namespaces.values();
+  }
+
+  secret(key: ObjectKey): SecretView | undefined {
+    return this.caches.secrets.get(key.namespace, key.name);
+  }
+
+  secrets(): readonly SecretView[] {
+    return this.caches.secrets.list();
+  }
+
+  serviceAccounts(namespace?: string): Iterable<ServiceAccountView> {
+    return namespace === undefined
+      ? this.caches.serviceAccounts.list()
+      : this.caches.serviceAccounts.valuesInNamespace(namespace);
+  }
+
+  async readSecret(key: ObjectKey): Promise<SecretView | undefined> {
+    return await orUndefined(this.kube.get<Cached<SecretView>>(SECRETS, key));
+  }
+
+  async readServiceAccount(key: ObjectKey): Promise<ServiceAccountView | undefined> {
+    return await orUndefined(this.kube.get<Cached<ServiceAccountView>>(SERVICE_ACCOUNTS, key));
+  }
+
+  async createSecret(secret: DesiredSecret): Promise<void> {
+    const body = { apiVersion: "v1", kind: "Secret", ...secret };
+    this.caches.secrets.observe(await this.kube.create<Cached<SecretView>>(SECRETS, body));
+  }
+
+  async patchSecret(key: ObjectKey, patch: object): Promise<void> {
+    this.caches.secrets.observe(await this.kube.patch<Cached<SecretView>>(SECRETS, key, patch));
+  }
+
+  async deleteSecret(key: ObjectKey, resourceVersion: string | undefined): Promise<void> {
+    await this.kube.delete(SECRETS, key, { resourceVersion });
+  }
+
+  async patchServiceAccount(key: ObjectKey, patch: object): Promise<void> {
+    const patched = await this.kube.patch<Cached<ServiceAccountView>>(SERVICE_ACCOUNTS, key, patch);
+    this.caches.serviceAccounts.observe(patched);
+  }
+
+  async patchResourceMetadata(name: string, metadata: object): Promise<void> {
+    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, { metadata }));
+  }
+
+  async patchStatus(name: string, status: ECRPullSecretStatus): Promise<void> {
+    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, { status }, "status"));
+  }
+}
+
+/** The answer, or undefined for 404 Not Found. */
+async function orUndefined<T>(request: Promise<T>): Promise<T | undefined> {
+  try {
+    return await request;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,520 @@
+// The reconcile as a table, in the manner of trust-manager's bundle_test.go:
+// each case builds a world in a fake cluster (cluster.fake.ts), runs one
+// pass (or a few) of the real Reconciler over a real TokenCache whose AWS
+// fetch the case scripts, and checks the exact writes, Secrets,
+// ServiceAccounts, Ready condition and result. The integration tests prove
+// the same against a real API server.
+import { afterEach, describe, expect, it } from "vitest";
+import { ConditionType } from "../api/conditions.js";
+import type { ECRPullSecret } from "../api/index.js";
+import { ANNOTATION_ADDED_PULL_SECRETS, FINALIZER } from "../api/metadata.js";
+import type { RegistryToken } from "../aws/token.js";
+import { TokenCache, type TokenSource } from "../aws/token-cache.js";
+import type { VerifyResult } from "../aws/verify.js";
+import { type ErrorCode, isOperatorError, operatorError } from "../errors.js";
+import { createLogger } from "../observability/logger.js";
+import { Metrics } from "../observability/metrics.js";
+import { FakeCluster } from "./cluster.fake.js";
+import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE, desiredSecret } from "./desired.js";
+import { buildDockerConfigJson, parseDockerConfigJson as parseAuths } from "./dockerconfig.js";
+import { type ReconcileResult, Reconciler } from "./reconciler.js";
+import { VERIFY_RETRY_BASE_MS } from "./verification.js";
+
+const NAME = "team";
+const HOST = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
+const EU_HOST = "222222222222.dkr.ecr.eu-west-1.amazonaws.com";
+const HOUR = 3_600_000;
+
+function resource(spec: Partial<ECRPullSecret["spec"]> = {}, meta = {}): ECRPullSecret {
+  return {
+    metadata: { name: NAME, uid: "uid-1", generation: 1, finalizers: [FINALIZER], ...meta },
+    spec: {
+      secretName: "pull",
+      namespaces: ["team-*"],
+      region: "us-east-1",
+      registries: [{ accountId: "111111111111" }],
+      ...spec,
+    },
+  };
+}
+
+function token(password: string, expiresInMs = 12 * HOUR): RegistryToken {
+  return {
+    username: "AWS",
+    password,
+    expiresAt: new Date(Date.now() + expiresInMs),
+    fetchedAt: new Date(),
+  };
+}
+
+/** A managed Secret as an earlier pass of this resource wrote it. */
+function ourSecret(namespace: string, password: string) {
+  return desiredSecret({
+    owner: NAME,
+    secretName: "pull",
+    namespace,
+    dockerConfigJson: buildDockerConfigJson([{ host: HOST, username: "AWS", password }]),
+    registries: [HOST],
+  });
+}
+
+/** team-a with its default and builder ServiceAccounts. */
+function teamA(c: FakeCluster): void {
+  c.addNamespace("team-a");
+  c.addServiceAccount("team-a", "default");
+  c.addServiceAccount("team-a", "builder");
+}
+
+/** What a first pass over team-a writes: its Secret, its default ServiceAccount, the status. */
+const FIRST_WRITES = [
+  "create secret team-a/pull",
+  "patch serviceaccount team-a/default",
+  `patch status ${NAME}`,
+];
+
+/** Marks the ServiceAccount's `pull` entry as added by this resource, as a pass does. */
+function claim(c: FakeCluster, namespace: string): void {
+  c.editServiceAccount({ namespace, name: "default" }, (sa) => {
+    sa.metadata = {
+      ...sa.metadata,
+      annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: `${NAME}/pull` },
+    };
+  });
+}
+
+/** team-a as an earlier pass left it: our Secret, and our entry beside someone else's. */
+function madeEarlier(c: FakeCluster): void {
+  teamA(c);
+  c.addSecret(ourSecret("team-a", "pw-old"));
+  c.editServiceAccount({ namespace: "team-a", name: "default" }, (sa) => {
+    sa.imagePullSecrets = [{ name: "theirs" }, { name: "pull" }];
+  });
+  claim(c, "team-a");
+}
+
+const accessDenied = () =>
+  operatorError("AccessDenied", "ecr", {
+    step: "get an ECR token in eu-west-1",
+    source: "the AWS SDK's default credential chain",
+    detail: "not authorized",
+  });
+
+interface Case {
+  name: string;
+  resource: ECRPullSecret;
+  world: (c: FakeCluster) => void;
+  /** The AWS side: a token, or an error, per source. */
+  fetch?: (source: TokenSource) => RegistryToken | Error;
+  verify?: (password: string) => VerifyResult;
+  want: {
+    /** Every write of the pass, in order. */
+    writes: string[];
+    ready?: { status: string; reason: string; message?: string };
+    /** The error the pass ends in (backoff), if any. */
+    thrown?: ErrorCode;
+    /** The password each Secret's auths hold for HOST; null: no such Secret. */
+    secrets?: Record<string, string | null>;
+    pullSecrets?: Record<string, string[]>;
+    events?: string[];
+    fetched?: string[];
+  };
+  /** Further passes, for cases that play out over time. */
+  later?: (h: Harness) => Promise<void>;
+}
+
+interface Harness {
+  cluster: FakeCluster;
+  reconciler: Reconciler;
+  /** Moves the reconciler's clock on. */
+  advance(ms: number): void;
+  verifyCalls: string[];
+  pass(): Promise<ReconcileResult>;
+}
+
+const cases: Case[] = [
+  {
+    name: "new namespace: writes the Secret and merges it into the targeted ServiceAccount",
+    resource: resource({}, { finalizers: [] }),
+    world: teamA,
+    want: {
+      writes: [
+        `patch metadata ${NAME}`,
+        "create secret team-a/pull",
+        "patch serviceaccount team-a/default",
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "True", reason: "Synced", message: "1/1 namespaces" },
+      secrets: { "team-a/pull": "pw-us-east-1" },
+      pullSecrets: { "team-a/default": ["pull"], "team-a/builder": [] },
+      fetched: ["us-east-1"],
+    },
+  },
+  {
+    name: "foreign Secret: left alone, the namespace fails with SecretConflict",
+    resource: resource(),
+    world: (c) => {
+      teamA(c);
+      c.addSecret({
+        metadata: { namespace: "team-a", name: "pull" },
+        type: "Opaque",
+        data: { x: "eA==" },
+      });
+    },
+    want: {
+      writes: ["create secret team-a/pull", `patch status ${NAME}`],
+      ready: { status: "False", reason: "SecretConflict" },
+      thrown: "PartiallySynced",
+      pullSecrets: { "team-a/default": [] },
+      events: ["Warning SecretConflict"],
+    },
+  },
+  {
+    name: "adopt: a same-named dockerconfigjson Secret is taken over with adoptExisting",
+    resource: resource({ adoptExisting: true }),
+    world: (c) => {
+      teamA(c);
+      c.addSecret({
+        metadata: { namespace: "team-a", name: "pull" },
+        type: DOCKER_CONFIG_JSON_TYPE,
+        data: {
+          [DOCKER_CONFIG_JSON_KEY]: Buffer.from(
+            buildDockerConfigJson([{ host: HOST, username: "AWS", password: "old" }]),
+          ).toString("base64"),
+        },
+      });
+    },
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        "patch secret team-a/pull",
+        "patch serviceaccount team-a/default",
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "True", reason: "Synced" },
+      secrets: { "team-a/pull": "pw-us-east-1" },
+      pullSecrets: { "team-a/default": ["pull"] },
+    },
+  },
+  {
+    name: "Retain cleanup: a deleted resource leaves its Secrets and references, drops its finalizer",
+    resource: resource({ deletionPolicy: "Retain" }, { deletionTimestamp: "2030-01-01T00:00:00Z" }),
+    world: madeEarlier,
+    want: {
+      writes: [`patch metadata ${NAME}`],
+      secrets: { "team-a/pull": "pw-old" },
+      pullSecrets: { "team-a/default": ["theirs", "pull"] },
+      fetched: [],
+    },
+  },
+  {
+    name: "Delete cleanup: a deleted resource takes back its references, then its Secrets",
+    resource: resource({ deletionPolicy: "Delete" }, { deletionTimestamp: "2030-01-01T00:00:00Z" }),
+    world: madeEarlier,
+    want: {
+      writes: [
+        "patch serviceaccount team-a/default",
+        "delete secret team-a/pull",
+        `patch metadata ${NAME}`,
+      ],
+      secrets: { "team-a/pull": null },
+      pullSecrets: { "team-a/default": ["theirs"] },
+      fetched: [],
+    },
+  },
+  {
+    name: "Delete cleanup: a namespace that left the targets loses what the resource made there",
+    resource: resource({ namespaces: ["team-a"] }),
+    world: (c) => {
+      teamA(c);
+      c.addNamespace("team-b");
+      c.addServiceAccount("team-b", "default", ["pull"]);
+      claim(c, "team-b");
+      c.addSecret(ourSecret("team-a", "pw-us-east-1"));
+      c.addSecret(ourSecret("team-b", "pw-us-east-1"));
+    },
+    want: {
+      writes: [
+        // The Secret a pass of an hour ago wrote carries the old token.
+        "patch secret team-a/pull",
+        "patch serviceaccount team-a/default",
+        "patch serviceaccount team-b/default",
+        "delete secret team-b/pull",
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "True", reason: "Synced", message: "1/1 namespaces" },
+      secrets: { "team-a/pull": "pw-us-east-1", "team-b/pull": null },
+      pullSecrets: { "team-a/default": ["pull"], "team-b/default": [] },
+    },
+  },
+  {
+    name: "no token yet: nothing is written but the status, which names AWS's refusal",
+    resource: resource(),
+    world: teamA,
+    fetch: () => accessDenied(),
+    want: {
+      writes: [`patch status ${NAME}`],
+      ready: { status: "False", reason: "AccessDenied" },
+      secrets: { "team-a/pull": null },
+      pullSecrets: { "team-a/default": [] },
+      events: ["Warning AccessDenied"],
+    },
+  },
+  {
+    name: "expired on arrival: the token is written (there is no better one) and Ready says why",
+    resource: resource(),
+    world: teamA,
+    fetch: () => token("pw-expired", -60_000),
+    want: {
+      writes: FIRST_WRITES,
+      ready: { status: "False", reason: "TokenExpiredOnArrival" },
+      secrets: { "team-a/pull": "pw-expired" },
+    },
+  },
+  {
+    name: "one source failing: no Secret is written half-filled; Ready names the failing source",
+    resource: resource({
+      registries: [
+        { accountId: "111111111111" },
+        { accountId: "222222222222", region: "eu-west-1" },
+      ],
+    }),
+    world: teamA,
+    fetch: (s) => (s.region === "eu-west-1" ? accessDenied() : token(`pw-${s.region}`)),
+    want: {
+      writes: [`patch status ${NAME}`],
+      ready: { status: "False", reason: "AccessDenied" },
+      secrets: { "team-a/pull": null },
+      events: ["Warning AccessDenied"],
+      fetched: ["us-east-1", "eu-west-1"],
+    },
+  },
+  {
+    name: "both sources fine: one Secret holds both registries",
+    resource: resource({
+      registries: [
+        { accountId: "111111111111" },
+        { accountId: "222222222222", region: "eu-west-1" },
+      ],
+    }),
+    world: teamA,
+    want: {
+      writes: FIRST_WRITES,
+      ready: { status: "True", reason: "Synced" },
+      secrets: { "team-a/pull": "pw-us-east-1" },
+    },
+    later: async (h) => {
+      const s = await h.cluster.readSecret({ namespace: "team-a", name: "pull" });
+      expect(Object.keys(auths(s?.data)).sort()).toEqual([HOST, EU_HOST]);
+      expect(auths(s?.data)[EU_HOST]?.password).toBe("pw-eu-west-1");
+    },
+  },
+  {
+    name: "registry check backoff: a failed check is retried at 5 s, 10 s, … and not before",
+    resource: resource(),
+    world: teamA,
+    verify: () => ({ ok: false, message: `${HOST}/v2/ answered HTTP 401` }),
+    want: {
+      writes: FIRST_WRITES,
+      ready: { status: "True", reason: "Synced" },
+      events: ["Warning VerificationFailed"],
+    },
+    later: async (h) => {
+      expect(h.verifyCalls).toEqual(["pw-us-east-1"]);
+      h.advance(1_000);
+      expect(await h.pass()).toEqual({ ready: true, requeueAfterMs: VERIFY_RETRY_BASE_MS - 1_000 });
+      expect(h.verifyCalls).toHaveLength(1);
+      h.advance(VERIFY_RETRY_BASE_MS - 1_000);
+      expect(await h.pass()).toEqual({ ready: true, requeueAfterMs: 2 * VERIFY_RETRY_BASE_MS });
+      expect(h.verifyCalls).toHaveLength(2);
+      const verified = h.cluster
+        .resource(NAME)
+        ?.status?.conditions?.find((c) => c.type === ConditionType.Verified);
+      expect(verified).toMatchObject({ status: "False", reason: "VerificationFailed" });
+    },
+  },
+  {
+    name: "conflict retry: a ServiceAccount changed by someone else is re-read and both changes kept",
+    resource: resource(),
+    world: (c) => {
+      teamA(c);
+      c.conflicts.set("patch serviceaccount team-a/default", {
+        times: 1,
+        meanwhile: () =>
+          c.editServiceAccount({ namespace: "team-a", name: "default" }, (sa) => {
+            sa.imagePullSecrets = [{ name: "theirs" }];
+          }),
+      });
+    },
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        "patch serviceaccount team-a/default",
+        "patch serviceaccount team-a/default",
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "True", reason: "Synced" },
+      pullSecrets: { "team-a/default": ["theirs", "pull"] },
+    },
+  },
+  {
+    name: "conflict retry gives up after 8 tries: the namespace fails with ServiceAccountConflict",
+    resource: resource(),
+    world: (c) => {
+      teamA(c);
+      c.conflicts.set("patch serviceaccount team-a/default", { times: 8 });
+    },
+    want: {
+      writes: [
+        "create secret team-a/pull",
+        ...Array<string>(8).fill("patch serviceaccount team-a/default"),
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "False", reason: "PartiallySynced" },
+      thrown: "PartiallySynced",
+      pullSecrets: { "team-a/default": [] },
+    },
+  },
+  {
+    name: "a Secret write that loses re-reads and patches the current version",
+    resource: resource(),
+    world: (c) => {
+      teamA(c);
+      c.addSecret(ourSecret("team-a", "pw-old"));
+      c.conflicts.set("patch secret team-a/pull", { times: 1 });
+    },
+    want: {
+      writes: [
+        "patch secret team-a/pull",
+        "patch secret team-a/pull",
+        "patch serviceaccount team-a/default",
+        `patch status ${NAME}`,
+      ],
+      ready: { status: "True", reason: "Synced" },
+      secrets: { "team-a/pull": "pw-us-east-1" },
+    },
+  },
+  {
+    name: "invalid spec: terminal, reported on the status, nothing fetched or written",
+    resource: resource({ refreshBefore: "soon" }),
+    world: teamA,
+    want: {
+      writes: [`patch status ${NAME}`],
+      ready: { status: "False", reason: "InvalidSpec" },
+      events: ["Warning InvalidSpec"],
+      fetched: [],
+    },
+  },
+];
+
+function auths(data: Record<string, string> | undefined) {
+  const json = Buffer.from(data?.[DOCKER_CONFIG_JSON_KEY] ?? "", "base64").toString("utf8");
+  return parseAuths(json);
+}
+
+const caches: TokenCache[] = [];
+afterEach(() => {
+  for (const c of caches.splice(0)) c.close();
+});
+
+/** The real Reconciler over a fake cluster and a real token cache with a scripted AWS side. */
+function setUp(c: Pick<Case, "resource" | "world" | "fetch" | "verify">) {
+  const cluster = new FakeCluster();
+  c.world(cluster);
+  cluster.addResource(c.resource);
+  cluster.writes.length = 0;
+  const fetched: string[] = [];
+  const tokens = new TokenCache({
+    fetch: async (source) => {
+      fetched.push(source.region);
+      const answer = c.fetch?.(source) ?? token(`pw-${source.region}`);
+      if (answer instanceof Error) throw answer;
+      return answer;
+    },
+    onChange: () => {},
+    minRefreshIntervalMs: 60_000,
+    backoffBaseMs: 1_000,
+    backoffMaxMs: 60_000,
+    jitter: 0,
+  });
+  caches.push(tokens);
+  const events: string[] = [];
+  const verifyCalls: string[] = [];
+  let clock = Date.now();
+  const verify = c.verify;
+  const reconciler = new Reconciler(
+    cluster,
+    tokens,
+    { record: (_target, type, reason) => events.push(`${type} ${reason}`), forget: () => {} },
+    new Metrics({ processMetrics: false }),
+    createLogger({ level: "silent", format: "json" }),
+    {
+      defaults: {},
+      writeConcurrency: 4,
+      now: () => clock,
+      ...(verify
+        ? {
+            verify: async (_r: string, _url: string, _user: string, password: string) => {
+              verifyCalls.push(password);
+              return verify(password);
+            },
+          }
+        : {}),
+    },
+  );
+  const harness: Harness = {
+    cluster,
+    reconciler,
+    advance: (ms) => {
+      clock += ms;
+    },
+    verifyCalls,
+    pass: () => reconciler.reconcile(NAME),
+  };
+  return { harness, fetched, events };
+}
+
+describe("Reconciler.reconcile", () => {
+  it.each(cases)("$name", async (c) => {
+    const { harness, fetched, events } = setUp(c);
+    const { cluster } = harness;
+    let thrown: unknown;
+    try {
+      await harness.pass();
+    } catch (err) {
+      thrown = err;
+    }
+
+    const { want } = c;
+    expect(cluster.writes).toEqual(want.writes);
+    if (want.thrown) expect(isOperatorError(thrown, want.thrown), String(thrown)).toBe(true);
+    else expect(thrown).toBeUndefined();
+    if (want.ready) {
+      const ready = cluster
+        .resource(NAME)
+        ?.status?.conditions?.find((x) => x.type === ConditionType.Ready);
+      expect(ready).toMatchObject(want.ready);
+    }
+    for (const [key, password] of Object.entries(want.secrets ?? {})) {
+      const [namespace = "", name = ""] = key.split("/");
+      const secret = await cluster.readSecret({ namespace, name });
+      if (password === null) expect(secret, key).toBeUndefined();
+      else expect(auths(secret?.data)[HOST]?.password, key).toBe(password);
+    }
+    for (const [key, names] of Object.entries(want.pullSecrets ?? {})) {
+      const [namespace = "", name = ""] = key.split("/");
+      expect(cluster.pullSecretsOf(namespace, name), key).toEqual(names);
+    }
+    expect(events).toEqual(want.events ?? []);
+    if (want.fetched) expect(fetched).toEqual(want.fetched);
+    await c.later?.(harness);
+  });
+
+  it("a second pass over an unchanged world writes nothing", async () => {
+    const { harness } = setUp({ resource: resource(), world: teamA });
+    expect(await harness.pass()).toEqual({ ready: true });
+    const first = harness.cluster.writes.length;
+    expect(first).toBe(3);
+    expect(await harness.pass()).toEqual({ ready: true });
+    expect(harness.cluster.writes.slice(first)).toEqual([]);
+  });
+});

@@ -1,0 +1,212 @@
+// The status a pass writes, as pure functions: conditions whose
+// lastTransitionTime moves only with their status, a bounded sorted failures
+// list, and the Ready condition's order of reasons.
+import { describe, expect, it } from "vitest";
+import type { ECRPullSecret } from "../api/index.js";
+import type { TokenState } from "../aws/token-cache.js";
+import { operatorError } from "../errors.js";
+import {
+  buildStatus,
+  failedList,
+  MAX_FAILURES,
+  passStatus,
+  readyCondition,
+  statusEqual,
+  verifiedCondition,
+} from "./status.js";
+
+const T0 = new Date("2030-01-01T00:00:00Z");
+const T1 = new Date("2030-01-01T01:00:00Z");
+const EXPIRES = new Date("2030-01-01T12:00:00Z");
+
+const ok = (): TokenState => ({
+  key: "k",
+  expiredOnArrival: false,
+  token: { username: "AWS", password: "p", expiresAt: EXPIRES, fetchedAt: T0 },
+  nextRefreshAt: new Date("2030-01-01T06:00:00Z"),
+});
+const failure = (namespace: string, reason = "WriteFailed") => ({
+  namespace,
+  reason,
+  message: "x",
+});
+
+describe("readyCondition", () => {
+  it("is Synced with every namespace written", () => {
+    expect(
+      readyCondition({ tokens: [ok()], desired: 3, failures: [], expiresAt: EXPIRES }),
+    ).toEqual({
+      type: "Ready",
+      status: "True",
+      reason: "Synced",
+      message: "3/3 namespaces",
+    });
+  });
+
+  it("says SecretConflict when every failure is a conflict, else PartiallySynced", () => {
+    const conflicts = [failure("a", "SecretConflict"), failure("b", "SecretConflict")];
+    const all = readyCondition({
+      tokens: [ok()],
+      desired: 5,
+      failures: conflicts,
+      expiresAt: EXPIRES,
+    });
+    expect(all).toMatchObject({ status: "False", reason: "SecretConflict" });
+    expect(all.message).toBe(
+      "3/5 namespaces synced; failed: a (SecretConflict), b (SecretConflict)",
+    );
+    const mixed = readyCondition({
+      tokens: [ok()],
+      desired: 5,
+      failures: [...conflicts, failure("c")],
+      expiresAt: EXPIRES,
+    });
+    expect(mixed.reason).toBe("PartiallySynced");
+  });
+
+  it("puts a failed refresh before failed namespaces, with how long the Secrets in place last", () => {
+    const error = operatorError("AccessDenied", "ecr", {
+      step: "get an ECR token in us-east-1",
+      source: "s",
+      detail: "d",
+    });
+    const ready = readyCondition({
+      tokens: [ok(), { ...ok(), error }],
+      desired: 2,
+      failures: [failure("a")],
+      expiresAt: EXPIRES,
+    });
+    expect(ready.reason).toBe("AccessDenied");
+    expect(ready.message).toBe(
+      `${error.message}; the Secrets in place stay valid until ${EXPIRES.toISOString()}`,
+    );
+  });
+
+  it("puts a token expired on arrival before anything else", () => {
+    const error = operatorError("TokenRefreshFailed", "noToken", { source: "s" });
+    const ready = readyCondition({
+      tokens: [
+        { ...ok(), error },
+        { ...ok(), expiredOnArrival: true },
+      ],
+      desired: 1,
+      failures: [],
+      expiresAt: EXPIRES,
+    });
+    expect(ready.reason).toBe("TokenExpiredOnArrival");
+    expect(ready.message).toContain("check the clocks");
+  });
+});
+
+describe("failedList", () => {
+  it("names the first five and marks the rest", () => {
+    const six = ["a", "b", "c", "d", "e", "f"].map((n) => failure(n));
+    expect(failedList(six)).toBe(
+      "a (WriteFailed), b (WriteFailed), c (WriteFailed), d (WriteFailed), e (WriteFailed), …",
+    );
+  });
+});
+
+describe("verifiedCondition", () => {
+  it("maps a check to Verified or VerificationFailed", () => {
+    expect(verifiedCondition({ ok: true, message: "200" })).toMatchObject({
+      status: "True",
+      reason: "Verified",
+    });
+    expect(verifiedCondition({ ok: false, message: "401" })).toMatchObject({
+      status: "False",
+      reason: "VerificationFailed",
+      message: "401",
+    });
+  });
+});
+
+describe("buildStatus", () => {
+  const input = {
+    generation: 4,
+    conditions: [{ type: "Ready", status: "True" as const, reason: "Synced", message: "m" }],
+    registries: ["b.example", "a.example"],
+    desired: 2,
+    synced: 2,
+    failures: [],
+  };
+
+  it("keeps lastTransitionTime while the status stays, and moves it when it changes", () => {
+    const first = buildStatus(undefined, input, T0);
+    expect(first.conditions?.[0]).toMatchObject({
+      observedGeneration: 4,
+      lastTransitionTime: T0.toISOString(),
+    });
+    expect(first.registries).toEqual(["a.example", "b.example"]);
+    expect(first.namespaces).toEqual({ desired: 2, synced: 2, failed: 0, summary: "2/2" });
+    const same = buildStatus(
+      first,
+      { ...input, conditions: [{ ...input.conditions[0]!, message: "other" }] },
+      T1,
+    );
+    expect(same.conditions?.[0]?.lastTransitionTime).toBe(T0.toISOString());
+    const flipped = buildStatus(
+      first,
+      { ...input, conditions: [{ ...input.conditions[0]!, status: "False" }] },
+      T1,
+    );
+    expect(flipped.conditions?.[0]?.lastTransitionTime).toBe(T1.toISOString());
+  });
+
+  it("sorts the failures by namespace and keeps at most MAX_FAILURES, counting them all", () => {
+    const many = Array.from({ length: MAX_FAILURES + 5 }, (_, i) =>
+      failure(`ns-${String(99 - i)}`),
+    );
+    const s = buildStatus(undefined, { ...input, desired: 30, synced: 5, failures: many }, T0);
+    expect(s.failures).toHaveLength(MAX_FAILURES);
+    expect(s.failures?.[0]?.namespace).toBe(`ns-${String(99 - MAX_FAILURES - 4)}`);
+    expect(s.namespaces?.failed).toBe(MAX_FAILURES + 5);
+  });
+
+  it("cuts a condition message to 1024 characters", () => {
+    const long = { ...input.conditions[0]!, message: "x".repeat(5000) };
+    expect(
+      buildStatus(undefined, { ...input, conditions: [long] }, T0).conditions?.[0]?.message,
+    ).toHaveLength(1024);
+  });
+});
+
+describe("passStatus and statusEqual", () => {
+  const resource: ECRPullSecret = {
+    metadata: { name: "r", generation: 2 },
+    spec: { secretName: "s" },
+  };
+
+  it("takes the times from the earliest token and keeps what the pass did not learn", () => {
+    const ready = readyCondition({ tokens: [ok()], desired: 1, failures: [], expiresAt: EXPIRES });
+    const s = passStatus(
+      resource,
+      { ready, tokens: [ok()], registries: ["h"], counts: { desired: 1, synced: 1, failures: [] } },
+      T0,
+    );
+    expect(s).toMatchObject({
+      observedGeneration: 2,
+      tokenExpiresAt: EXPIRES.toISOString(),
+      lastRefreshTime: T0.toISOString(),
+      nextRefreshTime: "2030-01-01T06:00:00.000Z",
+      registries: ["h"],
+    });
+    const later = passStatus({ ...resource, status: s }, { ready }, T1);
+    expect(later.registries).toEqual(["h"]);
+    expect(later.namespaces).toMatchObject({ desired: 1, synced: 1 });
+  });
+
+  it("compares as JSON regardless of key order and undefined fields", () => {
+    const s = buildStatus(
+      undefined,
+      { generation: 1, conditions: [], registries: [], desired: 0, synced: 0, failures: [] },
+      T0,
+    );
+    const reordered = JSON.parse(
+      JSON.stringify({ namespaces: s.namespaces, ...s, extra: undefined }),
+    );
+    expect(statusEqual(s, reordered)).toBe(true);
+    expect(statusEqual(s, { ...s, observedGeneration: 2 })).toBe(false);
+    expect(statusEqual(undefined, s)).toBe(false);
+  });
+});
