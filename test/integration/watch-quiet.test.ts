@@ -9,7 +9,13 @@
 // two of the old watchdog's periods); the 4-minute run is the figure in
 // docs/reliability.md.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { KubeClient, loadKubeConfig, resourcePath, SECRETS } from "../../src/kube/client.js";
+import {
+  KubeClient,
+  loadKubeConfig,
+  resourcePath,
+  SECRETS,
+  type Watcher,
+} from "../../src/kube/client.js";
 import { Informer } from "../../src/kube/informer.js";
 import type { Secret } from "../../src/kube/types.js";
 import { createNamespace, deleteNamespaces, type TestKube, testKube } from "../harness/kube.js";
@@ -35,7 +41,19 @@ describe("a quiet informer on a busy cluster", () => {
     async () => {
       const kube = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
       const activity: string[] = [];
-      const informer = new Informer<Secret>(kube, {
+      // Records how each watch ended, for the log line.
+      const ends: string[] = [];
+      const watcher: Watcher = {
+        watch: (path, query, onEvent, onDone) =>
+          kube.watch(path, query, onEvent, (err) => {
+            ends.push(
+              `${((Date.now() - watchStarted) / 1000).toFixed(1)} s: ${err ? String(err) : "ended without an error (the server, or our stop)"}`,
+            );
+            onDone(err);
+          }),
+      };
+      const watchStarted = Date.now();
+      const informer = new Informer<Secret>(watcher, {
         resource: "secrets",
         path: resourcePath(SECRETS),
         labelSelector: "watch-quiet.test/none=1",
@@ -57,6 +75,7 @@ describe("a quiet informer on a busy cluster", () => {
       const begin = Date.now();
       let writes = 0;
       let failed = 0;
+      const errors = new Set<string>();
       const inFlight: Promise<unknown>[] = [];
       // Batches of 5 every 100 ms, each batch due at its own time, so a late
       // wake-up is made up by the next one.
@@ -77,8 +96,9 @@ describe("a quiet informer on a busy cluster", () => {
                   { stringData: { n: String(writes) } },
                 );
           inFlight.push(
-            write.catch(() => {
+            write.catch((err: unknown) => {
               failed++;
+              if (errors.size < 5) errors.add(String(err));
             }),
           );
         }
@@ -89,8 +109,9 @@ describe("a quiet informer on a busy cluster", () => {
       informer.stop();
       const count = (what: string) => activity.filter((a) => a === what).length;
       console.log(
-        `quiet informer over ${writeSeconds.toFixed(0)} s of ${writes} writes (${(writes / writeSeconds).toFixed(1)}/s, ${failed} failed): ${count("list")} list, ${count("watch")} watch, ${count("gone")} gone, ${count("error")} errors; resourceVersion ${listedAt} -> ${informer.lastResourceVersion}`,
+        `quiet informer over ${writeSeconds.toFixed(0)} s of ${writes} writes (${(writes / writeSeconds).toFixed(1)}/s, ${failed} failed): ${count("list")} list, ${count("watch")} watch, ${count("gone")} gone, ${count("error")} errors; resourceVersion ${listedAt} -> ${informer.lastResourceVersion}; watches ended: ${ends.join("; ") || "none"}`,
       );
+      expect([...errors]).toEqual([]);
       expect(failed).toBe(0);
       expect(writes / writeSeconds).toBeGreaterThan(RATE * 0.95);
       expect(count("list")).toBe(1);
