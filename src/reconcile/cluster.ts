@@ -42,8 +42,17 @@ export interface Cluster {
   patchServiceAccount(key: ObjectKey, patch: object): Promise<void>;
   /** A merge patch of the resource's metadata; a resource already gone is not an error. */
   patchResourceMetadata(name: string, metadata: object): Promise<void>;
-  /** Writes the status subresource; a resource already gone is not an error. */
-  patchStatus(name: string, status: ECRPullSecretStatus): Promise<void>;
+  /**
+   * Writes the status subresource, only onto the resource as it was at
+   * `resourceVersion`: a replica working from an older copy (a leader that
+   * lost its Lease) gets 409 Conflict instead of overwriting a newer status.
+   * A resource already gone is not an error.
+   */
+  patchStatus(
+    name: string,
+    status: ECRPullSecretStatus,
+    resourceVersion: string | undefined,
+  ): Promise<void>;
 }
 
 /** The caches the controller's informers fill. */
@@ -110,11 +119,29 @@ export class KubeCluster implements Cluster {
   }
 
   async patchResourceMetadata(name: string, metadata: object): Promise<void> {
-    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, { metadata }));
+    const patched = await orUndefined(
+      this.kube.patch<Cached<ECRPullSecret>>(ECR_PULL_SECRETS, { name }, { metadata }),
+    );
+    // The status write that follows is guarded by the new resourceVersion.
+    if (patched) this.caches.resources.observe(patched);
   }
 
-  async patchStatus(name: string, status: ECRPullSecretStatus): Promise<void> {
-    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, { status }, "status"));
+  async patchStatus(
+    name: string,
+    status: ECRPullSecretStatus,
+    resourceVersion: string | undefined,
+  ): Promise<void> {
+    const patched = await orUndefined(
+      resourceVersion
+        ? this.kube.patchStatus<Cached<ECRPullSecret>>(
+            ECR_PULL_SECRETS,
+            { name },
+            resourceVersion,
+            status,
+          )
+        : this.kube.patch<Cached<ECRPullSecret>>(ECR_PULL_SECRETS, { name }, { status }, "status"),
+    );
+    if (patched) this.caches.resources.observe(patched);
   }
 }
 

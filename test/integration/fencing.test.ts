@@ -12,6 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ECR_PULL_SECRETS, type ECRPullSecret } from "../../src/api/index.js";
+import { KubeClient, loadKubeConfig, statusCode } from "../../src/kube/client.js";
 import { AwsDouble } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
 import {
@@ -237,5 +239,26 @@ describe("fencing on lost leadership", () => {
     // And the old leader did write before the freeze: the test watched a real pass.
     expect(writes.some((e) => e.objectRef?.resource === "secrets")).toBe(true);
     expect(procs.get(newLeader)?.proc.exitCode).toBeNull();
+  });
+
+  it("refuses a status patch made from an older copy of the resource (409), as an old leader's would be", async () => {
+    const kube = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+    const now = await kube.get<ECRPullSecret>(ECR_PULL_SECRETS, { name: "fence" });
+    const rv = now.metadata?.resourceVersion ?? "";
+    const status = { ...now.status, observedGeneration: now.metadata?.generation };
+    const written = await kube.patchStatus<ECRPullSecret>(
+      ECR_PULL_SECRETS,
+      { name: "fence" },
+      rv,
+      status,
+    );
+    expect(written.metadata?.resourceVersion).not.toBe(rv);
+    const stale = await kube
+      .patchStatus(ECR_PULL_SECRETS, { name: "fence" }, rv, { ...status, observedGeneration: 0 })
+      .catch((e: unknown) => e);
+    expect(statusCode(stale)).toBe(409);
+    expect((await getResource(k, "fence"))?.status?.observedGeneration).toBe(
+      now.metadata?.generation,
+    );
   });
 });
