@@ -27,7 +27,10 @@ export async function runCheck(
 ): Promise<number> {
   let kube: KubeClient | undefined;
   const kubeClient = (): KubeClient => {
-    kube ??= new KubeClient(loadKubeConfig(config.kubeconfig), { qps: 0, burst: 0 });
+    kube ??= new KubeClient(loadKubeConfig(config.kubeconfig, config.context), {
+      qps: 0,
+      burst: 0,
+    });
     return kube;
   };
   const readSecret = async (ref: { namespace: string; name: string }) => {

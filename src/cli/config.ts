@@ -8,6 +8,8 @@ import type { LogFormat } from "../observability/logger.js";
 
 export interface OperatorConfig {
   kubeconfig?: string;
+  /** The kubeconfig context to use instead of its current-context. */
+  context?: string;
   region?: string;
   registry?: string;
   credentialsSecretName?: string;
@@ -15,7 +17,8 @@ export interface OperatorConfig {
   metricsAddress: string;
   healthAddress: string;
   leaderElect: boolean;
-  leaderElectionNamespace: string;
+  /** Unset: the kubeconfig context's namespace, in a cluster the Pod's own, else `default`. */
+  leaderElectionNamespace?: string;
   leaderElectionId: string;
   qps: number;
   burst: number;
@@ -50,6 +53,13 @@ export const settings: Setting[] = [
     kind: "string",
     key: "kubeconfig",
     help: "kubeconfig file (default: in-cluster config)",
+  },
+  {
+    flag: "context",
+    env: ["KUBE_CONTEXT"],
+    kind: "string",
+    key: "context",
+    help: "kubeconfig context to use (default: its current-context)",
   },
   {
     flag: "region",
@@ -115,8 +125,7 @@ export const settings: Setting[] = [
     env: ["LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE"],
     kind: "string",
     key: "leaderElectionNamespace",
-    default: "default",
-    help: "namespace of the leader Lease",
+    help: "namespace of the leader Lease (default: the kubeconfig context's namespace; in a cluster the Pod's own; else default)",
   },
   {
     flag: "leader-election-id",
@@ -140,7 +149,7 @@ export const settings: Setting[] = [
     kind: "number",
     key: "burst",
     default: "200",
-    help: "client-side burst above the rate",
+    help: "client-side burst above the rate (at least 1)",
   },
   {
     flag: "concurrency",
@@ -322,6 +331,12 @@ export function parseCommandLine(
   if (!["trace", "debug", "info", "warn", "error", "fatal", "silent"].includes(cfg.logLevel)) {
     throw new ConfigError(
       `failed to read --log-level: ${JSON.stringify(cfg.logLevel)} is not trace, debug, info, warn or error`,
+    );
+  }
+  if (cfg.burst < 1) {
+    // A bucket that never holds a whole token would let no request through.
+    throw new ConfigError(
+      `failed to read --kube-api-burst: ${cfg.burst} is below 1; the burst is how many requests may go at once, so it must be at least 1`,
     );
   }
   if (Boolean(cfg.credentialsSecretName) !== Boolean(cfg.credentialsSecretNamespace)) {

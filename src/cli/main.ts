@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConditionType } from "../api/conditions.js";
 import { ECR_PULL_SECRETS, type ECRPullSecret } from "../api/index.js";
-import { makeController, makeKubeClient } from "../controller/from-settings.js";
+import { kubeConnection, makeController, makeKubeClient } from "../controller/from-settings.js";
 import { LeaderElector } from "../controller/leader.js";
 import {
   checkProxySettings,
@@ -25,20 +25,51 @@ import { runStatus } from "./status.js";
 
 async function run(config: OperatorConfig, log: Logger): Promise<number> {
   const metrics = new Metrics();
-  const controller = makeController(config, log, metrics);
-  const kube = makeKubeClient(config, metrics);
+  const connection = kubeConnection(config);
+  // The Lease's client is not fenced: it must be able to release the Lease.
+  // When the server throttles it, the controller's requests give way.
+  const kube = makeKubeClient(config, metrics, {
+    connection,
+    onRetry: (_method, _path, reason) => {
+      if (reason === "HTTP 429") leader?.throttled();
+    },
+  });
+  const leaseNamespace = config.leaderElectionNamespace ?? connection.namespace ?? "default";
   let leader: LeaderElector | undefined;
+  if (config.leaderElect) {
+    leader = new LeaderElector(kube, log, {
+      namespace: leaseNamespace,
+      name: config.leaderElectionId,
+      onStartedLeading: () => onStartedLeading(),
+      onStoppedLeading: () => onStoppedLeading(),
+      onError: (reason) => metrics.leaderElectionErrors.inc({ reason }),
+    });
+  }
+  // Every write of the controller goes through the elector's fence.
+  const controller = makeController(
+    config,
+    log,
+    metrics,
+    makeKubeClient(config, metrics, { connection, fence: leader?.fence }),
+  );
   let leading = !config.leaderElect;
   const servers: Server[] = [];
   // Ready once the caches have synced, leader or standby alike: a standby is
   // a working replica, and taking it out of the Service would gain nothing.
-  const checks = { healthy: () => true, ready: () => controller.synced };
+  // A replica that may not touch the Lease at all (RBAC, a missing
+  // namespace) can never lead, so it is not ready, and says why in its log.
+  const checks = {
+    healthy: () => true,
+    ready: () => controller.synced && !leader?.blockedReason,
+  };
   if (config.metricsAddress !== "0")
     servers.push(await serveHealth(config.metricsAddress, metrics, checks));
   if (config.healthAddress !== "0" && config.healthAddress !== config.metricsAddress) {
     servers.push(await serveHealth(config.healthAddress, metrics, checks));
   }
 
+  let onStartedLeading = () => {};
+  let onStoppedLeading = () => {};
   let stopping = false;
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string, code: number) => {
@@ -68,29 +99,31 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
     };
     process.once("SIGTERM", () => stop("SIGTERM", 0));
     process.once("SIGINT", () => stop("SIGINT", 0));
-    if (config.leaderElect) {
-      leader = new LeaderElector(kube, log, {
-        namespace: config.leaderElectionNamespace,
-        name: config.leaderElectionId,
-        onStartedLeading: () => {
-          leading = true;
-          metrics.isLeader.set(1);
-          controller.startWorkers();
-        },
-        // A replica that loses the lease stops writing at once: exiting is
-        // the only way to be sure no write is in flight, and the Deployment
-        // restarts it as a standby (controller-runtime does the same).
-        onStoppedLeading: () => {
-          metrics.isLeader.set(0);
-          log.error("lost the leader lease; exiting so no write happens without it");
-          stop("lease-lost", 1);
-        },
-      });
-    }
+    onStartedLeading = () => {
+      leading = true;
+      metrics.isLeader.set(1);
+      controller.startWorkers();
+    };
+    // A replica that loses the lease stops writing at once: the elector's
+    // fence already refuses every write and has cancelled those in flight.
+    // It then exits within a second, so no pass carries on without the
+    // Lease, and the Deployment restarts it as a standby (controller-runtime
+    // does the same).
+    onStoppedLeading = () => {
+      metrics.isLeader.set(0);
+      log.error("lost the leader lease; exiting so no write happens without it");
+      setTimeout(() => process.exit(1), 1_000);
+      stop("lease-lost", 1);
+    };
   });
 
   log.info(
-    { leaderElect: config.leaderElect, region: config.region, registry: config.registry },
+    {
+      leaderElect: config.leaderElect,
+      leaseNamespace: config.leaderElect ? leaseNamespace : undefined,
+      region: config.region,
+      registry: config.registry,
+    },
     "starting ecr-creds-refresher",
   );
   // SIGTERM while the caches are still syncing (the API server unreachable)

@@ -4,7 +4,13 @@
 import { FIELD_MANAGER } from "../api/metadata.js";
 import { operatorDefaults } from "../aws/registries.js";
 import { verifyRegistry } from "../aws/verify.js";
-import { KubeClient, loadKubeConfig } from "../kube/client.js";
+import {
+  KubeClient,
+  type KubeClientOptions,
+  loadKubeConfig,
+  type WriteFence,
+} from "../kube/client.js";
+import type { Connection } from "../kube/kubeconfig.js";
 import { EventRecorder } from "../observability/events.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -13,6 +19,8 @@ import { Controller } from "./controller.js";
 /** The settings the controller needs (the CLI's OperatorConfig has them all). */
 export interface ControllerSettings {
   kubeconfig?: string;
+  /** The kubeconfig context (default: its current-context). */
+  context?: string;
   region?: string;
   registry?: string;
   credentialsSecretName?: string;
@@ -31,14 +39,33 @@ export interface ControllerSettings {
   watchNamespaces?: readonly string[];
 }
 
+export function kubeConnection(
+  settings: Pick<ControllerSettings, "kubeconfig" | "context">,
+): Connection {
+  return loadKubeConfig(settings.kubeconfig, settings.context);
+}
+
+/**
+ * A client of the API server. With a `fence` (leader election), every write
+ * asks it first and every request in flight is cancelled when it aborts.
+ * Clients sharing a `connection` share its credentials: one exec-plugin run
+ * serves them all.
+ */
 export function makeKubeClient(
-  settings: Pick<ControllerSettings, "kubeconfig" | "qps" | "burst">,
+  settings: Pick<ControllerSettings, "kubeconfig" | "context" | "qps" | "burst">,
   metrics?: Metrics,
+  opts: {
+    connection?: Connection;
+    fence?: WriteFence;
+    onRetry?: KubeClientOptions["onRetry"];
+  } = {},
 ): KubeClient {
-  return new KubeClient(loadKubeConfig(settings.kubeconfig), {
+  return new KubeClient(opts.connection ?? kubeConnection(settings), {
     qps: settings.qps,
     burst: settings.burst,
     fieldManager: FIELD_MANAGER,
+    fence: opts.fence,
+    onRetry: opts.onRetry,
     onRequest: (verb, resource, code) =>
       metrics?.kubeRequests.inc({ verb, resource, code: String(code) }),
   });
@@ -48,8 +75,8 @@ export function makeController(
   settings: ControllerSettings,
   log: Logger,
   metrics: Metrics,
+  kube: KubeClient = makeKubeClient(settings, metrics),
 ): Controller {
-  const kube = makeKubeClient(settings, metrics);
   const events = new EventRecorder(kube, log);
   return new Controller(kube, log, metrics, events, {
     defaults: operatorDefaults(settings),

@@ -1,14 +1,27 @@
 // Leader election on a coordination.k8s.io/v1 Lease, with client-go's
 // defaults: 15 s lease, 10 s renew deadline, 2 s retry. Writes to the Lease
 // use its resourceVersion, so two replicas can never both think they won.
+//
+// The elector is also the fence of the operator's writes (`fence`): the
+// client asks it before every write, and it answers no once the last
+// successful renewal is older than the renew deadline by the monotonic clock,
+// even before any timer has run (a process stopped with SIGSTOP and resumed
+// past its lease wakes up with writes queued). Losing leadership aborts the
+// fence's signal, which cancels every request in flight. The deadline is
+// measured from when the renewal was sent, so a write allowed by the fence
+// reaches the server seconds before another replica can take the Lease.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import {
   apiErrorMessage,
+  FencedError,
+  fenced,
   isConflict,
   isNotFound,
   type KubeClient,
   LEASES,
+  statusCode,
+  type WriteFence,
 } from "../kube/client.js";
 import type { Lease } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
@@ -32,6 +45,8 @@ export interface LeaderOptions {
   retryPeriodMs?: number;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
+  /** Each failed attempt to read or write the Lease, by reason (Forbidden, Conflict, Timeout…), for a metric. */
+  onError?: (reason: string) => void;
 }
 
 export class LeaderElector {
@@ -41,7 +56,6 @@ export class LeaderElector {
   private readonly retryMs: number;
   private timer: NodeJS.Timeout | undefined;
   private leading = false;
-  private lastRenew = 0;
   private stopped = false;
   /** When we first saw the current holder's record unchanged (for expiry by our own clock). */
   private observed: { record: string; at: number } | undefined;
@@ -50,6 +64,33 @@ export class LeaderElector {
   /** The last read of the Lease named another holder. */
   private heldByOther = false;
   private inflight: Promise<void> | undefined;
+  /** The Lease as our last successful write left it (for renewing without a read). */
+  private mine: Lease | undefined;
+  /** When the last successful renewal was sent, by the monotonic clock. */
+  private renewedAt = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private readonly lost = new AbortController();
+  /**
+   * Why the last attempt could not even be made as asked (the Lease is
+   * forbidden to us): readiness reports it, since such a replica can never lead.
+   */
+  blockedReason: string | undefined;
+  /** Set while a renewal of ours is being throttled: the controller's requests wait for it. */
+  private renewalFirst: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** The right to write: aborted when leadership is lost. */
+  readonly fence: WriteFence = {
+    signal: this.lost.signal,
+    gate: () => this.renewalFirst?.promise,
+    check: () => {
+      if (!this.leading) throw fenced("refused a write: this replica is not the leader");
+      if (performance.now() - this.renewedAt > this.renewDeadlineMs) {
+        this.loseLeadership("the lease was not renewed within the renew deadline");
+        throw fenced(
+          `refused a write: the leader lease was last renewed more than ${this.renewDeadlineMs} ms ago`,
+        );
+      }
+    },
+  };
 
   constructor(
     private readonly kube: KubeClient,
@@ -73,6 +114,7 @@ export class LeaderElector {
   private run(): void {
     this.inflight = this.tick().finally(() => {
       this.inflight = undefined;
+      this.releaseGate();
     });
   }
 
@@ -85,8 +127,64 @@ export class LeaderElector {
     this.timer = setTimeout(() => this.run(), wait);
   }
 
+  /**
+   * Called when the API server throttles a Lease request (the Lease client's
+   * onRetry): until this renewal ends, the controller's requests hold back so
+   * the renewal gets the seat it needs.
+   */
+  throttled(): void {
+    if (!this.leading || this.renewalFirst) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.renewalFirst = { promise, resolve };
+  }
+
+  private releaseGate(): void {
+    this.renewalFirst?.resolve();
+    this.renewalFirst = undefined;
+  }
+
+  /** Stops leading at once: writes are refused and requests in flight cancelled. */
+  private loseLeadership(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.deadlineTimer);
+    this.log.error(
+      { lease: this.opts.name, identity: this.identity, why },
+      "lost the leader lease",
+    );
+    this.lost.abort(new FencedError(`lost the leader lease: ${why}`));
+    this.releaseGate();
+    this.opts.onStoppedLeading();
+  }
+
+  /** Leadership ends at the renew deadline unless a renewal moves it on. */
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    const left = this.renewDeadlineMs - (performance.now() - this.renewedAt);
+    this.deadlineTimer = setTimeout(
+      () => {
+        if (performance.now() - this.renewedAt >= this.renewDeadlineMs)
+          this.loseLeadership("the lease was not renewed within the renew deadline");
+        else this.armDeadline();
+      },
+      Math.max(0, left),
+    );
+  }
+
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    // Woken up past the deadline (the process was stopped): no Lease write
+    // may go out on leadership we no longer have.
+    if (this.leading && performance.now() - this.renewedAt > this.renewDeadlineMs) {
+      this.loseLeadership("the lease was not renewed within the renew deadline");
+      return;
+    }
+    const sentAt = performance.now();
     let ok = false;
     let deadline: NodeJS.Timeout | undefined;
     try {
@@ -100,28 +198,57 @@ export class LeaderElector {
           );
         }),
       ]);
+      this.blockedReason = undefined;
     } catch (err) {
+      const code = statusCode(err);
+      const reason =
+        code === 403
+          ? "Forbidden"
+          : code === 401
+            ? "Unauthorized"
+            : code === 404
+              ? "NotFound"
+              : code === 429
+                ? "TooManyRequests"
+                : code >= 500
+                  ? "ServerError"
+                  : code === 0
+                    ? "Unreachable"
+                    : `HTTP${code}`;
+      // Forbidden (or a namespace that does not exist) will not heal by
+      // retrying: a replica that can never lead must not look ready.
+      this.blockedReason =
+        code === 403 || code === 404
+          ? `failed to take the leader Lease ${this.opts.namespace}/${this.opts.name}: ${reason}: ${apiErrorMessage(err)}`
+          : undefined;
+      this.opts.onError?.(reason);
       this.log.warn(
-        { lease: this.opts.name, err: { message: apiErrorMessage(err) } },
+        {
+          lease: this.opts.name,
+          namespace: this.opts.namespace,
+          reason,
+          err: { message: apiErrorMessage(err) },
+        },
         "failed to update leader lease",
       );
     } finally {
       clearTimeout(deadline);
     }
     if (this.stopped) return;
-    const now = Date.now();
     if (ok) {
-      this.lastRenew = now;
+      this.renewedAt = sentAt;
       if (!this.leading) {
         this.leading = true;
         this.log.info({ lease: this.opts.name, identity: this.identity }, "became leader");
         this.opts.onStartedLeading();
       }
-    } else if (this.leading && (this.heldByOther || now - this.lastRenew > this.renewDeadlineMs)) {
-      // Someone else holds it now, or we could not renew in time: stop at once.
-      this.leading = false;
-      this.stopped = true;
-      this.opts.onStoppedLeading();
+      this.armDeadline();
+    } else if (this.leading && this.heldByOther) {
+      // Someone else holds it now: stop at once.
+      this.loseLeadership("another replica holds the lease");
+      return;
+    } else if (this.leading && performance.now() - this.renewedAt > this.renewDeadlineMs) {
+      this.loseLeadership("the lease was not renewed within the renew deadline");
       return;
     }
     this.schedule();
@@ -135,13 +262,29 @@ export class LeaderElector {
       leaseDurationSeconds: Math.round(this.leaseMs / 1000),
       renewTime: microTime(now),
     };
+    // client-go's fast path: the leader renews the Lease it last wrote
+    // without reading it first, one request instead of two (which counts
+    // when the API server is throttling us); a conflict falls back to a read.
+    const mine = this.mine;
+    if (this.leading && mine) {
+      try {
+        this.mine = await this.kube.replace<Lease>(LEASES, {
+          metadata: mine.metadata,
+          spec: { ...mine.spec, ...spec, acquireTime: microTime(mine.spec?.acquireTime) },
+        });
+        return true;
+      } catch (err) {
+        this.mine = undefined;
+        if (!isConflict(err)) throw err;
+      }
+    }
     let lease: Lease;
     try {
       lease = await this.kube.get<Lease>(LEASES, { namespace, name });
     } catch (err) {
       if (!isNotFound(err)) throw err;
       try {
-        await this.kube.create<Lease>(LEASES, {
+        this.mine = await this.kube.create<Lease>(LEASES, {
           metadata: { name, namespace },
           spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 },
         });
@@ -167,8 +310,12 @@ export class LeaderElector {
       }
     }
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1);
+    // The read may have been answered after our deadline passed (the process
+    // was stopped meanwhile): a renewal now would be a write without the Lease.
+    if (this.leading && performance.now() - this.renewedAt > this.renewDeadlineMs)
+      throw fenced("the renew deadline passed while the Lease was being read");
     try {
-      await this.kube.replace<Lease>(LEASES, {
+      this.mine = await this.kube.replace<Lease>(LEASES, {
         metadata: { ...lease.metadata, name, namespace },
         spec: {
           ...spec,
@@ -187,6 +334,7 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.deadlineTimer);
     // A renewal still in flight must not land after the release.
     await this.inflight;
     if (!this.leading) return;

@@ -5,15 +5,18 @@
 // against the real API server.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ApiError,
+  FencedError,
   isConflict,
   KubeClient,
   LEASES,
   SECRETS,
   SERVICE_ACCOUNTS,
   statusCode,
+  USER_AGENT,
 } from "./client.js";
 import type { Connection, Credentials } from "./kubeconfig.js";
 
@@ -220,9 +223,164 @@ describe("KubeClient requests", () => {
     const kube = new KubeClient(connection(url), { qps: 0, burst: 0, requestTimeoutMs: 200 });
     const err = await kube.get(SECRETS, { namespace: "a", name: "b" }).catch((e: unknown) => e);
     expect(String(err)).toContain(
-      "GET /api/v1/namespaces/a/secrets/b: no answer from the API server in 200 ms",
+      "GET /api/v1/namespaces/a/secrets/b: the API server sent nothing for 200 ms",
     );
     expect(statusCode(err)).toBe(0);
+  });
+});
+
+describe("KubeClient retries, as client-go's rest client", () => {
+  const tooMany = (res: ServerResponse, retryAfter?: string) => {
+    res.writeHead(429, {
+      "Content-Type": "application/json",
+      ...(retryAfter ? { "Retry-After": retryAfter } : {}),
+    });
+    res.end(
+      JSON.stringify({
+        kind: "Status",
+        message: "Too many requests, please try again later.",
+        reason: "TooManyRequests",
+        code: 429,
+      }),
+    );
+  };
+
+  it("waits out a 429 or 503 that says Retry-After, then succeeds; the metrics see every attempt", async () => {
+    let n = 0;
+    const { url, seen } = await apiServer((req, res) => {
+      n++;
+      if (n === 1) tooMany(res, "1");
+      else if (n === 2) {
+        res.writeHead(503, { "Retry-After": "1" });
+        res.end("busy");
+      } else json(res, req.method === "POST" ? 201 : 200, { metadata: { name: "pull" } });
+    });
+    const codes: number[] = [];
+    const waits: number[] = [];
+    const kube = new KubeClient(connection(url), {
+      qps: 0,
+      burst: 0,
+      onRequest: (_v, _r, code) => codes.push(code),
+      onRetry: (_m, _p, _reason, ms) => waits.push(ms),
+    });
+    const started = Date.now();
+    await kube.create(SECRETS, { metadata: { namespace: "a", name: "pull" } });
+    expect(seen.map((r) => r.method)).toEqual(["POST", "POST", "POST"]);
+    expect(codes).toEqual([429, 503, 200]);
+    // One second each, plus at most 20 % jitter.
+    expect(waits.every((w) => w >= 1000 && w <= 1200)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+  });
+
+  it("gives up after maxRetries, and does not retry a 429 without Retry-After", async () => {
+    const { url, seen } = await apiServer((req, res) =>
+      tooMany(res, req.url.pathname.endsWith("/b") ? "0" : undefined),
+    );
+    const kube = new KubeClient(connection(url), { qps: 0, burst: 0, maxRetries: 2 });
+    const bare = await kube.get(SECRETS, { namespace: "a", name: "a" }).catch((e: unknown) => e);
+    expect(statusCode(bare)).toBe(429);
+    expect(seen).toHaveLength(1);
+    const bounded = await kube.get(SECRETS, { namespace: "a", name: "b" }).catch((e: unknown) => e);
+    expect(statusCode(bounded)).toBe(429);
+    expect((bounded as ApiError).retryAfterSeconds).toBe(0);
+    expect(seen).toHaveLength(4);
+  });
+
+  it("retries a read and a resourceVersion-guarded write once on a reset connection, never a create", async () => {
+    const cut = new Set(["GET", "PATCH", "POST"]);
+    const { url, seen } = await apiServer((req, res) => {
+      if (cut.delete(req.method)) {
+        res.socket?.destroy();
+        return;
+      }
+      json(res, 200, { metadata: { name: "x" } });
+    });
+    const kube = new KubeClient(connection(url), { qps: 0, burst: 0 });
+    await kube.get(SECRETS, { namespace: "a", name: "x" });
+    await kube.patch(
+      SERVICE_ACCOUNTS,
+      { namespace: "a", name: "default" },
+      { metadata: { resourceVersion: "5" }, imagePullSecrets: [] },
+    );
+    const created = await kube
+      .create(SECRETS, { metadata: { namespace: "a", name: "x" } })
+      .catch((e: unknown) => e);
+    expect((created as NodeJS.ErrnoException).code).toBe("ECONNRESET");
+    expect(seen.map((r) => r.method)).toEqual(["GET", "GET", "PATCH", "PATCH", "POST"]);
+  });
+});
+
+describe("KubeClient headers", () => {
+  it("names itself, asks for gzip on lists and decodes it, and sends impersonation headers", async () => {
+    const { url, seen } = await apiServer((req, res) => {
+      const body = JSON.stringify({ metadata: { resourceVersion: "3" }, items: [{ a: 1 }] });
+      if (req.headers["accept-encoding"] === "gzip") {
+        res.writeHead(200, { "Content-Type": "application/json", "Content-Encoding": "gzip" });
+        res.end(gzipSync(body));
+      } else json(res, 200, JSON.parse(body));
+    });
+    const conn = {
+      ...connection(url),
+      impersonate: {
+        user: "jane",
+        uid: "u-1",
+        groups: ["dev", "ops"],
+        extra: { "scopes.example.com/x": ["a", "b"] },
+      },
+    };
+    const kube = new KubeClient(conn, { qps: 0, burst: 0 });
+    const list = await kube.list(SECRETS, {});
+    await kube.get(SECRETS, { namespace: "a", name: "x" });
+    expect(list.items).toEqual([{ a: 1 }]);
+    expect(USER_AGENT).toMatch(
+      /^ecr-creds-refresher\/\d+\.\d+\.\d+ \((linux|darwin|win32)\/\w+\)$/,
+    );
+    expect(seen.map((r) => r.headers["user-agent"])).toEqual([USER_AGENT, USER_AGENT]);
+    expect(seen.map((r) => r.headers["accept-encoding"])).toEqual(["gzip", undefined]);
+    expect(seen[0]?.headers["impersonate-user"]).toBe("jane");
+    expect(seen[0]?.headers["impersonate-uid"]).toBe("u-1");
+    expect(seen[0]?.headers["impersonate-group"]).toBe("dev, ops");
+    expect(seen[0]?.headers["impersonate-extra-scopes.example.com%2fx"]).toBe("a, b");
+  });
+});
+
+describe("KubeClient fence", () => {
+  it("refuses writes once the fence says no, cancels requests in flight when it aborts, and still reads before", async () => {
+    const { url, seen } = await apiServer((req, res) => {
+      if (req.url.pathname.endsWith("/slow")) return; // never answered
+      json(res, 200, { metadata: { name: "x" } });
+    });
+    const lost = new AbortController();
+    let allowed = true;
+    const kube = new KubeClient(connection(url), {
+      qps: 0,
+      burst: 0,
+      fence: {
+        signal: lost.signal,
+        check: () => {
+          if (!allowed) throw new FencedError("not the leader");
+        },
+      },
+    });
+    await kube.create(SECRETS, { metadata: { namespace: "a", name: "x" } });
+    allowed = false;
+    const refused = await kube
+      .create(SECRETS, { metadata: { namespace: "a", name: "y" } })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(FencedError);
+    await kube.get(SECRETS, { namespace: "a", name: "x" });
+    const inFlight = kube.get(SECRETS, { namespace: "a", name: "slow" }).catch((e: unknown) => e);
+    while (!seen.some((r) => r.url.pathname.endsWith("/slow")))
+      await new Promise((r) => setTimeout(r, 10));
+    const abortedAt = Date.now();
+    lost.abort();
+    expect(await inFlight).toBeInstanceOf(FencedError);
+    expect(Date.now() - abortedAt).toBeLessThan(100);
+    expect(seen.map((r) => `${r.method} ${r.url.pathname.split("/").pop()}`)).toEqual([
+      "POST secrets",
+      "GET x",
+      "GET slow",
+    ]);
   });
 });
 

@@ -1,14 +1,21 @@
 // The one place that talks HTTP to the API server: a pooled keep-alive
-// connection, client-side QPS/burst, JSON in and out, watches as streams of
-// lines, and a count of every request by verb, resource and code for the
-// metrics.
+// connection, client-side QPS/burst, JSON in and out (lists gzipped), watches
+// as streams of lines, and a count of every request by verb, resource and code
+// for the metrics. As client-go's rest client: 429 and 5xx answers that carry
+// Retry-After are waited out and retried (bounded, with jitter), idempotent
+// requests are retried once on a reset connection, a 401 renews credentials
+// once, and a leadership fence refuses every write once leadership is gone
+// and cancels what is in flight.
 //
 // The operator uses a handful of endpoints (Secrets, ServiceAccounts,
 // Namespaces, Events, Leases and its own resource), so this is a small client
 // of its own rather than a generated one: a full generated client costs about
 // 80 MB of memory just to load, more than everything else the operator holds.
+import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
+import { arch, platform } from "node:os";
+import { createGunzip } from "node:zlib";
 import type { Connection, Credentials } from "./kubeconfig.js";
 import { OutboundAgent } from "./proxy.js";
 import { TokenBucket } from "./rate-limiter.js";
@@ -91,9 +98,56 @@ export class ApiError extends Error {
     message: string,
     /** The Status reason, e.g. "AlreadyExists", "Conflict", "Expired". */
     readonly reason?: string,
+    /** The answer's Retry-After, in seconds, when it had one (429 from API Priority and Fairness, 5xx). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = "ApiError";
+  }
+}
+
+/**
+ * The right to write, as leader election grants it. Once `signal` aborts,
+ * every write is refused and every request in flight is cancelled; `check`
+ * runs before each write and throws when the right has lapsed by the clock
+ * even though nobody has aborted yet (a process stopped past its lease).
+ */
+export interface WriteFence {
+  readonly signal: AbortSignal;
+  check(): void;
+  /**
+   * While the leader's own Lease renewal is being throttled (429), this
+   * client's requests wait for it: under API Priority and Fairness both
+   * share the operator's seats, and a fan-out must not starve the renewal
+   * that keeps it leader. Undefined when nothing needs to wait.
+   */
+  gate?(): Promise<void> | undefined;
+}
+
+/** A write refused because this replica is no longer allowed to write. */
+export class FencedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FencedError";
+  }
+}
+
+/** The error a fence throws when it refuses a write. */
+export function fenced(message: string): FencedError {
+  return new FencedError(message);
+}
+
+/** `ecr-creds-refresher/<version> (<os>/<arch>)`, as client-go builds its User-Agent. */
+export const USER_AGENT = `ecr-creds-refresher/${packageVersion()} (${platform()}/${arch()})`;
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(
+      readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+    ) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
   }
 }
 
@@ -102,13 +156,35 @@ export interface KubeClientOptions {
   burst: number;
   /** Sent with every write, so managedFields say who wrote what. */
   fieldManager?: string;
-  /** For a request that is not a watch: how long to wait for the whole answer. */
+  /**
+   * For a request that is not a watch: how long the connection may stay
+   * silent (no bytes either way) before the request is given up. A slow but
+   * flowing answer is not cut.
+   */
   requestTimeoutMs?: number;
-  /** A watch that carries no bytes this long is cut (the server sends bookmarks about once a minute). */
+  /**
+   * A watch that carries no bytes this long is cut and resumed. Longer than
+   * the API server's bookmark interval (a bookmark about every 60 s), so a
+   * quiet but healthy watch is never cut; TCP keep-alive covers a dead peer.
+   */
   watchInactivityMs?: number;
-  /** Called after every request, for the metrics. */
+  /** Called after every request (each attempt of a retried one), for the metrics. */
   onRequest?: (verb: string, resource: string, code: number, seconds: number) => void;
+  /** Leadership: writes are refused and requests cancelled once it is gone. */
+  fence?: WriteFence;
+  /** How many times one request is retried after a 429/5xx with Retry-After (client-go: 10). */
+  maxRetries?: number;
+  /** Sent as User-Agent (default `USER_AGENT`). */
+  userAgent?: string;
+  /** Called before each retry, for logs and tests. */
+  onRetry?: (method: string, path: string, reason: string, waitMs: number) => void;
 }
+
+/** The API server's bookmark interval, for the watch watchdog. */
+export const BOOKMARK_INTERVAL_MS = 60_000;
+const DEFAULT_WATCH_INACTIVITY_MS = 2 * BOOKMARK_INTERVAL_MS + 30_000;
+/** A Retry-After longer than this is cut to it: a request must not sleep for minutes. */
+const MAX_RETRY_AFTER_MS = 30_000;
 
 export type WatchCallback = (type: string, object: unknown) => void;
 
@@ -140,7 +216,7 @@ export class KubeClient implements Watcher {
   }
 
   get<T extends KubernetesObject>(type: ResourceType, ref: ObjectRef): Promise<T> {
-    return this.call("get", type, "GET", resourcePath(type, ref.namespace, ref.name));
+    return this.call("get", type, "GET", resourcePath(type, ref.namespace, ref.name), {});
   }
 
   list<T extends KubernetesObject>(
@@ -148,17 +224,24 @@ export class KubeClient implements Watcher {
     opts: ListOptions = {},
   ): Promise<ObjectList<T>> {
     return this.call("list", type, "GET", resourcePath(type, opts.namespace), {
-      labelSelector: opts.labelSelector,
-      fieldSelector: opts.fieldSelector,
-      limit: opts.limit,
-      continue: opts.continueToken,
+      query: {
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+        limit: opts.limit,
+        continue: opts.continueToken,
+      },
+      // A page of Secrets or Namespaces is large and compresses ten to one.
+      gzip: true,
     });
   }
 
   /** Creates `body` in its `metadata.namespace`. */
   create<T extends KubernetesObject>(type: ResourceType, body: T): Promise<T> {
     const path = resourcePath(type, body.metadata?.namespace);
-    return this.call("create", type, "POST", path, this.writeQuery(), withKind(type, body));
+    return this.call("create", type, "POST", path, {
+      query: this.writeQuery(),
+      body: withKind(type, body),
+    });
   }
 
   /**
@@ -172,25 +255,26 @@ export class KubeClient implements Watcher {
     body: object,
   ): Promise<T> {
     const path = resourcePath(type, ref.namespace, ref.name, subresource);
-    return this.call(
-      "create",
-      type,
-      "POST",
-      path,
-      {},
+    return this.call("create", type, "POST", path, {
       body,
-      "application/json",
-      `${type.plural}/${subresource}`,
-    );
+      resource: `${type.plural}/${subresource}`,
+    });
   }
 
   /** Replaces the object named by `body.metadata` (its resourceVersion guards the write). */
   replace<T extends KubernetesObject>(type: ResourceType, body: T): Promise<T> {
     const path = resourcePath(type, body.metadata?.namespace, body.metadata?.name ?? "");
-    return this.call("update", type, "PUT", path, this.writeQuery(), withKind(type, body));
+    return this.call("update", type, "PUT", path, {
+      query: this.writeQuery(),
+      body: withKind(type, body),
+      conditional: Boolean(body.metadata?.resourceVersion),
+    });
   }
 
-  /** A JSON merge patch (RFC 7386); a `metadata.resourceVersion` in it makes it conditional. */
+  /**
+   * A JSON merge patch (RFC 7386); a `metadata.resourceVersion` in it makes
+   * it conditional (409 Conflict when the object has moved on).
+   */
   patch<T extends KubernetesObject>(
     type: ResourceType,
     ref: ObjectRef,
@@ -198,16 +282,28 @@ export class KubeClient implements Watcher {
     subresource?: "status",
   ): Promise<T> {
     const path = resourcePath(type, ref.namespace, ref.name, subresource);
-    return this.call(
-      "patch",
-      type,
-      "PATCH",
-      path,
-      this.writeQuery(),
-      patch,
-      "application/merge-patch+json",
-      subresource ? `${type.plural}/${subresource}` : undefined,
-    );
+    const rv = (patch as KubernetesObject).metadata?.resourceVersion;
+    return this.call("patch", type, "PATCH", path, {
+      query: this.writeQuery(),
+      body: patch,
+      contentType: "application/merge-patch+json",
+      resource: subresource ? `${type.plural}/${subresource}` : undefined,
+      conditional: Boolean(rv),
+    });
+  }
+
+  /**
+   * A status merge patch that applies only to the object as it was at
+   * `resourceVersion`: a replica that read an older object (an old leader)
+   * gets 409 Conflict instead of overwriting a newer status.
+   */
+  patchStatus<T extends KubernetesObject>(
+    type: ResourceType,
+    ref: ObjectRef,
+    resourceVersion: string,
+    status: unknown,
+  ): Promise<T> {
+    return this.patch<T>(type, ref, { metadata: { resourceVersion }, status }, "status");
   }
 
   /** Deletes one object; a `resourceVersion` or `uid` precondition makes it conditional. */
@@ -219,92 +315,163 @@ export class KubeClient implements Watcher {
     const body = preconditions
       ? { apiVersion: "v1", kind: "DeleteOptions", preconditions }
       : undefined;
-    await this.call(
-      "delete",
-      type,
-      "DELETE",
-      resourcePath(type, ref.namespace, ref.name),
-      {},
+    await this.call("delete", type, "DELETE", resourcePath(type, ref.namespace, ref.name), {
       body,
-    );
+      conditional: Boolean(preconditions?.resourceVersion),
+    });
   }
 
   private writeQuery(): Query {
     return this.opts.fieldManager ? { fieldManager: this.opts.fieldManager } : {};
   }
 
-  /** One request under the client's rate limit, recorded for the metrics. */
+  /** Throws when this replica may not write now (leadership lost or lapsed). */
+  private checkFence(method: string, path: string): void {
+    const fence = this.opts.fence;
+    if (!fence) return;
+    if (fence.signal.aborted)
+      throw new FencedError(`refused ${method} ${path}: this replica is no longer the leader`);
+    fence.check();
+  }
+
+  /**
+   * One request under the client's rate limit, recorded for the metrics, and
+   * retried as client-go retries: after a 429 or 5xx that says Retry-After
+   * (up to `maxRetries` times, each wait with up to 20 % jitter so a throttled
+   * fan-out does not come back in one wave), and once after a reset
+   * connection when sending it twice is harmless (a read, or a write guarded
+   * by a resourceVersion).
+   */
   private async call<T>(
     verb: string,
     type: ResourceType,
     method: string,
     path: string,
-    query: Query = {},
-    body?: unknown,
-    contentType = "application/json",
-    resource = type.plural,
+    o: CallOptions,
   ): Promise<T> {
-    await this.limiter.take();
-    const start = performance.now();
-    try {
-      const result = (await this.send(method, path, query, body, contentType)) as T;
-      this.opts.onRequest?.(verb, resource, 200, (performance.now() - start) / 1000);
-      return result;
-    } catch (err) {
-      this.opts.onRequest?.(verb, resource, statusCode(err), (performance.now() - start) / 1000);
-      throw err;
+    const resource = o.resource ?? type.plural;
+    const write = method !== "GET";
+    const idempotent = !write || o.conditional === true;
+    const maxRetries = this.opts.maxRetries ?? 10;
+    let resets = 0;
+    for (let attempt = 0; ; attempt++) {
+      const gate = this.opts.fence?.gate?.();
+      if (gate !== undefined) await gate;
+      if (write) this.checkFence(method, path);
+      await this.limiter.take();
+      // Waiting for a token may have outlasted leadership.
+      if (write) this.checkFence(method, path);
+      const start = performance.now();
+      let waitMs: number | undefined;
+      let reason = "";
+      try {
+        const result = (await this.send(method, path, o)) as T;
+        this.opts.onRequest?.(verb, resource, 200, (performance.now() - start) / 1000);
+        return result;
+      } catch (err) {
+        this.opts.onRequest?.(verb, resource, statusCode(err), (performance.now() - start) / 1000);
+        if (this.opts.fence?.signal.aborted)
+          throw new FencedError(
+            `cancelled ${method} ${path}: this replica is no longer the leader`,
+          );
+        if (
+          err instanceof ApiError &&
+          err.retryAfterSeconds !== undefined &&
+          (err.code === 429 || (err.code >= 500 && err.code < 600)) &&
+          attempt < maxRetries
+        ) {
+          waitMs =
+            Math.min(err.retryAfterSeconds * 1000, MAX_RETRY_AFTER_MS) * (1 + Math.random() * 0.2);
+          reason = `HTTP ${err.code}`;
+        } else if (idempotent && resets === 0 && isConnectionReset(err)) {
+          resets++;
+          waitMs = 0;
+          reason = "connection reset";
+        }
+        if (waitMs === undefined) throw err;
+      }
+      this.opts.onRetry?.(method, path, reason, waitMs);
+      await sleep(waitMs, this.opts.fence?.signal);
     }
+  }
+
+  /** The headers of every request: who we are, to whom we are speaking, as whom. */
+  private headers(creds: Credentials): http.OutgoingHttpHeaders {
+    const headers: http.OutgoingHttpHeaders = {
+      Accept: "application/json",
+      "User-Agent": this.opts.userAgent ?? USER_AGENT,
+    };
+    if (creds.authorization) headers.Authorization = creds.authorization;
+    const as = this.connection.impersonate;
+    if (as?.user) headers["Impersonate-User"] = as.user;
+    if (as?.uid) headers["Impersonate-Uid"] = as.uid;
+    if (as?.groups?.length) headers["Impersonate-Group"] = as.groups;
+    for (const [key, values] of Object.entries(as?.extra ?? {}))
+      headers[`Impersonate-Extra-${encodeURIComponent(key)}`] = values;
+    return headers;
   }
 
   private async send(
     method: string,
     path: string,
-    query: Query,
-    body: unknown,
-    contentType: string,
+    o: CallOptions,
     retried = false,
   ): Promise<unknown> {
     const creds = await this.connection.credentials();
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: http.OutgoingHttpHeaders = { Accept: "application/json" };
+    const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
+    const headers = this.headers(creds);
+    if (o.gzip) headers["Accept-Encoding"] = "gzip";
     if (payload) {
-      headers["Content-Type"] = contentType;
+      headers["Content-Type"] = o.contentType ?? "application/json";
       headers["Content-Length"] = payload.length;
     }
-    if (creds.authorization) headers.Authorization = creds.authorization;
     const timeoutMs = this.opts.requestTimeoutMs ?? 60_000;
-    const { status, text } = await new Promise<{ status: number; text: string }>(
+    const answer = await new Promise<{ status: number; text: string; retryAfter?: string }>(
       (resolve, reject) => {
         const req = this.transport().request(
-          this.url(path, query),
-          { method, headers, agent: this.agentFor(creds), timeout: timeoutMs },
+          this.url(path, o.query ?? {}),
+          {
+            method,
+            headers,
+            agent: this.agentFor(creds),
+            timeout: timeoutMs,
+            signal: this.opts.fence?.signal,
+          },
           (res) => {
             const chunks: Buffer[] = [];
-            res.on("data", (c: Buffer) => chunks.push(c));
+            const body =
+              res.headers["content-encoding"] === "gzip" ? res.pipe(createGunzip()) : res;
             res.on("error", reject);
-            res.on("end", () =>
+            body.on("error", reject);
+            body.on("data", (c: Buffer) => chunks.push(c));
+            body.on("end", () =>
               resolve({
                 status: res.statusCode ?? 0,
                 text: Buffer.concat(chunks).toString("utf8"),
+                retryAfter: res.headers["retry-after"],
               }),
             );
           },
         );
         req.on("timeout", () =>
           req.destroy(
-            new Error(`${method} ${path}: no answer from the API server in ${timeoutMs} ms`),
+            new Error(`${method} ${path}: the API server sent nothing for ${timeoutMs} ms`),
           ),
         );
         req.on("error", reject);
         req.end(payload);
       },
     );
+    const { status, text } = answer;
     if (status === 401 && !retried) {
-      // Expired exec-plugin or rotated file credentials: fetch them anew once.
-      this.connection.invalidate();
-      return this.send(method, path, query, body, contentType, true);
+      // Expired exec-plugin credentials or a rotated token file: renew once.
+      // Only the credentials this request used are dropped, so a burst of
+      // 401s renews them once.
+      this.connection.invalidate(creds);
+      return this.send(method, path, o, true);
     }
-    if (status < 200 || status >= 300) throw errorFromResponse(status, text, method, path);
+    if (status < 200 || status >= 300)
+      throw errorFromResponse(status, text, method, path, answer.retryAfter);
     if (!text) return undefined;
     try {
       return JSON.parse(text);
@@ -325,7 +492,7 @@ export class KubeClient implements Watcher {
     const controller = new AbortController();
     let finished = false;
     let timer: NodeJS.Timeout | undefined;
-    const inactivityMs = this.opts.watchInactivityMs ?? 30_000;
+    const inactivityMs = this.opts.watchInactivityMs ?? DEFAULT_WATCH_INACTIVITY_MS;
     const finish = (err?: unknown) => {
       if (finished) return;
       finished = true;
@@ -350,24 +517,28 @@ export class KubeClient implements Watcher {
       finish(err);
       return controller;
     }
-    const headers: http.OutgoingHttpHeaders = { Accept: "application/json" };
-    if (creds.authorization) headers.Authorization = creds.authorization;
     resetTimer();
     const req = this.transport().request(
       this.url(path, { ...query, watch: true }),
-      { method: "GET", headers, agent: this.agentFor(creds, true), signal: controller.signal },
+      {
+        method: "GET",
+        headers: this.headers(creds),
+        agent: this.agentFor(creds, true),
+        signal: controller.signal,
+      },
       (res) => {
         if (res.statusCode !== 200) {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
-            if (res.statusCode === 401) this.connection.invalidate();
+            if (res.statusCode === 401) this.connection.invalidate(creds);
             finish(
               errorFromResponse(
                 res.statusCode ?? 0,
                 Buffer.concat(chunks).toString("utf8"),
                 "GET",
                 path,
+                res.headers["retry-after"],
               ),
             );
           });
@@ -403,6 +574,9 @@ export class KubeClient implements Watcher {
         res.on("error", (err) => finish(err));
       },
     );
+    // A peer that vanished without a word (a NAT or firewall dropped the
+    // flow) is found by TCP keep-alive probes, not by waiting for data.
+    req.on("socket", (socket) => socket.setKeepAlive(true, 30_000));
     req.on("error", (err) => finish(controller.signal.aborted ? undefined : err));
     req.end();
     return controller;
@@ -431,28 +605,68 @@ export class KubeClient implements Watcher {
       this.agents?.pooled.destroy();
       this.agents = {
         key,
-        pooled: this.newAgent(creds, true),
-        watches: this.newAgent(creds, false),
+        pooled: newAgent(this.connection, creds, true),
+        watches: newAgent(this.connection, creds, false),
       };
     }
     return watch ? this.agents.watches : this.agents.pooled;
   }
+}
 
-  /** Direct, or through the kubeconfig's proxy-url, else the proxy HTTPS_PROXY / NO_PROXY name. */
-  private newAgent(creds: Credentials, keepAlive: boolean): http.Agent {
-    const c = this.connection;
-    return new OutboundAgent({
-      keepAlive,
-      ...(c.proxyUrl ? { proxy: c.proxyUrl } : {}),
-      tls: {
-        ca: c.ca,
-        cert: creds.cert,
-        key: creds.key,
-        rejectUnauthorized: !c.insecureSkipTLSVerify,
-        ...(c.tlsServerName ? { servername: c.tlsServerName } : {}),
-      },
-    });
-  }
+interface CallOptions {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  /** The `resource` label of the metrics, when not the type's plural (a subresource). */
+  resource?: string;
+  /** A write guarded by a resourceVersion: sending it twice cannot apply it twice. */
+  conditional?: boolean;
+  /** Ask for a gzipped answer (lists). */
+  gzip?: boolean;
+}
+
+/**
+ * The one place a connection agent is built: TLS settings from the
+ * connection, the client certificate from the credentials, and the proxy:
+ * the kubeconfig's proxy-url, else HTTPS_PROXY / NO_PROXY (src/kube/proxy.ts).
+ */
+export function newAgent(c: Connection, creds: Credentials, keepAlive: boolean): http.Agent {
+  return new OutboundAgent({
+    keepAlive,
+    ...(c.proxyUrl ? { proxy: c.proxyUrl } : {}),
+    tls: {
+      ca: c.ca,
+      cert: creds.cert,
+      key: creds.key,
+      rejectUnauthorized: !c.insecureSkipTLSVerify,
+      ...(c.tlsServerName ? { servername: c.tlsServerName } : {}),
+    },
+  });
+}
+
+/** A connection the peer cut: nothing was answered, so an idempotent request may go again. */
+function isConnectionReset(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ECONNRESET" || code === "EPIPE";
+}
+
+/** Waits `ms`; rejects with a FencedError at once if `signal` aborts meanwhile. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new FencedError("this replica is no longer the leader"));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new FencedError("this replica is no longer the leader"));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** Fills in apiVersion and kind from the resource type when the body leaves them out. */
@@ -464,15 +678,32 @@ function withKind<T extends KubernetesObject>(type: ResourceType, body: T): T {
   };
 }
 
-function errorFromResponse(status: number, text: string, method: string, path: string): ApiError {
+function errorFromResponse(
+  status: number,
+  text: string,
+  method: string,
+  path: string,
+  retryAfterHeader?: string,
+): ApiError {
+  // Retry-After in seconds, as the API server sends it (an HTTP date is not used by it).
+  const retryAfter =
+    retryAfterHeader !== undefined && /^\d+$/.test(retryAfterHeader.trim())
+      ? Number(retryAfterHeader.trim())
+      : undefined;
   try {
     const s = JSON.parse(text) as Status;
-    if (s?.kind === "Status" && s.message) return new ApiError(status, s.message, s.reason);
+    if (s?.kind === "Status" && s.message)
+      return new ApiError(status, s.message, s.reason, retryAfter);
   } catch {
     // not a Status: fall through
   }
   const snippet = text.trim().slice(0, 200);
-  return new ApiError(status, `${method} ${path}: HTTP ${status}${snippet ? `: ${snippet}` : ""}`);
+  return new ApiError(
+    status,
+    `${method} ${path}: HTTP ${status}${snippet ? `: ${snippet}` : ""}`,
+    undefined,
+    retryAfter,
+  );
 }
 
 /** The HTTP status of a failed API request (or the code of a Status object), or 0 when it never got an answer. */

@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { KubeClient } from "./client.js";
+import { ApiError, KubeClient, statusCode } from "./client.js";
 import { Informer } from "./informer.js";
 import { connectionFromKubeConfig } from "./kubeconfig.js";
 import type { KubernetesObject } from "./types.js";
@@ -128,5 +128,81 @@ describe("Informer", () => {
     expect(activity).toContain("error");
     expect(informer.lists).toBe(2);
     expect(informer.get("ns", "late")).toBeDefined();
+  });
+
+  it("backs off after an ERROR event: a server answering every watch with ERROR 500 gets at most 3 watches in 2 s", async () => {
+    const { kc, watches } = await watchEndpoint((_n, _url, write, end) => {
+      write({
+        type: "ERROR",
+        object: {
+          kind: "Status",
+          apiVersion: "v1",
+          status: "Failure",
+          message: "etcdserver: request timed out",
+          reason: "InternalError",
+          code: 500,
+        },
+      });
+      end();
+    });
+    const errors: unknown[] = [];
+    const informer = new Informer<KubernetesObject>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      list: async () => ({ items: [], metadata: { resourceVersion: "3" } }),
+      onActivity: (what, err) => {
+        if (what === "error") errors.push(err);
+      },
+    });
+    informer.start();
+    await informer.synced;
+    const started = Date.now();
+    await new Promise((r) => setTimeout(r, 2_000));
+    informer.stop();
+    console.log(`ERROR 500 stand-in: ${watches.length} watches in ${Date.now() - started} ms`);
+    expect(watches.length).toBeGreaterThanOrEqual(2);
+    expect(watches.length).toBeLessThanOrEqual(3);
+    expect(statusCode(errors[0])).toBe(500);
+    expect((errors[0] as Error).message).toBe("etcdserver: request timed out");
+  });
+
+  it("falls back to one full list when the continue token expires mid-list", async () => {
+    const { kc } = await watchEndpoint(() => undefined);
+    const pages: string[] = [];
+    const informer = new Informer<KubernetesObject>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      pageSize: 2,
+      list: async ({ limit, continueToken }) => {
+        pages.push(`limit=${limit} continue=${continueToken ?? ""}`);
+        if (continueToken === "page-2")
+          throw new ApiError(
+            410,
+            "The provided continue parameter is too old to display a consistent list result.",
+            "Expired",
+          );
+        if (limit === 0)
+          return {
+            items: [secret("a", "9"), secret("b", "9"), secret("c", "9")],
+            metadata: { resourceVersion: "9" },
+          };
+        return {
+          items: [secret("a", "5"), secret("b", "5")],
+          metadata: { resourceVersion: "5", continue: "page-2" },
+        };
+      },
+    });
+    informer.start();
+    await informer.synced;
+    informer.stop();
+    expect(pages).toEqual(["limit=2 continue=", "limit=2 continue=page-2", "limit=0 continue="]);
+    expect(informer.lists).toBe(1);
+    expect(informer.lastResourceVersion).toBe("9");
+    expect(
+      informer
+        .list()
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(["a", "b", "c"]);
   });
 });

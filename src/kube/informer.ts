@@ -1,15 +1,18 @@
-// An informer that does not die quietly: list, then watch from the list's
-// resourceVersion with bookmarks; a watch that ends is resumed from the last
-// resourceVersion it saw; `410 Gone` (or a resume that fails) relists; errors
-// back off exponentially; a watch silent for too long is cut and resumed.
-// Every watch of the operator goes through this one.
+// An informer that does not die quietly, after client-go's reflector: list
+// (paged; a continue token that expired mid-list falls back to one full
+// list), then watch from the list's resourceVersion with bookmarks and a
+// server-side timeout randomised between 5 and 10 minutes; a watch that ends
+// is resumed from the last resourceVersion it saw; `410 Gone` relists at
+// once; any other ERROR event or failure backs off exponentially (800 ms
+// doubling to 30 s, reset after two quiet minutes) before it relists. Every
+// watch of the operator goes through this one.
 //
-// The silence watchdog is the client's: its watch aborts a stream that has
-// carried no bytes for 30 s (the API server sends bookmarks about once a
-// minute, so a quiet watch is simply cut and resumed). Resuming from the last
-// resourceVersion, as client-go's reflector does, misses nothing: the server
-// replays every change after it, or answers 410 Gone and we relist.
-import { statusCode, type Watcher } from "./client.js";
+// Bookmarks keep even a watch that matches nothing current: the API server
+// sends one about every minute with its latest resourceVersion, so a quiet
+// informer on a busy cluster resumes from a recent version and never relists.
+// The client's silence watchdog (150 s) is longer than that interval, so it
+// cuts only a watch whose server has gone, never a healthy quiet one.
+import { ApiError, statusCode, type Watcher } from "./client.js";
 import type { KubernetesObject } from "./types.js";
 
 export type InformerEvent = "add" | "update" | "delete";
@@ -50,6 +53,7 @@ export class Informer<T extends KubernetesObject> {
   private abort: AbortController | undefined;
   private stopped = false;
   private failures = 0;
+  private lastFailureAt = 0;
   private syncedResolve!: () => void;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Bumped for each watch started, so callbacks of a cut watch are ignored. */
@@ -181,11 +185,24 @@ export class Informer<T extends KubernetesObject> {
     if (this.stopped) return;
     const pageSize = this.opts.pageSize ?? 500;
     try {
-      const fresh = new Map<string, T>();
+      let fresh = new Map<string, T>();
       let continueToken: string | undefined;
       let rv = "";
+      let limit = pageSize;
       do {
-        const page = await this.opts.list({ limit: pageSize, continueToken });
+        let page: ListResult<T>;
+        try {
+          page = await this.opts.list({ limit, continueToken });
+        } catch (err) {
+          // The continue token outlived etcd's compaction (a long list on a
+          // busy cluster): as client-go's pager, start over with one full list.
+          if (!continueToken || statusCode(err) !== 410) throw err;
+          this.opts.onActivity?.("gone", err);
+          fresh = new Map();
+          limit = 0;
+          continueToken = undefined;
+          page = await this.opts.list({ limit, continueToken });
+        }
         for (const raw of page.items) {
           const item = this.opts.transform ? this.opts.transform(raw) : raw;
           fresh.set(keyOf(item), item);
@@ -211,7 +228,6 @@ export class Informer<T extends KubernetesObject> {
           this.emit("update", obj, old);
       }
       this.resourceVersion = rv;
-      this.failures = 0;
       if (!this.hasSynced) {
         this.hasSynced = true;
         this.syncedResolve();
@@ -225,7 +241,14 @@ export class Informer<T extends KubernetesObject> {
   private retry(err: unknown, again: () => Promise<void>): void {
     if (this.stopped) return;
     this.opts.onActivity?.("error", err);
-    const delay = Math.min(500 * 2 ** this.failures, this.opts.maxBackoffMs ?? 30_000);
+    // client-go's reflector backoff: 800 ms doubling to the cap, forgotten
+    // after two minutes without a failure (a successful list does not reset
+    // it, or a server that fails every watch would get a list and a watch
+    // every 800 ms).
+    const now = Date.now();
+    if (now - this.lastFailureAt > 120_000) this.failures = 0;
+    this.lastFailureAt = now;
+    const delay = Math.min(800 * 2 ** this.failures, this.opts.maxBackoffMs ?? 30_000);
     this.failures++;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
@@ -244,6 +267,7 @@ export class Informer<T extends KubernetesObject> {
     if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
     if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
     let gone = false;
+    let errorEvent: ApiError | undefined;
     let sawEvent = false;
     const began = Date.now();
     const generation = ++this.watchGeneration;
@@ -256,7 +280,12 @@ export class Informer<T extends KubernetesObject> {
         if (!current()) return;
         sawEvent = true;
         if (type === "ERROR") {
+          // The server ends this watch with a Status: 410 means our version is
+          // too old (relist now); anything else is a failure to back off from,
+          // as the reflector does, not a reason to watch again at once.
           if (statusCode(obj) === 410) gone = true;
+          else errorEvent = statusError(obj);
+          this.abort?.abort();
           return;
         }
         const item = this.opts.transform ? this.opts.transform(obj as T) : (obj as T);
@@ -280,6 +309,8 @@ export class Informer<T extends KubernetesObject> {
           // Our resourceVersion is too old for the server: start over.
           this.opts.onActivity?.("gone");
           void this.relist();
+        } else if (errorEvent) {
+          this.retry(errorEvent, () => this.relist());
         } else if (err && !isInactivity(err)) {
           // The connection failed (API server restarting, network): relist
           // after a backoff, so nothing that happened meanwhile is missed.
@@ -301,6 +332,14 @@ export class Informer<T extends KubernetesObject> {
     if (!current()) controller.abort();
     else this.abort = controller;
   }
+}
+
+/** The metav1.Status of an ERROR watch event as an ApiError. */
+function statusError(obj: unknown): ApiError {
+  const s = (obj ?? {}) as { code?: unknown; message?: unknown; reason?: unknown };
+  const code = typeof s.code === "number" ? s.code : 500;
+  const message = typeof s.message === "string" ? s.message : "the watch ended with an ERROR event";
+  return new ApiError(code, message, typeof s.reason === "string" ? s.reason : undefined);
 }
 
 function isInactivity(err: unknown): boolean {

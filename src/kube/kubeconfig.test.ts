@@ -69,7 +69,7 @@ describe("kubeconfig files", () => {
     );
   });
 
-  it("refuses auth-provider plugins and says to use exec", async () => {
+  it("refuses auth-provider plugins and names the exec plugin that replaces them (kubelogin for oidc)", async () => {
     const path = await write(
       "config",
       yaml("    auth-provider: {name: oidc}").replace(
@@ -78,8 +78,44 @@ describe("kubeconfig files", () => {
       ),
     );
     expect(() => loadKubeConfig(path)).toThrow(
-      /auth-provider "oidc" is not supported; use an exec/,
+      /auth-provider "oidc" is not supported \(kubectl removed it too\); use an exec credential plugin instead: kubelogin/,
     );
+  });
+
+  it("reads the context's namespace, impersonation, and re-reads a token file at once after a 401", async () => {
+    await write("token", "first\n");
+    const path = await write(
+      "config",
+      `clusters: [{name: local, cluster: {server: "https://k:6443"}}]
+users:
+- name: me
+  user:
+    tokenFile: token
+    as: jane
+    as-uid: u-1
+    as-groups: [dev, ops]
+    as-user-extra: {reason: [testing]}
+contexts:
+- {name: main, context: {cluster: local, user: me, namespace: team-ops}}
+- {name: bare, context: {cluster: local, user: me}}
+current-context: main
+`,
+    );
+    const c = loadKubeConfig(path);
+    expect(c.namespace).toBe("team-ops");
+    expect(loadKubeConfig(path, "bare").namespace).toBeUndefined();
+    expect(c.impersonate).toEqual({
+      user: "jane",
+      uid: "u-1",
+      groups: ["dev", "ops"],
+      extra: { reason: ["testing"] },
+    });
+    const first = await c.credentials();
+    expect(first).toEqual({ authorization: "Bearer first" });
+    await write("token", "rotated\n");
+    expect(await c.credentials()).toEqual({ authorization: "Bearer first" });
+    c.invalidate(first);
+    expect(await c.credentials()).toEqual({ authorization: "Bearer rotated" });
   });
 
   it("says which file is not YAML, and which file is missing", async () => {
@@ -111,17 +147,19 @@ current-context: main
     expect(await c.credentials()).toEqual({ authorization: "Bearer from-a" });
   });
 
-  it("runs an exec plugin, caches its token until it nearly expires, and reruns it after invalidate", async () => {
+  it("runs an exec plugin, keeps its token until a fifth of its 15 s life is left, and reruns it after invalidate", async () => {
     const runs = join(dir, "runs");
     const plugin = await write(
       "plugin.sh",
       `#!/bin/sh
 echo "$KUBERNETES_EXEC_INFO" >> "${runs}"
 n=$(wc -l < "${runs}" | tr -d ' ')
-printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"tok-%s-%s","expirationTimestamp":"2999-01-01T00:00:00Z"}}' "$MY_ENV" "$n"
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"tok-%s-%s","expirationTimestamp":"%s"}}' "$MY_ENV" "$n" "$EXPIRES"
 `,
     );
     await chmod(plugin, 0o755);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const expires = new Date(Date.now() + 15_000).toISOString();
     const path = await write(
       "config",
       `clusters: [{name: local, cluster: {server: "https://k:6443", certificate-authority-data: "${Buffer.from("CA").toString("base64")}"}}]
@@ -131,22 +169,27 @@ users:
     exec:
       apiVersion: client.authentication.k8s.io/v1
       command: ./plugin.sh
-      env: [{name: MY_ENV, value: hello}]
+      env: [{name: MY_ENV, value: hello}, {name: EXPIRES, value: "${expires}"}]
       provideClusterInfo: true
+      interactiveMode: Never
 contexts: [{name: main, context: {cluster: local, user: me}}]
 current-context: main
 `,
     );
     const c = loadKubeConfig(path);
     expect((await c.credentials()).authorization).toBe("Bearer tok-hello-1");
+    vi.setSystemTime(Date.now() + 11_000);
     expect((await c.credentials()).authorization).toBe("Bearer tok-hello-1");
-    c.invalidate();
+    // 3 s (a fifth of 15 s) before it expires: renewed.
+    vi.setSystemTime(Date.now() + 1_500);
     expect((await c.credentials()).authorization).toBe("Bearer tok-hello-2");
+    c.invalidate();
+    expect((await c.credentials()).authorization).toBe("Bearer tok-hello-3");
     const infos = (await readFile(runs, "utf8"))
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
-    expect(infos).toHaveLength(2);
+    expect(infos).toHaveLength(3);
     expect(infos[0]).toEqual({
       apiVersion: "client.authentication.k8s.io/v1",
       kind: "ExecCredential",
@@ -158,6 +201,78 @@ current-context: main
         },
       },
     });
+  });
+
+  it("runs the plugin once for many concurrent 401s, and a late 401 for old credentials keeps the new ones", async () => {
+    const runs = join(dir, "runs");
+    const plugin = await write(
+      "plugin.sh",
+      `#!/bin/sh
+echo run >> "${runs}"
+n=$(wc -l < "${runs}" | tr -d ' ')
+sleep 0.2
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"tok-%s"}}' "$n"
+`,
+    );
+    await chmod(plugin, 0o755);
+    const path = await write(
+      "config",
+      `clusters: [{name: local, cluster: {server: "https://k:6443"}}]
+users: [{name: me, user: {exec: {command: ./plugin.sh, interactiveMode: Never}}}]
+contexts: [{name: main, context: {cluster: local, user: me}}]
+current-context: main
+`,
+    );
+    const c = loadKubeConfig(path);
+    const first = await c.credentials();
+    // Ten requests sent with `first` all come back 401 at about the same time.
+    const renewed = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        c.invalidate(first);
+        return (await c.credentials()).authorization;
+      }),
+    );
+    expect(new Set(renewed)).toEqual(new Set(["Bearer tok-2"]));
+    c.invalidate(first);
+    expect((await c.credentials()).authorization).toBe("Bearer tok-2");
+    expect((await readFile(runs, "utf8")).trim().split("\n")).toHaveLength(2);
+  });
+
+  it("refuses an unreadable expirationTimestamp, shows installHint for a missing plugin, and needs a terminal for interactiveMode Always", async () => {
+    const plugin = await write(
+      "plugin.sh",
+      `#!/bin/sh
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t","expirationTimestamp":"tomorrow"}}'
+`,
+    );
+    await chmod(plugin, 0o755);
+    const config = (exec: string) =>
+      write(
+        "config",
+        `clusters: [{name: local, cluster: {server: "https://k:6443"}}]
+users: [{name: me, user: {exec: ${exec}}}]
+contexts: [{name: main, context: {cluster: local, user: me}}]
+current-context: main
+`,
+      );
+    await expect(
+      loadKubeConfig(await config("{command: ./plugin.sh, interactiveMode: Never}")).credentials(),
+    ).rejects.toThrow(
+      'exec plugin ./plugin.sh returned expirationTimestamp "tomorrow", which is not an RFC 3339 time',
+    );
+    await expect(
+      loadKubeConfig(
+        await config(
+          '{command: kubectl-oidc_login-missing, interactiveMode: Never, installHint: "install kubelogin: brew install kubelogin"}',
+        ),
+      ).credentials(),
+    ).rejects.toThrow(
+      "exec plugin kubectl-oidc_login-missing is not installed (not found in PATH): install kubelogin: brew install kubelogin",
+    );
+    // Tests run without a terminal on stdin, as the operator does in a Pod.
+    await expect(
+      loadKubeConfig(await config("{command: ./plugin.sh, interactiveMode: Always}")).credentials(),
+    ).rejects.toThrow("needs a terminal (interactiveMode: Always), but standard input is not one");
   });
 
   it("reports an exec plugin's failure with its stderr", async () => {
@@ -190,7 +305,10 @@ describe("in-cluster", () => {
     const c = inCluster(dir);
     expect(c.server.href).toBe("https://[fd00::1]:6443/");
     expect(c.ca?.toString()).toBe("CLUSTER CA");
+    expect(c.namespace).toBeUndefined();
     expect(await c.credentials()).toEqual({ authorization: "Bearer first-token" });
+    await write("namespace", "ops\n");
+    expect(inCluster(dir).namespace).toBe("ops");
     await write("token", "rotated-token\n");
     vi.setSystemTime(Date.now() + 30_000);
     expect(await c.credentials()).toEqual({ authorization: "Bearer first-token" });

@@ -2,10 +2,13 @@
 // reads it), or the Pod's own ServiceAccount when running in a cluster.
 //
 // Supported: server, certificate-authority(-data), insecure-skip-tls-verify,
-// tls-server-name, proxy-url (http, https, socks5); users with a token, a token file, a client certificate,
-// basic auth or an exec credential plugin (e.g. `aws eks get-token`). The old
-// auth-provider plugins are refused with an error that says to use exec.
-import { execFile } from "node:child_process";
+// tls-server-name, proxy-url (http, https, socks5); the context's namespace; users with a token, a token file
+// (re-read when it changes and after a 401), a client certificate, basic
+// auth or an exec credential plugin (e.g. `aws eks get-token`, `kubelogin`),
+// and impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`). The old
+// auth-provider plugins are refused with an error that names the exec plugin
+// that replaces them.
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join } from "node:path";
@@ -20,8 +23,19 @@ export interface Credentials {
   key?: Buffer;
 }
 
+/** Whom requests act as, beside who sends them (kubectl's --as and friends). */
+export interface Impersonation {
+  user?: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
 export interface Connection {
   server: URL;
+  /** The context's namespace, or in a cluster the Pod's own: the default for the Lease. */
+  namespace?: string;
+  impersonate?: Impersonation;
   ca?: Buffer;
   insecureSkipTLSVerify: boolean;
   tlsServerName?: string;
@@ -31,8 +45,13 @@ export interface Connection {
   source: string;
   /** The credentials to send now (re-read from a token file or an exec plugin when due). */
   credentials(): Promise<Credentials>;
-  /** Called after a 401: credentials that can be renewed are fetched anew on the next call. */
-  invalidate(): void;
+  /**
+   * Called after a 401 with the credentials that request sent: if they are
+   * still the current ones and can be renewed (token file, exec plugin), the
+   * next call fetches them anew. Many 401s for the same credentials renew
+   * them once.
+   */
+  invalidate(used?: Credentials): void;
 }
 
 /** The directory kubelet mounts a Pod's ServiceAccount token, CA and namespace into. */
@@ -58,13 +77,19 @@ export function inCluster(dir = SERVICE_ACCOUNT_DIR): Connection {
   const port = process.env.KUBERNETES_SERVICE_PORT ?? "443";
   if (!host) throw new Error("not in a cluster: KUBERNETES_SERVICE_HOST is not set");
   const server = new URL(`https://${host.includes(":") ? `[${host}]` : host}:${port}`);
+  let namespace: string | undefined;
+  try {
+    namespace = readFileSync(join(dir, "namespace"), "utf8").trim() || undefined;
+  } catch {
+    // Not mounted (automountServiceAccountToken with a custom projection): no default.
+  }
   return {
     server,
+    namespace,
     ca: readOrThrow(join(dir, "ca.crt"), "the in-cluster CA"),
     insecureSkipTLSVerify: false,
     source: "in-cluster",
-    credentials: tokenFileCredentials(join(dir, "token"), "the ServiceAccount token"),
-    invalidate: () => undefined,
+    ...tokenFileCredentials(join(dir, "token"), "the ServiceAccount token"),
   };
 }
 
@@ -183,15 +208,45 @@ function fromMerged(merged: Merged, context: string | undefined, where: string):
   const userEntry = userName ? merged.users.get(userName) : undefined;
   if (userName && !userEntry) throw new Error(`${source}: no user "${userName}"`);
   const user = userEntry?.value ?? {};
+  const userSource = `${source}, user "${userName}"`;
   return {
     server,
+    namespace: str(ctx.namespace),
+    impersonate: impersonation(user, userSource),
     ca,
     insecureSkipTLSVerify: cluster["insecure-skip-tls-verify"] === true,
     tlsServerName: str(cluster["tls-server-name"]),
     ...(proxyUrl ? { proxyUrl } : {}),
     source,
-    ...userCredentials(user, userEntry?.dir ?? ".", server, ca, `${source}, user "${userName}"`),
+    ...userCredentials(user, userEntry?.dir ?? ".", server, ca, userSource),
   };
+}
+
+/** `as`, `as-uid`, `as-groups`, `as-user-extra`, as kubectl reads them. */
+function impersonation(user: Record<string, unknown>, source: string): Impersonation | undefined {
+  const as: Impersonation = {};
+  if (str(user.as)) as.user = str(user.as);
+  if (str(user["as-uid"])) as.uid = str(user["as-uid"]);
+  const groups = user["as-groups"];
+  if (groups !== undefined && groups !== null) {
+    if (!Array.isArray(groups) || !groups.every((g) => typeof g === "string"))
+      throw new Error(`${source}: as-groups must be a list of group names`);
+    if (groups.length) as.groups = groups;
+  }
+  const extra = user["as-user-extra"];
+  if (extra !== undefined && extra !== null) {
+    if (typeof extra !== "object" || Array.isArray(extra))
+      throw new Error(`${source}: as-user-extra must map keys to lists of values`);
+    as.extra = {};
+    for (const [k, v] of Object.entries(extra)) {
+      if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
+        throw new Error(`${source}: as-user-extra.${k} must be a list of strings`);
+      as.extra[k] = v;
+    }
+  }
+  if ((as.groups || as.extra || as.uid) && !as.user)
+    throw new Error(`${source}: as-groups, as-uid and as-user-extra need as (the user to act as)`);
+  return as.user ? as : undefined;
 }
 
 function userCredentials(
@@ -204,8 +259,13 @@ function userCredentials(
   const none = { invalidate: () => undefined };
   if (user["auth-provider"]) {
     const name = str((user["auth-provider"] as { name?: unknown }).name) ?? "?";
+    const replacement: Record<string, string> = {
+      oidc: "kubelogin (https://github.com/int128/kubelogin: `kubectl oidc-login setup` writes the exec entry)",
+      azure: "kubelogin (https://github.com/Azure/kubelogin: `kubelogin convert-kubeconfig`)",
+      gcp: "gke-gcloud-auth-plugin (`gcloud components install gke-gcloud-auth-plugin`)",
+    };
     throw new Error(
-      `${source}: auth-provider "${name}" is not supported; use an exec credential plugin (kubectl's replacement for it)`,
+      `${source}: auth-provider "${name}" is not supported (kubectl removed it too); use an exec credential plugin instead: ${replacement[name] ?? "the provider's exec plugin"}`,
     );
   }
   if (user.exec) return execCredentials(user.exec as ExecConfig, dir, server, ca, source);
@@ -220,8 +280,11 @@ function userCredentials(
   }
   const tokenFile = str(user.tokenFile);
   if (tokenFile) {
-    const read = tokenFileCredentials(resolvePath(tokenFile, dir), `${source} tokenFile`);
-    return { ...none, credentials: async () => ({ ...(await read()), cert, key }) };
+    const file = tokenFileCredentials(resolvePath(tokenFile, dir), `${source} tokenFile`, {
+      cert,
+      key,
+    });
+    return file;
   }
   const username = str(user.username);
   if (username) {
@@ -233,16 +296,29 @@ function userCredentials(
   return { ...none, credentials: async () => fixed };
 }
 
-/** A token file, re-read once a minute: kubelet rotates projected tokens in place. */
-function tokenFileCredentials(path: string, what: string): () => Promise<Credentials> {
-  let cached: { token: string; at: number } | undefined;
-  return async () => {
-    if (!cached || Date.now() - cached.at > 60_000) {
-      const token = readOrThrow(path, what).toString("utf8").trim();
-      if (!token) throw new Error(`${what} at ${path} is empty`);
-      cached = { token, at: Date.now() };
-    }
-    return { authorization: `Bearer ${cached.token}` };
+/**
+ * A token file, re-read once a minute (kubelet rotates projected tokens in
+ * place, as client-go's cached token source assumes) and at once after a 401
+ * (someone rotated it and revoked the old one).
+ */
+function tokenFileCredentials(
+  path: string,
+  what: string,
+  tls: Pick<Credentials, "cert" | "key"> = {},
+): Pick<Connection, "credentials" | "invalidate"> {
+  let cached: { creds: Credentials; at: number } | undefined;
+  return {
+    credentials: async () => {
+      if (!cached || Date.now() - cached.at > 60_000) {
+        const token = readOrThrow(path, what).toString("utf8").trim();
+        if (!token) throw new Error(`${what} at ${path} is empty`);
+        cached = { creds: { authorization: `Bearer ${token}`, ...tls }, at: Date.now() };
+      }
+      return cached.creds;
+    },
+    invalidate: (used) => {
+      if (!used || used === cached?.creds) cached = undefined;
+    },
   };
 }
 
@@ -254,6 +330,10 @@ interface ExecConfig {
   env?: Array<{ name: string; value: string }>;
   apiVersion?: string;
   provideClusterInfo?: boolean;
+  /** Never, IfAvailable or Always: whether the plugin may talk to the user on stdin. */
+  interactiveMode?: string;
+  /** Shown when the command is not installed. */
+  installHint?: string;
 }
 
 interface ExecCredential {
@@ -263,6 +343,11 @@ interface ExecCredential {
     clientKeyData?: string;
     expirationTimestamp?: string;
   };
+}
+
+/** Renewed this long before it expires: a fifth of its life, at most 10 s. */
+function renewalMargin(lifetimeMs: number): number {
+  return Math.min(10_000, Math.max(0, lifetimeMs) / 5);
 }
 
 function execCredentials(
@@ -275,14 +360,28 @@ function execCredentials(
   if (!exec.command) throw new Error(`${source}: exec has no command`);
   const command = exec.command.includes("/") ? resolvePath(exec.command, dir) : exec.command;
   const apiVersion = exec.apiVersion ?? "client.authentication.k8s.io/v1";
+  // client-go insists on it for v1; kubeconfigs written for v1beta1 leave it out.
+  const mode = exec.interactiveMode ?? "IfAvailable";
+  if (!["Never", "IfAvailable", "Always"].includes(mode))
+    throw new Error(
+      `${source}: exec interactiveMode ${JSON.stringify(mode)} is not Never, IfAvailable or Always`,
+    );
   let cached: { creds: Credentials; expires: number } | undefined;
   let running: Promise<Credentials> | undefined;
   const run = async (): Promise<Credentials> => {
+    // As client-go: the plugin may prompt only when we have a terminal and
+    // the kubeconfig allows it; a plugin that must prompt cannot run in a Pod.
+    const terminal = Boolean(process.stdin.isTTY);
+    const interactive = terminal && mode !== "Never";
+    if (mode === "Always" && !terminal)
+      throw new Error(
+        `${source}: exec plugin ${exec.command} needs a terminal (interactiveMode: Always), but standard input is not one`,
+      );
     const info = {
       apiVersion,
       kind: "ExecCredential",
       spec: {
-        interactive: false,
+        interactive,
         ...(exec.provideClusterInfo
           ? {
               cluster: {
@@ -295,22 +394,7 @@ function execCredentials(
     };
     const env: NodeJS.ProcessEnv = { ...process.env, KUBERNETES_EXEC_INFO: JSON.stringify(info) };
     for (const e of exec.env ?? []) env[e.name] = e.value;
-    const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(
-        command,
-        exec.args ?? [],
-        { env, timeout: 60_000, maxBuffer: 1 << 20 },
-        (err, out, errOut) => {
-          if (err)
-            reject(
-              new Error(
-                `${source}: exec plugin ${exec.command} failed: ${(String(errOut).trim() || err.message).slice(0, 500)}`,
-              ),
-            );
-          else resolve(out);
-        },
-      );
-    });
+    const stdout = await runPlugin(command, exec, env, interactive, source);
     let parsed: ExecCredential;
     try {
       parsed = JSON.parse(stdout) as ExecCredential;
@@ -328,10 +412,18 @@ function execCredentials(
       throw new Error(
         `${source}: exec plugin ${exec.command} returned neither a token nor a certificate`,
       );
-    // Renewed a little before it expires; without an expiry, kept until a 401.
-    const expires = s.expirationTimestamp
-      ? Date.parse(s.expirationTimestamp) - 10_000
-      : Number.POSITIVE_INFINITY;
+    // Without an expiry, kept until a 401. An expiry we cannot read is an
+    // error (as client-go): guessing would either hammer the plugin or send
+    // an expired credential.
+    let expires = Number.POSITIVE_INFINITY;
+    if (s.expirationTimestamp !== undefined) {
+      const at = Date.parse(s.expirationTimestamp);
+      if (!Number.isFinite(at) || !/^\d{4}-\d\d-\d\dT/.test(s.expirationTimestamp))
+        throw new Error(
+          `${source}: exec plugin ${exec.command} returned expirationTimestamp ${JSON.stringify(s.expirationTimestamp)}, which is not an RFC 3339 time`,
+        );
+      expires = at - renewalMargin(at - Date.now());
+    }
     cached = { creds, expires };
     return creds;
   };
@@ -343,10 +435,55 @@ function execCredentials(
       });
       return running;
     },
-    invalidate: () => {
-      cached = undefined;
+    invalidate: (used) => {
+      if (!used || used === cached?.creds) cached = undefined;
     },
   };
+}
+
+/** Runs the plugin: stdin only when interactive, stderr shown (a login prompt) and kept for the error. */
+function runPlugin(
+  command: string,
+  exec: ExecConfig,
+  env: NodeJS.ProcessEnv,
+  interactive: boolean,
+  source: string,
+): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(command, exec.args ?? [], {
+      env,
+      stdio: [interactive ? "inherit" : "ignore", "pipe", "pipe"],
+      timeout: 60_000,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on("data", (c: Buffer) => out.push(c));
+    child.stderr?.on("data", (c: Buffer) => {
+      err.push(c);
+      process.stderr.write(c);
+    });
+    child.once("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT") {
+        reject(
+          new Error(
+            `${source}: exec plugin ${exec.command} is not installed (not found${exec.command?.includes("/") ? "" : " in PATH"})${exec.installHint ? `: ${exec.installHint.trim()}` : ""}`,
+          ),
+        );
+      } else reject(new Error(`${source}: exec plugin ${exec.command} failed: ${e.message}`));
+    });
+    child.once("close", (code, signal) => {
+      if (code === 0) {
+        resolve(Buffer.concat(out).toString("utf8"));
+        return;
+      }
+      const stderr = Buffer.concat(err).toString("utf8").trim();
+      reject(
+        new Error(
+          `${source}: exec plugin ${exec.command} failed: ${(stderr || `exit ${code ?? signal}`).slice(0, 500)}`,
+        ),
+      );
+    });
+  });
 }
 
 // --- helpers -----------------------------------------------------------------------

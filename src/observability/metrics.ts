@@ -94,6 +94,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly leaderElectionErrors = new Counter({
+    name: "ecr_creds_refresher_leader_election_errors_total",
+    help: "Failed attempts to take or renew the leader Lease, by reason (Forbidden: RBAC refuses the Lease; the replica is then not ready).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

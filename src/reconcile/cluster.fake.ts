@@ -198,10 +198,21 @@ export class FakeCluster implements Cluster {
     });
   }
 
-  async patchStatus(name: string, status: ECRPullSecretStatus): Promise<void> {
+  async patchStatus(
+    name: string,
+    status: ECRPullSecretStatus,
+    resourceVersion: string | undefined,
+  ): Promise<void> {
     this.write("patch status", { namespace: "", name });
     const r = this.resourcesByName.get(name);
-    if (r) this.resourcesByName.set(name, { ...r, status: clone(status) });
+    if (!r) return;
+    if (resourceVersion && resourceVersion !== r.metadata?.resourceVersion)
+      throw new ApiError(409, "conflict", "Conflict");
+    this.resourcesByName.set(name, {
+      ...r,
+      metadata: { ...r.metadata, resourceVersion: this.rv() },
+      status: clone(status),
+    });
   }
 
   // --- The API server's rules ------------------------------------------------

@@ -43,8 +43,17 @@ export interface Cluster {
   patchServiceAccount(key: ObjectKey, patch: object): Promise<void>;
   /** A merge patch of the resource's metadata; a resource already gone is not an error. */
   patchResourceMetadata(name: string, metadata: object): Promise<void>;
-  /** Writes the status subresource; a resource already gone is not an error. */
-  patchStatus(name: string, status: ECRPullSecretStatus): Promise<void>;
+  /**
+   * Writes the status subresource, only onto the resource as it was at
+   * `resourceVersion`: a replica working from an older copy (a leader that
+   * lost its Lease) gets 409 Conflict instead of overwriting a newer status.
+   * A resource already gone is not an error.
+   */
+  patchStatus(
+    name: string,
+    status: ECRPullSecretStatus,
+    resourceVersion: string | undefined,
+  ): Promise<void>;
 }
 
 /** The caches the controller's informers fill. */
@@ -112,15 +121,38 @@ export class KubeCluster implements Cluster {
   }
 
   async patchResourceMetadata(name: string, metadata: object): Promise<void> {
-    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, { metadata }));
+    const patched = await orUndefined(
+      this.kube.patch<Cached<ECRPullSecret>>(ECR_PULL_SECRETS, { name }, { metadata }),
+    );
+    // The status write that follows is guarded by the new resourceVersion.
+    if (patched) this.caches.resources.observe(patched);
   }
 
-  async patchStatus(name: string, status: ECRPullSecretStatus): Promise<void> {
+  async patchStatus(
+    name: string,
+    status: ECRPullSecretStatus,
+    resourceVersion: string | undefined,
+  ): Promise<void> {
     // A merge patch keeps fields it does not name: a failures list that
     // emptied must be removed explicitly, or a Ready resource keeps showing
     // failures that are over.
-    const body = { status: { ...status, failures: status.failures ?? null } };
-    await orUndefined(this.kube.patch(ECR_PULL_SECRETS, { name }, body, "status"));
+    const body = { ...status, failures: status.failures ?? null };
+    const patched = await orUndefined(
+      resourceVersion
+        ? this.kube.patchStatus<Cached<ECRPullSecret>>(
+            ECR_PULL_SECRETS,
+            { name },
+            resourceVersion,
+            body,
+          )
+        : this.kube.patch<Cached<ECRPullSecret>>(
+            ECR_PULL_SECRETS,
+            { name },
+            { status: body },
+            "status",
+          ),
+    );
+    if (patched) this.caches.resources.observe(patched);
   }
 }
 

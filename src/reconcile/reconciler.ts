@@ -135,7 +135,7 @@ export class Reconciler {
   }
 
   async reconcile(name: string): Promise<ReconcileResult> {
-    const resource = this.cluster.resource(name);
+    let resource = this.cluster.resource(name);
     // Gone: either our finalizer ran its cleanup (under Retain it kept
     // everything on purpose) or someone removed the finalizer by hand to skip
     // it. The policy is unknowable now, so nothing is deleted.
@@ -144,7 +144,11 @@ export class Reconciler {
 
     // 1. Finalize: a deleted resource gets its cleanup, then is let go.
     if (resource.metadata?.deletionTimestamp) return await this.finalize(resource, policy);
-    if (!hasFinalizer(resource)) await addFinalizer(this.cluster, resource);
+    if (!hasFinalizer(resource)) {
+      await addFinalizer(this.cluster, resource);
+      // Its resourceVersion moved on, and the status write is guarded by it.
+      resource = this.cluster.resource(name) ?? resource;
+    }
 
     // 2. Tokens: which registries, and a token for each (cached, reused or fetched).
     // With per-ServiceAccount roles and `unannotated: None` the resource's own
@@ -514,7 +518,11 @@ export class Reconciler {
     this.metrics.namespaces.set({ resource: name, state: "synced" }, counts?.synced ?? 0);
     this.metrics.namespaces.set({ resource: name, state: "failed" }, counts?.failed ?? 0);
     if (statusEqual(resource.status, status)) return;
-    await this.cluster.patchStatus(resource.metadata?.name ?? "", status);
+    await this.cluster.patchStatus(
+      resource.metadata?.name ?? "",
+      status,
+      resource.metadata?.resourceVersion,
+    );
   }
 }
 

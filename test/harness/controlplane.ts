@@ -26,6 +26,8 @@ export interface ControlPlane {
   readonly dir: string;
   readonly caData: string;
   readonly adminToken: string;
+  /** The CA the API server trusts for client certificates (`--client-ca-file`). */
+  readonly clientCa: ClientCa;
   /** Stops the API server and starts it again on the same port and data. */
   restartApiServer(downMs?: number): Promise<void>;
   stopApiServer(): Promise<void>;
@@ -41,6 +43,83 @@ export interface StartOptions {
 }
 
 const execFileAsync = promisify(execFile);
+
+/** A certificate authority's files: the API server trusts certificates it signs. */
+export interface ClientCa {
+  certPath: string;
+  keyPath: string;
+}
+
+/** Makes a self-signed CA with openssl (Node can verify certificates but not issue them). */
+export async function makeClientCa(dir: string): Promise<ClientCa> {
+  const ca = { certPath: join(dir, "client-ca.crt"), keyPath: join(dir, "client-ca.key") };
+  await execFileAsync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    ca.keyPath,
+    "-out",
+    ca.certPath,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=ecr-test-client-ca",
+  ]);
+  return ca;
+}
+
+/**
+ * A client certificate signed by `ca`: the API server authenticates it as
+ * user `commonName` in `groups` (the certificate's O fields).
+ */
+export async function issueClientCert(
+  ca: ClientCa,
+  dir: string,
+  commonName: string,
+  groups: string[] = [],
+): Promise<{ certPath: string; keyPath: string; cert: string; key: string }> {
+  const base = join(dir, commonName.replace(/[^\w.-]/g, "_"));
+  const keyPath = `${base}.key`;
+  const csrPath = `${base}.csr`;
+  const certPath = `${base}.crt`;
+  const subj = `${groups.map((g) => `/O=${g}`).join("")}/CN=${commonName}`;
+  await execFileAsync("openssl", [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    keyPath,
+    "-out",
+    csrPath,
+    "-subj",
+    subj,
+  ]);
+  await execFileAsync("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    csrPath,
+    "-CA",
+    ca.certPath,
+    "-CAkey",
+    ca.keyPath,
+    "-CAcreateserial",
+    "-out",
+    certPath,
+    "-days",
+    "1",
+  ]);
+  return {
+    certPath,
+    keyPath,
+    cert: await readFile(certPath, "utf8"),
+    key: await readFile(keyPath, "utf8"),
+  };
+}
 
 export async function buildControlPlane(progress?: (line: string) => void): Promise<void> {
   if (!existsSync(controlPlaneBinary)) {
@@ -202,6 +281,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   );
   const auditLogPath = join(dir, "audit.log");
   await writeFile(join(dir, "audit-policy.yaml"), auditPolicy);
+  const clientCa = await makeClientCa(dir);
 
   const etcd: Component = {
     name: "etcd",
@@ -228,6 +308,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--api-audiences=${server}`,
       "--service-cluster-ip-range=10.96.0.0/24",
       `--token-auth-file=${join(dir, "tokens.csv")}`,
+      `--client-ca-file=${clientCa.certPath}`,
       "--authorization-mode=Node,RBAC",
       "--endpoint-reconciler-type=none",
       `--audit-log-path=${auditLogPath}`,
@@ -323,6 +404,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     dir,
     caData,
     adminToken,
+    clientCa,
     stop,
     startApiServer,
     stopApiServer: () => stopComponent(apiserver),

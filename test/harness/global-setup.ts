@@ -11,6 +11,11 @@ export interface ControlPlaneInfo {
   auditLogPath: string;
   server: string;
   existingCluster: boolean;
+  /** The API server's client CA (`--client-ca-file`), for certificate tests; empty on an existing cluster. */
+  clientCaCertPath: string;
+  clientCaKeyPath: string;
+  /** The directory of the control plane's files (service-account key, certs); empty on an existing cluster. */
+  dir: string;
 }
 
 declare module "vitest" {
@@ -29,6 +34,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       auditLogPath: "",
       server: "",
       existingCluster: true,
+      clientCaCertPath: "",
+      clientCaKeyPath: "",
+      dir: "",
     });
     await installCrd(testKube(existing));
     return async () => {};
@@ -42,6 +50,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     auditLogPath: cp.auditLogPath,
     server: cp.server,
     existingCluster: false,
+    clientCaCertPath: cp.clientCa.certPath,
+    clientCaKeyPath: cp.clientCa.keyPath,
+    dir: cp.dir,
   });
   return async () => {
     await cp.stop();

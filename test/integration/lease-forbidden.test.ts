@@ -1,0 +1,173 @@
+// A replica that may not touch its leader Lease can never lead, so it must
+// not report ready. The built executable runs with the chart's ClusterRole
+// but no Role for Leases, and no --leader-election-namespace: the Lease
+// namespace comes from its kubeconfig context. /readyz answers 503 while the
+// Lease is forbidden (caches synced all the same), the log says why, and a
+// metric counts it; granting the chart's Lease Role makes it ready and leader,
+// with the Lease in the context's namespace.
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoordinationV1Api } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ensureBuilt } from "../harness/build.js";
+import { freePort } from "../harness/controlplane.js";
+import {
+  createNamespace,
+  deleteNamespaces,
+  kubeconfigForServiceAccount,
+  type TestKube,
+  testKube,
+  waitFor,
+} from "../harness/kube.js";
+import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+
+const cp = inject("controlPlane");
+const OPS = "forbid-ops";
+const ROLE = "lease-forbidden-operator";
+let k: TestKube;
+let p: OperatorProcess | undefined;
+let healthPort = 0;
+let metricsPort = 0;
+
+const get = async (port: number, path: string) => {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+};
+
+beforeAll(async () => {
+  const built = ensureBuilt();
+  k = testKube(cp.kubeconfigPath);
+  await createNamespace(k, OPS);
+  const dir = await mkdtemp(join(tmpdir(), "lease-forbidden-"));
+  const plain = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
+  // The same kubeconfig with the namespace on its context, as `kubectl
+  // config set-context --namespace` writes it.
+  const config = JSON.parse(await readFile(plain, "utf8"));
+  config.contexts[0].context.namespace = OPS;
+  const kubeconfig = join(dir, "with-namespace.kubeconfig");
+  await writeFile(kubeconfig, JSON.stringify(config));
+  // The chart's ClusterRole (deploy/manifests/install.yaml), without its Lease Role.
+  await k.rbac.createClusterRole({
+    body: {
+      metadata: { name: ROLE },
+      rules: [
+        {
+          apiGroups: ["ecrcreds.io"],
+          resources: ["ecrpullsecrets"],
+          verbs: ["get", "list", "watch", "patch"],
+        },
+        { apiGroups: ["ecrcreds.io"], resources: ["ecrpullsecrets/status"], verbs: ["patch"] },
+        { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
+        {
+          apiGroups: [""],
+          resources: ["serviceaccounts"],
+          verbs: ["get", "list", "watch", "patch"],
+        },
+        {
+          apiGroups: [""],
+          resources: ["secrets"],
+          verbs: ["get", "list", "watch", "create", "patch", "delete"],
+        },
+      ],
+    },
+  });
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: ROLE },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: ROLE },
+      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
+    },
+  });
+  await built;
+  healthPort = await freePort();
+  metricsPort = await freePort();
+  p = startOperatorProcess([
+    "run",
+    `--kubeconfig=${kubeconfig}`,
+    "--leader-elect",
+    `--health-probe-bind-address=127.0.0.1:${healthPort}`,
+    `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+    "--region=us-east-1",
+    "--verify=false",
+  ]);
+});
+
+afterAll(async () => {
+  await p?.stop("SIGKILL");
+  await k.rbac.deleteClusterRoleBinding({ name: ROLE }).catch(() => undefined);
+  await k.rbac.deleteClusterRole({ name: ROLE }).catch(() => undefined);
+  await deleteNamespaces(k, [OPS]);
+});
+
+describe("readiness and the leader Lease", () => {
+  it("is not ready while the Lease is forbidden, says why in the log and a metric, and becomes ready and leader once allowed", async () => {
+    const logLine = await waitFor(
+      "a Forbidden leader-lease failure in the log",
+      () =>
+        p?.output.find(
+          (l) => l.includes('"msg":"failed to update leader lease"') && l.includes("Forbidden"),
+        ),
+      { timeoutMs: 30_000 },
+    );
+    const line = JSON.parse(logLine) as {
+      namespace: string;
+      reason: string;
+      err: { message: string };
+    };
+    expect(line.namespace).toBe(OPS);
+    expect(line.reason).toBe("Forbidden");
+    expect(line.err.message).toBe(
+      `leases.coordination.k8s.io "ecr-creds-refresher" is forbidden: User "system:serviceaccount:${OPS}:operator" cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "${OPS}"`,
+    );
+    expect(p?.output.some((l) => l.includes('"msg":"caches synced"'))).toBe(true);
+    // Give readiness every chance to turn 200, then check it never did.
+    for (let i = 0; i < 10; i++) {
+      expect(await get(healthPort, "/readyz")).toEqual({ status: 503, body: "not ready\n" });
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect((await get(healthPort, "/healthz")).status).toBe(200);
+    const metrics = (await get(metricsPort, "/metrics")).body;
+    const forbidden = Number(
+      /ecr_creds_refresher_leader_election_errors_total\{reason="Forbidden"\} (\d+)/.exec(
+        metrics,
+      )?.[1],
+    );
+    expect(forbidden).toBeGreaterThanOrEqual(1);
+
+    // The chart's Lease Role, in the namespace the context named.
+    await k.rbac.createNamespacedRole({
+      namespace: OPS,
+      body: {
+        metadata: { name: "lease" },
+        rules: [
+          { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+          {
+            apiGroups: ["coordination.k8s.io"],
+            resources: ["leases"],
+            resourceNames: ["ecr-creds-refresher"],
+            verbs: ["get", "update"],
+          },
+        ],
+      },
+    });
+    await k.rbac.createNamespacedRoleBinding({
+      namespace: OPS,
+      body: {
+        metadata: { name: "lease" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "lease" },
+        subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
+      },
+    });
+    await waitFor(
+      "/readyz 200",
+      async () => ((await get(healthPort, "/readyz")).status === 200 ? true : undefined),
+      { timeoutMs: 30_000 },
+    );
+    expect(p?.output.some((l) => l.includes('"msg":"became leader"'))).toBe(true);
+    const lease = await k.kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ namespace: OPS, name: "ecr-creds-refresher" });
+    expect(lease.spec?.holderIdentity).toBeTruthy();
+  });
+});
