@@ -26,6 +26,10 @@ export interface ControllerSettings {
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
+  /** GetAuthorizationToken calls a second per (account, region); 0: no limit. Default 10. */
+  awsTokenQps?: number;
+  /** Default 50. */
+  awsTokenBurst?: number;
 }
 
 export function makeKubeClient(
@@ -56,6 +60,8 @@ export function makeController(
     minRefreshIntervalMs: settings.minRefreshIntervalMs,
     awsBackoffBaseMs: settings.awsBackoffBaseMs,
     awsBackoffMaxMs: settings.awsBackoffMaxMs,
+    awsTokenQps: settings.awsTokenQps ?? 10,
+    awsTokenBurst: settings.awsTokenBurst ?? 50,
     verify: settings.verify
       ? (_resource, url, username, password) =>
           verifyRegistry(url, username, password, { timeoutMs: settings.awsTimeoutMs })

@@ -7,7 +7,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly refreshes = new Counter({
     name: "ecr_creds_refresher_token_refreshes_total",
-    help: "Token fetches by result: success, failure, or expired (the token had expired when it arrived).",
+    help: "Token fetches by result: success, failure, expired (the token had expired when it arrived), or throttled (AWS throttled the call while the Secrets hold a good token: retried, not a failure).",
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
