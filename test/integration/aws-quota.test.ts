@@ -4,7 +4,8 @@
 // IAM users of one account: the hardest case, one quota for all of them),
 // against the AWS double enforcing that quota and answering 100 ms late (a
 // cluster outside the region). The operator runs with many workers, so that
-// without its limiter the first sync alone would be a burst past 200. Every
+// its calls come as bunched as it can make them (without the limiter: ~30 a
+// second, 140 in 5 s, which the rate assertion catches). Every
 // resource must end Ready with the password the double issued to its own
 // identity, with 0 ThrottlingExceptions: for the first sync and for a
 // simultaneous refresh of all 250 (each resource asking for a fresher token
