@@ -218,6 +218,14 @@ export class OperatorProcess {
     return { peakMb: kb("VmHWM") / 1024, rssMb: kb("VmRSS") / 1024 };
   }
 
+  /** CPU seconds (user + system) the process has used so far (/proc/<pid>/stat, 100 ticks a second). */
+  async cpuSeconds(): Promise<number> {
+    const stat = await readFile(`/proc/${this.pid}/stat`, "utf8");
+    // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+
   /** Sends a signal (SIGUSR2 writes a heap snapshot when started with --heapsnapshot-signal). */
   signal(sig: NodeJS.Signals): void {
     this.proc.kill(sig);

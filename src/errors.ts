@@ -107,6 +107,8 @@ export const errorCatalogue = {
   },
   TokenRefreshFailed: {
     aws: (p: StepParams) => `failed to ${p.step} with ${p.source}: ${p.detail}`,
+    throttled: (p: StepParams) =>
+      `failed to ${p.step} with ${p.source}: AWS throttled the call (${p.detail}); retried after the SDK's back-off. The quota (per account and region) is shared with every other caller in the account; lower the operator's --aws-token-qps or find the other callers`,
     malformedToken: (p: { reason: string }) =>
       `failed to decode the ECR authorization token: ${p.reason}; the token must be base64 of "user:password" as returned by GetAuthorizationToken`,
     malformedDockerConfig: (p: { reason: string }) =>

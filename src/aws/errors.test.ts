@@ -64,10 +64,16 @@ describe("classifyAwsError", () => {
       `failed to ${step}: the AWS endpoint could not be reached (ENOTFOUND); check the region`,
     ],
     [
-      "anything else, throttling included",
+      "throttling (a form the token cache tells apart)",
       sdkError("ThrottlingException", "Rate exceeded", 400),
       "TokenRefreshFailed",
-      `failed to ${step} with ${source}: ThrottlingException (HTTP 400): Rate exceeded`,
+      `failed to ${step} with ${source}: AWS throttled the call (ThrottlingException (HTTP 400): Rate exceeded); retried after the SDK's back-off`,
+    ],
+    [
+      "anything else",
+      sdkError("ServerException", "Internal server error", 500),
+      "TokenRefreshFailed",
+      `failed to ${step} with ${source}: ServerException (HTTP 500): Internal server error`,
     ],
   ])("%s", (_, err, code, message) => {
     const e = classifyAwsError(err, source, step);

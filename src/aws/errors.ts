@@ -13,6 +13,19 @@ const refusedCodes = new Set([
   "InvalidAccessKeyId",
   "IncompleteSignature",
 ]);
+/** The SDK's throttling error codes (@smithy's THROTTLING_ERROR_CODES, the ones ECR and STS use). */
+const throttlingCodes = new Set([
+  "ThrottlingException",
+  "Throttling",
+  "ThrottledException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "ProvisionedThroughputExceededException",
+  "SlowDown",
+]);
+
 interface AwsLikeError {
   name?: string;
   message?: string;
@@ -88,6 +101,9 @@ export function classifyAwsError(err: unknown, source: string, step: string): Op
     return operatorError("RegionUnknown", "unreachable", { step, code }, err);
   }
   const detail = `${code}${status ? ` (HTTP ${status})` : ""}: ${aws}`;
+  if (throttlingCodes.has(code) || status === 429) {
+    return operatorError("TokenRefreshFailed", "throttled", { ...p, detail }, err);
+  }
   return operatorError("TokenRefreshFailed", "aws", { ...p, detail }, err);
 }
 

@@ -3,8 +3,14 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Reason } from "../api/conditions.js";
 import { operatorError } from "../errors.js";
+import { AwsQuota } from "./quota.js";
 import type { RegistryToken } from "./token.js";
-import { TokenCache, type TokenCacheOptions, type TokenSource } from "./token-cache.js";
+import {
+  TokenCache,
+  type TokenCacheOptions,
+  type TokenSource,
+  throttlingBackoffMs,
+} from "./token-cache.js";
 
 const SOURCE: TokenSource = {
   credentials: { secretRef: { namespace: "ops", name: "keys" } },
@@ -60,6 +66,14 @@ const throttled = () =>
     step: "get an ECR token in us-east-1",
     source: "the keys in Secret ops/aws",
     detail: "ThrottlingException",
+  });
+
+/** What classifyAwsError makes of an SDK ThrottlingException. */
+const awsThrottled = () =>
+  operatorError("TokenRefreshFailed", "throttled", {
+    step: "get an ECR token in us-east-1",
+    source: "the keys in Secret ops/aws",
+    detail: "ThrottlingException (HTTP 400): Rate exceeded",
   });
 
 beforeEach(() => {
@@ -244,5 +258,81 @@ describe("TokenCache", () => {
     expect(h.cache.size).toBe(0);
     await vi.advanceTimersByTimeAsync(60_000);
     expect(h.fetchTimes).toHaveLength(1);
+  });
+
+  it("rides out ThrottlingException while the held token is good: no error, no failure, the SDK's back-off", async () => {
+    let throttling = false;
+    const h = makeCache(async () => {
+      if (throttling) throw awsThrottled();
+      return token(100_000);
+    });
+    const good = await h.cache.get("a", SOURCE);
+    throttling = true;
+    const changes = h.changes.length;
+    // Due at 50 s; then throttled: retries at the SDK's throttling back-off
+    // (random, at most 0.5 s, 1 s, 2 s, 4 s ...), every one of them quietly.
+    await vi.advanceTimersByTimeAsync(50_000);
+    const firstThrottle = Date.now();
+    await vi.advanceTimersByTimeAsync(500 + 1_000 + 2_000 + 4_000);
+    const attempts = h.fetchTimes.filter((t) => t >= firstThrottle);
+    expect(attempts.length).toBeGreaterThanOrEqual(5);
+    const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] ?? 0));
+    for (const [i, gap] of gaps.slice(0, 4).entries())
+      expect(gap).toBeLessThanOrEqual(500 * 2 ** i);
+    const state = await h.cache.get("a", SOURCE);
+    expect(state.error).toBeUndefined();
+    expect(state.token?.password).toBe(good.token?.password);
+    expect(h.results.filter((r) => r === "failure")).toEqual([]);
+    expect(h.results.filter((r) => r === "throttled").length).toBe(attempts.length);
+    // Nothing changed for the subscribers: no pass is enqueued per throttle.
+    expect(h.changes.length).toBe(changes);
+    throttling = false;
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(h.cache.peek(SOURCE)?.token?.password).not.toBe(good.token?.password);
+    expect(h.results.at(-1)).toBe("success");
+    h.cache.close();
+  });
+
+  it("reports ThrottlingException as a failure when no good token is held", async () => {
+    const h = makeCache(async () => {
+      throw awsThrottled();
+    });
+    const state = await h.cache.get("a", SOURCE);
+    expect(state.error?.reason).toBe(Reason.TokenRefreshFailed);
+    expect(state.error?.message).toContain("AWS throttled the call");
+    expect(h.results).toEqual(["failure"]);
+    h.cache.close();
+  });
+
+  it("computes the SDK's throttling back-off: full jitter under 500 ms × 2^attempt, capped at 20 s", () => {
+    expect(throttlingBackoffMs(0, () => 1)).toBe(500);
+    expect(throttlingBackoffMs(3, () => 0.5)).toBe(2_000);
+    expect(throttlingBackoffMs(10, () => 1)).toBe(20_000);
+    expect(throttlingBackoffMs(10, () => 0)).toBe(0);
+  });
+
+  it("sends fetches through the quota: 200 sources due at once go out at its rate", async () => {
+    const quota = new AwsQuota({ qps: 10, burst: 50 });
+    const h = makeCache(async () => token(3_600_000), { quota, jitter: 0.1 });
+    const sources = Array.from({ length: 200 }, (_, i) => ({
+      ...SOURCE,
+      credentials: { secretRef: { namespace: "ops", name: `keys-${i}` } },
+    }));
+    const t0 = Date.now();
+    const all = Promise.all(sources.map((s, i) => h.cache.get(`r${i}`, s)));
+    await vi.advanceTimersByTimeAsync(20_000);
+    await all;
+    // 50 at once, then 150 at 10/s: 15 s; never more than 10 in a second after the burst.
+    expect(h.fetchTimes).toHaveLength(200);
+    expect((h.fetchTimes.at(-1) ?? 0) - t0).toBeGreaterThanOrEqual(14_800);
+    expect((h.fetchTimes.at(-1) ?? 0) - t0).toBeLessThanOrEqual(15_200);
+    for (let s = 1; s < 15; s++) {
+      const inSecond = h.fetchTimes.filter((t) => t > t0 + s * 1_000 && t <= t0 + (s + 1) * 1_000);
+      expect(inSecond.length).toBeLessThanOrEqual(10);
+    }
+    // Their refreshes are spread by jitter, not bunched at one instant.
+    const due = sources.map((s) => h.cache.peek(s)?.nextRefreshAt?.getTime() ?? 0);
+    expect(Math.max(...due) - Math.min(...due)).toBeGreaterThan(60_000);
+    h.cache.close();
   });
 });

@@ -5,9 +5,16 @@
 // (default half its lifetime, minus jitter) it fetches a new token and tells
 // the resources that use it. A failed fetch keeps the old token (the Secrets
 // in place stay as they are) and retries with capped exponential backoff.
+//
+// AWS's quota: every fetch first waits its turn in the per-(account, region)
+// limiter (quota.ts), so however many sources come due at once the calls go
+// out at the configured rate. A ThrottlingException while the token held is
+// still good is not a failed refresh: no error on the entry (so no failed
+// condition, no Event), only a retry after the SDK's throttling back-off.
 import { createHash } from "node:crypto";
-import { type OperatorError, operatorError } from "../errors.js";
+import { isOperatorError, type OperatorError, operatorError } from "../errors.js";
 import { type CredentialsRef, credentialsKey, describeCredentials } from "./credentials.js";
+import type { AwsQuota } from "./quota.js";
 import type { EcrService, RegistryToken } from "./token.js";
 
 export interface TokenSource {
@@ -19,6 +26,19 @@ export interface TokenSource {
 export const tokenSourceKey = (s: TokenSource): string =>
   `${credentialsKey(s.credentials)}|${s.service}|${s.region}`;
 
+/** How a fetch ended; "throttled": AWS throttled it while the held token is good (not a failure). */
+export type FetchResult = "success" | "failure" | "expired" | "throttled";
+
+/**
+ * The AWS SDK's standard retry back-off for throttling errors
+ * (`THROTTLING_RETRY_DELAY_BASE` 500 ms, `MAXIMUM_RETRY_DELAY` 20 s, full
+ * jitter). The SDK itself makes one attempt (token.ts), so that every retry
+ * also waits its turn in the quota limiter.
+ */
+export function throttlingBackoffMs(attempt: number, random: () => number = Math.random): number {
+  return Math.round(random() * Math.min(20_000, 500 * 2 ** attempt));
+}
+
 export interface TokenCacheOptions {
   /** Fetches a token; throws an OperatorError (classifyAwsError). */
   fetch: (source: TokenSource) => Promise<RegistryToken>;
@@ -26,7 +46,7 @@ export interface TokenCacheOptions {
   onChange: (subscribers: string[], key: string) => void;
   /** Told how each fetch ended (for the refresh counters). */
   onFetched?: (
-    result: "success" | "failure" | "expired",
+    result: FetchResult,
     key: string,
     subscribers: string[],
     error?: OperatorError,
@@ -39,6 +59,8 @@ export interface TokenCacheOptions {
   backoffMaxMs: number;
   /** Up to this fraction of the refresh window is taken off at random. */
   jitter: number;
+  /** The per-(account, region) limiter of GetAuthorizationToken calls; none: unlimited. */
+  quota?: AwsQuota;
   now?: () => number;
 }
 
@@ -60,6 +82,8 @@ interface Entry {
   error?: OperatorError;
   expiredOnArrival: boolean;
   failures: number;
+  /** Throttled attempts in a row while the held token was good. */
+  throttles: number;
   lastAttemptAt: number;
   nextAttemptAt: number;
   jitter: number;
@@ -191,6 +215,7 @@ export class TokenCache {
       source,
       expiredOnArrival: false,
       failures: 0,
+      throttles: 0,
       lastAttemptAt: 0,
       nextAttemptAt: 0,
       jitter: 0,
@@ -254,10 +279,15 @@ export class TokenCache {
   private refresh(entry: Entry): Promise<void> {
     if (entry.inflight !== undefined) return entry.inflight;
     entry.inflight = (async () => {
-      entry.lastAttemptAt = this.now();
-      this.fetches.set(entry.key, (this.fetches.get(entry.key) ?? 0) + 1);
+      let changed = true;
       try {
+        await this.opts.quota?.take(entry.source);
+        if (this.closed) return;
+        entry.lastAttemptAt = this.now();
+        this.fetches.set(entry.key, (this.fetches.get(entry.key) ?? 0) + 1);
         const token = await this.opts.fetch(entry.source);
+        this.opts.quota?.learn(entry.source, token);
+        entry.throttles = 0;
         const now = this.now();
         const expires = token.expiresAt.getTime();
         if (!Number.isFinite(expires) || expires <= now) {
@@ -292,6 +322,22 @@ export class TokenCache {
           this.tell("success", entry);
         }
       } catch (err) {
+        const held = entry.token?.expiresAt.getTime() ?? 0;
+        if (
+          isOperatorError(err, "TokenRefreshFailed") &&
+          err.form === "throttled" &&
+          held > this.now()
+        ) {
+          // AWS's quota is shared with every caller in the account: wait as
+          // the SDK would and ask again; the Secrets in place are still good.
+          changed = false;
+          const delay = throttlingBackoffMs(entry.throttles++);
+          entry.nextAttemptAt = Math.min(this.now() + delay, held);
+          this.schedule(entry, entry.nextAttemptAt);
+          this.tell("throttled", entry, undefined);
+          return;
+        }
+        entry.throttles = 0;
         entry.error = err as OperatorError;
         const delay = Math.min(
           this.opts.backoffBaseMs * 2 ** entry.failures,
@@ -304,14 +350,14 @@ export class TokenCache {
       } finally {
         entry.inflight = undefined;
       }
-      if (!this.closed) this.opts.onChange([...entry.subscribers.keys()], entry.key);
+      if (!this.closed && changed) this.opts.onChange([...entry.subscribers.keys()], entry.key);
     })();
     return entry.inflight;
   }
 
-  private tell(result: "success" | "failure" | "expired", entry: Entry): void {
+  private tell(result: FetchResult, entry: Entry, error = entry.error): void {
     if (this.closed) return;
-    this.opts.onFetched?.(result, entry.key, [...entry.subscribers.keys()], entry.error);
+    this.opts.onFetched?.(result, entry.key, [...entry.subscribers.keys()], error);
   }
 
   private state(entry: Entry): TokenState {

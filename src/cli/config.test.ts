@@ -23,6 +23,8 @@ describe("parseCommandLine", () => {
       minRefreshIntervalMs: 10_000,
       awsBackoffBaseMs: 2_000,
       awsBackoffMaxMs: 300_000,
+      awsTokenQps: 10,
+      awsTokenBurst: 50,
     });
     expect(config.region).toBeUndefined();
     expect(config.kubeconfig).toBeUndefined();
@@ -58,8 +60,19 @@ describe("parseCommandLine", () => {
     expect(config.verify).toBe(false);
   });
 
+  it("takes 0 as no limit for the rates, and the AWS token rate from its flag or variable", () => {
+    const { config } = parseCommandLine(["--kube-api-qps=0", "--aws-token-burst=20"], {
+      AWS_TOKEN_QPS: "2.5",
+    });
+    expect(config.qps).toBe(0);
+    expect(config.awsTokenQps).toBe(2.5);
+    expect(config.awsTokenBurst).toBe(20);
+  });
+
   it.each([
-    [["--kube-api-qps=0"], {}, 'failed to read --kube-api-qps: "0" is not a positive number'],
+    [["--kube-api-qps=-1"], {}, 'failed to read --kube-api-qps: "-1" is not a number ≥ 0'],
+    [[], { AWS_TOKEN_QPS: "fast" }, 'failed to read AWS_TOKEN_QPS: "fast" is not a number ≥ 0'],
+    [["--aws-token-burst=0"], {}, 'failed to read --aws-token-burst: "0" is not a positive number'],
     [[], { LEADER_ELECT: "maybe" }, 'failed to read LEADER_ELECT: "maybe" is not true or false'],
     [["--aws-timeout=soon"], {}, 'failed to read --aws-timeout: failed to parse duration "soon"'],
     [["--log-format=xml"], {}, 'failed to read --log-format: "xml" is not json or text'],

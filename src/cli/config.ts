@@ -34,12 +34,15 @@ export interface OperatorConfig {
   awsBackoffMaxMs: number;
   /** Namespaces this install may serve (Roles there, no ClusterRole on Secrets); absent: all. */
   watchNamespaces?: string[];
+  awsTokenQps: number;
+  awsTokenBurst: number;
 }
 
 interface Setting {
   flag: string;
   env?: string[];
-  kind: "string" | "number" | "boolean" | "duration" | "namespaces";
+  /** "rate": a number ≥ 0 where 0 means no limit. */
+  kind: "string" | "number" | "rate" | "boolean" | "duration" | "namespaces";
   key: keyof OperatorConfig;
   help: string;
   default?: string;
@@ -138,10 +141,10 @@ export const settings: Setting[] = [
   {
     flag: "kube-api-qps",
     env: ["KUBE_API_QPS"],
-    kind: "number",
+    kind: "rate",
     key: "qps",
     default: "100",
-    help: "client-side request rate to the API server",
+    help: "client-side request rate to the API server (0: no client limit)",
   },
   {
     flag: "kube-api-burst",
@@ -231,6 +234,22 @@ export const settings: Setting[] = [
     default: "5m",
     help: "cap of the token fetch backoff",
   },
+  {
+    flag: "aws-token-qps",
+    env: ["AWS_TOKEN_QPS"],
+    kind: "rate",
+    key: "awsTokenQps",
+    default: "10",
+    help: "GetAuthorizationToken calls a second per AWS account and region, a share of AWS's quota of 20 (0: no limit)",
+  },
+  {
+    flag: "aws-token-burst",
+    env: ["AWS_TOKEN_BURST"],
+    kind: "number",
+    key: "awsTokenBurst",
+    default: "50",
+    help: "GetAuthorizationToken calls at once per AWS account and region, above the rate (AWS's burst: 200)",
+  },
 ];
 
 export class ConfigError extends Error {
@@ -246,6 +265,15 @@ function convert(s: Setting, raw: string, from: string): string | number | boole
       if (!Number.isFinite(n) || n <= 0) {
         throw new ConfigError(
           `failed to read ${from}: ${JSON.stringify(raw)} is not a positive number`,
+        );
+      }
+      return n;
+    }
+    case "rate": {
+      const n = Number(raw);
+      if (raw.trim() === "" || !Number.isFinite(n) || n < 0) {
+        throw new ConfigError(
+          `failed to read ${from}: ${JSON.stringify(raw)} is not a number ≥ 0 (0: no limit)`,
         );
       }
       return n;

@@ -6,6 +6,7 @@
 import type { ECRPullSecret } from "../api/index.js";
 import { describeCredentials } from "../aws/credentials.js";
 import { fetchSourceToken } from "../aws/fetch.js";
+import { AwsQuota } from "../aws/quota.js";
 import type { OperatorDefaults } from "../aws/registries.js";
 import { RoleAdmissions } from "../aws/role-admissions.js";
 import { type RegistryToken, TokenClients } from "../aws/token.js";
@@ -38,6 +39,9 @@ export interface ControllerOptions {
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
+  /** GetAuthorizationToken calls a second per (account, region); 0 or absent: no limit. */
+  awsTokenQps?: number;
+  awsTokenBurst?: number;
   verify?: VerifyRegistry;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
@@ -105,6 +109,7 @@ export class Controller {
       backoffBaseMs: opts.awsBackoffBaseMs,
       backoffMaxMs: opts.awsBackoffMaxMs,
       jitter: 0.1,
+      quota: new AwsQuota({ qps: opts.awsTokenQps ?? 0, burst: opts.awsTokenBurst ?? 1 }),
     });
     this.credentials = new CredentialWatchers(kube, log, {
       defaults: opts.defaults,

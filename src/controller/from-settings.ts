@@ -37,6 +37,10 @@ export interface ControllerSettings {
   awsBackoffMaxMs: number;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
+  /** GetAuthorizationToken calls a second per (account, region); 0: no limit. Default 10. */
+  awsTokenQps?: number;
+  /** Default 50. */
+  awsTokenBurst?: number;
 }
 
 export function kubeConnection(
@@ -88,6 +92,8 @@ export function makeController(
     awsBackoffMaxMs: settings.awsBackoffMaxMs,
     watchNamespaces: settings.watchNamespaces,
     podWatch: settings.podWatch !== false,
+    awsTokenQps: settings.awsTokenQps ?? 10,
+    awsTokenBurst: settings.awsTokenBurst ?? 50,
     verify: settings.verify
       ? (_resource, url, username, password) =>
           verifyRegistry(url, username, password, { timeoutMs: settings.awsTimeoutMs })

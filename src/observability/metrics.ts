@@ -7,7 +7,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly refreshes = new Counter({
     name: "ecr_creds_refresher_token_refreshes_total",
-    help: "Token fetches by result: success, failure, or expired (the token had expired when it arrived).",
+    help: "Token fetches by result: success, failure, expired (the token had expired when it arrived), or throttled (AWS throttled the call while the Secrets hold a good token: retried, not a failure).",
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
@@ -102,6 +102,10 @@ export class Metrics {
   });
 
   constructor(opts: { processMetrics?: boolean } = {}) {
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // prom-client samples the event loop's delay every 10 ms by default: at
+    // rest that timer alone cost ~20 CPU-seconds an hour (docs/performance.md).
+    // Once a second still catches any stall that matters to an operator.
+    if (opts.processMetrics !== false)
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1000 });
   }
 }

@@ -28,6 +28,7 @@ import type {
   IssuedToken,
   OidcProviderInit,
   PodIdentityInit,
+  QuotaInit,
   RoleInit,
   StartOptions,
   TrustPolicy,
@@ -207,6 +208,9 @@ export class AwsDouble {
   proxyEndpointFor: (accountId: string, region: string) => string = (accountId, region) =>
     `https://${accountId}.dkr.ecr.${region}.amazonaws.com`;
 
+  /** The GetAuthorizationToken quota enforced from now on; undefined: none. */
+  quota: QuotaInit | undefined;
+  private readonly quotaBuckets = new Map<string, { tokens: number; at: number }>();
   private readonly identities = new Map<string, Identity>();
   private readonly roles = new Map<string, Role>();
   private readonly podIdentities = new Map<string, string>();
@@ -225,6 +229,7 @@ export class AwsDouble {
     this.tokenLifetimeMs = options.tokenLifetimeMs ?? 12 * HOUR_MS;
     this.sessionLifetimeMs = options.sessionLifetimeMs ?? HOUR_MS;
     this.maxClockSkewMs = options.maxClockSkewMs ?? 15 * 60_000;
+    this.quota = options.quota;
     for (const identity of options.identities ?? []) this.addIdentity(identity);
     for (const role of options.roles ?? []) this.addRole(role);
     for (const pod of options.podIdentities ?? []) this.addPodIdentity(pod);
@@ -659,6 +664,23 @@ export class AwsDouble {
     return identity;
   }
 
+  /** AWS's per-(account, region) quota of GetAuthorizationToken calls: a token bucket. */
+  private applyQuota(ctx: RequestContext, identity: Identity, region: string): void {
+    const quota = this.quota;
+    if (quota === undefined) return;
+    const key = `${ctx.service}|${identity.accountId}|${region}`;
+    const now = performance.now();
+    const bucket = this.quotaBuckets.get(key) ?? { tokens: quota.burst, at: now };
+    bucket.tokens = Math.min(
+      quota.burst,
+      bucket.tokens + ((now - bucket.at) / 1000) * quota.ratePerSecond,
+    );
+    bucket.at = now;
+    this.quotaBuckets.set(key, bucket);
+    if (bucket.tokens < 1) throw new ServiceError("throttling", "Rate exceeded");
+    bucket.tokens -= 1;
+  }
+
   /** Throttling and 5xx come after authentication, as on the real services. */
   private applyResponseFaults(ctx: RequestContext): void {
     if (this.consumeFault(ctx.service, ctx.action, "throttle")) {
@@ -717,8 +739,9 @@ export class AwsDouble {
             : `User: ${identity.arn} is not authorized to perform: ${prefix}:GetAuthorizationToken on resource: * with an explicit deny in an identity-based policy`,
         );
       }
-      this.applyResponseFaults(ctx);
       const region = ctx.region ?? "us-east-1";
+      this.applyQuota(ctx, identity, region);
+      this.applyResponseFaults(ctx);
       if (ctx.service === "ecr-public") {
         const token = this.issueEcrToken(ctx, identity, region);
         this.replyJsonOk(ctx, {

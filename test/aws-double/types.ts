@@ -137,7 +137,20 @@ export interface FaultHandle {
   clear(): void;
 }
 
+/**
+ * AWS's GetAuthorizationToken quota, enforced per (service, account of the
+ * caller, region) as a token bucket: `burst` calls at once, refilled at
+ * `ratePerSecond`. Past it the call is answered ThrottlingException.
+ * AWS documents 20 a second sustained and 200 burst for ECR.
+ */
+export interface QuotaInit {
+  ratePerSecond: number;
+  burst: number;
+}
+
 export interface AwsDoubleOptions {
+  /** Enforce a GetAuthorizationToken quota; default none. */
+  quota?: QuotaInit;
   /** Lifetime of ECR tokens. Default 12 h. */
   tokenLifetimeMs?: number;
   /** Lifetime of STS and Pod Identity credentials when the caller does not ask. Default 1 h. */

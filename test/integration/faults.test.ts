@@ -259,14 +259,16 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
     assertSameProcess(pid);
   });
 
-  const awsFaults: Array<[string, () => FaultHandle, string]> = [
-    ["AWS throttling", () => aws.throttle({ service: "ecr" }), "TokenRefreshFailed"],
+  // Throttling while the Secrets hold a good token is not a failure (no
+  // reason): the operator waits the SDK's back-off and asks again.
+  const awsFaults: Array<[string, () => FaultHandle, string | undefined]> = [
+    ["AWS throttling", () => aws.throttle({ service: "ecr" }), undefined],
     ["AWS 5xx", () => aws.error5xx({ service: "ecr" }), "TokenRefreshFailed"],
     ["AWS timeouts (hung calls)", () => aws.hang({ service: "ecr" }), "TokenRefreshFailed"],
     ["AWS refusing the keys", () => aws.refuse({ service: "ecr" }), "CredentialsInvalid"],
   ];
   for (const [what, inject, reason] of awsFaults) {
-    it(`${what} mid-fan-out: Secrets kept valid, Ready says why, converges after`, async () => {
+    it(`${what} mid-fan-out: Secrets kept valid, Ready says why (if it is a failure), converges after`, async () => {
       // A fan-out of a new token is under way; then the keys rotate again
       // while AWS fails, so the refetch that must follow fails.
       const first = keyIndex + 1;
@@ -274,15 +276,22 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
       const fault = inject();
       await useKeys(first + 1);
       const faultStart = Date.now();
-      const r = await waitFor(`Ready=False (${reason})`, async () => {
-        const res = await getResource(k, OWNER);
-        return readyCondition(res)?.reason === reason ? res : undefined;
-      });
-      expect(readyCondition(r)?.status).toBe("False");
-      expect(readyCondition(r)?.message).toMatch(/Secrets in place stay valid until \d{4}-/);
+      if (reason !== undefined) {
+        const r = await waitFor(`Ready=False (${reason})`, async () => {
+          const res = await getResource(k, OWNER);
+          return readyCondition(res)?.reason === reason ? res : undefined;
+        });
+        expect(readyCondition(r)?.status).toBe("False");
+        expect(readyCondition(r)?.message).toMatch(/Secrets in place stay valid until \d{4}-/);
+      }
       // Hold the fault for a while; the Secrets in place stay whole and valid.
       while (Date.now() - faultStart < 3_000) {
         assertSound(await secretsNow(), `during ${what}`);
+        if (reason === undefined) {
+          expect(readyCondition(await getResource(k, OWNER))?.reason).not.toBe(
+            "TokenRefreshFailed",
+          );
+        }
         await new Promise((res) => setTimeout(res, 200));
       }
       const state = await secretsNow();
@@ -295,7 +304,7 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
       results.push({
         fault: `${what} mid-fan-out`,
         convergeMs: ms,
-        note: `fault held ${Date.now() - faultStart - ms} ms, ${under}/${FAN_OUT} Secrets had the new token when it struck; Ready=False ${reason} meanwhile`,
+        note: `fault held ${Date.now() - faultStart - ms} ms, ${under}/${FAN_OUT} Secrets had the new token when it struck; ${reason ? `Ready=False ${reason}` : "no failure"} meanwhile`,
       });
       assertSameProcess(pid);
     });

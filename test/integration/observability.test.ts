@@ -191,9 +191,10 @@ describe("observability", () => {
     const oldExpiry = value(before, "ecr_creds_refresher_token_expiry_timestamp_seconds", {
       resource: "obs",
     });
-    // Two throttled answers, then AWS answers again; rotating the keys (a
-    // changed credentials Secret) makes the operator refetch at once.
-    aws.failNext(2, { service: "ecr", fault: "throttle" });
+    // Two 5xx answers, then AWS answers again; rotating the keys (a changed
+    // credentials Secret) makes the operator refetch at once. (Throttling
+    // while the Secrets hold a good token is counted apart, as "throttled".)
+    aws.failNext(2, { service: "ecr", fault: "error5xx" });
     await k.core.replaceNamespacedSecret({
       namespace: OPS,
       name: "aws-creds",
@@ -224,7 +225,7 @@ describe("observability", () => {
     expect(
       value(after, "ecr_creds_refresher_aws_errors_total", {
         service: "ecr",
-        code: "ThrottlingException",
+        code: "ServerException",
       }),
     ).toBe(2);
     expect(issuedTokens()).toHaveLength(2);

@@ -1,0 +1,93 @@
+// Keeps the operator's GetAuthorizationToken calls under a share of AWS's
+// quota. AWS counts those calls per account and region (documented: 20 a
+// second sustained, 200 burst, for ECR; ECR Public has its own); past it,
+// every caller in the account — the operator, CI, kubelets' credential
+// helpers — gets ThrottlingException. Whatever number of sources refresh at
+// once, the operator takes at most `qps` calls a second (after a burst of
+// `burst`) from each account's quota in each region.
+//
+// Which account a call is charged to is the account of the principal that
+// makes it, not of the registry it opens. Before the call the operator knows
+// it only in some cases, and so keys the limiter by what it knows:
+//
+//   1. a role (`roleArn`): the call is made as that role, so the account is
+//      the one in the role ARN — known before the first call;
+//   2. otherwise (keys in a Secret, the SDK chain) the account of the keys is
+//      known only once a token has come back: its `proxyEndpoint` is the
+//      caller's own registry, `<account>.dkr.ecr.<region>.amazonaws.com`, so
+//      from the second call on, the identity the last token named is used;
+//   3. before that, and whenever the endpoint does not name an account (an
+//      emulator, a test double), the account is unknown: every such source
+//      of a region shares one bucket, as if they were all one account. That
+//      is the safe guess — it can only make a first sync slower (500 unknown
+//      sources at 10/s after a burst of 50: 45 s), never throttle.
+//
+// The registry account of a spec (`accountId`, a host) is deliberately not
+// used: a token for a cross-account registry is still charged to the caller.
+import { TokenBucket } from "../kube/rate-limiter.js";
+import type { CredentialsRef } from "./credentials.js";
+import type { EcrService, RegistryToken } from "./token.js";
+
+export interface QuotaOptions {
+  /** Calls a second per (service, account, region); 0 = no limit. */
+  qps: number;
+  /** Calls at once above the rate. */
+  burst: number;
+}
+
+/** What the limiter keys a call by, and what it learns from answers. */
+export interface QuotaSource {
+  credentials: CredentialsRef;
+  service: EcrService;
+  region: string;
+}
+
+/** The account in a role ARN (`arn:<partition>:iam::<account>:role/...`). */
+export function accountOfRoleArn(arn: string): string | undefined {
+  return /^arn:[a-z-]+:iam::([0-9]{12}):role\//.exec(arn)?.[1];
+}
+
+/** The account a token's proxyEndpoint names (`https://<account>.dkr.ecr...`). */
+export function accountOfProxyEndpoint(endpoint: string | undefined): string | undefined {
+  return endpoint ? /^(?:https?:\/\/)?([0-9]{12})\.dkr[.-]ecr/.exec(endpoint)?.[1] : undefined;
+}
+
+const credentialsId = (c: CredentialsRef): string =>
+  `${c.secretRef ? `${c.secretRef.namespace}/${c.secretRef.name}` : "chain"}|${c.roleArn ?? ""}`;
+
+export class AwsQuota {
+  private readonly buckets = new Map<string, TokenBucket>();
+  /** Credentials → the account the last token of them named. */
+  private readonly learnt = new Map<string, string>();
+
+  constructor(private readonly opts: QuotaOptions) {}
+
+  /** The bucket a call of this source is charged to: `service|account|region`. */
+  keyOf(source: QuotaSource): string {
+    const role = source.credentials.roleArn;
+    const account =
+      (role ? accountOfRoleArn(role) : undefined) ??
+      this.learnt.get(credentialsId(source.credentials)) ??
+      "unknown";
+    return `${source.service}|${account}|${source.region}`;
+  }
+
+  /** Waits until a call of this source fits under the limit. */
+  take(source: QuotaSource): Promise<void> {
+    if (this.opts.qps <= 0) return Promise.resolve();
+    const key = this.keyOf(source);
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      bucket = new TokenBucket(this.opts.qps, this.opts.burst);
+      this.buckets.set(key, bucket);
+    }
+    return bucket.take();
+  }
+
+  /** Remembers the account a token named, for the next calls of the same credentials. */
+  learn(source: QuotaSource, token: RegistryToken): void {
+    if (source.credentials.roleArn) return;
+    const account = accountOfProxyEndpoint(token.proxyEndpoint);
+    if (account) this.learnt.set(credentialsId(source.credentials), account);
+  }
+}
