@@ -32,7 +32,7 @@ import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { cleanup } from "./cleanup.js";
 import type { Cluster } from "./cluster.js";
-import { earliest, secretContent } from "./content.js";
+import { earliest, type SecretContent, secretContent } from "./content.js";
 import { type DesiredSecret, desiredSecrets, isOwnedBy, secretDiffers } from "./desired.js";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.js";
 import { desiredPassSecrets, type PassSecrets } from "./outputs.js";
@@ -41,6 +41,7 @@ import { type RoleAdmitter, type RolePass, rolePass } from "./role-secrets.js";
 import { syncSecret } from "./secrets.js";
 import { ServiceAccounts } from "./service-accounts.js";
 import {
+  type ConditionInput,
   failedList,
   notReady,
   type PassOutcome,
@@ -151,47 +152,38 @@ export class Reconciler {
     }
 
     // 2. Tokens: which registries, and a token for each (cached, reused or fetched).
-    // With per-ServiceAccount roles and `unannotated: None` the resource's own
-    // Secret (and so its own credentials) is not used at all.
     const spec = specOrError(() => resolveSpec(resource, this.opts.defaults));
     if (isOperatorError(spec)) return await this.invalidSpec(resource, spec);
-    const roles = resource.spec.serviceAccountRoles;
-    const ownSecret = !roles || (roles.unannotated ?? "Default") === "Default";
-    const ownSources = ownSecret ? tokenSources(spec.targets) : new Map();
-    const ownTokens = ownSecret ? await this.tokensFor(resource, spec) : [];
+    const own = await this.ownTokens(resource, spec);
     // Only when no source has a token is there nothing to write: one failing
     // source must not hold back the registries of the others.
-    const missing = ownTokens.find((s) => !s.token);
-    if (missing && !ownTokens.some((s) => s.token)) {
-      this.tokens.release(name, new Set(ownSources.keys()));
-      return await this.noToken(resource, ownTokens, missing);
+    if (own.missing && !own.tokens.some((s) => s.token)) {
+      this.tokens.release(name, new Set(own.sources.keys()));
+      return await this.noToken(resource, own.tokens, own.missing);
     }
-    const states = new Map(ownTokens.map((s) => [s.key, s]));
 
     // 3. Content: the one Secret content for every namespace and format; a
     // registry whose source has no token keeps the entry the Secrets hold.
-    const carried = missing ? this.carried(resource, spec.targets, states) : undefined;
-    const content = ownSecret
+    const states = new Map(own.tokens.map((s) => [s.key, s]));
+    const carried = own.missing ? this.carried(resource, spec.targets, states) : undefined;
+    const content = own.used
       ? secretContent(spec.targets, states, resource.spec.hostVariants, carried)
       : undefined;
-    const registryStatus = ownSecret ? registryStatuses(spec.targets, states) : [];
     const outputs = content ? desiredPassSecrets(name, resource.spec, content) : undefined;
 
-    // 4. Targets: where (within the namespaces this install may serve).
+    // 4. Targets: where (within the namespaces this install may serve), and
+    //    the per-ServiceAccount roles' Secrets, tokens and references there.
     const infos = namespaceInfos(this.cluster.namespaces());
     const scoped = specOrError(() => scopedTargetNamespaces(resource.spec, infos, this.served));
     if (isOperatorError(scoped)) return await this.invalidSpec(resource, scoped);
     const wanted = scoped.targets;
-
-    // 4b. Per-ServiceAccount roles: their Secrets, tokens and references.
+    const roles = resource.spec.serviceAccountRoles;
     const perRole = roles ? await this.rolesFor(resource, spec, wanted) : undefined;
-    this.tokens.release(name, new Set([...ownSources.keys(), ...(perRole?.sources.keys() ?? [])]));
-    const tokens = [...ownTokens, ...(perRole?.tokens ?? [])];
+    this.tokens.release(name, new Set([...own.sources.keys(), ...(perRole?.sources.keys() ?? [])]));
 
     // 5. Writes: the Secrets and the ServiceAccounts of each namespace not yet
     //    as desired, then Argo CD's Secrets.
     const written = await this.write(resource, policy, outputs, wanted, perRole);
-    const { wrote } = written;
     const notGranted = scoped.notGranted.map((ns) => this.notGranted(resource, ns));
     const failures = mergeFailures(written.failures, [...(perRole?.failures ?? []), ...notGranted]);
 
@@ -209,22 +201,77 @@ export class Reconciler {
       concurrency: this.opts.writeConcurrency,
     });
 
-    // 7. Status, written once.
-    const desired = wanted.length + notGranted.length;
+    // 7. Status, written once; then what the queue does next.
+    const pass = await this.report(resource, {
+      tokens: [...own.tokens, ...(perRole?.tokens ?? [])],
+      registryStatus: own.used ? registryStatuses(spec.targets, states) : [],
+      content,
+      perRole,
+      desired: wanted.length + notGranted.length,
+      failures,
+      wrote: written.wrote,
+      carriedOver: Boolean(own.missing),
+    });
+    return this.result(name, written.failures, failures, pass, perRole);
+  }
+
+  /**
+   * The resource's own token sources and their states; none when
+   * per-ServiceAccount roles with `unannotated: None` leave the resource no
+   * Secret (and so no credentials) of its own.
+   */
+  private async ownTokens(
+    resource: ECRPullSecret,
+    spec: ResolvedSpec,
+  ): Promise<{
+    used: boolean;
+    sources: Map<string, unknown>;
+    tokens: TokenState[];
+    missing: TokenState | undefined;
+  }> {
+    const roles = resource.spec.serviceAccountRoles;
+    const used = !roles || (roles.unannotated ?? "Default") === "Default";
+    if (!used) return { used, sources: new Map(), tokens: [], missing: undefined };
+    const tokens = await this.tokensFor(resource, spec);
+    return {
+      used,
+      sources: tokenSources(spec.targets),
+      tokens,
+      missing: tokens.find((s) => !s.token),
+    };
+  }
+
+  /** The Ready and Verified conditions, counts and expiry of a pass, written once. */
+  private async report(
+    resource: ECRPullSecret,
+    pass: {
+      tokens: TokenState[];
+      registryStatus: RegistryTokenStatus[];
+      content: SecretContent | undefined;
+      perRole: RolePass | undefined;
+      desired: number;
+      failures: NamespaceFailure[];
+      wrote: number;
+      /** Some registry kept an old entry (its source has no token). */
+      carriedOver: boolean;
+    },
+  ): Promise<{ desired: number; ready: ConditionInput; retryAfterMs: number | undefined }> {
+    const name = resource.metadata?.name ?? "";
+    const { content, perRole, desired, failures, registryStatus } = pass;
     const expiresAt = earliest([
       content?.expiresAt,
       ...(perRole?.tokens.map((s) => s.token?.expiresAt) ?? []),
     ]);
     const ready = readyCondition({
-      tokens,
+      tokens: pass.tokens,
       desired,
       failures,
       expiresAt,
       servedNamespaces: this.served?.size,
       registries: registryStatus,
     });
-    this.noteRefresh(resource, expiresAt, wrote, registryStatus);
-    if (missing && ready.status === "False") {
+    this.noteRefresh(resource, expiresAt, pass.wrote, registryStatus);
+    if (pass.carriedOver && ready.status === "False") {
       // Names the registry the Secrets hold an old entry for.
       this.events.record(target(resource), "Warning", ready.reason, ready.message);
     }
@@ -233,37 +280,48 @@ export class Reconciler {
     await this.writeStatus(resource, {
       ready,
       verified: check.condition,
-      tokens,
+      tokens: pass.tokens,
       registries: content?.registries ?? roleRegistries(perRole),
       registryStatus,
       counts: { desired, synced: desired - failures.length, failures },
     });
-    if (wrote > 0)
-      this.log.debug({ resource: name, secrets: wrote, namespaces: desired }, "reconciled");
-    // A neighbour that keeps removing our ServiceAccount entry: not an error
-    // to retry at once, but a re-add held back until its backoff ends.
+    if (pass.wrote > 0)
+      this.log.debug({ resource: name, secrets: pass.wrote, namespaces: desired }, "reconciled");
+    return { desired, ready, retryAfterMs: check.retryAfterMs };
+  }
+
+  /**
+   * What the queue does after a pass (controller-runtime's contract): failed
+   * writes throw and back off; a ServiceAccount a neighbour keeps reverting
+   * waits out its own backoff; a ServiceAccount its role refused, or a
+   * namespace outside the granted set, is not a failed write (IAM or the
+   * install said no, and backing off would delay every other change of the
+   * resource): it is asked again after a while.
+   */
+  private result(
+    name: string,
+    writeFailures: readonly NamespaceFailure[],
+    failures: readonly NamespaceFailure[],
+    pass: { desired: number; ready: ConditionInput; retryAfterMs: number | undefined },
+    perRole: RolePass | undefined,
+  ): ReconcileResult {
     const reAddInMs = this.serviceAccounts.nextReAddInMs(name);
-    const reverted = written.failures.filter((f) => f.reason === Reason.ServiceAccountReverted);
-    if (written.failures.length > 0 && reverted.length === written.failures.length) {
+    const reverted = writeFailures.filter((f) => f.reason === Reason.ServiceAccountReverted);
+    if (writeFailures.length > 0 && reverted.length === writeFailures.length) {
       return { ready: false, ...(reAddInMs !== undefined ? { requeueAfterMs: reAddInMs } : {}) };
     }
-    // Failed writes back off and retry. A ServiceAccount its role refused, or
-    // a namespace outside the granted set, is not a failed write: IAM or the
-    // install said no, and retrying sooner changes nothing while backing off
-    // would delay every other change of the resource.
-    if (written.failures.length > 0) {
-      const first = failedList(failures);
+    if (writeFailures.length > 0) {
       throw operatorError("PartiallySynced", "namespaces", {
         failed: failures.length,
-        desired,
-        first,
+        desired: pass.desired,
+        first: failedList(failures),
       });
     }
     const requeueAfterMs =
       perRole && perRole.failures.length > 0
-        ? Math.min(check.retryAfterMs ?? ROLE_RETRY_MS, ROLE_RETRY_MS)
-        : check.retryAfterMs;
-    return { ready: ready.status === "True", ...(requeueAfterMs ? { requeueAfterMs } : {}) };
+        ? Math.min(pass.retryAfterMs ?? ROLE_RETRY_MS, ROLE_RETRY_MS)
+        : pass.retryAfterMs;
+    return { ready: pass.ready.status === "True", ...(requeueAfterMs ? { requeueAfterMs } : {}) };
   }
 
   /** Forgets per-resource memory (the resource is gone). */
