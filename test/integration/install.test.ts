@@ -411,10 +411,11 @@ describe("the chart on a real API server", () => {
       expect(sa.imagePullSecrets ?? []).toEqual([]);
     }
     // The first Lease read of a fresh install is a 404 (then create); a
-    // renewal reads it every 2 s: wait for one before taking the counts.
+    // renewal updates the Lease it holds every 2 s, without reading it first
+    // (as client-go does): wait for one before taking the counts.
     requests = await waitFor("a Lease renewal in the request counts", async () => {
       const counts = await scrapeRequests();
-      return (counts.get("get leases 200") ?? 0) > 0 ? counts : undefined;
+      return (counts.get("update leases 200") ?? 0) > 0 ? counts : undefined;
     });
     // A clean stop gives the Lease up (get + update).
     expect(await op?.stop()).toBe(0);
