@@ -592,9 +592,12 @@ describe("migrate from the alchemy.com operator", () => {
       region: "us-east-1",
       registries: [{ host: HOST }],
       credentials: { secretRef: { name: "aws-creds", namespace: OPS } },
+      // The rest are the CRD's defaults.
       serviceAccounts: ["default"],
+      serviceAccountFields: ["imagePullSecrets"],
       deletionPolicy: "Delete",
       adoptExisting: false,
+      podRecovery: "None",
     });
 
     // The old resources are gone, kopf's finalizer did not hold them.
