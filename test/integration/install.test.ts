@@ -1,26 +1,18 @@
-// What the chart installs is enough and no more. The chart is rendered with
-// helm template; its CRD, RBAC and ServiceAccount are applied to the real
-// control plane (the Deployment cannot start without a kubelet), and the
-// built operator runs as a process with a token of the chart's
-// ServiceAccount and the Deployment's own arguments and environment, so RBAC
-// is enforced on every call. Then: the whole path works, every granted rule
-// is one the code calls (and the run used), and what it does not need is
-// denied. Last, the `once` command (the CronJob mode) against the same
-// cluster and identity.
-import { spawnSync } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  AuthorizationV1Api,
-  CoordinationV1Api,
-  type KubernetesObject,
-  KubernetesObjectApi,
-  PatchStrategy,
-} from "@kubernetes/client-node";
-import { loadAll } from "js-yaml";
+import { CoordinationV1Api, type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AwsDouble } from "../aws-double/index.js";
-import { apiCalls, flattenRules } from "../harness/chart.js";
+import {
+  apiCalls,
+  flattenRules,
+  helmTemplate as helmTemplateOf,
+  type Rendered,
+  type RenderedContainer,
+  renderedOne,
+  serverSideApply,
+  serviceAccountMay,
+} from "../harness/chart.js";
 import { freePort, repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
@@ -52,24 +44,6 @@ const KEYS = {
 };
 const namespaces = ["inst-a", "inst-b", "inst-o1", "inst-o2"];
 const LATE = "inst-late";
-const chartDir = join(repoRoot, "deploy/helm/ecr-creds-refresher");
-
-interface Rule {
-  apiGroups: string[];
-  resources: string[];
-  verbs: string[];
-  resourceNames?: string[];
-}
-interface Rendered extends KubernetesObject {
-  rules?: Rule[];
-  spec?: { template?: { spec?: { containers?: RenderedContainer[] } } };
-}
-interface RenderedContainer {
-  args: string[];
-  env: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
-  livenessProbe: { httpGet: { path: string } };
-  readinessProbe: { httpGet: { path: string } };
-}
 
 let stack: Stack;
 let k: TestKube;
@@ -85,29 +59,9 @@ let operatorEnv: Record<string, string>;
 let requests = new Map<string, number>();
 let since = 0;
 
-function helmTemplate(args: string[]): Rendered[] {
-  const r = spawnSync(
-    join(repoRoot, ".cache/helm/helm"),
-    ["template", RELEASE, chartDir, "--namespace", NS, "--include-crds", ...args],
-    { encoding: "utf8", env: { ...process.env, HELM_NAMESPACE: "", KUBECONFIG: "" } },
-  );
-  if (r.status !== 0) throw new Error(`failed to render the chart: ${r.stderr}${r.error ?? ""}`);
-  return (loadAll(r.stdout) as Array<Rendered | null>).filter((o): o is Rendered => o !== null);
-}
-
-function rendered(kind: string, namespace?: string): Rendered {
-  const o = objects.find(
-    (x) => x.kind === kind && (namespace === undefined || x.metadata?.namespace === namespace),
-  );
-  if (!o) throw new Error(`the chart rendered no ${kind}${namespace ? ` in ${namespace}` : ""}`);
-  return o;
-}
-
-/** Server-side apply, as `kubectl apply --server-side` would. */
-async function apply(obj: KubernetesObject): Promise<void> {
-  const api = KubernetesObjectApi.makeApiClient(k.kc);
-  await api.patch(obj, undefined, undefined, "install-test", true, PatchStrategy.ServerSideApply);
-}
+const helmTemplate = (args: string[]) => helmTemplateOf(RELEASE, NS, args);
+const rendered = (kind: string, namespace?: string) => renderedOne(objects, kind, namespace);
+const apply = (obj: KubernetesObject) => serverSideApply(k, obj);
 
 async function putKeys(name: string, keys: Record<string, string>): Promise<void> {
   await apply({
@@ -439,23 +393,8 @@ describe("the chart on a real API server", () => {
 
 const needs = () => clusterNeeds(NS, FULL);
 
-async function allowed(
-  verb: string,
-  resource: string,
-  opts: { group?: string; namespace?: string; name?: string; subresource?: string } = {},
-): Promise<boolean> {
-  const authz = k.kc.makeApiClient(AuthorizationV1Api);
-  const review = await authz.createSubjectAccessReview({
-    body: {
-      spec: {
-        user: USER,
-        groups: ["system:serviceaccounts", `system:serviceaccounts:${NS}`, "system:authenticated"],
-        resourceAttributes: { verb, resource, group: opts.group ?? "", ...opts },
-      },
-    },
-  });
-  return review.status?.allowed === true;
-}
+const allowed = (verb: string, resource: string, opts?: Parameters<typeof serviceAccountMay>[4]) =>
+  serviceAccountMay(k, { namespace: NS, name: FULL }, verb, resource, opts);
 
 describe("least privilege", () => {
   it("lists every granted rule, and each is one the code calls and the run used", async () => {
