@@ -234,10 +234,15 @@ describe("deletionPolicy: Retain", () => {
     const refs = ["cl-r-1/cl-ret-pull", "cl-r-1/cl-ret-pull2", "cl-r-2/cl-ret-pull"];
     const before = await versions(refs);
     await deleteResource(k, "cl-ret");
-    await waitFor("cl-ret to be gone, also from the operator's cache", async () =>
-      !(await getResource(k, "cl-ret")) && !op.controller.resources.get(undefined, "cl-ret")
-        ? true
-        : undefined,
+    await waitFor(
+      "cl-ret to be gone, also from the operator's cache",
+      async () =>
+        !(await getResource(k, "cl-ret")) && !op.controller.resources.get(undefined, "cl-ret")
+          ? true
+          : undefined,
+      // The finalizer's pass waits its turn behind the other files' leftovers
+      // on the shared API server.
+      { timeoutMs: 60_000 },
     );
     // A pass over the vanished resource, as its delete event causes.
     await op.controller.reconciler.reconcile("cl-ret");
