@@ -158,7 +158,7 @@ export class Reconciler {
     // Only when no source has a token is there nothing to write: one failing
     // source must not hold back the registries of the others.
     if (own.missing && !own.tokens.some((s) => s.token)) {
-      this.tokens.release(name, new Set(own.sources.keys()));
+      this.tokens.release(name, new Set(own.sourceKeys));
       return await this.noToken(resource, own.tokens, own.missing);
     }
 
@@ -179,7 +179,7 @@ export class Reconciler {
     const wanted = scoped.targets;
     const roles = resource.spec.serviceAccountRoles;
     const perRole = roles ? await this.rolesFor(resource, spec, wanted) : undefined;
-    this.tokens.release(name, new Set([...own.sources.keys(), ...(perRole?.sources.keys() ?? [])]));
+    this.tokens.release(name, new Set([...own.sourceKeys, ...(perRole?.sources.keys() ?? [])]));
 
     // 5. Writes: the Secrets and the ServiceAccounts of each namespace not yet
     //    as desired, then Argo CD's Secrets.
@@ -225,20 +225,23 @@ export class Reconciler {
     spec: ResolvedSpec,
   ): Promise<{
     used: boolean;
-    sources: Map<string, unknown>;
+    /** Token cache keys of the resource's own sources. */
+    sourceKeys: string[];
     tokens: TokenState[];
     missing: TokenState | undefined;
   }> {
     const roles = resource.spec.serviceAccountRoles;
     const used = !roles || (roles.unannotated ?? "Default") === "Default";
-    if (!used) return { used, sources: new Map(), tokens: [], missing: undefined };
-    const tokens = await this.tokensFor(resource, spec);
-    return {
-      used,
-      sources: tokenSources(spec.targets),
-      tokens,
-      missing: tokens.find((s) => !s.token),
-    };
+    if (!used) return { used, sourceKeys: [], tokens: [], missing: undefined };
+    const name = resource.metadata?.name ?? "";
+    const sources = tokenSources(spec.targets);
+    // After a restart, the tokens its own Secret holds are taken up first.
+    const secrets = () => this.cluster.secrets();
+    reuseTokensFromSecrets(this.tokens, secrets, name, resource.spec.secretName, spec.targets);
+    const tokens = await Promise.all(
+      [...sources.values()].map((source) => this.tokens.get(name, source, spec.refreshBeforeMs)),
+    );
+    return { used, sourceKeys: [...sources.keys()], tokens, missing: tokens.find((s) => !s.token) };
   }
 
   /** The Ready and Verified conditions, counts and expiry of a pass, written once. */
@@ -368,17 +371,6 @@ export class Reconciler {
     await this.writeStatus(resource, { ready: notReady(Reason.InvalidSpec, err.message) });
     this.events.record(target(resource), "Warning", Reason.InvalidSpec, err.message);
     return { ready: false };
-  }
-
-  /** The token state of every source of the resource, reusing its own Secret's after a restart. */
-  private async tokensFor(resource: ECRPullSecret, spec: ResolvedSpec): Promise<TokenState[]> {
-    const name = resource.metadata?.name ?? "";
-    const sources = tokenSources(spec.targets);
-    const secrets = () => this.cluster.secrets();
-    reuseTokensFromSecrets(this.tokens, secrets, name, resource.spec.secretName, spec.targets);
-    return await Promise.all(
-      [...sources.values()].map((source) => this.tokens.get(name, source, spec.refreshBeforeMs)),
-    );
   }
 
   /** The per-ServiceAccount part of a pass (spec.serviceAccountRoles). */
