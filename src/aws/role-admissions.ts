@@ -15,6 +15,7 @@ import {
   type ServiceAccountRef,
 } from "./credentials.js";
 import { classifyAwsError } from "./errors.js";
+import { awsClientConfig } from "./token.js";
 
 export interface Admission {
   ok: boolean;
@@ -38,8 +39,6 @@ export class RoleAdmissions {
   private readonly answers = new Map<string, Remembered>();
   private readonly inflight = new Map<string, Promise<Admission>>();
   private readonly now: () => number;
-  /** STS calls made, for tests. */
-  calls = 0;
 
   constructor(private readonly opts: RoleAdmissionsOptions) {
     this.now = opts.now ?? Date.now;
@@ -58,6 +57,7 @@ export class RoleAdmissions {
     const running = this.inflight.get(key);
     if (running !== undefined) return running;
     const asking = this.ask(serviceAccount, roleArn, audience, region).then((answer) => {
+      this.forgetExpired();
       this.answers.set(key, answer);
       this.inflight.delete(key);
       return answer;
@@ -66,10 +66,10 @@ export class RoleAdmissions {
     return asking;
   }
 
-  /** Forgets every answer about a ServiceAccount (its annotation changed, it went away). */
-  forget(serviceAccount: ServiceAccountRef): void {
-    const prefix = `${serviceAccount.namespace}/${serviceAccount.name}|`;
-    for (const key of this.answers.keys()) if (key.startsWith(prefix)) this.answers.delete(key);
+  /** Drops answers whose session ended: ServiceAccounts gone or re-annotated leave none behind. */
+  private forgetExpired(): void {
+    const now = this.now();
+    for (const [key, answer] of this.answers) if (answer.until <= now) this.answers.delete(key);
   }
 
   private async ask(
@@ -79,18 +79,10 @@ export class RoleAdmissions {
     region: string,
   ): Promise<Remembered> {
     const what = `role ${roleArn} assumed with the web identity of ${describeServiceAccount(sa)}`;
-    const sts = new STSClient({
-      region,
-      maxAttempts: 1,
-      requestHandler: {
-        requestTimeout: this.opts.timeoutMs,
-        connectionTimeout: this.opts.timeoutMs,
-        throwOnRequestTimeout: true,
-      },
-    });
+    // The proxy-aware agent, deadline and clock-corrected retry of every AWS client.
+    const sts = new STSClient({ region, ...awsClientConfig(this.opts.timeoutMs) });
     try {
       const { token } = await this.opts.requestServiceAccountToken(sa, audience);
-      this.calls++;
       const out = await sts.send(
         new AssumeRoleWithWebIdentityCommand({
           RoleArn: roleArn,
