@@ -52,6 +52,16 @@ describe("AwsQuota", () => {
     expect(quota.keyOf(keys("b"))).toBe("ecr|unknown|us-east-1");
     quota.learn(role, tokenFor("https://999999999999.dkr.ecr.us-east-1.amazonaws.com"));
     expect(quota.keyOf(role)).toBe("ecr|111122223333|us-east-1");
+    // Web identity: the call is made as its role, whatever chain keys learnt.
+    const web = {
+      ...keys("a"),
+      credentials: { webIdentity: { roleArn: "arn:aws:iam::777788889999:role/web" } },
+    };
+    expect(quota.keyOf(web)).toBe("ecr|777788889999|us-east-1");
+    const chain = { ...keys("a"), credentials: {} };
+    quota.learn(chain, tokenFor("https://222233334444.dkr.ecr.us-east-1.amazonaws.com"));
+    expect(quota.keyOf(chain)).toBe("ecr|222233334444|us-east-1");
+    expect(quota.keyOf(web)).toBe("ecr|777788889999|us-east-1");
     // A registry account in the spec is not the caller's: ECR Public is its own quota.
     expect(quota.keyOf({ ...keys("a"), service: "ecr-public" })).toBe(
       "ecr-public|444455556666|us-east-1",

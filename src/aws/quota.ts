@@ -10,8 +10,9 @@
 // makes it, not of the registry it opens. Before the call the operator knows
 // it only in some cases, and so keys the limiter by what it knows:
 //
-//   1. a role (`roleArn`): the call is made as that role, so the account is
-//      the one in the role ARN — known before the first call;
+//   1. a role (`roleArn`, else the web identity's role): the call is made as
+//      that role, so the account is the one in the role ARN — known before
+//      the first call;
 //   2. otherwise (keys in a Secret, the SDK chain) the account of the keys is
 //      known only once a token has come back: its `proxyEndpoint` is the
 //      caller's own registry, `<account>.dkr.ecr.<region>.amazonaws.com`, so
@@ -25,21 +26,15 @@
 // The registry account of a spec (`accountId`, a host) is deliberately not
 // used: a token for a cross-account registry is still charged to the caller.
 import { TokenBucket } from "../kube/rate-limiter.js";
-import type { CredentialsRef } from "./credentials.js";
-import type { EcrService, RegistryToken } from "./token.js";
+import { type CredentialsRef, credentialsKey } from "./credentials.js";
+import type { RegistryToken } from "./token.js";
+import type { TokenSource } from "./token-cache.js";
 
 export interface QuotaOptions {
   /** Calls a second per (service, account, region); 0 = no limit. */
   qps: number;
   /** Calls at once above the rate. */
   burst: number;
-}
-
-/** What the limiter keys a call by, and what it learns from answers. */
-export interface QuotaSource {
-  credentials: CredentialsRef;
-  service: EcrService;
-  region: string;
 }
 
 /** The account in a role ARN (`arn:<partition>:iam::<account>:role/...`). */
@@ -52,8 +47,8 @@ export function accountOfProxyEndpoint(endpoint: string | undefined): string | u
   return endpoint ? /^(?:https?:\/\/)?([0-9]{12})\.dkr[.-]ecr/.exec(endpoint)?.[1] : undefined;
 }
 
-const credentialsId = (c: CredentialsRef): string =>
-  `${c.secretRef ? `${c.secretRef.namespace}/${c.secretRef.name}` : "chain"}|${c.roleArn ?? ""}`;
+/** The role the call is made as, if the source names one (an outer role, else the web identity's). */
+const roleOf = (c: CredentialsRef): string | undefined => c.roleArn ?? c.webIdentity?.roleArn;
 
 export class AwsQuota {
   private readonly buckets = new Map<string, TokenBucket>();
@@ -63,17 +58,17 @@ export class AwsQuota {
   constructor(private readonly opts: QuotaOptions) {}
 
   /** The bucket a call of this source is charged to: `service|account|region`. */
-  keyOf(source: QuotaSource): string {
-    const role = source.credentials.roleArn;
+  keyOf(source: TokenSource): string {
+    const role = roleOf(source.credentials);
     const account =
       (role ? accountOfRoleArn(role) : undefined) ??
-      this.learnt.get(credentialsId(source.credentials)) ??
+      this.learnt.get(credentialsKey(source.credentials)) ??
       "unknown";
     return `${source.service}|${account}|${source.region}`;
   }
 
   /** Waits until a call of this source fits under the limit. */
-  take(source: QuotaSource): Promise<void> {
+  take(source: TokenSource): Promise<void> {
     if (this.opts.qps <= 0) return Promise.resolve();
     const key = this.keyOf(source);
     let bucket = this.buckets.get(key);
@@ -85,9 +80,9 @@ export class AwsQuota {
   }
 
   /** Remembers the account a token named, for the next calls of the same credentials. */
-  learn(source: QuotaSource, token: RegistryToken): void {
-    if (source.credentials.roleArn) return;
+  learn(source: TokenSource, token: RegistryToken): void {
+    if (roleOf(source.credentials)) return;
     const account = accountOfProxyEndpoint(token.proxyEndpoint);
-    if (account) this.learnt.set(credentialsId(source.credentials), account);
+    if (account) this.learnt.set(credentialsKey(source.credentials), account);
   }
 }
