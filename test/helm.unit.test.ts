@@ -313,6 +313,33 @@ describe("helm lint and template", () => {
   });
 });
 
+describe("rbac.scope=namespaced", () => {
+  it("serving the release namespace too renders each RBAC object once, the Lease Role beside the served one", () => {
+    const objects = render([
+      "--set",
+      "rbac.scope=namespaced",
+      "--set",
+      "rbac.namespaces={ecr-system,team-a}",
+      "--set",
+      "aws.credentials.secretName=aws-creds",
+    ]);
+    const ids = objects.map((o) => `${o.kind} ${o.metadata.namespace ?? ""}/${o.metadata.name}`);
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
+    const roles = objects
+      .filter((o) => o.kind === "Role" && o.metadata.namespace === "ecr-system")
+      .map((o) => [o.metadata.name, o.rules?.map((r) => r.resources.join()).join(" ")]);
+    expect(roles.sort()).toEqual([
+      ["ecr-ecr-creds-refresher", "leases leases"],
+      ["ecr-ecr-creds-refresher-credentials", "secrets"],
+      ["ecr-ecr-creds-refresher-served", "serviceaccounts secrets pods events"],
+    ]);
+    // The same rules the cluster-wide install grants in its ClusterRole.
+    const served = objects.find((o) => o.metadata.name === "ecr-ecr-creds-refresher-served");
+    const cluster = render([]).find((o) => o.kind === "ClusterRole")?.rules ?? [];
+    expect(cluster.slice(3)).toEqual(served?.rules);
+  });
+});
+
 describe("alerts and dashboard", () => {
   const rulesFile = join(chart, "rules/ecr-creds-refresher.rules.yaml");
   const dashboardFile = join(chart, "dashboards/ecr-creds-refresher.json");

@@ -179,3 +179,34 @@ to the release's) and rbac.credentialsSecrets.
 {{- end }}
 {{- toJson $byNs }}
 {{- end }}
+
+{{/*
+The rules of a namespace the operator serves: in the ClusterRole under
+rbac.scope=cluster, in a Role of each rbac.namespaces under namespaced.
+Each names the code that uses it (test/harness/rbac.ts holds the table).
+*/}}
+{{- define "ecr-creds-refresher.servedNamespaceRules" -}}
+# imagePullSecrets merge: informer, re-read on conflict, merge patch.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, list, watch, patch]
+# Managed Secrets (label-selected informer), the credentials Secret
+# (field-selected informer, `check`), writes and cleanup.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, patch, delete]
+{{- if eq .Values.mode "deployment" }}
+# The pull-failure watch: Pending Pods (field-selected informer) and, under
+# spec.podRecovery: Recreate, deleting a controller-owned Pod that lacks the
+# Secret (UID precondition; bare Pods never).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, delete]
+# The kubelet's FailedToRetrieveImagePullSecret Events (field-selected
+# informer); Events on diagnosed Pods in their namespaces, and on
+# ECRPullSecrets in "default".
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list, watch, create]
+{{- end }}
+{{- end }}
