@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConditionType } from "../api/conditions.js";
-import { ECR_PULL_SECRETS, type ECRPullSecret } from "../api/index.js";
+import type { ECRPullSecret } from "../api/index.js";
 import { kubeConnection, makeController, makeKubeClient } from "../controller/from-settings.js";
 import { LeaderElector } from "../controller/leader.js";
 import {
@@ -154,7 +154,8 @@ async function once(config: OperatorConfig, log: Logger): Promise<number> {
   const total = controller.resources.size;
   if (failed.length > 0) {
     // The reason goes into the Job's log, so nobody has to look it up.
-    const reasons = await Promise.all(failed.map((name) => readyReason(config, name)));
+    // As the pass left them: its own status writes enter the cache.
+    const reasons = failed.map((name) => readyReason(controller.resources.get(undefined, name)));
     log.error({ failed, total }, "some ECRPullSecrets are not ready");
     process.stderr.write(
       `ecr-creds-refresher once: ${failed.length} of ${total} ECRPullSecrets failed (see their status and Events):\n${failed
@@ -168,15 +169,9 @@ async function once(config: OperatorConfig, log: Logger): Promise<number> {
 }
 
 /** "Reason: message" of a resource's Ready condition, as its last reconcile wrote it. */
-async function readyReason(config: OperatorConfig, name: string): Promise<string> {
-  try {
-    const kube = makeKubeClient(config);
-    const r = await kube.get<ECRPullSecret>(ECR_PULL_SECRETS, { name });
-    const ready = r.status?.conditions?.find((c) => c.type === ConditionType.Ready);
-    return ready ? `${ready.reason}: ${ready.message}` : "no Ready condition";
-  } catch (err) {
-    return `failed to read its status: ${err instanceof Error ? err.message : String(err)}`;
-  }
+function readyReason(r: ECRPullSecret | undefined): string {
+  const ready = r?.status?.conditions?.find((c) => c.type === ConditionType.Ready);
+  return ready ? `${ready.reason}: ${ready.message}` : "no Ready condition";
 }
 
 /**

@@ -13,12 +13,12 @@ import {
   OPERATOR_NAME,
 } from "../api/metadata.js";
 import { operatorDefaults } from "../aws/registries.js";
+import { kubeConnection } from "../controller/from-settings.js";
 import {
   isConflict,
   isNotFound,
   KubeClient,
   type ListOptions,
-  loadKubeConfig,
   NAMESPACES,
   type ResourceType,
   SECRETS,
@@ -613,7 +613,7 @@ export async function runMigrate(
   }
   const apply = extra.apply === true;
   try {
-    const kube = new KubeClient(loadKubeConfig(config.kubeconfig), {
+    const kube = new KubeClient(kubeConnection(config), {
       qps: config.qps,
       burst: config.burst,
       fieldManager: MIGRATE_FIELD_MANAGER,

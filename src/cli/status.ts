@@ -3,11 +3,12 @@
 // pull Secret. Reads only; exits 1 when something needs attention.
 import { ConditionType } from "../api/conditions.js";
 import { ECR_PULL_SECRETS, type ECRPullSecret } from "../api/index.js";
-import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/metadata.js";
-import { isNotFound, KubeClient, loadKubeConfig, NAMESPACES, SECRETS } from "../kube/client.js";
+import { ANNOTATION_EXPIRES_AT } from "../api/metadata.js";
+import { kubeConnection } from "../controller/from-settings.js";
+import { isNotFound, KubeClient, NAMESPACES, SECRETS } from "../kube/client.js";
 import { PODS, type Pod } from "../kube/pods.js";
 import type { KubernetesObject, Secret } from "../kube/types.js";
-import { podView, uncoveredImages } from "../reconcile/pod-coverage.js";
+import { podView, secretState, uncoveredImages } from "../reconcile/pod-coverage.js";
 import { targetNamespaces } from "../reconcile/targets.js";
 import type { OperatorConfig } from "./config.js";
 
@@ -117,26 +118,26 @@ async function namespaceView(
   const rows = [["ECRPULLSECRET", "READY", "SECRET", "IN NAMESPACE", "REGISTRIES"]];
   for (const r of serving) {
     const ready = condition(r, ConditionType.Ready);
-    let secretState: string;
-    try {
-      const s = await kube.get<Secret>(SECRETS, { namespace: name, name: r.spec.secretName });
-      const ours = s.metadata?.labels?.[LABEL_OWNER] === r.metadata?.name;
-      const expires = s.metadata?.annotations?.[ANNOTATION_EXPIRES_AT];
-      secretState = ours
-        ? `expires ${when(expires, now)}`
-        : "present, not written by this resource";
-      if (!ours || !expires || new Date(expires).getTime() <= now.getTime()) healthy = false;
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      secretState = "missing";
-      healthy = false;
-    }
+    const secret = await kube
+      .get<Secret>(SECRETS, { namespace: name, name: r.spec.secretName })
+      .catch((e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+    const state = secretState(secret, r.metadata?.name ?? "", now.getTime());
+    const shown =
+      state === "missing"
+        ? "missing"
+        : state === "foreign"
+          ? "present, not written by this resource"
+          : `expires ${when(secret?.metadata?.annotations?.[ANNOTATION_EXPIRES_AT], now)}`;
+    if (state !== "current") healthy = false;
     if (ready?.status !== "True") healthy = false;
     rows.push([
       r.metadata?.name ?? "",
       ready ? `${ready.status} ${ready.reason}` : "Unknown",
       r.spec.secretName,
-      secretState,
+      shown,
       (r.status?.registries ?? []).join(",") || "-",
     ]);
   }
@@ -180,7 +181,7 @@ export async function runStatus(
 ): Promise<number> {
   const now = opts.now ?? new Date();
   try {
-    const kube = new KubeClient(loadKubeConfig(config.kubeconfig), { qps: 0, burst: 0 });
+    const kube = new KubeClient(kubeConnection(config), { qps: 0, burst: 0 });
     const list = await kube.list<ECRPullSecret>(ECR_PULL_SECRETS);
     const resources = list.items.sort((a, b) =>
       (a.metadata?.name ?? "") < (b.metadata?.name ?? "") ? -1 : 1,

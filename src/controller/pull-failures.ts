@@ -10,7 +10,6 @@
 
 import { Reason } from "../api/conditions.js";
 import type { ECRPullSecret, UncoveredPod } from "../api/index.js";
-import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/metadata.js";
 import { describeCredentials } from "../aws/credentials.js";
 import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
 import { EVENTS, isNotFound, type KubeClient, resourcePath } from "../kube/client.js";
@@ -20,7 +19,6 @@ import type { Event, KubernetesObject } from "../kube/types.js";
 import type { EventRecorder } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { ownerLabelValue } from "../reconcile/desired.js";
 import {
   diagnosePullFailures,
   failedPullSecretNames,
@@ -32,6 +30,7 @@ import {
   RECREATING_CONTROLLERS,
   type SecretState,
   type ServingResource,
+  secretState,
 } from "../reconcile/pod-coverage.js";
 import { targetNamespaces } from "../reconcile/targets.js";
 import { perScope } from "./informers.js";
@@ -242,12 +241,8 @@ export class PullFailureWatch {
     return out;
   }
 
-  private secretState(namespace: string, r: ServingResource): SecretState {
-    const s = this.sources.secret(namespace, r.secretName);
-    if (!s) return "missing";
-    if (s.metadata?.labels?.[LABEL_OWNER] !== ownerLabelValue(r.name)) return "foreign";
-    const expires = Date.parse(s.metadata?.annotations?.[ANNOTATION_EXPIRES_AT] ?? "");
-    return Number.isFinite(expires) && expires > this.now() ? "current" : "expired";
+  private stateOf(namespace: string, r: ServingResource): SecretState {
+    return secretState(this.sources.secret(namespace, r.secretName), r.name, this.now());
   }
 
   /**
@@ -260,7 +255,7 @@ export class PullFailureWatch {
       this.setUncovered(key, []);
       return;
     }
-    const found = diagnosePullFailures(pod, serving, (r) => this.secretState(pod.namespace, r));
+    const found = diagnosePullFailures(pod, serving, (r) => this.stateOf(pod.namespace, r));
     const uncovered: Uncovered[] = [];
     for (const d of found) {
       const r = serving.find((s) => s.name === d.resource);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/metadata.js";
 import type { Pod } from "../kube/pods.js";
+import { ownerLabelValue } from "./desired.js";
 import {
   diagnosePullFailures,
   failedPullSecretNames,
@@ -7,6 +9,7 @@ import {
   imageRepository,
   podView,
   type SecretState,
+  secretState,
   uncoveredImages,
 } from "./pod-coverage.js";
 
@@ -184,5 +187,27 @@ describe("failedPullSecretNames", () => {
       ),
     ).toEqual(["ecr-pull", "other"]);
     expect(failedPullSecretNames("something else")).toEqual([]);
+  });
+});
+
+describe("secretState", () => {
+  const NOW = Date.parse("2026-11-30T12:00:00Z");
+  const secret = (owner: string, expires: string) => ({
+    metadata: {
+      labels: { [LABEL_OWNER]: owner },
+      annotations: { [ANNOTATION_EXPIRES_AT]: expires },
+    },
+  });
+
+  it("is current, expired, foreign or missing, reading the owner label as the writer hashes it", () => {
+    const long = `r-${"x".repeat(70)}`;
+    expect(ownerLabelValue(long)).not.toBe(long);
+    expect(secretState(secret(ownerLabelValue(long), "2026-11-30T13:00:00Z"), long, NOW)).toBe(
+      "current",
+    );
+    expect(secretState(secret("team", "2026-11-30T11:00:00Z"), "team", NOW)).toBe("expired");
+    expect(secretState(secret("team", "not a date"), "team", NOW)).toBe("expired");
+    expect(secretState(secret(long, "2026-11-30T13:00:00Z"), long, NOW)).toBe("foreign");
+    expect(secretState(undefined, "team", NOW)).toBe("missing");
   });
 });

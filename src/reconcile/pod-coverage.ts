@@ -1,7 +1,9 @@
 // Which Pods a resource's Secret should cover and does not: pure functions
 // of a trimmed Pod and the resource's Secret name and registry hosts. The
 // pull-failure watch and `status --namespace` share them.
+import { ANNOTATION_EXPIRES_AT, LABEL_OWNER } from "../api/metadata.js";
 import type { Pod } from "../kube/pods.js";
+import { ownerLabelValue } from "./desired.js";
 
 /** What a pull diagnosis needs to know about a Pod, and nothing more. */
 export interface PodView {
@@ -106,6 +108,24 @@ export function imageRepository(image: string): string {
 
 /** The managed Secret in a namespace, as the pull diagnosis needs to see it. */
 export type SecretState = "current" | "missing" | "expired" | "foreign";
+
+/**
+ * The state of `secret` (undefined: not there) as resource `owner`'s pull
+ * Secret at `nowMs`: written by that resource (its owner label, hashed for
+ * long names), and holding a token that has not expired.
+ */
+export function secretState(
+  secret:
+    | { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } }
+    | undefined,
+  owner: string,
+  nowMs: number,
+): SecretState {
+  if (!secret) return "missing";
+  if (secret.metadata?.labels?.[LABEL_OWNER] !== ownerLabelValue(owner)) return "foreign";
+  const expires = Date.parse(secret.metadata?.annotations?.[ANNOTATION_EXPIRES_AT] ?? "");
+  return Number.isFinite(expires) && expires > nowMs ? "current" : "expired";
+}
 
 /**
  * Why a Pod waits on a failed pull of an image from a managed registry:

@@ -22,11 +22,8 @@ export function clusterNeeds(NS: string, FULL: string): Need[] {
   return [
     {
       grant: "cluster ecrcreds.io ecrpullsecrets get",
-      code: [
-        ["src/cli/check.ts", "get ECR_PULL_SECRETS"],
-        ["src/cli/main.ts", "get ECR_PULL_SECRETS"],
-      ],
-      shown: { behaviour: "`check --resource inst` exited 0; `once` prints the failure's reason" },
+      code: [["src/cli/check.ts", "get ECR_PULL_SECRETS"]],
+      shown: { behaviour: "`check --resource inst` exited 0" },
     },
     {
       grant: "cluster ecrcreds.io ecrpullsecrets list",
