@@ -169,15 +169,6 @@ export interface CredentialsStep {
   provider: AwsCredentialIdentityProvider;
 }
 
-/** Builds the SDK credentials provider for a source. */
-export async function credentialsProvider(
-  ref: CredentialsRef,
-  opts: ProviderOptions,
-): Promise<AwsCredentialIdentityProvider> {
-  const steps = await credentialsSteps(ref, opts);
-  return (steps.at(-1) as CredentialsStep).provider;
-}
-
 /**
  * STS clients: the proxy-aware agent, deadline and clock-corrected retry of
  * every AWS client, signed with what the source's ECR client learnt of this

@@ -3,10 +3,10 @@
 // an ECR token opens every registry its principal can reach in the region.
 import { createHash } from "node:crypto";
 import type { CredentialsSpec, ECRPullSecretSpec } from "../api/index.js";
+import { PUBLIC_REGISTRY_TOKEN_REGION } from "../api/registry-hosts.js";
 import { operatorError } from "../errors.js";
 import type { CredentialsRef } from "./credentials.js";
 import { parseRegistryHost, registryHost } from "./registry-host.js";
-import { ECR_PUBLIC_REGION } from "./token.js";
 import { type TokenSource, tokenSourceKey } from "./token-cache.js";
 
 export interface OperatorDefaults {
@@ -95,7 +95,10 @@ function targetForHost(host: string, credentials: CredentialsRef): RegistryTarge
   // AWS_USE_DUALSTACK_ENDPOINT), as for the AWS CLI.
   const parsed = parseRegistryHost(host);
   if (parsed.kind === "public") {
-    return { host, source: { credentials, service: "ecr-public", region: ECR_PUBLIC_REGION } };
+    return {
+      host,
+      source: { credentials, service: "ecr-public", region: PUBLIC_REGISTRY_TOKEN_REGION },
+    };
   }
   return { host, source: { credentials, service: "ecr", region: parsed.region } };
 }

@@ -1,14 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { PARTITIONS, REGION_SOURCE } from "../api/registry-hosts.js";
 import { REGISTRY_HOST_PATTERN } from "../api/schema.js";
 import { isOperatorError } from "../errors.js";
-import {
-  PARTITIONS,
-  parseRegistryHost,
-  partitionOf,
-  REGION_SOURCE,
-  registryHost,
-} from "./registry-host.js";
+import { parseRegistryHost, partitionOf, registryHost } from "./registry-host.js";
 
 describe("parseRegistryHost", () => {
   it.each([

@@ -11,18 +11,6 @@ import { operatorError } from "../errors.js";
 // Parses and builds ECR registry hosts with the one table of host families in
 // src/api/registry-hosts.ts (which the CRD's rules are made from too).
 
-export {
-  PARTITIONS,
-  type Partition,
-  type PartitionSpec,
-  PUBLIC_DUAL_STACK_REGISTRY_HOST,
-  PUBLIC_REGISTRY_HOST,
-  PUBLIC_REGISTRY_TOKEN_REGION,
-  REGION_SOURCE,
-  REGISTRY_HOST_SHAPE_SOURCE,
-  REGISTRY_HOST_SOURCE,
-} from "../api/registry-hosts.js";
-
 export type RegistryHost =
   | {
       kind: "private";

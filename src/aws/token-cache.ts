@@ -97,8 +97,6 @@ interface Entry {
 export class TokenCache {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
-  /** Fetch attempts per source key, for tests and the benchmark. */
-  readonly fetches = new Map<string, number>();
   private closed = false;
 
   /** Node's timers overflow (and fire at once) beyond ~24.8 days. */
@@ -279,12 +277,10 @@ export class TokenCache {
   private refresh(entry: Entry): Promise<void> {
     if (entry.inflight !== undefined) return entry.inflight;
     entry.inflight = (async () => {
-      let changed = true;
       try {
         await this.opts.quota?.take(entry.source);
         if (this.closed) return;
         entry.lastAttemptAt = this.now();
-        this.fetches.set(entry.key, (this.fetches.get(entry.key) ?? 0) + 1);
         const token = await this.opts.fetch(entry.source);
         this.opts.quota?.learn(entry.source, token);
         entry.throttles = 0;
@@ -329,8 +325,8 @@ export class TokenCache {
           held > this.now()
         ) {
           // AWS's quota is shared with every caller in the account: wait as
-          // the SDK would and ask again; the Secrets in place are still good.
-          changed = false;
+          // the SDK would and ask again; the Secrets in place are still good
+          // (nothing changed for the subscribers: no onChange).
           const delay = throttlingBackoffMs(entry.throttles++);
           entry.nextAttemptAt = Math.min(this.now() + delay, held);
           this.schedule(entry, entry.nextAttemptAt);
@@ -350,7 +346,7 @@ export class TokenCache {
       } finally {
         entry.inflight = undefined;
       }
-      if (!this.closed && changed) this.opts.onChange([...entry.subscribers.keys()], entry.key);
+      if (!this.closed) this.opts.onChange([...entry.subscribers.keys()], entry.key);
     })();
     return entry.inflight;
   }

@@ -22,13 +22,12 @@ import type {
   RetryStrategyV2,
   RetryToken,
 } from "@smithy/types";
+import { PUBLIC_REGISTRY_TOKEN_REGION } from "../api/registry-hosts.js";
 import { OutboundAgent } from "../kube/proxy.js";
 import { decodeAuthorizationToken } from "./authorization-token.js";
+import { awsErrorCode } from "./errors.js";
 
 export type EcrService = "ecr" | "ecr-public";
-
-/** ECR Public's API lives only in us-east-1. */
-export const ECR_PUBLIC_REGION = "us-east-1";
 
 export interface RegistryToken {
   username: string;
@@ -148,7 +147,7 @@ export class TokenClients {
       done("");
       return { username, password, expiresAt, fetchedAt: new Date(), proxyEndpoint };
     } catch (err) {
-      done(typeof err === "object" && err !== null && "name" in err ? String(err.name) : "Unknown");
+      done(awsErrorCode(err));
       throw err;
     }
   }
@@ -184,7 +183,7 @@ export class TokenClients {
     held.client =
       service === "ecr"
         ? new ECRClient({ ...config, region })
-        : new ECRPUBLICClient({ ...config, region: ECR_PUBLIC_REGION });
+        : new ECRPUBLICClient({ ...config, region: PUBLIC_REGISTRY_TOKEN_REGION });
     this.held.set(key, held);
     return held;
   }

@@ -186,10 +186,7 @@ export class Controller {
         readSecret: (ref) => this.credentials.read(ref),
         requestServiceAccountToken: (sa, audience) =>
           this.serviceAccountTokens.request(sa, audience),
-        observe: (service, region, seconds, code) => {
-          this.metrics.awsRequestDuration.observe({ service, region }, seconds);
-          if (code) this.metrics.awsErrors.inc({ service, code });
-        },
+        // Its clients observe the AWS call metrics (see the constructor).
         clients: this.awsClients,
       });
       this.log.debug(

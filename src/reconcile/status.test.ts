@@ -2,13 +2,12 @@
 // lastTransitionTime moves only with their status, a bounded sorted failures
 // list, and the Ready condition's order of reasons.
 import { describe, expect, it } from "vitest";
-import type { ECRPullSecret } from "../api/index.js";
+import { type ECRPullSecret, MAX_FAILURES } from "../api/index.js";
 import type { TokenState } from "../aws/token-cache.js";
 import { operatorError } from "../errors.js";
 import {
   buildStatus,
   failedList,
-  MAX_FAILURES,
   passStatus,
   readyCondition,
   statusEqual,

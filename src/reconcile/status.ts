@@ -3,20 +3,19 @@
 // lastTransitionTime moves only when their status does, observedGeneration,
 // and a bounded failures list.
 import { ConditionType, Reason } from "../api/conditions.js";
-import type {
-  Condition,
-  ECRPullSecret,
-  ECRPullSecretStatus,
-  NamespaceFailure,
-  RegistryTokenStatus,
-  UncoveredPods,
+import {
+  type Condition,
+  type ECRPullSecret,
+  type ECRPullSecretStatus,
+  MAX_FAILURES,
+  type NamespaceFailure,
+  type RegistryTokenStatus,
+  type UncoveredPods,
 } from "../api/index.js";
 import { hostOfProxyEndpoint, type RegistryTarget } from "../aws/registries.js";
 import { type TokenState, tokenSourceKey } from "../aws/token-cache.js";
 import type { VerifyResult } from "../aws/verify.js";
 import { earliest } from "./content.js";
-
-export const MAX_FAILURES = 20;
 
 export interface ConditionInput {
   type: string;

@@ -16,10 +16,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Reason } from "../../src/api/conditions.js";
 import type { ECRPullSecret } from "../../src/api/index.js";
 import { ANNOTATION_ECR_ROLE_ARN } from "../../src/api/metadata.js";
-import { credentialsProvider, describeCredentials } from "../../src/aws/credentials.js";
-import { classifyAwsError } from "../../src/aws/errors.js";
-import { fetchToken } from "../../src/aws/token.js";
+
+import { fetchSourceToken } from "../../src/aws/fetch.js";
 import { runCheck } from "../../src/cli/check.js";
+import type { OperatorError } from "../../src/errors.js";
 import { roleSecretName } from "../../src/reconcile/service-account-roles.js";
 import { AwsDouble, issuerThumbprint } from "../aws-double/index.js";
 import {
@@ -439,25 +439,22 @@ process.stdout.write(JSON.stringify({
       webIdentity: { roleArn: WEB_ROLE, serviceAccount: { namespace: OPS, name: "operator" } },
     };
     for (const token of [forged, tampered]) {
-      let caught: unknown;
-      try {
-        const provider = await credentialsProvider(ref, {
-          region: "us-east-1",
+      // The operator's own fetch pipeline, with the token swapped in.
+      const classified = await fetchSourceToken(
+        { credentials: ref, service: "ecr", region: "us-east-1" },
+        {
           timeoutMs: 5_000,
           readSecret: async () => null,
           requestServiceAccountToken: async (sa) => ({
             token,
             serviceAccount: sa ?? { namespace: OPS, name: "operator" },
           }),
-        });
-        await fetchToken("ecr", "us-east-1", provider, { timeoutMs: 5_000 });
-      } catch (err) {
-        caught = err;
-      }
-      const classified = classifyAwsError(
-        caught,
-        describeCredentials(ref),
-        "get an ECR token in us-east-1",
+        },
+      ).then(
+        () => {
+          throw new Error("a forged web identity token was accepted");
+        },
+        (err: unknown) => err as OperatorError,
       );
       expect(classified.reason).toBe(Reason.RoleNotAssumable);
       expect(classified.message).toContain(
