@@ -45,6 +45,8 @@ const REGION_FIX =
 
 export const errorCatalogue = {
   InvalidSpec: {
+    roleAnnotation: (p: { namespace: string; name: string; value: string }) =>
+      `failed to read the role of ServiceAccount ${p.namespace}/${p.name}: ${JSON.stringify(p.value)} is not an IAM role ARN; fix its eks.amazonaws.com/ecr-role-arn annotation`,
     duration: (p: { value: string; reason: string }) =>
       `failed to parse duration ${JSON.stringify(p.value)}: ${p.reason}; use a Go duration such as "90m", "4h" or "1h30m"`,
     glob: (p: { glob: string; reason: string }) =>

@@ -183,7 +183,11 @@ const cases: Case[] = [
   },
   {
     name: "per-ServiceAccount roles, unannotated None: no Secret and no credentials of its own",
-    resource: resource({ serviceAccounts: ["*"], serviceAccountRoles: { unannotated: "None" } }),
+    resource: resource({
+      serviceAccounts: ["*"],
+      serviceAccountRoles: { unannotated: "None" },
+      secretTemplate: { labels: { team: "platform" } },
+    }),
     world: teamAWithRoles,
     fetch: byRole,
     want: {
@@ -201,6 +205,11 @@ const cases: Case[] = [
         "team-a/intruder": [SECRET_A],
       },
       fetched: ["us-east-1"],
+    },
+    // A role's Secret is a pull Secret the resource writes: the template applies.
+    later: async (h) => {
+      const secret = await h.cluster.readSecret({ namespace: "team-a", name: SECRET_A });
+      expect(secret?.metadata?.labels?.team).toBe("platform");
     },
   },
   {

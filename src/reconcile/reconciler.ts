@@ -33,11 +33,11 @@ import type { Metrics } from "../observability/metrics.js";
 import { cleanup } from "./cleanup.js";
 import type { Cluster } from "./cluster.js";
 import { earliest, type SecretContent, secretContent } from "./content.js";
-import { type DesiredSecret, desiredSecrets, isOwnedBy, secretDiffers } from "./desired.js";
+import { type DesiredSecret, isOwnedBy, secretDiffers } from "./desired.js";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.js";
 import { desiredPassSecrets, type PassSecrets } from "./outputs.js";
 import { pool } from "./pool.js";
-import { type RoleAdmitter, type RolePass, rolePass } from "./role-secrets.js";
+import { type RoleAdmitter, type RolePass, rolePass, wantsOwnSecret } from "./role-secrets.js";
 import { syncSecret } from "./secrets.js";
 import { ServiceAccounts } from "./service-accounts.js";
 import {
@@ -230,8 +230,7 @@ export class Reconciler {
     tokens: TokenState[];
     missing: TokenState | undefined;
   }> {
-    const roles = resource.spec.serviceAccountRoles;
-    const used = !roles || (roles.unannotated ?? "Default") === "Default";
+    const used = wantsOwnSecret(resource.spec);
     if (!used) return { used, sourceKeys: [], tokens: [], missing: undefined };
     const name = resource.metadata?.name ?? "";
     const sources = tokenSources(spec.targets);
@@ -427,7 +426,6 @@ export class Reconciler {
     wanted: string[],
     perRole: RolePass | undefined,
   ): Promise<{ wrote: number; failures: NamespaceFailure[] }> {
-    const owner = resource.metadata?.name ?? "";
     // Most namespaces of most passes already are as desired (a pass runs for
     // every namespace event): find the ones that are not on the caches alone,
     // and spend requests, promises and garbage only on those. Per-ServiceAccount
@@ -447,9 +445,8 @@ export class Reconciler {
         for (const desired of outputs?.inNamespace(namespace) ?? []) {
           if (await syncSecret(this.cluster, resource, desired)) wrote++;
         }
-        for (const [secretName, roleContent] of perRole?.secrets.get(namespace) ?? []) {
-          const desired = desiredSecrets({ ...roleContent, owner, secretName })(namespace);
-          if (await syncSecret(this.cluster, resource, desired)) wrote++;
+        for (const secret of perRole?.secrets.get(namespace)?.values() ?? []) {
+          if (await syncSecret(this.cluster, resource, secret.build(namespace))) wrote++;
         }
         const want = perRole?.want.get(namespace);
         await this.serviceAccounts.sync(
@@ -605,7 +602,7 @@ function mergeFailures(
 function roleRegistries(perRole: RolePass | undefined): string[] {
   const hosts = new Set<string>();
   for (const secrets of perRole?.secrets.values() ?? []) {
-    for (const content of secrets.values()) for (const h of content.registries) hosts.add(h);
+    for (const secret of secrets.values()) for (const h of secret.registries) hosts.add(h);
   }
   return [...hosts].sort();
 }

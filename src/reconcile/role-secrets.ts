@@ -17,9 +17,10 @@ import {
 } from "../aws/registries.js";
 import type { Admission } from "../aws/role-admissions.js";
 import type { TokenSource, TokenState } from "../aws/token-cache.js";
+import { operatorError } from "../errors.js";
 import type { Cluster } from "./cluster.js";
 import { type SecretContent, secretContent } from "./content.js";
-import { targetsServiceAccount } from "./desired.js";
+import { type DesiredSecret, desiredSecrets, targetsServiceAccount } from "./desired.js";
 import { planServiceAccountRoles } from "./service-account-roles.js";
 
 export interface RoleAdmitter {
@@ -35,16 +36,28 @@ export interface RoleAdmitter {
 export interface RolePass {
   /** Namespace → ServiceAccount name → the Secret it should reference (undefined: none). */
   want: Map<string, Map<string, string | undefined>>;
-  /** Namespace → role Secret name → its content. */
-  secrets: Map<string, Map<string, SecretContent>>;
+  /** Namespace → role Secret name → that Secret (one builder per role, shared by namespaces). */
+  secrets: Map<string, Map<string, RoleSecret>>;
   /** Token states of the roles' sources (for status and expiry). */
   tokens: TokenState[];
   /** Every token source in use (so the cache keeps them). */
   sources: Map<string, TokenSource>;
   /** ServiceAccounts the role refused, or with an unusable annotation, by namespace. */
   failures: NamespaceFailure[];
-  /** Whether the resource's own Secret is wanted (unannotated: Default). */
-  defaultSecret: boolean;
+}
+
+/** One role's Secret: its registries, and the Secret in a namespace. */
+export interface RoleSecret {
+  registries: readonly string[];
+  build: (namespace: string) => DesiredSecret;
+}
+
+/**
+ * Whether the resource keeps a Secret (and credentials) of its own: always,
+ * unless per-ServiceAccount roles leave unannotated ServiceAccounts none.
+ */
+export function wantsOwnSecret(spec: ECRPullSecret["spec"]): boolean {
+  return (spec.serviceAccountRoles?.unannotated ?? "Default") === "Default";
 }
 
 export interface RolePassInput {
@@ -71,7 +84,6 @@ export async function rolePass(input: RolePassInput): Promise<RolePass> {
     tokens: [],
     sources: new Map(),
     failures: [],
-    defaultSecret: unannotated === "Default",
   };
 
   // Which ServiceAccount names which role, namespace by namespace.
@@ -89,76 +101,54 @@ export async function rolePass(input: RolePassInput): Promise<RolePass> {
       members.set(roleArn, list);
     }
     for (const bad of plan.invalid) {
-      pass.failures.push({
+      const err = operatorError("InvalidSpec", "roleAnnotation", {
         namespace,
-        reason: "InvalidSpec",
-        message: `failed to read the role of ServiceAccount ${namespace}/${bad.serviceAccount}: ${JSON.stringify(bad.value)} is not an IAM role ARN; fix its eks.amazonaws.com/ecr-role-arn annotation`,
+        name: bad.serviceAccount,
+        value: bad.value,
       });
+      pass.failures.push({ namespace, reason: err.code, message: err.message });
     }
   }
 
-  // IAM's answer for every ServiceAccount, and one token per (role, region).
+  // IAM's answer for every ServiceAccount, and one token per (role, region):
+  // the roles at once, as the resource's own sources are fetched.
   const admitted = new Set<string>();
-  const contents = new Map<string, SecretContent>();
-  for (const [roleArn, list] of members) {
-    const answers = await Promise.all(
-      list.map(
-        async (sa) => [sa, await input.admissions.admit(sa, roleArn, audience, region)] as const,
-      ),
-    );
-    let representative: ServiceAccountRef | undefined;
-    for (const [sa, answer] of answers) {
-      if (answer.ok) {
-        admitted.add(`${sa.namespace}/${sa.name}|${roleArn}`);
-        representative ??= sa;
-      } else if (answer.error) {
-        pass.failures.push({
-          namespace: sa.namespace,
-          reason: answer.error.code,
-          message: answer.error.message,
-        });
-      }
-    }
-    if (!representative) continue;
-    const targets = roleTargets(resource, roleArn, representative, audience, defaults);
-    const states = new Map<string, TokenState>();
-    for (const [key, source] of tokenSources(targets)) {
-      pass.sources.set(key, source);
-      const state = await input.getToken(source, input.refreshBeforeMs);
-      states.set(key, state);
-      pass.tokens.push(state);
-    }
-    const missing = [...states.values()].find((s) => !s.token);
-    if (missing) {
-      for (const sa of list) {
-        pass.failures.push({
-          namespace: sa.namespace,
-          reason: missing.error?.code ?? "TokenRefreshFailed",
-          message:
-            missing.error?.message ??
-            `failed to get a token for role ${roleArn}: none fetched yet; the fetch is retried`,
-        });
-        admitted.delete(`${sa.namespace}/${sa.name}|${roleArn}`);
-      }
-      continue;
-    }
-    contents.set(roleArn, secretContent(targets, states));
+  const roleSecrets = new Map<string, (secretName: string) => RoleSecret>();
+  const perRole = await Promise.all(
+    [...members].map(([roleArn, list]) => roleTokens(input, roleArn, list, audience, region)),
+  );
+  for (const r of perRole) {
+    for (const [key, source] of r.sources) pass.sources.set(key, source);
+    pass.tokens.push(...r.tokens);
+    pass.failures.push(...r.failures);
+    if (!r.content) continue;
+    for (const sa of r.admitted) admitted.add(`${sa.namespace}/${sa.name}|${r.roleArn}`);
+    const content = r.content;
+    roleSecrets.set(r.roleArn, (secretName) => ({
+      registries: content.registries,
+      build: desiredSecrets({
+        ...content,
+        owner: resource.metadata?.name ?? "",
+        secretName,
+        ...(spec.secretTemplate ? { template: spec.secretTemplate } : {}),
+      }),
+    }));
   }
 
   // Per namespace: the role Secrets its admitted ServiceAccounts use, and who references what.
   for (const [namespace, plan] of plans) {
     const want = new Map<string, string | undefined>();
-    const secrets = new Map<string, SecretContent>();
+    const secrets = new Map<string, RoleSecret>();
     for (const [saName, secretName] of plan.want) {
       const roleArn = secretName === undefined ? undefined : plan.secrets.get(secretName);
       if (roleArn === undefined) {
         want.set(saName, secretName);
         continue;
       }
-      const content = contents.get(roleArn);
-      if (content && admitted.has(`${namespace}/${saName}|${roleArn}`) && secretName) {
+      const secret = roleSecrets.get(roleArn);
+      if (secret && admitted.has(`${namespace}/${saName}|${roleArn}`) && secretName) {
         want.set(saName, secretName);
-        secrets.set(secretName, content);
+        if (!secrets.has(secretName)) secrets.set(secretName, secret(secretName));
       } else {
         want.set(saName, undefined);
       }
@@ -167,6 +157,70 @@ export async function rolePass(input: RolePassInput): Promise<RolePass> {
     pass.secrets.set(namespace, secrets);
   }
   return pass;
+}
+
+/** One role's admissions and tokens: what rolePass merges. */
+interface RoleTokens {
+  roleArn: string;
+  admitted: ServiceAccountRef[];
+  sources: Map<string, TokenSource>;
+  tokens: TokenState[];
+  failures: NamespaceFailure[];
+  /** Its Secret's content; undefined when no ServiceAccount was admitted or a token is missing. */
+  content?: SecretContent;
+}
+
+/**
+ * Asks IAM about each ServiceAccount naming `roleArn`, then fetches the
+ * role's tokens as the first one admitted.
+ */
+async function roleTokens(
+  input: RolePassInput,
+  roleArn: string,
+  list: readonly ServiceAccountRef[],
+  audience: string,
+  region: string,
+): Promise<RoleTokens> {
+  const r: RoleTokens = { roleArn, admitted: [], sources: new Map(), tokens: [], failures: [] };
+  const answers = await Promise.all(
+    list.map(
+      async (sa) => [sa, await input.admissions.admit(sa, roleArn, audience, region)] as const,
+    ),
+  );
+  for (const [sa, answer] of answers) {
+    if (answer.ok) r.admitted.push(sa);
+    else if (answer.error) {
+      r.failures.push({
+        namespace: sa.namespace,
+        reason: answer.error.code,
+        message: answer.error.message,
+      });
+    }
+  }
+  const representative = r.admitted[0];
+  if (!representative) return r;
+  const targets = roleTargets(input.resource, roleArn, representative, audience, input.defaults);
+  r.sources = tokenSources(targets);
+  const states = new Map<string, TokenState>();
+  await Promise.all(
+    [...r.sources].map(async ([key, source]) => {
+      states.set(key, await input.getToken(source, input.refreshBeforeMs));
+    }),
+  );
+  r.tokens = [...states.values()];
+  const missing = r.tokens.find((s) => !s.token);
+  if (missing) {
+    const err =
+      missing.error ??
+      operatorError("TokenRefreshFailed", "noToken", { source: `role ${roleArn}` });
+    for (const sa of list) {
+      r.failures.push({ namespace: sa.namespace, reason: err.code, message: err.message });
+    }
+    r.admitted = [];
+    return r;
+  }
+  r.content = secretContent(targets, states);
+  return r;
 }
 
 /** The resource's registries, fetched with web identity of `sa` for `roleArn`. */
