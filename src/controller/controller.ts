@@ -66,6 +66,8 @@ export class Controller {
   private readonly awsClients: TokenClients;
   private workers: Promise<void> | undefined;
   private queueGauge: NodeJS.Timeout | undefined;
+  /** Whether the caches have synced and events are acted on (see enqueueOnEvents). */
+  private live = false;
 
   constructor(
     kube: KubeClient,
@@ -166,7 +168,12 @@ export class Controller {
     this.resources.on(() => {
       if (pods.hasSynced) pods.rediagnose();
     });
-    enqueueOnEvents(this.caches, this.queue, () => this.credentials.sync());
+    enqueueOnEvents(
+      this.caches,
+      this.queue,
+      () => this.credentials.sync(),
+      () => this.live,
+    );
   }
 
   private enqueue(names: Iterable<string>): void {
@@ -209,6 +216,9 @@ export class Controller {
     for (const i of all) i.start();
     await Promise.all(all.map((i) => i.synced));
     this.credentials.sync();
+    // From here on an event enqueues what it concerns; what the first lists
+    // brought is covered by the sync above and enqueueAll() in startWorkers.
+    this.live = true;
   }
 
   get synced(): boolean {

@@ -22,6 +22,8 @@ export interface CredentialWatchersOptions {
 
 export class CredentialWatchers {
   private readonly informers = new Map<string, Informer<Secret>>();
+  /** Credentials Secret ("namespace/name") → the resources whose registries use it, as of sync(). */
+  private users = new Map<string, Set<string>>();
 
   constructor(
     private readonly kube: KubeClient,
@@ -31,7 +33,8 @@ export class CredentialWatchers {
 
   /** Watches every credentials Secret in use, and stops watching the others. */
   sync(): void {
-    const wanted = this.refs();
+    const { refs: wanted, users } = this.refs();
+    this.users = users;
     for (const [key, informer] of this.informers) {
       if (!wanted.has(key)) {
         informer.stop();
@@ -54,22 +57,29 @@ export class CredentialWatchers {
     for (const i of this.informers.values()) i.stop();
   }
 
-  /** Every credentials Secret in use: the operator default and each resource's. */
-  private refs(): Map<string, SecretRef> {
+  /** Every credentials Secret in use (the operator default and each resource's), and who uses it. */
+  private refs(): { refs: Map<string, SecretRef>; users: Map<string, Set<string>> } {
     const refs = new Map<string, SecretRef>();
-    const add = (ref: SecretRef | undefined) => {
-      if (ref) refs.set(`${ref.namespace}/${ref.name}`, ref);
+    const users = new Map<string, Set<string>>();
+    const add = (ref: SecretRef | undefined, user?: string) => {
+      if (!ref) return;
+      const key = `${ref.namespace}/${ref.name}`;
+      refs.set(key, ref);
+      if (user === undefined) return;
+      const set = users.get(key) ?? new Set<string>();
+      set.add(user);
+      users.set(key, set);
     };
     add(this.opts.defaults.credentialsSecret);
     for (const r of this.opts.resources()) {
       try {
         for (const t of resolveRegistries(r.spec, this.opts.defaults))
-          add(t.source.credentials.secretRef);
+          add(t.source.credentials.secretRef, r.metadata?.name ?? "");
       } catch {
         // An invalid spec is reported by its reconcile.
       }
     }
-    return refs;
+    return { refs, users };
   }
 
   private watch(key: string, ref: SecretRef): Informer<Secret> {
@@ -88,8 +98,8 @@ export class CredentialWatchers {
         "credentials Secret changed; refetching tokens",
       );
       this.opts.enqueue(told);
-      // Resources that failed for want of this Secret hold no token entry yet.
-      this.opts.enqueue([...this.opts.resources()].map((r) => r.metadata?.name ?? ""));
+      // Its users without a token entry yet (they failed for want of this Secret).
+      this.opts.enqueue(this.users.get(key) ?? []);
     });
     this.informers.set(key, informer);
     informer.start();

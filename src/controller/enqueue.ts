@@ -15,13 +15,18 @@ import type { WorkQueue } from "./queue.js";
 /**
  * Subscribes the queue to the caches' events. `onResourcesChanged` is told
  * when the set of resources or a spec changed (the credentials watchers follow).
+ * Until `live()`, events are dropped: the first lists would otherwise judge
+ * every object against every resource, and the controller follows them with
+ * one credentials sync and a pass over every resource anyway.
  */
 export function enqueueOnEvents(
   caches: Caches,
   queue: WorkQueue,
   onResourcesChanged: () => void,
+  live: () => boolean,
 ): void {
   caches.resources.on((event, obj, old) => {
+    if (!live()) return;
     const changed =
       event !== "update" ||
       obj.metadata?.generation !== old?.metadata?.generation ||
@@ -31,6 +36,7 @@ export function enqueueOnEvents(
     if (event !== "update" || changed) onResourcesChanged();
   });
   caches.namespaces.on((event, obj, old) => {
+    if (!live()) return;
     if (
       event === "update" &&
       JSON.stringify(obj.metadata?.labels ?? {}) === JSON.stringify(old?.metadata?.labels ?? {}) &&
@@ -45,13 +51,14 @@ export function enqueueOnEvents(
   });
   caches.secrets.on((_event, obj) => {
     const owner = obj.metadata?.labels?.[LABEL_OWNER];
-    if (!owner) return;
-    for (const r of caches.resources.list()) {
+    if (!owner || !live()) return;
+    for (const r of caches.resources.values()) {
       const name = r.metadata?.name ?? "";
       if (ownerLabelValue(name) === owner) queue.add(name);
     }
   });
   caches.serviceAccounts.on((event, obj, old) => {
+    if (!live()) return;
     const annotationsOf = (sa: typeof obj | undefined) =>
       [ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS].map(
         (key) => sa?.metadata?.annotations?.[key],
