@@ -370,8 +370,13 @@ describe("KubeClient fence", () => {
     expect(refused).toBeInstanceOf(FencedError);
     await kube.get(SECRETS, { namespace: "a", name: "x" });
     const inFlight = kube.get(SECRETS, { namespace: "a", name: "slow" }).catch((e: unknown) => e);
-    while (!seen.some((r) => r.url.pathname.endsWith("/slow")))
+    for (
+      const deadline = Date.now() + 5_000;
+      !seen.some((r) => r.url.pathname.endsWith("/slow"));
+    ) {
+      if (Date.now() > deadline) throw new Error("the stand-in server never got the /slow request");
       await new Promise((r) => setTimeout(r, 10));
+    }
     const abortedAt = Date.now();
     lost.abort();
     expect(await inFlight).toBeInstanceOf(FencedError);

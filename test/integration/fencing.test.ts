@@ -10,7 +10,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ECR_PULL_SECRETS, type ECRPullSecret } from "../../src/api/index.js";
 import { KubeClient, loadKubeConfig, statusCode } from "../../src/kube/client.js";
@@ -27,11 +27,11 @@ import {
   kubeconfigForServiceAccount,
   putAwsKeys,
   readyCondition,
-  statusOf,
   type TestKube,
   testKube,
   waitFor,
 } from "../harness/kube.js";
+import { readLease as readLeaseOf, replicaHolding as replicaHoldingOf } from "../harness/lease.js";
 import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
 
 const cp = inject("controlPlane");
@@ -54,22 +54,8 @@ let leases: CoordinationV1Api;
 let aws: AwsDouble;
 const procs = new Map<string, OperatorProcess>();
 
-async function readLease(): Promise<V1Lease | undefined> {
-  try {
-    return await leases.readNamespacedLease({ namespace: OPS, name: LEASE });
-  } catch (err) {
-    if (statusOf(err) === 404) return undefined;
-    throw err;
-  }
-}
-
-function replicaHolding(identity: string | undefined): string | undefined {
-  if (!identity) return undefined;
-  for (const [name, p] of procs)
-    if (p.output.some((l) => l.includes('"msg":"became leader"') && l.includes(identity)))
-      return name;
-  return undefined;
-}
+const readLease = () => readLeaseOf(leases, OPS, LEASE);
+const replicaHolding = (identity: string | undefined) => replicaHoldingOf(procs, identity);
 
 /** Namespaces whose Secret holds `password` and whose default ServiceAccount references it. */
 async function converged(password: string): Promise<number> {
@@ -189,9 +175,14 @@ describe("fencing on lost leadership", () => {
       { timeoutMs: 40_000, intervalMs: 100 },
     );
     const lostAt = new Date(taken.spec?.acquireTime ?? 0).getTime();
-    // Let the new leader get into its own pass, then wake the old one with
-    // its queued writes.
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Once the new leader is writing, wake the old one with its queued writes.
+    await waitFor(
+      "the new leader's first write",
+      async () =>
+        (await auditWrites(cp.auditLogPath, (e) => e.user.username === userOf(newLeader), lostAt))
+          .length > 0 || undefined,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
     const resumedAt = Date.now();
     old.proc.kill("SIGCONT");
     const code = await Promise.race([

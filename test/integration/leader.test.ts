@@ -1,4 +1,4 @@
-import { CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { AwsDouble } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
@@ -7,10 +7,10 @@ import {
   auditWrites,
   getResource,
   readyCondition,
-  statusOf,
   type TestKube,
   waitFor,
 } from "../harness/kube.js";
+import { readLease as readLeaseOf, replicaHolding as replicaHoldingOf } from "../harness/lease.js";
 import type { OperatorProcess } from "../harness/operator.js";
 import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, readPassword } from "../harness/state.js";
@@ -30,23 +30,8 @@ let aws: AwsDouble;
 const procs = new Map<string, OperatorProcess>();
 let started = 0;
 
-async function readLease(): Promise<V1Lease | undefined> {
-  try {
-    return await leases.readNamespacedLease({ namespace: OPS, name: LEASE });
-  } catch (err) {
-    if (statusOf(err) === 404) return undefined;
-    throw err;
-  }
-}
-
-/** The replica whose log says it became leader with the Lease's current holder identity. */
-function replicaHolding(identity: string | undefined): string | undefined {
-  if (!identity) return undefined;
-  for (const [name, p] of procs)
-    if (p.output.some((l) => l.includes('"msg":"became leader"') && l.includes(identity)))
-      return name;
-  return undefined;
-}
+const readLease = () => readLeaseOf(leases, OPS, LEASE);
+const replicaHolding = (identity: string | undefined) => replicaHoldingOf(procs, identity);
 
 const secretPassword = (ns: string) => readPassword(k, ns, "ecr-leader", HOST);
 
