@@ -264,8 +264,12 @@ export interface AuditEvent {
   stageTimestamp: string;
 }
 
-/** Write requests (create/update/patch/delete) in the API server's audit log since `since`. */
-export async function auditWrites(
+/**
+ * Requests in the API server's audit log since `since` (epoch ms) that pass
+ * `filter`. A last line the API server is still writing is left for the next
+ * read.
+ */
+export async function auditEvents(
   auditLogPath: string,
   filter: (e: AuditEvent) => boolean = () => true,
   since = 0,
@@ -273,17 +277,25 @@ export async function auditWrites(
   const text = await readFile(auditLogPath, "utf8");
   const events: AuditEvent[] = [];
   const lines = text.split("\n");
-  // The API server may be appending a line right now: a last line without
-  // its newline is incomplete, so it is left for the next read.
   lines.pop();
   for (const line of lines) {
     if (!line) continue;
     const e = JSON.parse(line) as AuditEvent;
-    if (!["create", "update", "patch", "delete", "deletecollection"].includes(e.verb)) continue;
     if (Date.parse(e.requestReceivedTimestamp) < since) continue;
     if (filter(e)) events.push(e);
   }
   return events;
+}
+
+const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+/** Write requests (create/update/patch/delete) in the API server's audit log since `since`. */
+export async function auditWrites(
+  auditLogPath: string,
+  filter: (e: AuditEvent) => boolean = () => true,
+  since = 0,
+): Promise<AuditEvent[]> {
+  return await auditEvents(auditLogPath, (e) => WRITE_VERBS.has(e.verb) && filter(e), since);
 }
 
 // --- Restricted identities ---------------------------------------------------

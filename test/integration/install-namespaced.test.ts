@@ -24,6 +24,7 @@ import {
 import { freePort, repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
+  auditEvents,
   createNamespace,
   deleteNamespaces,
   deleteResource,
@@ -81,22 +82,7 @@ async function pullSecretsOf(namespace: string): Promise<string[]> {
   return (sa.imagePullSecrets ?? []).map((r) => r.name ?? "");
 }
 
-interface AuditLine {
-  verb: string;
-  user: { username: string };
-  objectRef?: { resource?: string; namespace?: string; name?: string };
-  responseStatus?: { code?: number };
-  requestReceivedTimestamp: string;
-}
-
-async function operatorAudit(): Promise<AuditLine[]> {
-  const lines = (await readFile(cp.auditLogPath, "utf8")).split("\n");
-  lines.pop(); // the API server may be writing the last one
-  return lines
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as AuditLine)
-    .filter((e) => e.user.username === USER && Date.parse(e.requestReceivedTimestamp) >= since);
-}
+const operatorAudit = () => auditEvents(cp.auditLogPath, (e) => e.user.username === USER, since);
 
 const may = (verb: string, resource: string, opts?: Parameters<typeof serviceAccountMay>[4]) =>
   serviceAccountMay(k, { namespace: NS, name: FULL }, verb, resource, opts);

@@ -5,8 +5,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AwsDouble } from "../aws-double/index.js";
 import {
   apiCalls,
+  applyChart,
+  deleteChartRbac,
   flattenRules,
   helmTemplate as helmTemplateOf,
+  operatorInvocation,
   type Rendered,
   type RenderedContainer,
   renderedOne,
@@ -16,9 +19,9 @@ import {
 import { freePort, repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
+  auditEvents,
   deleteResource,
   getResource,
-  installCrd,
   kubeconfigWithToken,
   readSecret,
   readyCondition,
@@ -93,22 +96,7 @@ async function scrapeRequests(): Promise<Map<string, number>> {
   return counts;
 }
 
-interface AuditLine {
-  verb: string;
-  user: { username: string };
-  objectRef?: { apiGroup?: string; resource?: string; subresource?: string; namespace?: string };
-  responseStatus?: { code?: number };
-  requestReceivedTimestamp: string;
-}
-
-async function operatorAudit(): Promise<AuditLine[]> {
-  const text = await readFile(cp.auditLogPath, "utf8");
-  return text
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as AuditLine)
-    .filter((e) => e.user.username === USER && Date.parse(e.requestReceivedTimestamp) >= since);
-}
+const operatorAudit = () => auditEvents(cp.auditLogPath, (e) => e.user.username === USER, since);
 
 beforeAll(async () => {
   stack = await startStack({
@@ -127,21 +115,8 @@ beforeAll(async () => {
   });
   ({ k, aws } = stack);
   stack.resources.push("inst", "inst-bad", "inst-once-1", "inst-once-2", "inst-once-bad");
-  stack.onStop(async () => {
-    for (const o of objects ?? []) {
-      if (o.kind === "ClusterRole")
-        await k.rbac.deleteClusterRole({ name: FULL }).catch(() => undefined);
-      if (o.kind === "ClusterRoleBinding")
-        await k.rbac.deleteClusterRoleBinding({ name: FULL }).catch(() => undefined);
-    }
-    // The Events Role lives in "default", which stays.
-    await k.rbac
-      .deleteNamespacedRole({ namespace: "default", name: `${FULL}-events` })
-      .catch(() => undefined);
-    await k.rbac
-      .deleteNamespacedRoleBinding({ namespace: "default", name: `${FULL}-events` })
-      .catch(() => undefined);
-  });
+  // The cluster-scoped RBAC and the Events Role in "default", which stays.
+  stack.onStop(() => deleteChartRbac(k, objects ?? []));
   objects = helmTemplate([
     "--set",
     "aws.region=us-east-1",
@@ -153,14 +128,7 @@ beforeAll(async () => {
   await putKeys("aws-creds", KEYS);
 
   // Everything but the workloads: those need a kubelet.
-  for (const o of objects) {
-    if (["Deployment", "CronJob", "Service"].includes(o.kind ?? "")) continue;
-    // The chart's CRD is the generated one byte for byte (test/helm.unit.test.ts);
-    // it goes in untyped, as the harness installs it: the typed client would
-    // drop its enums, defaults and CEL rules for every later test file.
-    if (o.kind === "CustomResourceDefinition") await installCrd(k);
-    else await apply(o);
-  }
+  await applyChart(k, objects);
   saKubeconfig = await kubeconfigWithToken(k, NS, FULL, stack.dir);
 
   // The Deployment's own arguments and environment, with the downward API
@@ -170,19 +138,9 @@ beforeAll(async () => {
   if (!c) throw new Error("the Deployment has no container");
   healthPort = await freePort();
   metricsPort = await freePort();
-  operatorArgs = c.args.map((a) =>
-    a.startsWith("--health-probe-bind-address=")
-      ? `--health-probe-bind-address=127.0.0.1:${healthPort}`
-      : a.startsWith("--metrics-bind-address=")
-        ? `--metrics-bind-address=127.0.0.1:${metricsPort}`
-        : a,
-  );
-  operatorEnv = { AWS_ENDPOINT_URL: aws.url, KUBECONFIG: saKubeconfig };
-  for (const e of c.env) {
-    if (e.value !== undefined) operatorEnv[e.name] = e.value;
-    else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.namespace") operatorEnv[e.name] = NS;
-    else throw new Error(`unexpected env source for ${e.name}`);
-  }
+  const invocation = operatorInvocation(c, NS, { health: healthPort, metrics: metricsPort });
+  operatorArgs = invocation.args;
+  operatorEnv = { ...invocation.env, AWS_ENDPOINT_URL: aws.url, KUBECONFIG: saKubeconfig };
 });
 
 afterAll(async () => {

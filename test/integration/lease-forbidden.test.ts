@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ensureBuilt } from "../harness/build.js";
+import { deleteChartRbac, helmTemplate, type Rendered, serverSideApply } from "../harness/chart.js";
 import { freePort } from "../harness/controlplane.js";
 import {
   createNamespace,
@@ -24,7 +25,17 @@ import { type OperatorProcess, startOperatorProcess } from "../harness/operator.
 
 const cp = inject("controlPlane");
 const OPS = "forbid-ops";
-const ROLE = "lease-forbidden-operator";
+/** The chart for this ServiceAccount, in OPS; its Lease is named ecr-creds-refresher. */
+const chart = () =>
+  helmTemplate("ecr-creds-refresher", OPS, [
+    "--set",
+    "serviceAccount.create=false",
+    "--set",
+    "serviceAccount.name=operator",
+  ]).filter((o) =>
+    ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(o.kind ?? ""),
+  );
+let rbac: Rendered[] = [];
 let k: TestKube;
 let p: OperatorProcess | undefined;
 let healthPort = 0;
@@ -47,38 +58,9 @@ beforeAll(async () => {
   config.contexts[0].context.namespace = OPS;
   const kubeconfig = join(dir, "with-namespace.kubeconfig");
   await writeFile(kubeconfig, JSON.stringify(config));
-  // The chart's ClusterRole (deploy/manifests/install.yaml), without its Lease Role.
-  await k.rbac.createClusterRole({
-    body: {
-      metadata: { name: ROLE },
-      rules: [
-        {
-          apiGroups: ["ecrcreds.io"],
-          resources: ["ecrpullsecrets"],
-          verbs: ["get", "list", "watch", "patch"],
-        },
-        { apiGroups: ["ecrcreds.io"], resources: ["ecrpullsecrets/status"], verbs: ["patch"] },
-        { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
-        {
-          apiGroups: [""],
-          resources: ["serviceaccounts"],
-          verbs: ["get", "list", "watch", "patch"],
-        },
-        {
-          apiGroups: [""],
-          resources: ["secrets"],
-          verbs: ["get", "list", "watch", "create", "patch", "delete"],
-        },
-      ],
-    },
-  });
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: ROLE },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: ROLE },
-      subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-    },
-  });
+  // The chart's ClusterRole and its binding, without its Lease Role (granted later).
+  rbac = chart();
+  for (const o of rbac) if (o.kind?.startsWith("Cluster")) await serverSideApply(k, o);
   await built;
   healthPort = await freePort();
   metricsPort = await freePort();
@@ -95,8 +77,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await p?.stop("SIGKILL");
-  await k.rbac.deleteClusterRoleBinding({ name: ROLE }).catch(() => undefined);
-  await k.rbac.deleteClusterRole({ name: ROLE }).catch(() => undefined);
+  await deleteChartRbac(k, rbac);
   await deleteNamespaces(k, [OPS]);
 });
 
@@ -136,29 +117,7 @@ describe("readiness and the leader Lease", () => {
     expect(forbidden).toBeGreaterThanOrEqual(1);
 
     // The chart's Lease Role, in the namespace the context named.
-    await k.rbac.createNamespacedRole({
-      namespace: OPS,
-      body: {
-        metadata: { name: "lease" },
-        rules: [
-          { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
-          {
-            apiGroups: ["coordination.k8s.io"],
-            resources: ["leases"],
-            resourceNames: ["ecr-creds-refresher"],
-            verbs: ["get", "update"],
-          },
-        ],
-      },
-    });
-    await k.rbac.createNamespacedRoleBinding({
-      namespace: OPS,
-      body: {
-        metadata: { name: "lease" },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "lease" },
-        subjects: [{ kind: "ServiceAccount", name: "operator", namespace: OPS }],
-      },
-    });
+    for (const o of rbac) if (o.kind?.startsWith("Role")) await serverSideApply(k, o);
     await waitFor(
       "/readyz 200",
       async () => ((await get(healthPort, "/readyz")).status === 200 ? true : undefined),
