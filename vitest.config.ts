@@ -16,6 +16,8 @@ export default defineConfig({
           include: ["test/integration/**/*.test.ts"],
           // One control plane for the whole run, shared by every file.
           globalSetup: ["test/harness/global-setup.ts"],
+          // After each file: remove the ECRPullSecrets it left behind.
+          setupFiles: ["test/harness/leftovers.ts"],
           // Files run one after another: two cores, one API server, and some
           // tests count writes or time latencies.
           fileParallelism: false,

@@ -249,6 +249,29 @@ export async function deleteResource(k: TestKube, name: string): Promise<void> {
   }
 }
 
+/**
+ * Deletes an ECRPullSecret whose operator no longer runs: its finalizer, which
+ * only the operator removes, is dropped by hand, so the resource is really
+ * gone and no later test file's operator inherits it to clean up.
+ */
+export async function deleteResourceWithoutOperator(k: TestKube, name: string): Promise<void> {
+  await deleteResource(k, name);
+  await k.custom
+    .patchClusterCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        name,
+        body: { metadata: { finalizers: null } },
+      },
+      mergePatch,
+    )
+    .catch((err: unknown) => {
+      if (statusOf(err) !== 404) throw err;
+    });
+}
+
 export function readyCondition(r: ECRPullSecret | undefined) {
   return r?.status?.conditions?.find((c) => c.type === "Ready");
 }

@@ -9,7 +9,6 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
-import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
 import type { OperatorConfig } from "../../src/cli/config.js";
 import { AwsDouble, type IdentityInit } from "../aws-double/index.js";
 import { RegistryDouble } from "../registry-double/index.js";
@@ -17,9 +16,8 @@ import {
   bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   kubeconfigForServiceAccount,
-  mergePatch,
   putAwsKeys,
   type TestKube,
   testKube,
@@ -135,7 +133,6 @@ export function iamUser(
 }
 
 const DEFAULT_LIFETIME_MS = 10 * 60_000;
-const FINALIZERS_NULL = { metadata: { finalizers: null } };
 
 export async function startStack(o: StackOptions): Promise<Stack> {
   const kubeconfigPath = o.kubeconfigPath ?? inject("controlPlane").kubeconfigPath;
@@ -267,16 +264,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       };
       for (const stop of stoppers.reverse()) await step(stop);
       for (const fn of cleanups.reverse()) await step(fn);
-      for (const name of stack.resources) {
-        await step(() => deleteResource(k, name));
-        // The finalizer needs the operator, which is stopped: drop it by hand.
-        await k.custom
-          .patchClusterCustomObject(
-            { group: GROUP, version: VERSION, plural: PLURAL, name, body: FINALIZERS_NULL },
-            mergePatch,
-          )
-          .catch(() => undefined);
-      }
+      // The operators are stopped: nothing would run their finalizers.
+      for (const name of stack.resources) await step(() => deleteResourceWithoutOperator(k, name));
       await step(() => deleteNamespaces(k, namespaces));
       for (const name of bindings)
         await k.rbac.deleteClusterRoleBinding({ name }).catch(() => undefined);

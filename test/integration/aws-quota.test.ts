@@ -18,7 +18,7 @@ import {
   applyResource,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   dockerConfigOf,
   mergePatch,
   putAwsKeys,
@@ -137,7 +137,9 @@ afterAll(async () => {
   await op?.stop();
   for (let i = 0; i < N; i += 25) {
     await Promise.all(
-      Array.from({ length: Math.min(25, N - i) }, (_, j) => deleteResource(k, name(i + j))),
+      Array.from({ length: Math.min(25, N - i) }, (_, j) =>
+        deleteResourceWithoutOperator(k, name(i + j)),
+      ),
     );
   }
   await deleteNamespaces(k, [TARGET, OPS]);

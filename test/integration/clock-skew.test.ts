@@ -13,7 +13,7 @@ import {
   applyResource,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
   putAwsKeys,
@@ -58,7 +58,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await op?.stop();
-  for (const name of ["skew-fixable", "skew-unfixable"]) await deleteResource(k, name);
+  for (const name of ["skew-fixable", "skew-unfixable"])
+    await deleteResourceWithoutOperator(k, name);
   await deleteNamespaces(k, [OPS, "skew-a"]);
   await aws?.close();
 });

@@ -22,7 +22,7 @@ import {
   bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   getResource,
   kubeconfigForServiceAccount,
   putAwsKeys,
@@ -135,7 +135,7 @@ afterAll(async () => {
     if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill("SIGCONT");
     await p.stop("SIGKILL");
   }
-  await deleteResource(k, "fence");
+  await deleteResourceWithoutOperator(k, "fence");
   await deleteNamespaces(k, [...namespaces, OPS]);
   await k.rbac.deleteClusterRoleBinding({ name: "fence-replicas" }).catch(() => undefined);
   await aws?.close();

@@ -8,7 +8,6 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
 import { AwsDouble } from "../aws-double/index.js";
 import {
   apiCalls,
@@ -28,6 +27,7 @@ import {
   createNamespace,
   deleteNamespaces,
   deleteResource,
+  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
   kubeconfigForServiceAccount,
@@ -140,23 +140,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await op?.stop();
-  for (const name of ["nsi", "nsi-wide", "nsi-once"]) {
-    await deleteResource(k, name);
-    if ((await getResource(k, name))?.metadata?.finalizers?.length) {
-      await k.custom
-        .patchClusterCustomObject(
-          {
-            group: GROUP,
-            version: VERSION,
-            plural: PLURAL,
-            name,
-            body: { metadata: { finalizers: null } },
-          },
-          mergePatch,
-        )
-        .catch(() => undefined);
-    }
-  }
+  for (const name of ["nsi", "nsi-wide", "nsi-once"]) await deleteResourceWithoutOperator(k, name);
   await deleteNamespaces(k, [...SERVED, OUTSIDE, NS]);
   await deleteChartRbac(k, objects ?? []);
   await aws?.close();

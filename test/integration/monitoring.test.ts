@@ -10,7 +10,7 @@ import {
   applyResource,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   getResource,
   putAwsKeys,
   readyCondition,
@@ -112,7 +112,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await op?.stop("SIGKILL");
-  await deleteResource(k, "mon");
+  await deleteResourceWithoutOperator(k, "mon");
   await deleteNamespaces(k, [...NAMESPACES, OPS]);
   await aws?.close();
 });

@@ -12,7 +12,7 @@ import {
   applyResource,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
   putAwsKeys,
@@ -54,7 +54,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await op?.stop();
-  for (const name of ["partial-fresh", "partial-kept"]) await deleteResource(k, name);
+  for (const name of ["partial-fresh", "partial-kept"])
+    await deleteResourceWithoutOperator(k, name);
   await deleteNamespaces(k, [OPS, "partial-a", "partial-b"]);
   await aws?.close();
 });

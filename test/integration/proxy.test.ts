@@ -18,7 +18,7 @@ import {
   bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
   kubeconfigForServiceAccount,
@@ -96,7 +96,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await op?.stop();
-  for (const name of ["proxy-a", "proxy-b"]) await deleteResource(k, name);
+  for (const name of ["proxy-a", "proxy-b"]) await deleteResourceWithoutOperator(k, name);
   await k.rbac.deleteClusterRoleBinding({ name: `${OPS}-operator` }).catch(() => undefined);
   await deleteNamespaces(k, [OPS, "proxy-a", "proxy-b"]);
   await net?.stop();

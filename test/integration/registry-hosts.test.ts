@@ -13,7 +13,7 @@ import {
   applyResource,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
   putAwsKeys,
@@ -196,7 +196,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await op?.stop();
-  for (const i of FAMILIES.keys()) await deleteResource(k, resourceName(i));
+  for (const i of FAMILIES.keys()) await deleteResourceWithoutOperator(k, resourceName(i));
   await deleteNamespaces(k, [OPS, NS]);
   await net?.stop();
   delete process.env.HTTPS_PROXY;

@@ -19,7 +19,7 @@ import {
   bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   getResource,
   kubeconfigForServiceAccount,
   putAwsKeys,
@@ -194,7 +194,7 @@ afterAll(async () => {
     await k.custom
       .deleteClusterCustomObject({ ...FLOWCONTROL, plural, name })
       .catch(() => undefined);
-  for (const r of RESOURCES) await deleteResource(k, r);
+  for (const r of RESOURCES) await deleteResourceWithoutOperator(k, r);
   await deleteNamespaces(k, [...namespaces, OPS]);
   // A hundred namespaces being emptied load the shared API server and
   // kube-controller-manager: the next file starts once they are gone.

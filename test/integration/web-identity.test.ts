@@ -28,7 +28,7 @@ import {
   bindClusterAdmin,
   createNamespace,
   deleteNamespaces,
-  deleteResource,
+  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
   kubeconfigForServiceAccount,
@@ -262,7 +262,7 @@ process.stdout.write(JSON.stringify({
 
   afterAll(async () => {
     await op?.stop();
-    for (const name of RESOURCES) await deleteResource(k, name);
+    for (const name of RESOURCES) await deleteResourceWithoutOperator(k, name);
     await deleteNamespaces(k, [...NAMESPACES, ...Object.values(SINGLE), PER_SA, OPS]);
     await k.rbac.deleteClusterRoleBinding({ name: `${OPS}-operator` }).catch(() => undefined);
     await k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).catch(() => undefined);
