@@ -126,6 +126,12 @@ function trimMeta<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
+/**
+ * The reconciler reads only whether a ServiceAccount has managedFields
+ * (serviceAccountPatch): every tracked one shares this stand-in list.
+ */
+const TRACKED = Object.freeze([Object.freeze({})]) as unknown as unknown[];
+
 function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccountView> {
   const m = sa.metadata ?? {};
   const annotations: Record<string, string> = {};
@@ -144,6 +150,7 @@ function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccou
       namespace: m.namespace,
       resourceVersion: m.resourceVersion,
       ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+      ...(m.managedFields?.length ? { managedFields: TRACKED } : {}),
     },
     imagePullSecrets: sa.imagePullSecrets,
     // Tekton's list; absent on most ServiceAccounts since Kubernetes 1.24.

@@ -15,6 +15,7 @@ import {
   type ServiceAccountView,
   secretDiffers,
   secretPatch,
+  serviceAccountPatch,
   targetsServiceAccount,
 } from "./desired.js";
 
@@ -231,6 +232,45 @@ describe("planServiceAccount properties", () => {
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe("serviceAccountPatch", () => {
+  const adding = planServiceAccount(sa(["theirs"]), "res", "ecr-pull", true);
+
+  it("on an untracked ServiceAccount, starts the managedFields record with our annotation", () => {
+    expect(serviceAccountPatch(adding, "7", undefined, true)).toEqual({
+      metadata: {
+        resourceVersion: "7",
+        annotations: { [ANNOTATION_ADDED_PULL_SECRETS]: "res/ecr-pull" },
+        managedFields: [
+          {
+            manager: "ecr-creds-refresher",
+            operation: "Update",
+            apiVersion: "v1",
+            fieldsType: "FieldsV1",
+            fieldsV1: {
+              "f:metadata": { "f:annotations": { [`f:${ANNOTATION_ADDED_PULL_SECRETS}`]: {} } },
+            },
+          },
+        ],
+      },
+      imagePullSecrets: [{ name: "theirs" }, { name: "ecr-pull" }],
+    });
+  });
+
+  it("sends no managedFields to a tracked ServiceAccount, nor when only removing", () => {
+    expect(serviceAccountPatch(adding, "7")).not.toHaveProperty("metadata.managedFields");
+    const removing = planServiceAccount(
+      sa(["theirs", "ecr-pull"], "res/ecr-pull"),
+      "res",
+      undefined,
+      true,
+    );
+    expect(removing?.addedRefs).toBeNull();
+    expect(serviceAccountPatch(removing, "7", undefined, true)).not.toHaveProperty(
+      "metadata.managedFields",
     );
   });
 });

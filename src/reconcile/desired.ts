@@ -12,6 +12,7 @@ import {
   ANNOTATION_REGISTRIES,
   ANNOTATION_SECRET_TEMPLATE_KEYS,
   ANNOTATION_TOKEN_SOURCES,
+  FIELD_MANAGER,
   LABEL_MANAGED_BY,
   LABEL_OWNER,
   OPERATOR_NAME,
@@ -41,6 +42,8 @@ export interface ServiceAccountView {
     namespace?: string;
     resourceVersion?: string;
     annotations?: Record<string, string>;
+    /** Only whether it is empty is read (see serviceAccountPatch). */
+    managedFields?: unknown[];
   };
   imagePullSecrets?: Array<{ name?: string }>;
   /** ObjectReferences; Tekton reads registry credentials from the Secrets listed here. */
@@ -374,19 +377,54 @@ function dedupeRefs(refs: readonly AddedRef[]): AddedRef[] {
   });
 }
 
-/** The merge patch for a ServiceAccount change, guarded by resourceVersion. */
+/**
+ * The merge patch for a ServiceAccount change, guarded by resourceVersion.
+ *
+ * `untracked`: the ServiceAccount has no managedFields. The API server then
+ * records no field manager for an update at all, ours or a neighbour's
+ * (apimachinery `managedfields/internal/skipnonapplied.go`: an Update on an
+ * object whose managedFields are empty is not tracked); the "default"
+ * ServiceAccount the controller-manager creates is such an object, since its
+ * only fields are name and namespace. So a patch that adds our entry to an
+ * untracked ServiceAccount also sends one managedFields entry claiming our
+ * annotations under our field manager: the API server takes a request's
+ * non-empty managedFields as the starting point (`decodeLiveOrNew` in
+ * `fieldmanager.go`), and from this write on every writer is recorded, so
+ * when a neighbour removes our entry its manager can be named.
+ */
 export function serviceAccountPatch(
   change: ServiceAccountChange | undefined,
   resourceVersion: string | undefined,
   secrets?: ReferenceListChange,
+  untracked = false,
 ): object {
   const annotations: Record<string, string | null> = {};
   if (change) annotations[ANNOTATION_ADDED_PULL_SECRETS] = change.addedRefs;
   if (secrets) annotations[ANNOTATION_ADDED_SECRETS] = secrets.addedRefs;
+  const claimed = Object.keys(annotations).filter((key) => annotations[key] !== null);
+  const managedFields =
+    untracked && claimed.length > 0 ? [ownAnnotationsEntry(claimed)] : undefined;
   return {
-    metadata: { ...(resourceVersion ? { resourceVersion } : {}), annotations },
+    metadata: {
+      ...(resourceVersion ? { resourceVersion } : {}),
+      annotations,
+      ...(managedFields ? { managedFields } : {}),
+    },
     ...(change ? { imagePullSecrets: change.imagePullSecrets } : {}),
     ...(secrets ? { secrets: secrets.entries } : {}),
+  };
+}
+
+/** A managedFields entry (FieldsV1 format) saying our field manager owns these annotations. */
+function ownAnnotationsEntry(keys: readonly string[]): object {
+  const owned: Record<string, object> = {};
+  for (const key of keys) owned[`f:${key}`] = {};
+  return {
+    manager: FIELD_MANAGER,
+    operation: "Update",
+    apiVersion: "v1",
+    fieldsType: "FieldsV1",
+    fieldsV1: { "f:metadata": { "f:annotations": owned } },
   };
 }
 

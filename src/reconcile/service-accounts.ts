@@ -139,12 +139,9 @@ export class ServiceAccounts {
    * the one that wrote the ServiceAccount last (never ourselves).
    */
   private async remover(namespace: string, name: string): Promise<string> {
-    const full = (await this.cluster.readServiceAccount({ namespace, name })) as
-      | (ServiceAccountView & { metadata?: { managedFields?: ManagedFieldsEntry[] } })
-      | undefined;
-    const others = (full?.metadata?.managedFields ?? []).filter(
-      (m) => m.manager && m.manager !== FIELD_MANAGER,
-    );
+    const full = await this.cluster.readServiceAccount({ namespace, name });
+    const entries = (full?.metadata?.managedFields ?? []) as ManagedFieldsEntry[];
+    const others = entries.filter((m) => m.manager && m.manager !== FIELD_MANAGER);
     const owning = others.find((m) => m.fieldsV1?.["f:imagePullSecrets"] !== undefined);
     if (owning?.manager) return owning.manager;
     const latest = [...others].sort((a, b) => (b.time ?? "").localeCompare(a.time ?? ""))[0];
@@ -203,7 +200,7 @@ export class ServiceAccounts {
           const rv = sa.metadata?.resourceVersion;
           await this.cluster.patchServiceAccount(
             key,
-            serviceAccountPatch(plan.pull, rv, plan.secrets),
+            serviceAccountPatch(plan.pull, rv, plan.secrets, !sa.metadata?.managedFields?.length),
           );
         } catch (err) {
           if (!isNotFound(err)) throw err;

@@ -54,6 +54,17 @@ const pullSecretsOf = async (namespace: string) =>
     (r) => r.name,
   ) ?? [];
 
+/** Who the API server records as writing the namespace's "default" ServiceAccount, and whether each owns imagePullSecrets. */
+const managersOf = async (namespace: string) =>
+  (
+    (await k.core.readNamespacedServiceAccount({ namespace, name: "default" })).metadata
+      ?.managedFields ?? []
+  ).map((m) => ({
+    manager: m.manager,
+    operation: m.operation,
+    imagePullSecrets: Boolean((m.fieldsV1 as Record<string, unknown>)?.["f:imagePullSecrets"]),
+  }));
+
 /** The operator's ServiceAccount patches in a namespace since a moment, from the audit log. */
 const operatorPatches = async (namespace: string, since: number) =>
   (
@@ -73,6 +84,10 @@ describe("a neighbour reverting the ServiceAccount", () => {
     "removing our entry every second for 60 s: a few re-adds, then backoff, and who did it",
     async () => {
       for (const ns of [FIGHT_NS, SSA_NS]) await waitForDefaultServiceAccount(k, ns);
+      // The controller-manager creates "default" with no managedFields, and
+      // the API server then records no manager for updates to it: the
+      // operator's first write has to start the record.
+      expect(await managersOf(FIGHT_NS)).toEqual([]);
       await applyResource(k, "gitops", {
         secretName: "ecr-pull",
         namespaces: [FIGHT_NS, SSA_NS],
@@ -84,6 +99,9 @@ describe("a neighbour reverting the ServiceAccount", () => {
           ? true
           : undefined,
       );
+      expect(await managersOf(FIGHT_NS)).toEqual([
+        { manager: "ecr-creds-refresher", operation: "Update", imagePullSecrets: true },
+      ]);
       const since = Date.now();
       let removals = 0;
       while (Date.now() - since < 60_000) {
@@ -113,15 +131,9 @@ describe("a neighbour reverting the ServiceAccount", () => {
       expect(removals - reAdds).toBeGreaterThanOrEqual(0);
       expect(removals - reAdds).toBeLessThanOrEqual(1);
 
-      // The name comes from the ServiceAccount's managedFields. This test
-      // control plane records none for ServiceAccounts (it does for
-      // Namespaces); there the operator can only say "unknown".
-      const tracked = Boolean(
-        (await k.core.readNamespacedServiceAccount({ namespace: FIGHT_NS, name: "default" }))
-          .metadata?.managedFields?.length,
-      );
-      const manager = tracked ? NEIGHBOUR : "unknown";
-      console.log(`managedFields on ServiceAccounts: ${tracked}; manager named: ${manager}`);
+      // The name comes from the ServiceAccount's managedFields: the
+      // neighbour's last removal left it owning the (atomic) list.
+      expect((await managersOf(FIGHT_NS)).find((m) => m.imagePullSecrets)?.manager).toBe(NEIGHBOUR);
       const events = await k.core.listNamespacedEvent({ namespace: "default" });
       const reverted = events.items.filter(
         (e) => e.involvedObject.name === "gitops" && e.reason === "ServiceAccountReverted",
@@ -129,7 +141,7 @@ describe("a neighbour reverting the ServiceAccount", () => {
       expect(reverted.length).toBeGreaterThanOrEqual(1);
       expect(reverted.every((e) => e.type === "Warning")).toBe(true);
       expect(reverted.map((e) => e.message).join("\n")).toContain(
-        `ServiceAccount ${FIGHT_NS}/default lost its imagePullSecrets entry "ecr-pull" to field manager "${manager}"`,
+        `ServiceAccount ${FIGHT_NS}/default lost its imagePullSecrets entry "ecr-pull" to field manager "${NEIGHBOUR}"`,
       );
 
       const r = await getResource(k, "gitops");
@@ -137,7 +149,7 @@ describe("a neighbour reverting the ServiceAccount", () => {
       expect(failure?.reason).toBe("ServiceAccountReverted");
       expect(failure?.message).toMatch(
         new RegExp(
-          `^failed to keep "ecr-pull" in ServiceAccount ${FIGHT_NS}/default's imagePullSecrets: field manager "${manager}" removed it \\d+ times in 10 minutes; re-adding it no sooner than \\d{4}-`,
+          `^failed to keep "ecr-pull" in ServiceAccount ${FIGHT_NS}/default's imagePullSecrets: field manager "${NEIGHBOUR}" removed it \\d+ times in 10 minutes; re-adding it no sooner than \\d{4}-`,
         ),
       );
       expect(readyCondition(r)).toMatchObject({
@@ -150,7 +162,7 @@ describe("a neighbour reverting the ServiceAccount", () => {
         /^ecr_creds_refresher_serviceaccount_reverts_total\{resource="gitops",manager="([^"]+)"\} (\d+)$/m.exec(
           text,
         );
-      expect(series?.[1]).toBe(manager);
+      expect(series?.[1]).toBe(NEIGHBOUR);
       expect(Number(series?.[2])).toBe(removals);
     },
   );
