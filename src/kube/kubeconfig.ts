@@ -198,6 +198,10 @@ function fromMerged(merged: Merged, context: string | undefined, where: string):
   if (proxyText) {
     try {
       proxyUrl = parseProxyUrl(proxyText, "proxy-url");
+      // kubectl's Go transport sends the host name to a socks5 proxy, which
+      // resolves it (net/http's SOCKS5 dialer, golang.org/x/net/internal/socks):
+      // a bastion's private names work. socks5h:// is that, here.
+      if (proxyUrl.protocol === "socks5:") proxyUrl = new URL(`socks5h:${proxyUrl.href.slice(7)}`);
     } catch (err) {
       throw new Error(`${source}: cluster "${clusterName}": ${(err as Error).message}`);
     }

@@ -1,17 +1,18 @@
 // A corporate proxy for tests, in a few lines of node:http and node:net:
 // CONNECT tunnels (what https:// traffic uses) and absolute-URI forwarding
-// (plain http://). It has its own name table, so a test can give the AWS
+// (plain http://), and, on a second port, SOCKS5 CONNECT (RFC 1928, no
+// authentication). It has its own name table, so a test can give the AWS
 // double a host name that only the proxy resolves: reachable through the
 // proxy and from nowhere else. Every request lands in `log`.
 import { createServer, type IncomingMessage, request, type Server } from "node:http";
-import { connect, type Socket } from "node:net";
+import { connect, createServer as createTcpServer, type Socket } from "node:net";
 import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import { AwsDouble } from "../aws-double/index.js";
 import type { AwsDoubleOptions } from "../aws-double/types.js";
 import { selfSignedCertificate } from "../registry-double/self-signed.js";
 
 export interface ProxyLogEntry {
-  /** CONNECT, or the forwarded request's method. */
+  /** CONNECT, SOCKS5 (a SOCKS5 CONNECT), or the forwarded request's method. */
   method: string;
   /** host:port as the client asked for it. */
   target: string;
@@ -29,6 +30,7 @@ export type ProxyResolver = (
 export class TestProxy {
   readonly log: ProxyLogEntry[] = [];
   private server: Server | undefined;
+  private socks: import("node:net").Server | undefined;
   private readonly sockets = new Set<Socket>();
   private baseUrl: string | undefined;
 
@@ -50,6 +52,20 @@ export class TestProxy {
     return this.baseUrl;
   }
 
+  /** Starts the SOCKS5 side; returns its socks5:// URL. */
+  async startSocks(): Promise<string> {
+    const server = createTcpServer((client) => {
+      this.sockets.add(client);
+      client.once("close", () => this.sockets.delete(client));
+      client.on("error", () => client.destroy());
+      this.socksHandshake(client);
+    });
+    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+    this.socks = server;
+    const addr = server.address();
+    return `socks5://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+  }
+
   get url(): string {
     if (!this.baseUrl) throw new Error("failed to read the proxy URL: not started");
     return this.baseUrl;
@@ -67,6 +83,63 @@ export class TestProxy {
     for (const s of this.sockets) s.destroy();
     server.closeAllConnections();
     await new Promise<void>((ok) => server.close(() => ok()));
+    const socks = this.socks;
+    this.socks = undefined;
+    if (socks) await new Promise<void>((ok) => socks.close(() => ok()));
+  }
+
+  /**
+   * RFC 1928: the greeting (we pick method 0, no authentication), then one
+   * CONNECT request to an IPv4 address (ATYP 1), a domain name (3) or an IPv6
+   * address (4); reply 0 (succeeded) or 4 (host unreachable), then relay.
+   */
+  private socksHandshake(client: Socket): void {
+    let buffered = Buffer.alloc(0);
+    let greeted = false;
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (!greeted) {
+        if (buffered.length < 2 || buffered.length < 2 + (buffered[1] ?? 0)) return;
+        if (buffered[0] !== 5) return void client.destroy();
+        buffered = buffered.subarray(2 + (buffered[1] ?? 0));
+        greeted = true;
+        client.write(Buffer.from([5, 0]));
+      }
+      if (buffered.length < 5) return;
+      const atyp = buffered[3];
+      const addrLen = atyp === 1 ? 4 : atyp === 4 ? 16 : 1 + (buffered[4] ?? 0);
+      if (buffered.length < 4 + addrLen + 2) return;
+      client.off("data", onData);
+      const addr = buffered.subarray(4, 4 + addrLen);
+      const host =
+        atyp === 1
+          ? [...addr].join(".")
+          : atyp === 4
+            ? (addr.toString("hex").match(/.{4}/g) ?? []).join(":")
+            : addr.subarray(1).toString("utf8");
+      const port = buffered.readUInt16BE(4 + addrLen);
+      const rest = buffered.subarray(4 + addrLen + 2);
+      const to = buffered[1] === 1 ? this.resolve(host, port) : undefined;
+      this.log.push({
+        method: "SOCKS5",
+        target: `${host}:${port}`,
+        upstream: to ? `${to.host}:${to.port}` : undefined,
+        time: Date.now(),
+      });
+      const reply = (code: number) => Buffer.from([5, code, 0, 1, 0, 0, 0, 0, 0, 0]);
+      if (!to) return void client.end(reply(4));
+      const upstream = connect(to.port, to.host, () => {
+        client.write(reply(0));
+        if (rest.length > 0) upstream.write(rest);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      this.sockets.add(upstream);
+      upstream.once("close", () => this.sockets.delete(upstream));
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    };
+    client.on("data", onData);
   }
 
   private tunnel(req: IncomingMessage, client: Socket, head: Buffer): void {

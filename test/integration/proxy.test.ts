@@ -225,6 +225,27 @@ describe("kubeconfig proxy-url", () => {
     ).toBeGreaterThan(tunnelsBefore);
   });
 
+  it("goes through a socks5 proxy-url, the API server's name resolved by the proxy as kubectl does", async () => {
+    const socks = await net.proxy.startSocks();
+    const raw = parseYaml(await readFile(kubeconfig, "utf8")) as {
+      clusters: Array<{ cluster: Record<string, unknown> }>;
+    };
+    const cluster = raw.clusters[0]?.cluster ?? {};
+    cluster.server = `https://${API_HOST}:${apiPort}`;
+    cluster["tls-server-name"] = "kubernetes.default.svc";
+    cluster["proxy-url"] = socks;
+    const path = join(dir, "socks.kubeconfig");
+    await writeFile(path, JSON.stringify(raw));
+
+    const client = new KubeClient(loadKubeConfig(path), { qps: 0, burst: 0 });
+    const list = await client.list<{ metadata?: { name?: string } }>(NAMESPACES);
+    expect(list.items.map((n) => n.metadata?.name)).toContain("proxy-b");
+    // The name, not an address: only the proxy can resolve it.
+    expect(net.proxy.log.filter((e) => e.method === "SOCKS5").map((e) => e.target)).toEqual([
+      `${API_HOST}:${apiPort}`,
+    ]);
+  });
+
   it("refuses a proxy scheme it cannot speak, naming the setting", async () => {
     const path = join(dir, "ftp.kubeconfig");
     const raw = parseYaml(await readFile(kubeconfig, "utf8")) as {
