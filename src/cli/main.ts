@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { ConditionType } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
 import { kubeConnection, makeController, makeKubeClient } from "../controller/from-settings.js";
-import { LeaderElector } from "../controller/leader.js";
+import { LEADER_RETRY_PERIOD_MS, LeaderElector } from "../controller/leader.js";
 import {
   checkProxySettings,
   parseProxyUrl,
@@ -27,9 +27,12 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
   const metrics = new Metrics();
   const connection = kubeConnection(config);
   // The Lease's client is not fenced: it must be able to release the Lease.
-  // When the server throttles it, the controller's requests give way.
+  // When the server throttles it, the controller's requests give way, and it
+  // tries again within a retry period whatever Retry-After says: API Priority
+  // and Fairness raises that to 32 s under load, past the renew deadline.
   const kube = makeKubeClient(config, metrics, {
     connection,
+    maxRetryAfterMs: LEADER_RETRY_PERIOD_MS,
     onRetry: (_method, _path, reason) => {
       if (reason === "HTTP 429") leader?.throttled();
     },

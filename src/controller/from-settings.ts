@@ -62,6 +62,7 @@ export function makeKubeClient(
     connection?: Connection;
     fence?: WriteFence;
     onRetry?: KubeClientOptions["onRetry"];
+    maxRetryAfterMs?: number;
   } = {},
 ): KubeClient {
   return new KubeClient(opts.connection ?? kubeConnection(settings), {
@@ -70,6 +71,7 @@ export function makeKubeClient(
     fieldManager: FIELD_MANAGER,
     fence: opts.fence,
     onRetry: opts.onRetry,
+    ...(opts.maxRetryAfterMs !== undefined ? { maxRetryAfterMs: opts.maxRetryAfterMs } : {}),
     onRequest: (verb, resource, code) =>
       metrics?.kubeRequests.inc({ verb, resource, code: String(code) }),
   });

@@ -49,6 +49,9 @@ export interface LeaderOptions {
   onError?: (reason: string) => void;
 }
 
+/** client-go's default retry period: how often a Lease write is tried, in ms. */
+export const LEADER_RETRY_PERIOD_MS = 2_000;
+
 export class LeaderElector {
   readonly identity: string;
   private readonly leaseMs: number;
@@ -100,7 +103,7 @@ export class LeaderElector {
     this.identity = opts.identity ?? `${hostname()}_${randomBytes(4).toString("hex")}`;
     this.leaseMs = opts.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
-    this.retryMs = opts.retryPeriodMs ?? 2_000;
+    this.retryMs = opts.retryPeriodMs ?? LEADER_RETRY_PERIOD_MS;
   }
 
   get isLeader(): boolean {

@@ -272,6 +272,26 @@ describe("KubeClient retries, as client-go's rest client", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
   });
 
+  it("cuts a Retry-After to maxRetryAfterMs (APF asks up to 32 s; a Lease renewal cannot wait that)", async () => {
+    let n = 0;
+    const { url, seen } = await apiServer((_req, res) => {
+      if (++n === 1) tooMany(res, "32");
+      else json(res, 200, { metadata: { name: "lease" } });
+    });
+    const waits: number[] = [];
+    const kube = new KubeClient(connection(url), {
+      qps: 0,
+      burst: 0,
+      maxRetryAfterMs: 100,
+      onRetry: (_m, _p, _reason, ms) => waits.push(ms),
+    });
+    await kube.get(SECRETS, { namespace: "a", name: "lease" });
+    expect(seen).toHaveLength(2);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeGreaterThanOrEqual(100);
+    expect(waits[0]).toBeLessThanOrEqual(120);
+  });
+
   it("gives up after maxRetries, and does not retry a 429 without Retry-After", async () => {
     const { url, seen } = await apiServer((req, res) =>
       tooMany(res, req.url.pathname.endsWith("/b") ? "0" : undefined),

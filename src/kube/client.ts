@@ -174,6 +174,14 @@ export interface KubeClientOptions {
   fence?: WriteFence;
   /** How many times one request is retried after a 429/5xx with Retry-After (client-go: 10). */
   maxRetries?: number;
+  /**
+   * The longest wait a Retry-After may impose, in ms (default 30 000). API
+   * Priority and Fairness raises its Retry-After while a priority level keeps
+   * refusing, doubling up to 32 s (k8s.io/apiserver
+   * pkg/util/flowcontrol/dropped_requests_tracker.go): a request that must
+   * land within a deadline (a Lease renewal) caps it well below that.
+   */
+  maxRetryAfterMs?: number;
   /** Sent as User-Agent (default `USER_AGENT`). */
   userAgent?: string;
   /** Called before each retry, for logs and tests. */
@@ -381,7 +389,11 @@ export class KubeClient implements Watcher {
           attempt < maxRetries
         ) {
           waitMs =
-            Math.min(err.retryAfterSeconds * 1000, MAX_RETRY_AFTER_MS) * (1 + Math.random() * 0.2);
+            Math.min(
+              err.retryAfterSeconds * 1000,
+              this.opts.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS,
+            ) *
+            (1 + Math.random() * 0.2);
           reason = `HTTP ${err.code}`;
         } else if (idempotent && resets === 0 && isConnectionReset(err)) {
           resets++;
