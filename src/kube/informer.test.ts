@@ -107,6 +107,33 @@ describe("Informer", () => {
     ).toEqual(["b", "c"]);
   });
 
+  it("keeps a deleted object gone when the answer to our own write of it comes after the DELETED event", async () => {
+    // Removing the last finalizer deletes the object: the watch's DELETED
+    // and the PATCH's answer (the same resourceVersion) race.
+    const { kc } = await watchEndpoint((_n, _url, write) => {
+      write({ type: "DELETED", object: secret("gone", "7") });
+    });
+    const informer = new Informer<KubernetesObject>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      list: async () => ({ items: [secret("gone", "5")], metadata: { resourceVersion: "5" } }),
+    });
+    const seen: string[] = [];
+    informer.on((event, obj) => seen.push(`${event} ${obj.metadata?.name}`));
+    informer.start();
+    await informer.synced;
+    const deadline = Date.now() + 5_000;
+    while (informer.get("ns", "gone") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    informer.stop();
+    expect(seen).toEqual(["add gone", "delete gone"]);
+    informer.observe(secret("gone", "7"));
+    expect(informer.get("ns", "gone")).toBeUndefined();
+    // Created again under the same name: a later version is the new object.
+    informer.observe(secret("gone", "9"));
+    expect(informer.get("ns", "gone")?.metadata?.resourceVersion).toBe("9");
+  });
+
   it("relists after a backoff when the watch connection fails", async () => {
     const { kc } = await watchEndpoint((n, _url, write) => {
       if (n === 1) server?.closeAllConnections();

@@ -42,6 +42,9 @@ export interface InformerOptions<T> {
   transform?: (obj: T) => T;
 }
 
+/** How long a deletion is remembered against a late answer to our own write. */
+const TOMBSTONE_MS = 120_000;
+
 const keyOf = (obj: KubernetesObject): string =>
   `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
 
@@ -58,6 +61,13 @@ export class Informer<T extends KubernetesObject> {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Bumped for each watch started, so callbacks of a cut watch are ignored. */
   private watchGeneration = 0;
+  /**
+   * Keys deleted lately, with the resourceVersion of the deletion, oldest
+   * first: observe() must not bring back an object whose deletion the watch
+   * delivered before the answer to our own write of it (removing a
+   * finalizer deletes the object, and the two race).
+   */
+  private readonly deleted = new Map<string, { rv: number; at: number }>();
   /** Resolves once the first list has filled the store. */
   readonly synced: Promise<void>;
   hasSynced = false;
@@ -102,6 +112,8 @@ export class Informer<T extends KubernetesObject> {
     const cachedRv = Number(cached?.metadata?.resourceVersion);
     if (!Number.isFinite(rv)) return;
     if (cached && Number.isFinite(cachedRv) && cachedRv >= rv) return;
+    const deleted = this.deleted.get(key);
+    if (!cached && deleted && deleted.rv >= rv) return;
     this.put(key, this.opts.transform ? this.opts.transform(obj) : obj);
   }
 
@@ -126,7 +138,17 @@ export class Informer<T extends KubernetesObject> {
     index.set(obj.metadata?.name ?? "", obj);
   }
 
-  private remove(key: string, obj: T): void {
+  /** Removes an object the server says is gone as of `rv` (its deletion, or a list's version). */
+  private remove(key: string, obj: T, rv: string | undefined): void {
+    const now = Date.now();
+    // A write's answer comes within the client's request timeout (60 s).
+    for (const [k, d] of this.deleted) {
+      if (now - d.at < TOMBSTONE_MS) break;
+      this.deleted.delete(k);
+    }
+    const version = Number(rv);
+    this.deleted.delete(key);
+    if (Number.isFinite(version)) this.deleted.set(key, { rv: version, at: now });
     this.store.delete(key);
     const ns = obj.metadata?.namespace ?? "";
     const index = this.byNamespace.get(ns);
@@ -216,7 +238,7 @@ export class Informer<T extends KubernetesObject> {
       // Replace the store, telling handlers what appeared, changed or went.
       for (const [key, old] of this.store) {
         if (!fresh.has(key)) {
-          this.remove(key, old);
+          this.remove(key, old, rv);
           this.emit("delete", old, old);
         }
       }
@@ -295,7 +317,7 @@ export class Informer<T extends KubernetesObject> {
         const key = keyOf(item);
         const old = this.store.get(key);
         if (type === "DELETED") {
-          this.remove(key, item);
+          this.remove(key, item, rv);
           this.emit("delete", item, old);
         } else {
           this.put(key, item);

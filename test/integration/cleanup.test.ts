@@ -240,10 +240,20 @@ describe("deletionPolicy: Retain", () => {
         !(await getResource(k, "cl-ret")) && !op.controller.resources.get(undefined, "cl-ret")
           ? true
           : undefined,
-      // The finalizer's pass waits its turn behind the other files' leftovers
-      // on the shared API server.
       { timeoutMs: 60_000 },
-    );
+    ).catch(async (err: Error) => {
+      // Say where it stuck: the API server's copy, the operator's, its log.
+      const meta = (r: ECRPullSecret | undefined) =>
+        JSON.stringify({
+          resourceVersion: r?.metadata?.resourceVersion,
+          deletionTimestamp: r?.metadata?.deletionTimestamp,
+          finalizers: r?.metadata?.finalizers,
+        });
+      const logs = op.logs.filter((l) => l.includes("cl-ret") || l.includes("watch")).slice(-30);
+      throw new Error(
+        `${err.message}\nAPI server: ${meta(await getResource(k, "cl-ret"))}\noperator's cache: ${meta(op.controller.resources.get(undefined, "cl-ret"))}\noperator's last log lines about it or its watches:\n${logs.join("\n")}`,
+      );
+    });
     // A pass over the vanished resource, as its delete event causes.
     await op.controller.reconciler.reconcile("cl-ret");
     expect(await versions(refs)).toEqual(before);
