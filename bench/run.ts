@@ -1012,7 +1012,7 @@ function printTable(result: Record<string, unknown>): void {
   const w0 = Math.max(...rows.map((r) => r.what.length), 10);
   const w1 = Math.max(...rows.map((r) => r.value.length), 8);
   const lines = [
-    `ecr-creds-refresher benchmark: n=${result.n}, node ${result.node}, ${result.cpus} cpus, qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY}, operator node flags: ${IMAGE_NODE_FLAGS.join(" ") || "none"}`,
+    `ecr-creds-refresher benchmark: ${result.n !== undefined ? `n=${result.n}` : `sources=${SOURCES}`}, node ${result.node}, ${result.cpus} cpus, qps=${QPS} burst=${BURST} write-concurrency=${WRITE_CONCURRENCY}, operator node flags: ${IMAGE_NODE_FLAGS.join(" ") || "none"}`,
     "",
     `${"figure".padEnd(w0)}  ${"value".padStart(w1)}  target`,
     `${"-".repeat(w0)}  ${"-".repeat(w1)}  ------------`,
