@@ -128,16 +128,7 @@ export class TestProxy {
       });
       const reply = (code: number) => Buffer.from([5, code, 0, 1, 0, 0, 0, 0, 0, 0]);
       if (!to) return void client.end(reply(4));
-      const upstream = connect(to.port, to.host, () => {
-        client.write(reply(0));
-        if (rest.length > 0) upstream.write(rest);
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-      this.sockets.add(upstream);
-      upstream.once("close", () => this.sockets.delete(upstream));
-      upstream.on("error", () => client.destroy());
-      client.on("error", () => upstream.destroy());
+      this.relay(client, to, reply(0), rest);
     };
     client.on("data", onData);
   }
@@ -158,8 +149,18 @@ export class TestProxy {
       client.end("HTTP/1.1 502 Bad Gateway\r\n\r\n");
       return;
     }
+    this.relay(client, to, "HTTP/1.1 200 Connection Established\r\n\r\n", head);
+  }
+
+  /** Connects to `to`, answers the client with `answer`, sends on `head`, then pipes both ways. */
+  private relay(
+    client: Socket,
+    to: { host: string; port: number },
+    answer: string | Buffer,
+    head: Buffer,
+  ): void {
     const upstream = connect(to.port, to.host, () => {
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      client.write(answer);
       if (head.length > 0) upstream.write(head);
       upstream.pipe(client);
       client.pipe(upstream);
