@@ -88,6 +88,55 @@ describe("AwsQuota", () => {
     expect(otherTimes.every((t) => t < 50)).toBe(true);
   });
 
+  it("gives no account a second burst when its sources move from unknown to their learnt account", async () => {
+    const quota = new AwsQuota({ qps: 20, burst: 5 });
+    const start = performance.now();
+    const at = () => performance.now() - start;
+    // The unknown bucket's burst: five sources of one account, not known yet.
+    const first = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => quota.take(keys(`s${i}`)).then(at)),
+    );
+    expect(first.every((t) => t < 50)).toBe(true);
+    // Their tokens name the account: its bucket remembers the five already spent.
+    for (let i = 0; i < 5; i++) {
+      quota.learn(keys(`s${i}`), tokenFor("https://444455556666.dkr.ecr.us-east-1.amazonaws.com"));
+    }
+    const again = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => quota.take(keys(`s${i}`)).then(at)),
+    );
+    // Five more at 20/s: ~250 ms, not at once (a fresh burst would be 10 in a moment).
+    expect(again.at(-1)).toBeGreaterThanOrEqual(200);
+  });
+
+  it("holds a call of unknown account to every known account's bucket of its region, and only those", async () => {
+    const quota = new AwsQuota({ qps: 20, burst: 5 });
+    quota.learn(keys("known"), tokenFor("https://444455556666.dkr.ecr.us-east-1.amazonaws.com"));
+    const start = performance.now();
+    const at = () => performance.now() - start;
+    const known = await Promise.all(
+      Array.from({ length: 5 }, () => quota.take(keys("known")).then(at)),
+    );
+    expect(known.every((t) => t < 50)).toBe(true);
+    // The account's burst is spent: an unknown source may be that account, so it waits…
+    const [unknown, otherRegion, otherService] = await Promise.all([
+      Promise.all(Array.from({ length: 5 }, (_, i) => quota.take(keys(`u${i}`)).then(at))),
+      // …while another region's and ECR Public's quotas are not touched.
+      Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          quota.take({ ...keys(`r${i}`), region: "eu-west-1" }).then(at),
+        ),
+      ),
+      Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          quota.take({ ...keys(`p${i}`), service: "ecr-public" as const }).then(at),
+        ),
+      ),
+    ]);
+    expect(unknown.at(-1)).toBeGreaterThanOrEqual(200);
+    expect(otherRegion.every((t) => t < 50)).toBe(true);
+    expect(otherService.every((t) => t < 50)).toBe(true);
+  });
+
   it("does not limit with qps 0", async () => {
     const quota = new AwsQuota({ qps: 0, burst: 1 });
     const start = performance.now();

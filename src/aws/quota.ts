@@ -23,6 +23,14 @@
 //      is the safe guess — it can only make a first sync slower (500 unknown
 //      sources at 10/s after a burst of 50: 45 s), never throttle.
 //
+// A call of unknown account may be charged to any account, so no account's
+// bucket may ignore it: it takes a token from the region's unknown bucket and
+// then from every known account's bucket of the region, and an account's
+// bucket, when first needed, starts as a copy of the unknown bucket (what the
+// unknown calls have already spent). Each account's bucket thus sees every
+// call that can be charged to it, and no account gets a second burst when its
+// sources move from "unknown" to their learnt account.
+//
 // The registry account of a spec (`accountId`, a host) is deliberately not
 // used: a token for a cross-account registry is still charged to the caller.
 import { TokenBucket } from "../kube/rate-limiter.js";
@@ -51,32 +59,57 @@ export function accountOfProxyEndpoint(endpoint: string | undefined): string | u
 const roleOf = (c: CredentialsRef): string | undefined => c.roleArn ?? c.webIdentity?.roleArn;
 
 export class AwsQuota {
-  private readonly buckets = new Map<string, TokenBucket>();
+  /** `service|region` → that scope's buckets: the unknown account's and each known account's. */
+  private readonly scopes = new Map<
+    string,
+    { unknown?: TokenBucket; accounts: Map<string, TokenBucket> }
+  >();
   /** Credentials → the account the last token of them named. */
   private readonly learnt = new Map<string, string>();
 
   constructor(private readonly opts: QuotaOptions) {}
 
-  /** The bucket a call of this source is charged to: `service|account|region`. */
-  keyOf(source: TokenSource): string {
+  /** The account a call of this source is charged to, if known before the call. */
+  private accountOf(source: TokenSource): string | undefined {
     const role = roleOf(source.credentials);
-    const account =
+    return (
       (role ? accountOfRoleArn(role) : undefined) ??
-      this.learnt.get(credentialsKey(source.credentials)) ??
-      "unknown";
-    return `${source.service}|${account}|${source.region}`;
+      this.learnt.get(credentialsKey(source.credentials))
+    );
   }
 
-  /** Waits until a call of this source fits under the limit. */
-  take(source: TokenSource): Promise<void> {
-    if (this.opts.qps <= 0) return Promise.resolve();
-    const key = this.keyOf(source);
-    let bucket = this.buckets.get(key);
-    if (!bucket) {
-      bucket = new TokenBucket(this.opts.qps, this.opts.burst);
-      this.buckets.set(key, bucket);
+  /** The bucket a call of this source is charged to: `service|account|region`. */
+  keyOf(source: TokenSource): string {
+    return `${source.service}|${this.accountOf(source) ?? "unknown"}|${source.region}`;
+  }
+
+  /**
+   * Waits until a call of this source fits under the limit: its account's
+   * bucket; for an unknown account, the unknown bucket and then every known
+   * account's bucket of the same service and region.
+   */
+  async take(source: TokenSource): Promise<void> {
+    if (this.opts.qps <= 0) return;
+    const scopeKey = `${source.service}|${source.region}`;
+    let scope = this.scopes.get(scopeKey);
+    if (!scope) {
+      scope = { accounts: new Map() };
+      this.scopes.set(scopeKey, scope);
     }
-    return bucket.take();
+    const account = this.accountOf(source);
+    if (account !== undefined) {
+      let bucket = scope.accounts.get(account);
+      if (!bucket) {
+        bucket = scope.unknown?.copy() ?? new TokenBucket(this.opts.qps, this.opts.burst);
+        scope.accounts.set(account, bucket);
+      }
+      await bucket.take();
+      return;
+    }
+    scope.unknown ??= new TokenBucket(this.opts.qps, this.opts.burst);
+    await scope.unknown.take();
+    // The accounts known once this call is let through: any of them may pay for it.
+    await Promise.all([...scope.accounts.values()].map((b) => b.take()));
   }
 
   /** Remembers the account a token named, for the next calls of the same credentials. */

@@ -26,6 +26,18 @@ export class TokenBucket {
     });
   }
 
+  /**
+   * A new bucket in this one's state now (tokens left, same rate and
+   * burst), with no one waiting: for a limit that takes over from this one
+   * and must remember what it has already let through.
+   */
+  copy(): TokenBucket {
+    this.refill();
+    const copy = new TokenBucket(this.qps, this.burst);
+    copy.tokens = this.tokens;
+    return copy;
+  }
+
   private refill(): void {
     const now = performance.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.qps);
