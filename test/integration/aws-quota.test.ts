@@ -5,7 +5,7 @@
 // against the AWS double enforcing that quota and answering 100 ms late (a
 // cluster outside the region). The operator runs with many workers, so that
 // its calls come as bunched as it can make them (without the limiter: ~30 a
-// second, 140 in 5 s, which the rate assertion catches). Every
+// second, all 250 within 10 s, which the rate assertion catches). Every
 // resource must end Ready with the password the double issued to its own
 // identity, with 0 ThrottlingExceptions: for the first sync and for a
 // simultaneous refresh of all 250 (each resource asking for a fresher token
@@ -37,9 +37,14 @@ const OPS = "quota-ops";
 const TARGET = "quota-target";
 const QPS = 10;
 const BURST = 50;
-const WINDOW_MS = 5_000;
-/** At most the burst and 5 s at the rate, plus one second's worth of slack. */
-const PEAK = BURST + (WINDOW_MS / 1000 + 1) * QPS;
+const WINDOW_MS = 10_000;
+/**
+ * At most the burst and 10 s at the rate, plus two seconds' worth of slack:
+ * the calls are timed where the double answers them, in this same process,
+ * and a busy event loop there has bunched the limiter's steady 10 a second
+ * by more than a second (CI: 112 in 5 s against the limiter's 100).
+ */
+const PEAK = BURST + (WINDOW_MS / 1000 + 2) * QPS;
 
 const name = (i: number) => `quota-${String(i).padStart(3, "0")}`;
 const identity = (i: number) => ({
@@ -57,7 +62,7 @@ const tokenCalls = (since = 0): CallRecord[] =>
   aws.calls((c) => c.service === "ecr" && c.action === "GetAuthorizationToken" && c.time >= since);
 
 /**
- * The most calls answered in any `windowMs`. Over 5 s rather than 1 s: the
+ * The most calls answered in any `windowMs`. Over 10 s rather than 1 s: the
  * double answers in the test's own process, and on a loaded machine its
  * answers bunch up behind a busy event loop.
  */
@@ -100,7 +105,8 @@ async function allHoldTheirNewestToken(what: string, timeoutMs: number): Promise
       }
       return Date.now();
     },
-    { timeoutMs, intervalMs: 500 },
+    // Each poll reads 250 resources and Secrets in this process: not too often.
+    { timeoutMs, intervalMs: 1_000 },
   );
 }
 
@@ -166,7 +172,7 @@ describe(`AWS quota: ${N} resources with their own credentials, one account`, ()
     const calls = tokenCalls(started);
     const throttled = calls.filter((c) => c.errorCode === "ThrottlingException");
     console.log(
-      `first sync of ${N} sources: ${((done - started) / 1000).toFixed(1)} s, ${calls.length} GetAuthorizationToken calls (${calls.filter((c) => c.status === 200).length} answered 200), peak ${peakIn(calls)} per 5 s, ${throttled.length} throttled`,
+      `first sync of ${N} sources: ${((done - started) / 1000).toFixed(1)} s, ${calls.length} GetAuthorizationToken calls (${calls.filter((c) => c.status === 200).length} answered 200), peak ${peakIn(calls)} per 10 s, ${throttled.length} throttled`,
     );
     expect(throttled).toEqual([]);
     // One token per identity; on a heavily loaded machine a few identities
@@ -180,7 +186,9 @@ describe(`AWS quota: ${N} resources with their own credentials, one account`, ()
   it("refreshes all of them at once without a single ThrottlingException", async () => {
     const started = Date.now();
     // Every resource wants a fresher token now (12 h tokens, refresh with
-    // less than 11h59m left): all 250 sources come due at the same moment.
+    // less than 11h59m59s left): all 250 sources come due at the same moment.
+    // (With 11h59m they came due 60 s after each was issued, spread over the
+    // first sync's 20 s: not at once.)
     // The new tokens live 48 h, so that they are not due again at once.
     aws.tokenLifetimeMs = 48 * 3_600_000;
     for (let i = 0; i < N; i += 25) {
@@ -192,7 +200,7 @@ describe(`AWS quota: ${N} resources with their own credentials, one account`, ()
               version: VERSION,
               plural: PLURAL,
               name: name(i + j),
-              body: { spec: { refreshBefore: "11h59m" } },
+              body: { spec: { refreshBefore: "11h59m59s" } },
             },
             mergePatch,
           ),
@@ -213,7 +221,7 @@ describe(`AWS quota: ${N} resources with their own credentials, one account`, ()
     const calls = tokenCalls(started);
     const throttled = calls.filter((c) => c.errorCode === "ThrottlingException");
     console.log(
-      `simultaneous refresh of ${N} sources: ${((done - started) / 1000).toFixed(1)} s, ${calls.length} calls (${calls.filter((c) => c.status === 200).length} answered 200), peak ${peakIn(calls)} per 5 s, ${throttled.length} throttled`,
+      `simultaneous refresh of ${N} sources: ${((done - started) / 1000).toFixed(1)} s, ${calls.length} calls (${calls.filter((c) => c.status === 200).length} answered 200), peak ${peakIn(calls)} per 10 s, ${throttled.length} throttled`,
     );
     expect(throttled).toEqual([]);
     expect(calls.filter((c) => c.status === 200).length).toBeGreaterThanOrEqual(N);
