@@ -39,12 +39,13 @@ const QPS = 10;
 const BURST = 50;
 const WINDOW_MS = 10_000;
 /**
- * At most the burst and 10 s at the rate, plus two seconds' worth of slack:
+ * At most the burst and 10 s at the rate, plus three seconds' worth of slack
+ * (without the limiter: all 250 in 8.7 s, peak 250):
  * the calls are timed where the double answers them, in this same process,
  * and a busy event loop there has bunched the limiter's steady 10 a second
  * by more than a second (CI: 112 in 5 s against the limiter's 100).
  */
-const PEAK = BURST + (WINDOW_MS / 1000 + 2) * QPS;
+const PEAK = BURST + (WINDOW_MS / 1000 + 3) * QPS;
 
 const name = (i: number) => `quota-${String(i).padStart(3, "0")}`;
 const identity = (i: number) => ({
