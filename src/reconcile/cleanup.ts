@@ -5,7 +5,13 @@
 import type { DeletionPolicy } from "../api/index.js";
 import { ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS } from "../api/metadata.js";
 import type { Cluster } from "./cluster.js";
-import { isOwnedBy, ownerLabelValue, parseAddedRefs } from "./desired.js";
+import {
+  isOwnedBy,
+  ownerLabelValue,
+  parseAddedRefs,
+  type SecretView,
+  type ServiceAccountView,
+} from "./desired.js";
 import { pool } from "./pool.js";
 import { deleteOwnedSecret } from "./secrets.js";
 import type { ServiceAccounts } from "./service-accounts.js";
@@ -17,10 +23,10 @@ export interface CleanupScope {
   /** Namespaces whose ServiceAccounts the pass itself handles: the current targets. */
   keepNamespaces: ReadonlySet<string>;
   /**
-   * The Secrets that stay, as `namespace/name`: every output of the pass
-   * (pull, config.json and Argo CD Secrets); empty when the resource is deleted.
+   * Whether a Secret stays: an output of the pass (pull, config.json and
+   * Argo CD Secrets); absent when the resource is deleted (none stays).
    */
-  keepSecrets: ReadonlySet<string>;
+  keepSecret?: (namespace: string, name: string) => boolean;
   /** Other Secrets still in use in a kept namespace (per-ServiceAccount roles). */
   keepAlso?: (namespace: string, name: string) => boolean;
   concurrency: number;
@@ -38,7 +44,7 @@ export async function cleanup(
   scope: CleanupScope,
 ): Promise<void> {
   if (scope.policy !== "Delete") return;
-  const { owner, keepNamespaces, keepSecrets } = scope;
+  const { owner, keepNamespaces } = scope;
   const ownerKey = ownerLabelValue(owner);
   const terminating = new Set(
     namespaceInfos(cluster.namespaces())
@@ -54,22 +60,29 @@ export async function cleanup(
     // A cheap test before parsing: most ServiceAccounts name no ref of ours.
     annotation?.includes(ours) === true &&
     parseAddedRefs(annotation).some((r) => r.owner === ownerKey);
-  const claimed = [...cluster.serviceAccounts()].filter((sa) => {
-    if (skip(sa.metadata?.namespace ?? "")) return false;
+  // Plain loops over the caches: this runs on every pass, over every
+  // ServiceAccount and managed Secret, and most passes find nothing.
+  const claimed: ServiceAccountView[] = [];
+  for (const sa of cluster.serviceAccounts()) {
     const annotations = sa.metadata?.annotations;
-    return (
-      claims(annotations?.[ANNOTATION_ADDED_PULL_SECRETS]) ||
-      claims(annotations?.[ANNOTATION_ADDED_SECRETS])
-    );
-  });
+    if (!annotations || skip(sa.metadata?.namespace ?? "")) continue;
+    if (
+      claims(annotations[ANNOTATION_ADDED_PULL_SECRETS]) ||
+      claims(annotations[ANNOTATION_ADDED_SECRETS])
+    ) {
+      claimed.push(sa);
+    }
+  }
   await pool(claimed, scope.concurrency, (sa) => serviceAccounts.patch(sa, owner, {}, true));
-  const stale = cluster.secrets().filter((s) => {
+  const stale: SecretView[] = [];
+  for (const s of cluster.secrets()) {
+    if (!isOwnedBy(s, owner)) continue;
     const namespace = s.metadata?.namespace ?? "";
     const name = s.metadata?.name ?? "";
     const kept =
-      keepSecrets.has(`${namespace}/${name}`) ||
+      scope.keepSecret?.(namespace, name) === true ||
       (keepNamespaces.has(namespace) && scope.keepAlso?.(namespace, name) === true);
-    return isOwnedBy(s, owner) && !terminating.has(namespace) && !kept;
-  });
+    if (!kept && !terminating.has(namespace)) stale.push(s);
+  }
   await pool(stale, scope.concurrency, (s) => deleteOwnedSecret(cluster, s, owner));
 }

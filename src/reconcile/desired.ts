@@ -137,13 +137,16 @@ export function isManaged(secret: SecretView): boolean {
  * labels, annotations and data keys are not ours to judge.
  */
 export function secretDiffers(desired: DesiredSecret, observed: SecretView): boolean {
+  // Runs for every target namespace on every pass: no per-call allocation.
   if (observed.type !== desired.type) return true;
-  for (const [k, v] of Object.entries(desired.data)) if (observed.data?.[k] !== v) return true;
-  const labels = observed.metadata?.labels ?? {};
-  for (const [k, v] of Object.entries(desired.metadata.labels)) if (labels[k] !== v) return true;
+  const data = observed.data;
+  for (const k in desired.data) if (data?.[k] !== desired.data[k]) return true;
+  const labels = observed.metadata?.labels;
+  for (const k in desired.metadata.labels)
+    if (labels?.[k] !== desired.metadata.labels[k]) return true;
   const annotations = observed.metadata?.annotations ?? {};
-  for (const [k, v] of Object.entries(desired.metadata.annotations))
-    if (annotations[k] !== v) return true;
+  for (const k in desired.metadata.annotations)
+    if (annotations[k] !== desired.metadata.annotations[k]) return true;
   // A template key dropped since the last write is still on the Secret.
   const recorded = annotations[ANNOTATION_SECRET_TEMPLATE_KEYS];
   return (
@@ -440,10 +443,12 @@ export function planServiceAccountSecrets(
 }
 
 /** Which ServiceAccounts of a namespace a resource targets. */
+const DEFAULT_SERVICE_ACCOUNTS: readonly string[] = ["default"];
+
 export function targetsServiceAccount(
   serviceAccounts: readonly string[] | undefined,
   name: string,
 ) {
-  const list = serviceAccounts ?? ["default"];
+  const list = serviceAccounts ?? DEFAULT_SERVICE_ACCOUNTS;
   return list.includes("*") || list.includes(name);
 }

@@ -167,10 +167,16 @@ export interface OutputContent {
 export interface PassSecrets {
   /** The Secrets of one target namespace: the pull Secret, then the config.json Secret. */
   inNamespace(namespace: string): DesiredSecret[];
+  /**
+   * The same Secrets with an empty namespace: what every target namespace
+   * gets apart from `metadata.namespace`, built once per pass so that judging
+   * thousands of namespaces allocates nothing per namespace.
+   */
+  perNamespace: readonly DesiredSecret[];
   /** The Argo CD repository Secrets (in Argo CD's namespace, whatever the targets). */
   argoCD: DesiredSecret[];
-  /** `namespace/name` of every Secret of the pass over these namespaces: what cleanup keeps. */
-  keys(namespaces: readonly string[]): Set<string>;
+  /** Whether a Secret is an output of the pass over these target namespaces: what cleanup keeps. */
+  keeps(namespace: string, name: string, targets: ReadonlySet<string>): boolean;
 }
 
 /** Every Secret a resource wants this pass, all from the one content. */
@@ -203,14 +209,11 @@ export function desiredPassSecrets(
     config ? [pull(namespace), config(namespace)] : [pull(namespace)];
   return {
     inNamespace,
+    perNamespace: inNamespace(""),
     argoCD,
-    keys(namespaces) {
-      const keys = new Set(argoCD.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
-      for (const ns of namespaces) {
-        keys.add(`${ns}/${spec.secretName}`);
-        if (configName) keys.add(`${ns}/${configName}`);
-      }
-      return keys;
+    keeps(namespace, name, targets) {
+      if (targets.has(namespace) && (name === spec.secretName || name === configName)) return true;
+      return argoCD.some((s) => s.metadata.namespace === namespace && s.metadata.name === name);
     },
   };
 }

@@ -188,11 +188,12 @@ export class Reconciler {
     const failures = mergeFailures(written.failures, [...(perRole?.failures ?? []), ...notGranted]);
 
     // 6. Cleanup: what it made and no longer wants.
+    const keep = new Set(wanted);
     await cleanup(this.cluster, this.serviceAccounts, {
       owner: name,
       policy,
-      keepNamespaces: new Set(wanted),
-      keepSecrets: outputs?.keys(wanted) ?? new Set(),
+      keepNamespaces: keep,
+      ...(outputs ? { keepSecret: (ns: string, n: string) => outputs.keeps(ns, n, keep) } : {}),
       ...(perRole
         ? {
             keepAlso: (ns: string, secret: string) => perRole.secrets.get(ns)?.has(secret) === true,
@@ -353,7 +354,6 @@ export class Reconciler {
         owner: name,
         policy,
         keepNamespaces: new Set(),
-        keepSecrets: new Set(),
         concurrency: this.opts.writeConcurrency,
       });
       await removeFinalizer(this.cluster, resource);
@@ -433,11 +433,7 @@ export class Reconciler {
     const outOfSync =
       perRole || !outputs
         ? wanted
-        : wanted.filter(
-            (ns) =>
-              !outputs.inNamespace(ns).every((d) => this.secretInSync(resource, d)) ||
-              !this.serviceAccounts.inSync(resource, ns, policy),
-          );
+        : wanted.filter((ns) => !this.namespaceInSync(resource, outputs, ns, policy));
     let wrote = 0;
     const failures: NamespaceFailure[] = [];
     await pool(outOfSync, this.opts.writeConcurrency, async (namespace) => {
@@ -460,7 +456,7 @@ export class Reconciler {
       }
     });
     for (const desired of outputs?.argoCD ?? []) {
-      if (this.secretInSync(resource, desired)) continue;
+      if (this.secretInSync(resource, desired, desired.metadata.namespace)) continue;
       const namespace = desired.metadata.namespace;
       try {
         if (await syncSecret(this.cluster, resource, desired)) wrote++;
@@ -473,9 +469,26 @@ export class Reconciler {
     return { wrote, failures };
   }
 
-  /** Whether a Secret is ours and as desired, judged on the caches. */
-  private secretInSync(resource: ECRPullSecret, desired: DesiredSecret): boolean {
-    const observed = this.cluster.secret(desired.metadata);
+  /** Whether a namespace's Secrets and ServiceAccounts already are as desired, on the caches alone. */
+  private namespaceInSync(
+    resource: ECRPullSecret,
+    outputs: PassSecrets,
+    namespace: string,
+    policy: DeletionPolicy,
+  ): boolean {
+    for (const desired of outputs.perNamespace) {
+      if (!this.secretInSync(resource, desired, namespace)) return false;
+    }
+    return this.serviceAccounts.inSync(resource, namespace, policy);
+  }
+
+  /** Whether a Secret is ours and as desired in `namespace`, judged on the caches. */
+  private secretInSync(
+    resource: ECRPullSecret,
+    desired: DesiredSecret,
+    namespace: string,
+  ): boolean {
+    const observed = this.cluster.secret({ namespace, name: desired.metadata.name });
     const owner = resource.metadata?.name ?? "";
     return !!observed && isOwnedBy(observed, owner) && !secretDiffers(desired, observed);
   }

@@ -64,6 +64,15 @@ interface RevertHistory {
 export class ServiceAccounts {
   /** Cached ServiceAccounts whose plan came out empty, and for which (owner, wants, policy). */
   private readonly settled = new WeakMap<object, string>();
+  /**
+   * Per cached resource (replaced whenever it changes) and policy: what a
+   * targeted and an untargeted ServiceAccount want, and their settled keys,
+   * so that judging every ServiceAccount of every namespace allocates nothing.
+   */
+  private readonly wants = new WeakMap<
+    ECRPullSecret,
+    Map<boolean, { targeted: KeyedWant; other: KeyedWant }>
+  >();
   /** Per (owner, ServiceAccount): recent removals of our entry by someone else. */
   private readonly reverts = new Map<string, RevertHistory>();
 
@@ -151,8 +160,28 @@ export class ServiceAccounts {
   /** Whether every ServiceAccount of the namespace already is as the resource wants. */
   inSync(resource: ECRPullSecret, namespace: string, policy: DeletionPolicy): boolean {
     const owner = resource.metadata?.name ?? "";
+    const removeStale = policy === "Delete";
+    let byPolicy = this.wants.get(resource);
+    if (!byPolicy) {
+      byPolicy = new Map();
+      this.wants.set(resource, byPolicy);
+    }
+    let wants = byPolicy.get(removeStale);
+    if (!wants) {
+      const keyed = (want: Wanted): KeyedWant => ({
+        want,
+        key: settledKey(owner, want, removeStale),
+      });
+      wants = { targeted: keyed(inFields(resource, resource.spec.secretName)), other: keyed({}) };
+      byPolicy.set(removeStale, wants);
+    }
     for (const sa of this.cluster.serviceAccounts(namespace)) {
-      if (this.plan(sa, owner, wanted(resource, sa), policy === "Delete")) return false;
+      const targeted = targetsServiceAccount(
+        resource.spec.serviceAccounts,
+        sa.metadata?.name ?? "",
+      );
+      const { want, key } = targeted ? wants.targeted : wants.other;
+      if (this.plan(sa, owner, want, removeStale, key)) return false;
     }
     return true;
   }
@@ -219,8 +248,8 @@ export class ServiceAccounts {
     owner: string,
     want: Wanted,
     removeStale: boolean,
+    key = settledKey(owner, want, removeStale),
   ): Plan | undefined {
-    const key = `${owner}/${want.imagePullSecrets ?? ""}/${want.secrets ?? ""}/${removeStale}`;
     if (this.settled.get(sa) === key) return undefined;
     const pull = planServiceAccount(sa, owner, want.imagePullSecrets, removeStale);
     const secrets = planServiceAccountSecrets(sa, owner, want.secrets, removeStale);
@@ -230,6 +259,16 @@ export class ServiceAccounts {
     }
     return { ...(pull ? { pull } : {}), ...(secrets ? { secrets } : {}) };
   }
+}
+
+interface KeyedWant {
+  want: Wanted;
+  key: string;
+}
+
+/** What a settled ServiceAccount was settled for: owner, wants and policy. */
+function settledKey(owner: string, want: Wanted, removeStale: boolean): string {
+  return `${owner}/${want.imagePullSecrets ?? ""}/${want.secrets ?? ""}/${removeStale}`;
 }
 
 interface ManagedFieldsEntry {

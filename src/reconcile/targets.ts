@@ -35,7 +35,7 @@ export function targetNamespaces(
   spec: TargetingSpec,
   namespaces: readonly NamespaceInfo[],
 ): string[] {
-  const targets = new Set<string>();
+  const targets: string[] = [];
   for (const ns of namespaces) {
     if (ns.terminating) continue;
     if (matchesAny(spec.excludeNamespaces, ns.name)) continue;
@@ -43,11 +43,16 @@ export function targetNamespaces(
       matchesAny(spec.namespaces, ns.name) ||
       matchesSelector(spec.namespaceSelector, ns.labels)
     ) {
-      targets.add(ns.name);
+      targets.push(ns.name);
     }
   }
   // Code-unit order, not locale order: the result must not depend on the host.
-  return [...targets].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  targets.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // The caches hold each name once; a list that names one twice is deduplicated in place.
+  let kept = 0;
+  for (const name of targets) if (kept === 0 || targets[kept - 1] !== name) targets[kept++] = name;
+  targets.length = kept;
+  return targets;
 }
 
 /** Each cached namespace's view, made once per cached object (the caches replace an object that changes). */
