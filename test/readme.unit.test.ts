@@ -109,7 +109,11 @@ describe("the READMEs' commands", () => {
     expect(main.operatorFlags).toEqual(
       expect.arrayContaining(["kubeconfig", "region", "verify", "resource", "help"]),
     );
-    expect(main.nodeFlags).toEqual(["--max-semi-space-size=1", "--no-concurrent-recompilation"]);
+    expect(main.nodeFlags).toEqual([
+      "--max-semi-space-size=1",
+      "--no-concurrent-recompilation",
+      "--optimize-for-size",
+    ]);
     expect(main.scriptFlags).toEqual(
       expect.arrayContaining([
         { script: "controlplane", flag: "kubeconfig-out" },
