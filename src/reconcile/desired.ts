@@ -442,9 +442,10 @@ export function planServiceAccountSecrets(
   return planReferenceList(sa.secrets ?? [], annotation, owner, want, removeStale);
 }
 
-/** Which ServiceAccounts of a namespace a resource targets. */
+/** spec.serviceAccounts when absent. */
 const DEFAULT_SERVICE_ACCOUNTS: readonly string[] = ["default"];
 
+/** Which ServiceAccounts of a namespace a resource targets. */
 export function targetsServiceAccount(
   serviceAccounts: readonly string[] | undefined,
   name: string,
