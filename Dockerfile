@@ -32,7 +32,9 @@ EXPOSE 8080 8081
 # this mostly idle, I/O-bound process anything, and together they cost about
 # 30 MB at a thousand namespaces. --optimize-for-size makes V8 grow its heap
 # less between full collections: a 3,000-namespace fan-out peaked at 105 MB
-# with it, at 124 to 166 MB without (docs/performance.md). `npm run bench`
-# runs the operator with exactly these flags.
+# with it, at 124 to 166 MB without. It costs CPU only where the operator is
+# CPU-bound: an unthrottled fan-out (--kube-api-qps 0) takes 1.5x its floor
+# instead of 1.0x (docs/performance.md). `npm run bench` runs the operator
+# with exactly these flags.
 ENTRYPOINT ["node", "--max-semi-space-size=1", "--no-concurrent-recompilation", "--optimize-for-size", "bin/ecr-creds-refresher"]
 CMD ["run"]
