@@ -71,7 +71,7 @@ export class ServiceAccounts {
    */
   private readonly wants = new WeakMap<
     ECRPullSecret,
-    Map<boolean, { targeted: KeyedWant; other: KeyedWant }>
+    { removeStale: boolean; targeted: KeyedWant; other: KeyedWant }
   >();
   /** Per (owner, ServiceAccount): recent removals of our entry by someone else. */
   private readonly reverts = new Map<string, RevertHistory>();
@@ -161,19 +161,18 @@ export class ServiceAccounts {
   inSync(resource: ECRPullSecret, namespace: string, policy: DeletionPolicy): boolean {
     const owner = resource.metadata?.name ?? "";
     const removeStale = policy === "Delete";
-    let byPolicy = this.wants.get(resource);
-    if (!byPolicy) {
-      byPolicy = new Map();
-      this.wants.set(resource, byPolicy);
-    }
-    let wants = byPolicy.get(removeStale);
-    if (!wants) {
+    let wants = this.wants.get(resource);
+    if (wants?.removeStale !== removeStale) {
       const keyed = (want: Wanted): KeyedWant => ({
         want,
         key: settledKey(owner, want, removeStale),
       });
-      wants = { targeted: keyed(inFields(resource, resource.spec.secretName)), other: keyed({}) };
-      byPolicy.set(removeStale, wants);
+      wants = {
+        removeStale,
+        targeted: keyed(inFields(resource, resource.spec.secretName)),
+        other: keyed({}),
+      };
+      this.wants.set(resource, wants);
     }
     for (const sa of this.cluster.serviceAccounts(namespace)) {
       const targeted = targetsServiceAccount(
