@@ -73,9 +73,10 @@ export const retryCorrectedClockOnce: RetryStrategyV2 = {
  * the proxy-aware agent, one retry after a clock correction only.
  */
 export function awsClientConfig(timeoutMs: number) {
-  // One agent for http and https; the SDK types want an https.Agent, which
-  // it only uses as a pooling http.Agent.
-  const agent = new OutboundAgent({ keepAlive: true }) as unknown as https.Agent;
+  // The SDK types want an https.Agent, which it only uses as a pooling
+  // http.Agent; http:// is for endpoint overrides (AWS_ENDPOINT_URL).
+  const agent = (protocol: "http:" | "https:") =>
+    new OutboundAgent({ keepAlive: true, protocol }) as unknown as https.Agent;
   return {
     maxAttempts: 2,
     retryStrategy: retryCorrectedClockOnce,
@@ -85,8 +86,8 @@ export function awsClientConfig(timeoutMs: number) {
       requestTimeout: timeoutMs,
       connectionTimeout: timeoutMs,
       throwOnRequestTimeout: true,
-      httpAgent: agent,
-      httpsAgent: agent,
+      httpAgent: agent("http:"),
+      httpsAgent: agent("https:"),
     },
   };
 }

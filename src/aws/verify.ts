@@ -24,7 +24,8 @@ export async function verifyRegistry(
   const auth = Buffer.from(`${username}:${password}`).toString("base64");
   // Through the proxy HTTPS_PROXY names (and NO_PROXY spares), like every
   // other outbound call; no redirects followed, as before.
-  const agent = opts.agent ?? new OutboundAgent();
+  const agent =
+    opts.agent ?? new OutboundAgent({ protocol: url.startsWith("http:") ? "http:" : "https:" });
   try {
     const { status, body } = await get(`${url}/v2/`, auth, agent, opts.timeoutMs);
     if (status === 200)

@@ -17,7 +17,7 @@ import * as https from "node:https";
 import { arch, platform } from "node:os";
 import { createGunzip } from "node:zlib";
 import type { Connection, Credentials } from "./kubeconfig.js";
-import { OutboundAgent } from "./proxy.js";
+import { serverAgent } from "./proxy.js";
 import { TokenBucket } from "./rate-limiter.js";
 import type { KubernetesObject, ObjectList, Status } from "./types.js";
 
@@ -214,7 +214,15 @@ export interface Watcher {
 
 export class KubeClient implements Watcher {
   private readonly limiter: TokenBucket;
-  private agents: { key: string; pooled: http.Agent; watches: http.Agent } | undefined;
+  private agents:
+    | {
+        cert: Buffer | undefined;
+        key: Buffer | undefined;
+        pooled: http.Agent;
+        watches: http.Agent;
+        tls: https.RequestOptions;
+      }
+    | undefined;
 
   constructor(
     readonly connection: Connection,
@@ -445,7 +453,7 @@ export class KubeClient implements Watcher {
           {
             method,
             headers,
-            agent: this.agentFor(creds),
+            ...this.transportFor(creds),
             timeout: timeoutMs,
             signal: this.opts.fence?.signal,
           },
@@ -535,7 +543,7 @@ export class KubeClient implements Watcher {
       {
         method: "GET",
         headers: this.headers(creds),
-        agent: this.agentFor(creds, true),
+        ...this.transportFor(creds, true),
         signal: controller.signal,
       },
       (res) => {
@@ -608,20 +616,24 @@ export class KubeClient implements Watcher {
   /**
    * One keep-alive agent for all requests, so a fan-out reuses connections
    * instead of paying a TLS handshake per write, and one without keep-alive
-   * for watches, whose connections end with the watch. New ones only when the
-   * client certificate changes (an exec plugin renewed it).
+   * for watches, whose connections end with the watch; with the TLS settings
+   * each request carries. New ones only when the client certificate changes
+   * (an exec plugin renewed it).
    */
-  private agentFor(creds: Credentials, watch = false): http.Agent {
-    const key = creds.cert ? `${creds.cert.toString("base64")}|${creds.key?.length}` : "";
-    if (this.agents?.key !== key) {
-      this.agents?.pooled.destroy();
-      this.agents = {
-        key,
-        pooled: newAgent(this.connection, creds, true),
-        watches: newAgent(this.connection, creds, false),
+  private transportFor(creds: Credentials, watch = false): https.RequestOptions {
+    const same = (a?: Buffer, b?: Buffer) => a === b || (!!a && !!b && a.equals(b));
+    let t = this.agents;
+    if (t === undefined || !same(t.cert, creds.cert) || !same(t.key, creds.key)) {
+      t?.pooled.destroy();
+      t = this.agents = {
+        cert: creds.cert,
+        key: creds.key,
+        pooled: newAgent(this.connection, true),
+        watches: newAgent(this.connection, false),
+        tls: tlsOptions(this.connection, creds),
       };
     }
-    return watch ? this.agents.watches : this.agents.pooled;
+    return { ...t.tls, agent: watch ? t.watches : t.pooled };
   }
 }
 
@@ -638,22 +650,23 @@ interface CallOptions {
 }
 
 /**
- * The one place a connection agent is built: TLS settings from the
- * connection, the client certificate from the credentials, and the proxy:
- * the kubeconfig's proxy-url, else HTTPS_PROXY / NO_PROXY (src/kube/proxy.ts).
+ * The one place a connection agent is built: to the connection's server,
+ * through the kubeconfig's proxy-url, else the proxy HTTPS_PROXY / NO_PROXY
+ * name for it, else direct (src/kube/proxy.ts).
  */
-export function newAgent(c: Connection, creds: Credentials, keepAlive: boolean): http.Agent {
-  return new OutboundAgent({
-    keepAlive,
-    ...(c.proxyUrl ? { proxy: c.proxyUrl } : {}),
-    tls: {
-      ca: c.ca,
-      cert: creds.cert,
-      key: creds.key,
-      rejectUnauthorized: !c.insecureSkipTLSVerify,
-      ...(c.tlsServerName ? { servername: c.tlsServerName } : {}),
-    },
-  });
+export function newAgent(c: Connection, keepAlive: boolean): http.Agent {
+  return serverAgent(c.server, { keepAlive, ...(c.proxyUrl ? { proxy: c.proxyUrl } : {}) });
+}
+
+/** The TLS settings of every request: the connection's CA and server name, the client certificate. */
+function tlsOptions(c: Connection, creds: Credentials): https.RequestOptions {
+  return {
+    ca: c.ca,
+    cert: creds.cert,
+    key: creds.key,
+    rejectUnauthorized: !c.insecureSkipTLSVerify,
+    ...(c.tlsServerName ? { servername: c.tlsServerName } : {}),
+  };
 }
 
 /** A connection the peer cut: nothing was answered, so an idempotent request may go again. */

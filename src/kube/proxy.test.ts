@@ -1,7 +1,8 @@
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "agent-base";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TestProxy } from "../../test/harness/proxy.js";
 import { selfSignedCertificate } from "../../test/registry-double/self-signed.js";
 import {
@@ -11,6 +12,7 @@ import {
   parseProxyUrl,
   proxyFor,
   proxySettingsFromEnv,
+  serverAgent,
 } from "./proxy.js";
 
 describe("NO_PROXY", () => {
@@ -160,6 +162,50 @@ describe("OutboundAgent", () => {
     expect(proxy.requests()).toEqual(["GET only-through-proxy.test:80"]);
     expect(seen[0]).toBe("http only-through-proxy.test /plain");
     agent.destroy();
+  });
+
+  it("serverAgent takes one route per server, TLS from each request, and never reads the stack for its protocol", async () => {
+    // agent-base answers `agent.protocol`, which Node reads twice per request,
+    // with isSecureEndpoint() and no options: a new Error().stack each time.
+    const sniff = vi.spyOn(Agent.prototype, "isSecureEndpoint");
+    try {
+      const through = serverAgent(new URL("https://only-through-proxy.test"), {
+        keepAlive: true,
+        settings: { httpsProxy: proxy.url, noProxy: "127.0.0.0/8" },
+      });
+      const direct = serverAgent(new URL(`https://127.0.0.1:${httpsPort}`), {
+        keepAlive: true,
+        settings: { httpsProxy: proxy.url, noProxy: "127.0.0.0/8" },
+      });
+      expect((through as unknown as { protocol: string }).protocol).toBe("https:");
+      const https = await import("node:https");
+      const get = (url: string, agent: typeof direct) =>
+        new Promise<string>((resolve, reject) => {
+          https
+            .get(url, { agent, ca: cert.certPem }, (res) => {
+              let body = "";
+              res.on("data", (c: Buffer) => {
+                body += c.toString();
+              });
+              res.on("end", () => resolve(body));
+            })
+            .on("error", reject);
+        });
+      proxy.log.length = 0;
+      seen.length = 0;
+      for (let i = 0; i < 3; i++) {
+        expect(await get(`https://only-through-proxy.test/v2/${i}`, through)).toBe("tls ok");
+        expect(await get(`https://127.0.0.1:${httpsPort}/direct/${i}`, direct)).toBe("tls ok");
+      }
+      // One tunnel for three requests; the direct ones never reached the proxy.
+      expect(proxy.requests()).toEqual(["CONNECT only-through-proxy.test:443"]);
+      expect(seen.filter((l) => l.includes("/direct/"))).toHaveLength(3);
+      expect(sniff.mock.calls.filter(([opts]) => opts === undefined)).toEqual([]);
+      through.destroy();
+      direct.destroy();
+    } finally {
+      sniff.mockRestore();
+    }
   });
 
   it("a fixed proxy (kubeconfig proxy-url) ignores NO_PROXY", async () => {
