@@ -572,7 +572,7 @@ describe("Dockerfile", () => {
     expect(users).toEqual(["1000:1000"]);
     // The memory flags measured in docs/performance.md (the bench reads them from here).
     expect(dockerfile).toMatch(
-      /^ENTRYPOINT \["node", "--max-semi-space-size=1", "--no-concurrent-recompilation", "--optimize-for-size", "bin\/ecr-creds-refresher"\]$/m,
+      /^ENTRYPOINT \["node", "--max-semi-space-size=4", "--no-concurrent-recompilation", "--heap-growing-percent=30", "bin\/ecr-creds-refresher"\]$/m,
     );
     expect(dockerfile).toMatch(/^CMD \["run"\]$/m);
     // The chart's runAsUser is the image's user.

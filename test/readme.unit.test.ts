@@ -110,9 +110,9 @@ describe("the READMEs' commands", () => {
       expect.arrayContaining(["kubeconfig", "region", "verify", "resource", "help"]),
     );
     expect(main.nodeFlags).toEqual([
-      "--max-semi-space-size=1",
+      "--max-semi-space-size=4",
       "--no-concurrent-recompilation",
-      "--optimize-for-size",
+      "--heap-growing-percent=30",
     ]);
     expect(main.scriptFlags).toEqual(
       expect.arrayContaining([
