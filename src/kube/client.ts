@@ -219,8 +219,9 @@ export class KubeClient implements Watcher {
         cert: Buffer | undefined;
         key: Buffer | undefined;
         pooled: http.Agent;
-        watches: http.Agent;
-        tls: https.RequestOptions;
+        /** The options every request and every watch carry: TLS settings and agent. */
+        requests: https.RequestOptions;
+        watches: https.RequestOptions;
       }
     | undefined;
 
@@ -625,15 +626,17 @@ export class KubeClient implements Watcher {
     let t = this.agents;
     if (t === undefined || !same(t.cert, creds.cert) || !same(t.key, creds.key)) {
       t?.pooled.destroy();
+      const tls = tlsOptions(this.connection, creds);
+      const pooled = newAgent(this.connection, true);
       t = this.agents = {
         cert: creds.cert,
         key: creds.key,
-        pooled: newAgent(this.connection, true),
-        watches: newAgent(this.connection, false),
-        tls: tlsOptions(this.connection, creds),
+        pooled,
+        requests: { ...tls, agent: pooled },
+        watches: { ...tls, agent: newAgent(this.connection, false) },
       };
     }
-    return { ...t.tls, agent: watch ? t.watches : t.pooled };
+    return watch ? t.watches : t.requests;
   }
 }
 

@@ -1,3 +1,4 @@
+import type * as http from "node:http";
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -119,11 +120,12 @@ describe("OutboundAgent", () => {
     for (const s of servers) await new Promise<void>((ok) => s.close(() => ok()));
   });
 
-  const get = async (url: string, agent: OutboundAgent): Promise<string> => {
+  /** GETs `url` through `agent`; `tls` rides on the request (serverAgent's way). */
+  const get = async (url: string, agent: Agent | http.Agent, tls = {}): Promise<string> => {
     const mod = url.startsWith("https") ? await import("node:https") : await import("node:http");
     return await new Promise((resolve, reject) => {
       mod
-        .get(url, { agent }, (res) => {
+        .get(url, { agent, ...tls }, (res) => {
           let body = "";
           res.on("data", (c: Buffer) => {
             body += c.toString();
@@ -178,24 +180,12 @@ describe("OutboundAgent", () => {
         settings: { httpsProxy: proxy.url, noProxy: "127.0.0.0/8" },
       });
       expect((through as unknown as { protocol: string }).protocol).toBe("https:");
-      const https = await import("node:https");
-      const get = (url: string, agent: typeof direct) =>
-        new Promise<string>((resolve, reject) => {
-          https
-            .get(url, { agent, ca: cert.certPem }, (res) => {
-              let body = "";
-              res.on("data", (c: Buffer) => {
-                body += c.toString();
-              });
-              res.on("end", () => resolve(body));
-            })
-            .on("error", reject);
-        });
+      const tls = { ca: cert.certPem };
       proxy.log.length = 0;
       seen.length = 0;
       for (let i = 0; i < 3; i++) {
-        expect(await get(`https://only-through-proxy.test/v2/${i}`, through)).toBe("tls ok");
-        expect(await get(`https://127.0.0.1:${httpsPort}/direct/${i}`, direct)).toBe("tls ok");
+        expect(await get(`https://only-through-proxy.test/v2/${i}`, through, tls)).toBe("tls ok");
+        expect(await get(`https://127.0.0.1:${httpsPort}/direct/${i}`, direct, tls)).toBe("tls ok");
       }
       // One tunnel for three requests; the direct ones never reached the proxy.
       expect(proxy.requests()).toEqual(["CONNECT only-through-proxy.test:443"]);
