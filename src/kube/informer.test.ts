@@ -134,6 +134,41 @@ describe("Informer", () => {
     expect(informer.get("ns", "gone")?.metadata?.resourceVersion).toBe("9");
   });
 
+  it("takes the echo of its own write as known: not transformed, stored or told again", async () => {
+    // A fan-out's every write comes back on the watch after observe() holds it.
+    let send: (() => void) | undefined;
+    const { kc } = await watchEndpoint((_n, _url, write) => {
+      send = () => {
+        write({ type: "ADDED", object: secret("mine", "7") });
+        write({ type: "MODIFIED", object: secret("mine", "8") });
+      };
+    });
+    const transformed: string[] = [];
+    const informer = new Informer<KubernetesObject>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      list: async () => ({ items: [], metadata: { resourceVersion: "5" } }),
+      transform: (obj) => {
+        transformed.push(`${obj.metadata?.name}@${obj.metadata?.resourceVersion}`);
+        return obj;
+      },
+    });
+    const seen: string[] = [];
+    informer.on((event, obj) => seen.push(`${event} ${obj.metadata?.resourceVersion}`));
+    informer.start();
+    await informer.synced;
+    const deadline = Date.now() + 5_000;
+    while (!send && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    informer.observe(secret("mine", "7"));
+    send?.();
+    while (informer.get("ns", "mine")?.metadata?.resourceVersion !== "8" && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    informer.stop();
+    expect(informer.get("ns", "mine")?.metadata?.resourceVersion).toBe("8");
+    expect(seen).toEqual(["update 8"]);
+    expect(transformed).toEqual(["mine@7", "mine@8"]);
+  });
+
   it("relists after a backoff when the watch connection fails", async () => {
     const { kc } = await watchEndpoint((n, _url, write) => {
       if (n === 1) server?.closeAllConnections();

@@ -310,18 +310,21 @@ export class Informer<T extends KubernetesObject> {
           this.abort?.abort();
           return;
         }
-        const item = this.opts.transform ? this.opts.transform(obj as T) : (obj as T);
-        const rv = item.metadata?.resourceVersion;
+        const raw = obj as T;
+        const rv = raw.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
         if (type === "BOOKMARK") return;
-        const key = keyOf(item);
+        const key = keyOf(raw);
         const old = this.store.get(key);
+        // The echo of our own write, which observe() already holds: nothing
+        // to transform, store or tell (a fan-out's every write comes back so).
+        if (type !== "DELETED" && old && old.metadata?.resourceVersion === rv) return;
+        const item = this.opts.transform ? this.opts.transform(raw) : raw;
         if (type === "DELETED") {
           this.remove(key, item, rv);
           this.emit("delete", item, old);
         } else {
           this.put(key, item);
-          if (old && old.metadata?.resourceVersion === rv) return;
           this.emit(old ? "update" : "add", item, old);
         }
       },
