@@ -468,4 +468,39 @@ describe("KubeClient watches", () => {
     const silent = await end("5");
     expect((silent as Error).name).toBe("TimeoutError");
   });
+
+  it("keeps a watch that carries data open past the silence limit, and cuts it once it falls silent", async () => {
+    // A bookmark every 40 ms for 600 ms (four times the 150 ms limit), then silence.
+    const { url } = await apiServer((_req, res) => {
+      res.writeHead(200).flushHeaders();
+      let rv = 0;
+      const ticker = setInterval(() => {
+        rv++;
+        res.write(
+          `${JSON.stringify({ type: "BOOKMARK", object: { metadata: { resourceVersion: String(rv) } } })}\n`,
+        );
+        if (rv === 15) clearInterval(ticker);
+      }, 40);
+      res.on("close", () => clearInterval(ticker));
+    });
+    const kube = new KubeClient(connection(url), { qps: 0, burst: 0, watchInactivityMs: 150 });
+    const versions: string[] = [];
+    const started = Date.now();
+    const ended = await new Promise<unknown>((resolve) => {
+      void kube.watch(
+        "/api/v1/secrets",
+        { resourceVersion: "0" },
+        (_type, obj) =>
+          versions.push(
+            String((obj as { metadata: { resourceVersion: string } }).metadata.resourceVersion),
+          ),
+        resolve,
+      );
+    });
+    const lastedMs = Date.now() - started;
+    expect((ended as Error).name).toBe("TimeoutError");
+    expect(versions).toEqual(Array.from({ length: 15 }, (_, i) => String(i + 1)));
+    // The last bookmark at ~600 ms, then 150 ms of silence.
+    expect(lastedMs).toBeGreaterThanOrEqual(600 + 150 - 20);
+  });
 });

@@ -521,14 +521,22 @@ export class KubeClient implements Watcher {
       controller.abort();
       onDone(err);
     };
-    const resetTimer = () => {
-      clearTimeout(timer);
+    // One timer for the watch's life: data only notes the time, and the timer,
+    // when it fires, waits out the rest (a busy watch's chunks each re-arming
+    // a timer cost a fan-out thousands of timer operations).
+    let lastData = Date.now();
+    const arm = (delayMs: number) => {
       timer = setTimeout(() => {
+        const silentMs = Date.now() - lastData;
+        if (silentMs < inactivityMs) return arm(inactivityMs - silentMs);
         const err = new Error(`watch ${path} carried nothing for ${inactivityMs} ms`);
         err.name = "TimeoutError";
         finish(err);
-      }, inactivityMs);
+      }, delayMs);
       timer.unref();
+    };
+    const resetTimer = () => {
+      lastData = Date.now();
     };
     controller.signal.addEventListener("abort", () => finish(), { once: true });
     let creds: Credentials;
@@ -538,7 +546,7 @@ export class KubeClient implements Watcher {
       finish(err);
       return controller;
     }
-    resetTimer();
+    arm(inactivityMs);
     const req = this.transport().request(
       this.url(path, { ...query, watch: true }),
       {
@@ -572,11 +580,10 @@ export class KubeClient implements Watcher {
         res.on("data", (chunk: string) => {
           resetTimer();
           buffered += chunk;
-          let nl = buffered.indexOf("\n");
-          while (nl >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            nl = buffered.indexOf("\n");
+          let start = 0;
+          for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n", start)) {
+            const line = buffered.slice(start, nl).trim();
+            start = nl + 1;
             if (!line) continue;
             let event: { type?: string; object?: unknown };
             try {
@@ -589,6 +596,7 @@ export class KubeClient implements Watcher {
             if (finished) return;
             onEvent(event.type ?? "", event.object);
           }
+          buffered = buffered.slice(start);
         });
         res.on("end", () => finish());
         res.on("close", () => finish());
