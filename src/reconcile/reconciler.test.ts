@@ -746,6 +746,38 @@ describe("Reconciler.reconcile", () => {
     await c.later?.(harness);
   });
 
+  it("gets a new resource's token while its finalizer goes on, and writes nothing before the finalizer is on", async () => {
+    // The finalizer's patch is answered only once the token has been fetched:
+    // a pass that waited for one before starting the other would never end.
+    let fetchedToken!: () => void;
+    const tokenFetched = new Promise<void>((resolve) => {
+      fetchedToken = resolve;
+    });
+    const { harness } = setUp({
+      resource: resource({}, { finalizers: [] }),
+      world: teamA,
+      fetch: () => {
+        fetchedToken();
+        return token("pw-concurrent");
+      },
+    });
+    const { cluster } = harness;
+    const patch = cluster.patchResourceMetadata.bind(cluster);
+    cluster.patchResourceMetadata = async (name, metadata) => {
+      await tokenFetched;
+      await patch(name, metadata);
+    };
+    const outcome = await Promise.race([
+      harness.pass(),
+      new Promise((resolve) => setTimeout(() => resolve("still waiting after 2 s"), 2_000)),
+    ]);
+    expect(outcome).toEqual({ ready: true });
+    expect(cluster.writes).toEqual([`patch metadata ${NAME}`, ...FIRST_WRITES]);
+    expect(cluster.resource(NAME)?.metadata?.finalizers).toEqual([FINALIZER]);
+    const secret = await cluster.readSecret({ namespace: "team-a", name: "pull" });
+    expect(auths(secret?.data)[HOST]?.password).toBe("pw-concurrent");
+  });
+
   it("a second pass over an unchanged world writes nothing", async () => {
     const { harness } = setUp({ resource: resource(), world: teamA });
     expect(await harness.pass()).toEqual({ ready: true });

@@ -136,25 +136,25 @@ export class Reconciler {
   }
 
   async reconcile(name: string): Promise<ReconcileResult> {
-    let resource = this.cluster.resource(name);
+    const cached = this.cluster.resource(name);
     // Gone: either our finalizer ran its cleanup (under Retain it kept
     // everything on purpose) or someone removed the finalizer by hand to skip
     // it. The policy is unknowable now, so nothing is deleted.
-    if (!resource) return this.forget(name);
+    if (!cached) return this.forget(name);
+    let resource: ECRPullSecret = cached;
     const policy = deletionPolicy(resource.spec);
 
     // 1. Finalize: a deleted resource gets its cleanup, then is let go.
     if (resource.metadata?.deletionTimestamp) return await this.finalize(resource, policy);
-    if (!hasFinalizer(resource)) {
-      await addFinalizer(this.cluster, resource);
-      // Its resourceVersion moved on, and the status write is guarded by it.
-      resource = this.cluster.resource(name) ?? resource;
-    }
 
-    // 2. Tokens: which registries, and a token for each (cached, reused or fetched).
+    // 2. Tokens: which registries, and a token for each (cached, reused or
+    //    fetched), got while a new resource's finalizer goes on: both are in
+    //    place before the first write, and neither waits for the other.
     const spec = specOrError(() => resolveSpec(resource, this.opts.defaults));
-    if (isOperatorError(spec)) return await this.invalidSpec(resource, spec);
-    const own = await this.ownTokens(resource, spec);
+    const finalized = hasFinalizer(resource) ? resource : this.addFinalizer(resource);
+    if (isOperatorError(spec)) return await this.invalidSpec(await finalized, spec);
+    const [own, current] = await Promise.all([this.ownTokens(resource, spec), finalized]);
+    resource = current;
     // Only when no source has a token is there nothing to write: one failing
     // source must not hold back the registries of the others.
     if (own.missing && !own.tokens.some((s) => s.token)) {
@@ -214,6 +214,12 @@ export class Reconciler {
       carriedOver: Boolean(own.missing),
     });
     return this.result(name, written.failures, failures, pass, perRole);
+  }
+
+  /** Puts the finalizer on; the resource as the patch left it (the status write is guarded by its resourceVersion). */
+  private async addFinalizer(resource: ECRPullSecret): Promise<ECRPullSecret> {
+    await addFinalizer(this.cluster, resource);
+    return this.cluster.resource(resource.metadata?.name ?? "") ?? resource;
   }
 
   /**
