@@ -3,7 +3,7 @@
 // bounded-concurrency pool and small statistics. Plain Node type stripping
 // runs this file: no parameter properties, no enums.
 import { type ChildProcess, spawn } from "node:child_process";
-import { open, readFile } from "node:fs/promises";
+import { open, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { repoRoot } from "../test/harness/controlplane.js";
 
@@ -220,10 +220,7 @@ export class OperatorProcess {
 
   /** CPU seconds (user + system) the process has used so far (/proc/<pid>/stat, 100 ticks a second). */
   async cpuSeconds(): Promise<number> {
-    const stat = await readFile(`/proc/${this.pid}/stat`, "utf8");
-    // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return await processCpuSeconds(this.pid);
   }
 
   /** Sends a signal (SIGUSR2 writes a heap snapshot when started with --heapsnapshot-signal). */
@@ -274,4 +271,51 @@ export async function imageNodeFlags(): Promise<string[]> {
       `unexpected Dockerfile ENTRYPOINT ${line}: expected node [flags] bin/ecr-creds-refresher`,
     );
   return argv.slice(1, bin);
+}
+
+/** CPU seconds (user + system) process `pid` has used so far (/proc/<pid>/stat, 100 ticks a second). */
+export async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU seconds used so far by each running process started from `binary`
+ * (its /proc/<pid>/cmdline's first word), by its first argument: the control
+ * plane's etcd, kube-apiserver and kube-controller-manager. Processes that
+ * exit between two readings drop out, so take differences over a window in
+ * which none starts or stops.
+ */
+export async function binaryCpuSeconds(binary: string): Promise<Record<string, number>> {
+  const used: Record<string, number> = {};
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const [command, component = ""] = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split(
+        "\0",
+      );
+      if (command !== binary) continue;
+      used[component] = (used[component] ?? 0) + (await processCpuSeconds(Number(entry)));
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return used;
+}
+
+/** `after − before` per component, and their sum, as "4.1 s (kube-apiserver 3.0, etcd 0.9, …)". */
+export function cpuDelta(
+  before: Record<string, number>,
+  after: Record<string, number>,
+): { total: number; text: string } {
+  const parts = Object.keys(after)
+    .sort()
+    .map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)] as const);
+  const total = parts.reduce((sum, [, v]) => sum + v, 0);
+  return {
+    total,
+    text: `${round(total)} s (${parts.map(([k, v]) => `${k} ${round(v)}`).join(", ")})`,
+  };
 }
