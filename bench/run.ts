@@ -533,9 +533,8 @@ async function main(): Promise<void> {
     readyAt = Date.now();
     const fanoutCpuS = (await op.cpuSeconds()) - fanoutCpuStart;
     const fanoutServer = cpuDelta(fanoutServerStart, await binaryCpuSeconds(controlPlaneBinary));
-    const fanWrites = (await audit.since(OPERATOR_USER, applyAt)).filter(
-      (w) => isTargetWrite(w, "create") && w.code < 300,
-    );
+    const operatorWrites = await audit.since(OPERATOR_USER, applyAt);
+    const fanWrites = operatorWrites.filter((w) => isTargetWrite(w, "create") && w.code < 300);
     const secretsWritten = new Set(
       fanWrites.filter((w) => w.resource === "secrets").map((w) => w.namespace),
     );
@@ -551,8 +550,7 @@ async function main(): Promise<void> {
     const firstWriteMs = Math.min(...fanWrites.map((w) => w.completed)) - applyAt;
     // The way to the first write: the apply's answer, the operator's first
     // request (its finalizer), the token the AWS double issued.
-    const firstRequestMs =
-      Math.min(...(await audit.since(OPERATOR_USER, applyAt)).map((w) => w.received)) - applyAt;
+    const firstRequestMs = Math.min(...operatorWrites.map((w) => w.received)) - applyAt;
     const fanoutS = (fanoutEnd - applyAt) / 1000;
     const token1 = aws.issued().at(-1);
     await verifyFanout(admin, targets, token1?.password ?? "");

@@ -535,7 +535,7 @@ export class KubeClient implements Watcher {
       }, delayMs);
       timer.unref();
     };
-    const resetTimer = () => {
+    const noteData = () => {
       lastData = Date.now();
     };
     controller.signal.addEventListener("abort", () => finish(), { once: true });
@@ -574,11 +574,11 @@ export class KubeClient implements Watcher {
           res.on("error", finish);
           return;
         }
-        resetTimer();
+        noteData();
         let buffered = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
-          resetTimer();
+          noteData();
           buffered += chunk;
           let start = 0;
           for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n", start)) {

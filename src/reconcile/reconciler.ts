@@ -151,7 +151,7 @@ export class Reconciler {
     //    fetched), got while a new resource's finalizer goes on: both are in
     //    place before the first write, and neither waits for the other.
     const spec = specOrError(() => resolveSpec(resource, this.opts.defaults));
-    const finalized = hasFinalizer(resource) ? resource : this.addFinalizer(resource);
+    const finalized = hasFinalizer(resource) ? resource : this.withFinalizer(resource);
     if (isOperatorError(spec)) return await this.invalidSpec(await finalized, spec);
     const [own, current] = await Promise.all([this.ownTokens(resource, spec), finalized]);
     resource = current;
@@ -217,7 +217,7 @@ export class Reconciler {
   }
 
   /** Puts the finalizer on; the resource as the patch left it (the status write is guarded by its resourceVersion). */
-  private async addFinalizer(resource: ECRPullSecret): Promise<ECRPullSecret> {
+  private async withFinalizer(resource: ECRPullSecret): Promise<ECRPullSecret> {
     await addFinalizer(this.cluster, resource);
     return this.cluster.resource(resource.metadata?.name ?? "") ?? resource;
   }
