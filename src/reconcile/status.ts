@@ -265,13 +265,17 @@ export function statusEqual(a: ECRPullSecretStatus | undefined, b: ECRPullSecret
   return canonical(a ?? {}) === canonical(b);
 }
 
+/**
+ * JSON with object keys sorted by UTF-16 code unit: any fixed order will do,
+ * and localeCompare would load ICU's collator for nothing.
+ */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
     if (v && typeof v === "object" && !Array.isArray(v)) {
       return Object.fromEntries(
         Object.entries(v as Record<string, unknown>)
           .filter(([, x]) => x !== undefined)
-          .sort(([x], [y]) => x.localeCompare(y)),
+          .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
       );
     }
     return v;
