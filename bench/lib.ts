@@ -223,6 +223,37 @@ export class OperatorProcess {
     return await processCpuSeconds(this.pid);
   }
 
+  /**
+   * Resolves once the process has used at most `quietCpuSeconds` of CPU over
+   * one `windowMs` window (polled from /proc, whose figure moves in 10 ms
+   * ticks), with the seconds and CPU seconds spent waiting; throws after
+   * `timeoutMs`. A resource usually meets an operator that has run for a
+   * while, so a fan-out is measured from rest, not over the tail of the
+   * start (the first collections of the listed caches, code compiled late).
+   */
+  async waitForRest(
+    opts: { windowMs?: number; quietCpuSeconds?: number; timeoutMs?: number } = {},
+  ): Promise<{ seconds: number; cpuSeconds: number }> {
+    const windowMs = opts.windowMs ?? 500;
+    const quiet = opts.quietCpuSeconds ?? 0.02;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const start = Date.now();
+    const cpuStart = await this.cpuSeconds();
+    let before = cpuStart;
+    for (;;) {
+      await sleep(windowMs);
+      const now = await this.cpuSeconds();
+      if (now - before <= quiet)
+        return { seconds: (Date.now() - start) / 1000, cpuSeconds: now - cpuStart };
+      if (Date.now() - start > timeoutMs) {
+        throw new Error(
+          `the operator did not come to rest within ${timeoutMs} ms: ${(now - before).toFixed(2)} CPU-s in its last ${windowMs} ms (at most ${quiet} wanted)`,
+        );
+      }
+      before = now;
+    }
+  }
+
   /** Sends a signal (SIGUSR2 writes a heap snapshot when started with --heapsnapshot-signal). */
   signal(sig: NodeJS.Signals): void {
     this.proc.kill(sig);
@@ -318,4 +349,45 @@ export function cpuDelta(
     total,
     text: `${round(total)} s (${parts.map(([k, v]) => `${k} ${round(v)}`).join(", ")})`,
   };
+}
+
+/** The machine's CPU time so far, in seconds summed over its cores (/proc/stat's `cpu` line, 100 ticks a second). */
+export interface MachineCpu {
+  /** user, nice, system, irq and softirq: work done by this machine. */
+  busy: number;
+  idle: number;
+  /** Time the hypervisor gave this machine's virtual cores to someone else. */
+  steal: number;
+}
+
+export async function machineCpu(): Promise<MachineCpu> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n", 1)[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (proc(5))
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+    .split(/\s+/)
+    .slice(1, 9)
+    .map((v) => Number(v) / 100) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
+}
+
+/**
+ * The share of the machine's CPU time between two readings that was stolen
+ * by the hypervisor, and the share that was idle (0–1 each): a round whose
+ * steal is high ran on a noisy host, and its times say more about the host.
+ */
+export function machineShares(from: MachineCpu, to: MachineCpu): { steal: number; idle: number } {
+  const busy = to.busy - from.busy;
+  const idle = to.idle - from.idle;
+  const steal = to.steal - from.steal;
+  const total = busy + idle + steal;
+  return total > 0 ? { steal: steal / total, idle: idle / total } : { steal: 0, idle: 0 };
 }

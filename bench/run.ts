@@ -40,6 +40,8 @@ import {
   cpuDelta,
   describeWrite,
   imageNodeFlags,
+  machineCpu,
+  machineShares,
   metricSum,
   OperatorProcess,
   percentile,
@@ -136,6 +138,13 @@ if (ROUNDS > 1 && ONLY !== "fanout" && ONLY !== "unthrottled")
   );
 /** Issue 20's targets: unthrottled ≤ 1.2, at 10,000 namespaces ≤ 1.05, else the first ≤ 1.5. */
 const RATIO_TARGET = ONLY === "unthrottled" ? 1.2 : N >= 10_000 ? 1.05 : 1.5;
+/**
+ * Peak RSS (MB) and new-namespace p99 (ms): issue 20's at 10,000 namespaces,
+ * else the first issue's (whose RSS over the base, ≤ 30 MB, holds at 1,000 only).
+ */
+const LARGE = N >= 10_000;
+const RSS_TARGET_MB = LARGE ? 160 : 150;
+const NEW_NS_P99_TARGET_MS = LARGE ? 300 : 1000;
 const AWS_LATENCY_MS = num(opt["aws-latency-ms"], "aws-latency-ms");
 /** Only the every-output resource's AWS calls (over the first 100 targets, or n if fewer). */
 const OUTPUTS_ONLY = ONLY === "outputs";
@@ -490,20 +499,26 @@ async function main(): Promise<void> {
     // the operator is (see bench/floor.ts). Its control plane CPU is the same
     // writes' cost to the API server and etcd.
     const floorServerStart = await binaryCpuSeconds(controlPlaneBinary);
+    const floorMachineStart = await machineCpu();
     const fresh = await floorProcess({
       kubeconfig: operatorKubeconfig,
       namespacesFile,
       name: roundNo === 0 ? "floor-pull" : `floor-pull-${roundNo}`,
     });
+    const floorMachine = machineShares(floorMachineStart, await machineCpu());
     const floorServer = cpuDelta(floorServerStart, await binaryCpuSeconds(controlPlaneBinary));
     const floorS = fresh.seconds;
     const floorCpuS = fresh.cpuSeconds;
     progress(
-      `${tag}floor_s=${round(floorS)} (fresh process; client CPU ${round(floorCpuS)} s, control plane CPU ${floorServer.text}); warm in-process floor ${round(warm.seconds)} s (client CPU ${round(warm.cpuSeconds)} s)`,
+      `${tag}floor_s=${round(floorS)} (fresh process; client CPU ${round(floorCpuS)} s, control plane CPU ${floorServer.text}; ${sharesText(floorMachine)}); warm in-process floor ${round(warm.seconds)} s (client CPU ${round(warm.cpuSeconds)} s)`,
     );
 
     op = await startOperator();
     await sampleMemory("start");
+    const rest = await op.waitForRest();
+    progress(
+      `${tag}operator at rest ${round(rest.seconds)} s after its caches synced (${round(rest.cpuSeconds)} CPU-s meanwhile)`,
+    );
     // A refresh must come due after the fan-out is done: the first token lives long
     // enough that half its lifetime (minus at most 10% jitter) clears a generous
     // estimate of the fan-out; the token of the first refresh as well (for the
@@ -517,6 +532,7 @@ async function main(): Promise<void> {
     // The CPU readings come first: the fan-out's clock starts at the apply.
     const fanoutCpuStart = await op.cpuSeconds();
     const fanoutServerStart = await binaryCpuSeconds(controlPlaneBinary);
+    const fanoutMachineStart = await machineCpu();
     applyAt = Date.now();
     await applyResource(k, RESOURCE, {
       secretName: SECRET_NAME,
@@ -531,6 +547,7 @@ async function main(): Promise<void> {
       600_000,
     );
     readyAt = Date.now();
+    const fanoutMachine = machineShares(fanoutMachineStart, await machineCpu());
     const fanoutCpuS = (await op.cpuSeconds()) - fanoutCpuStart;
     const fanoutServer = cpuDelta(fanoutServerStart, await binaryCpuSeconds(controlPlaneBinary));
     const operatorWrites = await audit.since(OPERATOR_USER, applyAt);
@@ -556,7 +573,7 @@ async function main(): Promise<void> {
     await verifyFanout(admin, targets, token1?.password ?? "");
     fanoutCalls = ecrCalls(applyAt, readyAt);
     progress(
-      `${tag}fanout_s=${round(fanoutS)} ratio=${round(fanoutS / floorS)} (${fanWrites.length} writes, ${fanoutCalls} AWS calls; applied in ${appliedMs} ms, first request at ${firstRequestMs} ms, token at ${(token1?.issuedAt ?? Number.NaN) - applyAt} ms, first write at ${firstWriteMs} ms; operator CPU ${round(fanoutCpuS)} s, control plane CPU ${fanoutServer.text}); ${r1.status?.conditions?.[0]?.message}`,
+      `${tag}fanout_s=${round(fanoutS)} ratio=${round(fanoutS / floorS)} (${fanWrites.length} writes, ${fanoutCalls} AWS calls; applied in ${appliedMs} ms, first request at ${firstRequestMs} ms, token at ${(token1?.issuedAt ?? Number.NaN) - applyAt} ms, first write at ${firstWriteMs} ms; operator CPU ${round(fanoutCpuS)} s, control plane CPU ${fanoutServer.text}; ${sharesText(fanoutMachine)}); ${r1.status?.conditions?.[0]?.message}`,
     );
     await sampleMemory("fan-out");
     rounds.push({
@@ -824,8 +841,8 @@ async function main(): Promise<void> {
       {
         what: "new_ns_p99_ms",
         value: String(Math.round(p99)),
-        target: "≤ 1000",
-        met: p99 <= 1000 && latencies.missing === 0,
+        target: `≤ ${NEW_NS_P99_TARGET_MS}`,
+        met: p99 <= NEW_NS_P99_TARGET_MS && latencies.missing === 0,
       },
       { what: "  new namespace max ms", value: String(Math.round(Math.max(...latencies.done))) },
     );
@@ -838,15 +855,14 @@ async function main(): Promise<void> {
       {
         what: `rss_mb (peak; ${N + NEW_NS} targets, ${UNRELATED} unrelated Secrets)`,
         value: fmt(mem.peakMb, 1),
-        target: "≤ 150",
-        met: mem.peakMb <= 150,
+        target: `≤ ${RSS_TARGET_MB}`,
+        met: mem.peakMb <= RSS_TARGET_MB,
       },
       { what: "rss_base_mb (peak; none of them)", value: fmt(rssBase ?? Number.NaN, 1) },
       {
         what: "rss_mb − rss_base_mb",
         value: fmt(mem.peakMb - (rssBase ?? 0), 1),
-        target: "≤ 30",
-        met: mem.peakMb - (rssBase ?? 0) <= 30,
+        ...(LARGE ? {} : { target: "≤ 30", met: mem.peakMb - (rssBase ?? 0) <= 30 }),
       },
       { what: "  rss now (VmRSS)", value: fmt(mem.rssMb, 1) },
     );
@@ -1007,6 +1023,14 @@ async function floorProcess(opts: {
     process.execPath,
     [
       ...IMAGE_NODE_FLAGS,
+      // Profiled beside the operator, to compare the two (file name floor-*.cpuprofile).
+      ...(opt["cpu-prof"]
+        ? [
+            "--cpu-prof",
+            `--cpu-prof-dir=${opt["cpu-prof"]}`,
+            `--cpu-prof-name=${opts.name}.cpuprofile`,
+          ]
+        : []),
       "--import",
       join(repoRoot, "scripts/ts-hooks.mjs"),
       join(repoRoot, "bench/floor.ts"),
@@ -1036,6 +1060,12 @@ async function floorProcess(opts: {
     throw new Error(`failed to run the floor process (exit ${code}): ${err.trim() || out.trim()}`);
   }
   return JSON.parse(line) as FloorResult;
+}
+
+/** The machine's stolen and idle CPU over a window, as printed beside each round. */
+function sharesText(shares: { steal: number; idle: number }): string {
+  const pct = (x: number) => `${round(x * 100, 1)} %`;
+  return `machine: ${pct(shares.steal)} stolen, ${pct(shares.idle)} idle`;
 }
 
 /** Checks every target's Secret holds `password` and its default ServiceAccount references it. */
