@@ -351,32 +351,22 @@ export function cpuDelta(
   };
 }
 
-/** The machine's CPU time so far, in seconds summed over its cores (/proc/stat's `cpu` line, 100 ticks a second). */
+/** The machine's CPU time so far, in seconds summed over its cores. */
 export interface MachineCpu {
   /** user, nice, system, irq and softirq: work done by this machine. */
   busy: number;
+  /** idle and iowait. */
   idle: number;
   /** Time the hypervisor gave this machine's virtual cores to someone else. */
   steal: number;
 }
 
+/** Reads /proc/stat's `cpu` line (user nice system idle iowait irq softirq steal …, 100 ticks a second; proc(5)). */
 export async function machineCpu(): Promise<MachineCpu> {
   const line = (await readFile("/proc/stat", "utf8")).split("\n", 1)[0] ?? "";
-  // cpu user nice system idle iowait irq softirq steal guest guest_nice (proc(5))
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
-    .split(/\s+/)
-    .slice(1, 9)
-    .map((v) => Number(v) / 100) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
+  const ticks = line.split(/\s+/).slice(1).map(Number);
+  const s = (...at: number[]) => at.reduce((sum, i) => sum + (ticks[i] ?? 0), 0) / 100;
+  return { busy: s(0, 1, 2, 5, 6), idle: s(3, 4), steal: s(7) };
 }
 
 /**

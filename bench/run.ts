@@ -140,7 +140,8 @@ if (ROUNDS > 1 && ONLY !== "fanout" && ONLY !== "unthrottled")
 const RATIO_TARGET = ONLY === "unthrottled" ? 1.2 : N >= 10_000 ? 1.05 : 1.5;
 /**
  * Peak RSS (MB) and new-namespace p99 (ms): issue 20's at 10,000 namespaces,
- * else the first issue's (whose RSS over the base, ≤ 30 MB, holds at 1,000 only).
+ * else the original 1,000-namespace targets (with RSS over the base ≤ 30 MB,
+ * which holds only there).
  */
 const LARGE = N >= 10_000;
 const RSS_TARGET_MB = LARGE ? 160 : 150;
