@@ -51,6 +51,11 @@ export function makeInformers(
         kube.list<Cached<ECRPullSecret>>(ECR_PULL_SECRETS, { limit, continueToken }),
       onActivity: activity(PLURAL),
       transform: trimMeta,
+      // A resource's own status write (its registries) changes which waiting
+      // Pods it covers: the pull-failure watch must hear of it. Secrets and
+      // ServiceAccounts stay quiet: their handlers would only enqueue the
+      // pass that wrote them.
+      tellObserved: true,
     }),
     namespaces: new Informer(kube, {
       resource: "namespaces",

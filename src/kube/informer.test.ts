@@ -169,6 +169,42 @@ describe("Informer", () => {
     expect(transformed).toEqual(["mine@7", "mine@8"]);
   });
 
+  it("with tellObserved, tells its own write once, at observe(), and not again for the echo", async () => {
+    // A resource's status write: the pull-failure watch must hear of it,
+    // though the watch's copy of that version is dropped as known.
+    let send: (() => void) | undefined;
+    const { kc } = await watchEndpoint((_n, _url, write) => {
+      send = () => {
+        write({ type: "MODIFIED", object: secret("mine", "7") });
+        write({ type: "MODIFIED", object: secret("mine", "8") });
+      };
+    });
+    const informer = new Informer<KubernetesObject>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      list: async () => ({ items: [secret("mine", "6")], metadata: { resourceVersion: "6" } }),
+      tellObserved: true,
+    });
+    const seen: string[] = [];
+    informer.on((event, obj, old) =>
+      seen.push(`${event} ${old?.metadata?.resourceVersion}→${obj.metadata?.resourceVersion}`),
+    );
+    informer.start();
+    await informer.synced;
+    const deadline = Date.now() + 5_000;
+    while (!send && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    informer.observe(secret("mine", "7"));
+    // An older answer (a write that raced the watch) tells nothing.
+    informer.observe(secret("mine", "5"));
+    // A first sight by observe() is an add.
+    informer.observe(secret("new", "7"));
+    send?.();
+    while (informer.get("ns", "mine")?.metadata?.resourceVersion !== "8" && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    informer.stop();
+    expect(seen).toEqual(["add undefined→6", "update 6→7", "add undefined→7", "update 7→8"]);
+  });
+
   it("relists after a backoff when the watch connection fails", async () => {
     const { kc } = await watchEndpoint((n, _url, write) => {
       if (n === 1) server?.closeAllConnections();

@@ -40,6 +40,14 @@ export interface InformerOptions<T> {
   maxBackoffMs?: number;
   /** Trims an object before it is stored (drop managedFields and what is never read). */
   transform?: (obj: T) => T;
+  /**
+   * observe() tells the handlers of what it stores, as the watch would have:
+   * the watch's echo of that version is dropped as known, so without this
+   * the handlers never hear of the process's own writes. For caches whose
+   * handlers must (a status write that changes what other parts read);
+   * off where they would only rerun the pass that made the write.
+   */
+  tellObserved?: boolean;
 }
 
 /** How long a deletion is remembered against a late answer to our own write. */
@@ -114,7 +122,9 @@ export class Informer<T extends KubernetesObject> {
     if (cached && Number.isFinite(cachedRv) && cachedRv >= rv) return;
     const deleted = this.deleted.get(key);
     if (!cached && deleted && deleted.rv >= rv) return;
-    this.put(key, this.opts.transform ? this.opts.transform(obj) : obj);
+    const stored = this.opts.transform ? this.opts.transform(obj) : obj;
+    this.put(key, stored);
+    if (this.opts.tellObserved) this.emit(cached ? "update" : "add", stored, cached);
   }
 
   /** The objects of one namespace, without copying (do not write to the cache while iterating). */

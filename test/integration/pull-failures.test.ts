@@ -35,7 +35,8 @@ const LATE = "pf-late"; // Pods admitted before the ServiceAccount was patched
 const RECREATE = "pf-recreate";
 const SECRETS_NS = "pf-secret";
 const MANY = "pf-many";
-const NAMESPACES = [LATE, RECREATE, SECRETS_NS, MANY];
+const BEFORE = "pf-before"; // a Pod already failing when its resource comes
+const NAMESPACES = [LATE, RECREATE, SECRETS_NS, MANY, BEFORE];
 
 let stack: Stack;
 let op: InProcessOperator;
@@ -122,7 +123,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(["pf-late", "pf-recreate", "pf-secret"].map((name) => deleteResource(k, name)));
+  await Promise.all(
+    ["pf-late", "pf-recreate", "pf-secret", "pf-before"].map((name) => deleteResource(k, name)),
+  );
   await deleteNamespaces(k, [...NAMESPACES, OPS]);
   await stack?.stop();
 });
@@ -184,6 +187,47 @@ describe("pull-failure watch", () => {
     });
     const after = await op.metrics.uncoveredPods.get();
     expect(after.values.filter((v) => v.labels.resource === "pf-late")).toEqual([]);
+  });
+
+  it("judges a Pod that was failing before its resource came once the resource's registries are known, with no new Pod event", async () => {
+    // Failing first: no resource serves the namespace yet, so nothing is said.
+    const pod = await k.core.createNamespacedPod({
+      namespace: BEFORE,
+      body: { metadata: { name: "waiting" }, spec: podSpec() },
+    });
+    await failPull(BEFORE, "waiting");
+    // The resource's first pass writes status.registries (its own write,
+    // whose watch echo the cache drops as known); the Pod does not change again.
+    await applyResource(k, "pf-before", {
+      secretName: "ecr-before",
+      namespaces: [BEFORE],
+      registries: [{ accountId: ACCOUNT }],
+    });
+    await readyWithSecretOnDefaultSA("pf-before", BEFORE, "ecr-before");
+    const warning = await waitFor(
+      "the Warning on the Pod",
+      async () =>
+        (await podEvents(BEFORE, "waiting")).find((e) => e.reason === "PodMissingPullSecret"),
+      { timeoutMs: 5_000, intervalMs: 50 },
+    );
+    expect(warning).toMatchObject({
+      type: "Warning",
+      involvedObject: { kind: "Pod", namespace: BEFORE, name: "waiting", uid: pod.metadata?.uid },
+    });
+    expect(warning.message).toContain(
+      `Pod ${BEFORE}/waiting waits on ${IMAGE} (ImagePullBackOff) without the pull Secret ecr-before of ECRPullSecret pf-before`,
+    );
+    const r = await waitFor(
+      "status.uncoveredPods",
+      async () => {
+        const r = await getResource(k, "pf-before");
+        return r?.status?.uncoveredPods?.count === 1 ? r : undefined;
+      },
+      { timeoutMs: 5_000 },
+    );
+    expect(r.status?.uncoveredPods?.pods).toEqual([
+      { namespace: BEFORE, name: "waiting", image: IMAGE, reason: "ImagePullBackOff" },
+    ]);
   });
 
   it("with Recreate, deletes a ReplicaSet's Pod once so its replacement carries the Secret, and never a bare Pod", async () => {
