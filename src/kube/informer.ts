@@ -112,6 +112,8 @@ export class Informer<T extends KubernetesObject> {
    * Records an object this process just wrote, so the next pass does not act
    * on the older copy before the watch delivers the new one. Only moves the
    * cache forward (resourceVersions are etcd revisions on every real server).
+   * With `tellObserved` the handlers hear of it here, within the writer's
+   * call, as they would of a watch event.
    */
   observe(obj: T): void {
     const key = keyOf(obj);
