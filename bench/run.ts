@@ -36,6 +36,7 @@ import {
 import { builtClient, builtModules, type FloorResult, floorWrites } from "./floor.js";
 import {
   AuditTail,
+  type AuditWrite,
   binaryCpuSeconds,
   cpuDelta,
   describeWrite,
@@ -855,14 +856,7 @@ async function main(): Promise<void> {
     await sampleMemory("20-resource refresh");
     // --- Rest ------------------------------------------------------------------------
     progress("rest: waiting for the operator's writes to stop");
-    await waitFor(
-      "3 s without a write by the operator",
-      async () => {
-        const last = (await audit.since(OPERATOR_USER, Date.now() - 3_000)).length;
-        return last === 0 ? true : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 500 },
-    );
+    await waitForQuiet(audit);
     const idleStart = Date.now();
     const cpuStart = await op.cpuSeconds();
     progress(`rest: counting writes and AWS calls for ${IDLE_S}s`);
@@ -990,64 +984,28 @@ async function main(): Promise<void> {
     // --- Cold start at this size: the operator restarted over all of the above -------
     // Before the every-output resource, whose 60 s tokens would rightly be
     // fetched again: every token in place here lives 12 h.
-    progress("cold start: waiting for the operator's writes to stop, then restarting it");
-    await waitFor(
-      "3 s without a write by the operator",
-      async () =>
-        (await audit.since(OPERATOR_USER, Date.now() - 3_000)).length === 0 ? true : undefined,
-      { timeoutMs: 120_000, intervalMs: 500 },
-    );
     const resources = (
       (await k.custom.listClusterCustomObject({
         group: GROUP,
         version: VERSION,
         plural: PLURAL,
-      })) as {
-        items: ECRPullSecret[];
-      }
+      })) as { items: ECRPullSecret[] }
     ).items.length;
-    await op.stop();
-    const restartAt = Date.now();
-    const restarted = await startOperator();
-    op = restarted;
-    // Every resource has had a pass in the new process, and its queue is empty.
-    await waitFor(
-      `${resources} passes in the restarted operator`,
-      async () => {
-        const text = await metricsOf(restarted);
-        const passes = metricSum(text, "ecr_creds_refresher_reconcile_duration_seconds_count");
-        const depth = metricSum(text, "ecr_creds_refresher_queue_depth");
-        return passes >= resources && depth === 0 ? true : undefined;
-      },
-      { timeoutMs: 600_000, intervalMs: 200 },
-    );
-    const coldS = (Date.now() - restartAt) / 1000;
-    // Anything the passes would still write lands within 3 s.
-    await sleep(3_000);
-    await verifyFanout(admin, targets, aws.issued().at(-1)?.password ?? "");
-    const coldWrites = await audit.since(OPERATOR_USER, restartAt);
-    const coldCalls = ecrCalls(restartAt);
-    for (const w of coldWrites.slice(0, 10)) notes.push(`cold-start write: ${describeWrite(w)}`);
-    result.coldstart_s = round(coldS);
-    result.coldstart_writes = coldWrites.length;
-    result.coldstart_aws_calls = coldCalls;
-    rows.push(
-      {
-        what: `coldstart_s (restart → ${resources} passes done over ${N + NEW_NS} namespaces)`,
-        value: fmt(coldS),
-      },
-      {
-        what: "coldstart_writes",
-        value: String(coldWrites.length),
-        target: "= 0",
-        met: coldWrites.length === 0,
-      },
-      {
-        what: "coldstart_aws_calls",
-        value: String(coldCalls),
-        target: "= 0",
-        met: coldCalls === 0,
-      },
+    const cold = await coldStart({
+      audit,
+      op,
+      start: () => startOperator(),
+      metricsOf,
+      resources,
+      verify: () => verifyFanout(admin, targets, aws.issued().at(-1)?.password ?? ""),
+    });
+    op = cold.op;
+    reportColdStart(
+      result,
+      `restart → ${resources} passes done over ${N + NEW_NS} namespaces`,
+      cold.seconds,
+      await audit.since(OPERATOR_USER, cold.restartAt),
+      ecrCalls(cold.restartAt),
     );
     await sampleMemory("cold start");
 
@@ -1057,12 +1015,7 @@ async function main(): Promise<void> {
 
   if (ONLY === "idle-cpu") {
     progress("rest: waiting for the operator's writes to stop");
-    await waitFor(
-      "3 s without a write by the operator",
-      async () =>
-        (await audit.since(OPERATOR_USER, Date.now() - 3_000)).length === 0 ? true : undefined,
-      { timeoutMs: 120_000, intervalMs: 500 },
-    );
+    await waitForQuiet(audit);
     const idleStart = Date.now();
     const cpuStart = await op.cpuSeconds();
     progress(`rest: measuring CPU for ${IDLE_S}s with ${N} namespaces served`);
@@ -1116,6 +1069,76 @@ async function main(): Promise<void> {
 }
 
 /** CPU-seconds the operator used over a rest window, scaled to an hour. */
+/** Waits until the operator has written nothing for 3 s (the audit log). */
+async function waitForQuiet(audit: AuditTail): Promise<void> {
+  await waitFor(
+    "3 s without a write by the operator",
+    async () =>
+      (await audit.since(OPERATOR_USER, Date.now() - 3_000)).length === 0 ? true : undefined,
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
+}
+
+/**
+ * A cold start: waits for the operator's writes to stop, stops it and starts
+ * a new one (`start`), and waits until `resources` passes are done in it
+ * with an empty queue; then `verify`, and 3 s for anything the passes would
+ * still write. Resolves with the new process, the seconds from the restart
+ * to those passes, and the restart's time (for the writes and AWS calls).
+ */
+async function coldStart(opts: {
+  audit: AuditTail;
+  op: OperatorProcess;
+  start: () => Promise<OperatorProcess>;
+  metricsOf: (op: OperatorProcess) => Promise<string>;
+  resources: number;
+  verify: () => Promise<void>;
+}): Promise<{ op: OperatorProcess; seconds: number; restartAt: number }> {
+  progress("cold start: waiting for the operator's writes to stop, then restarting it");
+  await waitForQuiet(opts.audit);
+  await opts.op.stop();
+  const restartAt = Date.now();
+  const op = await opts.start();
+  await waitFor(
+    `${opts.resources} passes in the restarted operator`,
+    async () => {
+      const text = await opts.metricsOf(op);
+      const passes = metricSum(text, "ecr_creds_refresher_reconcile_duration_seconds_count");
+      const depth = metricSum(text, "ecr_creds_refresher_queue_depth");
+      return passes >= opts.resources && depth === 0 ? true : undefined;
+    },
+    { timeoutMs: 600_000, intervalMs: 200 },
+  );
+  const seconds = (Date.now() - restartAt) / 1000;
+  await opts.verify();
+  await sleep(3_000);
+  return { op, seconds, restartAt };
+}
+
+/** The cold start's rows and result fields: its time, and 0 writes and 0 AWS calls wanted. */
+function reportColdStart(
+  result: Record<string, number | string | null>,
+  what: string,
+  seconds: number,
+  writes: readonly AuditWrite[],
+  calls: number,
+): void {
+  for (const w of writes.slice(0, 10)) notes.push(`cold-start write: ${describeWrite(w)}`);
+  result.coldstart_s = round(seconds);
+  result.coldstart_writes = writes.length;
+  result.coldstart_aws_calls = calls;
+  rows.push(
+    { what: `coldstart_s (${what})`, value: fmt(seconds) },
+    {
+      what: "coldstart_writes",
+      value: String(writes.length),
+      target: "= 0",
+      met: writes.length === 0,
+    },
+    { what: "coldstart_aws_calls", value: String(calls), target: "= 0", met: calls === 0 },
+  );
+}
+
 async function cpuAtRest(
   op: OperatorProcess,
   cpuStart: number,
@@ -1531,47 +1554,24 @@ async function runSources(ctx: SourcesContext): Promise<Record<string, number | 
   );
 
   if (ONLY === "coldstart") {
-    progress("cold start: waiting for the operator's writes to stop, then restarting it");
-    await waitFor(
-      "3 s without a write by the operator",
-      async () =>
-        (await audit.since(OPERATOR_USER, Date.now() - 3_000)).length === 0 ? true : undefined,
-      { timeoutMs: 120_000, intervalMs: 500 },
-    );
-    await op.stop();
-    const t2 = Date.now();
-    op = await ctx.startOperator();
-    // Every resource has had a pass in the new process, and its queue is empty.
-    await waitFor(
-      `${M} passes in the restarted operator`,
-      async () => {
-        const text = await ctx.metricsOf(op);
-        const passes = metricSum(text, "ecr_creds_refresher_reconcile_duration_seconds_count");
-        const depth = metricSum(text, "ecr_creds_refresher_queue_depth");
-        return passes >= M && depth === 0 ? true : undefined;
+    const cold = await coldStart({
+      audit,
+      op,
+      start: () => ctx.startOperator(),
+      metricsOf: ctx.metricsOf,
+      resources: M,
+      verify: async () => {
+        if (!(await allHold(2)))
+          throw new Error("failed to verify the cold start: a source lost its token");
       },
-      { timeoutMs: 600_000, intervalMs: 200 },
-    );
-    const readyS = (Date.now() - t2) / 1000;
-    await allHold(2).then((ok) => {
-      if (!ok) throw new Error("failed to verify the cold start: a source lost its token");
     });
-    await sleep(3_000);
-    const writes = await audit.since(OPERATOR_USER, t2);
-    const calls = tokenCalls(t2).length;
-    for (const w of writes.slice(0, 10)) notes.push(`cold-start write: ${describeWrite(w)}`);
-    result.coldstart_s = round(readyS);
-    result.coldstart_writes = writes.length;
-    result.coldstart_aws_calls = calls;
-    rows.push(
-      { what: `coldstart_s (restart → ${M} passes done)`, value: fmt(readyS) },
-      {
-        what: "coldstart_writes",
-        value: String(writes.length),
-        target: "= 0",
-        met: writes.length === 0,
-      },
-      { what: "coldstart_aws_calls", value: String(calls), target: "= 0", met: calls === 0 },
+    op = cold.op;
+    reportColdStart(
+      result,
+      `restart → ${M} passes done`,
+      cold.seconds,
+      await audit.since(OPERATOR_USER, cold.restartAt),
+      tokenCalls(cold.restartAt).length,
     );
   }
   const all = aws.calls({ errorCode: "ThrottlingException" }).length;
