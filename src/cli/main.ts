@@ -68,7 +68,7 @@ async function run(config: OperatorConfig, log: Logger): Promise<number> {
   if (config.metricsAddress !== "0")
     servers.push(await serveHealth(config.metricsAddress, metrics, checks));
   if (config.healthAddress !== "0" && config.healthAddress !== config.metricsAddress) {
-    servers.push(await serveHealth(config.healthAddress, metrics, checks));
+    servers.push(await serveHealth(config.healthAddress, undefined, checks));
   }
 
   let onStartedLeading = () => {};

@@ -1,4 +1,6 @@
-// /metrics, /healthz and /readyz on one small HTTP server.
+// /metrics, /healthz and /readyz on one small HTTP server. The probe port
+// serves /metrics only when it is also the metrics address: with metrics off
+// ('0'), nothing on the probe port tells anyone what the operator serves.
 import { createServer, type Server } from "node:http";
 import type { Metrics } from "./metrics.js";
 
@@ -21,16 +23,19 @@ export function parseAddress(address: string): { host: string; port: number } {
   return { host: host.replace(/^\[|\]$/g, ""), port };
 }
 
-/** Serves metrics and probes; resolves with the server once it listens. */
+/**
+ * Serves the probes, and /metrics when `metrics` is given (undefined: 404);
+ * resolves with the server once it listens.
+ */
 export async function serveHealth(
   address: string,
-  metrics: Metrics,
+  metrics: Metrics | undefined,
   checks: HealthChecks,
 ): Promise<Server> {
   const { host, port } = parseAddress(address);
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
-    if (path === "/metrics") {
+    if (path === "/metrics" && metrics) {
       metrics.registry
         .metrics()
         .then((body) => {
