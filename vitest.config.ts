@@ -25,6 +25,19 @@ export default defineConfig({
           hookTimeout: 300_000,
         },
       },
+      {
+        test: {
+          name: "node",
+          // A real node (kubelet, containerd) per file, with its own control
+          // plane: root and Linux only (test/node/world.ts says when skipped).
+          include: ["test/node/**/*.test.ts"],
+          fileParallelism: false,
+          // After the unit and integration files, not beside them: two cores.
+          sequence: { groupOrder: 1 },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
     ],
   },
 });

@@ -20,6 +20,7 @@ bash scripts/build-helm.sh  # helm lint/template for the chart tests; helm pull 
 bash scripts/build-keyring.sh  # the kubelet's own keyring over a Pod's pull Secrets
 bash scripts/build-crane.sh  # Kaniko's keychain reading the config.json output
 bash scripts/build-promtool.sh  # promtool check/test rules for the chart's alerts
+bash scripts/build-node.sh  # kubelet, containerd, runc and CNI for the node tests (root and Linux only)
 
 if [ ! -x .cache/venv/bin/moto_server ]; then
   echo "==> moto (PyPI) into .cache/venv"

@@ -44,7 +44,7 @@ export function sha256Digest(bytes: Buffer): string {
 }
 
 /** One regular file in a ustar archive; mtime 0 and root ownership keep it reproducible. */
-export function tarFile(name: string, content: Buffer): Buffer {
+export function tarFile(name: string, content: Buffer, mode = 0o644): Buffer {
   const header = Buffer.alloc(512);
   const field = (offset: number, length: number, value: string): void => {
     header.write(value, offset, length, "ascii");
@@ -52,7 +52,7 @@ export function tarFile(name: string, content: Buffer): Buffer {
   const octal = (value: number, length: number): string =>
     `${value.toString(8).padStart(length - 1, "0")}\0`;
   field(0, 100, name);
-  field(100, 8, octal(0o644, 8));
+  field(100, 8, octal(mode, 8));
   field(108, 8, octal(0, 8));
   field(116, 8, octal(0, 8));
   field(124, 12, octal(content.length, 12));

@@ -38,6 +38,8 @@ export interface RegistryDoubleOptions {
    * oci://HOST/charts/<name> --version <version>`. Default none.
    */
   charts?: { name: string; version: string; repository?: string }[];
+  /** The image every repository serves; default the small demo image (buildImage()). */
+  image?: Image;
   /** Serve HTTPS with a certificate for 127.0.0.1/localhost made at start. Default false. */
   tls?: boolean;
   realm?: string;
@@ -79,7 +81,7 @@ export class RegistryDouble {
   readonly image: Image;
   /** Charts by repository name. */
   readonly charts: ReadonlyMap<string, ChartArtifact>;
-  private readonly options: Required<Omit<RegistryDoubleOptions, "realm" | "charts">> & {
+  private readonly options: Required<Omit<RegistryDoubleOptions, "realm" | "charts" | "image">> & {
     realm: string;
   };
   private refusing = false;
@@ -98,7 +100,7 @@ export class RegistryDouble {
       tls: options.tls ?? false,
       realm: options.realm ?? "ecr-registry-double",
     };
-    this.image = buildImage();
+    this.image = options.image ?? buildImage();
     this.charts = new Map(
       (options.charts ?? []).map((c) => [
         c.repository ?? `charts/${c.name}`,

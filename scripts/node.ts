@@ -1,0 +1,60 @@
+// `npm run node [-- --kubeconfig-out PATH]`: the control plane plus one real
+// node (containerd, kubelet, the CNI bridge), the AWS double and a registry
+// double serving images under 111122223333.dkr.ecr.us-east-1.amazonaws.com,
+// with the ECRPullSecret CRD installed, until Ctrl-C. Root and Linux only;
+// build first with `bash scripts/build-node.sh` (setup.sh does).
+import { copyFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { AwsDouble } from "../test/aws-double/index.js";
+import { startControlPlane } from "../test/harness/controlplane.js";
+import { installCrd, testKube } from "../test/harness/kube.js";
+import {
+  ECR_HOST,
+  NODE_IP,
+  NODE_REPOSITORIES,
+  nodeWorldUnavailable,
+  startNode,
+} from "../test/harness/node.js";
+
+const { values } = parseArgs({ options: { "kubeconfig-out": { type: "string" } } });
+const unavailable = nodeWorldUnavailable();
+if (unavailable) {
+  console.error(`npm run node: ${unavailable}`);
+  process.exit(1);
+}
+const started = Date.now();
+const aws = new AwsDouble();
+// On loopback: the operator's Pod runs on the host network and reaches it there.
+const { url: awsUrl } = await aws.start();
+const cp = await startControlPlane({ progress: (line) => console.log(line) });
+await installCrd(testKube(cp.kubeconfigPath));
+const node = await startNode({
+  cp,
+  validatePassword: (password, at) => aws.isValidPassword(password, at),
+  progress: (line) => console.log(line),
+});
+let kubeconfig = cp.kubeconfigPath;
+if (values["kubeconfig-out"]) {
+  kubeconfig = resolve(values["kubeconfig-out"]);
+  await copyFile(cp.kubeconfigPath, kubeconfig);
+}
+console.log(`kubeconfig: ${kubeconfig}`);
+console.log(`AWS double: ${awsUrl}`);
+console.log(`node: ${NODE_IP} on its own bridge`);
+console.log(`registry double: ${node.registry.url}, served to the node as ${ECR_HOST}`);
+console.log(`images: ${NODE_REPOSITORIES.map((r) => node.imageRef(r)).join(", ")}`);
+console.log(`ready in ${((Date.now() - started) / 1000).toFixed(1)}s (Ctrl-C stops it)`);
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  console.log("stopping the node and the control plane…");
+  await node.stop();
+  await cp.stop();
+  await aws.close();
+  process.exit(0);
+};
+process.on("SIGINT", () => void stop());
+process.on("SIGTERM", () => void stop());
