@@ -19,6 +19,7 @@ bash scripts/build-controlplane.sh
 bash scripts/build-helm.sh  # helm lint/template for the chart tests; helm pull oci:// for Argo CD's Secret
 bash scripts/build-keyring.sh  # the kubelet's own keyring over a Pod's pull Secrets
 bash scripts/build-crane.sh  # Kaniko's keychain reading the config.json output
+bash scripts/build-rolesanywhere-helper.sh  # AWS's Roles Anywhere signer, the independent check of the double
 bash scripts/build-promtool.sh  # promtool check/test rules for the chart's alerts
 bash scripts/build-node.sh  # kubelet, containerd, runc and CNI for the node tests (root and Linux only)
 

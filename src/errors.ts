@@ -65,6 +65,9 @@ export const errorCatalogue = {
   CredentialsSecretNotFound: {
     notFound: (p: ObjectParams) =>
       `failed to read AWS credentials: Secret ${p.namespace}/${p.name} not found; create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or fix spec.credentials.secretRef`,
+    // IAM Roles Anywhere (src/aws/roles-anywhere.ts).
+    certificate: (p: ObjectParams) =>
+      `failed to read the IAM Roles Anywhere certificate: Secret ${p.namespace}/${p.name} not found; create it (a cert-manager Certificate with this secretName) or fix credentials.rolesAnywhere.certificateSecretRef`,
   },
   CredentialsSecretInvalid: {
     missingKey: (p: SecretKeyParams) =>
@@ -75,6 +78,11 @@ export const errorCatalogue = {
       `failed to read AWS credentials: ${p.key} in ${p.secret} is empty`,
     whitespace: (p: SecretKeyParams) =>
       `failed to read AWS credentials: ${p.key} in ${p.secret} has leading or trailing white space (often a trailing newline); store the key without it`,
+    // IAM Roles Anywhere (src/aws/roles-anywhere.ts).
+    certificate: (p: { secret: string; reason: string }) =>
+      `failed to read the IAM Roles Anywhere certificate in ${p.secret}: ${p.reason}; it must be a kubernetes.io/tls Secret with the certificate and its intermediates in tls.crt and the certificate's RSA or ECDSA private key in tls.key (PEM)`,
+    certificateNotValid: (p: { secret: string; certificate: string; reason: string }) =>
+      `failed to use the IAM Roles Anywhere certificate in ${p.secret} (${p.certificate}): ${p.reason}; renew it (cert-manager renews before expiry: check the Certificate's status and its Issuer)`,
   },
   CredentialsInvalid: {
     none: (p: StepParams) =>
@@ -83,6 +91,16 @@ export const errorCatalogue = {
       `failed to ${p.step}: AWS refused ${p.source} (${p.detail}); replace them with valid keys or fix the identity`,
     noKubeClient: (p: { source: string }) =>
       `failed to use the web identity of ${p.source}: no Kubernetes client to request its token with`,
+    // IAM Roles Anywhere (src/aws/roles-anywhere.ts).
+    certificateRefused: (p: {
+      secret: string;
+      certificate: string;
+      trustAnchorArn: string;
+      profileArn: string;
+      roleArn: string;
+      detail: string;
+    }) =>
+      `failed to create an IAM Roles Anywhere session for role ${p.roleArn} with the certificate in ${p.secret} (${p.certificate}): Roles Anywhere refused it (${p.detail}); the certificate must chain to the CA of trust anchor ${p.trustAnchorArn} and be valid now, profile ${p.profileArn} must list the role, and the role must trust rolesanywhere.amazonaws.com`,
   },
   RoleNotAssumable: {
     webIdentity: (p: StepParams) =>

@@ -205,6 +205,90 @@ export const webIdentitySchema: SchemaProps = {
   },
 };
 
+// --- IAM Roles Anywhere (issue 33): an X.509 certificate from a
+// kubernetes.io/tls Secret buys temporary credentials through CreateSession.
+
+const arnPartitions = `(${PARTITIONS.map((p) => p.id).join("|")})`;
+/** arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/<uuid> */
+export const TRUST_ANCHOR_ARN_PATTERN = `^arn:${arnPartitions}:rolesanywhere:${REGION_SOURCE}:[0-9]{12}:trust-anchor/[a-f0-9-]{36}$`;
+/** arn:aws:rolesanywhere:us-east-1:123456789012:profile/<uuid> */
+export const PROFILE_ARN_PATTERN = `^arn:${arnPartitions}:rolesanywhere:${REGION_SOURCE}:[0-9]{12}:profile/[a-f0-9-]{36}$`;
+
+export const certificateSecretReferenceSchema: SchemaProps = {
+  type: "object",
+  description:
+    "A kubernetes.io/tls Secret (as cert-manager's Certificate writes it): tls.crt holds the certificate and its intermediates, tls.key its RSA or ECDSA private key.",
+  required: ["name", "namespace"],
+  properties: {
+    name: {
+      type: "string",
+      description: "Name of the Secret.",
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS1123_SUBDOMAIN_PATTERN,
+    },
+    namespace: {
+      type: "string",
+      description: "Namespace of the Secret.",
+      minLength: 1,
+      maxLength: 63,
+      pattern: NAMESPACE_NAME_PATTERN,
+    },
+  },
+};
+
+export const rolesAnywhereSchema: SchemaProps = {
+  type: "object",
+  description:
+    "IAM Roles Anywhere: the operator signs rolesanywhere:CreateSession with the certificate and key of a kubernetes.io/tls Secret and uses the session's credentials. No AWS keys and no public OIDC issuer; the certificate must chain to the trust anchor's CA (docs/identity.md).",
+  required: ["trustAnchorArn", "profileArn", "roleArn", "certificateSecretRef"],
+  properties: {
+    trustAnchorArn: {
+      type: "string",
+      description:
+        "The trust anchor whose CA issued the certificate, e.g. arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/<id>.",
+      maxLength: 2048,
+      pattern: TRUST_ANCHOR_ARN_PATTERN,
+    },
+    profileArn: {
+      type: "string",
+      description:
+        "The Roles Anywhere profile naming roleArn, in the trust anchor's region, e.g. arn:aws:rolesanywhere:us-east-1:123456789012:profile/<id>.",
+      maxLength: 2048,
+      pattern: PROFILE_ARN_PATTERN,
+    },
+    roleArn: {
+      type: "string",
+      description:
+        "The IAM role the session is for; its trust policy must trust rolesanywhere.amazonaws.com and the profile must list it.",
+      maxLength: 2048,
+      pattern: ROLE_ARN_PATTERN,
+    },
+    sessionDuration: {
+      type: "string",
+      description:
+        "How long each session lasts (Go duration, 15m to 12h; the profile's own limit applies). Default: 1h. Sessions are renewed before they end.",
+      maxLength: 32,
+      pattern: DURATION_PATTERN,
+      "x-kubernetes-validations": [
+        {
+          rule: `!self.matches('${celDurationPattern}') || (duration(self) >= duration('15m') && duration(self) <= duration('12h'))`,
+          message: "rolesAnywhere.sessionDuration must be between 15m and 12h",
+        },
+      ],
+    },
+    certificateSecretRef: certificateSecretReferenceSchema,
+  },
+  "x-kubernetes-validations": [
+    {
+      rule: "self.trustAnchorArn.split(':')[3] == self.profileArn.split(':')[3]",
+      message:
+        "rolesAnywhere.profileArn must be in the region of rolesAnywhere.trustAnchorArn: CreateSession is called in the trust anchor's region",
+      fieldPath: ".profileArn",
+    },
+  ],
+};
+
 export const sessionTagSchema: SchemaProps = {
   type: "object",
   description:
@@ -234,6 +318,7 @@ export const credentialsSchema: SchemaProps = {
   properties: {
     secretRef: secretReferenceSchema,
     webIdentity: webIdentitySchema,
+    rolesAnywhere: rolesAnywhereSchema,
     roleArn: {
       type: "string",
       description:
@@ -260,15 +345,21 @@ export const credentialsSchema: SchemaProps = {
   },
   "x-kubernetes-validations": [
     {
-      rule: "has(self.secretRef) || has(self.webIdentity) || has(self.roleArn)",
+      rule: "has(self.secretRef) || has(self.webIdentity) || has(self.rolesAnywhere) || has(self.roleArn)",
       message:
-        "credentials must set secretRef, webIdentity or roleArn; omit credentials to use the operator's default source",
+        "credentials must set secretRef, webIdentity, rolesAnywhere or roleArn; omit credentials to use the operator's default source",
     },
     {
       rule: "!has(self.secretRef) || !has(self.webIdentity)",
       message:
         "credentials.secretRef and credentials.webIdentity are two different base identities: keep one (roleArn may be assumed on top of either)",
       fieldPath: ".webIdentity",
+    },
+    {
+      rule: "!has(self.rolesAnywhere) || (!has(self.secretRef) && !has(self.webIdentity))",
+      message:
+        "credentials.rolesAnywhere is a base identity of its own: remove secretRef and webIdentity (roleArn may be assumed on top)",
+      fieldPath: ".rolesAnywhere",
     },
     {
       rule: "!has(self.sessionTags) || has(self.roleArn)",
@@ -899,6 +990,8 @@ export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
   [secretReferenceSchema, "SecretReference"],
   [serviceAccountReferenceSchema, "ServiceAccountReference"],
   [webIdentitySchema, "WebIdentitySpec"],
+  [rolesAnywhereSchema, "RolesAnywhereSpec"],
+  [certificateSecretReferenceSchema, "CertificateSecretReference"],
   [sessionTagSchema, "SessionTag"],
   [registrySchema, "RegistrySpec"],
   [secretTemplateSchema, "SecretTemplate"],

@@ -145,6 +145,8 @@ export interface CredentialsSpec {
   secretRef?: SecretReference;
   /** Web identity from the cluster's own ServiceAccount tokens: the operator asks the API server for a short-lived token (TokenRequest; never stored) and exchanges it with sts:AssumeRoleWithWebIdentity for roleArn. Needs the cluster's service-account issuer registered as an IAM OIDC provider (docs/identity.md) and RBAC create on serviceaccounts/token for the ServiceAccount. */
   webIdentity?: WebIdentitySpec;
+  /** IAM Roles Anywhere: the operator signs rolesanywhere:CreateSession with the certificate and key of a kubernetes.io/tls Secret and uses the session's credentials. No AWS keys and no public OIDC issuer; the certificate must chain to the trust anchor's CA (docs/identity.md). */
+  rolesAnywhere?: RolesAnywhereSpec;
   /** An IAM role to assume (sts:AssumeRole) on top of the base credentials, e.g. arn:aws:iam::123456789012:role/ecr-pull. */
   roleArn?: string;
   /** The external ID the role's trust policy requires; needs roleArn. */
@@ -176,6 +178,28 @@ export interface ServiceAccountReference {
   /** Name of the ServiceAccount. */
   name: string;
   /** Namespace of the ServiceAccount. */
+  namespace: string;
+}
+
+/** IAM Roles Anywhere: the operator signs rolesanywhere:CreateSession with the certificate and key of a kubernetes.io/tls Secret and uses the session's credentials. No AWS keys and no public OIDC issuer; the certificate must chain to the trust anchor's CA (docs/identity.md). */
+export interface RolesAnywhereSpec {
+  /** The trust anchor whose CA issued the certificate, e.g. arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/<id>. */
+  trustAnchorArn: string;
+  /** The Roles Anywhere profile naming roleArn, in the trust anchor's region, e.g. arn:aws:rolesanywhere:us-east-1:123456789012:profile/<id>. */
+  profileArn: string;
+  /** The IAM role the session is for; its trust policy must trust rolesanywhere.amazonaws.com and the profile must list it. */
+  roleArn: string;
+  /** How long each session lasts (Go duration, 15m to 12h; the profile's own limit applies). Default: 1h. Sessions are renewed before they end. */
+  sessionDuration?: string;
+  /** A kubernetes.io/tls Secret (as cert-manager's Certificate writes it): tls.crt holds the certificate and its intermediates, tls.key its RSA or ECDSA private key. */
+  certificateSecretRef: CertificateSecretReference;
+}
+
+/** A kubernetes.io/tls Secret (as cert-manager's Certificate writes it): tls.crt holds the certificate and its intermediates, tls.key its RSA or ECDSA private key. */
+export interface CertificateSecretReference {
+  /** Name of the Secret. */
+  name: string;
+  /** Namespace of the Secret. */
   namespace: string;
 }
 

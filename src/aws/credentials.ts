@@ -1,11 +1,12 @@
 // Where the AWS credentials of a token fetch come from: keys in a Secret, a
 // ServiceAccount token of the cluster exchanged with AssumeRoleWithWebIdentity,
 // or the AWS SDK's default chain (environment, shared config with
-// credential_process as IAM Roles Anywhere uses it, web identity as IRSA sets
-// it up, the container endpoint as EKS Pod Identity sets it up, instance
-// metadata), with an optional role assumed on top through STS (external ID,
-// session tags). The SDK's own providers do all of it; nothing here signs or
-// parses credentials.
+// credential_process, web identity as IRSA sets it up, the container endpoint
+// as EKS Pod Identity sets it up, instance metadata), or IAM Roles Anywhere
+// with the certificate of a kubernetes.io/tls Secret, with an optional role
+// assumed on top through STS (external ID, session tags). The SDK's own
+// providers do all of it but Roles Anywhere's CreateSession, which no SDK
+// signs: src/aws/roles-anywhere.ts does.
 import {
   fromNodeProviderChain,
   fromTemporaryCredentials,
@@ -15,8 +16,18 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smit
 import { DEFAULT_WEB_IDENTITY_AUDIENCE } from "../api/schema.js";
 import { operatorError } from "../errors.js";
 import type { ServiceAccountRef } from "../kube/service-account-token.js";
+import {
+  assertCertificateValid,
+  createSession,
+  DEFAULT_SESSION_SECONDS,
+  describeCertificate,
+  describeSecret,
+  type RolesAnywhereRef,
+  type RolesAnywhereSession,
+  x509IdentityFromSecret,
+} from "./roles-anywhere.js";
 
-export type { ServiceAccountRef };
+export type { RolesAnywhereRef, ServiceAccountRef };
 
 import { awsClientConfig } from "./token.js";
 
@@ -39,6 +50,8 @@ export interface CredentialsRef {
   /** Keys from this Secret; absent (and no webIdentity): the SDK's default chain. */
   secretRef?: SecretRef;
   webIdentity?: WebIdentityRef;
+  /** IAM Roles Anywhere with the certificate of a kubernetes.io/tls Secret. */
+  rolesAnywhere?: RolesAnywhereRef;
   roleArn?: string;
   externalId?: string;
   /** Sent with the AssumeRole of roleArn. */
@@ -54,6 +67,11 @@ function baseKey(ref: CredentialsRef): string {
     const w = ref.webIdentity;
     const sa = w.serviceAccount ? `${w.serviceAccount.namespace}/${w.serviceAccount.name}` : "self";
     return `web:${sa}|${w.roleArn}|aud:${w.audience ?? DEFAULT_WEB_IDENTITY_AUDIENCE}`;
+  }
+  if (ref.rolesAnywhere) {
+    const r = ref.rolesAnywhere;
+    const s = r.certificateSecret;
+    return `ra:${s.namespace}/${s.name}|${r.trustAnchorArn}|${r.profileArn}|${r.roleArn}|${r.sessionSeconds ?? DEFAULT_SESSION_SECONDS}`;
   }
   return "chain";
 }
@@ -81,7 +99,9 @@ export function describeCredentials(ref: CredentialsRef): string {
     ? `the keys in Secret ${ref.secretRef.namespace}/${ref.secretRef.name}`
     : ref.webIdentity
       ? `role ${ref.webIdentity.roleArn} assumed with the web identity of ${describeServiceAccount(ref.webIdentity.serviceAccount)}`
-      : "the AWS SDK's default credential chain";
+      : ref.rolesAnywhere
+        ? `role ${ref.rolesAnywhere.roleArn} through IAM Roles Anywhere with the certificate in ${describeSecret(ref.rolesAnywhere.certificateSecret)}`
+        : "the AWS SDK's default credential chain";
   return ref.roleArn ? `role ${ref.roleArn} assumed with ${base}` : base;
 }
 
@@ -210,6 +230,8 @@ export async function credentialsSteps(
       clientConfig: stsClientConfig(opts),
     });
     baseDescription = `AssumeRoleWithWebIdentity ${web.roleArn} with a token of ServiceAccount ${sa.namespace}/${sa.name} (audience ${audience})`;
+  } else if (ref.rolesAnywhere) {
+    ({ base, description: baseDescription } = await rolesAnywhereStep(ref.rolesAnywhere, opts));
   } else if (ref.secretRef) {
     const data = await opts.readSecret(ref.secretRef);
     if (data === null) throw operatorError("CredentialsSecretNotFound", "notFound", ref.secretRef);
@@ -241,4 +263,62 @@ export async function credentialsSteps(
     }),
   });
   return steps;
+}
+
+/**
+ * IAM Roles Anywhere: the certificate and key of the tls Secret (read anew
+ * for every fetch, so a renewed certificate is used by the next session),
+ * checked for validity before AWS is asked, then one CreateSession per fetch,
+ * kept while its credentials last.
+ */
+async function rolesAnywhereStep(
+  ra: RolesAnywhereRef,
+  opts: ProviderOptions,
+): Promise<{ base: AwsCredentialIdentityProvider; description: string }> {
+  const ref = ra.certificateSecret;
+  const data = await opts.readSecret(ref);
+  if (data === null) throw operatorError("CredentialsSecretNotFound", "certificate", ref);
+  const id = x509IdentityFromSecret(ref, data);
+  const now = Date.now() + (opts.clockOffsetMs ?? 0);
+  const state = assertCertificateValid(ref, id.certificate, now);
+  const certificate = describeCertificate(id.certificate);
+  // Still good, but cert-manager renews at two thirds of the lifetime: one
+  // this close to its end was not renewed, and will fail when it ends.
+  const warning =
+    state.state === "nearExpiry"
+      ? "; less than a tenth of its lifetime is left: check that it is being renewed"
+      : "";
+  let session: Promise<RolesAnywhereSession> | undefined;
+  const base: AwsCredentialIdentityProvider = async () => {
+    session ??= createSession(ra, id, {
+      timeoutMs: opts.timeoutMs,
+      ...(opts.clockOffsetMs ? { clockOffsetMs: opts.clockOffsetMs } : {}),
+    }).catch((err: unknown) => {
+      session = undefined;
+      const code = (err as { name?: string }).name;
+      if (code === "AccessDeniedException") {
+        throw operatorError(
+          "CredentialsInvalid",
+          "certificateRefused",
+          {
+            secret: describeSecret(ref),
+            certificate,
+            trustAnchorArn: ra.trustAnchorArn,
+            profileArn: ra.profileArn,
+            roleArn: ra.roleArn,
+            detail: `${code}: ${(err as Error).message}`.slice(0, 300),
+          },
+          err,
+        );
+      }
+      throw err;
+    });
+    const s = await session;
+    if (s.credentials.expiration.getTime() - Date.now() < 60_000) session = undefined;
+    return s.credentials;
+  };
+  return {
+    base,
+    description: `IAM Roles Anywhere CreateSession for ${ra.roleArn} with the certificate in ${describeSecret(ref)} (${certificate}${warning}), trust anchor ${ra.trustAnchorArn}, profile ${ra.profileArn}`,
+  };
 }

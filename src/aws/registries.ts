@@ -2,10 +2,11 @@
 // token per (credentials, service, region), however many accounts share it —
 // an ECR token opens every registry its principal can reach in the region.
 import { createHash } from "node:crypto";
-import type { CredentialsSpec, ECRPullSecretSpec } from "../api/index.js";
+import type { CredentialsSpec, ECRPullSecretSpec, RolesAnywhereSpec } from "../api/index.js";
 import { PUBLIC_REGISTRY_TOKEN_REGION } from "../api/registry-hosts.js";
+import { parseDuration } from "../api/validate.js";
 import { operatorError } from "../errors.js";
-import type { CredentialsRef } from "./credentials.js";
+import type { CredentialsRef, RolesAnywhereRef } from "./credentials.js";
 import { parseRegistryHost, registryHost } from "./registry-host.js";
 import { type TokenSource, tokenSourceKey } from "./token-cache.js";
 
@@ -16,6 +17,8 @@ export interface OperatorDefaults {
   registry?: string;
   /** Operator-level credentials Secret (AWS_CREDENTIALS_SECRET_NAME / _NAMESPACE). */
   credentialsSecret?: { namespace: string; name: string };
+  /** Operator-level IAM Roles Anywhere source (--roles-anywhere-*); the Secret wins when both are set. */
+  rolesAnywhere?: RolesAnywhereRef;
 }
 
 /** The operator-level defaults from its settings (flags or the seed's environment variables). */
@@ -24,6 +27,12 @@ export function operatorDefaults(settings: {
   registry?: string;
   credentialsSecretName?: string;
   credentialsSecretNamespace?: string;
+  rolesAnywhereTrustAnchorArn?: string;
+  rolesAnywhereProfileArn?: string;
+  rolesAnywhereRoleArn?: string;
+  rolesAnywhereCertificateSecretName?: string;
+  rolesAnywhereCertificateSecretNamespace?: string;
+  rolesAnywhereSessionDurationMs?: number;
 }): OperatorDefaults {
   const defaults: OperatorDefaults = {};
   if (settings.region) defaults.region = settings.region;
@@ -34,6 +43,27 @@ export function operatorDefaults(settings: {
       name: settings.credentialsSecretName,
     };
   }
+  const s = settings;
+  if (
+    s.rolesAnywhereTrustAnchorArn &&
+    s.rolesAnywhereProfileArn &&
+    s.rolesAnywhereRoleArn &&
+    s.rolesAnywhereCertificateSecretName &&
+    s.rolesAnywhereCertificateSecretNamespace
+  ) {
+    defaults.rolesAnywhere = {
+      trustAnchorArn: s.rolesAnywhereTrustAnchorArn,
+      profileArn: s.rolesAnywhereProfileArn,
+      roleArn: s.rolesAnywhereRoleArn,
+      certificateSecret: {
+        namespace: s.rolesAnywhereCertificateSecretNamespace,
+        name: s.rolesAnywhereCertificateSecretName,
+      },
+    };
+    if (s.rolesAnywhereSessionDurationMs !== undefined) {
+      defaults.rolesAnywhere.sessionSeconds = Math.round(s.rolesAnywhereSessionDurationMs / 1000);
+    }
+  }
   return defaults;
 }
 
@@ -43,6 +73,23 @@ export interface RegistryTarget {
   source: TokenSource;
 }
 
+/** A rolesAnywhere spec as a credentials source (sessionDuration in seconds). */
+export function rolesAnywhereRef(spec: RolesAnywhereSpec): RolesAnywhereRef {
+  const ref: RolesAnywhereRef = {
+    trustAnchorArn: spec.trustAnchorArn,
+    profileArn: spec.profileArn,
+    roleArn: spec.roleArn,
+    certificateSecret: {
+      namespace: spec.certificateSecretRef.namespace,
+      name: spec.certificateSecretRef.name,
+    },
+  };
+  if (spec.sessionDuration) {
+    ref.sessionSeconds = Math.round(parseDuration(spec.sessionDuration) / 1000);
+  }
+  return ref;
+}
+
 function credentialsFor(
   entry: CredentialsSpec | undefined,
   base: CredentialsSpec | undefined,
@@ -50,7 +97,8 @@ function credentialsFor(
 ): CredentialsRef {
   // The base identity (keys or web identity) comes from the entry, else the
   // resource, else the operator's default Secret.
-  const hasBase = (c: CredentialsSpec | undefined) => Boolean(c?.secretRef || c?.webIdentity);
+  const hasBase = (c: CredentialsSpec | undefined) =>
+    Boolean(c?.secretRef || c?.webIdentity || c?.rolesAnywhere);
   const baseSource = hasBase(entry) ? entry : hasBase(base) ? base : undefined;
   // A registry entry's own role replaces the resource's role; without one it
   // uses the resource's.
@@ -58,6 +106,9 @@ function credentialsFor(
   const ref: CredentialsRef = {};
   const secretRef = baseSource ? baseSource.secretRef : defaults.credentialsSecret;
   if (secretRef) ref.secretRef = { namespace: secretRef.namespace, name: secretRef.name };
+  else if (baseSource?.rolesAnywhere)
+    ref.rolesAnywhere = rolesAnywhereRef(baseSource.rolesAnywhere);
+  else if (!baseSource && defaults.rolesAnywhere) ref.rolesAnywhere = defaults.rolesAnywhere;
   else if (baseSource?.webIdentity) {
     const w = baseSource.webIdentity;
     ref.webIdentity = { roleArn: w.roleArn };

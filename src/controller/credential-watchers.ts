@@ -1,6 +1,7 @@
 // One small informer per credentials Secret in use (the operator default and
-// each resource's): a rotated key refetches the tokens of exactly the
-// resources that use it, and token fetches read the keys from the cache.
+// each resource's, keys or an IAM Roles Anywhere certificate): a rotated key
+// or a renewed certificate refetches the tokens of exactly the resources that
+// use it, and token fetches read the Secret from the cache.
 import type { ECRPullSecret } from "../api/index.js";
 import type { CredentialsRef, SecretData, SecretRef } from "../aws/credentials.js";
 import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
@@ -71,10 +72,13 @@ export class CredentialWatchers {
       users.set(key, set);
     };
     add(this.opts.defaults.credentialsSecret);
+    add(this.opts.defaults.rolesAnywhere?.certificateSecret);
     for (const r of this.opts.resources()) {
       try {
-        for (const t of resolveRegistries(r.spec, this.opts.defaults))
+        for (const t of resolveRegistries(r.spec, this.opts.defaults)) {
           add(t.source.credentials.secretRef, r.metadata?.name ?? "");
+          add(t.source.credentials.rolesAnywhere?.certificateSecret, r.metadata?.name ?? "");
+        }
       } catch {
         // An invalid spec is reported by its reconcile.
       }
@@ -90,9 +94,10 @@ export class CredentialWatchers {
       if (!informer.hasSynced) return;
       // Rotated (or created, or deleted) keys: refetch now for every resource
       // that uses them, and for no other.
-      const told = this.opts.invalidate(
-        (c) => c.secretRef?.namespace === ref.namespace && c.secretRef.name === ref.name,
-      );
+      const told = this.opts.invalidate((c) => {
+        const used = c.secretRef ?? c.rolesAnywhere?.certificateSecret;
+        return used?.namespace === ref.namespace && used.name === ref.name;
+      });
       this.log.info(
         { secret: key, resources: told },
         "credentials Secret changed; refetching tokens",

@@ -7,6 +7,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import { CREATE_SESSION_PATH, RolesAnywhereDouble } from "./roles-anywhere.js";
 import {
   expectedSignature,
   headerValue,
@@ -218,6 +219,8 @@ export class AwsDouble {
   private readonly deniedEcr = new Set<string>();
   private readonly callLog: CallRecord[] = [];
   private readonly issuedTokens = new Map<string, IssuedToken>();
+  /** IAM Roles Anywhere: trust anchors and profiles (roles are this double's). */
+  readonly rolesAnywhere = new RolesAnywhereDouble();
   private faults: ActiveFault[] = [];
   /** Woken whenever the fault list changes, so hung requests re-check. */
   private faultWaiters = new Set<() => void>();
@@ -512,6 +515,18 @@ export class AwsDouble {
         signed,
       };
       if (await this.applyTransportFaults(ctx)) await this.handleContainerCredentials(ctx);
+      return;
+    }
+
+    if (path === CREATE_SESSION_PATH && req.method === "POST") {
+      const ctx: RequestContext = {
+        service: "rolesanywhere",
+        action: "CreateSession",
+        req,
+        res,
+        signed,
+      };
+      if (await this.applyTransportFaults(ctx)) this.handleRolesAnywhere(ctx);
       return;
     }
 
@@ -1021,6 +1036,46 @@ export class AwsDouble {
     };
     this.identities.set(identity.accessKeyId, identity);
     return { identity, role, sessionName };
+  }
+
+  // ---- IAM Roles Anywhere (restJson1) ----------------------------------------------
+
+  private handleRolesAnywhere(ctx: RequestContext): void {
+    const answer = this.rolesAnywhere.createSession(ctx.signed, this.now(), {
+      hasRole: (roleArn) => this.roles.has(roleArn),
+      assume: (roleArn, sessionName, seconds) => {
+        const role = this.roles.get(roleArn) as Role;
+        const { identity } = this.assumeRole(ctx, role, sessionName, seconds * 1000);
+        return {
+          accessKeyId: identity.accessKeyId,
+          secretAccessKey: identity.secretAccessKey,
+          sessionToken: identity.sessionToken ?? "",
+          arn: identity.arn,
+          assumedRoleId: identity.userId ?? "",
+          expiresAt: identity.expiresAt ?? new Date(),
+        };
+      },
+    });
+    if (answer.request.roleArn !== undefined) ctx.roleArn = answer.request.roleArn;
+    if (answer.request.serial !== undefined) ctx.roleSessionName = answer.request.serial;
+    if (answer.request.subject !== undefined) ctx.subject = answer.request.subject;
+    if (answer.ok) {
+      ctx.principalArn = answer.principalArn;
+      ctx.res.writeHead(answer.status, {
+        "content-type": "application/json",
+        "x-amzn-requestid": randomUUID(),
+      });
+      ctx.res.end(JSON.stringify(answer.body));
+      this.record(ctx, answer.status);
+      return;
+    }
+    ctx.res.writeHead(answer.status, {
+      "content-type": "application/json",
+      "x-amzn-requestid": randomUUID(),
+      "x-amzn-errortype": `${answer.code}:http://internal.amazon.com/coral/com.amazonaws.rolesanywhere/`,
+    });
+    ctx.res.end(JSON.stringify({ message: answer.message }));
+    this.record(ctx, answer.status, answer.code);
   }
 
   // ---- container credentials (EKS Pod Identity) -----------------------------------

@@ -1,5 +1,5 @@
 /** The services the double speaks, as they appear in its call log. */
-export type AwsService = "ecr" | "ecr-public" | "sts" | "container-credentials";
+export type AwsService = "ecr" | "ecr-public" | "sts" | "container-credentials" | "rolesanywhere";
 
 /** A principal the double knows the secret of. */
 export interface IdentityInit {
