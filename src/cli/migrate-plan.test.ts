@@ -356,3 +356,56 @@ describe("oldOperatorOf", () => {
     expect(oldOperatorOf(d(undefined, [{ name: "OTHER", value: "x" }]))).toBeUndefined();
   });
 });
+
+describe("whose settings are read (tenants may copy the old operator's look)", () => {
+  const decoy: OldDeployment = {
+    namespace: "aaa",
+    name: "decoy",
+    replicas: 1,
+    env: { AWS_CREDENTIALS_SECRET_NAME: "team-b-keys", AWS_CREDENTIALS_SECRET_NAMESPACE: "team-b" },
+  };
+
+  it("refuses two provable old operators and asks for --old-deployment", () => {
+    const plan = planMigration(facts({ deployments: [decoy, deployment] }));
+    expect(plan.problems).toEqual([
+      "2 Deployments are provably the old operator's (aaa/decoy, ops/ecr-creds-refresher): name the one whose settings to use with --old-deployment NAMESPACE/NAME",
+    ]);
+    // Neither one's variables are read.
+    expect(plan.settings.credentials).toBeUndefined();
+    expect(plan.resources[0]?.spec.credentials).toBeUndefined();
+  });
+
+  it("reads only the Deployment the administrator named", () => {
+    const plan = planMigration(facts({ deployments: [decoy, deployment], named: deployment }));
+    expect(plan.problems).toEqual([]);
+    expect(plan.deployments).toEqual([deployment]);
+    expect(plan.running).toEqual([]);
+    expect(plan.resources[0]?.spec.credentials).toEqual({
+      secretRef: { name: "aws-creds", namespace: "ops" },
+    });
+  });
+
+  it("never reads a look-alike that is not provably the old operator's, and says so", () => {
+    const plan = planMigration(
+      facts({
+        deployments: [deployment],
+        ignored: [{ namespace: "aaa", name: "decoy", reason: "no rights" }],
+      }),
+    );
+    expect(plan.settings.credentials?.value).toBe("ops/aws-creds");
+    expect(plan.notes).toEqual(["Deployment aaa/decoy is not read: no rights"]);
+    expect(formatPlan(plan, false)).toContain("note: Deployment aaa/decoy is not read: no rights");
+  });
+
+  it("labels long lists under the prefix the administrator chose", () => {
+    const names = ["team-a", "team-b", "gone"];
+    const plan = planMigration(
+      facts({ oldResources: [{ name: "many", secretName: OLD, namespaces: names }] }),
+      { maxNamespaces: 2, labelPrefix: "ecr.platform.example.com/" },
+    );
+    expect(plan.resources[0]?.label?.key).toBe("ecr.platform.example.com/many");
+    expect(plan.resources[0]?.spec.namespaceSelector).toEqual({
+      matchLabels: { "ecr.platform.example.com/many": "true" },
+    });
+  });
+});

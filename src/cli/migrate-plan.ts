@@ -31,9 +31,25 @@ export const OLD_SECRET_NAME_FORM = /^aws-registry-[0-9]{12}$/;
 export const OLD_DEFAULT_NAMESPACES = ["default"];
 /** The old operator's credentials Secret namespace when its variable was unset. */
 export const OLD_DEFAULT_CREDENTIALS_NAMESPACE = "default";
-/** Label key prefix for namespaces of a list too long for `spec.namespaces`. */
+/**
+ * Default label key prefix for namespaces of a list too long for
+ * `spec.namespaces`; `--namespace-label-prefix` picks one an administrator's
+ * policy protects, so that a tenant who may label their own namespace cannot
+ * opt into the resulting selector.
+ */
 export const MIGRATE_LABEL_PREFIX = "migrate.ecrcreds.io/";
+/** A label key prefix: a DNS subdomain and a slash. */
+export const LABEL_PREFIX_FORM =
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/$/;
 export const MIGRATE_LABEL_VALUE = "true";
+
+/**
+ * The old operator's image repository (its chart's image.repository), without
+ * registry host, tag or digest, and the label values its chart and manifests
+ * put on its Deployment and Pods (app.kubernetes.io/name, app).
+ */
+export const OLD_IMAGE_REPOSITORY = "dejanualex/ecr-creds-refresher";
+export const OLD_APP_LABEL_VALUE = "ecr-creds-refresher";
 
 /** The old operator's deployment variables, which keep their meaning here. */
 export const OLD_ENV = {
@@ -65,6 +81,14 @@ export interface OldDeployment {
   env: Record<string, string>;
 }
 
+/** A Deployment that looks like the old operator but is not provably it: never read. */
+export interface IgnoredDeployment {
+  namespace: string;
+  name: string;
+  /** Why it is not trusted, for people. */
+  reason: string;
+}
+
 export interface SecretFacts {
   type?: string;
   /** Carries this operator's managed-by label. */
@@ -85,8 +109,16 @@ export interface NamespaceFacts {
 
 export interface ClusterFacts {
   oldResources: OldResource[];
-  /** Deployments that look like the old operator. */
+  /**
+   * Deployments provably the old operator's: its image or labels, and a
+   * ServiceAccount with the old operator's cluster-wide rights, which no
+   * namespace admin can grant. Sorted by namespace/name.
+   */
   deployments: OldDeployment[];
+  /** The Deployment the administrator named (--old-deployment): the only one read then. */
+  named?: OldDeployment;
+  /** Look-alikes that are not provably the old operator's. */
+  ignored?: IgnoredDeployment[];
   /** Every existing namespace. */
   namespaces: ReadonlyMap<string, NamespaceFacts>;
   /** ecrcreds.io ECRPullSecrets that already exist, by name. */
@@ -105,6 +137,8 @@ export interface MigrateOptions {
   environment?: SettingsInput;
   /** Longest `spec.namespaces` the CRD takes; longer lists become a label and a selector. */
   maxNamespaces?: number;
+  /** Prefix of the label key of such lists (default MIGRATE_LABEL_PREFIX). */
+  labelPrefix?: string;
 }
 
 // --- Plan ------------------------------------------------------------------
@@ -227,14 +261,10 @@ function resolveSettings(
   facts: ClusterFacts,
   oldSecretNames: string[],
   opts: MigrateOptions,
-  notes: string[],
 ): MigrationPlan["settings"] {
-  const source = facts.deployments.find((d) => d.replicas > 0) ?? facts.deployments[0];
-  if (facts.deployments.length > 1) {
-    notes.push(
-      `${facts.deployments.length} Deployments look like the old operator; settings are read from ${deploymentName(source)}`,
-    );
-  }
+  // Only the Deployment the administrator named, or the one provably the old
+  // operator's: its variables decide whose credentials the new resources use.
+  const source = facts.named ?? (facts.deployments.length === 1 ? facts.deployments[0] : undefined);
   const settings: MigrationPlan["settings"] = {};
   const registry = pick("registry", opts.flags, source, opts.environment);
   if (registry) settings.registry = registry;
@@ -308,7 +338,7 @@ export function planMigration(facts: ClusterFacts, opts: MigrateOptions = {}): M
   const problems: string[] = [];
   const oldSecretNames = detectOldSecretNames(facts);
   const oldNames = new Set(oldSecretNames);
-  const settings = resolveSettings(facts, oldSecretNames, opts, notes);
+  const settings = resolveSettings(facts, oldSecretNames, opts);
   if (settings.region && !regionForm.test(settings.region.value)) {
     problems.push(
       `region ${JSON.stringify(settings.region.value)} (${settings.region.from}) is not an AWS region; pass --region`,
@@ -323,7 +353,16 @@ export function planMigration(facts: ClusterFacts, opts: MigrateOptions = {}): M
       );
     }
   }
-  const running = facts.deployments.filter((d) => d.replicas > 0);
+  const oldDeployments = facts.named ? [facts.named] : facts.deployments;
+  const running = oldDeployments.filter((d) => d.replicas > 0);
+  if (!facts.named && facts.deployments.length > 1) {
+    problems.push(
+      `${facts.deployments.length} Deployments are provably the old operator's (${facts.deployments.map(deploymentName).join(", ")}): name the one whose settings to use with --old-deployment NAMESPACE/NAME`,
+    );
+  }
+  for (const d of facts.ignored ?? []) {
+    notes.push(`Deployment ${d.namespace}/${d.name} is not read: ${d.reason}`);
+  }
 
   // Which (namespace, Secret name) pairs are taken, so two resources never
   // fight over one Secret, and an old Secret that a new resource adopts is
@@ -376,7 +415,7 @@ export function planMigration(facts: ClusterFacts, opts: MigrateOptions = {}): M
     const spec: ECRPullSecretSpec = { secretName };
     let label: ResourcePlan["label"];
     if (targets.length > max) {
-      const key = `${MIGRATE_LABEL_PREFIX}${r.name}`;
+      const key = `${opts.labelPrefix ?? MIGRATE_LABEL_PREFIX}${r.name}`;
       const present = targets.filter((ns) => facts.namespaces.has(ns));
       const missing = targets.filter((ns) => !facts.namespaces.has(ns));
       const toLabel = present.filter(
@@ -469,7 +508,7 @@ export function planMigration(facts: ClusterFacts, opts: MigrateOptions = {}): M
 
   const shortNames = facts.oldCrdShortNames;
   return {
-    deployments: facts.deployments,
+    deployments: oldDeployments,
     running,
     oldSecretNames,
     settings,

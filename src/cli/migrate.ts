@@ -31,13 +31,18 @@ import { ConfigError, type OperatorConfig, parseCommandLine } from "./config.js"
 import {
   type ClusterFacts,
   formatPlan,
+  type IgnoredDeployment,
   KOPF_FINALIZER,
+  LABEL_PREFIX_FORM,
+  MIGRATE_LABEL_PREFIX,
   type MigrationPlan,
   type NamespaceFacts,
   type NamespaceStep,
+  OLD_APP_LABEL_VALUE,
   OLD_CRD_NAME,
   OLD_ENV,
   OLD_GROUP,
+  OLD_IMAGE_REPOSITORY,
   OLD_PLURAL,
   OLD_VERSION,
   type OldDeployment,
@@ -66,6 +71,14 @@ const DEPLOYMENTS: ResourceType = {
   plural: "deployments",
   namespaced: true,
 };
+/** SubjectAccessReview: may another identity do something (the old operator's proof). */
+const SUBJECT_ACCESS_REVIEWS: ResourceType = {
+  group: "authorization.k8s.io",
+  version: "v1",
+  kind: "SubjectAccessReview",
+  plural: "subjectaccessreviews",
+  namespaced: false,
+};
 const CRDS: ResourceType = {
   group: "apiextensions.k8s.io",
   version: "v1",
@@ -80,6 +93,8 @@ const MIGRATE_FLAGS = {
   force: { type: "boolean" },
   "delete-old-crd": { type: "boolean" },
   timeout: { type: "string" },
+  "old-deployment": { type: "string" },
+  "namespace-label-prefix": { type: "string" },
 } as const;
 
 const DEFAULT_TIMEOUT = "5m";
@@ -102,6 +117,16 @@ export function migrateHelp(): string {
     "  --force                act although the old operator's Deployment still has replicas",
     "  --delete-old-crd       delete the CRD ecrpullsecrets.alchemy.com once it is empty",
     `  --timeout DURATION     how long to wait for the new operator per run (default ${DEFAULT_TIMEOUT})`,
+    "  --old-deployment NAMESPACE/NAME",
+    "                         the old operator's Deployment, whose AWS_REGION, REGISTRY and",
+    "                         AWS_CREDENTIALS_SECRET_* are read; without it, only a Deployment",
+    `                         provably the old operator's (image ${OLD_IMAGE_REPOSITORY} or label`,
+    `                         app.kubernetes.io/name or app = ${OLD_APP_LABEL_VALUE}, and a ServiceAccount that`,
+    `                         may watch ${OLD_PLURAL}.${OLD_GROUP} cluster-wide) is read`,
+    "  --namespace-label-prefix PREFIX",
+    "                         prefix of the namespace label a list too long for spec.namespaces",
+    `                         becomes (default ${MIGRATE_LABEL_PREFIX}); pick one a policy of yours`,
+    "                         protects, or tenants who may label their namespace can opt in",
     "  --region, --registry, --credentials-secret-name, --credentials-secret-namespace",
     "                         settings for the new resources, over what the old Deployment says",
     "  --kubeconfig           as for every command (else in-cluster)",
@@ -119,8 +144,14 @@ interface DeploymentView extends KubernetesObject {
   spec?: {
     replicas?: number;
     template?: {
+      metadata?: { labels?: Record<string, string> };
       spec?: {
-        containers?: Array<{ args?: string[]; env?: Array<{ name: string; value?: string }> }>;
+        serviceAccountName?: string;
+        containers?: Array<{
+          image?: string;
+          args?: string[];
+          env?: Array<{ name: string; value?: string }>;
+        }>;
       };
     };
   };
@@ -165,10 +196,41 @@ async function getOrUndefined<T extends KubernetesObject>(
 /** Our own commands: a Deployment running one of them is the new operator, not the old one. */
 const OWN_COMMANDS = new Set(["run", "once", "check"]);
 
+/** The repository of an image reference: no registry host, tag or digest. */
+export function imageRepository(image: string): string {
+  const [path = ""] = image.split("@");
+  const parts = path.split("/");
+  const last = parts.pop() ?? "";
+  const colon = last.indexOf(":");
+  parts.push(colon >= 0 ? last.slice(0, colon) : last);
+  // A first part with a dot or a colon, or "localhost", is a registry host.
+  if (parts.length > 1 && /[.:]|^localhost$/.test(parts[0] ?? "")) parts.shift();
+  return parts.join("/");
+}
+
 /**
- * A Deployment of the old operator: a container sets one of its variables
- * and does not run one of this executable's commands (the new chart sets the
- * same variables, and always passes `run`).
+ * Whether a Deployment looks like the old operator: a container runs its image
+ * (from Docker Hub or a mirror keeping the repository's path), or the
+ * Deployment or its Pods carry its name label. Anyone who may create a
+ * Deployment can copy both: this only picks candidates, the proof is their
+ * ServiceAccount's rights (gatherFacts).
+ */
+export function looksLikeOldOperator(d: DeploymentView): boolean {
+  const images = (d.spec?.template?.spec?.containers ?? []).map((c) =>
+    imageRepository(c.image ?? ""),
+  );
+  if (images.some((r) => r === OLD_IMAGE_REPOSITORY || r.endsWith(`/${OLD_IMAGE_REPOSITORY}`)))
+    return true;
+  const labels = [d.metadata?.labels ?? {}, d.spec?.template?.metadata?.labels ?? {}];
+  return labels.some(
+    (l) => l["app.kubernetes.io/name"] === OLD_APP_LABEL_VALUE || l.app === OLD_APP_LABEL_VALUE,
+  );
+}
+
+/**
+ * The old operator's settings in a Deployment: a container sets one of its
+ * variables and does not run one of this executable's commands (the new
+ * chart sets the same variables, and always passes `run`).
  */
 export function oldOperatorOf(d: DeploymentView): OldDeployment | undefined {
   const names = new Set<string>(Object.values(OLD_ENV));
@@ -205,7 +267,68 @@ interface Gathered {
   newCrdInstalled: boolean;
 }
 
-export async function gatherFacts(kube: KubeClient): Promise<Gathered> {
+interface SubjectAccessReviewAnswer extends KubernetesObject {
+  status?: { allowed?: boolean };
+}
+
+/**
+ * Whether a Deployment's ServiceAccount may watch the old resources
+ * cluster-wide, as the old operator must: a ClusterRoleBinding only an
+ * administrator can make, never a namespace admin. The proof that a Deployment
+ * which looks like the old operator is its.
+ */
+async function hasOldOperatorRights(kube: KubeClient, d: DeploymentView): Promise<boolean> {
+  const namespace = d.metadata?.namespace ?? "";
+  const sa = d.spec?.template?.spec?.serviceAccountName || "default";
+  let review: SubjectAccessReviewAnswer;
+  try {
+    review = await kube.create<SubjectAccessReviewAnswer>(SUBJECT_ACCESS_REVIEWS, {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SubjectAccessReview",
+      spec: {
+        user: `system:serviceaccount:${namespace}:${sa}`,
+        groups: [
+          "system:serviceaccounts",
+          `system:serviceaccounts:${namespace}`,
+          "system:authenticated",
+        ],
+        resourceAttributes: { verb: "watch", group: OLD_GROUP, resource: OLD_PLURAL },
+      },
+    } as SubjectAccessReviewAnswer);
+  } catch (err) {
+    throw new Error(
+      `failed to check whether Deployment ${namespace}/${d.metadata?.name} is the old operator's (SubjectAccessReview): ${err instanceof Error ? err.message : String(err)}; run migrate as an administrator who may create subjectaccessreviews, or name the old operator with --old-deployment NAMESPACE/NAME`,
+      { cause: err },
+    );
+  }
+  return review.status?.allowed === true;
+}
+
+/** `--old-deployment NAMESPACE/NAME`, read as the administrator named it. */
+async function namedDeployment(
+  kube: KubeClient,
+  ref: { namespace: string; name: string },
+): Promise<OldDeployment> {
+  const d = await getOrUndefined<DeploymentView>(kube, DEPLOYMENTS, ref);
+  if (!d) {
+    throw new Error(
+      `failed to read Deployment ${ref.namespace}/${ref.name} (--old-deployment): it does not exist; name the old operator's Deployment as NAMESPACE/NAME`,
+    );
+  }
+  return (
+    oldOperatorOf(d) ?? {
+      namespace: ref.namespace,
+      name: ref.name,
+      replicas: d.spec?.replicas ?? 1,
+      env: {},
+    }
+  );
+}
+
+export async function gatherFacts(
+  kube: KubeClient,
+  oldDeployment?: { namespace: string; name: string },
+): Promise<Gathered> {
   const oldCrd = await getOrUndefined<CrdView>(kube, CRDS, { name: OLD_CRD_NAME });
   const newCrd = await getOrUndefined<CrdView>(kube, CRDS, { name: CRD_NAME });
   const oldResources: OldResource[] = oldCrd
@@ -216,10 +339,28 @@ export async function gatherFacts(kube: KubeClient): Promise<Gathered> {
         finalizers: r.metadata?.finalizers ?? [],
       }))
     : [];
-  const deployments = (await listAll<DeploymentView>(kube, DEPLOYMENTS))
-    .map(oldOperatorOf)
-    .filter((d): d is OldDeployment => d !== undefined)
-    .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  const deployments: OldDeployment[] = [];
+  const ignored: IgnoredDeployment[] = [];
+  let named: OldDeployment | undefined;
+  if (oldDeployment) named = await namedDeployment(kube, oldDeployment);
+  else {
+    for (const view of await listAll<DeploymentView>(kube, DEPLOYMENTS)) {
+      const d = oldOperatorOf(view);
+      if (!d || !looksLikeOldOperator(view)) continue;
+      if (await hasOldOperatorRights(kube, view)) deployments.push(d);
+      else {
+        ignored.push({
+          namespace: d.namespace,
+          name: d.name,
+          reason: `its ServiceAccount ${view.spec?.template?.spec?.serviceAccountName || "default"} may not watch ${OLD_PLURAL}.${OLD_GROUP} cluster-wide, as the old operator's must, so its look may be copied (name it with --old-deployment if it is the old operator)`,
+        });
+      }
+    }
+  }
+  const byName = (a: { namespace: string; name: string }, b: { namespace: string; name: string }) =>
+    `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`);
+  deployments.sort(byName);
+  ignored.sort(byName);
   const namespaces = new Map<string, NamespaceFacts>();
   for (const ns of await listAll<KubernetesObject>(kube, NAMESPACES)) {
     namespaces.set(ns.metadata?.name ?? "", { labels: ns.metadata?.labels ?? {}, secrets: {} });
@@ -250,7 +391,8 @@ export async function gatherFacts(kube: KubeClient): Promise<Gathered> {
       newResources.set(r.metadata?.name ?? "", r.spec);
     }
   }
-  const facts: ClusterFacts = { oldResources, deployments, namespaces, newResources };
+  const facts: ClusterFacts = { oldResources, deployments, namespaces, newResources, ignored };
+  if (named) facts.named = named;
   if (oldCrd) facts.oldCrdShortNames = oldCrd.spec?.names?.shortNames ?? [];
   return { facts, newCrdInstalled: newCrd !== undefined };
 }
@@ -581,6 +723,8 @@ export async function runMigrate(
   let flags: SettingsInput;
   let extra: Record<string, string | boolean | undefined>;
   let timeoutMs: number;
+  let oldDeployment: { namespace: string; name: string } | undefined;
+  let labelPrefix = MIGRATE_LABEL_PREFIX;
   try {
     const argv = ["migrate", ...args];
     const parsed = parseCommandLine(argv, env, MIGRATE_FLAGS);
@@ -607,6 +751,25 @@ export async function runMigrate(
     }
     if (extra.apply && extra["dry-run"])
       throw new ConfigError("--apply and --dry-run exclude each other");
+    const named = extra["old-deployment"];
+    if (typeof named === "string") {
+      const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(named);
+      if (!m) {
+        throw new ConfigError(
+          `failed to read --old-deployment ${JSON.stringify(named)}: not NAMESPACE/NAME; name the old operator's Deployment, e.g. --old-deployment operator/ecr-creds-refresher`,
+        );
+      }
+      oldDeployment = { namespace: m[1] as string, name: m[3] as string };
+    }
+    const prefix = extra["namespace-label-prefix"];
+    if (typeof prefix === "string") {
+      if (!LABEL_PREFIX_FORM.test(prefix) || prefix.length > 254) {
+        throw new ConfigError(
+          `failed to read --namespace-label-prefix ${JSON.stringify(prefix)}: not a label key prefix; give a DNS subdomain and a slash, e.g. ecr-pull.platform.example.com/`,
+        );
+      }
+      labelPrefix = prefix;
+    }
   } catch (e) {
     io.err.write(`ecr-creds-refresher migrate: ${e instanceof Error ? e.message : String(e)}\n`);
     return 2;
@@ -618,8 +781,12 @@ export async function runMigrate(
       burst: config.burst,
       fieldManager: MIGRATE_FIELD_MANAGER,
     });
-    const { facts, newCrdInstalled } = await gatherFacts(kube);
-    const plan = planMigration(facts, { flags, environment: operatorDefaults(config) });
+    const { facts, newCrdInstalled } = await gatherFacts(kube, oldDeployment);
+    const plan = planMigration(facts, {
+      flags,
+      environment: operatorDefaults(config),
+      labelPrefix,
+    });
     if (!newCrdInstalled) {
       plan.problems.push(
         `the CRD ${CRD_NAME} is not installed: install ecr-creds-refresher (the Helm chart or deploy/manifests/install.yaml) and let it run, then migrate`,

@@ -328,7 +328,10 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       "--leader-elect=false",
       // replicaset: a Pod deleted under podRecovery: Recreate comes back
       // from its ReplicaSet, as on a real cluster (no scheduler: it stays Pending).
-      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token,replicaset",
+      // clusterrole-aggregation: the built-in admin, edit and view roles get
+      // their rules (and the chart's aggregated ones) as on a real cluster,
+      // so a tenant bound to admin has a namespace admin's rights.
+      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token,replicaset,clusterrole-aggregation",
       "--use-service-account-credentials=false",
       "--secure-port=0",
       "--concurrent-namespace-syncs=10",

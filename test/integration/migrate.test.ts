@@ -139,8 +139,14 @@ async function migrate(...args: string[]) {
   return { code, out, err };
 }
 
+// A SubjectAccessReview (whether a Deployment's ServiceAccount holds the old
+// operator's rights) is a question, not a write: nothing is stored.
 const migratorWrites = (since: number) =>
-  auditWrites(cp.auditLogPath, (e) => e.user.username === MIGRATOR, since);
+  auditWrites(
+    cp.auditLogPath,
+    (e) => e.user.username === MIGRATOR && e.objectRef?.resource !== "subjectaccessreviews",
+    since,
+  );
 
 async function oldResources(): Promise<string[]> {
   try {
@@ -216,6 +222,31 @@ beforeAll(async () => {
   kubectlCache = dir;
   migratorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "migrator", dir);
   await bindClusterAdmin(k, "mig-migrator", OPS, ["migrator"]);
+  // The old operator's rights, as its chart grants them: what proves that its
+  // Deployment is the old operator's (a namespace admin cannot grant them).
+  await k.rbac.createClusterRole({
+    body: {
+      metadata: { name: "mig-old-operator" },
+      rules: [
+        {
+          apiGroups: ["alchemy.com"],
+          resources: ["ecrpullsecrets"],
+          verbs: ["get", "list", "watch", "patch", "update"],
+        },
+      ],
+    },
+  });
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: "mig-old-operator" },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "mig-old-operator",
+      },
+      subjects: [{ kind: "ServiceAccount", name: "ecr-operator", namespace: OPS }],
+    },
+  });
 
   // The old operator's CRD, Deployment, Secrets, ServiceAccounts, resources.
   await k.custom.createClusterCustomObject({ ...CRD_API, body: oldCrd });
@@ -368,6 +399,8 @@ afterAll(async () => {
       .catch(() => undefined);
   }
   await k.rbac.deleteClusterRoleBinding({ name: "mig-migrator" }).catch(() => undefined);
+  await k.rbac.deleteClusterRoleBinding({ name: "mig-old-operator" }).catch(() => undefined);
+  await k.rbac.deleteClusterRole({ name: "mig-old-operator" }).catch(() => undefined);
   await deleteNamespaces(k, ALL);
 });
 
