@@ -133,7 +133,10 @@ describe("helm lint and template", () => {
     const objects = render();
     // One Role: the Lease. Events (on Pods in any namespace, on resources in
     // "default") come with the ClusterRole, beside the Pod watch's rules.
+    // Three ClusterRoles: the operator's, and the viewer and editor for people.
     expect(kinds(objects)).toEqual([
+      "ClusterRole",
+      "ClusterRole",
       "ClusterRole",
       "ClusterRoleBinding",
       "Deployment",
@@ -145,8 +148,9 @@ describe("helm lint and template", () => {
     const pods = find(objects, "ClusterRole")?.rules?.filter((r) =>
       ["pods", "events"].some((x) => r.resources.includes(x)),
     );
+    // No Pod delete: spec.podRecovery is None by default (podRecovery.enabled).
     expect(pods?.map((r) => [r.resources, r.verbs])).toEqual([
-      [["pods"], ["list", "watch", "delete"]],
+      [["pods"], ["list", "watch"]],
       [["events"], ["list", "watch", "create"]],
     ]);
     for (const o of objects) {
@@ -292,6 +296,8 @@ describe("helm lint and template", () => {
     const objects = render(["-f", join(chart, "examples/cronjob.yaml")]);
     expect(kinds(objects)).toEqual([
       "ClusterRole",
+      "ClusterRole",
+      "ClusterRole",
       "ClusterRoleBinding",
       "CronJob",
       "Role",
@@ -310,6 +316,93 @@ describe("helm lint and template", () => {
     // And no Pod watch: `once` lists no Pods.
     const cluster = find(objects, "ClusterRole")?.rules ?? [];
     expect(cluster.some((r) => r.resources.includes("pods"))).toBe(false);
+  });
+});
+
+describe("rights not used are not granted; ECRPullSecrets are an administrator's (issue 28)", () => {
+  it("grants delete on Pods only with podRecovery.enabled, in both RBAC scopes", () => {
+    const podVerbs = (objects: K8sObject[]) =>
+      objects
+        .filter((o) => o.kind === "ClusterRole" || o.kind === "Role")
+        .flatMap((o) => o.rules ?? [])
+        .filter((r) => r.resources.includes("pods"))
+        .map((r) => r.verbs);
+    expect(podVerbs(render())).toEqual([["list", "watch"]]);
+    expect(podVerbs(render(["--set", "podRecovery.enabled=true"]))).toEqual([
+      ["list", "watch", "delete"],
+    ]);
+    const namespaced = ["--set", "rbac.scope=namespaced", "--set", "rbac.namespaces={team-a}"];
+    expect(podVerbs(render(namespaced))).toEqual([["list", "watch"]]);
+    expect(podVerbs(render([...namespaced, "--set", "podRecovery.enabled=true"]))).toEqual([
+      ["list", "watch", "delete"],
+    ]);
+  });
+
+  it("aggregates read of ECRPullSecrets into view, edit and admin, and write into nothing", () => {
+    const objects = render();
+    const viewer = objects.find((o) => o.metadata.name === "ecr-ecr-creds-refresher-viewer");
+    const editor = objects.find((o) => o.metadata.name === "ecr-ecr-creds-refresher-editor");
+    const labels = (o?: K8sObject) =>
+      Object.entries((o?.metadata as { labels?: Record<string, string> } | undefined)?.labels ?? {})
+        .filter(([k]) => k.startsWith("rbac.authorization.k8s.io/"))
+        .sort();
+    expect(labels(viewer)).toEqual([
+      ["rbac.authorization.k8s.io/aggregate-to-admin", "true"],
+      ["rbac.authorization.k8s.io/aggregate-to-edit", "true"],
+      ["rbac.authorization.k8s.io/aggregate-to-view", "true"],
+    ]);
+    expect(viewer?.rules).toEqual([
+      {
+        apiGroups: ["ecrcreds.io"],
+        resources: ["ecrpullsecrets", "ecrpullsecrets/status"],
+        verbs: ["get", "list", "watch"],
+      },
+    ]);
+    expect(labels(editor)).toEqual([]);
+    expect(editor?.rules?.[0]?.verbs).toContain("create");
+    // Neither is bound to anyone by the chart.
+    const bound = objects
+      .filter((o) => o.kind.endsWith("Binding"))
+      .map((o) => (o as unknown as { roleRef: { name: string } }).roleRef.name);
+    expect(bound).not.toContain("ecr-ecr-creds-refresher-viewer");
+    expect(bound).not.toContain("ecr-ecr-creds-refresher-editor");
+    const off = render(["--set", "userRoles.viewer=false", "--set", "userRoles.editor=false"]);
+    expect(off.filter((o) => o.kind === "ClusterRole").map((o) => o.metadata.name)).toEqual([
+      "ecr-ecr-creds-refresher",
+    ]);
+  });
+
+  it("renders the admission policy and its binding only when asked, with the operator's own ServiceAccount", () => {
+    expect(render().some((o) => o.kind.startsWith("ValidatingAdmissionPolicy"))).toBe(false);
+    const objects = render(["--set", "admissionPolicy.enabled=true"]);
+    const policy = find(objects, "ValidatingAdmissionPolicy");
+    const binding = find(objects, "ValidatingAdmissionPolicyBinding");
+    expect(policy?.metadata.name).toBe("ecr-ecr-creds-refresher-author-rights");
+    expect(binding?.spec).toEqual({
+      policyName: "ecr-ecr-creds-refresher-author-rights",
+      validationActions: ["Deny"],
+    });
+    const text = JSON.stringify(policy?.spec);
+    // webIdentity without serviceAccount means the operator's own.
+    expect(text).toContain("'ecr-system'");
+    expect(text).toContain("'ecr-ecr-creds-refresher'");
+    const fields = ((policy?.spec?.validations ?? []) as Array<{ messageExpression: string }>).map(
+      (v) =>
+        /^\(?'([^':]+)/.exec(v.messageExpression)?.[1] ??
+        /^\(has\(object\.spec\.namespaceSelector\) \? '([^']+)'/.exec(v.messageExpression)?.[1],
+    );
+    expect(fields).toEqual([
+      "spec.credentials.secretRef",
+      "spec.registries[].credentials.secretRef",
+      "spec.credentials.rolesAnywhere.certificateSecretRef",
+      "spec.registries[].credentials.rolesAnywhere.certificateSecretRef",
+      "spec.credentials.webIdentity.serviceAccount",
+      "spec.registries[].credentials.webIdentity.serviceAccount",
+      "spec.namespaces",
+      "spec.namespaceSelector",
+      "spec.argoCD.namespace",
+      "spec.serviceAccountRoles",
+    ]);
   });
 });
 
@@ -332,6 +425,7 @@ describe("rbac.scope=namespaced", () => {
       ["ecr-ecr-creds-refresher", "leases leases"],
       ["ecr-ecr-creds-refresher-credentials", "secrets"],
       ["ecr-ecr-creds-refresher-served", "serviceaccounts secrets pods events"],
+      ["ecr-ecr-creds-refresher-token-records", "secrets"],
     ]);
     // The same rules the cluster-wide install grants in its ClusterRole.
     const served = objects.find((o) => o.metadata.name === "ecr-ecr-creds-refresher-served");
@@ -547,6 +641,8 @@ describe("kept in step", () => {
     );
     expect(kinds(objects)).toEqual([
       "ClusterRole",
+      "ClusterRole",
+      "ClusterRole",
       "ClusterRoleBinding",
       "CustomResourceDefinition",
       "Deployment",
@@ -593,5 +689,77 @@ describe("Dockerfile", () => {
     const r = run(hadolint, [bad]);
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/DL3007/); // latest tag
+  });
+});
+
+// IAM Roles Anywhere as the operator-level source (issue 33).
+describe("chart: aws.rolesAnywhere", () => {
+  const anchor =
+    "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0a1b2c3d-0000-4000-8000-000000000001";
+  const profile =
+    "arn:aws:rolesanywhere:us-east-1:123456789012:profile/0a1b2c3d-0000-4000-8000-000000000002";
+  const role = "arn:aws:iam::123456789012:role/ecr-pull";
+  const values = [
+    `aws.rolesAnywhere.trustAnchorArn=${anchor}`,
+    `aws.rolesAnywhere.profileArn=${profile}`,
+    `aws.rolesAnywhere.roleArn=${role}`,
+    "aws.rolesAnywhere.certificateSecret.name=ra-cert",
+    "aws.rolesAnywhere.sessionDuration=30m",
+  ];
+
+  it("becomes the operator's default source, its tls Secret readable by name under namespaced RBAC", async () => {
+    const { parseCommandLine } = await import("../src/cli/config.js");
+    const { operatorDefaults } = await import("../src/aws/registries.js");
+    const env = envOf(
+      podSpecOf(
+        render(
+          values.flatMap((v) => ["--set", v]),
+          "ops",
+        ),
+      ).containers[0] as Container,
+    );
+    const defaults = operatorDefaults(parseCommandLine(["run"], env).config);
+    expect(defaults.rolesAnywhere).toEqual({
+      trustAnchorArn: anchor,
+      profileArn: profile,
+      roleArn: role,
+      certificateSecret: { namespace: "ops", name: "ra-cert" },
+      sessionSeconds: 1800,
+    });
+    const namespaced = render(
+      [...values, "rbac.scope=namespaced", "rbac.namespaces={team-a}"].flatMap((v) => ["--set", v]),
+      "ops",
+    );
+    const readers = namespaced.filter(
+      (o) =>
+        o.kind === "Role" &&
+        o.metadata.namespace === "ops" &&
+        o.rules?.some((r) => r.resourceNames?.includes("ra-cert")),
+    );
+    expect(readers.flatMap((o) => o.rules ?? [])).toEqual([
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["ra-cert"],
+        verbs: ["get", "list", "watch"],
+      },
+    ]);
+  });
+
+  it("refuses part of the source, and an ARN of the wrong kind, naming the value", () => {
+    const partial = helmRun(["template", "ecr", chart, "--set", values[2] as string]);
+    expect(partial.code).not.toBe(0);
+    expect(partial.out).toContain(
+      "aws.rolesAnywhere needs trustAnchorArn, profileArn, roleArn and certificateSecret.name together",
+    );
+    const wrong = helmRun([
+      "template",
+      "ecr",
+      chart,
+      "--set",
+      `aws.rolesAnywhere.trustAnchorArn=${profile}`,
+    ]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.out).toMatch(/\/aws\/rolesAnywhere\/trustAnchorArn/);
   });
 });

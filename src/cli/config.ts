@@ -3,6 +3,7 @@
 // (AWS_CREDENTIALS_SECRET_NAME, AWS_CREDENTIALS_SECRET_NAMESPACE, AWS_REGION,
 // REGISTRY) keep working.
 import { parseArgs } from "node:util";
+import { PROFILE_ARN_PATTERN, ROLE_ARN_PATTERN, TRUST_ANCHOR_ARN_PATTERN } from "../api/schema.js";
 import { parseDuration } from "../api/validate.js";
 import type { LogFormat } from "../observability/logger.js";
 
@@ -14,6 +15,13 @@ export interface OperatorConfig {
   registry?: string;
   credentialsSecretName?: string;
   credentialsSecretNamespace?: string;
+  // IAM Roles Anywhere as the operator-level source (issue 33).
+  rolesAnywhereTrustAnchorArn?: string;
+  rolesAnywhereProfileArn?: string;
+  rolesAnywhereRoleArn?: string;
+  rolesAnywhereCertificateSecretName?: string;
+  rolesAnywhereCertificateSecretNamespace?: string;
+  rolesAnywhereSessionDurationMs?: number;
   metricsAddress: string;
   healthAddress: string;
   leaderElect: boolean;
@@ -92,6 +100,49 @@ export const settings: Setting[] = [
     key: "credentialsSecretNamespace",
     help: "namespace of the default credentials Secret",
   },
+  // IAM Roles Anywhere as the operator-level source (issue 33).
+  {
+    flag: "roles-anywhere-trust-anchor-arn",
+    env: ["ROLES_ANYWHERE_TRUST_ANCHOR_ARN"],
+    kind: "string",
+    key: "rolesAnywhereTrustAnchorArn",
+    help: "default source: IAM Roles Anywhere with this trust anchor (with the profile, role and certificate Secret flags)",
+  },
+  {
+    flag: "roles-anywhere-profile-arn",
+    env: ["ROLES_ANYWHERE_PROFILE_ARN"],
+    kind: "string",
+    key: "rolesAnywhereProfileArn",
+    help: "the Roles Anywhere profile of the default source",
+  },
+  {
+    flag: "roles-anywhere-role-arn",
+    env: ["ROLES_ANYWHERE_ROLE_ARN"],
+    kind: "string",
+    key: "rolesAnywhereRoleArn",
+    help: "the IAM role of the default Roles Anywhere source",
+  },
+  {
+    flag: "roles-anywhere-certificate-secret-name",
+    env: ["ROLES_ANYWHERE_CERTIFICATE_SECRET_NAME"],
+    kind: "string",
+    key: "rolesAnywhereCertificateSecretName",
+    help: "the kubernetes.io/tls Secret (tls.crt, tls.key) of the default Roles Anywhere source",
+  },
+  {
+    flag: "roles-anywhere-certificate-secret-namespace",
+    env: ["ROLES_ANYWHERE_CERTIFICATE_SECRET_NAMESPACE"],
+    kind: "string",
+    key: "rolesAnywhereCertificateSecretNamespace",
+    help: "namespace of that tls Secret",
+  },
+  {
+    flag: "roles-anywhere-session-duration",
+    env: ["ROLES_ANYWHERE_SESSION_DURATION"],
+    kind: "duration",
+    key: "rolesAnywhereSessionDurationMs",
+    help: "length of each Roles Anywhere session, 15m to 12h (default 1h)",
+  },
   {
     flag: "watch-namespaces",
     env: ["WATCH_NAMESPACES"],
@@ -128,7 +179,7 @@ export const settings: Setting[] = [
     env: ["LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE"],
     kind: "string",
     key: "leaderElectionNamespace",
-    help: "namespace of the leader Lease (default: the kubeconfig context's namespace; in a cluster the Pod's own; else default)",
+    help: "the operator's own namespace, where its leader Lease and its token records are (default: the kubeconfig context's namespace; in a cluster the Pod's own; else default)",
   },
   {
     flag: "leader-election-id",
@@ -372,11 +423,46 @@ export function parseCommandLine(
       "failed to read the default credentials Secret: set both --credentials-secret-name (AWS_CREDENTIALS_SECRET_NAME) and --credentials-secret-namespace (AWS_CREDENTIALS_SECRET_NAMESPACE), or neither",
     );
   }
+  checkRolesAnywhere(cfg);
   const extra: Record<string, string | boolean | undefined> = {};
   for (const k of Object.keys(extraFlags)) extra[k] = values[k];
   if (values.help) extra.help = true;
   const [command = "run", ...positionals] = parsed.positionals;
   return { command, config: cfg, extra, positionals };
+}
+
+/** The operator-level Roles Anywhere source: all of it or none, with ARNs the CRD would admit. */
+function checkRolesAnywhere(cfg: OperatorConfig): void {
+  const parts: Array<[string, string | undefined, string?]> = [
+    [
+      "--roles-anywhere-trust-anchor-arn",
+      cfg.rolesAnywhereTrustAnchorArn,
+      TRUST_ANCHOR_ARN_PATTERN,
+    ],
+    ["--roles-anywhere-profile-arn", cfg.rolesAnywhereProfileArn, PROFILE_ARN_PATTERN],
+    ["--roles-anywhere-role-arn", cfg.rolesAnywhereRoleArn, ROLE_ARN_PATTERN],
+    ["--roles-anywhere-certificate-secret-name", cfg.rolesAnywhereCertificateSecretName],
+    ["--roles-anywhere-certificate-secret-namespace", cfg.rolesAnywhereCertificateSecretNamespace],
+  ];
+  const set = parts.filter(([, v]) => v);
+  if (set.length === 0 && cfg.rolesAnywhereSessionDurationMs === undefined) return;
+  if (set.length !== parts.length) {
+    const missing = parts.filter(([, v]) => !v).map(([f]) => f);
+    throw new ConfigError(
+      `failed to read the default IAM Roles Anywhere source: ${missing.join(", ")} not set; set all of ${parts.map(([f]) => f).join(", ")}, or none`,
+    );
+  }
+  for (const [flag, value, pattern] of parts) {
+    if (pattern && !new RegExp(pattern).test(value ?? "")) {
+      throw new ConfigError(`failed to read ${flag}: ${JSON.stringify(value)} is not such an ARN`);
+    }
+  }
+  const ms = cfg.rolesAnywhereSessionDurationMs;
+  if (ms !== undefined && (ms < 15 * 60_000 || ms > 12 * 3_600_000)) {
+    throw new ConfigError(
+      "failed to read --roles-anywhere-session-duration: it must be between 15m and 12h",
+    );
+  }
 }
 
 export function helpText(): string {

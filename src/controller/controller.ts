@@ -24,6 +24,7 @@ import { type Caches, KubeCluster } from "../reconcile/cluster.js";
 import type { SecretView, ServiceAccountView } from "../reconcile/desired.js";
 import { Reconciler } from "../reconcile/reconciler.js";
 import type { NamespaceView } from "../reconcile/targets.js";
+import { SecretTokenRecords } from "../reconcile/token-records.js";
 import type { VerifyRegistry } from "../reconcile/verification.js";
 import { CredentialWatchers } from "./credential-watchers.js";
 import { enqueueOnEvents } from "./enqueue.js";
@@ -45,6 +46,8 @@ export interface ControllerOptions {
   verify?: VerifyRegistry;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
+  /** The operator's own namespace: its token records live there, out of tenants' reach. */
+  stateNamespace: string;
   /** The pull-failure watch on Pending Pods (default on); it runs with the workers. */
   podWatch?: boolean;
 }
@@ -77,7 +80,7 @@ export class Controller {
     private readonly opts: ControllerOptions,
   ) {
     this.serviceAccountTokens = new ServiceAccountTokens(kube);
-    this.caches = makeInformers(kube, log, opts.watchNamespaces);
+    this.caches = makeInformers(kube, log, opts.watchNamespaces, opts.stateNamespace);
     ({
       resources: this.resources,
       namespaces: this.namespaces,
@@ -131,6 +134,10 @@ export class Controller {
           return ns ? (ns.metadata?.labels ?? {}) : undefined;
         },
         secret: (namespace, name) => this.secrets.get(namespace, name),
+        serviceAccountPullSecrets: (namespace, name) =>
+          this.serviceAccounts
+            .get(namespace, name)
+            ?.imagePullSecrets?.flatMap((s) => (s.name ? [s.name] : [])),
       },
       {
         defaults: opts.defaults,
@@ -152,6 +159,7 @@ export class Controller {
         writeConcurrency: opts.writeConcurrency,
         verify: opts.verify,
         servedNamespaces: opts.watchNamespaces,
+        records: new SecretTokenRecords(kube, this.caches.tokenRecords, opts.stateNamespace, log),
         admissions: new RoleAdmissions({
           requestServiceAccountToken: (sa, audience) =>
             this.serviceAccountTokens.request(sa, audience),

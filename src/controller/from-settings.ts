@@ -37,6 +37,8 @@ export interface ControllerSettings {
   awsBackoffMaxMs: number;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
+  /** The operator's own namespace (its Lease and token records); default: the kubeconfig's, else `default`. */
+  leaderElectionNamespace?: string;
   /** GetAuthorizationToken calls a second per (account, region); 0: no limit. Default 10. */
   awsTokenQps?: number;
   /** Default 50. */
@@ -93,6 +95,7 @@ export function makeController(
     awsBackoffBaseMs: settings.awsBackoffBaseMs,
     awsBackoffMaxMs: settings.awsBackoffMaxMs,
     watchNamespaces: settings.watchNamespaces,
+    stateNamespace: settings.leaderElectionNamespace ?? kube.connection.namespace ?? "default",
     podWatch: settings.podWatch !== false,
     awsTokenQps: settings.awsTokenQps ?? 10,
     awsTokenBurst: settings.awsTokenBurst ?? 50,

@@ -5,9 +5,8 @@ import { ECR_PULL_SECRETS, type ECRPullSecret, PLURAL } from "../api/index.js";
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   ANNOTATION_ADDED_SECRETS,
-  ANNOTATION_ECR_ROLE_ARN,
-  LABEL_OWNER,
   MANAGED_SELECTOR,
+  ROLE_ARN_ANNOTATIONS,
 } from "../api/metadata.js";
 import type { SecretRef } from "../aws/credentials.js";
 import {
@@ -22,8 +21,9 @@ import { NamespacedInformers, type ObjectCache } from "../kube/namespaced-inform
 import type { Cached, KubernetesObject, Secret } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Caches } from "../reconcile/cluster.js";
-import type { SecretView, ServiceAccountView } from "../reconcile/desired.js";
+import { cachedSecret, type SecretView, type ServiceAccountView } from "../reconcile/desired.js";
 import type { NamespaceView } from "../reconcile/targets.js";
+import { TOKEN_RECORD_SELECTOR } from "../reconcile/token-records.js";
 
 /**
  * The four informers the reconcile reads. With `watchNamespaces` (an install
@@ -34,10 +34,10 @@ import type { NamespaceView } from "../reconcile/targets.js";
 export function makeInformers(
   kube: KubeClient,
   log: Logger,
-  watchNamespaces?: readonly string[],
+  watchNamespaces: readonly string[] | undefined,
+  /** The operator's own namespace, where its token records are. */
+  stateNamespace: string,
 ): Caches {
-  // One trimmer for every namespace: it shares a resource's data between them.
-  const trimSecret = secretTrimmer();
   const activity = (resource: string) => (what: string, err?: unknown) => {
     if (what === "error")
       log.warn({ informer: resource, err: errorField(err) }, "watch failed; retrying");
@@ -79,8 +79,27 @@ export function makeInformers(
           continueToken,
         }),
       onActivity: activity("secrets"),
-      transform: trimSecret,
+      // Anyone who may write a Secret can put our label on it: keep digests
+      // and our own keys, never the payload (cachedSecret), and list them one
+      // at a time, so no list answer of such Secrets is held whole.
+      transform: (secret) => cachedSecret(secret) as Cached<SecretView>,
+      streamingList: true,
     })),
+    // The operator's token records: in its own namespace, written only by it.
+    tokenRecords: new Informer(kube, {
+      resource: "token-records",
+      path: resourcePath(SECRETS, stateNamespace),
+      labelSelector: TOKEN_RECORD_SELECTOR,
+      list: ({ limit, continueToken }) =>
+        kube.list<Cached<Secret>>(SECRETS, {
+          namespace: stateNamespace,
+          labelSelector: TOKEN_RECORD_SELECTOR,
+          limit,
+          continueToken,
+        }),
+      onActivity: activity("token-records"),
+      transform: trimMeta,
+    }),
     serviceAccounts: perScope(kube, watchNamespaces, (namespace) => ({
       resource: "serviceaccounts",
       path: resourcePath(SERVICE_ACCOUNTS, namespace),
@@ -144,7 +163,7 @@ function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccou
     ANNOTATION_ADDED_PULL_SECRETS,
     ANNOTATION_ADDED_SECRETS,
     // The role a ServiceAccount names for its pulls (spec.serviceAccountRoles).
-    ANNOTATION_ECR_ROLE_ARN,
+    ...ROLE_ARN_ANNOTATIONS,
   ]) {
     const value = m.annotations?.[key];
     if (value) annotations[key] = value;
@@ -161,52 +180,6 @@ function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccou
     // Tekton's list; absent on most ServiceAccounts since Kubernetes 1.24.
     ...(sa.secrets?.length ? { secrets: sa.secrets } : {}),
   } as Cached<ServiceAccountView>;
-}
-
-/**
- * Keeps the slice of a managed Secret the reconciler reads. Every Secret of
- * one resource holds the same content, but each arrives from the API server
- * as its own copy of several kilobytes; the cache keeps one copy per owner
- * (the last value seen), so a thousand namespaces cost one token's worth of
- * memory, not a thousand.
- */
-function secretTrimmer(): (secret: Cached<SecretView>) => Cached<SecretView> {
-  const lastByOwner = new Map<string, Record<string, string>>();
-  return (secret) => {
-    const m = secret.metadata ?? {};
-    let data = secret.data;
-    // One copy per owner and shape: a resource's pull and config.json Secrets
-    // hold different keys and each kind is the same in every namespace.
-    const owner = data && m.labels?.[LABEL_OWNER];
-    if (owner && data) {
-      const shape = `${owner}\0${Object.keys(data).join(",")}`;
-      const last = lastByOwner.get(shape);
-      if (last && sameData(last, data)) data = last;
-      else {
-        // Only a hint for sharing: owners long deleted must not pile up.
-        if (lastByOwner.size >= 1_000) lastByOwner.clear();
-        lastByOwner.set(shape, data);
-      }
-    }
-    return {
-      metadata: {
-        name: m.name,
-        namespace: m.namespace,
-        resourceVersion: m.resourceVersion,
-        labels: m.labels,
-        annotations: m.annotations,
-        deletionTimestamp: m.deletionTimestamp,
-      },
-      type: secret.type,
-      data,
-    } as Cached<SecretView>;
-  };
-}
-
-function sameData(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((k) => a[k] === b[k]);
 }
 
 function trimNamespace(ns: Cached<NamespaceView>): Cached<NamespaceView> {

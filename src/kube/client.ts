@@ -60,6 +60,15 @@ export const SELF_SUBJECT_REVIEWS: ResourceType = {
   namespaced: false,
 };
 
+/** "May I?": what the operator's own identity may do (kubectl auth can-i). */
+export const SELF_SUBJECT_ACCESS_REVIEWS: ResourceType = {
+  group: "authorization.k8s.io",
+  version: "v1",
+  kind: "SelfSubjectAccessReview",
+  plural: "selfsubjectaccessreviews",
+  namespaced: false,
+};
+
 /** An object's name, and its namespace for namespaced kinds. */
 export interface ObjectRef {
   namespace?: string;
@@ -575,14 +584,19 @@ export class KubeClient implements Watcher {
           return;
         }
         noteData();
-        let buffered = "";
+        // The pieces of a line not yet ended. Only each new chunk is searched
+        // for the newline and a line is joined once: appending chunks to one
+        // string and searching it would copy a large object's line (a Secret
+        // of a megabyte) once per chunk.
+        let pending: string[] = [];
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           noteData();
-          buffered += chunk;
           let start = 0;
-          for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n", start)) {
-            const line = buffered.slice(start, nl).trim();
+          for (let nl = chunk.indexOf("\n"); nl >= 0; nl = chunk.indexOf("\n", start)) {
+            pending.push(chunk.slice(start, nl));
+            const line = (pending.length === 1 ? (pending[0] ?? "") : pending.join("")).trim();
+            pending = [];
             start = nl + 1;
             if (!line) continue;
             let event: { type?: string; object?: unknown };
@@ -596,7 +610,7 @@ export class KubeClient implements Watcher {
             if (finished) return;
             onEvent(event.type ?? "", event.object);
           }
-          buffered = buffered.slice(start);
+          if (start < chunk.length) pending.push(chunk.slice(start));
         });
         res.on("end", () => finish());
         res.on("close", () => finish());
@@ -753,6 +767,7 @@ export function statusCode(err: unknown): number {
 
 export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
 export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
+export const isForbidden = (err: unknown): boolean => statusCode(err) === 403;
 
 /** The API server's own message for a failed request, without the request body. */
 export function apiErrorMessage(err: unknown): string {

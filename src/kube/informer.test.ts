@@ -303,4 +303,112 @@ describe("Informer", () => {
         .sort(),
     ).toEqual(["a", "b", "c"]);
   });
+
+  it("lists by watching (sendInitialEvents): each object transformed as it comes, the store whole at the end bookmark", async () => {
+    const { kc, watches } = await watchEndpoint((n, _url, write) => {
+      if (n > 1) return;
+      write({ type: "ADDED", object: { ...secret("a", "11"), data: { k: "x".repeat(1000) } } });
+      write({ type: "ADDED", object: { ...secret("b", "12"), data: { k: "y" } } });
+      write({ type: "DELETED", object: secret("b", "13") });
+      write({
+        type: "BOOKMARK",
+        object: {
+          kind: "Secret",
+          apiVersion: "v1",
+          metadata: { resourceVersion: "14", annotations: { "k8s.io/initial-events-end": "true" } },
+        },
+      });
+      write({ type: "ADDED", object: secret("c", "15") });
+    });
+    let lists = 0;
+    const transformed: string[] = [];
+    const informer = new Informer<KubernetesObject & { data?: unknown }>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      streamingList: true,
+      list: async () => {
+        lists++;
+        return { items: [], metadata: { resourceVersion: "1" } };
+      },
+      transform: (o) => {
+        transformed.push(o.metadata?.name ?? "");
+        return { metadata: o.metadata };
+      },
+    });
+    const seen: string[] = [];
+    informer.on((event, obj) => seen.push(`${event} ${obj.metadata?.name}`));
+    informer.start();
+    await informer.synced;
+    expect(informer.get("ns", "a")?.data).toBeUndefined();
+    const deadline = Date.now() + 5_000;
+    while (!informer.get("ns", "c") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    informer.stop();
+    expect(lists).toBe(0);
+    expect(transformed).toEqual(["a", "b", "c"]);
+    // Whole at the bookmark (b came and went before the end), then watched on.
+    expect(seen).toEqual(["add a", "add c"]);
+    expect(informer.lastResourceVersion).toBe("15");
+    const q = watches[0]?.searchParams;
+    expect([
+      q?.get("sendInitialEvents"),
+      q?.get("resourceVersionMatch"),
+      q?.get("resourceVersion"),
+    ]).toEqual(["true", "NotOlderThan", null]);
+  });
+
+  it("pages instead when the server refuses a streaming list (422), and keeps paging", async () => {
+    const urls: URL[] = [];
+    server = createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      urls.push(url);
+      if (url.searchParams.get("sendInitialEvents")) {
+        res.writeHead(422, { "Content-Type": "application/json" });
+        res.end(
+          JSON.stringify({
+            kind: "Status",
+            apiVersion: "v1",
+            status: "Failure",
+            reason: "Invalid",
+            code: 422,
+            message:
+              "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+          }),
+        );
+        return;
+      }
+      res.writeHead(200, { "Content-Type": "application/json" });
+    });
+    await new Promise<void>((r) => server?.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    const kc = new KubeClient(
+      connectionFromKubeConfig({
+        clusters: [{ name: "c", cluster: { server: `http://127.0.0.1:${port}` } }],
+        users: [{ name: "u", user: {} }],
+        contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+        "current-context": "x",
+      }),
+      { qps: 0, burst: 0 },
+    );
+    let lists = 0;
+    const informer = new Informer<KubernetesObject>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      streamingList: true,
+      list: async () => {
+        lists++;
+        return { items: [secret("a", "5")], metadata: { resourceVersion: "5" } };
+      },
+    });
+    informer.start();
+    await informer.synced;
+    const deadline = Date.now() + 5_000;
+    while (urls.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    informer.restartWatch("5");
+    while (urls.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    informer.stop();
+    expect(lists).toBe(1);
+    expect(informer.list().map((o) => o.metadata?.name)).toEqual(["a"]);
+    expect(urls.map((u) => u.searchParams.get("sendInitialEvents"))).toEqual(["true", null, null]);
+  });
 });

@@ -7,6 +7,10 @@
 // doubling to 30 s, reset after two quiet minutes) before it relists. Every
 // watch of the operator goes through this one.
 //
+// With `streamingList` the list itself is a watch (KEP-3157): the initial
+// objects come as events and a bookmark marked `k8s.io/initial-events-end`
+// closes them, so a large collection is held one object at a time.
+//
 // Bookmarks keep even a watch that matches nothing current: the API server
 // sends one about every minute with its latest resourceVersion, so a quiet
 // informer on a busy cluster resumes from a recent version and never relists.
@@ -41,6 +45,15 @@ export interface InformerOptions<T> {
   /** Trims an object before it is stored (drop managedFields and what is never read). */
   transform?: (obj: T) => T;
   /**
+   * List by watching (KEP-3157 streaming lists: `sendInitialEvents=true`),
+   * as client-go's WatchListClient does: the current objects arrive as one
+   * watch event each, so each is transformed before the next is read and a
+   * collection of large objects never sits in memory as one list answer.
+   * A server that refuses it (the WatchList gate off, as on 1.33) is listed
+   * in pages instead, from then on.
+   */
+  streamingList?: boolean;
+  /**
    * observe() tells the handlers of what it stores, as the watch would have:
    * the watch's echo of that version is dropped as known, so without this
    * the handlers never hear of the process's own writes. For caches whose
@@ -49,6 +62,9 @@ export interface InformerOptions<T> {
    */
   tellObserved?: boolean;
 }
+
+/** The annotation on the bookmark that ends a streaming list's initial events (KEP-3157). */
+const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 
 /** How long a deletion is remembered against a late answer to our own write. */
 const TOMBSTONE_MS = 120_000;
@@ -81,6 +97,8 @@ export class Informer<T extends KubernetesObject> {
   hasSynced = false;
   /** How many times the informer listed (each relist included). */
   lists = 0;
+  /** The server refused a streaming list: page from now on. */
+  private streamingRefused = false;
 
   constructor(
     private readonly watcher: Watcher,
@@ -217,6 +235,7 @@ export class Informer<T extends KubernetesObject> {
 
   private async relist(): Promise<void> {
     if (this.stopped) return;
+    if (this.opts.streamingList && !this.streamingRefused) return await this.startWatch(new Map());
     const pageSize = this.opts.pageSize ?? 500;
     try {
       let fresh = new Map<string, T>();
@@ -244,31 +263,35 @@ export class Informer<T extends KubernetesObject> {
         continueToken = page.metadata?.continue || undefined;
         rv = page.metadata?.resourceVersion ?? "";
       } while (continueToken);
-      this.lists++;
-      this.opts.onActivity?.("list");
       if (this.stopped) return;
-      // Replace the store, telling handlers what appeared, changed or went.
-      for (const [key, old] of this.store) {
-        if (!fresh.has(key)) {
-          this.remove(key, old, rv);
-          this.emit("delete", old, old);
-        }
-      }
-      for (const [key, obj] of fresh) {
-        const old = this.store.get(key);
-        this.put(key, obj);
-        if (!old) this.emit("add", obj, undefined);
-        else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-          this.emit("update", obj, old);
-      }
-      this.resourceVersion = rv;
-      if (!this.hasSynced) {
-        this.hasSynced = true;
-        this.syncedResolve();
-      }
+      this.replaceStore(fresh, rv);
       await this.startWatch();
     } catch (err) {
       this.retry(err, () => this.relist());
+    }
+  }
+
+  /** The store becomes a full list's objects, telling handlers what appeared, changed or went. */
+  private replaceStore(fresh: Map<string, T>, rv: string): void {
+    this.lists++;
+    this.opts.onActivity?.("list");
+    for (const [key, old] of this.store) {
+      if (!fresh.has(key)) {
+        this.remove(key, old, rv);
+        this.emit("delete", old, old);
+      }
+    }
+    for (const [key, obj] of fresh) {
+      const old = this.store.get(key);
+      this.put(key, obj);
+      if (!old) this.emit("add", obj, undefined);
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+        this.emit("update", obj, old);
+    }
+    this.resourceVersion = rv;
+    if (!this.hasSynced) {
+      this.hasSynced = true;
+      this.syncedResolve();
     }
   }
 
@@ -290,10 +313,17 @@ export class Informer<T extends KubernetesObject> {
     }, delay);
   }
 
-  private async startWatch(): Promise<void> {
+  /**
+   * Watches from the last resourceVersion; or, given `initial`, lists by
+   * watching: every object the server has now arrives as an event into
+   * `initial`, which replaces the store at the bookmark that ends them.
+   */
+  private async startWatch(initial?: Map<string, T>): Promise<void> {
     if (this.stopped) return;
     const query: Record<string, string | number | boolean> = {
-      resourceVersion: this.resourceVersion,
+      ...(initial
+        ? { sendInitialEvents: true, resourceVersionMatch: "NotOlderThan" }
+        : { resourceVersion: this.resourceVersion }),
       allowWatchBookmarks: true,
       // Spread the server-side timeouts so watches do not all resume at once.
       timeoutSeconds: Math.round((this.opts.watchTimeoutSeconds ?? 300) * (1 + Math.random())),
@@ -324,6 +354,21 @@ export class Informer<T extends KubernetesObject> {
         }
         const raw = obj as T;
         const rv = raw.metadata?.resourceVersion;
+        if (initial) {
+          // Listing: objects go into the list, not the store, until the end mark.
+          if (type === "BOOKMARK") {
+            if (raw.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") return;
+            const fresh = initial;
+            initial = undefined;
+            this.replaceStore(fresh, rv ?? "");
+          } else if (type === "ADDED") {
+            const item = this.opts.transform ? this.opts.transform(raw) : raw;
+            initial.set(keyOf(item), item);
+          } else if (type === "DELETED") {
+            initial.delete(keyOf(raw));
+          }
+          return;
+        }
         if (rv) this.resourceVersion = rv;
         if (type === "BOOKMARK") return;
         const key = keyOf(raw);
@@ -342,6 +387,21 @@ export class Informer<T extends KubernetesObject> {
       },
       (err: unknown) => {
         if (!current()) return;
+        if (initial) {
+          // Ended before the list was whole. A server that does not know
+          // streaming lists says so (400 or 422 Invalid): page instead.
+          const code = statusCode(errorEvent ?? err);
+          if (code === 400 || code === 422) {
+            this.streamingRefused = true;
+            this.opts.onActivity?.("error", errorEvent ?? err);
+            void this.relist();
+          } else {
+            this.retry(errorEvent ?? err ?? new Error("watch list ended early"), () =>
+              this.relist(),
+            );
+          }
+          return;
+        }
         if (gone || statusCode(err) === 410) {
           // Our resourceVersion is too old for the server: start over.
           this.opts.onActivity?.("gone");

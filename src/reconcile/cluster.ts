@@ -5,10 +5,17 @@
 // client's ApiError, so isConflict / isNotFound work on both.
 import type { ECRPullSecret, ECRPullSecretStatus } from "../api/index.js";
 import { ECR_PULL_SECRETS } from "../api/index.js";
-import { isNotFound, type KubeClient, SECRETS, SERVICE_ACCOUNTS } from "../kube/client.js";
+import {
+  isNotFound,
+  type KubeClient,
+  SECRETS,
+  SERVICE_ACCOUNTS,
+  statusCode,
+} from "../kube/client.js";
 import type { Informer } from "../kube/informer.js";
 import type { ObjectCache } from "../kube/namespaced-informers.js";
-import type { Cached } from "../kube/types.js";
+import { PODS, type Pod } from "../kube/pods.js";
+import type { Cached, ObjectList, Secret } from "../kube/types.js";
 import type { DesiredSecret, SecretView, ServiceAccountView } from "./desired.js";
 import type { NamespaceView } from "./targets.js";
 
@@ -33,6 +40,14 @@ export interface Cluster {
   /** The Secret as the API server has it now; undefined when it does not exist. */
   readSecret(key: ObjectKey): Promise<SecretView | undefined>;
   readServiceAccount(key: ObjectKey): Promise<ServiceAccountView | undefined>;
+
+  // --- Reads: the API server, at cleanup ---------------------------------------
+  /**
+   * Which Pods of a namespace that may still pull (not Succeeded or Failed)
+   * name each Secret in spec.imagePullSecrets: Secret name → Pod names.
+   * Undefined when the install may not list Pods (the CronJob mode).
+   */
+  pullSecretUsers(namespace: string): Promise<Map<string, string[]> | undefined>;
 
   // --- Writes (each one's result enters the cache at once) --------------------
   createSecret(secret: DesiredSecret): Promise<void>;
@@ -63,6 +78,8 @@ export interface Caches {
   /** Cluster-wide, or one informer per served namespace (namespaced RBAC). */
   secrets: ObjectCache<Cached<SecretView>>;
   serviceAccounts: ObjectCache<Cached<ServiceAccountView>>;
+  /** The operator's token records, in its own namespace (token-records.ts). */
+  tokenRecords: Informer<Cached<Secret>>;
 }
 
 /** The cluster through the Kubernetes client and the informer caches. */
@@ -102,6 +119,35 @@ export class KubeCluster implements Cluster {
     return await orUndefined(this.kube.get<Cached<ServiceAccountView>>(SERVICE_ACCOUNTS, key));
   }
 
+  async pullSecretUsers(namespace: string): Promise<Map<string, string[]> | undefined> {
+    const users = new Map<string, string[]>();
+    let continueToken: string | undefined;
+    do {
+      let page: ObjectList<Pod>;
+      try {
+        page = await this.kube.list<Pod>(PODS, {
+          namespace,
+          fieldSelector: "status.phase!=Succeeded,status.phase!=Failed",
+          limit: 500,
+          continueToken,
+        });
+      } catch (err) {
+        if (statusCode(err) === 403) return undefined;
+        throw err;
+      }
+      for (const pod of page.items) {
+        for (const ref of pod.spec?.imagePullSecrets ?? []) {
+          if (!ref.name) continue;
+          const pods = users.get(ref.name) ?? [];
+          pods.push(pod.metadata?.name ?? "");
+          users.set(ref.name, pods);
+        }
+      }
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken);
+    return users;
+  }
+
   async createSecret(secret: DesiredSecret): Promise<void> {
     const body = { apiVersion: "v1", kind: "Secret", ...secret };
     this.caches.secrets.observe(await this.kube.create<Cached<SecretView>>(SECRETS, body));
@@ -136,7 +182,11 @@ export class KubeCluster implements Cluster {
     // A merge patch keeps fields it does not name: a failures list that
     // emptied must be removed explicitly, or a Ready resource keeps showing
     // failures that are over.
-    const body = { ...status, failures: status.failures ?? null };
+    const body = {
+      ...status,
+      failures: status.failures ?? null,
+      keptSecrets: status.keptSecrets ?? null,
+    };
     const patched = await orUndefined(
       resourceVersion
         ? this.kube.patchStatus<Cached<ECRPullSecret>>(

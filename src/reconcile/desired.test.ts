@@ -1,7 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ANNOTATION_ADDED_PULL_SECRETS, LABEL_MANAGED_BY, LABEL_OWNER } from "../api/metadata.js";
 import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_SECRET_TEMPLATE_KEYS,
+  LABEL_MANAGED_BY,
+  LABEL_OWNER,
+} from "../api/metadata.js";
+import {
+  cachedSecret,
   type DesiredSecret,
   desiredSecret,
   formatAddedRefs,
@@ -19,6 +25,7 @@ import {
   targetsServiceAccount,
 } from "./desired.js";
 
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const names = (sa: ServiceAccountView) => (sa.imagePullSecrets ?? []).map((r) => r.name);
 
 function sa(entries: string[], added?: string): ServiceAccountView {
@@ -324,6 +331,62 @@ describe("secretDiffers", () => {
     expect(secretDiffers(d, { ...d, type: "Opaque" })).toBe(true);
     expect(isOwnedBy(d, "team")).toBe(true);
     expect(isOwnedBy(d, "other")).toBe(false);
+  });
+
+  it("judges the caches' slice (digests, our keys) as it judges the whole Secret", () => {
+    const long = "t".repeat(4096);
+    const d = desired();
+    const templated: DesiredSecret = {
+      ...d,
+      metadata: {
+        ...d.metadata,
+        labels: { ...d.metadata.labels, team: "a" },
+        annotations: {
+          ...d.metadata.annotations,
+          "example.com/long": long,
+          [ANNOTATION_SECRET_TEMPLATE_KEYS]: "annotation:example.com/long,label:team",
+        },
+      },
+    };
+    expect(secretDiffers(templated, cachedSecret(templated))).toBe(false);
+    const poisoned = { ...templated, data: { ".dockerconfigjson": "cG9pc29u" } };
+    expect(secretDiffers(templated, cachedSecret(poisoned))).toBe(true);
+    const edited = {
+      ...templated,
+      metadata: {
+        ...templated.metadata,
+        annotations: { ...templated.metadata.annotations, "example.com/long": `${long}x` },
+      },
+    };
+    expect(secretDiffers(templated, cachedSecret(edited))).toBe(true);
+  });
+
+  it("keeps a few hundred bytes of a forged megabyte Secret carrying our labels", () => {
+    const d = desired();
+    const forged: SecretView = {
+      type: "Opaque",
+      metadata: {
+        ...d.metadata,
+        labels: {
+          ...d.metadata.labels,
+          ...Object.fromEntries(range(500).map((i) => [`l${i}`, "v"])),
+        },
+        annotations: {
+          "ecrcreds.io/token-expires-at": "x".repeat(200_000),
+          [ANNOTATION_SECRET_TEMPLATE_KEYS]: range(5000)
+            .map((i) => `annotation:a${i}`)
+            .join(","),
+          ...Object.fromEntries(range(5000).map((i) => [`a${i}`, "y".repeat(40)])),
+        },
+      },
+      data: { ".dockerconfigjson": "A".repeat(900 * 1024), more: "B".repeat(1024) },
+    };
+    const kept = cachedSecret(forged);
+    // Our two labels, our two annotations, 64 template entries, two digests.
+    expect(JSON.stringify(kept).length).toBeLessThan(8_000);
+    expect(Object.keys(kept.metadata?.annotations ?? {})).toHaveLength(2 + 64);
+    expect(kept.data).toBeUndefined();
+    expect(kept.dataDigests?.[".dockerconfigjson"]).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
   it("ignores others' labels, annotations and data keys, but not ours", () => {

@@ -3,7 +3,7 @@
 // ServiceAccount's imagePullSecrets change to include (or drop) ours without
 // touching anyone else's entries. No I/O here.
 import { createHash } from "node:crypto";
-import type { SecretTemplate } from "../api/index.js";
+import { MAX_TEMPLATE_ENTRIES, type SecretTemplate } from "../api/index.js";
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   ANNOTATION_ADDED_SECRETS,
@@ -13,6 +13,8 @@ import {
   ANNOTATION_SECRET_TEMPLATE_KEYS,
   ANNOTATION_TOKEN_SOURCES,
   FIELD_MANAGER,
+  KEY_PREFIX,
+  LABEL_ARGOCD_SECRET_TYPE,
   LABEL_MANAGED_BY,
   LABEL_OWNER,
   OPERATOR_NAME,
@@ -32,7 +34,114 @@ export interface SecretView {
     deletionTimestamp?: string;
   };
   type?: string;
+  /** The data as read by a GET (or in the fake cluster); the caches keep only `dataDigests`. */
   data?: Record<string, string>;
+  /**
+   * The caches' stand-in for `data`: each key's base64 value as its
+   * valueDigest. Anyone who may write Secrets in a namespace can make one
+   * carrying our labels, so the cache keeps bytes per Secret, never payloads.
+   */
+  dataDigests?: Record<string, string>;
+}
+
+/** Longest label or annotation value a cached Secret keeps whole (UTF-16 units). */
+export const MAX_CACHED_VALUE = 512;
+/** How many secretTemplate entries the cache keeps: as many as a template may have (labels and annotations). */
+const MAX_CACHED_TEMPLATE_KEYS = 2 * MAX_TEMPLATE_ENTRIES;
+
+/** The digests of values the operator itself made, by value (bounded). */
+const desiredDigests = new Map<string, string>();
+/** One string per distinct digest (bounded), so a thousand equal Secrets share it. */
+const interned = new Map<string, string>();
+
+/** A value as the caches keep it when not whole: `sha256:<64 hex>`. */
+export function valueDigest(value: string): string {
+  const d = `sha256:${createHash("sha256").update(value).digest("hex")}`;
+  const same = interned.get(d);
+  if (same !== undefined) return same;
+  if (interned.size >= 4096) interned.clear();
+  interned.set(d, d);
+  return d;
+}
+
+/**
+ * valueDigest of a value the operator made (desired state), memoized by
+ * value: a pass compares every namespace's Secret without hashing again.
+ * Never for observed values: those are anyone's, of any size.
+ */
+function desiredDigest(value: string): string {
+  let d = desiredDigests.get(value);
+  if (d === undefined) {
+    d = valueDigest(value);
+    if (desiredDigests.size >= 1024) desiredDigests.clear();
+    desiredDigests.set(value, d);
+  }
+  return d;
+}
+
+/** A label or annotation value as the cache keeps it: whole when short, else its digest. */
+export function cachedValue(value: string): string {
+  return value.length <= MAX_CACHED_VALUE ? value : valueDigest(value);
+}
+
+/** Whether an observed value (whole, or as the cache keeps it) is `want`. */
+function sameValue(observed: string | undefined, want: string): boolean {
+  if (observed === want) return true;
+  return (
+    observed !== undefined && want.length > MAX_CACHED_VALUE && observed === desiredDigest(want)
+  );
+}
+
+/**
+ * The slice of a Secret carrying our labels that the caches keep, whoever
+ * wrote it: names, type, our own labels and annotations and those its
+ * secretTemplate record names (bounded in number; long values as digests),
+ * and each data value's digest. A forged Secret of a megabyte costs a few
+ * hundred bytes here.
+ */
+export function cachedSecret(secret: SecretView): SecretView {
+  const m = secret.metadata ?? {};
+  const recorded = m.annotations?.[ANNOTATION_SECRET_TEMPLATE_KEYS];
+  const templateKeys = recorded
+    ? recorded.split(",", MAX_CACHED_TEMPLATE_KEYS).map((e) => e.slice(e.indexOf(":") + 1))
+    : [];
+  const keep = (values: Record<string, string> | undefined) => {
+    if (!values) return undefined;
+    let out: Record<string, string> | undefined;
+    const take = (k: string) => {
+      const v = values[k];
+      if (v === undefined) return;
+      out ??= {};
+      out[k] = cachedValue(v);
+    };
+    for (const k in values) if (isOurKey(k)) take(k);
+    for (const k of templateKeys) if (!isOurKey(k)) take(k);
+    return out;
+  };
+  let dataDigests: Record<string, string> | undefined;
+  if (secret.data) {
+    dataDigests = {};
+    for (const k in secret.data) dataDigests[k] = valueDigest(secret.data[k] ?? "");
+  }
+  const labels = keep(m.labels);
+  const annotations = keep(m.annotations);
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      resourceVersion: m.resourceVersion,
+      ...(labels ? { labels } : {}),
+      ...(annotations ? { annotations } : {}),
+      ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    },
+    type: secret.type,
+    ...(dataDigests ? { dataDigests } : {}),
+  };
+}
+
+/** Keys the operator itself writes on Secrets. */
+function isOurKey(key: string): boolean {
+  return key === LABEL_MANAGED_BY || key === LABEL_ARGOCD_SECRET_TYPE || key.startsWith(KEY_PREFIX);
 }
 
 /** The slice of a ServiceAccount the operator reads. */
@@ -139,14 +248,17 @@ export function isManaged(secret: SecretView): boolean {
 export function secretDiffers(desired: DesiredSecret, observed: SecretView): boolean {
   // Runs for every target namespace on every pass: no per-call allocation.
   if (observed.type !== desired.type) return true;
-  const data = observed.data;
-  for (const k in desired.data) if (data?.[k] !== desired.data[k]) return true;
-  const labels = observed.metadata?.labels;
+  const { data, dataDigests } = observed;
+  for (const k in desired.data) {
+    const want = desired.data[k] ?? "";
+    if (dataDigests ? dataDigests[k] !== desiredDigest(want) : data?.[k] !== want) return true;
+  }
+  const labels = observed.metadata?.labels ?? {};
   for (const k in desired.metadata.labels)
-    if (labels?.[k] !== desired.metadata.labels[k]) return true;
+    if (!sameValue(labels[k], desired.metadata.labels[k] ?? "")) return true;
   const annotations = observed.metadata?.annotations ?? {};
   for (const k in desired.metadata.annotations)
-    if (annotations[k] !== desired.metadata.annotations[k]) return true;
+    if (!sameValue(annotations[k], desired.metadata.annotations[k] ?? "")) return true;
   // A template key dropped since the last write is still on the Secret.
   const recorded = annotations[ANNOTATION_SECRET_TEMPLATE_KEYS];
   return (

@@ -7,7 +7,7 @@
 // kubelet's credential tracking, KEP-2535, compares). No I/O here.
 
 import type { ArgoCDSpec, ECRPullSecretSpec } from "../api/index.js";
-import { ANNOTATION_REGISTRIES } from "../api/metadata.js";
+import { ANNOTATION_REGISTRIES, LABEL_ARGOCD_SECRET_TYPE } from "../api/metadata.js";
 import { parseRegistryHost, registryHost } from "../aws/registry-host.js";
 import { type DesiredSecret, desiredSecrets, ownerLabelValue } from "./desired.js";
 
@@ -15,7 +15,7 @@ export const OPAQUE_TYPE = "Opaque";
 /** The Docker client's config file, as DOCKER_CONFIG/config.json. */
 export const CONFIG_JSON_KEY = "config.json";
 /** Argo CD reads repository Secrets by this label (argocd-repo-creds.yaml, argocd-repositories.yaml). */
-export const ARGOCD_SECRET_TYPE_LABEL = "argocd.argoproj.io/secret-type";
+export const ARGOCD_SECRET_TYPE_LABEL = LABEL_ARGOCD_SECRET_TYPE;
 export const DEFAULT_ARGOCD_NAMESPACE = "argocd";
 
 export type HostVariant = "Standard" | "DualStack";

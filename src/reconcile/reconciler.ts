@@ -13,6 +13,7 @@ import {
   type DeletionPolicy,
   deletionPolicy,
   type ECRPullSecret,
+  type KeptSecret,
   type NamespaceFailure,
   parseDuration,
   type RegistryTokenStatus,
@@ -24,7 +25,12 @@ import {
   resolveRegistries,
   tokenSources,
 } from "../aws/registries.js";
-import { type TokenCache, type TokenState, tokenSourceKey } from "../aws/token-cache.js";
+import {
+  type TokenCache,
+  type TokenState,
+  tokenLifetimeMs,
+  tokenSourceKey,
+} from "../aws/token-cache.js";
 import { isOperatorError, type OperatorError, operatorError } from "../errors.js";
 import { apiErrorMessage } from "../kube/client.js";
 import type { EventRecorder } from "../observability/events.js";
@@ -47,15 +53,18 @@ import {
   type PassOutcome,
   passStatus,
   readyCondition,
+  refreshBeforeCapped,
   registryStatuses,
   statusEqual,
 } from "./status.js";
 import { namespaceInfos, scopedTargetNamespaces } from "./targets.js";
-import { carriedEntries, reuseTokensFromSecrets } from "./token-reuse.js";
+import type { TokenRecords } from "./token-records.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
 
 /** How soon a resource with ServiceAccounts its roles refused asks IAM again. */
 export const ROLE_RETRY_MS = 15_000;
+/** How soon a resource whose cleanup kept Secrets that Pods name lists those Pods again. */
+export const KEPT_RECHECK_MS = 10_000;
 
 /** The token cache as the reconciler uses it. */
 export type Tokens = Pick<TokenCache, "get" | "release" | "peek" | "seed">;
@@ -74,6 +83,8 @@ export interface ReconcilerOptions {
   now?: () => number;
   /** The namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   servedNamespaces?: readonly string[];
+  /** The operator's own record of its tokens (its namespace); absent: every start fetches anew. */
+  records?: TokenRecords;
 }
 
 export interface ReconcileResult {
@@ -165,7 +176,7 @@ export class Reconciler {
     // 3. Content: the one Secret content for every namespace and format; a
     // registry whose source has no token keeps the entry the Secrets hold.
     const states = new Map(own.tokens.map((s) => [s.key, s]));
-    const carried = own.missing ? this.carried(resource, spec.targets, states) : undefined;
+    const carried = own.missing ? this.carried(spec.targets, states) : undefined;
     const content = own.used
       ? secretContent(spec.targets, states, resource.spec.hostVariants, carried)
       : undefined;
@@ -187,9 +198,10 @@ export class Reconciler {
     const notGranted = scoped.notGranted.map((ns) => this.notGranted(resource, ns));
     const failures = mergeFailures(written.failures, [...(perRole?.failures ?? []), ...notGranted]);
 
-    // 6. Cleanup: what it made and no longer wants.
+    // 6. Cleanup: what it made and no longer wants; what Pods still name is
+    //    kept, refreshed, and looked at again after a while.
     const keep = new Set(wanted);
-    await cleanup(this.cluster, this.serviceAccounts, {
+    const swept = await cleanup(this.cluster, this.serviceAccounts, {
       owner: name,
       policy,
       keepNamespaces: keep,
@@ -199,6 +211,12 @@ export class Reconciler {
             keepAlso: (ns: string, secret: string) => perRole.secrets.get(ns)?.has(secret) === true,
           }
         : {}),
+      inUse: {
+        ...(outputs ? { desired: (ns: string, n: string) => pullSecretAs(outputs, ns, n) } : {}),
+        sync: (desired) => syncSecret(this.cluster, resource, desired),
+      },
+      notice: (type, reason, message) =>
+        this.events.record(target(resource), type, reason, message),
       concurrency: this.opts.writeConcurrency,
     });
 
@@ -212,8 +230,13 @@ export class Reconciler {
       failures,
       wrote: written.wrote,
       carriedOver: Boolean(own.missing),
+      kept: swept.kept,
     });
-    return this.result(name, written.failures, failures, pass, perRole);
+    const result = this.result(name, written.failures, failures, pass, perRole);
+    if (swept.kept.length === 0) return result;
+    // No watch sees a running Pod go: look again for the kept Secrets' Pods.
+    const requeueAfterMs = Math.min(result.requeueAfterMs ?? KEPT_RECHECK_MS, KEPT_RECHECK_MS);
+    return { ...result, requeueAfterMs };
   }
 
   /** Puts the finalizer on; the resource as the patch left it (the status write is guarded by its resourceVersion). */
@@ -241,11 +264,17 @@ export class Reconciler {
     if (!used) return { used, sourceKeys: [], tokens: [], missing: undefined };
     const name = resource.metadata?.name ?? "";
     const sources = tokenSources(spec.targets);
-    // After a restart, the tokens its own Secret holds are taken up first.
-    const secrets = () => this.cluster.secrets();
-    reuseTokensFromSecrets(this.tokens, secrets, name, resource.spec.secretName, spec.targets);
+    const records = this.opts.records;
     const tokens = await Promise.all(
-      [...sources.values()].map((source) => this.tokens.get(name, source, spec.refreshBeforeMs)),
+      [...sources.values()].map(async (source) => {
+        // After a restart or a failover, the token the operator recorded is
+        // taken up first (never one read back from a tenant's Secret).
+        const recorded = records && !this.tokens.peek(source)?.token && records.get(source);
+        if (recorded) this.tokens.seed(source, recorded);
+        const state = await this.tokens.get(name, source, spec.refreshBeforeMs);
+        if (records && state.token && !state.token.reused) await records.put(source, state.token);
+        return state;
+      }),
     );
     return { used, sourceKeys: [...sources.keys()], tokens, missing: tokens.find((s) => !s.token) };
   }
@@ -263,6 +292,8 @@ export class Reconciler {
       wrote: number;
       /** Some registry kept an old entry (its source has no token). */
       carriedOver: boolean;
+      /** Secrets cleanup kept because Pods name them. */
+      kept: KeptSecret[];
     },
   ): Promise<{ desired: number; ready: ConditionInput; retryAfterMs: number | undefined }> {
     const name = resource.metadata?.name ?? "";
@@ -271,7 +302,7 @@ export class Reconciler {
       content?.expiresAt,
       ...(perRole?.tokens.map((s) => s.token?.expiresAt) ?? []),
     ]);
-    const ready = readyCondition({
+    const computed = readyCondition({
       tokens: pass.tokens,
       desired,
       failures,
@@ -279,6 +310,16 @@ export class Reconciler {
       servedNamespaces: this.served?.size,
       registries: registryStatus,
     });
+    // A refreshBefore the tokens' real lifetime cannot honour: said in Ready and an Event.
+    const capped = refreshBeforeCapped(resource.spec.refreshBefore, pass.tokens);
+    const lifetimes = pass.tokens.flatMap((s) => (s.token ? [tokenLifetimeMs(s.token)] : []));
+    if (lifetimes.length > 0)
+      this.metrics.tokenLifetime.set({ resource: name }, Math.min(...lifetimes) / 1000);
+    if (capped) this.events.record(target(resource), "Warning", Reason.RefreshBeforeCapped, capped);
+    const ready =
+      capped && computed.status === "True"
+        ? { ...computed, message: `${computed.message}; ${capped}` }
+        : computed;
     this.noteRefresh(resource, expiresAt, pass.wrote, registryStatus);
     if (pass.carriedOver && ready.status === "False") {
       // Names the registry the Secrets hold an old entry for.
@@ -293,6 +334,7 @@ export class Reconciler {
       registries: content?.registries ?? roleRegistries(perRole),
       registryStatus,
       counts: { desired, synced: desired - failures.length, failures },
+      keptSecrets: pass.kept,
     });
     if (pass.wrote > 0)
       this.log.debug({ resource: name, secrets: pass.wrote, namespaces: desired }, "reconciled");
@@ -344,6 +386,7 @@ export class Reconciler {
       this.metrics.tokenExpiry.remove({ resource: name, registry });
     this.expiryRegistries.delete(name);
     this.metrics.ready.remove({ resource: name });
+    this.metrics.tokenLifetime.remove({ resource: name });
     this.metrics.verified.remove({ resource: name });
     for (const state of ["desired", "synced", "failed"])
       this.metrics.namespaces.remove({ resource: name, state });
@@ -360,6 +403,8 @@ export class Reconciler {
         owner: name,
         policy,
         keepNamespaces: new Set(),
+        notice: (type, reason, message) =>
+          this.events.record(target(resource), type, reason, message),
         concurrency: this.opts.writeConcurrency,
       });
       await removeFinalizer(this.cluster, resource);
@@ -520,21 +565,22 @@ export class Reconciler {
     return { namespace, reason: err.code, message: err.message };
   }
 
-  /** The entries the resource's Secret holds for registries whose source has no token. */
+  /**
+   * What the Secrets keep for registries whose source has no token: the last
+   * token the operator recorded for that source (expired or not), never
+   * what a Secret in a tenant's namespace holds.
+   */
   private carried(
-    resource: ECRPullSecret,
     targets: readonly RegistryTarget[],
     states: ReadonlyMap<string, TokenState>,
-  ) {
-    const hosts = targets
-      .filter((t) => t.host && !states.get(tokenSourceKey(t.source))?.token)
-      .map((t) => t.host as string);
-    return carriedEntries(
-      () => this.cluster.secrets(),
-      resource.metadata?.name ?? "",
-      resource.spec.secretName,
-      hosts,
-    );
+  ): Map<string, { username: string; password: string }> {
+    const out = new Map<string, { username: string; password: string }>();
+    for (const t of targets) {
+      if (!t.host || states.get(tokenSourceKey(t.source))?.token) continue;
+      const held = this.opts.records?.get(t.source, { expired: true });
+      if (held) out.set(t.host, { username: held.username, password: held.password });
+    }
+    return out;
   }
 
   /**
@@ -624,6 +670,12 @@ function roleRegistries(perRole: RolePass | undefined): string[] {
     for (const secret of secrets.values()) for (const h of secret.registries) hosts.add(h);
   }
   return [...hosts].sort();
+}
+
+/** The pass's pull Secret under another name (an old secretName a Pod still names). */
+function pullSecretAs(outputs: PassSecrets, namespace: string, name: string): DesiredSecret {
+  const pull = outputs.inNamespace(namespace)[0] as DesiredSecret;
+  return { ...pull, metadata: { ...pull.metadata, name } };
 }
 
 function target(resource: ECRPullSecret): { name: string; uid?: string } {

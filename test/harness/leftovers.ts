@@ -9,10 +9,26 @@
 import { afterAll, inject } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
 import { GROUP, PLURAL, VERSION } from "../../src/api/index.js";
+import { TOKEN_RECORD_SELECTOR } from "../../src/reconcile/token-records.js";
 import { deleteResourceWithoutOperator, statusOf, testKube } from "./kube.js";
 
 afterAll(async () => {
   const k = testKube(inject("controlPlane").kubeconfigPath);
+  // Token records an operator kept outside the file's own namespaces (in
+  // "default", for operators started without a namespace of their own): a
+  // later file's operator of the same credentials source would take up a
+  // token this file's AWS double issued.
+  const records = await k.core.listSecretForAllNamespaces({ labelSelector: TOKEN_RECORD_SELECTOR });
+  for (const s of records.items) {
+    await k.core
+      .deleteNamespacedSecret({
+        namespace: s.metadata?.namespace ?? "",
+        name: s.metadata?.name ?? "",
+      })
+      .catch((err: unknown) => {
+        if (statusOf(err) !== 404) throw err;
+      });
+  }
   let items: ECRPullSecret[];
   try {
     const list = (await k.custom.listClusterCustomObject({

@@ -80,8 +80,10 @@ export const operatorBin = join(repoRoot, "bin/ecr-creds-refresher");
 export function startOperatorProcess(
   args: string[],
   env: Record<string, string> = {},
+  /** Node's own flags, e.g. the image's (bench/lib.ts imageNodeFlags). */
+  nodeArgs: readonly string[] = [],
 ): OperatorProcess {
-  const proc = spawn(process.execPath, [operatorBin, ...args], {
+  const proc = spawn(process.execPath, [...nodeArgs, operatorBin, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -122,11 +122,8 @@ export function clusterNeeds(NS: string, FULL: string): Need[] {
       code: [["src/controller/pull-failures.ts", "watch PODS"]],
       shown: { behaviour: "test/integration/pull-failures.test.ts: Pods waiting on a pull" },
     },
-    {
-      grant: "cluster core pods delete",
-      code: [["src/controller/pull-failures.ts", "delete PODS"]],
-      shown: { behaviour: "test/integration/pull-failures.test.ts: podRecovery: Recreate" },
-    },
+    // No "pods delete": granted only with the chart value podRecovery.enabled
+    // (spec.podRecovery: Recreate), test/integration/tenant-rbac.test.ts.
     {
       grant: "cluster core events list",
       code: [["src/controller/pull-failures.ts", "list EVENTS"]],
@@ -200,6 +197,16 @@ export function namespacedNeeds(
         shown: { behaviour: "the credentials Secret was read by name (field-selected informer)" },
       });
     }
+  }
+  for (const verb of ["list", "watch", "create", "patch"]) {
+    out.push({
+      grant: `${NS} core secrets ${verb}`,
+      code:
+        verb === "list" || verb === "watch"
+          ? [["src/controller/informers.ts", `${verb} SECRETS`]]
+          : [["src/reconcile/token-records.ts", `${verb} SECRETS`]],
+      shown: { behaviour: "the operator kept its token record in its own namespace" },
+    });
   }
   out.push({
     grant: "default core events create",

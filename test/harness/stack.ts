@@ -93,7 +93,13 @@ export interface Stack {
   /** The operator in this process, stopped by stop() (stopping twice is harmless). */
   startOperator(o?: OperatorOptions): Promise<InProcessOperator>;
   /** The built executable with these arguments; stop() ends it if it still runs. */
-  startProcess(args: string[], env?: Record<string, string>): OperatorProcess;
+  startProcess(
+    args: string[],
+    env?: Record<string, string>,
+    nodeArgs?: readonly string[],
+  ): OperatorProcess;
+  /** The processes startProcess started that have not exited, oldest first. */
+  running(): OperatorProcess[];
   /**
    * Arguments of a `run` process like testConfig's: the stack's credentials
    * Secret, no probes, verify off, and these flags on top.
@@ -147,6 +153,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const bindings: string[] = [];
   const kubeconfigs = new Map<string, Promise<string>>();
   const stoppers: Array<() => Promise<unknown>> = [];
+  const processes: OperatorProcess[] = [];
   const cleanups: Array<() => Promise<void> | void> = [];
 
   const stack: Stack = {
@@ -184,6 +191,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       const op = await startOperator(
         testConfig(kubeconfig, {
           region: "us-east-1",
+          // The operator's own namespace: its token records are kept there.
+          leaderElectionNamespace: o.ops,
           ...(o.credentials !== false
             ? { credentialsSecretName: "aws-creds", credentialsSecretNamespace: o.ops }
             : {}),
@@ -198,11 +207,13 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       stoppers.push(stop);
       return { ...op, stop };
     },
-    startProcess(args, env = {}) {
-      const p = startOperatorProcess(args, env);
+    startProcess(args, env = {}, nodeArgs = []) {
+      const p = startOperatorProcess(args, env, nodeArgs);
       stoppers.push(() => p.stop("SIGKILL"));
+      processes.push(p);
       return p;
     },
+    running: () => processes.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null),
     processArgs(kubeconfig, extra = []) {
       return [
         "run",
@@ -210,6 +221,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         "--metrics-bind-address=0",
         "--health-probe-bind-address=0",
         "--region=us-east-1",
+        `--leader-election-namespace=${o.ops}`,
         ...(o.credentials !== false
           ? [`--credentials-secret-namespace=${o.ops}`, "--credentials-secret-name=aws-creds"]
           : []),
