@@ -210,3 +210,79 @@ describe("OutboundAgent", () => {
     agent.destroy();
   });
 });
+
+describe("a server given as an IP address behind a proxy", () => {
+  // A certificate that names the IP only (no localhost), as a k3s or kubeadm
+  // API server reached by address has.
+  const ipOnly = selfSignedCertificate({ dnsNames: [], ips: ["127.0.0.1"] });
+  const server = createHttpsServer({ cert: ipOnly.certPem, key: ipOnly.keyPem }, (_req, res) =>
+    res.end("ip ok"),
+  );
+  const proxy = new TestProxy((host, port) =>
+    host === "127.0.0.1" ? { host: "127.0.0.1", port } : undefined,
+  );
+  let base = "";
+
+  beforeAll(async () => {
+    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await proxy.start();
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await new Promise<void>((ok) => server.close(() => ok()));
+  });
+
+  const get = (url: string, agent: http.Agent, tls: object): Promise<string> =>
+    new Promise((resolve, reject) => {
+      void import("node:https").then((https) =>
+        https
+          .get(url, { agent, ...tls }, (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on("end", () => resolve(body));
+          })
+          .on("error", reject),
+      );
+    });
+
+  it("checks the certificate against the IP through CONNECT and SOCKS5, not against localhost", async () => {
+    const socks = await proxy.startSocks();
+    for (const via of [proxy.url, socks]) {
+      const agent = serverAgent(new URL(base), { proxy: new URL(via) });
+      expect(await get(`${base}/version`, agent, { ca: ipOnly.certPem })).toBe("ip ok");
+      agent.destroy();
+      const outbound = new OutboundAgent({ proxy: new URL(via), tls: { ca: ipOnly.certPem } });
+      expect(await get(`${base}/version`, outbound, {})).toBe("ip ok");
+      outbound.destroy();
+    }
+    expect(proxy.requests().filter((r) => r.startsWith("CONNECT"))).toEqual([
+      `CONNECT ${new URL(base).host}`,
+      `CONNECT ${new URL(base).host}`,
+    ]);
+  });
+
+  it("still refuses a certificate for another IP, and honours an explicit server name", async () => {
+    const agent = serverAgent(new URL(base), { proxy: new URL(proxy.url) });
+    const other = selfSignedCertificate({ dnsNames: [], ips: ["127.0.0.2"] });
+    const wrong = createHttpsServer({ cert: other.certPem, key: other.keyPem }, (_q, r) =>
+      r.end("wrong"),
+    );
+    await new Promise<void>((ok) => wrong.listen(0, "127.0.0.1", ok));
+    const wrongBase = `https://127.0.0.1:${(wrong.address() as AddressInfo).port}`;
+    try {
+      await expect(get(`${wrongBase}/`, agent, { ca: other.certPem })).rejects.toThrow(
+        "IP: 127.0.0.1 is not in the cert's list: 127.0.0.2",
+      );
+      // tls-server-name set: checked against that name, as kubectl does.
+      await expect(
+        get(`${base}/`, agent, { ca: ipOnly.certPem, servername: "kubernetes.default.svc" }),
+      ).rejects.toThrow("Host: kubernetes.default.svc. is not cert's CN: 127.0.0.1");
+    } finally {
+      agent.destroy();
+      await new Promise<void>((ok) => wrong.close(() => ok()));
+    }
+  });
+});

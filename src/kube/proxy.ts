@@ -23,7 +23,8 @@
 // is a few lines over ipaddr.js instead.
 import * as http from "node:http";
 import * as https from "node:https";
-import type { ConnectionOptions } from "node:tls";
+import { isIP } from "node:net";
+import { type ConnectionOptions, checkServerIdentity } from "node:tls";
 import { Agent, type AgentConnectOpts } from "agent-base";
 import { HttpProxyAgent } from "http-proxy-agent";
 import { HttpsProxyAgent } from "https-proxy-agent";
@@ -217,13 +218,46 @@ export class OutboundAgent extends Agent {
   }
 }
 
+/**
+ * The TLS options of a connection tunnelled to `opts.host`, checking the
+ * server's certificate against that host when it is an IP address, as
+ * kubectl does. The proxy agents start TLS over the tunnel without `host`
+ * and set `servername` only for names (SNI takes no IP), so Node would check
+ * the certificate against "localhost": a server given as
+ * https://10.0.0.1:6443 (k3s' https://127.0.0.1:6443) behind a proxy-url
+ * failed with "Host: localhost", and passed only when its certificate also
+ * named localhost. An explicit servername (tls-server-name) or identity check
+ * is left as given.
+ */
+export function tunnelledTls<T extends AgentConnectOpts>(opts: T): T {
+  if (!opts.secureEndpoint) return opts;
+  const ip = (opts.host ?? "").replace(/^\[(.*)\]$/, "$1");
+  // Node's request gives an IP target servername "" (no SNI): not a name to check.
+  if (!isIP(ip) || opts.servername || opts.checkServerIdentity !== undefined) return opts;
+  return { ...opts, checkServerIdentity: (_name, cert) => checkServerIdentity(ip, cert) };
+}
+
+/** HTTPS through an http(s):// proxy's CONNECT tunnel, the server's IP checked as itself. */
+class ConnectTunnelAgent extends HttpsProxyAgent<string> {
+  override connect(req: http.ClientRequest, opts: AgentConnectOpts) {
+    return super.connect(req, tunnelledTls(opts));
+  }
+}
+
+/** Any scheme through a SOCKS proxy, the server's IP checked as itself. */
+class SocksTunnelAgent extends SocksProxyAgent {
+  override connect(req: http.ClientRequest, opts: AgentConnectOpts) {
+    return super.connect(req, tunnelledTls(opts));
+  }
+}
+
 /** The pooling agent of one route: straight to the server, or through `proxy`. */
 function routeAgent(secure: boolean, proxy: URL | undefined, keepAlive: boolean): http.Agent {
   if (proxy === undefined)
     return secure ? new https.Agent({ keepAlive }) : new http.Agent({ keepAlive });
-  if (proxy.protocol.startsWith("socks")) return new SocksProxyAgent(proxy, { keepAlive });
+  if (proxy.protocol.startsWith("socks")) return new SocksTunnelAgent(proxy, { keepAlive });
   return secure
-    ? new HttpsProxyAgent(proxy, { keepAlive })
+    ? new ConnectTunnelAgent(proxy.href, { keepAlive })
     : new HttpProxyAgent(proxy, { keepAlive });
 }
 
