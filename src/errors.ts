@@ -153,6 +153,10 @@ export const errorCatalogue = {
       `failed to write Secret ${p.namespace}/${p.name}: it belongs to ECRPullSecret ${p.owner}; give one of them another spec.secretName or exclude this namespace from one of them`,
     notAdoptable: (p: ObjectParams & { type: string; wanted: string }) =>
       `failed to adopt Secret ${p.namespace}/${p.name}: it is of type ${p.type}, and adoptExisting only takes over ${p.wanted} Secrets; rename spec.secretName or delete that Secret`,
+    notAdoptableOutput: (p: ObjectParams & { field: string }) =>
+      `failed to write Secret ${p.namespace}/${p.name}: it exists and was not created by this operator, and adoptExisting takes over only the pull Secret (type kubernetes.io/dockerconfigjson), never the Secret of ${p.field}; rename ${p.field} or move that Secret away`,
+    notAdoptableContent: (p: ObjectParams & { reason: string }) =>
+      `failed to adopt Secret ${p.namespace}/${p.name}: its .dockerconfigjson cannot be merged without losing what it holds (${p.reason}); fix or delete that Secret, or rename spec.secretName`,
   },
   NamespaceNotGranted: {
     /** `served`: the granted namespaces, comma-separated. */

@@ -37,5 +37,12 @@ export const Reason = {
   PodMissingPullSecret: "PodMissingPullSecret",
   PodRecreated: "PodRecreated",
   PullRefused: "PullRefused",
+  // Cleanup (Events; SecretKeptInUse also in status.keptSecrets).
+  /** A Secret with our labels that the operator did not write there (a copy): left alone. */
+  SecretCopyLeftAlone: "SecretCopyLeftAlone",
+  /** An adopted Secret given back on cleanup: our labels, annotations and auths entries removed, the rest kept. */
+  SecretReleased: "SecretReleased",
+  /** A Secret cleanup would remove that a Pod in its namespace still names: kept and refreshed. */
+  SecretKeptInUse: "SecretKeptInUse",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -864,6 +864,24 @@ export const uncoveredPodsSchema: SchemaProps = {
   },
 };
 
+export const keptSecretSchema: SchemaProps = {
+  type: "object",
+  description:
+    "A Secret cleanup would remove (an old secretName, a namespace that left the targets) that Pods in its namespace still name in imagePullSecrets: kept and refreshed until none does.",
+  required: ["namespace", "name", "pods"],
+  properties: {
+    namespace: { type: "string", description: "The Secret's namespace.", maxLength: 63 },
+    name: { type: "string", description: "The Secret's name.", maxLength: 253 },
+    pods: {
+      type: "integer",
+      format: "int32",
+      minimum: 1,
+      description: "How many Pods there name it.",
+    },
+    message: { type: "string", description: "Why, for people.", maxLength: 1024 },
+  },
+};
+
 export const registryTokenStatusSchema: SchemaProps = {
   type: "object",
   description:
@@ -955,6 +973,13 @@ export const statusSchema: SchemaProps = {
       items: namespaceFailureSchema,
     },
     uncoveredPods: uncoveredPodsSchema,
+    keptSecrets: {
+      type: "array",
+      description: `Up to ${MAX_FAILURES} Secrets kept only because Pods still name them.`,
+      maxItems: MAX_FAILURES,
+      "x-kubernetes-list-type": "atomic",
+      items: keptSecretSchema,
+    },
   },
 };
 
@@ -1005,6 +1030,7 @@ export const TYPE_NAMES: ReadonlyMap<SchemaProps, string> = new Map([
   [uncoveredPodsSchema, "UncoveredPods"],
   [uncoveredPodSchema, "UncoveredPod"],
   [registryTokenStatusSchema, "RegistryTokenStatus"],
+  [keptSecretSchema, "KeptSecret"],
 ]);
 
 export interface PrinterColumn {

@@ -254,6 +254,8 @@ export interface ECRPullSecretStatus {
   failures?: NamespaceFailure[];
   /** Pending Pods in target namespaces that fail to pull an image of these registries because they lack the Secret. */
   uncoveredPods?: UncoveredPods;
+  /** Up to 20 Secrets kept only because Pods still name them. */
+  keptSecrets?: KeptSecret[];
 }
 
 /** A metav1.Condition. */
@@ -337,6 +339,18 @@ export interface UncoveredPod {
   image?: string;
   /** The kubelet's waiting reason (ErrImagePull, ImagePullBackOff). */
   reason?: string;
+}
+
+/** A Secret cleanup would remove (an old secretName, a namespace that left the targets) that Pods in its namespace still name in imagePullSecrets: kept and refreshed until none does. */
+export interface KeptSecret {
+  /** The Secret's namespace. */
+  namespace: string;
+  /** The Secret's name. */
+  name: string;
+  /** How many Pods there name it. */
+  pods: number;
+  /** Why, for people. */
+  message?: string;
 }
 
 /** A list of ECRPullSecrets, as returned by a list call. */

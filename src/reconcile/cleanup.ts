@@ -1,11 +1,24 @@
 // What a resource made and no longer wants: its Secrets that are no output of
 // the pass (a namespace left, a name or format changed, the resource went),
-// and its ServiceAccount references outside the kept namespaces.
+// and its ServiceAccount references outside the kept namespaces. Only what it
+// wrote where it wrote it: a copy of its Secret elsewhere (labels can be
+// copied; the marks of adoption.ts say where it wrote) is left alone, an
+// adopted Secret is released rather than deleted, and a Secret that a Pod
+// still names is kept, and refreshed, until none does.
 
-import type { DeletionPolicy } from "../api/index.js";
-import { ANNOTATION_ADDED_PULL_SECRETS, ANNOTATION_ADDED_SECRETS } from "../api/metadata.js";
+import { Reason } from "../api/conditions.js";
+import type { DeletionPolicy, KeptSecret } from "../api/index.js";
+import {
+  ANNOTATION_ADDED_PULL_SECRETS,
+  ANNOTATION_ADDED_SECRETS,
+  ANNOTATION_ADOPTED,
+  ANNOTATION_TOKEN_SOURCES,
+  ANNOTATION_WRITTEN_IN,
+} from "../api/metadata.js";
+import { originOf } from "./adoption.js";
 import type { Cluster } from "./cluster.js";
 import {
+  type DesiredSecret,
   isOwnedBy,
   ownerLabelValue,
   parseAddedRefs,
@@ -13,7 +26,7 @@ import {
   type ServiceAccountView,
 } from "./desired.js";
 import { pool } from "./pool.js";
-import { deleteOwnedSecret } from "./secrets.js";
+import { deleteOwnedSecret, releaseAdoptedSecret } from "./secrets.js";
 import type { ServiceAccounts } from "./service-accounts.js";
 import { namespaceInfos } from "./targets.js";
 
@@ -29,7 +42,25 @@ export interface CleanupScope {
   keepSecret?: (namespace: string, name: string) => boolean;
   /** Other Secrets still in use in a kept namespace (per-ServiceAccount roles). */
   keepAlso?: (namespace: string, name: string) => boolean;
+  /**
+   * The resource is live (not being finalized): a Secret a Pod still names
+   * is kept, and brought to `inUse` when that gives its content.
+   */
+  inUse?: {
+    /** The pull Secret of this pass under another name and namespace; absent: no content of its own. */
+    desired?: (namespace: string, name: string) => DesiredSecret;
+    /** Writes a kept Secret's content (syncSecret). */
+    sync: (desired: DesiredSecret) => Promise<unknown>;
+  };
+  /** Tells the resource's Events what cleanup did not do, or did instead of deleting. */
+  notice?: (type: "Normal" | "Warning", reason: string, message: string) => void;
   concurrency: number;
+}
+
+/** What cleanup left in place on purpose. */
+export interface CleanupResult {
+  /** Secrets kept because Pods still name them. */
+  kept: KeptSecret[];
 }
 
 /**
@@ -42,8 +73,8 @@ export async function cleanup(
   cluster: Cluster,
   serviceAccounts: ServiceAccounts,
   scope: CleanupScope,
-): Promise<void> {
-  if (scope.policy !== "Delete") return;
+): Promise<CleanupResult> {
+  if (scope.policy !== "Delete") return { kept: [] };
   const { owner, keepNamespaces } = scope;
   const ownerKey = ownerLabelValue(owner);
   const terminating = new Set(
@@ -82,7 +113,81 @@ export async function cleanup(
     const kept =
       scope.keepSecret?.(namespace, name) === true ||
       (keepNamespaces.has(namespace) && scope.keepAlso?.(namespace, name) === true);
-    if (!kept && !terminating.has(namespace)) stale.push(s);
+    if (kept || terminating.has(namespace)) continue;
+    if (originOf(s) === "copy") {
+      // Our labels, but written somewhere else: someone's copy, not ours to remove.
+      scope.notice?.(
+        "Warning",
+        Reason.SecretCopyLeftAlone,
+        `Secret ${namespace}/${name} carries the labels of ECRPullSecret ${owner} but is a copy of ${copiedFrom(s)}, which this operator did not write there; left alone: delete it, or remove its labels app.kubernetes.io/managed-by and ecrcreds.io/owner, if nothing needs it`,
+      );
+      continue;
+    }
+    stale.push(s);
   }
-  await pool(stale, scope.concurrency, (s) => deleteOwnedSecret(cluster, s, owner));
+  const kept = scope.inUse ? await keptInUse(cluster, stale, scope) : [];
+  const keptPlaces = new Set(kept.map((k) => `${k.namespace}/${k.name}`));
+  const remove = stale.filter(
+    (s) => !keptPlaces.has(`${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`),
+  );
+  await pool(remove, scope.concurrency, async (s) => {
+    if (originOf(s) !== "adopted") return await deleteOwnedSecret(cluster, s, owner);
+    if (await releaseAdoptedSecret(cluster, s, owner)) {
+      scope.notice?.(
+        "Normal",
+        Reason.SecretReleased,
+        `released adopted Secret ${s.metadata?.namespace}/${s.metadata?.name}: removed this operator's registry entries, labels and annotations, kept everything else`,
+      );
+    }
+  });
+  return { kept };
+}
+
+/** Where a copy says it was written (its mark). */
+function copiedFrom(s: SecretView): string {
+  const a = s.metadata?.annotations;
+  return a?.[ANNOTATION_ADOPTED] ?? a?.[ANNOTATION_WRITTEN_IN] ?? "another Secret";
+}
+
+/**
+ * The stale Secrets that Pods in their namespace still name in
+ * imagePullSecrets (one Pod list per namespace that has any), brought to the
+ * pass's content when they hold the same sources' tokens; Pods that may no
+ * longer pull (Succeeded, Failed) do not count.
+ */
+async function keptInUse(
+  cluster: Cluster,
+  stale: readonly SecretView[],
+  scope: CleanupScope,
+): Promise<KeptSecret[]> {
+  const byNamespace = new Map<string, SecretView[]>();
+  for (const s of stale) {
+    const namespace = s.metadata?.namespace ?? "";
+    byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), s]);
+  }
+  const kept: KeptSecret[] = [];
+  await pool([...byNamespace], scope.concurrency, async ([namespace, secrets]) => {
+    const users = await cluster.pullSecretUsers(namespace);
+    if (!users) return;
+    for (const s of secrets) {
+      const name = s.metadata?.name ?? "";
+      const pods = users.get(name);
+      if (!pods || pods.length === 0) continue;
+      const shown = [...pods].sort().slice(0, 3).join(", ");
+      const more = pods.length > 3 ? ` and ${pods.length - 3} more` : "";
+      kept.push({
+        namespace,
+        name,
+        pods: pods.length,
+        message: `kept and refreshed while Pods name it in imagePullSecrets (${shown}${more}); removed once none does`,
+      });
+      const desired = scope.inUse?.desired?.(namespace, name);
+      const sameSources =
+        desired !== undefined &&
+        s.metadata?.annotations?.[ANNOTATION_TOKEN_SOURCES] ===
+          desired.metadata.annotations[ANNOTATION_TOKEN_SOURCES];
+      if (desired && sameSources && s.type === desired.type) await scope.inUse?.sync(desired);
+    }
+  });
+  return kept;
 }

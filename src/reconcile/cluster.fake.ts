@@ -38,6 +38,8 @@ export class FakeCluster implements Cluster {
    * writer's change that made them lose.
    */
   readonly conflicts = new Map<string, { times: number; meanwhile?: () => void }>();
+  /** Pods that may still pull, per namespace: their names and the Secrets they name. */
+  readonly podsByNamespace = new Map<string, Array<{ name: string; imagePullSecrets: string[] }>>();
   private version = 100;
 
   // --- Building the world --------------------------------------------------
@@ -112,6 +114,15 @@ export class FakeCluster implements Cluster {
 
   async readServiceAccount(key: ObjectKey): Promise<ServiceAccountView | undefined> {
     return clone(this.serviceAccountsByKey.get(keyOf(key)));
+  }
+
+  async pullSecretUsers(namespace: string): Promise<Map<string, string[]> | undefined> {
+    const users = new Map<string, string[]>();
+    for (const pod of this.podsByNamespace.get(namespace) ?? []) {
+      for (const secret of pod.imagePullSecrets)
+        users.set(secret, [...(users.get(secret) ?? []), pod.name]);
+    }
+    return users;
   }
 
   // --- Cluster: writes -------------------------------------------------------

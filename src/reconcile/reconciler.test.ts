@@ -778,6 +778,140 @@ describe("Reconciler.reconcile", () => {
     expect(auths(secret?.data)[HOST]?.password).toBe("pw-concurrent");
   });
 
+  // --- Ownership and cleanup: what it adopted, copies, what Pods still name ---
+
+  it("adopts by merging (others' keys and auths kept), judges it in sync, and releases it on deletion", async () => {
+    const OTHER = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
+    const { harness, events } = setUp({
+      resource: resource({ adoptExisting: true }),
+      world: (c) => {
+        teamA(c);
+        c.addSecret({
+          metadata: { namespace: "team-a", name: "pull", labels: { team: "a" } },
+          type: DOCKER_CONFIG_JSON_TYPE,
+          data: {
+            [DOCKER_CONFIG_JSON_KEY]: Buffer.from(
+              buildDockerConfigJson([
+                { host: HOST, username: "AWS", password: "old" },
+                { host: OTHER, username: "AWS", password: "theirs" },
+              ]),
+            ).toString("base64"),
+            notes: "a2VlcA==",
+          },
+        });
+      },
+    });
+    const { cluster } = harness;
+    expect(await harness.pass()).toEqual({ ready: true });
+    expect(cluster.writes).toEqual([
+      "create secret team-a/pull",
+      "patch secret team-a/pull",
+      "patch serviceaccount team-a/default",
+      `patch status ${NAME}`,
+    ]);
+    let secret = await cluster.readSecret({ namespace: "team-a", name: "pull" });
+    expect(auths(secret?.data)[HOST]?.password).toBe("pw-us-east-1");
+    expect(auths(secret?.data)[OTHER]?.password).toBe("theirs");
+    expect(secret?.data?.notes).toBe("a2VlcA==");
+    expect(secret?.metadata?.annotations?.["ecrcreds.io/adopted"]).toBe("team-a/pull");
+
+    const first = cluster.writes.length;
+    await harness.pass();
+    expect(cluster.writes.slice(first)).toEqual([]);
+
+    const r = cluster.resource(NAME);
+    if (!r) throw new Error("no resource");
+    cluster.addResource({
+      ...r,
+      metadata: { ...r.metadata, deletionTimestamp: "2030-01-01T00:00:00Z" },
+    });
+    const before = cluster.writes.length;
+    await harness.pass();
+    expect(cluster.writes.slice(before)).toEqual([
+      "patch serviceaccount team-a/default",
+      "patch secret team-a/pull",
+      `patch metadata ${NAME}`,
+    ]);
+    secret = await cluster.readSecret({ namespace: "team-a", name: "pull" });
+    expect(Object.keys(auths(secret?.data))).toEqual([OTHER]);
+    expect(secret?.data?.notes).toBe("a2VlcA==");
+    expect(secret?.metadata?.labels).toEqual({ team: "a" });
+    expect(secret?.metadata?.annotations).toEqual({});
+    expect(events).toContain("Normal SecretReleased");
+  });
+
+  it("refuses to adopt a config.json or Argo CD Secret, leaving it as it was", async () => {
+    const { harness, events } = setUp({
+      resource: resource({ adoptExisting: true, dockerConfigSecret: { name: "docker-config" } }),
+      world: (c) => {
+        teamA(c);
+        c.addSecret({
+          metadata: { namespace: "team-a", name: "docker-config" },
+          type: "Opaque",
+          data: { "config.json": "e30=", other: "eA==" },
+        });
+      },
+    });
+    await expect(harness.pass()).rejects.toThrow(/PartiallySynced|failed to sync/);
+    const secret = await harness.cluster.readSecret({ namespace: "team-a", name: "docker-config" });
+    expect(secret?.data).toEqual({ "config.json": "e30=", other: "eA==" });
+    const ready = harness.cluster
+      .resource(NAME)
+      ?.status?.failures?.find((f) => f.namespace === "team-a");
+    expect(ready?.reason).toBe("SecretConflict");
+    expect(ready?.message).toContain("spec.dockerConfigSecret.name");
+    expect(events).toContain("Warning SecretConflict");
+  });
+
+  it("leaves a copy of its Secret in a namespace it does not target alone, with an Event", async () => {
+    const { harness, events } = setUp({ resource: resource(), world: teamA });
+    const { cluster } = harness;
+    await harness.pass();
+    const ours = await cluster.readSecret({ namespace: "team-a", name: "pull" });
+    expect(ours?.metadata?.annotations?.["ecrcreds.io/written-in"]).toBe("team-a/pull");
+    cluster.addNamespace("other");
+    cluster.addSecret({ ...ours, metadata: { ...ours?.metadata, namespace: "other" } });
+    const before = cluster.writes.length;
+    await harness.pass();
+    expect(cluster.writes.slice(before)).toEqual([]);
+    expect(await cluster.readSecret({ namespace: "other", name: "pull" })).toBeDefined();
+    expect(events).toContain("Warning SecretCopyLeftAlone");
+  });
+
+  it("keeps and refreshes an old Secret a Pod still names, says so in status, then removes it", async () => {
+    const { harness } = setUp({ resource: resource(), world: teamA });
+    const { cluster } = harness;
+    await harness.pass();
+    const r = cluster.resource(NAME);
+    if (!r) throw new Error("no resource");
+    cluster.addResource({ ...r, spec: { ...r.spec, secretName: "pull2" } });
+    cluster.podsByNamespace.set("team-a", [{ name: "web", imagePullSecrets: ["pull"] }]);
+    const before = cluster.writes.length;
+    expect(await harness.pass()).toEqual({ ready: true, requeueAfterMs: 10_000 });
+    expect(cluster.writes.slice(before)).toEqual([
+      "create secret team-a/pull2",
+      "patch serviceaccount team-a/default",
+      `patch status ${NAME}`,
+    ]);
+    expect(cluster.resource(NAME)?.status?.keptSecrets).toEqual([
+      {
+        namespace: "team-a",
+        name: "pull",
+        pods: 1,
+        message:
+          "kept and refreshed while Pods name it in imagePullSecrets (web); removed once none does",
+      },
+    ]);
+    cluster.podsByNamespace.set("team-a", []);
+    const again = cluster.writes.length;
+    expect(await harness.pass()).toEqual({ ready: true });
+    expect(cluster.writes.slice(again)).toEqual([
+      "delete secret team-a/pull",
+      `patch status ${NAME}`,
+    ]);
+    expect(cluster.resource(NAME)?.status?.keptSecrets).toBeUndefined();
+  });
+
   it("a second pass over an unchanged world writes nothing", async () => {
     const { harness } = setUp({ resource: resource(), world: teamA });
     expect(await harness.pass()).toEqual({ ready: true });

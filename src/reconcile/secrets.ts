@@ -1,21 +1,32 @@
 // Writing and deleting the managed Secrets. A Secret someone else made is
-// never overwritten unless spec.adoptExisting says so; a write that loses to
-// another writer reads the Secret again and decides again.
+// never overwritten unless spec.adoptExisting says so, and then only merged
+// into (adoption.ts); a write that loses to another writer reads the Secret
+// again and decides again. Every Secret it creates carries the mark of the
+// place it was created in, so cleanup can tell it from a copy.
 
 import type { ECRPullSecret } from "../api/index.js";
 import { LABEL_OWNER } from "../api/metadata.js";
 import { type OperatorError, operatorError } from "../errors.js";
-import { isConflict, isNotFound } from "../kube/client.js";
+import { ApiError, isConflict, isNotFound } from "../kube/client.js";
 import { retryOnConflict } from "../kube/retry.js";
-import type { Cluster } from "./cluster.js";
+import {
+  adoptedDiffers,
+  adoptPatch,
+  createdPatch,
+  originOf,
+  releasePatch,
+  withCreatedMark,
+} from "./adoption.js";
+import type { Cluster, ObjectKey } from "./cluster.js";
 import {
   type DesiredSecret,
+  DOCKER_CONFIG_JSON_TYPE,
   isManaged,
   isOwnedBy,
   type SecretView,
   secretDiffers,
-  secretPatch,
 } from "./desired.js";
+import { ARGOCD_SECRET_TYPE_LABEL } from "./outputs.js";
 
 /** Makes the namespace's Secret the desired one; returns whether it wrote. */
 export async function syncSecret(
@@ -37,17 +48,24 @@ export async function syncSecret(
       // Created by someone else, changed since our cache saw it, or deleted:
       // read the real thing and decide again.
       if (attempt > 0) observed = await cluster.readSecret(key);
-      // adoptExisting takes a Secret over by writing our labels on it.
-      if (observed && !isOwnedBy(observed, owner) && !adoptable(resource, desired, observed)) {
-        throw secretConflict(resource, desired, observed);
-      }
       if (!observed) {
-        await cluster.createSecret(desired);
+        await cluster.createSecret(withCreatedMark(desired));
         return true;
       }
-      if (!secretDiffers(desired, observed)) return false;
+      // adoptExisting takes a Secret over by merging ours into it (adoption.ts).
+      const adopting = !isOwnedBy(observed, owner);
+      if (adopting && !adoptable(resource, desired, observed)) {
+        throw secretConflict(resource, desired, observed);
+      }
+      if (adopting || originOf(observed) === "adopted") {
+        if (!adopting && !adoptedDiffers(desired, observed)) return false;
+        await mergeInto(cluster, key, desired);
+        return true;
+      }
+      // A copy someone put in our place is ours to write, and then marked as such.
+      if (!secretDiffers(desired, observed) && originOf(observed) !== "copy") return false;
       const rv = observed.metadata?.resourceVersion;
-      await cluster.patchSecret(key, secretPatch(desired, rv, observed));
+      await cluster.patchSecret(key, createdPatch(desired, rv, observed));
       return true;
     },
   );
@@ -70,7 +88,7 @@ export async function deleteOwnedSecret(
     { attempts: 5, exhausted: () => operatorError("WriteFailed", "deleteKeptChanging", key) },
     async (attempt) => {
       if (attempt > 0) secret = await cluster.readSecret(key);
-      if (!secret || !isOwnedBy(secret, owner)) return;
+      if (!secret || !isOwnedBy(secret, owner) || !createdHere(secret)) return;
       try {
         await cluster.deleteSecret(key, secret.metadata?.resourceVersion);
       } catch (err) {
@@ -80,10 +98,72 @@ export async function deleteOwnedSecret(
   );
 }
 
-/** adoptExisting takes over a Secret of the type it would write (a type cannot change). */
+/** Whether the operator created this Secret where it is (or before the marks existed). */
+export function createdHere(secret: SecretView): boolean {
+  const origin = originOf(secret);
+  return origin === "created" || origin === "unmarked";
+}
+
+/**
+ * Merges our entries into an adopted Secret (or one being adopted), from its
+ * bytes as the API server has them now (the caches keep digests only): the
+ * patch is guarded by that read's resourceVersion, so a conflict re-reads.
+ */
+async function mergeInto(cluster: Cluster, key: ObjectKey, desired: DesiredSecret): Promise<void> {
+  const current = await cluster.readSecret(key);
+  if (!current) throw notFound(key);
+  const merged = adoptPatch(desired, current);
+  if ("reason" in merged) {
+    throw operatorError("SecretConflict", "notAdoptableContent", { ...key, reason: merged.reason });
+  }
+  await cluster.patchSecret(key, merged.patch);
+}
+
+/**
+ * Gives an adopted Secret back: reads its bytes and removes our auths
+ * entries, labels and annotations, keeping everything else; only while it is
+ * still ours and still adopted in this place.
+ */
+export async function releaseAdoptedSecret(
+  cluster: Cluster,
+  cached: SecretView,
+  owner: string,
+): Promise<boolean> {
+  const key = { namespace: cached.metadata?.namespace ?? "", name: cached.metadata?.name ?? "" };
+  let released = false;
+  await retryOnConflict(
+    {
+      attempts: 5,
+      retryOn: (err) => isConflict(err) || isNotFound(err),
+      exhausted: () => operatorError("WriteFailed", "deleteKeptChanging", key),
+    },
+    async () => {
+      const secret = await cluster.readSecret(key);
+      if (!secret || !isOwnedBy(secret, owner) || originOf(secret) !== "adopted") return;
+      await cluster.patchSecret(key, releasePatch(secret));
+      released = true;
+    },
+  );
+  return released;
+}
+
+/** A 404 as the client throws it, for the retry to re-read. */
+function notFound(key: ObjectKey): ApiError {
+  return new ApiError(404, `secrets "${key.name}" not found in ${key.namespace}`, "NotFound");
+}
+
+/**
+ * adoptExisting takes over only what the docs promise: the pull Secret, of
+ * type kubernetes.io/dockerconfigjson (a type cannot change). The Opaque
+ * outputs (config.json, Argo CD) are never adopted: their other keys are not
+ * ours to judge.
+ */
 function adoptable(resource: ECRPullSecret, desired: DesiredSecret, observed: SecretView): boolean {
   return (
-    resource.spec.adoptExisting === true && !isManaged(observed) && observed.type === desired.type
+    resource.spec.adoptExisting === true &&
+    !isManaged(observed) &&
+    desired.type === DOCKER_CONFIG_JSON_TYPE &&
+    observed.type === desired.type
   );
 }
 
@@ -94,6 +174,11 @@ function secretConflict(
 ): OperatorError {
   const { namespace, name } = desired.metadata;
   if (!isManaged(observed) && resource.spec.adoptExisting === true) {
+    if (desired.type !== DOCKER_CONFIG_JSON_TYPE) {
+      const argoCD = desired.metadata.labels[ARGOCD_SECRET_TYPE_LABEL] !== undefined;
+      const field = argoCD ? "spec.argoCD" : "spec.dockerConfigSecret.name";
+      return operatorError("SecretConflict", "notAdoptableOutput", { namespace, name, field });
+    }
     const type = observed.type ?? "Opaque";
     return operatorError("SecretConflict", "notAdoptable", {
       namespace,

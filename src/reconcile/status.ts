@@ -7,6 +7,7 @@ import {
   type Condition,
   type ECRPullSecret,
   type ECRPullSecretStatus,
+  type KeptSecret,
   MAX_FAILURES,
   type NamespaceFailure,
   type RegistryTokenStatus,
@@ -37,6 +38,8 @@ export interface StatusInput {
   /** From the pull-failure watch; absent when it does not run. */
   uncoveredPods?: UncoveredPods;
   registryStatus?: RegistryTokenStatus[];
+  /** Secrets cleanup kept because Pods still name them. */
+  keptSecrets?: KeptSecret[];
 }
 
 export function buildStatus(
@@ -80,6 +83,8 @@ export function buildStatus(
     const { count, pods } = input.uncoveredPods;
     status.uncoveredPods = pods?.length ? { count, pods } : { count };
   }
+  const kept = keptSecretsField(input.keptSecrets);
+  if (kept) status.keptSecrets = kept;
   return status;
 }
 
@@ -92,6 +97,8 @@ export interface PassOutcome {
   registryStatus?: RegistryTokenStatus[];
   counts?: { desired: number; synced: number; failures: NamespaceFailure[] };
   uncoveredPods?: UncoveredPods;
+  /** From the pass's cleanup; absent: the previous list stays. */
+  keptSecrets?: KeptSecret[];
 }
 
 /** The status a pass writes. */
@@ -116,6 +123,7 @@ export function passStatus(
       failures: pass.counts?.failures ?? previous?.failures ?? [],
       ...uncoveredPodsField(previous, pass.uncoveredPods),
       registryStatus: pass.registryStatus ?? previous?.registryStatus ?? [],
+      keptSecrets: pass.keptSecrets ?? previous?.keptSecrets ?? [],
     },
     now,
   );
@@ -280,4 +288,15 @@ function canonical(value: unknown): string {
     }
     return v;
   });
+}
+
+// --- Secrets kept while Pods name them ---------------------------------------
+
+/** status.keptSecrets: sorted by place, bounded; undefined when none is kept. */
+function keptSecretsField(kept: readonly KeptSecret[] | undefined): KeptSecret[] | undefined {
+  if (!kept || kept.length === 0) return undefined;
+  const place = (k: KeptSecret) => `${k.namespace}/${k.name}`;
+  return [...kept]
+    .sort((a, b) => (place(a) < place(b) ? -1 : place(a) > place(b) ? 1 : 0))
+    .slice(0, MAX_FAILURES);
 }
