@@ -912,6 +912,37 @@ describe("Reconciler.reconcile", () => {
     expect(cluster.resource(NAME)?.status?.keptSecrets).toBeUndefined();
   });
 
+  it("keeps a role's Secret that a Pod still names after its ServiceAccount leaves serviceAccounts", async () => {
+    const roles = { serviceAccountRoles: { unannotated: "Default" as const } };
+    const { harness } = setUp({
+      resource: resource({ serviceAccounts: ["default", "builder"], ...roles }),
+      world: teamAWithRoles,
+      fetch: byRole,
+    });
+    const { cluster } = harness;
+    await harness.pass();
+    expect(cluster.pullSecretsOf("team-a", "builder")).toEqual([SECRET_A]);
+    const r = cluster.resource(NAME);
+    if (!r) throw new Error("no resource");
+    cluster.addResource({ ...r, spec: { ...r.spec, serviceAccounts: ["default"] } });
+    cluster.podsByNamespace.set("team-a", [{ name: "build-1", imagePullSecrets: [SECRET_A] }]);
+    const before = cluster.writes.length;
+    expect(await harness.pass()).toEqual({ ready: true, requeueAfterMs: 10_000 });
+    expect(cluster.writes.slice(before)).toEqual([
+      "patch serviceaccount team-a/builder",
+      `patch status ${NAME}`,
+    ]);
+    expect(cluster.pullSecretsOf("team-a", "builder")).toEqual([]);
+    expect(cluster.resource(NAME)?.status?.keptSecrets?.map((k) => k.name)).toEqual([SECRET_A]);
+    cluster.podsByNamespace.set("team-a", []);
+    const again = cluster.writes.length;
+    expect(await harness.pass()).toEqual({ ready: true });
+    expect(cluster.writes.slice(again)).toEqual([
+      `delete secret team-a/${SECRET_A}`,
+      `patch status ${NAME}`,
+    ]);
+  });
+
   it("a second pass over an unchanged world writes nothing", async () => {
     const { harness } = setUp({ resource: resource(), world: teamA });
     expect(await harness.pass()).toEqual({ ready: true });
