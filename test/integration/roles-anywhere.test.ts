@@ -25,7 +25,7 @@ import {
   tlsSecretData,
 } from "../aws-double/roles-anywhere-pki.js";
 import { applyResource, readSecret, statusOf, type TestKube, waitFor } from "../harness/kube.js";
-import { testConfig } from "../harness/operator.js";
+import { type InProcessOperator, testConfig } from "../harness/operator.js";
 import { type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, passwordIn, waitForReady, waitForResource } from "../harness/state.js";
 
@@ -39,10 +39,11 @@ const NS = {
   rsa: ["ra-rsa-a", "ra-rsa-b"],
   ecdsa: ["ra-ecdsa-a"],
   wrong: ["ra-wrong-a"],
+  operatorDefault: ["ra-default-a"],
 };
-const RESOURCES = ["ra-rsa", "ra-ecdsa", "ra-wrong"];
+const RESOURCES = ["ra-rsa", "ra-ecdsa", "ra-wrong", "ra-default"];
 /** The tls Secrets this file makes: the only Secrets that may hold a private key. */
-const TLS_SECRETS = ["ra-rsa-cert", "ra-ecdsa-cert", "ra-wrong-cert"];
+const TLS_SECRETS = ["ra-rsa-cert", "ra-ecdsa-cert", "ra-wrong-cert", "ra-default-cert"];
 
 let stack: Stack;
 let k: TestKube;
@@ -51,6 +52,7 @@ let dir: string;
 let ca: Ca;
 let sub: Ca;
 let otherCa: Ca;
+let op: InProcessOperator;
 
 const sessionArn = (leaf: Issued) =>
   `arn:aws:sts::${ACCOUNT}:assumed-role/ra-ecr-pull/${leaf.serial}`;
@@ -120,7 +122,7 @@ beforeAll(async () => {
   aws.addRole({ roleArn: ROLE });
   aws.rolesAnywhere.addTrustAnchor({ arn: TRUST_ANCHOR, caPem: ca.certPem });
   aws.rolesAnywhere.addProfile({ arn: PROFILE, roleArns: [ROLE], durationSeconds: 3600 });
-  await stack.startOperator({ as: false });
+  op = await stack.startOperator({ as: false });
 });
 
 afterAll(async () => {
@@ -190,19 +192,6 @@ describe("IAM Roles Anywhere with a certificate from a kubernetes.io/tls Secret"
     ).toContain(403);
   });
 
-  it("no Secret in any namespace holds a private key but the tls Secrets the user made", async () => {
-    const list = await k.core.listSecretForAllNamespaces();
-    const holders = list.items
-      .filter((s) =>
-        Object.values(s.data ?? {}).some((v) =>
-          Buffer.from(v, "base64").toString("latin1").includes("PRIVATE KEY"),
-        ),
-      )
-      .map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`)
-      .sort();
-    expect(holders).toEqual(TLS_SECRETS.map((n) => `${OPS}/${n}`).sort());
-  });
-
   it("check shows the chain: the certificate's subject and expiry, the trust anchor, the role STS reports", async () => {
     const out: string[] = [];
     const sink = new Writable({
@@ -270,5 +259,39 @@ describe("IAM Roles Anywhere with a certificate from a kubernetes.io/tls Secret"
         );
       expect(message, `case ${i}`).toContain(field);
     }
+  });
+
+  it("the operator-level default source (--roles-anywhere-*): a resource without credentials uses it", async () => {
+    await op.stop();
+    const leaf = await issue(sub, { cn: "ra-operator-default", keyType: "ec" });
+    await putTlsSecret("ra-default-cert", leaf, [sub]);
+    op = await stack.startOperator({
+      as: false,
+      config: {
+        rolesAnywhereTrustAnchorArn: TRUST_ANCHOR,
+        rolesAnywhereProfileArn: PROFILE,
+        rolesAnywhereRoleArn: ROLE,
+        rolesAnywhereCertificateSecretName: "ra-default-cert",
+        rolesAnywhereCertificateSecretNamespace: OPS,
+      },
+    });
+    const { credentials: _, ...withoutCredentials } = spec(NS.operatorDefault, "unused");
+    await applyResource(k, "ra-default", withoutCredentials);
+    await waitForReady(k, "ra-default");
+    const password = await commonPassword(NS.operatorDefault);
+    expect(issuedTo(password)?.principalArn).toBe(sessionArn(leaf));
+  });
+
+  it("no Secret in any namespace holds a private key but the tls Secrets the user made", async () => {
+    const list = await k.core.listSecretForAllNamespaces();
+    const holders = list.items
+      .filter((s) =>
+        Object.values(s.data ?? {}).some((v) =>
+          Buffer.from(v, "base64").toString("latin1").includes("PRIVATE KEY"),
+        ),
+      )
+      .map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`)
+      .sort();
+    expect(holders).toEqual(TLS_SECRETS.map((n) => `${OPS}/${n}`).sort());
   });
 });

@@ -117,6 +117,27 @@ from every workload template so that a bad combination fails the render.
 - name: AWS_CREDENTIALS_SECRET_NAMESPACE
   value: {{ default $.Release.Namespace $.Values.aws.credentials.namespace | quote }}
 {{- end }}
+{{- with .Values.aws.rolesAnywhere }}
+{{- if or .trustAnchorArn .profileArn .roleArn .certificateSecret.name }}
+{{- if not (and .trustAnchorArn .profileArn .roleArn .certificateSecret.name) }}
+{{- fail "aws.rolesAnywhere needs trustAnchorArn, profileArn, roleArn and certificateSecret.name together" }}
+{{- end }}
+- name: ROLES_ANYWHERE_TRUST_ANCHOR_ARN
+  value: {{ .trustAnchorArn | quote }}
+- name: ROLES_ANYWHERE_PROFILE_ARN
+  value: {{ .profileArn | quote }}
+- name: ROLES_ANYWHERE_ROLE_ARN
+  value: {{ .roleArn | quote }}
+- name: ROLES_ANYWHERE_CERTIFICATE_SECRET_NAME
+  value: {{ .certificateSecret.name | quote }}
+- name: ROLES_ANYWHERE_CERTIFICATE_SECRET_NAMESPACE
+  value: {{ default $.Release.Namespace .certificateSecret.namespace | quote }}
+{{- with .sessionDuration }}
+- name: ROLES_ANYWHERE_SESSION_DURATION
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- with .Values.proxy.httpsProxy }}
 - name: HTTPS_PROXY
   value: {{ . | quote }}
@@ -172,6 +193,10 @@ to the release's) and rbac.credentialsSecrets.
 {{- with .Values.aws.credentials.secretName }}
 {{- $ns := default $.Release.Namespace $.Values.aws.credentials.namespace }}
 {{- $_ := set $byNs $ns (list .) }}
+{{- end }}
+{{- with .Values.aws.rolesAnywhere.certificateSecret.name }}
+{{- $ns := default $.Release.Namespace $.Values.aws.rolesAnywhere.certificateSecret.namespace }}
+{{- $_ := set $byNs $ns (append (get $byNs $ns | default list) . | uniq) }}
 {{- end }}
 {{- range .Values.rbac.credentialsSecrets }}
 {{- $names := get $byNs .namespace | default list }}
