@@ -47,8 +47,8 @@ export interface CleanupScope {
    * is kept, and brought to `inUse` when that gives its content.
    */
   inUse?: {
-    /** The pull Secret of this pass under another name and namespace; absent: no content of its own. */
-    desired?: (namespace: string, name: string) => DesiredSecret;
+    /** What a kept Secret should hold now (this pass's content under its name); undefined: nothing. */
+    desired: (namespace: string, name: string) => DesiredSecret | undefined;
     /** Writes a kept Secret's content (syncSecret). */
     sync: (desired: DesiredSecret) => Promise<unknown>;
   };
@@ -181,7 +181,12 @@ async function keptInUse(
         pods: pods.length,
         message: `kept and refreshed while Pods name it in imagePullSecrets (${shown}${more}); removed once none does`,
       });
-      const desired = scope.inUse?.desired?.(namespace, name);
+      scope.notice?.(
+        "Normal",
+        Reason.SecretKeptInUse,
+        `Secret ${namespace}/${name} is no longer wanted, but Pods there still name it in imagePullSecrets (${shown}${more}): kept and refreshed until none does`,
+      );
+      const desired = scope.inUse?.desired(namespace, name);
       const sameSources =
         desired !== undefined &&
         s.metadata?.annotations?.[ANNOTATION_TOKEN_SOURCES] ===

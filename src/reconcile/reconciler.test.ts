@@ -879,7 +879,7 @@ describe("Reconciler.reconcile", () => {
   });
 
   it("keeps and refreshes an old Secret a Pod still names, says so in status, then removes it", async () => {
-    const { harness } = setUp({ resource: resource(), world: teamA });
+    const { harness, events } = setUp({ resource: resource(), world: teamA });
     const { cluster } = harness;
     await harness.pass();
     const r = cluster.resource(NAME);
@@ -902,6 +902,7 @@ describe("Reconciler.reconcile", () => {
           "kept and refreshed while Pods name it in imagePullSecrets (web); removed once none does",
       },
     ]);
+    expect(events).toEqual(["Normal SecretKeptInUse"]);
     cluster.podsByNamespace.set("team-a", []);
     const again = cluster.writes.length;
     expect(await harness.pass()).toEqual({ ready: true });

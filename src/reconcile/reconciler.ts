@@ -212,7 +212,7 @@ export class Reconciler {
           }
         : {}),
       inUse: {
-        ...(outputs ? { desired: (ns: string, n: string) => pullSecretAs(outputs, ns, n) } : {}),
+        desired: (ns: string, n: string) => keptSecretContent(outputs, perRole, ns, n),
         sync: (desired) => syncSecret(this.cluster, resource, desired),
       },
       notice: (type, reason, message) =>
@@ -672,10 +672,24 @@ function roleRegistries(perRole: RolePass | undefined): string[] {
   return [...hosts].sort();
 }
 
-/** The pass's pull Secret under another name (an old secretName a Pod still names). */
-function pullSecretAs(outputs: PassSecrets, namespace: string, name: string): DesiredSecret {
-  const pull = outputs.inNamespace(namespace)[0] as DesiredSecret;
-  return { ...pull, metadata: { ...pull.metadata, name } };
+/**
+ * What a Secret cleanup keeps for its Pods holds now: a role's Secret of this
+ * pass (its name names the role) built for that namespace, else the pass's
+ * pull Secret under the kept name (an old secretName); cleanup writes it only
+ * when the kept Secret held the same sources' tokens.
+ */
+function keptSecretContent(
+  outputs: PassSecrets | undefined,
+  perRole: RolePass | undefined,
+  namespace: string,
+  name: string,
+): DesiredSecret | undefined {
+  for (const secrets of perRole?.secrets.values() ?? []) {
+    const role = secrets.get(name);
+    if (role) return role.build(namespace);
+  }
+  const pull = outputs?.inNamespace(namespace)[0];
+  return pull && { ...pull, metadata: { ...pull.metadata, name } };
 }
 
 function target(resource: ECRPullSecret): { name: string; uid?: string } {

@@ -130,6 +130,14 @@ describe("a Secret a Pod still names is kept, refreshed, and removed once no Pod
           "kept and refreshed while Pods name it in imagePullSecrets (web); removed once none does",
       },
     ]);
+    const said = `Secret ${NS}/fc-old is no longer wanted, but Pods there still name it in imagePullSecrets (web): kept and refreshed until none does`;
+    await waitFor("a SecretKeptInUse Event saying why", async () => {
+      const events = await k.core.listNamespacedEvent({
+        namespace: "default",
+        fieldSelector: "involvedObject.name=fc-rename,reason=SecretKeptInUse",
+      });
+      return events.items.some((e) => e.message === said && e.type === "Normal") ? true : undefined;
+    });
     const since = Date.now();
     const pw = await refreshedSince(NS, "fc-old", since);
     expect(passwordIn(await readSecret(k, NS, "fc-new"), HOST)).toBe(pw);
