@@ -2,12 +2,7 @@
 // to the slice of each object the operator reads. Every list and watch the
 // operator makes is here (the chart's RBAC test reads this file).
 import { ECR_PULL_SECRETS, type ECRPullSecret, PLURAL } from "../api/index.js";
-import {
-  ANNOTATION_ADDED_PULL_SECRETS,
-  ANNOTATION_ADDED_SECRETS,
-  MANAGED_SELECTOR,
-  ROLE_ARN_ANNOTATIONS,
-} from "../api/metadata.js";
+import { MANAGED_SELECTOR } from "../api/metadata.js";
 import type { SecretRef } from "../aws/credentials.js";
 import {
   type KubeClient,
@@ -21,7 +16,12 @@ import { NamespacedInformers, type ObjectCache } from "../kube/namespaced-inform
 import type { Cached, KubernetesObject, Secret } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Caches } from "../reconcile/cluster.js";
-import { cachedSecret, type SecretView, type ServiceAccountView } from "../reconcile/desired.js";
+import {
+  cachedSecret,
+  cachedServiceAccount,
+  type SecretView,
+  type ServiceAccountView,
+} from "../reconcile/desired.js";
 import type { NamespaceView } from "../reconcile/targets.js";
 import { TOKEN_RECORD_SELECTOR } from "../reconcile/token-records.js";
 
@@ -110,7 +110,9 @@ export function makeInformers(
           continueToken,
         }),
       onActivity: activity("serviceaccounts"),
-      transform: trimServiceAccount,
+      // Anyone who may write ServiceAccounts can make their lists and
+      // annotations long: the cache keeps a bounded slice (cachedServiceAccount).
+      transform: (sa) => cachedServiceAccount(sa) as Cached<ServiceAccountView>,
     })),
   };
 }
@@ -148,38 +150,6 @@ export function credentialsSecretInformer(kube: KubeClient, ref: SecretRef): Inf
 function trimMeta<T extends KubernetesObject>(obj: T): T {
   if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
   return obj;
-}
-
-/**
- * The reconciler reads only whether a ServiceAccount has managedFields
- * (serviceAccountPatch): every tracked one shares this stand-in list.
- */
-const TRACKED = Object.freeze([Object.freeze({})]) as unknown as unknown[];
-
-function trimServiceAccount(sa: Cached<ServiceAccountView>): Cached<ServiceAccountView> {
-  const m = sa.metadata ?? {};
-  const annotations: Record<string, string> = {};
-  for (const key of [
-    ANNOTATION_ADDED_PULL_SECRETS,
-    ANNOTATION_ADDED_SECRETS,
-    // The role a ServiceAccount names for its pulls (spec.serviceAccountRoles).
-    ...ROLE_ARN_ANNOTATIONS,
-  ]) {
-    const value = m.annotations?.[key];
-    if (value) annotations[key] = value;
-  }
-  return {
-    metadata: {
-      name: m.name,
-      namespace: m.namespace,
-      resourceVersion: m.resourceVersion,
-      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
-      ...(m.managedFields?.length ? { managedFields: TRACKED } : {}),
-    },
-    imagePullSecrets: sa.imagePullSecrets,
-    // Tekton's list; absent on most ServiceAccounts since Kubernetes 1.24.
-    ...(sa.secrets?.length ? { secrets: sa.secrets } : {}),
-  } as Cached<ServiceAccountView>;
 }
 
 function trimNamespace(ns: Cached<NamespaceView>): Cached<NamespaceView> {

@@ -8,6 +8,7 @@ import {
 } from "../api/metadata.js";
 import {
   cachedSecret,
+  cachedServiceAccount,
   type DesiredSecret,
   desiredSecret,
   formatAddedRefs,
@@ -387,6 +388,29 @@ describe("secretDiffers", () => {
     expect(Object.keys(kept.metadata?.annotations ?? {})).toHaveLength(2 + 64);
     expect(kept.data).toBeUndefined();
     expect(kept.dataDigests?.[".dockerconfigjson"]).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it("keeps a ServiceAccount's long lists as our entries only, marked truncated; short ones whole", () => {
+    const long: ServiceAccountView = {
+      metadata: {
+        name: "default",
+        namespace: "team-a",
+        annotations: {
+          [ANNOTATION_ADDED_PULL_SECRETS]: "team/ecr-pull",
+          note: "x".repeat(100_000),
+        },
+      },
+      imagePullSecrets: [...range(5000).map((i) => ({ name: `s${i}` })), { name: "ecr-pull" }],
+    };
+    const kept = cachedServiceAccount(long);
+    expect(kept.imagePullSecrets).toEqual([{ name: "ecr-pull" }]);
+    expect(kept.truncated).toBe(true);
+    expect(kept.metadata?.annotations).toEqual({
+      [ANNOTATION_ADDED_PULL_SECRETS]: "team/ecr-pull",
+    });
+    const short = { ...long, imagePullSecrets: [{ name: "a" }, { name: "ecr-pull" }] };
+    expect(cachedServiceAccount(short).imagePullSecrets).toEqual(short.imagePullSecrets);
+    expect(cachedServiceAccount(short).truncated).toBeUndefined();
   });
 
   it("ignores others' labels, annotations and data keys, but not ours", () => {

@@ -18,6 +18,7 @@ import {
   LABEL_MANAGED_BY,
   LABEL_OWNER,
   OPERATOR_NAME,
+  ROLE_ARN_ANNOTATIONS,
 } from "../api/metadata.js";
 
 export const DOCKER_CONFIG_JSON_TYPE = "kubernetes.io/dockerconfigjson";
@@ -139,6 +140,61 @@ export function cachedSecret(secret: SecretView): SecretView {
   };
 }
 
+/** Longest reference list (imagePullSecrets, secrets) a cached ServiceAccount keeps whole. */
+export const MAX_CACHED_REFERENCES = 64;
+/** Longest annotation of ours a cached ServiceAccount keeps; a longer one was not written by us. */
+const MAX_CACHED_ANNOTATION = 16 * 1024;
+
+/**
+ * The trackers' stand-in for managedFields: the reconciler reads only whether
+ * a ServiceAccount has any (serviceAccountPatch), so every tracked one shares it.
+ */
+const TRACKED = Object.freeze([Object.freeze({})]) as unknown as unknown[];
+
+/**
+ * The slice of a ServiceAccount the caches keep: our annotations and the
+ * role annotations (each bounded), managedFields as a flag, and its
+ * reference lists, whole up to MAX_CACHED_REFERENCES entries. A longer list
+ * (anyone who may write ServiceAccounts can make one) keeps only the entries
+ * our annotations say we added, and the view is marked `truncated`: a write
+ * then reads the whole object from the API server first.
+ */
+export function cachedServiceAccount(sa: ServiceAccountView): ServiceAccountView {
+  const m = sa.metadata ?? {};
+  const annotations: Record<string, string> = {};
+  for (const key of [
+    ANNOTATION_ADDED_PULL_SECRETS,
+    ANNOTATION_ADDED_SECRETS,
+    ...ROLE_ARN_ANNOTATIONS,
+  ]) {
+    const value = m.annotations?.[key];
+    if (value && value.length <= MAX_CACHED_ANNOTATION) annotations[key] = value;
+  }
+  const ours = (key: string) => new Set(parseAddedRefs(annotations[key]).map((r) => r.name));
+  let truncated = false;
+  const bounded = <T extends { name?: string }>(list: T[] | undefined, key: string) => {
+    if (!list || list.length <= MAX_CACHED_REFERENCES) return list;
+    truncated = true;
+    const names = ours(key);
+    return list.filter((e) => e.name !== undefined && names.has(e.name));
+  };
+  const imagePullSecrets = bounded(sa.imagePullSecrets, ANNOTATION_ADDED_PULL_SECRETS);
+  const secrets = bounded(sa.secrets, ANNOTATION_ADDED_SECRETS);
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      resourceVersion: m.resourceVersion,
+      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+      ...(m.managedFields?.length ? { managedFields: TRACKED } : {}),
+    },
+    imagePullSecrets,
+    // Tekton's list; absent on most ServiceAccounts since Kubernetes 1.24.
+    ...(secrets?.length ? { secrets } : {}),
+    ...(truncated ? { truncated } : {}),
+  };
+}
+
 /** Keys the operator itself writes on Secrets. */
 function isOurKey(key: string): boolean {
   return key === LABEL_MANAGED_BY || key === LABEL_ARGOCD_SECRET_TYPE || key.startsWith(KEY_PREFIX);
@@ -157,6 +213,8 @@ export interface ServiceAccountView {
   imagePullSecrets?: Array<{ name?: string }>;
   /** ObjectReferences; Tekton reads registry credentials from the Secrets listed here. */
   secrets?: ReferenceEntry[];
+  /** The cache kept only our entries of a list too long to keep whole (cachedServiceAccount). */
+  truncated?: boolean;
 }
 
 /**

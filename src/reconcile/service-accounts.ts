@@ -218,8 +218,9 @@ export class ServiceAccounts {
         exhausted: () => operatorError("ServiceAccountConflict", "keptChanging", key),
       },
       async (attempt) => {
-        // Someone else wrote it meanwhile: their change stays, ours is redone on top.
-        if (attempt > 0) sa = await this.cluster.readServiceAccount(key);
+        // Someone else wrote it meanwhile: their change stays, ours is redone
+        // on top. A list the cache did not keep whole is read whole first.
+        if (attempt > 0 || cached.truncated) sa = await this.cluster.readServiceAccount(key);
         const plan = sa && this.plan(sa, owner, want, removeStale);
         if (!sa || !plan) return;
         const pull = want.imagePullSecrets;

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { sourceDigest } from "../aws/registries.js";
 import type { TokenSource } from "../aws/token-cache.js";
-import { MAX_TOKEN_LIFETIME_MS, recordedToken, TOKEN_RECORD_KEY } from "./token-records.js";
+import {
+  MAX_TOKEN_LIFETIME_MS,
+  recordedToken,
+  recordScope,
+  TOKEN_RECORD_KEY,
+} from "./token-records.js";
 
 const source: TokenSource = {
   credentials: { secretRef: { namespace: "ops", name: "aws-creds" } },
@@ -47,6 +52,19 @@ describe("recordedToken", () => {
       recordedToken({ data: { [TOKEN_RECORD_KEY]: "bm90IGpzb24=" } }, source, NOW),
     ).toBeUndefined();
     expect(recordedToken(undefined, source, NOW)).toBeUndefined();
+  });
+
+  it("believes no record made under another AWS environment (endpoint, the default chain's identity)", () => {
+    const scope = recordScope({ AWS_ROLE_ARN: "arn:aws:iam::111122223333:role/a" });
+    const other = recordScope({ AWS_ROLE_ARN: "arn:aws:iam::111122223333:role/b" });
+    expect(scope).not.toBe(other);
+    expect(recordedToken(record({ ...good, scope }), source, NOW, { scope })?.password).toBe(
+      "issued",
+    );
+    expect(
+      recordedToken(record({ ...good, scope }), source, NOW, { scope: other }),
+    ).toBeUndefined();
+    expect(recordedToken(record(good), source, NOW, { scope })).toBeUndefined();
   });
 
   it("gives an expired token only when asked for what a failing source keeps", () => {

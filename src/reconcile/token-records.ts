@@ -40,11 +40,42 @@ export interface TokenRecords {
 
 interface RecordBody {
   source: string;
+  /** recordScope of the operator that fetched the token. */
+  scope?: string;
   username: string;
   password: string;
   expiresAt: string;
   fetchedAt: string;
   proxyEndpoint?: string;
+}
+
+/**
+ * The AWS environment variables that decide, beside the source itself, whose
+ * token a fetch gets and from where: the endpoints, and the identity of the
+ * SDK's default chain (which a source of the chain does not name).
+ */
+const SCOPE_VARIABLES = [
+  "AWS_ENDPOINT_URL",
+  "AWS_ENDPOINT_URL_ECR",
+  "AWS_ENDPOINT_URL_ECR_PUBLIC",
+  "AWS_ENDPOINT_URL_STS",
+  "AWS_ROLE_ARN",
+  "AWS_WEB_IDENTITY_TOKEN_FILE",
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+  "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+  "AWS_ACCESS_KEY_ID",
+  "AWS_PROFILE",
+] as const;
+
+/**
+ * A digest of the operator's AWS environment (SCOPE_VARIABLES): a record made
+ * under another (a new IRSA role, another endpoint) is not taken up, as a
+ * changed source's is not.
+ */
+export function recordScope(env: NodeJS.ProcessEnv = process.env): string {
+  const hash = createHash("sha256");
+  for (const name of SCOPE_VARIABLES) hash.update(`${name}=${env[name] ?? ""}\n`);
+  return hash.digest("hex").slice(0, 16);
 }
 
 /** The record Secret's name for a source: stable, and no credential in it. */
@@ -54,14 +85,14 @@ export function tokenRecordName(source: TokenSource): string {
 
 /**
  * Reads and checks a record's token for a source (pure). Undefined when the
- * record is not whole, names another source, or holds a token outside ECR's
- * bounds at `nowMs`.
+ * record is not whole, names another source or (given) another scope, or
+ * holds a token outside ECR's bounds at `nowMs`.
  */
 export function recordedToken(
   secret: Pick<Secret, "data"> | undefined,
   source: TokenSource,
   nowMs: number,
-  opts: { expired?: boolean } = {},
+  opts: { expired?: boolean; scope?: string } = {},
 ): RegistryToken | undefined {
   const raw = secret?.data?.[TOKEN_RECORD_KEY];
   if (!raw) return undefined;
@@ -72,6 +103,7 @@ export function recordedToken(
     return undefined;
   }
   if (body.source !== sourceDigest(source)) return undefined;
+  if (opts.scope !== undefined && body.scope !== opts.scope) return undefined;
   if (typeof body.username !== "string" || typeof body.password !== "string") return undefined;
   if (!body.username || !body.password) return undefined;
   const expiresAt = Date.parse(body.expiresAt ?? "");
@@ -100,6 +132,7 @@ export class SecretTokenRecords implements TokenRecords {
     private readonly cache: Informer<Cached<Secret>>,
     private readonly namespace: string,
     private readonly log: Logger,
+    private readonly scope: string = recordScope(),
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -108,7 +141,7 @@ export class SecretTokenRecords implements TokenRecords {
       this.cache.get(this.namespace, tokenRecordName(source)),
       source,
       this.now(),
-      opts,
+      { ...opts, scope: this.scope },
     );
   }
 
@@ -125,6 +158,7 @@ export class SecretTokenRecords implements TokenRecords {
     const name = tokenRecordName(source);
     const body: RecordBody = {
       source: sourceDigest(source),
+      scope: this.scope,
       username: token.username,
       password: token.password,
       expiresAt: token.expiresAt.toISOString(),
@@ -142,14 +176,18 @@ export class SecretTokenRecords implements TokenRecords {
       type: "Opaque",
       data: { [TOKEN_RECORD_KEY]: Buffer.from(JSON.stringify(body)).toString("base64") },
     } as Cached<Secret>;
+    const ref = { namespace: this.namespace, name };
+    const patch = { metadata: { labels: secret.metadata?.labels }, data: secret.data };
     try {
-      try {
-        this.cache.observe(await this.kube.create<Cached<Secret>>(SECRETS, secret));
-      } catch (err) {
-        if (statusCode(err) !== 409) throw err;
-        const patch = { metadata: { labels: secret.metadata?.labels }, data: secret.data };
-        const ref = { namespace: this.namespace, name };
+      if (this.cache.get(this.namespace, name)) {
         this.cache.observe(await this.kube.patch<Cached<Secret>>(SECRETS, ref, patch));
+      } else {
+        try {
+          this.cache.observe(await this.kube.create<Cached<Secret>>(SECRETS, secret));
+        } catch (err) {
+          if (statusCode(err) !== 409) throw err;
+          this.cache.observe(await this.kube.patch<Cached<Secret>>(SECRETS, ref, patch));
+        }
       }
     } catch (err) {
       // Not fatal: without a record a restart fetches anew (one call per source).

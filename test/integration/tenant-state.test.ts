@@ -217,6 +217,29 @@ describe("state read back from Secrets that tenants can write", () => {
   });
 });
 
+describe("memory that any ServiceAccount writer can fill", () => {
+  it("a ServiceAccount of 3,000 imagePullSecrets is cached as our entries only, yet gets ours merged and keeps all the others", async () => {
+    const namespace = "tstate-a";
+    const others = Array.from({ length: 3_000 }, (_, i) => ({ name: `team-pull-${i}` }));
+    await tenant(namespace).kube.core.createNamespacedServiceAccount({
+      namespace,
+      body: { metadata: { name: "builder" }, imagePullSecrets: others },
+    });
+    await applyResource(k, "tstate", {
+      secretName: SECRET,
+      namespaces: [...TARGETS, "tstate-new-*"],
+      serviceAccounts: ["builder"],
+      registries: [{ accountId: ACCOUNT }],
+    });
+    const names = await waitFor("the operator's entry in builder", async () => {
+      const sa = await k.core.readNamespacedServiceAccount({ namespace, name: "builder" });
+      const list = (sa.imagePullSecrets ?? []).map((r) => r.name);
+      return list.includes(SECRET) ? list : undefined;
+    });
+    expect(names).toEqual([...others.map((o) => o.name), SECRET]);
+  });
+});
+
 describe("memory that any Secret writer can fill", () => {
   it("200 forged labelled Secrets of 900 KiB grow the operator's memory by under 20 MB, and new namespaces are served meanwhile", async () => {
     const op = stack.running().at(-1);
