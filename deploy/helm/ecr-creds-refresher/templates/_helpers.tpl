@@ -221,12 +221,13 @@ Each names the code that uses it (test/harness/rbac.ts holds the table).
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
 {{- if eq .Values.mode "deployment" }}
-# The pull-failure watch: Pending Pods (field-selected informer) and, under
-# spec.podRecovery: Recreate, deleting a controller-owned Pod that lacks the
-# Secret (UID precondition; bare Pods never).
+# The pull-failure watch: Pending Pods (field-selected informer) and, only
+# with podRecovery.enabled (spec.podRecovery: Recreate), deleting a
+# controller-owned Pod that lacks the Secret (UID precondition; bare Pods
+# never). A right the default configuration does not use is not granted.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch, delete]
+  verbs: [list, watch{{ if .Values.podRecovery.enabled }}, delete{{ end }}]
 # The kubelet's FailedToRetrieveImagePullSecret Events (field-selected
 # informer); Events on diagnosed Pods in their namespaces, and on
 # ECRPullSecrets in "default".
