@@ -10,6 +10,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createWriteStream, existsSync } from "node:fs";
 import {
   copyFile,
+  cp as copyTree,
   mkdir,
   mkdtemp,
   readdir,
@@ -18,6 +19,7 @@ import {
   rmdir,
   writeFile,
 } from "node:fs/promises";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { platform } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -60,6 +62,8 @@ export const NODE_NAME = "ecr-node";
 export const BRIDGE = "ecrnode0";
 export const NODE_IP = "10.244.77.1";
 const POD_SUBNET = "10.244.77.0/24";
+/** The `kubernetes` Service's ClusterIP: in the API server's certificate, reached from Pods. */
+export const KUBERNETES_SERVICE_IP = "10.96.0.1";
 /** Under every cgroup hierarchy: the kubelet's cgroupRoot. */
 const CGROUP_ROOT = "ecr-node";
 /** Sysctls the kubelet (kernel defaults) and the bridge plugin (forwarding) set. */
@@ -99,6 +103,11 @@ export interface NodeWorld {
   ctr(args: string[]): Promise<string>;
   /** Imports an OCI layout archive into the node's containerd. */
   importImage(archivePath: string): Promise<void>;
+  /**
+   * Makes 127.0.0.1:`port` reachable from Pods at NODE_IP:`port` (a TCP
+   * relay on the bridge's address) and returns that `host:port`.
+   */
+  expose(port: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -291,6 +300,33 @@ async function processesWith(needle: string): Promise<number[]> {
   return pids;
 }
 
+/** A TCP relay from `host:port` to 127.0.0.1:`targetPort`. */
+async function relay(host: string, port: number, targetPort: number): Promise<Server> {
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = createConnection({ host: "127.0.0.1", port: targetPort });
+    sockets.add(inbound);
+    sockets.add(outbound);
+    inbound.pipe(outbound).pipe(inbound);
+    const done = () => {
+      inbound.destroy();
+      outbound.destroy();
+      sockets.delete(inbound);
+      sockets.delete(outbound);
+    };
+    inbound.on("error", done).on("close", done);
+    outbound.on("error", done).on("close", done);
+  });
+  server.on("close", () => {
+    for (const s of sockets) s.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
 function kubeletConfig(dir: string, port: number, healthzPort: number, clientCa: string): string {
   return JSON.stringify({
     apiVersion: "kubelet.config.k8s.io/v1beta1",
@@ -380,6 +416,8 @@ function cniConfig(dir: string): string {
         type: "bridge",
         bridge: BRIDGE,
         isGateway: true,
+        // Pods route everything through the node (the kubernetes Service, the doubles).
+        isDefaultGateway: true,
         ipMasq: false,
         ipam: {
           type: "host-local",
@@ -436,6 +474,7 @@ export async function startNode(o: NodeOptions): Promise<NodeWorld> {
         for (const f of await readdir(dir)) {
           if (f.endsWith(".log")) await copyFile(join(dir, f), join(keep, f));
         }
+        await copyTree(join(dir, "pod-logs"), join(keep, "pod-logs"), { recursive: true });
       });
     }
     await step(() => rm(dir, { recursive: true, force: true }));
@@ -463,6 +502,19 @@ export async function startNode(o: NodeOptions): Promise<NodeWorld> {
     });
     await sh("ip", ["addr", "add", `${NODE_IP}/24`, "dev", BRIDGE]);
     await sh("ip", ["link", "set", BRIDGE, "up"]);
+    // In-cluster clients dial the kubernetes Service (KUBERNETES_SERVICE_HOST,
+    // port 443); with no kube-proxy here its ClusterIP is an address of the
+    // bridge, relayed to the API server on loopback.
+    await sh("ip", ["addr", "add", `${KUBERNETES_SERVICE_IP}/32`, "dev", BRIDGE]);
+    const relays: Server[] = [];
+    undo.push(async () => {
+      for (const r of relays) await new Promise((done) => r.close(done));
+    });
+    relays.push(await relay(KUBERNETES_SERVICE_IP, 443, Number(new URL(cp.server).port)));
+    const expose = async (port: number): Promise<string> => {
+      relays.push(await relay(NODE_IP, port, port));
+      return `${NODE_IP}:${port}`;
+    };
 
     // The kubelet's cgroupRoot must exist in every hierarchy.
     const hierarchies = await cgroupHierarchies();
@@ -637,6 +689,7 @@ export async function startNode(o: NodeOptions): Promise<NodeWorld> {
       dir,
       ctr,
       importImage,
+      expose,
       stop,
     };
   } catch (err) {

@@ -2,6 +2,7 @@
 // CI it must: there the tests fail instead of skipping), the world itself
 // (its own control plane, a node, the operator's stack), and Pod and Event
 // helpers.
+import { readdir, readFile } from "node:fs/promises";
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import type { AwsDouble } from "../aws-double/index.js";
 import { type ControlPlane, startControlPlane } from "../harness/controlplane.js";
@@ -151,4 +152,43 @@ export async function waitForDefaultSa(w: World, namespace: string): Promise<voi
     await w.stack.k.core.readNamespacedServiceAccount({ namespace, name: "default" });
     return true;
   });
+}
+
+export interface ContainerProcess {
+  pid: number;
+  /** Real, effective, saved and filesystem uid (/proc/PID/status). */
+  uids: number[];
+  env: Record<string, string>;
+  /** The mount options of the process's root filesystem. */
+  rootMountOptions: string[];
+}
+
+/**
+ * The one process on this machine whose command line contains `needle` and
+ * which runs in the node's cgroups: a container's process as the kernel sees it.
+ */
+export async function containerProcess(needle: string): Promise<ContainerProcess> {
+  const found: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    if (!cmdline.includes(needle)) continue;
+    const cgroup = await readFile(`/proc/${entry}/cgroup`, "utf8").catch(() => "");
+    if (cgroup.includes("/ecr-node/kubepods")) found.push(Number(entry));
+  }
+  if (found.length !== 1) throw new Error(`${found.length} container processes match ${needle}`);
+  const pid = found[0] ?? 0;
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const uids = (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? "").split(/\s+/).map(Number);
+  const env = Object.fromEntries(
+    (await readFile(`/proc/${pid}/environ`, "utf8"))
+      .split("\0")
+      .filter((kv) => kv.includes("="))
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
+  const root = (await readFile(`/proc/${pid}/mountinfo`, "utf8"))
+    .split("\n")
+    .map((line) => line.split(" "))
+    .find((f) => f[4] === "/");
+  return { pid, uids, env, rootMountOptions: (root?.[5] ?? "").split(",") };
 }
