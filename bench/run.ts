@@ -380,6 +380,7 @@ async function main(): Promise<void> {
     const forged = await runForgedSecrets({
       k,
       admin,
+      kinds: { namespaces: NAMESPACES, secrets: SECRETS },
       aws,
       accountId: ACCOUNT,
       startOperator: () => startOperator(),

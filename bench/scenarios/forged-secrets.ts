@@ -5,15 +5,17 @@
 // restart over them does not hold a list answer of 180 MB. Measured on the
 // operator process as the image runs it (the Dockerfile's Node flags).
 import { readFile } from "node:fs/promises";
-import type { KubeClient } from "../../src/kube/client.js";
-import { NAMESPACES, SECRETS } from "../../src/kube/client.js";
+import { cpus } from "node:os";
+import type { KubeClient, ResourceType } from "../../src/kube/client.js";
 import type { AwsDouble } from "../../test/aws-double/index.js";
 import { applyResource, readyCondition, type TestKube, waitFor } from "../../test/harness/kube.js";
 import type { OperatorProcess } from "../lib.js";
 
 export interface ForgedContext {
   k: TestKube;
+  /** A client of the built dist/ (Node's type stripping cannot run src/kube/client.ts). */
   admin: KubeClient;
+  kinds: { namespaces: ResourceType; secrets: ResourceType };
   aws: AwsDouble;
   accountId: string;
   startOperator: () => Promise<OperatorProcess>;
@@ -47,6 +49,7 @@ export async function runForgedSecrets(
   ctx: ForgedContext,
 ): Promise<{ result: Record<string, number | string | null>; rows: ForgedRow[] }> {
   const { k, admin } = ctx;
+  const { namespaces: NAMESPACES, secrets: SECRETS } = ctx.kinds;
   await admin.create(NAMESPACES, { metadata: { name: TENANT } });
   const op = await ctx.startOperator();
   await applyResource(k, RESOURCE, {
@@ -137,6 +140,8 @@ export async function runForgedSecrets(
     rss_growth_forged_mb: round(growth),
     restart_peak_rss_mb: round(restartPeak),
     new_namespace_max_ms: worst,
+    node: process.version,
+    cpus: cpus().length,
   };
   const rows: ForgedRow[] = [
     {
