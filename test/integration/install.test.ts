@@ -21,6 +21,7 @@ import {
   applyResource,
   auditEvents,
   deleteResource,
+  dockerConfigOf,
   getResource,
   kubeconfigWithToken,
   readSecret,
@@ -320,9 +321,19 @@ describe("the chart on a real API server", () => {
       (await getResource(k, "inst")) === undefined ? true : undefined,
     );
     for (const ns of ["inst-a", "inst-b", LATE]) {
-      await waitFor(`the Secret in ${ns} to be deleted`, async () =>
-        (await readSecret(k, ns, "ecr-pull")) === undefined ? true : undefined,
-      );
+      // inst-b's Secret was adopted: released (our entry, labels and
+      // annotations removed), never deleted; the others it created.
+      if (ns === "inst-b") {
+        const released = await waitFor("inst-b's adopted Secret released", async () => {
+          const s = await readSecret(k, ns, "ecr-pull");
+          return s && !s.metadata?.labels?.["app.kubernetes.io/managed-by"] ? s : undefined;
+        });
+        expect(dockerConfigOf(released)).toEqual({ auths: {} });
+      } else {
+        await waitFor(`the Secret in ${ns} to be deleted`, async () =>
+          (await readSecret(k, ns, "ecr-pull")) === undefined ? true : undefined,
+        );
+      }
       const sa = await k.core.readNamespacedServiceAccount({ namespace: ns, name: "default" });
       expect(sa.imagePullSecrets ?? []).toEqual([]);
     }
