@@ -13,6 +13,7 @@ import {
 } from "../aws/registries.js";
 import { awsClientConfig, type RegistryToken } from "../aws/token.js";
 import { tokenSourceKey } from "../aws/token-cache.js";
+import { audienceList } from "../controller/from-settings.js";
 import { isOperatorError, operatorError } from "../errors.js";
 import { isNotFound, KubeClient, loadKubeConfig, SECRETS } from "../kube/client.js";
 import { ServiceAccountTokens } from "../kube/service-account-token.js";
@@ -58,7 +59,9 @@ export async function runCheck(
         timeoutMs: config.awsTimeoutMs,
         readSecret,
         requestServiceAccountToken: (sa, audience) =>
-          new ServiceAccountTokens(kubeClient()).request(sa, audience),
+          new ServiceAccountTokens(kubeClient(), {
+            allowedAudiences: audienceList(config.allowedTokenAudiences),
+          }).request(sa, audience),
       });
       if (!(token.expiresAt.getTime() > Date.now())) {
         // The operator would not spin on such a token, but it is of no use

@@ -42,6 +42,8 @@ export interface OperatorConfig {
   awsBackoffMaxMs: number;
   /** Namespaces this install may serve (Roles there, no ClusterRole on Secrets); absent: all. */
   watchNamespaces?: string[];
+  /** Comma-separated TokenRequest audiences allowed beside sts.amazonaws.com (issue 28). */
+  allowedTokenAudiences?: string;
   awsTokenQps: number;
   awsTokenBurst: number;
 }
@@ -149,6 +151,13 @@ export const settings: Setting[] = [
     kind: "namespaces",
     key: "watchNamespaces",
     help: "comma-separated namespaces this install may serve, for RBAC granted by Roles there (the chart's rbac.scope=namespaced); Secrets and ServiceAccounts are watched there alone (default: every namespace)",
+  },
+  {
+    flag: "allowed-token-audiences",
+    env: ["ALLOWED_TOKEN_AUDIENCES"],
+    kind: "string",
+    key: "allowedTokenAudiences",
+    help: "comma-separated ServiceAccount token audiences a resource may ask for beside sts.amazonaws.com (web identity); never the API server's own, which is refused whatever this says",
   },
   {
     flag: "metrics-bind-address",

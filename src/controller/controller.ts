@@ -50,6 +50,8 @@ export interface ControllerOptions {
   stateNamespace: string;
   /** The pull-failure watch on Pending Pods (default on); it runs with the workers. */
   podWatch?: boolean;
+  /** TokenRequest audiences allowed beside sts.amazonaws.com (--allowed-token-audiences). */
+  allowedTokenAudiences?: readonly string[];
 }
 
 export class Controller {
@@ -79,7 +81,9 @@ export class Controller {
     events: EventRecorder,
     private readonly opts: ControllerOptions,
   ) {
-    this.serviceAccountTokens = new ServiceAccountTokens(kube);
+    this.serviceAccountTokens = new ServiceAccountTokens(kube, {
+      allowedAudiences: opts.allowedTokenAudiences ?? [],
+    });
     this.caches = makeInformers(kube, log, opts.watchNamespaces, opts.stateNamespace);
     ({
       resources: this.resources,

@@ -37,6 +37,8 @@ export interface ControllerSettings {
   awsBackoffMaxMs: number;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
+  /** Comma-separated TokenRequest audiences allowed beside sts.amazonaws.com. */
+  allowedTokenAudiences?: string;
   /** The operator's own namespace (its Lease and token records); default: the kubeconfig's, else `default`. */
   leaderElectionNamespace?: string;
   /** GetAuthorizationToken calls a second per (account, region); 0: no limit. Default 10. */
@@ -79,6 +81,14 @@ export function makeKubeClient(
   });
 }
 
+/** `a,b` → ["a", "b"]. */
+export function audienceList(raw: string | undefined): string[] {
+  return (raw ?? "")
+    .split(",")
+    .map((a) => a.trim())
+    .filter(Boolean);
+}
+
 export function makeController(
   settings: ControllerSettings,
   log: Logger,
@@ -95,6 +105,7 @@ export function makeController(
     awsBackoffBaseMs: settings.awsBackoffBaseMs,
     awsBackoffMaxMs: settings.awsBackoffMaxMs,
     watchNamespaces: settings.watchNamespaces,
+    allowedTokenAudiences: audienceList(settings.allowedTokenAudiences),
     stateNamespace: settings.leaderElectionNamespace ?? kube.connection.namespace ?? "default",
     podWatch: settings.podWatch !== false,
     awsTokenQps: settings.awsTokenQps ?? 10,

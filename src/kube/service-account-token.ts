@@ -2,9 +2,15 @@
 // ServiceAccount (or the operator's own, learnt once from a
 // SelfSubjectReview), short-lived and with the audience STS expects. The
 // token is handed to the caller and never stored.
+//
+// The audience comes from a resource's spec, which its author chose: only
+// sts.amazonaws.com and what the administrator allows (--allowed-token-audiences)
+// are minted, and never one the API server itself accepts. A token for the
+// API's own audience, sent to STS (or to whatever OIDC provider a role trusts),
+// would be a credential for the cluster in someone else's hands.
 import {
   apiErrorMessage,
-  type KubeClient,
+  KubeClient,
   SELF_SUBJECT_REVIEWS,
   SERVICE_ACCOUNTS,
   statusCode,
@@ -23,6 +29,17 @@ export interface ServiceAccountToken {
 
 /** The API server's floor for TokenRequest lifetimes: ten minutes. */
 export const TOKEN_REQUEST_SECONDS = 600;
+
+/** The audience STS's AssumeRoleWithWebIdentity expects: always allowed. */
+export const STS_AUDIENCE = "sts.amazonaws.com";
+
+/** The spec fields an audience comes from, for messages. */
+const AUDIENCE_FIELDS = "credentials.webIdentity.audience or serviceAccountRoles.audience";
+
+export interface ServiceAccountTokensOptions {
+  /** Audiences allowed beside sts.amazonaws.com (the administrator's --allowed-token-audiences). */
+  allowedAudiences?: readonly string[];
+}
 
 const SA_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
@@ -53,8 +70,16 @@ interface SelfSubjectReviewAnswer {
 
 export class ServiceAccountTokens {
   private self: Promise<ServiceAccountRef> | undefined;
+  private readonly allowed: ReadonlySet<string>;
+  /** Per audience: whether the API server accepts a token for it (asked once). */
+  private readonly opensApi = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly kube: KubeClient) {}
+  constructor(
+    private readonly kube: KubeClient,
+    opts: ServiceAccountTokensOptions = {},
+  ) {
+    this.allowed = new Set([STS_AUDIENCE, ...(opts.allowedAudiences ?? [])]);
+  }
 
   /** The operator's own ServiceAccount, from the identity it calls the API server with. */
   ownServiceAccount(): Promise<ServiceAccountRef> {
@@ -94,6 +119,12 @@ export class ServiceAccountTokens {
     expirationSeconds = TOKEN_REQUEST_SECONDS,
   ): Promise<ServiceAccountToken> {
     const sa = serviceAccount ?? (await this.ownServiceAccount());
+    if (!this.allowed.has(audience)) {
+      throw new ServiceAccountTokenError(
+        `failed to request a token for ServiceAccount ${sa.namespace}/${sa.name}: the audience ${JSON.stringify(audience)} (${AUDIENCE_FIELDS}) is not one the administrator allows (${[...this.allowed].join(", ")}); use ${STS_AUDIENCE}, or have the administrator add it to --allowed-token-audiences`,
+        0,
+      );
+    }
     let answer: TokenRequestAnswer;
     try {
       answer = await this.kube.createSubresource<TokenRequestAnswer>(
@@ -127,6 +158,12 @@ export class ServiceAccountTokens {
         0,
       );
     }
+    if (await this.apiServerAccepts(audience, token)) {
+      throw new ServiceAccountTokenError(
+        `failed to request a token for ServiceAccount ${sa.namespace}/${sa.name}: the audience ${JSON.stringify(audience)} (${AUDIENCE_FIELDS}) is the API server's own, so the token would open the Kubernetes API wherever it is sent; use ${STS_AUDIENCE}, and remove it from --allowed-token-audiences`,
+        0,
+      );
+    }
     const expires = Date.parse(answer.status?.expirationTimestamp ?? "");
     return {
       token,
@@ -135,5 +172,39 @@ export class ServiceAccountTokens {
         Number.isFinite(expires) ? expires : Date.now() + expirationSeconds * 1000,
       ),
     };
+  }
+
+  /**
+   * Whether the API server accepts a token for `audience`: a SelfSubjectReview
+   * (allowed to everyone authenticated) made with the token itself. Asked
+   * once per audience; the answer does not change while the API server runs.
+   */
+  private apiServerAccepts(audience: string, token: string): Promise<boolean> {
+    let answer = this.opensApi.get(audience);
+    if (!answer) {
+      const probe = new KubeClient(
+        {
+          ...this.kube.connection,
+          impersonate: undefined,
+          credentials: async () => ({ authorization: `Bearer ${token}` }),
+          invalidate: () => {},
+        },
+        { qps: 0, burst: 0 },
+      );
+      answer = probe.create(SELF_SUBJECT_REVIEWS, { metadata: {} }).then(
+        () => true,
+        (err: unknown) => {
+          if (statusCode(err) === 401) return false;
+          this.opensApi.delete(audience);
+          throw new ServiceAccountTokenError(
+            `failed to check whether the API server accepts tokens for the audience ${JSON.stringify(audience)}: ${apiErrorMessage(err)}`,
+            statusCode(err),
+            { cause: err },
+          );
+        },
+      );
+      this.opensApi.set(audience, answer);
+    }
+    return answer;
   }
 }

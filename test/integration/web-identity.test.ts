@@ -256,6 +256,9 @@ process.stdout.write(JSON.stringify({
         region: "us-east-1",
         credentialsSecretName: undefined,
         credentialsSecretNamespace: undefined,
+        // Allowed by the administrator (not this API server's own audience), so
+        // that the wrong-audience case below reaches STS and is refused there.
+        allowedTokenAudiences: "https://kubernetes.default.svc",
       }),
     );
   });
