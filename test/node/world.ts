@@ -192,3 +192,21 @@ export async function containerProcess(needle: string): Promise<ContainerProcess
     .find((f) => f[4] === "/");
   return { pid, uids, env, rootMountOptions: (root?.[5] ?? "").split(",") };
 }
+
+/**
+ * Kills the app container's process of the Pod with this UID (SIGKILL, as an
+ * OOM kill would): the kubelet then restarts it.
+ */
+export async function killContainer(podUid: string): Promise<void> {
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cgroup = await readFile(`/proc/${entry}/cgroup`, "utf8").catch(() => "");
+    if (!cgroup.includes(`/ecr-node/kubepods/besteffort/pod${podUid}/`)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.startsWith("/sleeper\0") && !cmdline.includes("pause")) {
+      process.kill(Number(entry), "SIGKILL");
+      return;
+    }
+  }
+  throw new Error(`failed to find the container process of Pod ${podUid}`);
+}
