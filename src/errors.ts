@@ -45,8 +45,8 @@ const REGION_FIX =
 
 export const errorCatalogue = {
   InvalidSpec: {
-    roleAnnotation: (p: { namespace: string; name: string; value: string }) =>
-      `failed to read the role of ServiceAccount ${p.namespace}/${p.name}: ${JSON.stringify(p.value)} is not an IAM role ARN; fix its eks.amazonaws.com/ecr-role-arn annotation`,
+    roleAnnotation: (p: { namespace: string; name: string; value: string; annotation: string }) =>
+      `failed to read the role of ServiceAccount ${p.namespace}/${p.name}: ${JSON.stringify(p.value)} is not an IAM role ARN; fix its ${p.annotation} annotation (arn:aws:iam::<account>:role/<name>)`,
     duration: (p: { value: string; reason: string }) =>
       `failed to parse duration ${JSON.stringify(p.value)}: ${p.reason}; use a Go duration such as "90m", "4h" or "1h30m"`,
     glob: (p: { glob: string; reason: string }) =>
@@ -73,9 +73,9 @@ export const errorCatalogue = {
     missingKey: (p: SecretKeyParams) =>
       `failed to read AWS credentials: ${p.secret} has no key ${p.key}; add AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
     notUtf8: (p: SecretKeyParams) =>
-      `failed to read AWS credentials: ${p.key} in ${p.secret} is not valid UTF-8 text`,
+      `failed to read AWS credentials: ${p.key} in ${p.secret} is not valid UTF-8 text; store the key as plain text (kubectl create secret generic --from-literal=${p.key}=...)`,
     empty: (p: SecretKeyParams) =>
-      `failed to read AWS credentials: ${p.key} in ${p.secret} is empty`,
+      `failed to read AWS credentials: ${p.key} in ${p.secret} is empty; put the key's value under ${p.key}`,
     whitespace: (p: SecretKeyParams) =>
       `failed to read AWS credentials: ${p.key} in ${p.secret} has leading or trailing white space (often a trailing newline); store the key without it`,
     // IAM Roles Anywhere (src/aws/roles-anywhere.ts).
@@ -90,7 +90,7 @@ export const errorCatalogue = {
     refused: (p: StepParams) =>
       `failed to ${p.step}: AWS refused ${p.source} (${p.detail}); replace them with valid keys or fix the identity`,
     noKubeClient: (p: { source: string }) =>
-      `failed to use the web identity of ${p.source}: no Kubernetes client to request its token with`,
+      `failed to use the web identity of ${p.source}: no Kubernetes client to request its token with; run with a kubeconfig (--kubeconfig, KUBECONFIG) or inside the cluster`,
     // IAM Roles Anywhere (src/aws/roles-anywhere.ts).
     certificateRefused: (p: {
       secret: string;
@@ -102,13 +102,15 @@ export const errorCatalogue = {
     }) =>
       `failed to create an IAM Roles Anywhere session for role ${p.roleArn} with the certificate in ${p.secret} (${p.certificate}): Roles Anywhere refused it (${p.detail}); the certificate must chain to the CA of trust anchor ${p.trustAnchorArn} and be valid now, profile ${p.profileArn} must list the role, and the role must trust rolesanywhere.amazonaws.com`,
   },
+  // `subject`: the web identity's `sub` (system:serviceaccount:NS:NAME) when
+  // that token is what the role must trust: what to write into its trust policy.
   RoleNotAssumable: {
-    webIdentity: (p: StepParams) =>
-      `failed to ${p.step}: STS refused the web identity token of ${p.source} (${p.detail}); check that the token's issuer is an IAM OIDC provider with this audience, the token file (IRSA), and that the token is genuine`,
+    webIdentity: (p: StepParams & { subject?: string }) =>
+      `failed to ${p.step}: STS refused the web identity token of ${p.source} (${p.detail}); check that the token's issuer is an IAM OIDC provider with this audience, the token file (IRSA), and that the token is genuine${p.subject ? `; the role's trust policy must allow sub ${JSON.stringify(p.subject)}` : ""}`,
     issuerUnreadable: (p: StepParams) =>
       `failed to ${p.step} with ${p.source}: STS could not read the issuer's discovery document or keys (${p.detail}); serve them where IAM can read them anonymously (docs/identity.md)`,
-    accessDenied: (p: StepParams) =>
-      `failed to ${p.step} with ${p.source}: access denied (${p.detail}); check the role's trust policy and externalId`,
+    accessDenied: (p: StepParams & { subject?: string }) =>
+      `failed to ${p.step} with ${p.source}: access denied (${p.detail}); ${p.subject ? `the role's trust policy must allow sub ${JSON.stringify(p.subject)} (condition "<issuer>:sub") and its audience` : "check the role's trust policy and externalId"}`,
   },
   ServiceAccountTokenFailed: {
     tokenRequest: (p: { step: string; detail: string }) => `failed to ${p.step}: ${p.detail}`,

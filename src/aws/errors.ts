@@ -42,12 +42,22 @@ export function awsErrorCode(err: unknown): string {
   return e.code ?? "Unknown";
 }
 
+/** The `sub` claim of a ServiceAccount's token: what a role's trust policy names. */
+export const serviceAccountSubject = (sa: { namespace: string; name: string }): string =>
+  `system:serviceaccount:${sa.namespace}:${sa.name}`;
+
 /**
  * Classifies a failed token fetch. `source` says where the credentials came
  * from and `step` what was being done ("get an ECR token in us-east-1").
  * An error already from the catalogue passes through unchanged.
  */
-export function classifyAwsError(err: unknown, source: string, step: string): OperatorError {
+export function classifyAwsError(
+  err: unknown,
+  source: string,
+  step: string,
+  /** The web identity's ServiceAccount, when its token is what the role must trust. */
+  webIdentity?: { namespace: string; name: string },
+): OperatorError {
   if (isOperatorError(err)) return err;
   const code = awsErrorCode(err);
   const e = (typeof err === "object" && err !== null ? err : {}) as AwsLikeError;
@@ -68,8 +78,9 @@ export function classifyAwsError(err: unknown, source: string, step: string): Op
       err,
     );
   }
+  const subject = webIdentity ? serviceAccountSubject(webIdentity) : undefined;
   if (code === "InvalidIdentityToken" || code === "InvalidIdentityTokenException") {
-    return operatorError("RoleNotAssumable", "webIdentity", p, err);
+    return operatorError("RoleNotAssumable", "webIdentity", { ...p, subject }, err);
   }
   if (code === "IDPCommunicationError" || code === "IDPCommunicationErrorException") {
     return operatorError("RoleNotAssumable", "issuerUnreadable", p, err);
@@ -91,7 +102,8 @@ export function classifyAwsError(err: unknown, source: string, step: string): Op
     return operatorError("CredentialsInvalid", "refused", { ...p, detail: code }, err);
   }
   // STS answers "AccessDenied", ECR "AccessDeniedException".
-  if (code === "AccessDenied") return operatorError("RoleNotAssumable", "accessDenied", p, err);
+  if (code === "AccessDenied")
+    return operatorError("RoleNotAssumable", "accessDenied", { ...p, subject }, err);
   if (code === "AccessDeniedException") return operatorError("AccessDenied", "ecr", p, err);
   if (
     code === "ENOTFOUND" ||

@@ -8,9 +8,11 @@ import {
   type CredentialsStep,
   credentialsSteps,
   describeCredentials,
+  describeServiceAccount,
   type RequestServiceAccountToken,
   type SecretData,
   type SecretRef,
+  type ServiceAccountRef,
 } from "./credentials.js";
 import { classifyAwsError } from "./errors.js";
 import { type FetchOptions, fetchToken, type RegistryToken, type TokenClients } from "./token.js";
@@ -50,14 +52,24 @@ export async function fetchSourceToken(
   source: TokenSource,
   opts: SourceFetchOptions,
 ): Promise<SourceToken> {
+  // Whose token a web identity exchanged: a refusal names it (for the
+  // operator's own ServiceAccount too), the `sub` its role must trust.
+  let minted: ServiceAccountRef | undefined;
+  const request = opts.requestServiceAccountToken;
   try {
     const key = tokenSourceKey(source);
     const steps = await credentialsSteps(source.credentials, {
       region: source.region,
       timeoutMs: opts.timeoutMs,
       readSecret: opts.readSecret,
-      ...(opts.requestServiceAccountToken
-        ? { requestServiceAccountToken: opts.requestServiceAccountToken }
+      ...(request
+        ? {
+            requestServiceAccountToken: async (sa, audience) => {
+              const answer = await request(sa, audience);
+              minted = answer.serviceAccount;
+              return answer;
+            },
+          }
         : {}),
       ...(opts.clients ? { clockOffsetMs: opts.clients.clockOffsetMs(key) } : {}),
     });
@@ -70,6 +82,14 @@ export async function fetchSourceToken(
         });
     return { token, credentials, steps };
   } catch (err) {
-    throw classifyAwsError(err, describeCredentials(source.credentials), fetchStep(source));
+    const refs = source.credentials;
+    let described = describeCredentials(refs);
+    if (minted && refs.webIdentity && !refs.webIdentity.serviceAccount) {
+      const own = describeServiceAccount(undefined);
+      described = described.replace(own, `${own} ${minted.namespace}/${minted.name}`);
+    }
+    // With a role on top, an AccessDenied may be that role's: no `sub` to name then.
+    const trusting = refs.roleArn ? undefined : minted;
+    throw classifyAwsError(err, described, fetchStep(source), trusting);
   }
 }

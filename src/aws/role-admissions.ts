@@ -95,7 +95,7 @@ export class RoleAdmissions {
     } catch (err) {
       return {
         ok: false,
-        error: classifyAwsError(err, what, "admit the ServiceAccount to its role"),
+        error: classifyAwsError(err, what, "admit the ServiceAccount to its role", sa),
         until: this.now() + this.opts.refusalTtlMs,
       };
     } finally {

@@ -4,8 +4,8 @@
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   ANNOTATION_ADDED_SECRETS,
-  ANNOTATION_ECR_ROLE_ARN,
   LABEL_OWNER,
+  ROLE_ARN_ANNOTATIONS,
 } from "../api/metadata.js";
 import type { Caches } from "../reconcile/cluster.js";
 import { ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
@@ -64,7 +64,7 @@ export function enqueueOnEvents(
         (key) => sa?.metadata?.annotations?.[key],
       );
     const roleOf = (sa: typeof obj | undefined) =>
-      sa?.metadata?.annotations?.[ANNOTATION_ECR_ROLE_ARN];
+      ROLE_ARN_ANNOTATIONS.map((key) => sa?.metadata?.annotations?.[key]).join("\n");
     if (
       event === "update" &&
       JSON.stringify(obj.imagePullSecrets ?? []) === JSON.stringify(old?.imagePullSecrets ?? []) &&

@@ -105,6 +105,7 @@ export async function rolePass(input: RolePassInput): Promise<RolePass> {
         namespace,
         name: bad.serviceAccount,
         value: bad.value,
+        annotation: bad.annotation,
       });
       pass.failures.push({ namespace, reason: err.code, message: err.message });
     }

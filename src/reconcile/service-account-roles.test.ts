@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ANNOTATION_ECR_ROLE_ARN } from "../api/metadata.js";
+import { ANNOTATION_ECR_ROLE_ARN, ANNOTATION_ROLE_ARN } from "../api/metadata.js";
 import type { ServiceAccountView } from "./desired.js";
 import { planServiceAccountRoles, roleSecretName } from "./service-account-roles.js";
 
@@ -41,8 +41,35 @@ describe("per-ServiceAccount roles", () => {
 
   it("reports an annotation that is not a role ARN and attaches nothing to that ServiceAccount", () => {
     const plan = planServiceAccountRoles([sa("x", "not-an-arn")], "ecr-pull", "Default");
-    expect(plan.invalid).toEqual([{ serviceAccount: "x", value: "not-an-arn" }]);
+    expect(plan.invalid).toEqual([
+      { serviceAccount: "x", value: "not-an-arn", annotation: ANNOTATION_ECR_ROLE_ARN },
+    ]);
     expect(plan.want.get("x")).toBeUndefined();
+  });
+
+  it("reads the IRSA annotation eks.amazonaws.com/role-arn too; the ECR-specific one wins", () => {
+    const irsa = (name: string, roles: Record<string, string>): ServiceAccountView => ({
+      metadata: { name, annotations: roles },
+    });
+    const plan = planServiceAccountRoles(
+      [
+        irsa("irsa", { [ANNOTATION_ROLE_ARN]: A }),
+        irsa("both", { [ANNOTATION_ROLE_ARN]: A, [ANNOTATION_ECR_ROLE_ARN]: B }),
+        irsa("blank-ecr", { [ANNOTATION_ECR_ROLE_ARN]: " ", [ANNOTATION_ROLE_ARN]: A }),
+        irsa("bad-irsa", { [ANNOTATION_ROLE_ARN]: "role/x" }),
+      ],
+      "ecr-pull",
+      "Default",
+    );
+    expect(Object.fromEntries(plan.want)).toEqual({
+      "bad-irsa": undefined,
+      "blank-ecr": roleSecretName("ecr-pull", A),
+      both: roleSecretName("ecr-pull", B),
+      irsa: roleSecretName("ecr-pull", A),
+    });
+    expect(plan.invalid).toEqual([
+      { serviceAccount: "bad-irsa", value: "role/x", annotation: ANNOTATION_ROLE_ARN },
+    ]);
   });
 
   it("names role Secrets stably, distinctly and within 253 characters", () => {

@@ -2,10 +2,10 @@
 // functions: which Secret each target ServiceAccount of a namespace should
 // reference, and which Secrets the resource then wants there. A
 // ServiceAccount annotated with a role ARN (the key the kubelet's AWS
-// credential provider reads for KEP-4412) gets the Secret of that role; the
+// credential provider reads for KEP-4412, or the IRSA key) gets the Secret of that role; the
 // others get the resource's own Secret or none. No I/O here.
 import { createHash } from "node:crypto";
-import { ANNOTATION_ECR_ROLE_ARN } from "../api/metadata.js";
+import { ROLE_ARN_ANNOTATIONS } from "../api/metadata.js";
 import { ROLE_ARN_PATTERN } from "../api/schema.js";
 import type { ServiceAccountView } from "./desired.js";
 
@@ -18,15 +18,19 @@ export function roleSecretName(secretName: string, roleArn: string): string {
   return `${secretName.slice(0, 242).replace(/[.-]+$/, "")}-${digest}`;
 }
 
-/** The role a ServiceAccount names, or why its annotation is unusable. */
+/**
+ * The role a ServiceAccount names, or why its annotation is unusable:
+ * eks.amazonaws.com/ecr-role-arn, else the IRSA key eks.amazonaws.com/role-arn.
+ */
 export function annotatedRole(
   sa: ServiceAccountView,
-): { roleArn: string } | { invalid: string } | undefined {
-  const value = sa.metadata?.annotations?.[ANNOTATION_ECR_ROLE_ARN];
-  if (value === undefined || value.trim() === "") return undefined;
-  const roleArn = value.trim();
-  if (!roleArnPattern.test(roleArn)) return { invalid: roleArn };
-  return { roleArn };
+): { roleArn: string; annotation: string } | { invalid: string; annotation: string } | undefined {
+  const annotations = sa.metadata?.annotations ?? {};
+  const annotation = ROLE_ARN_ANNOTATIONS.find((key) => annotations[key]?.trim());
+  if (annotation === undefined) return undefined;
+  const roleArn = (annotations[annotation] ?? "").trim();
+  if (!roleArnPattern.test(roleArn)) return { invalid: roleArn, annotation };
+  return { roleArn, annotation };
 }
 
 export interface ServiceAccountRolePlan {
@@ -36,8 +40,8 @@ export interface ServiceAccountRolePlan {
   secrets: Map<string, string | undefined>;
   /** Role → the ServiceAccounts (names) annotated with it, sorted. */
   roles: Map<string, string[]>;
-  /** ServiceAccounts whose annotation is not a role ARN. */
-  invalid: Array<{ serviceAccount: string; value: string }>;
+  /** ServiceAccounts whose annotation (the key that was read) is not a role ARN. */
+  invalid: Array<{ serviceAccount: string; value: string; annotation: string }>;
 }
 
 /**
@@ -68,7 +72,7 @@ export function planServiceAccountRoles(
     if (role === undefined) {
       plan.want.set(name, unannotated === "Default" ? secretName : undefined);
     } else if ("invalid" in role) {
-      plan.invalid.push({ serviceAccount: name, value: role.invalid });
+      plan.invalid.push({ serviceAccount: name, value: role.invalid, annotation: role.annotation });
       plan.want.set(name, undefined);
     } else {
       const secret = roleSecretName(secretName, role.roleArn);
