@@ -29,6 +29,8 @@ export const Reason = {
   ClockSkew: "ClockSkew",
   TokenRefreshFailed: "TokenRefreshFailed",
   TokenExpiredOnArrival: "TokenExpiredOnArrival",
+  /** spec.refreshBefore is not shorter than the tokens' real lifetime: capped at half of it (an Event). */
+  RefreshBeforeCapped: "RefreshBeforeCapped",
   InvalidSpec: "InvalidSpec",
   TokenRefreshed: "TokenRefreshed",
   Verified: "Verified",

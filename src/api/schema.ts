@@ -675,7 +675,7 @@ export const specSchema: SchemaProps = {
     refreshBefore: {
       type: "string",
       description:
-        "Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime.",
+        "Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. A value not shorter than the token's real lifetime (tokens of an assumed role's session or a test endpoint may live less than 12h) is capped at half of it, said in Ready and an Event.",
       maxLength: 64,
       pattern: DURATION_PATTERN,
       "x-kubernetes-validations": [
@@ -688,7 +688,7 @@ export const specSchema: SchemaProps = {
         {
           rule: `!self.matches('${celDurationPattern}') || duration(self) < duration('12h')`,
           message:
-            "refreshBefore must be less than 12h, the lifetime of an ECR token, or every pass would refresh; use e.g. 4h",
+            "refreshBefore must be less than 12h, the longest an ECR token lives (a value not shorter than a token's real lifetime is capped at half of it); use e.g. 4h",
         },
       ],
     },

@@ -6,6 +6,7 @@ import { operatorError } from "../errors.js";
 import { AwsQuota } from "./quota.js";
 import type { RegistryToken } from "./token.js";
 import {
+  refreshLead,
   TokenCache,
   type TokenCacheOptions,
   type TokenSource,
@@ -130,9 +131,30 @@ describe("TokenCache", () => {
     await h.cache.get("a", SOURCE);
     await h.cache.get("b", SOURCE, 80_000);
     const at = h.cache.peek(SOURCE)?.nextRefreshAt?.getTime() ?? 0;
-    // refreshBefore 80 s, minus up to 10% of it at random (deterministic per token).
+    // refreshBefore 80 s, minus up to 10% of the 20 s before it (deterministic
+    // per token): never before the token was fetched.
     expect(at).toBeLessThanOrEqual(t0 + 20_000);
-    expect(at).toBeGreaterThanOrEqual(t0 + 20_000 - 8_000);
+    expect(at).toBeGreaterThanOrEqual(t0 + 20_000 - 2_000);
+    h.cache.close();
+  });
+
+  it("caps a refreshBefore not shorter than the token's life at half of it: one fetch per half-life", async () => {
+    // Tokens of 15 min, a spec asking for 1 h: without the cap the refresh
+    // point falls before the fetch and the cache fetches at every floor.
+    const h = makeCache(async () => token(15 * 60_000), { jitter: 0.1 });
+    const t0 = Date.now();
+    await h.cache.get("a", SOURCE, 3_600_000);
+    await vi.advanceTimersByTimeAsync(30 * 60_000);
+    expect(h.fetchTimes.length).toBe(5);
+    for (const [i, at] of h.fetchTimes.slice(1).entries()) {
+      const gap = at - (h.fetchTimes[i] ?? 0);
+      expect(gap).toBeGreaterThanOrEqual(7.5 * 60_000 * 0.9);
+      expect(gap).toBeLessThanOrEqual(7.5 * 60_000);
+    }
+    expect(h.fetchTimes[0]).toBe(t0);
+    expect(refreshLead(3_600_000, 15 * 60_000)).toEqual({ leadMs: 7.5 * 60_000, capped: true });
+    expect(refreshLead(14 * 60_000, 15 * 60_000)).toEqual({ leadMs: 14 * 60_000, capped: false });
+    expect(refreshLead(undefined, 15 * 60_000)).toEqual({ leadMs: 7.5 * 60_000, capped: false });
     h.cache.close();
   });
 

@@ -2,7 +2,8 @@
 // service, region): every resource, registry entry and namespace that uses the
 // same source shares its token, and a new one is served without an AWS call.
 // Each entry has one timer: at `refreshBefore` ahead of the token's own expiry
-// (default half its lifetime, minus jitter) it fetches a new token and tells
+// (default half its lifetime, minus jitter; a `refreshBefore` not shorter than
+// the lifetime is capped at half of it) it fetches a new token and tells
 // the resources that use it. A failed fetch keeps the old token (the Secrets
 // in place stay as they are) and retries with capped exponential backoff.
 //
@@ -37,6 +38,28 @@ export type FetchResult = "success" | "failure" | "expired" | "throttled";
  */
 export function throttlingBackoffMs(attempt: number, random: () => number = Math.random): number {
   return Math.round(random() * Math.min(20_000, 500 * 2 ** attempt));
+}
+
+/** How long a token lives: from its fetch to its expiry (0 for a nonsense pair). */
+export const tokenLifetimeMs = (token: Pick<RegistryToken, "expiresAt" | "fetchedAt">): number =>
+  Math.max(0, token.expiresAt.getTime() - token.fetchedAt.getTime()) || 0;
+
+/**
+ * How long before expiry a token is replaced for a subscriber wanting
+ * `wantedMs` (spec.refreshBefore; undefined: half the lifetime). A lead as
+ * long as the token's whole life (a spec written for 12 h tokens, served
+ * tokens of 15 min by an assumed role, another partition or a test endpoint)
+ * would put the refresh point before the fetch, and the cache would fetch
+ * again at every floor: it is capped at half the lifetime, and `capped` says
+ * so (the status and an Event report it).
+ */
+export function refreshLead(
+  wantedMs: number | undefined,
+  lifetimeMs: number,
+): { leadMs: number; capped: boolean } {
+  if (wantedMs === undefined) return { leadMs: lifetimeMs / 2, capped: false };
+  if (wantedMs >= lifetimeMs) return { leadMs: lifetimeMs / 2, capped: true };
+  return { leadMs: wantedMs, capped: false };
 }
 
 export interface TokenCacheOptions {
@@ -248,12 +271,14 @@ export class TokenCache {
     const token = entry.token;
     if (!token) return entry.nextAttemptAt;
     const expires = token.expiresAt.getTime();
-    const lifetime = Math.max(0, expires - token.fetchedAt.getTime());
+    const lifetime = tokenLifetimeMs(token);
     let before = lifetime / 2;
     for (const wanted of entry.subscribers.values()) {
-      if (wanted !== undefined) before = Math.max(before, Math.min(wanted, lifetime));
+      before = Math.max(before, refreshLead(wanted, lifetime).leadMs);
     }
-    const due = expires - before - before * entry.jitter;
+    // The jitter comes off the shorter of the lead and the time before it, so
+    // it can never move the refresh point before the token was fetched.
+    const due = expires - before - Math.min(before, lifetime - before) * entry.jitter;
     return Math.max(due, entry.lastAttemptAt + this.opts.minRefreshIntervalMs);
   }
 

@@ -1,6 +1,7 @@
 // The operator's Prometheus metrics, defined once. An alert on
-// `ecr_creds_refresher_token_expiry_timestamp_seconds - time() < 3600` fires
-// hours before a Secret lapses, whatever went wrong upstream.
+// `ecr_creds_refresher_token_expiry_timestamp_seconds - time()` under 45 % of
+// `ecr_creds_refresher_token_lifetime_seconds` (at most an hour) fires well
+// before a Secret lapses, whatever went wrong upstream.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export class Metrics {
@@ -28,6 +29,12 @@ export class Metrics {
     name: "ecr_creds_refresher_token_expiry_timestamp_seconds",
     help: "Unix time at which the token of each registry in each resource's Secrets expires.",
     labelNames: ["resource", "registry"] as const,
+    registers: [this.registry],
+  });
+  readonly tokenLifetime = new Gauge({
+    name: "ecr_creds_refresher_token_lifetime_seconds",
+    help: "How long the shortest-lived token in each resource's Secrets lives from fetch to expiry (12 h for ECR's own; less from an assumed role's session or a test endpoint): the expiry alert scales with it.",
+    labelNames: ["resource"] as const,
     registers: [this.registry],
   });
   readonly serviceAccountReverts = new Counter({

@@ -10,11 +10,17 @@ import {
   type KeptSecret,
   MAX_FAILURES,
   type NamespaceFailure,
+  parseDuration,
   type RegistryTokenStatus,
   type UncoveredPods,
 } from "../api/index.js";
 import { hostOfProxyEndpoint, type RegistryTarget } from "../aws/registries.js";
-import { type TokenState, tokenSourceKey } from "../aws/token-cache.js";
+import {
+  refreshLead,
+  type TokenState,
+  tokenLifetimeMs,
+  tokenSourceKey,
+} from "../aws/token-cache.js";
 import type { VerifyResult } from "../aws/verify.js";
 import { earliest } from "./content.js";
 
@@ -288,6 +294,40 @@ function canonical(value: unknown): string {
     }
     return v;
   });
+}
+
+/** A duration in whole seconds as Go prints it, without zero parts: "15m", "7m30s", "1h". */
+export function shortDuration(ms: number): string {
+  const total = Math.round(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  const parts = `${h ? `${h}h` : ""}${m ? `${m}m` : ""}${sec ? `${sec}s` : ""}`;
+  return parts || "0s";
+}
+
+/**
+ * Why spec.refreshBefore was not followed for these tokens, or undefined: a
+ * lead not shorter than the token's real lifetime is capped at half of it
+ * (token-cache.ts, refreshLead). Names the value, the lifetime and the fix;
+ * stable while the tokens keep the same lifetime (it goes into the Ready
+ * message and an Event).
+ */
+export function refreshBeforeCapped(
+  refreshBefore: string | undefined,
+  tokens: readonly TokenState[],
+): string | undefined {
+  if (refreshBefore === undefined) return undefined;
+  const refreshBeforeMs = parseDuration(refreshBefore);
+  let shortest: number | undefined;
+  for (const t of tokens) {
+    if (!t.token) continue;
+    const lifetime = tokenLifetimeMs(t.token);
+    const { capped } = refreshLead(refreshBeforeMs, lifetime);
+    if (capped && (shortest === undefined || lifetime < shortest)) shortest = lifetime;
+  }
+  if (shortest === undefined) return undefined;
+  return `spec.refreshBefore ${refreshBefore} is not shorter than the token's lifetime of ${shortDuration(shortest)}: refreshing ${shortDuration(shortest / 2)} before expiry (half the lifetime) instead; set spec.refreshBefore below ${shortDuration(shortest)} or remove it`;
 }
 
 // --- Secrets kept while Pods name them ---------------------------------------
