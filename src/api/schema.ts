@@ -840,6 +840,12 @@ export const uncoveredPodSchema: SchemaProps = {
       description: "The kubelet's waiting reason (ErrImagePull, ImagePullBackOff).",
       maxLength: 128,
     },
+    recovery: {
+      type: "string",
+      description:
+        "What the operator does about it (recreates it under spec.podRecovery: Recreate), or why it does not and what to change (a Pod template with its own imagePullSecrets, the per-owner bound, the right to delete Pods).",
+      maxLength: 1024,
+    },
   },
 };
 

@@ -339,6 +339,8 @@ export interface UncoveredPod {
   image?: string;
   /** The kubelet's waiting reason (ErrImagePull, ImagePullBackOff). */
   reason?: string;
+  /** What the operator does about it (recreates it under spec.podRecovery: Recreate), or why it does not and what to change (a Pod template with its own imagePullSecrets, the per-owner bound, the right to delete Pods). */
+  recovery?: string;
 }
 
 /** A Secret cleanup would remove (an old secretName, a namespace that left the targets) that Pods in its namespace still name in imagePullSecrets: kept and refreshed until none does. */

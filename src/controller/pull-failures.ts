@@ -5,14 +5,26 @@
 // an image from a managed registry is diagnosed (pod-coverage.ts) and acted
 // on: a Warning on the Pod and the resource, a reconcile of its resource now
 // when the Secret is missing or expired, and under `podRecovery: Recreate` the
-// deletion of a controller-owned Pod that lacks the Secret, once per Pod and
-// rate-limited, so that its controller recreates it with the Secret.
+// deletion of a controller-owned Pod that lacks the Secret, so that its
+// controller recreates it with the Secret: only when the next Pod would get
+// the Secret (its template sets no imagePullSecrets of its own), only where
+// the operator may delete Pods (SelfSubjectAccessReview), once per Pod,
+// rate-limited, at most `recreatePerOwnerPerHour` Pods of one controller an
+// hour, and never again for a controller whose replacement Pod still lacks
+// the Secret. Every other case is a warning naming what to change.
 
 import { Reason } from "../api/conditions.js";
 import type { ECRPullSecret, UncoveredPod } from "../api/index.js";
 import { describeCredentials } from "../aws/credentials.js";
 import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
-import { EVENTS, isNotFound, type KubeClient, resourcePath } from "../kube/client.js";
+import {
+  EVENTS,
+  isForbidden,
+  isNotFound,
+  type KubeClient,
+  resourcePath,
+  SELF_SUBJECT_ACCESS_REVIEWS,
+} from "../kube/client.js";
 import type { ObjectCache } from "../kube/namespaced-informers.js";
 import { PODS, type Pod } from "../kube/pods.js";
 import type { Event, KubernetesObject } from "../kube/types.js";
@@ -27,7 +39,8 @@ import {
   type PodView,
   type PullDiagnosis,
   podView,
-  RECREATING_CONTROLLERS,
+  type RecoveryDecision,
+  recoveryDecision,
   type SecretState,
   type ServingResource,
   secretState,
@@ -41,6 +54,12 @@ export const FAILED_PULL_SECRET_REASON = "FailedToRetrieveImagePullSecret";
 const MAX_LISTED = 20;
 /** After a missing or expired Secret was fixed, a refusal is not judged for this long. */
 const REFUSAL_GRACE_MS = 10_000;
+/** The window of the per-owner bound on Pod deletions, and of giving up on an owner. */
+const OWNER_WINDOW_MS = 3_600_000;
+/** How long an answer on the right to delete Pods is believed. */
+const DELETE_RIGHT_TTL_MS = 5 * 60_000;
+/** Default of PullFailureOptions.recreatePerOwnerPerHour. */
+export const RECREATE_PER_OWNER_PER_HOUR = 10;
 
 /** What the watch reads from the controller's caches. */
 export interface PullFailureSources {
@@ -48,6 +67,8 @@ export interface PullFailureSources {
   namespaceLabels(name: string): Record<string, string> | undefined;
   /** A managed Secret from the cache (labels and annotations suffice). */
   secret(namespace: string, name: string): KubernetesObject | undefined;
+  /** A ServiceAccount's imagePullSecrets names from the cache; undefined when not cached. */
+  serviceAccountPullSecrets?(namespace: string, name: string): string[] | undefined;
 }
 
 export interface PullFailureOptions {
@@ -57,6 +78,8 @@ export interface PullFailureOptions {
   /** Pod deletions under Recreate: this many at once, then one per `recreateIntervalMs`. */
   recreateBurst: number;
   recreateIntervalMs: number;
+  /** At most this many Pods of one controller (ownerReference) deleted an hour; default 10. */
+  recreatePerOwnerPerHour?: number;
   now?: () => number;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
@@ -83,6 +106,7 @@ export function trimPod(pod: Pod): Pod {
       namespace: m.namespace,
       uid: m.uid,
       resourceVersion: m.resourceVersion,
+      creationTimestamp: m.creationTimestamp,
       ...(owner && { ownerReferences: [owner] }),
     },
     spec: {
@@ -122,6 +146,16 @@ export class PullFailureWatch {
   private readonly uncovered = new Map<string, Uncovered[]>();
   /** Pod UIDs deleted under Recreate: at most once per Pod. */
   private readonly recreated = new Set<string>();
+  /**
+   * Per controller ("namespace/Kind/name"): when its Pods were deleted in the
+   * last hour, and since when a replacement still lacking the Secret showed
+   * that recreating does not help (nothing more is deleted for an hour).
+   */
+  private readonly owners = new Map<string, { deletions: number[]; gaveUpAt?: number }>();
+  /** Whether the operator may delete Pods, per namespace, and when it asked. */
+  private readonly deleteRights = new Map<string, { allowed: boolean; at: number }>();
+  /** What is done about each uncovered Pod (by Pod key), for the status; the last decision. */
+  private readonly recoveries = new Map<string, { why: string; fix: string }>();
   /** When a missing or expired Secret was last sent to be fixed, by "namespace/name". */
   private readonly fixedAt = new Map<string, number>();
   private recreateTokens: number;
@@ -170,8 +204,10 @@ export class PullFailureWatch {
     this.pods.on((event, pod) => {
       const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
       // Gone from the cache: deleted, or no longer Pending (it runs).
-      if (event === "delete") this.setUncovered(key, []);
-      else this.diagnose(key, podView(pod), true);
+      if (event === "delete") {
+        this.recoveries.delete(key);
+        this.setUncovered(key, []);
+      } else this.diagnose(key, podView(pod), true);
     });
     this.pullSecretEvents.on((event, e) => {
       if (event === "delete") return;
@@ -202,8 +238,16 @@ export class PullFailureWatch {
     const all: UncoveredPod[] = [];
     for (const list of this.uncovered.values())
       for (const u of list)
-        if (u.resource === resource)
-          all.push({ namespace: u.namespace, name: u.name, image: u.image, reason: u.reason });
+        if (u.resource === resource) {
+          const recovery = this.recoveries.get(`${u.namespace}/${u.name}`)?.fix;
+          all.push({
+            namespace: u.namespace,
+            name: u.name,
+            image: u.image,
+            reason: u.reason,
+            ...(recovery ? { recovery: recovery.slice(0, 1024) } : {}),
+          });
+        }
     all.sort((a, b) =>
       `${a.namespace}/${a.name}/${a.image}` < `${b.namespace}/${b.name}/${b.image}` ? -1 : 1,
     );
@@ -296,14 +340,58 @@ export class PullFailureWatch {
   }
 
   private missingPullSecret(pod: PodView, d: PullDiagnosis, r: ECRPullSecret): void {
-    const recreate = r.spec.podRecovery === "Recreate";
+    const decide = (mayDelete: boolean | undefined) => this.decide(pod, d, r, mayDelete);
+    const decision = decide(this.deleteRight(pod.namespace));
+    if (decision.action === "recreate" && this.deleteRight(pod.namespace) === undefined) {
+      // First Pod to recreate in this namespace: ask whether deleting is allowed.
+      void this.askDeleteRight(pod.namespace).then((allowed) =>
+        this.act(pod, d, r, decide(allowed)),
+      );
+      return;
+    }
+    this.act(pod, d, r, decision);
+  }
+
+  private decide(
+    pod: PodView,
+    d: PullDiagnosis,
+    r: ECRPullSecret,
+    mayDelete: boolean | undefined,
+  ): RecoveryDecision {
+    return recoveryDecision({
+      pod,
+      secretName: d.secretName,
+      resource: d.resource,
+      requested: r.spec.podRecovery === "Recreate",
+      serviceAccountPullSecrets: this.sources.serviceAccountPullSecrets?.(
+        pod.namespace,
+        pod.serviceAccount,
+      ),
+      owner: this.ownerState(pod),
+      mayDelete,
+    });
+  }
+
+  /** Warns about (and, when decided, deletes) a Pod that lacks the Secret. */
+  private act(pod: PodView, d: PullDiagnosis, r: ECRPullSecret, decision: RecoveryDecision): void {
     const owner = pod.controller;
-    const recreatable = owner !== undefined && RECREATING_CONTROLLERS.has(owner.kind);
-    const fix = recreatable
-      ? recreate
-        ? `it is being deleted so that ${owner.kind} ${owner.name} recreates it with the Secret`
-        : `delete it so that ${owner.kind} ${owner.name} recreates it with the Secret, or set spec.podRecovery: Recreate on ECRPullSecret ${d.resource}`
-      : `it has no controller that would recreate it: delete and create it again, or add ${d.secretName} to its imagePullSecrets`;
+    const fix =
+      decision.action === "recreate"
+        ? `it is being deleted so that ${owner?.kind} ${owner?.name} recreates it with the Secret`
+        : decision.fix;
+    const why = decision.action === "recreate" ? "recreate" : decision.why;
+    const key = `${pod.namespace}/${pod.name}`;
+    const before = this.recoveries.get(key);
+    // The status says what spec.podRecovery: Recreate does about each Pod, or why it holds back.
+    const requested = r.spec.podRecovery === "Recreate";
+    if (requested && (before?.why !== why || before.fix !== fix)) {
+      this.recoveries.set(key, { why, fix });
+      if (this.recoveries.size > 10_000) this.recoveries.clear();
+      if (decision.action === "warn")
+        this.metrics.podRecoveries.inc({ resource: d.resource, action: decision.why });
+      // The status lists what is done about each Pod.
+      this.opts.enqueue(d.resource);
+    }
     const message = `Pod ${pod.namespace}/${pod.name} waits on ${d.image} (${d.reason}) without the pull Secret ${d.secretName} of ECRPullSecret ${d.resource}: it was created before ServiceAccount ${pod.serviceAccount} got the Secret, or it sets its own imagePullSecrets; ${fix}`;
     this.podEvent(pod, "Warning", Reason.PodMissingPullSecret, message);
     this.events.record(
@@ -312,7 +400,66 @@ export class PullFailureWatch {
       Reason.PodMissingPullSecret,
       message,
     );
-    if (recreate && recreatable) void this.recreate(pod, d, r);
+    if (decision.action === "recreate") void this.recreate(pod, d, r);
+  }
+
+  /** What the watch knows of the Pod's controller, for recoveryDecision. */
+  private ownerState(pod: PodView): {
+    replacementStillUncovered: boolean;
+    deletedLastHour: number;
+    perHour: number;
+  } {
+    const perHour = this.opts.recreatePerOwnerPerHour ?? RECREATE_PER_OWNER_PER_HOUR;
+    const key = ownerKey(pod);
+    const state = key ? this.owners.get(key) : undefined;
+    if (!key || !state) return { replacementStillUncovered: false, deletedLastHour: 0, perHour };
+    const now = this.now();
+    state.deletions = state.deletions.filter((at) => now - at < OWNER_WINDOW_MS);
+    const last = state.deletions.at(-1);
+    // A Pod created after one of the owner's Pods was deleted is its
+    // replacement (creationTimestamp has whole seconds): it lacks the Secret
+    // too, so recreating does not help; give up on this owner for the window.
+    if (
+      last !== undefined &&
+      pod.created !== undefined &&
+      pod.created >= last - 1_000 &&
+      !this.recreated.has(pod.uid)
+    ) {
+      state.gaveUpAt ??= now;
+    }
+    if (state.gaveUpAt !== undefined && now - state.gaveUpAt >= OWNER_WINDOW_MS)
+      state.gaveUpAt = undefined;
+    return {
+      replacementStillUncovered: state.gaveUpAt !== undefined,
+      deletedLastHour: state.deletions.length,
+      perHour,
+    };
+  }
+
+  /** The cached answer on deleting Pods in a namespace; undefined: not asked, or too old. */
+  private deleteRight(namespace: string): boolean | undefined {
+    const known = this.deleteRights.get(namespace);
+    return known && this.now() - known.at < DELETE_RIGHT_TTL_MS ? known.allowed : undefined;
+  }
+
+  /** Asks the API server whether the operator may delete Pods in `namespace` (cached). */
+  private async askDeleteRight(namespace: string): Promise<boolean> {
+    let allowed = true;
+    try {
+      const review = await this.kube.create<
+        KubernetesObject & { spec: object; status?: { allowed?: boolean } }
+      >(SELF_SUBJECT_ACCESS_REVIEWS, {
+        metadata: {},
+        spec: { resourceAttributes: { verb: "delete", resource: "pods", namespace } },
+      });
+      allowed = review.status?.allowed === true;
+    } catch (err) {
+      // Unknown: the delete itself will tell (a 403 is remembered as "no").
+      this.log.debug({ namespace, err: errorField(err) }, "could not ask about deleting Pods");
+    }
+    this.deleteRights.set(namespace, { allowed, at: this.now() });
+    if (this.deleteRights.size > 10_000) this.deleteRights.clear();
+    return allowed;
   }
 
   private registryRefused(pod: PodView, d: PullDiagnosis, r: ECRPullSecret): void {
@@ -361,6 +508,10 @@ export class PullFailureWatch {
 
   private async recreate(pod: PodView, d: PullDiagnosis, r: ECRPullSecret): Promise<void> {
     if (this.recreated.has(pod.uid)) return;
+    const owner = ownerKey(pod);
+    const ownerState = owner ? this.owners.get(owner) : undefined;
+    const perHour = this.opts.recreatePerOwnerPerHour ?? RECREATE_PER_OWNER_PER_HOUR;
+    if (ownerState && ownerState.deletions.length >= perHour) return;
     if (!this.takeRecreateToken()) {
       // Diagnosed again at its next status change (the kubelet's back-off
       // brings one every few minutes), when the limit may allow it.
@@ -369,10 +520,17 @@ export class PullFailureWatch {
     }
     this.recreated.add(pod.uid);
     if (this.recreated.size > 10_000) this.recreated.clear();
+    if (owner) {
+      const state = ownerState ?? { deletions: [] };
+      state.deletions.push(this.now());
+      this.owners.set(owner, state);
+      if (this.owners.size > 10_000) this.owners.clear();
+    }
     try {
       // The UID precondition: never a same-named successor.
       await this.kube.delete(PODS, { namespace: pod.namespace, name: pod.name }, { uid: pod.uid });
       this.recreations++;
+      this.metrics.podRecoveries.inc({ resource: d.resource, action: "deleted" });
       const message = `deleted Pod ${pod.namespace}/${pod.name}, which waited on ${d.image} without the pull Secret ${d.secretName}, so that ${pod.controller?.kind} ${pod.controller?.name} recreates it with the Secret (spec.podRecovery: Recreate)`;
       this.log.info({ pod: `${pod.namespace}/${pod.name}`, resource: d.resource }, message);
       this.podEvent(pod, "Normal", Reason.PodRecreated, message);
@@ -384,6 +542,12 @@ export class PullFailureWatch {
       );
     } catch (err) {
       if (isNotFound(err)) return;
+      if (isForbidden(err)) {
+        // RBAC said no after all: remembered, and said on the Pod and the resource.
+        this.deleteRights.set(pod.namespace, { allowed: false, at: this.now() });
+        this.act(pod, d, r, this.decide(pod, d, r, false));
+        return;
+      }
       this.log.warn(
         { pod: `${pod.namespace}/${pod.name}`, err: errorField(err) },
         "failed to delete Pod for recreation",
@@ -425,4 +589,11 @@ export class PullFailureWatch {
     for (const resource of new Set([...before, ...list].map((u) => u.resource)))
       this.opts.enqueue(resource);
   }
+}
+
+/** The Pod's controller as a key ("namespace/Kind/name"); undefined without one. */
+function ownerKey(pod: PodView): string | undefined {
+  return pod.controller
+    ? `${pod.namespace}/${pod.controller.kind}/${pod.controller.name}`
+    : undefined;
 }

@@ -67,6 +67,12 @@ export class Metrics {
     labelNames: ["resource", "namespace"] as const,
     registers: [this.registry],
   });
+  readonly podRecoveries = new Counter({
+    name: "ecr_creds_refresher_pod_recoveries_total",
+    help: "What the pull-failure watch did about Pods lacking the pull Secret: deleted (spec.podRecovery: Recreate), or why it did not (templateSetsPullSecrets, replacementStillUncovered, ownerLimit, notAllowed, serviceAccountLacksSecret, notRequested, noController), counted once per Pod and decision.",
+    labelNames: ["resource", "action"] as const,
+    registers: [this.registry],
+  });
   readonly watchedPods = new Gauge({
     name: "ecr_creds_refresher_watched_pods",
     help: "Pending Pods in the pull-failure watch's cache (Running Pods never enter it).",

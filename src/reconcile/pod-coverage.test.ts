@@ -7,7 +7,10 @@ import {
   failedPullSecretNames,
   imageRegistryHost,
   imageRepository,
+  nextPodPullSecrets,
+  type PodView,
   podView,
+  recoveryDecision,
   type SecretState,
   secretState,
   uncoveredImages,
@@ -209,5 +212,70 @@ describe("secretState", () => {
     expect(secretState(secret("team", "not a date"), "team", NOW)).toBe("expired");
     expect(secretState(secret(long, "2026-11-30T13:00:00Z"), long, NOW)).toBe("foreign");
     expect(secretState(undefined, "team", NOW)).toBe("missing");
+  });
+});
+
+describe("what the next Pod of a controller would get, and whether to recreate", () => {
+  const view = (pullSecrets: string[], controller = true): PodView => ({
+    namespace: "apps",
+    name: "web-1",
+    uid: "u",
+    serviceAccount: "default",
+    images: [`${HOST}/web:1`],
+    pullSecrets,
+    waiting: [],
+    ...(controller ? { controller: { kind: "ReplicaSet", name: "web-7d9c" } } : {}),
+  });
+  const owner = { replacementStillUncovered: false, deletedLastHour: 0, perHour: 10 };
+  const decide = (o: Partial<Parameters<typeof recoveryDecision>[0]>) =>
+    recoveryDecision({
+      pod: view([]),
+      secretName: "ecr-pull",
+      resource: "team",
+      requested: true,
+      serviceAccountPullSecrets: ["ecr-pull"],
+      owner,
+      mayDelete: true,
+      ...o,
+    });
+
+  it("a template's own list is what the next Pod gets; an empty or copied list, the ServiceAccount's", () => {
+    expect(nextPodPullSecrets({ pullSecrets: ["mirror-cred"] }, ["ecr-pull"])).toEqual({
+      from: "template",
+      pullSecrets: ["mirror-cred"],
+    });
+    expect(nextPodPullSecrets({ pullSecrets: [] }, ["ecr-pull"])).toEqual({
+      from: "serviceAccount",
+      pullSecrets: ["ecr-pull"],
+    });
+    expect(nextPodPullSecrets({ pullSecrets: ["old"] }, ["old", "ecr-pull"])).toEqual({
+      from: "serviceAccount",
+      pullSecrets: ["old", "ecr-pull"],
+    });
+  });
+
+  it("recreates only when that fixes it, within the bounds, and otherwise names the fix", () => {
+    expect(decide({})).toEqual({ action: "recreate" });
+    expect(decide({ pod: view(["mirror-cred"]) })).toEqual({
+      action: "warn",
+      why: "templateSetsPullSecrets",
+      fix: "recreating it would not help: the Pod template of ReplicaSet web-7d9c sets its own imagePullSecrets (mirror-cred), which ServiceAccount default's entries never reach; add ecr-pull to the Pod template's imagePullSecrets",
+    });
+    expect(decide({ owner: { ...owner, replacementStillUncovered: true } })).toMatchObject({
+      why: "replacementStillUncovered",
+    });
+    expect(decide({ serviceAccountPullSecrets: [] })).toMatchObject({
+      why: "serviceAccountLacksSecret",
+    });
+    expect(decide({ mayDelete: false })).toEqual({
+      action: "warn",
+      why: "notAllowed",
+      fix: "spec.podRecovery: Recreate is set but the operator may not delete Pods in apps: set the chart value podRecovery.enabled=true (it grants delete on Pods), or delete it so that ReplicaSet web-7d9c recreates it",
+    });
+    expect(decide({ owner: { ...owner, deletedLastHour: 10 } })).toMatchObject({
+      why: "ownerLimit",
+    });
+    expect(decide({ requested: false })).toMatchObject({ why: "notRequested" });
+    expect(decide({ pod: view([], false) })).toMatchObject({ why: "noController" });
   });
 });

@@ -19,6 +19,8 @@ export interface PodView {
   /** Containers waiting to start, with the kubelet's reason (ErrImagePull, ImagePullBackOff, …). */
   waiting: Array<{ image: string; reason: string; message?: string }>;
   phase?: string;
+  /** metadata.creationTimestamp in ms (whole seconds): tells a replacement from the Pod it replaced. */
+  created?: number;
 }
 
 /** Reasons a container waits on a failed pull. */
@@ -57,6 +59,8 @@ export function podView(pod: Pod): PodView {
   };
   if (owner) view.controller = { kind: owner.kind, name: owner.name };
   if (pod.status?.phase) view.phase = pod.status.phase;
+  const created = Date.parse(pod.metadata?.creationTimestamp ?? "");
+  if (Number.isFinite(created)) view.created = created;
   return view;
 }
 
@@ -213,4 +217,114 @@ export function failedPullSecretNames(message: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
+}
+
+/**
+ * The imagePullSecrets the next Pod of the same controller would get, judged
+ * from the Pod itself and its ServiceAccount's list now. The ServiceAccount
+ * admission plugin copies the ServiceAccount's list only into a Pod whose
+ * template sets none, so:
+ * - a Pod with no list: the next one gets the ServiceAccount's list;
+ * - a Pod whose every entry the ServiceAccount lists: copied from it at
+ *   admission (before our entry was added), so the next one gets its list;
+ * - a Pod with an entry the ServiceAccount does not list: its template sets
+ *   its own list, and the next Pod gets that same list again.
+ * A template list that happens to equal the ServiceAccount's is taken for a
+ * copy; the per-owner guard of the pull-failure watch stops at the first
+ * replacement that still lacks the Secret.
+ */
+export function nextPodPullSecrets(
+  pod: Pick<PodView, "pullSecrets">,
+  serviceAccountPullSecrets: readonly string[] | undefined,
+): { from: "template" | "serviceAccount"; pullSecrets: string[] } {
+  const sa = [...(serviceAccountPullSecrets ?? [])];
+  if (pod.pullSecrets.length === 0) return { from: "serviceAccount", pullSecrets: sa };
+  if (pod.pullSecrets.every((s) => sa.includes(s)))
+    return { from: "serviceAccount", pullSecrets: sa };
+  return { from: "template", pullSecrets: [...pod.pullSecrets] };
+}
+
+/** What the pull-failure watch does about a Pod that lacks the Secret. */
+export type RecoveryDecision =
+  | { action: "recreate" }
+  | {
+      action: "warn";
+      /** Why it does not delete the Pod: a stable word for tests and metrics. */
+      why:
+        | "noController"
+        | "templateSetsPullSecrets"
+        | "serviceAccountLacksSecret"
+        | "replacementStillUncovered"
+        | "ownerLimit"
+        | "notAllowed"
+        | "notRequested";
+      /** What the user must change, in words. */
+      fix: string;
+    };
+
+/**
+ * Whether deleting a Pod that lacks the Secret would bring a Pod that has it,
+ * and may be done now, else what to change instead. `owner` is what the watch
+ * knows of the Pod's controller: whether one of its Pods created after the
+ * watch last deleted one of them still lacks the Secret, and how many of its
+ * Pods were deleted in the last hour.
+ */
+export function recoveryDecision(input: {
+  pod: PodView;
+  secretName: string;
+  resource: string;
+  requested: boolean;
+  serviceAccountPullSecrets: readonly string[] | undefined;
+  owner: { replacementStillUncovered: boolean; deletedLastHour: number; perHour: number };
+  /** The operator may delete Pods in the namespace (undefined: not known yet). */
+  mayDelete: boolean | undefined;
+}): RecoveryDecision {
+  const { pod, secretName: secret, resource } = input;
+  const owner = pod.controller;
+  if (!owner || !RECREATING_CONTROLLERS.has(owner.kind)) {
+    return {
+      action: "warn",
+      why: "noController",
+      fix: `it has no controller that would recreate it: delete and create it again, or add ${secret} to its imagePullSecrets`,
+    };
+  }
+  const ofOwner = `${owner.kind} ${owner.name}`;
+  const next = nextPodPullSecrets(pod, input.serviceAccountPullSecrets);
+  if (next.from === "template" || input.owner.replacementStillUncovered) {
+    const listed = next.from === "template" ? ` (${pod.pullSecrets.join(", ")})` : "";
+    return {
+      action: "warn",
+      why: next.from === "template" ? "templateSetsPullSecrets" : "replacementStillUncovered",
+      fix: `recreating it would not help: the Pod template of ${ofOwner} sets its own imagePullSecrets${listed}, which ServiceAccount ${pod.serviceAccount}'s entries never reach; add ${secret} to the Pod template's imagePullSecrets`,
+    };
+  }
+  if (!next.pullSecrets.includes(secret)) {
+    return {
+      action: "warn",
+      why: "serviceAccountLacksSecret",
+      fix: `recreating it would not help yet: ServiceAccount ${pod.namespace}/${pod.serviceAccount} does not list ${secret}; add ${pod.serviceAccount} to spec.serviceAccounts of ECRPullSecret ${resource} if it is not there`,
+    };
+  }
+  if (!input.requested) {
+    return {
+      action: "warn",
+      why: "notRequested",
+      fix: `delete it so that ${ofOwner} recreates it with the Secret, or set spec.podRecovery: Recreate on ECRPullSecret ${resource}`,
+    };
+  }
+  if (input.mayDelete === false) {
+    return {
+      action: "warn",
+      why: "notAllowed",
+      fix: `spec.podRecovery: Recreate is set but the operator may not delete Pods in ${pod.namespace}: set the chart value podRecovery.enabled=true (it grants delete on Pods), or delete it so that ${ofOwner} recreates it`,
+    };
+  }
+  if (input.owner.deletedLastHour >= input.owner.perHour) {
+    return {
+      action: "warn",
+      why: "ownerLimit",
+      fix: `${input.owner.deletedLastHour} Pods of ${ofOwner} were deleted in the last hour, the most spec.podRecovery: Recreate deletes per owner; delete it by hand if it must go now`,
+    };
+  }
+  return { action: "recreate" };
 }
