@@ -461,7 +461,7 @@ export const labelSelectorRequirementSchema: SchemaProps = {
 export const labelSelectorSchema: SchemaProps = {
   type: "object",
   description:
-    "A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace.",
+    "A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace. A tenant who may label their own namespace can opt it in and receive the Secret: select on label keys only administrators may set (a prefix an admission policy protects), or list namespaces by name.",
   properties: {
     matchLabels: {
       type: "object",

@@ -29,7 +29,7 @@ export interface ECRPullSecretSpec {
   secretName: string;
   /** Target namespaces by name or glob (* and ?). The target set is the union with namespaceSelector. */
   namespaces?: string[];
-  /** A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace. */
+  /** A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace. A tenant who may label their own namespace can opt it in and receive the Secret: select on label keys only administrators may set (a prefix an admission policy protects), or list namespaces by name. */
   namespaceSelector?: LabelSelector;
   /** Namespaces (names or globs) removed from the target set, whatever else matches them. */
   excludeNamespaces?: string[];
@@ -86,7 +86,7 @@ export interface ECRPullSecretSpec {
   podRecovery?: "None" | "Recreate";
 }
 
-/** A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace. */
+/** A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace. A tenant who may label their own namespace can opt it in and receive the Secret: select on label keys only administrators may set (a prefix an admission policy protects), or list namespaces by name. */
 export interface LabelSelector {
   /** Labels a namespace must have, each with exactly this value. */
   matchLabels?: Record<string, string>;
