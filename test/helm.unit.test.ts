@@ -372,6 +372,19 @@ describe("rights not used are not granted; ECRPullSecrets are an administrator's
     ]);
   });
 
+  it("passes webIdentity.allowedAudiences to the operator, and nothing by default", async () => {
+    const { parseCommandLine } = await import("../src/cli/config.js");
+    const env = (args: string[]) => envOf(podSpecOf(render(args)).containers[0] as Container);
+    expect(env([]).ALLOWED_TOKEN_AUDIENCES).toBeUndefined();
+    const set = env(["--set", "webIdentity.allowedAudiences={https://a.example,b}"]);
+    expect(set.ALLOWED_TOKEN_AUDIENCES).toBe("https://a.example,b");
+    const config = parseCommandLine(["run"], set as Record<string, string>).config;
+    expect(config.allowedTokenAudiences).toBe("https://a.example,b");
+    const bad = helmRun(["template", "ecr", chart, "--set", "webIdentity.allowedAudiences={a b}"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.out).toMatch(/webIdentity\/allowedAudiences/);
+  });
+
   it("renders the admission policy and its binding only when asked, with the operator's own ServiceAccount", () => {
     expect(render().some((o) => o.kind.startsWith("ValidatingAdmissionPolicy"))).toBe(false);
     const objects = render(["--set", "admissionPolicy.enabled=true"]);

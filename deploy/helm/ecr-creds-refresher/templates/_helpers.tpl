@@ -152,6 +152,10 @@ from every workload template so that a bad combination fails the render.
   value: {{ .Values.logFormat | quote }}
 - name: VERIFY_REGISTRY
   value: {{ .Values.verifyRegistry | quote }}
+{{- with .Values.webIdentity.allowedAudiences }}
+- name: ALLOWED_TOKEN_AUDIENCES
+  value: {{ join "," . | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
