@@ -17,18 +17,19 @@
 # The build stages' `npm ci` reach the npm registry through the host network
 # (buildah --network host).
 #
-# Usage: scripts/build-image.sh [TAG]   Root and Linux only. Does nothing when
+# Usage: scripts/build-image.sh [TAG [ARCHIVE]]   Root and Linux only. Does nothing when
 # the archive is newer than the Dockerfile and every file it copies (and has
 # TAG), unless FORCE_IMAGE_BUILD is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=${1:-localhost/ecr-creds-refresher:dev}
 out=.cache/image
+archive=${2:-$out/operator.tar}
 base=docker.io/library/node:24-slim
 mkdir -p "$out"
 inputs=(Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json src bin scripts/build-image.sh)
-if [ -z "${FORCE_IMAGE_BUILD:-}" ] && [ -f "$out/operator.tar" ] && [ "$(cat "$out/operator.tag" 2>/dev/null)" = "$tag" ] &&
-  [ -z "$(find "${inputs[@]}" -newer "$out/operator.tar" -type f | head -n1)" ]; then
+if [ -z "${FORCE_IMAGE_BUILD:-}" ] && [ -f "$archive" ] && [ "$(cat "$archive.tag" 2>/dev/null)" = "$tag" ] &&
+  [ -z "$(find "${inputs[@]}" -newer "$archive" -type f | head -n1)" ]; then
   exit 0
 fi
 for tool in buildah debootstrap; do
@@ -75,7 +76,7 @@ start=$(date +%s)
 buildah build --quiet --pull=never --network host --layers \
   -v "$(realpath "$ca"):/run/host-ca.crt:ro" -v "$PWD/$out/npmrc:/usr/local/etc/npmrc:ro" \
   -t "$tag" -f Dockerfile . >/dev/null
-rm -f "$out/operator.tar"
-buildah push --quiet "$tag" "oci-archive:$out/operator.tar:$tag" >/dev/null
-echo "$tag" >"$out/operator.tag"
+rm -f "$archive"
+buildah push --quiet "$tag" "oci-archive:$archive:$tag" >/dev/null
+echo "$tag" >"$archive.tag"
 echo "image $tag built in $(( $(date +%s) - start ))s"

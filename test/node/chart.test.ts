@@ -7,11 +7,20 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, CoordinationV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chartDir } from "../harness/chart.js";
 import { repoRoot } from "../harness/controlplane.js";
-import { applyResource, auditWrites, readSecret, waitFor } from "../harness/kube.js";
+import {
+  applyResource,
+  auditWrites,
+  deleteResource,
+  getResource,
+  readSecret,
+  statusOf,
+  waitFor,
+} from "../harness/kube.js";
+import { readLease } from "../harness/lease.js";
 import { KUBERNETES_SERVICE_IP, NODE_NAME } from "../harness/node.js";
 import {
   containerProcess,
@@ -31,6 +40,9 @@ const OPS = "node-chart-ops";
 const NAMESPACES = ["node-chart-a"];
 const RELEASE = "ecr";
 const IMAGE = "localhost/ecr-creds-refresher:dev";
+/** The same Dockerfile built again under a new tag (buildah reuses its cached layers). */
+const IMAGE2 = "localhost/ecr-creds-refresher:dev2";
+const FULLNAME = "ecr-ecr-creds-refresher";
 const helm = join(repoRoot, ".cache/helm/helm");
 
 let w: World | undefined;
@@ -46,7 +58,7 @@ async function runHelm(args: string[]): Promise<string> {
 }
 
 /** The values a user passes: the local image, the credentials Secret, the AWS endpoint. */
-function installArgs(extra: string[] = []): string[] {
+function installArgs(extra: string[] = [], tag = IMAGE.split(":")[1]): string[] {
   return [
     chartDir,
     "--namespace",
@@ -54,7 +66,7 @@ function installArgs(extra: string[] = []): string[] {
     "--set",
     `image.repository=${IMAGE.split(":")[0]}`,
     "--set",
-    `image.tag=${IMAGE.split(":")[1]}`,
+    `image.tag=${tag}`,
     "--set",
     "image.pullPolicy=Never",
     "--set",
@@ -91,7 +103,9 @@ describe.skipIf(skipReason !== undefined)("the operator's image, installed by it
     await execFileAsync("bash", [join(repoRoot, "scripts/build-image.sh"), IMAGE], {
       maxBuffer: 16 * 1024 * 1024,
     });
-    w = await startWorld({ ops: OPS, namespaces: NAMESPACES });
+    // Tokens of a minute: the operator refreshes every 30 s, across the
+    // upgrade and the leader's change.
+    w = await startWorld({ ops: OPS, namespaces: NAMESPACES, tokenLifetimeMs: 60_000 });
     kubeconfig = w.cp.kubeconfigPath;
     await w.node.importImage(join(repoRoot, ".cache/image/operator.tar"));
     awsEndpoint = await w.node.expose(Number(new URL(w.aws.url).port));
@@ -201,5 +215,175 @@ describe.skipIf(skipReason !== undefined)("the operator's image, installed by it
     expect(proc.env.KUBERNETES_SERVICE_HOST).toBe(KUBERNETES_SERVICE_IP);
     expect(proc.env.KUBERNETES_SERVICE_PORT).toBe("443");
     expect(proc.env.KUBECONFIG).toBeUndefined();
+  });
+
+  it("helm upgrade to a rebuilt image with a changed value and two replicas; deleting the leader's Pod hands the Lease over within its duration, no Secret goes stale", async () => {
+    if (w === undefined) throw new Error("no world");
+    const world = w;
+    const { k } = world.stack;
+    const ns = NAMESPACES[0] ?? "";
+    const archive = join(world.stack.dir, "operator-dev2.tar");
+    await execFileAsync("bash", [join(repoRoot, "scripts/build-image.sh"), IMAGE2, archive], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    await world.node.importImage(archive);
+
+    // Whatever happens below, the Secret's token stays valid at every look.
+    const staleSeen: string[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const secret = await readSecret(k, ns, "ecr-pull").catch(() => undefined);
+        const auth = secret?.data?.[".dockerconfigjson"];
+        const password = auth
+          ? (
+              JSON.parse(Buffer.from(auth, "base64").toString()) as {
+                auths: Record<string, { password?: string }>;
+              }
+            ).auths["111122223333.dkr.ecr.us-east-1.amazonaws.com"]?.password
+          : undefined;
+        if (!password || !world.aws.isValidPassword(password)) {
+          staleSeen.push(`${new Date().toISOString()} ${password ? "expired" : "missing"}`);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+
+    await runHelm([
+      "upgrade",
+      RELEASE,
+      ...installArgs(["--set", "replicaCount=2", "--set", "logLevel=debug"], IMAGE2.split(":")[1]),
+    ]);
+    const pods = await waitFor(
+      "two Ready Pods of the new image, the old one gone",
+      async () => {
+        const all = await operatorPods(world);
+        const fresh = all.filter(
+          (p) => p.spec?.containers[0]?.image === IMAGE2 && readyAt(p) !== undefined,
+        );
+        if (fresh.length !== 2 || all.length !== 2) {
+          throw new Error(
+            `last seen ${all.map((p) => `${p.spec?.containers[0]?.image}`).join(", ")}`,
+          );
+        }
+        return fresh;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
+    for (const p of pods) {
+      expect(p.spec?.containers[0]?.env?.find((e) => e.name === "LOG_LEVEL")?.value).toBe("debug");
+    }
+
+    // The leader: the Pod whose name the Lease's holder starts with.
+    const leaseOf = async () =>
+      (await readLease(world.stack.k.kc.makeApiClient(CoordinationV1Api), OPS, FULLNAME))?.spec;
+    const holderPod = (identity: string | undefined) =>
+      pods.find((p) => identity?.startsWith(`${p.metadata?.name}_`))?.metadata?.name;
+    const first = await waitFor("a leader among the new Pods", async () => {
+      const spec = await leaseOf();
+      return holderPod(spec?.holderIdentity) ? spec : undefined;
+    });
+    const leader = holderPod(first?.holderIdentity) ?? "";
+    const other = pods.map((p) => p.metadata?.name).find((n) => n !== leader) ?? "";
+    const transitions: string[] = [holderPod(first?.holderIdentity) ?? ""];
+    const deletedAt = Date.now();
+    await k.core.deleteNamespacedPod({ namespace: OPS, name: leader });
+    const takeover = await waitFor(
+      "the other Pod to hold the Lease",
+      async () => {
+        const spec = await leaseOf();
+        const holder = holderPod(spec?.holderIdentity) ?? (spec?.holderIdentity || "(none)");
+        if (transitions.at(-1) !== holder) transitions.push(holder);
+        return holder === other ? Date.now() - deletedAt : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const leaseMs = (first?.leaseDurationSeconds ?? 0) * 1000;
+    console.log(
+      `node chart: Lease ${transitions.join(" -> ")} in ${(takeover / 1000).toFixed(1)}s (lease ${leaseMs / 1000}s)`,
+    );
+    expect(transitions.filter((t) => t !== "(none)")).toEqual([leader, other]);
+    expect(takeover).toBeLessThan(leaseMs);
+
+    // A refresh by the new leader follows, and the Secret never went stale.
+    const before = await readSecret(k, ns, "ecr-pull");
+    await waitFor(
+      "a refresh by the new leader",
+      async () => {
+        const now = await readSecret(k, ns, "ecr-pull");
+        return now?.metadata?.resourceVersion !== before?.metadata?.resourceVersion
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    watching = false;
+    await watcher;
+    expect(staleSeen).toEqual([]);
+  });
+
+  it("deletionPolicy: Delete removes the resource's Secret, Retain keeps it; helm uninstall removes the chart's objects and nothing else", async () => {
+    if (w === undefined) throw new Error("no world");
+    const world = w;
+    const { k } = world.stack;
+    const ns = NAMESPACES[0] ?? "";
+    world.stack.resources.push("node-chart-retain", "node-chart-kept");
+    await applyResource(k, "node-chart-retain", {
+      secretName: "ecr-pull-retain",
+      namespaces: NAMESPACES,
+      deletionPolicy: "Retain",
+    });
+    await applyResource(k, "node-chart-kept", {
+      secretName: "ecr-pull-kept",
+      namespaces: NAMESPACES,
+    });
+    for (const name of ["ecr-pull-retain", "ecr-pull-kept"]) {
+      await waitFor(`Secret ${ns}/${name}`, () => readSecret(k, ns, name), { timeoutMs: 60_000 });
+    }
+    await deleteResource(k, "node-chart");
+    await deleteResource(k, "node-chart-retain");
+    await waitFor("Delete's Secret to go", async () =>
+      (await readSecret(k, ns, "ecr-pull")) === undefined ? true : undefined,
+    );
+    expect((await readSecret(k, ns, "ecr-pull-retain"))?.type).toBe(
+      "kubernetes.io/dockerconfigjson",
+    );
+
+    const kept = await readSecret(k, ns, "ecr-pull-kept");
+    await runHelm(["uninstall", RELEASE, "--namespace", OPS, "--wait"]);
+    await waitFor("the operator's Pods to go", async () =>
+      (await operatorPods(world)).length === 0 ? true : undefined,
+    );
+    const gone = async (read: () => Promise<unknown>) =>
+      await read().then(
+        () => "present",
+        (err: unknown) => (statusOf(err) === 404 ? "gone" : String(err)),
+      );
+    expect({
+      deployment: await gone(() =>
+        world.stack.k.kc
+          .makeApiClient(AppsV1Api)
+          .readNamespacedDeployment({ namespace: OPS, name: FULLNAME }),
+      ),
+      serviceAccount: await gone(() =>
+        k.core.readNamespacedServiceAccount({ namespace: OPS, name: FULLNAME }),
+      ),
+      clusterRole: await gone(() => k.rbac.readClusterRole({ name: FULLNAME })),
+      clusterRoleBinding: await gone(() => k.rbac.readClusterRoleBinding({ name: FULLNAME })),
+    }).toEqual({
+      deployment: "gone",
+      serviceAccount: "gone",
+      clusterRole: "gone",
+      clusterRoleBinding: "gone",
+    });
+    // What users made and what the operator wrote for them stays as it was.
+    expect((await getResource(k, "node-chart-kept"))?.metadata?.name).toBe("node-chart-kept");
+    expect((await readSecret(k, ns, "ecr-pull-kept"))?.metadata?.resourceVersion).toBe(
+      kept?.metadata?.resourceVersion,
+    );
+    expect((await readSecret(k, ns, "ecr-pull-retain"))?.type).toBe(
+      "kubernetes.io/dockerconfigjson",
+    );
+    await waitForPodState(world, ns, "app", { phase: "Running", container: "running" });
   });
 });
