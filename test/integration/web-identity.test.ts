@@ -690,13 +690,28 @@ process.stdout.write(JSON.stringify({
         },
         mergePatch,
       );
+      // builder's earlier Pods name role B's Secret: it stays while they do
+      // (status.keptSecrets), and goes once they are gone.
       await waitFor(
-        "builder on role A's Secret and role B's Secret gone",
-        async () =>
-          JSON.stringify(await pullSecretsOf("builder")) === JSON.stringify([secretA]) &&
-          (await readSecret(k, PER_SA, secretB)) === undefined
+        "builder on role A's Secret, role B's Secret kept for builder's Pods",
+        async () => {
+          const kept = (await getResource(k, PER_SA))?.status?.keptSecrets ?? [];
+          return JSON.stringify(await pullSecretsOf("builder")) === JSON.stringify([secretA]) &&
+            kept.some((s) => s.namespace === PER_SA && s.name === secretB) &&
+            (await readSecret(k, PER_SA, secretB)) !== undefined
             ? true
-            : undefined,
+            : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      const pods = await k.core.listNamespacedPod({ namespace: PER_SA });
+      for (const pod of pods.items) {
+        if (!pod.spec?.imagePullSecrets?.some((r) => r.name === secretB)) continue;
+        await k.core.deleteNamespacedPod({ namespace: PER_SA, name: pod.metadata?.name ?? "" });
+      }
+      await waitFor(
+        "role B's Secret gone once no Pod names it",
+        async () => ((await readSecret(k, PER_SA, secretB)) === undefined ? true : undefined),
         { timeoutMs: 30_000 },
       );
       expect(await pullSecretsOf("api")).toEqual([secretA]);
