@@ -45,7 +45,8 @@ export interface Cluster {
   /**
    * Which Pods of a namespace that may still pull (not Succeeded or Failed)
    * name each Secret in spec.imagePullSecrets: Secret name → Pod names.
-   * Undefined when the install may not list Pods (the CronJob mode).
+   * Undefined when the install may not list Pods (the CronJob mode). A list
+   * may be reused for a few seconds (POD_LIST_REUSE_MS).
    */
   pullSecretUsers(namespace: string): Promise<Map<string, string[]> | undefined>;
 
@@ -83,7 +84,16 @@ export interface Caches {
 }
 
 /** The cluster through the Kubernetes client and the informer caches. */
+/**
+ * How long one namespace's Pod list answers pullSecretUsers: passes come with
+ * every event, and a namespace keeping Secrets for its Pods is listed at most
+ * this often, however many passes there are.
+ */
+export const POD_LIST_REUSE_MS = 5_000;
+
 export class KubeCluster implements Cluster {
+  private readonly podLists = new Map<string, { at: number; users: Map<string, string[]> }>();
+
   constructor(
     private readonly kube: KubeClient,
     private readonly caches: Caches,
@@ -120,6 +130,16 @@ export class KubeCluster implements Cluster {
   }
 
   async pullSecretUsers(namespace: string): Promise<Map<string, string[]> | undefined> {
+    const now = Date.now();
+    const recent = this.podLists.get(namespace);
+    if (recent && now - recent.at < POD_LIST_REUSE_MS) return recent.users;
+    const users = await this.listPullSecretUsers(namespace);
+    if (this.podLists.size >= 10_000) this.podLists.clear();
+    if (users) this.podLists.set(namespace, { at: now, users });
+    return users;
+  }
+
+  private async listPullSecretUsers(namespace: string): Promise<Map<string, string[]> | undefined> {
     const users = new Map<string, string[]>();
     let continueToken: string | undefined;
     do {
