@@ -99,7 +99,9 @@ describe.skipIf(cp.existingCluster)("identity messages and annotations users alr
       thumbprints: [await issuerThumbprint(issuer)],
       accountId: ACCOUNT,
     });
-    // docs/identity.md step 1: IAM reads discovery and keys without credentials.
+    // docs/identity.md step 1: IAM reads discovery and keys without credentials
+    // (a binding left by an interrupted run is replaced).
+    await k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).catch(() => undefined);
     await k.rbac.createClusterRoleBinding({
       body: {
         metadata: { name: DISCOVERY_BINDING },

@@ -149,6 +149,11 @@ beforeAll(async () => {
   // cluster-wide (a stand-in for the chart's ClusterRole), delete on Pods by
   // RoleBinding in two of the three namespaces.
   const rbac = k.rbac;
+  // Left by an interrupted run: replaced.
+  for (const name of [`${OPS}-all-but-pod-delete`, `${OPS}-pod-delete`]) {
+    await rbac.deleteClusterRoleBinding({ name }).catch(() => undefined);
+    await rbac.deleteClusterRole({ name }).catch(() => undefined);
+  }
   await rbac.createClusterRole({
     body: {
       metadata: { name: `${OPS}-all-but-pod-delete` },
