@@ -29,6 +29,8 @@ export const Reason = {
   ClockSkew: "ClockSkew",
   TokenRefreshFailed: "TokenRefreshFailed",
   TokenExpiredOnArrival: "TokenExpiredOnArrival",
+  /** Ready, but the credentials will not be for long: a Roles Anywhere certificate near its end, not renewed. */
+  CredentialsExpiringSoon: "CredentialsExpiringSoon",
   /** spec.refreshBefore is not shorter than the tokens' real lifetime: capped at half of it (an Event). */
   RefreshBeforeCapped: "RefreshBeforeCapped",
   InvalidSpec: "InvalidSpec",

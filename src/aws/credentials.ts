@@ -187,6 +187,8 @@ export interface CredentialsStep {
   /** What this link is, in words: "web identity of ServiceAccount ops/operator", "AssumeRole X". */
   description: string;
   provider: AwsCredentialIdentityProvider;
+  /** Works now, but will not for long (a certificate near its end): what to check, in words. */
+  warning?: string;
 }
 
 /**
@@ -212,6 +214,7 @@ export async function credentialsSteps(
 ): Promise<CredentialsStep[]> {
   let base: AwsCredentialIdentityProvider;
   let baseDescription: string;
+  let warning: string | undefined;
   if (ref.webIdentity) {
     const web = ref.webIdentity;
     if (!opts.requestServiceAccountToken) {
@@ -231,7 +234,11 @@ export async function credentialsSteps(
     });
     baseDescription = `AssumeRoleWithWebIdentity ${web.roleArn} with a token of ServiceAccount ${sa.namespace}/${sa.name} (audience ${audience})`;
   } else if (ref.rolesAnywhere) {
-    ({ base, description: baseDescription } = await rolesAnywhereStep(ref.rolesAnywhere, opts));
+    ({
+      base,
+      description: baseDescription,
+      warning,
+    } = await rolesAnywhereStep(ref.rolesAnywhere, opts));
   } else if (ref.secretRef) {
     const data = await opts.readSecret(ref.secretRef);
     if (data === null) throw operatorError("CredentialsSecretNotFound", "notFound", ref.secretRef);
@@ -242,7 +249,9 @@ export async function credentialsSteps(
     base = opts.defaultChain ?? defaultChain();
     baseDescription = "the AWS SDK's default credential chain";
   }
-  const steps: CredentialsStep[] = [{ description: baseDescription, provider: base }];
+  const steps: CredentialsStep[] = [
+    { description: baseDescription, provider: base, ...(warning ? { warning } : {}) },
+  ];
   if (!ref.roleArn) return steps;
   const tags = Object.entries(ref.sessionTags ?? {}).map(([Key, Value]) => ({ Key, Value }));
   const extras = [
@@ -274,7 +283,7 @@ export async function credentialsSteps(
 async function rolesAnywhereStep(
   ra: RolesAnywhereRef,
   opts: ProviderOptions,
-): Promise<{ base: AwsCredentialIdentityProvider; description: string }> {
+): Promise<{ base: AwsCredentialIdentityProvider; description: string; warning?: string }> {
   const ref = ra.certificateSecret;
   const data = await opts.readSecret(ref);
   if (data === null) throw operatorError("CredentialsSecretNotFound", "certificate", ref);
@@ -320,5 +329,10 @@ async function rolesAnywhereStep(
   return {
     base,
     description: `IAM Roles Anywhere CreateSession for ${ra.roleArn} with the certificate in ${describeSecret(ref)} (${certificate}${warning}), trust anchor ${ra.trustAnchorArn}, profile ${ra.profileArn}`,
+    ...(warning
+      ? {
+          warning: `the certificate in ${describeSecret(ref)} (${certificate}) has less than a tenth of its lifetime left and was not renewed: check its issuer (cert-manager renews at two thirds); IAM Roles Anywhere refuses it once it expires`,
+        }
+      : {}),
   };
 }

@@ -80,7 +80,12 @@ export async function fetchSourceToken(
           timeoutMs: opts.timeoutMs,
           observe: opts.observe,
         });
-    return { token, credentials, steps };
+    const warning = steps.find((s) => s.warning)?.warning;
+    return {
+      token: warning ? { ...token, credentialsWarning: warning } : token,
+      credentials,
+      steps,
+    };
   } catch (err) {
     const refs = source.credentials;
     let described = describeCredentials(refs);

@@ -36,8 +36,10 @@ export interface RegistryToken {
   fetchedAt: Date;
   /** The caller's own registry (ECR only): https://<account>.dkr.ecr.<region>.amazonaws.com */
   proxyEndpoint?: string;
-  /** Read back from a Secret this operator wrote before it restarted, not fetched. */
+  /** Taken up from the operator's token record after a restart, not fetched. */
   reused?: boolean;
+  /** The credentials still work but will not for long (a certificate near its end): what to check. */
+  credentialsWarning?: string;
 }
 
 export interface FetchOptions {

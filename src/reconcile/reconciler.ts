@@ -316,6 +316,8 @@ export class Reconciler {
     if (lifetimes.length > 0)
       this.metrics.tokenLifetime.set({ resource: name }, Math.min(...lifetimes) / 1000);
     if (capped) this.events.record(target(resource), "Warning", Reason.RefreshBeforeCapped, capped);
+    if (computed.reason === Reason.CredentialsExpiringSoon)
+      this.events.record(target(resource), "Warning", computed.reason, computed.message);
     const ready =
       capped && computed.status === "True"
         ? { ...computed, message: `${computed.message}; ${capped}` }

@@ -251,11 +251,13 @@ export function readyCondition(pass: {
     pass.servedNamespaces === undefined
       ? ""
       : ` (namespaces, globs and selectors evaluated within the ${pass.servedNamespaces} namespaces this install may serve)`;
+  // Ready now, but not for long: said before it fails (a certificate near its end).
+  const warning = pass.tokens.find((s) => s.token?.credentialsWarning)?.token?.credentialsWarning;
   return {
     type: ConditionType.Ready,
     status: "True",
-    reason: Reason.Synced,
-    message: `${synced}/${desired} namespaces${scope}`,
+    reason: warning ? Reason.CredentialsExpiringSoon : Reason.Synced,
+    message: `${synced}/${desired} namespaces${scope}${warning ? `; ${warning}` : ""}`,
   };
 }
 

@@ -47,6 +47,8 @@ interface RecordBody {
   expiresAt: string;
   fetchedAt: string;
   proxyEndpoint?: string;
+  /** RegistryToken.credentialsWarning: a restart still says the certificate is near its end. */
+  credentialsWarning?: string;
 }
 
 /**
@@ -118,6 +120,9 @@ export function recordedToken(
     expiresAt: new Date(expiresAt),
     fetchedAt: new Date(fetchedAt),
     ...(typeof body.proxyEndpoint === "string" ? { proxyEndpoint: body.proxyEndpoint } : {}),
+    ...(typeof body.credentialsWarning === "string"
+      ? { credentialsWarning: body.credentialsWarning }
+      : {}),
     reused: true,
   };
 }
@@ -164,6 +169,7 @@ export class SecretTokenRecords implements TokenRecords {
       expiresAt: token.expiresAt.toISOString(),
       fetchedAt: token.fetchedAt.toISOString(),
       ...(token.proxyEndpoint ? { proxyEndpoint: token.proxyEndpoint } : {}),
+      ...(token.credentialsWarning ? { credentialsWarning: token.credentialsWarning } : {}),
     };
     const secret: Cached<Secret> = {
       apiVersion: "v1",

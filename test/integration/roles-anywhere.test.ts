@@ -40,10 +40,17 @@ const NS = {
   ecdsa: ["ra-ecdsa-a"],
   wrong: ["ra-wrong-a"],
   operatorDefault: ["ra-default-a"],
+  near: ["ra-near-a"],
 };
-const RESOURCES = ["ra-rsa", "ra-ecdsa", "ra-wrong", "ra-default"];
+const RESOURCES = ["ra-rsa", "ra-ecdsa", "ra-wrong", "ra-default", "ra-near"];
 /** The tls Secrets this file makes: the only Secrets that may hold a private key. */
-const TLS_SECRETS = ["ra-rsa-cert", "ra-ecdsa-cert", "ra-wrong-cert", "ra-default-cert"];
+const TLS_SECRETS = [
+  "ra-rsa-cert",
+  "ra-ecdsa-cert",
+  "ra-wrong-cert",
+  "ra-default-cert",
+  "ra-near-cert",
+];
 
 let stack: Stack;
 let k: TestKube;
@@ -190,6 +197,28 @@ describe("IAM Roles Anywhere with a certificate from a kubernetes.io/tls Secret"
         .calls({ service: "rolesanywhere", roleSessionName: stranger.serial })
         .map((c) => c.status),
     ).toContain(403);
+  });
+
+  it("a certificate near its end, not renewed: Ready=True says so (CredentialsExpiringSoon) naming the Secret, while it still works", async () => {
+    // Ten days of life, half a day left: under a tenth (cert-manager renews at two thirds).
+    const day = 86_400_000;
+    const near = await issue(ca, {
+      cn: "ra-near",
+      notBefore: new Date(Date.now() - 9.5 * day),
+      notAfter: new Date(Date.now() + 0.5 * day),
+    });
+    await putTlsSecret("ra-near-cert", near);
+    await applyResource(k, "ra-near", spec(NS.near, "ra-near-cert"));
+    const password = await commonPassword(NS.near);
+    expect(issuedTo(password)?.principalArn).toBe(sessionArn(near));
+    const r = await waitForResource(k, "ra-near", "Ready=True", (res) =>
+      Boolean(res.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")),
+    );
+    const ready = r.status?.conditions?.find((c) => c.type === "Ready");
+    expect(ready?.reason).toBe(Reason.CredentialsExpiringSoon);
+    expect(ready?.message).toContain(`the certificate in Secret ${OPS}/ra-near-cert`);
+    expect(ready?.message).toContain(`serial ${near.serial}`);
+    expect(ready?.message).toContain("has less than a tenth of its lifetime left");
   });
 
   it("check shows the chain: the certificate's subject and expiry, the trust anchor, the role STS reports", async () => {
