@@ -154,6 +154,7 @@ export class PullFailureWatch {
   private readonly owners = new Map<string, { deletions: number[]; gaveUpAt?: number }>();
   /** Whether the operator may delete Pods, per namespace, and when it asked. */
   private readonly deleteRights = new Map<string, { allowed: boolean; at: number }>();
+  private readonly askingDeleteRight = new Map<string, Promise<boolean>>();
   /** What is done about each uncovered Pod (by Pod key), for the status; the last decision. */
   private readonly recoveries = new Map<string, { why: string; fix: string }>();
   /** When a missing or expired Secret was last sent to be fixed, by "namespace/name". */
@@ -442,8 +443,19 @@ export class PullFailureWatch {
     return known && this.now() - known.at < DELETE_RIGHT_TTL_MS ? known.allowed : undefined;
   }
 
-  /** Asks the API server whether the operator may delete Pods in `namespace` (cached). */
-  private async askDeleteRight(namespace: string): Promise<boolean> {
+  /** Asks the API server whether the operator may delete Pods in `namespace` (cached; one question at a time). */
+  private askDeleteRight(namespace: string): Promise<boolean> {
+    let asking = this.askingDeleteRight.get(namespace);
+    if (asking === undefined) {
+      asking = this.reviewDeleteRight(namespace).finally(() =>
+        this.askingDeleteRight.delete(namespace),
+      );
+      this.askingDeleteRight.set(namespace, asking);
+    }
+    return asking;
+  }
+
+  private async reviewDeleteRight(namespace: string): Promise<boolean> {
     let allowed = true;
     try {
       const review = await this.kube.create<
