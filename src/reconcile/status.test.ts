@@ -10,6 +10,8 @@ import {
   failedList,
   passStatus,
   readyCondition,
+  refreshBeforeCapped,
+  shortDuration,
   statusEqual,
   verifiedCondition,
 } from "./status.js";
@@ -268,5 +270,41 @@ describe("passStatus and statusEqual", () => {
     expect(statusEqual(s, reordered)).toBe(true);
     expect(statusEqual(s, { ...s, observedGeneration: 2 })).toBe(false);
     expect(statusEqual(undefined, s)).toBe(false);
+  });
+});
+
+describe("a refreshBefore the tokens cannot honour", () => {
+  const state = (lifetimeMs: number): TokenState => ({
+    key: "k",
+    token: {
+      username: "AWS",
+      password: "pw",
+      fetchedAt: new Date(0),
+      expiresAt: new Date(lifetimeMs),
+    },
+    expiredOnArrival: false,
+  });
+
+  it("says what was capped, to what, and what to set; nothing when it fits or is unset", () => {
+    expect(refreshBeforeCapped("1h", [state(15 * 60_000)])).toBe(
+      "spec.refreshBefore 1h is not shorter than the token's lifetime of 15m: refreshing 7m30s before expiry (half the lifetime) instead; set spec.refreshBefore below 15m or remove it",
+    );
+    // The shortest-lived token that caps it is named.
+    expect(refreshBeforeCapped("4h", [state(12 * 3_600_000), state(3_600_000)])).toContain(
+      "lifetime of 1h: refreshing 30m before expiry",
+    );
+    expect(refreshBeforeCapped("4h", [state(12 * 3_600_000)])).toBeUndefined();
+    expect(refreshBeforeCapped(undefined, [state(60_000)])).toBeUndefined();
+  });
+
+  it("prints durations as Go does, in whole seconds", () => {
+    expect([0, 999, 20_000, 450_000, 3_600_000, 5_430_000].map(shortDuration)).toEqual([
+      "0s",
+      "1s",
+      "20s",
+      "7m30s",
+      "1h",
+      "1h30m30s",
+    ]);
   });
 });
