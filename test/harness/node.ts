@@ -114,6 +114,8 @@ export interface NodeWorld {
 export interface NodeOptions {
   /** Says whether a registry password is valid now (normally the AWS double's). */
   validatePassword: PasswordValidator;
+  /** Whether a valid password may pull a repository (see RegistryDoubleOptions). */
+  authorizeRepository?: (password: string, repository: string) => boolean | Promise<boolean>;
   /** An existing control plane; default: a new one, stopped by stop(). */
   cp?: ControlPlane;
   progress?: (line: string) => void;
@@ -535,6 +537,7 @@ export async function startNode(o: NodeOptions): Promise<NodeWorld> {
     // containerd: the registry double behind the ECR host name.
     const registry = new RegistryDouble({
       validatePassword: o.validatePassword,
+      ...(o.authorizeRepository ? { authorizeRepository: o.authorizeRepository } : {}),
       repositories: NODE_REPOSITORIES,
       tags: ["v1", "v2", "v3"],
       manifestFormat: "oci",

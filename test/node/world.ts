@@ -25,6 +25,11 @@ export interface World {
   node: NodeWorld;
   stack: Stack;
   aws: AwsDouble;
+  /**
+   * Which repositories a token's principal (AwsDouble.issued()'s
+   * principalArn) may pull; default: all of them.
+   */
+  setRepositoryPolicy(policy: (principalArn: string, repository: string) => boolean): void;
 }
 
 export async function startWorld(o: {
@@ -34,11 +39,16 @@ export async function startWorld(o: {
 }): Promise<World> {
   const cp = await startControlPlane();
   let aws: AwsDouble | undefined;
+  let policy: ((principalArn: string, repository: string) => boolean) | undefined;
   try {
     await installCrd(testKube(cp.kubeconfigPath));
     const node = await startNode({
       cp,
       validatePassword: (password, at) => aws?.isValidPassword(password, at) ?? false,
+      authorizeRepository: (password, repository) => {
+        const principal = aws?.issued().find((t) => t.password === password)?.principalArn;
+        return policy === undefined || (principal !== undefined && policy(principal, repository));
+      },
     });
     const stack = await startStack({
       kubeconfigPath: cp.kubeconfigPath,
@@ -48,7 +58,15 @@ export async function startWorld(o: {
       identities: [iamUser("node", 1, ACCOUNT, "node")],
     });
     aws = stack.aws;
-    return { cp, node, stack, aws };
+    return {
+      cp,
+      node,
+      stack,
+      aws,
+      setRepositoryPolicy: (p) => {
+        policy = p;
+      },
+    };
   } catch (err) {
     await cp.stop();
     throw err;

@@ -38,6 +38,11 @@ export interface RegistryDoubleOptions {
    * oci://HOST/charts/<name> --version <version>`. Default none.
    */
   charts?: { name: string; version: string; repository?: string }[];
+  /**
+   * Whether a valid password may pull from a repository (a principal's
+   * policy); default: every valid password may pull every repository.
+   */
+  authorizeRepository?: (password: string, repository: string) => boolean | Promise<boolean>;
   /** The image every repository serves; default the small demo image (buildImage()). */
   image?: Image;
   /** Serve HTTPS with a certificate for 127.0.0.1/localhost made at start. Default false. */
@@ -81,8 +86,11 @@ export class RegistryDouble {
   readonly image: Image;
   /** Charts by repository name. */
   readonly charts: ReadonlyMap<string, ChartArtifact>;
-  private readonly options: Required<Omit<RegistryDoubleOptions, "realm" | "charts" | "image">> & {
+  private readonly options: Required<
+    Omit<RegistryDoubleOptions, "realm" | "charts" | "image" | "authorizeRepository">
+  > & {
     realm: string;
+    authorizeRepository: RegistryDoubleOptions["authorizeRepository"];
   };
   private refusing = false;
   private readonly attempts: AuthAttempt[] = [];
@@ -99,6 +107,7 @@ export class RegistryDouble {
       manifestFormat: options.manifestFormat ?? "docker",
       tls: options.tls ?? false,
       realm: options.realm ?? "ecr-registry-double",
+      authorizeRepository: options.authorizeRepository,
     };
     this.image = options.image ?? buildImage();
     this.charts = new Map(
@@ -222,6 +231,14 @@ export class RegistryDouble {
     const password = colon < 0 ? "" : decoded.slice(colon + 1);
     const passwordValid = await this.options.validatePassword(password, new Date());
     const ok = !this.refusing && username === "AWS" && passwordValid;
+    // A valid token of a principal whose policy does not cover the
+    // repository: 403, as ECR answers (ecr:BatchGetImage denied).
+    const repository = /^\/v2\/(.+)\/(manifests|blobs|tags)\//.exec(path)?.[1];
+    const allowed =
+      !ok ||
+      repository === undefined ||
+      this.options.authorizeRepository === undefined ||
+      (await this.options.authorizeRepository(password, repository));
     this.attempts.push({
       time: Date.now(),
       method,
@@ -229,8 +246,11 @@ export class RegistryDouble {
       username,
       password,
       passwordValid,
-      status: ok ? 200 : 401,
+      status: ok ? (allowed ? 200 : 403) : 401,
     });
+    if (!allowed) {
+      return registryError(403, "DENIED", `not authorized to pull from repository ${repository}`);
+    }
     if (ok) return undefined;
     return unauthorized(
       this.refusing ? "registry refuses every request" : "invalid or expired credentials",
