@@ -32,10 +32,13 @@ export default defineConfig({
           // plane: root and Linux only (test/node/world.ts says when skipped).
           include: ["test/node/**/*.test.ts"],
           fileParallelism: false,
-          // After the unit and integration files, not beside them: two cores.
+          // A group of its own, never beside other files (two cores): after
+          // the unit files, before the integration files (vitest runs
+          // projects without file parallelism and groupOrder 0 last).
           sequence: { groupOrder: 1 },
           testTimeout: 300_000,
-          hookTimeout: 300_000,
+          // A start may wait up to 4 minutes for another checkout's node world.
+          hookTimeout: 600_000,
         },
       },
     ],

@@ -118,6 +118,8 @@ export interface NodeOptions {
   authorizeRepository?: (password: string, repository: string) => boolean | Promise<boolean>;
   /** An existing control plane; default: a new one, stopped by stop(). */
   cp?: ControlPlane;
+  /** How long to wait for another node world on this machine to stop; default 4 minutes. */
+  lockTimeoutMs?: number;
   progress?: (line: string) => void;
 }
 
@@ -445,12 +447,66 @@ function kubeconfigWithCert(server: string, caData: string, cert: string, key: s
   });
 }
 
+/**
+ * One node world per machine: the bridge, its addresses, the cgroups and the
+ * relay on the kubernetes Service's address are the machine's. A second one
+ * (another checkout's test run) waits for the first to stop.
+ */
+const LOCK = "/run/ecr-node-world.lock";
+
+async function lockMachine(progress: (line: string) => void, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let told = false;
+  for (;;) {
+    try {
+      await mkdir(LOCK);
+      await writeFile(join(LOCK, "pid"), String(process.pid));
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    const owner = Number(await readFile(join(LOCK, "pid"), "utf8").catch(() => "0"));
+    let alive = owner > 0;
+    try {
+      if (alive) process.kill(owner, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive && owner > 0) {
+      // Its owner died without stopping: the lock is free (what it left
+      // behind may still be in the way, and the start then says what).
+      await rm(LOCK, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `failed to start the node world: another one (process ${owner}) still runs; stop it, or remove ${LOCK} if it is gone`,
+      );
+    }
+    if (!told) progress(`waiting for the node world of process ${owner} to stop…`);
+    told = true;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+async function unlockMachine(): Promise<void> {
+  const owner = Number(await readFile(join(LOCK, "pid"), "utf8").catch(() => "0"));
+  if (owner === process.pid) await rm(LOCK, { recursive: true, force: true });
+}
+
 export async function startNode(o: NodeOptions): Promise<NodeWorld> {
   const unavailable = nodeWorldUnavailable();
   if (unavailable) throw new Error(`failed to start the node world: ${unavailable}`);
   const progress = o.progress ?? (() => {});
+  await lockMachine(progress, o.lockTimeoutMs ?? 240_000);
   const ownCp = o.cp === undefined;
-  const cp = o.cp ?? (await startControlPlane({ progress }));
+  let cp: ControlPlane;
+  try {
+    cp = o.cp ?? (await startControlPlane({ progress }));
+  } catch (err) {
+    await unlockMachine();
+    throw err;
+  }
   // Short: containerd's socket path must fit a sockaddr_un.
   const dir = await mkdtemp("/tmp/ecr-node-");
   const procs: Proc[] = [];
@@ -481,6 +537,7 @@ export async function startNode(o: NodeOptions): Promise<NodeWorld> {
     }
     await step(() => rm(dir, { recursive: true, force: true }));
     if (ownCp) await step(() => cp.stop());
+    await step(unlockMachine);
     if (errors.length > 0) throw new AggregateError(errors, "failed to stop the node world");
   };
 

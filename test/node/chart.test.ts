@@ -109,7 +109,7 @@ describe.skipIf(skipReason !== undefined)("the operator's image, installed by it
     kubeconfig = w.cp.kubeconfigPath;
     await w.node.importImage(join(repoRoot, ".cache/image/operator.tar"));
     awsEndpoint = await w.node.expose(Number(new URL(w.aws.url).port));
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await stopWorld(w);

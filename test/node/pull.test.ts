@@ -28,7 +28,7 @@ let w: World | undefined;
 describe.skipIf(skipReason !== undefined)("a kubelet pulls with the operator's Secrets", () => {
   beforeAll(async () => {
     w = await startWorld({ ops: OPS, namespaces: NAMESPACES });
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await stopWorld(w);

@@ -99,7 +99,7 @@ describe.skipIf(skipReason !== undefined)("per-ServiceAccount roles on a real no
         body: { metadata: { name, annotations: { [ANNOTATION_ECR_ROLE_ARN]: role } } },
       });
     }
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await w?.stack.k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).catch(() => {});

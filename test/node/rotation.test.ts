@@ -55,7 +55,7 @@ async function registryAnswers(world: World, password: string): Promise<number> 
 describe.skipIf(skipReason !== undefined)("rotation on a real node", () => {
   beforeAll(async () => {
     w = await startWorld({ ops: OPS, namespaces: [NS], tokenLifetimeMs: TOKEN_LIFETIME_MS });
-  }, 300_000);
+  }, 600_000);
 
   afterAll(async () => {
     await stopWorld(w);
