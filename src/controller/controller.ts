@@ -46,8 +46,11 @@ export interface ControllerOptions {
   verify?: VerifyRegistry;
   /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
   watchNamespaces?: readonly string[];
-  /** The operator's own namespace: its token records live there, out of tenants' reach. */
-  stateNamespace: string;
+  /**
+   * The operator's own namespace: its token records live there, out of
+   * tenants' reach. Absent: no records (every start fetches anew).
+   */
+  stateNamespace?: string;
   /** The pull-failure watch on Pending Pods (default on); it runs with the workers. */
   podWatch?: boolean;
   /** TokenRequest audiences allowed beside sts.amazonaws.com (--allowed-token-audiences). */
@@ -69,6 +72,8 @@ export class Controller {
   private readonly serviceAccountTokens: ServiceAccountTokens;
   /** One AWS SDK client per token source, alive across fetches (clock-skew correction lives in it). */
   private readonly awsClients: TokenClients;
+  /** The operator's token records (its namespace); absent without one. */
+  private readonly records: SecretTokenRecords | undefined;
   private workers: Promise<void> | undefined;
   private queueGauge: NodeJS.Timeout | undefined;
   /** Whether the caches have synced and events are acted on (see enqueueOnEvents). */
@@ -85,6 +90,10 @@ export class Controller {
       allowedAudiences: opts.allowedTokenAudiences ?? [],
     });
     this.caches = makeInformers(kube, log, opts.watchNamespaces, opts.stateNamespace);
+    this.records =
+      this.caches.tokenRecords && opts.stateNamespace
+        ? new SecretTokenRecords(kube, this.caches.tokenRecords, opts.stateNamespace, log)
+        : undefined;
     ({
       resources: this.resources,
       namespaces: this.namespaces,
@@ -100,7 +109,11 @@ export class Controller {
     });
     this.tokens = new TokenCache({
       fetch: (source) => this.fetch(source),
-      onDrop: (key) => this.awsClients.forget(key),
+      // A source no resource uses any more: its client and its record go.
+      onDrop: (key) => {
+        this.awsClients.forget(key);
+        void this.records?.drop(key);
+      },
       onChange: (subscribers) => this.enqueue(subscribers),
       // Counted by the cache, which alone knows a token expired at receipt.
       onFetched: (result, _key, subscribers, error) => {
@@ -163,7 +176,7 @@ export class Controller {
         writeConcurrency: opts.writeConcurrency,
         verify: opts.verify,
         servedNamespaces: opts.watchNamespaces,
-        records: new SecretTokenRecords(kube, this.caches.tokenRecords, opts.stateNamespace, log),
+        ...(this.records ? { records: this.records } : {}),
         admissions: new RoleAdmissions({
           requestServiceAccountToken: (sa, audience) =>
             this.serviceAccountTokens.request(sa, audience),

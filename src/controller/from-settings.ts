@@ -89,6 +89,15 @@ export function audienceList(raw: string | undefined): string[] {
     .filter(Boolean);
 }
 
+/** The operator's own namespace for its records: named by the administrator, or the Pod's own. */
+function stateNamespace(
+  settings: Pick<ControllerSettings, "leaderElectionNamespace">,
+  kube: KubeClient,
+): string | undefined {
+  if (settings.leaderElectionNamespace) return settings.leaderElectionNamespace;
+  return kube.connection.source === "in-cluster" ? kube.connection.namespace : undefined;
+}
+
 export function makeController(
   settings: ControllerSettings,
   log: Logger,
@@ -106,7 +115,10 @@ export function makeController(
     awsBackoffMaxMs: settings.awsBackoffMaxMs,
     watchNamespaces: settings.watchNamespaces,
     allowedTokenAudiences: audienceList(settings.allowedTokenAudiences),
-    stateNamespace: settings.leaderElectionNamespace ?? kube.connection.namespace ?? "default",
+    // Where its token records may live: only a namespace the administrator
+    // chose (the flag, POD_NAMESPACE) or the Pod's own, never a kubeconfig
+    // context's, which may well be a tenant's. None: no records.
+    ...(stateNamespace(settings, kube) ? { stateNamespace: stateNamespace(settings, kube) } : {}),
     podWatch: settings.podWatch !== false,
     awsTokenQps: settings.awsTokenQps ?? 10,
     awsTokenBurst: settings.awsTokenBurst ?? 50,

@@ -35,8 +35,8 @@ export function makeInformers(
   kube: KubeClient,
   log: Logger,
   watchNamespaces: readonly string[] | undefined,
-  /** The operator's own namespace, where its token records are. */
-  stateNamespace: string,
+  /** The operator's own namespace, where its token records are; absent: none. */
+  stateNamespace: string | undefined,
 ): Caches {
   const activity = (resource: string) => (what: string, err?: unknown) => {
     if (what === "error")
@@ -85,21 +85,6 @@ export function makeInformers(
       transform: (secret) => cachedSecret(secret) as Cached<SecretView>,
       streamingList: true,
     })),
-    // The operator's token records: in its own namespace, written only by it.
-    tokenRecords: new Informer(kube, {
-      resource: "token-records",
-      path: resourcePath(SECRETS, stateNamespace),
-      labelSelector: TOKEN_RECORD_SELECTOR,
-      list: ({ limit, continueToken }) =>
-        kube.list<Cached<Secret>>(SECRETS, {
-          namespace: stateNamespace,
-          labelSelector: TOKEN_RECORD_SELECTOR,
-          limit,
-          continueToken,
-        }),
-      onActivity: activity("token-records"),
-      transform: trimMeta,
-    }),
     serviceAccounts: perScope(kube, watchNamespaces, (namespace) => ({
       resource: "serviceaccounts",
       path: resourcePath(SERVICE_ACCOUNTS, namespace),
@@ -114,6 +99,25 @@ export function makeInformers(
       // annotations long: the cache keeps a bounded slice (cachedServiceAccount).
       transform: (sa) => cachedServiceAccount(sa) as Cached<ServiceAccountView>,
     })),
+    // The operator's token records: in its own namespace, written only by it.
+    ...(stateNamespace
+      ? {
+          tokenRecords: new Informer<Cached<Secret>>(kube, {
+            resource: "token-records",
+            path: resourcePath(SECRETS, stateNamespace),
+            labelSelector: TOKEN_RECORD_SELECTOR,
+            list: ({ limit, continueToken }) =>
+              kube.list<Cached<Secret>>(SECRETS, {
+                namespace: stateNamespace,
+                labelSelector: TOKEN_RECORD_SELECTOR,
+                limit,
+                continueToken,
+              }),
+            onActivity: activity("token-records"),
+            transform: trimMeta,
+          }),
+        }
+      : {}),
   };
 }
 

@@ -79,8 +79,8 @@ export interface Caches {
   /** Cluster-wide, or one informer per served namespace (namespaced RBAC). */
   secrets: ObjectCache<Cached<SecretView>>;
   serviceAccounts: ObjectCache<Cached<ServiceAccountView>>;
-  /** The operator's token records, in its own namespace (token-records.ts). */
-  tokenRecords: Informer<Cached<Secret>>;
+  /** The operator's token records, in its own namespace (token-records.ts); absent: none kept. */
+  tokenRecords?: Informer<Cached<Secret>>;
 }
 
 /** The cluster through the Kubernetes client and the informer caches. */

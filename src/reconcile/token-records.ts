@@ -36,6 +36,8 @@ export interface TokenRecords {
   get(source: TokenSource, opts?: { expired?: boolean }): RegistryToken | undefined;
   /** Records a token fetched for a source; writes only when the record holds another. */
   put(source: TokenSource, token: RegistryToken): Promise<void>;
+  /** Deletes the record of a source no resource uses any more (by its token cache key). */
+  drop(key: string): Promise<void>;
 }
 
 interface RecordBody {
@@ -82,7 +84,12 @@ export function recordScope(env: NodeJS.ProcessEnv = process.env): string {
 
 /** The record Secret's name for a source: stable, and no credential in it. */
 export function tokenRecordName(source: TokenSource): string {
-  return `ecr-creds-refresher-token-${sourceDigest(source)}`;
+  return tokenRecordNameOfKey(tokenSourceKey(source));
+}
+
+/** tokenRecordName by the source's token cache key (sourceDigest is a digest of that key). */
+function tokenRecordNameOfKey(key: string): string {
+  return `ecr-creds-refresher-token-${createHash("sha256").update(key).digest("hex").slice(0, 16)}`;
 }
 
 /**
@@ -202,6 +209,27 @@ export class SecretTokenRecords implements TokenRecords {
         { record: `${this.namespace}/${name}`, err: errorField(err) },
         "failed to write the token record; a restart will fetch this token anew",
       );
+    }
+  }
+
+  async drop(key: string): Promise<void> {
+    this.written.delete(key);
+    const name = tokenRecordNameOfKey(key);
+    const held = this.cache.get(this.namespace, name);
+    if (!held) return;
+    try {
+      await this.kube.delete(
+        SECRETS,
+        { namespace: this.namespace, name },
+        { resourceVersion: held.metadata?.resourceVersion },
+      );
+    } catch (err) {
+      // Not fatal: a record of a source nobody uses is taken up by nobody.
+      if (statusCode(err) !== 404 && statusCode(err) !== 409)
+        this.log.warn(
+          { record: `${this.namespace}/${name}`, err: errorField(err) },
+          "failed to delete the token record of a source no longer used",
+        );
     }
   }
 }

@@ -198,7 +198,7 @@ export function namespacedNeeds(
       });
     }
   }
-  for (const verb of ["list", "watch", "create", "patch"]) {
+  for (const verb of ["list", "watch", "create", "patch", "delete"]) {
     out.push({
       grant: `${NS} core secrets ${verb}`,
       code:

@@ -213,10 +213,9 @@ describe("rbac.scope=namespaced", () => {
       ["list", "secrets", { namespace: OUTSIDE }],
       ["watch", "secrets", { namespace: OUTSIDE }],
       ["get", "secrets", { namespace: "kube-system", name: "anything" }],
-      // In its own namespace it lists, watches and writes its token records
-      // (RBAC cannot narrow a list to their label), but reads nothing by name.
+      // In its own namespace it lists, watches, writes and deletes its token
+      // records (RBAC cannot narrow these to their label), but reads nothing by name.
       ["get", "secrets", { namespace: NS, name: "not-ours" }],
-      ["delete", "secrets", { namespace: NS, name: "not-ours" }],
       ["create", "secrets", { namespace: OUTSIDE }],
       ["list", "serviceaccounts"],
       ["patch", "serviceaccounts", { namespace: OUTSIDE, name: "default" }],
@@ -364,9 +363,10 @@ describe("rbac.scope=namespaced", () => {
     const before = aws.issued().length;
     const r = await runOperatorCommand(["once", ...(container?.args.slice(1) ?? [])], env);
     expect(r.code, r.output).toBe(0);
-    // The token the running operator recorded in its namespace, taken up
-    // without an AWS call.
-    expect(aws.issued()).toHaveLength(before);
+    // The token recorded in the operator's namespace when one is (no AWS
+    // call), else one fetch: the running operator deleted its record when
+    // the last resource of the source went (the test above).
+    expect(aws.issued().length - before).toBeLessThanOrEqual(1);
     expect(await passwordIn("nsi-b", "ecr-pull-once")).toBe(aws.issued().at(-1)?.password);
     expect(readyCondition(await getResource(k, "nsi-once"))?.status).toBe("True");
   });
