@@ -383,11 +383,24 @@ describe("secretDiffers", () => {
       data: { ".dockerconfigjson": "A".repeat(900 * 1024), more: "B".repeat(1024) },
     };
     const kept = cachedSecret(forged);
-    // Our two labels, our two annotations, 64 template entries, two digests.
+    // Our two labels, our two annotations, 64 template entries, one digest.
     expect(JSON.stringify(kept).length).toBeLessThan(8_000);
     expect(Object.keys(kept.metadata?.annotations ?? {})).toHaveLength(2 + 64);
     expect(kept.data).toBeUndefined();
+    expect(Object.keys(kept.dataDigests ?? {})).toEqual([".dockerconfigjson"]);
     expect(kept.dataDigests?.[".dockerconfigjson"]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // 50,000 data keys and 480 look-alike keys of our prefix: no more kept.
+    const wide: SecretView = {
+      type: "Opaque",
+      metadata: {
+        ...d.metadata,
+        annotations: Object.fromEntries(
+          range(480).map((i) => [`ecrcreds.io/x${i}`, "z".repeat(500)]),
+        ),
+      },
+      data: Object.fromEntries(range(50_000).map((i) => [`k${i}`, "eA=="])),
+    };
+    expect(JSON.stringify(cachedSecret(wide)).length).toBeLessThan(1_000);
   });
 
   it("keeps a ServiceAccount's long lists as our entries only, marked truncated; short ones whole", () => {

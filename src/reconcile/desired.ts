@@ -4,6 +4,7 @@
 // touching anyone else's entries. No I/O here.
 import { createHash } from "node:crypto";
 import { MAX_TEMPLATE_ENTRIES, type SecretTemplate } from "../api/index.js";
+import * as metadata from "../api/metadata.js";
 import {
   ANNOTATION_ADDED_PULL_SECRETS,
   ANNOTATION_ADDED_SECRETS,
@@ -97,8 +98,9 @@ function sameValue(observed: string | undefined, want: string): boolean {
  * The slice of a Secret carrying our labels that the caches keep, whoever
  * wrote it: names, type, our own labels and annotations and those its
  * secretTemplate record names (bounded in number; long values as digests),
- * and each data value's digest. A forged Secret of a megabyte costs a few
- * hundred bytes here.
+ * and the digest of each data value the operator writes. However a forged
+ * Secret is made (a megabyte value, 50,000 keys, thousands of look-alike
+ * annotations), it costs a few hundred bytes here.
  */
 export function cachedSecret(secret: SecretView): SecretView {
   const m = secret.metadata ?? {};
@@ -115,14 +117,19 @@ export function cachedSecret(secret: SecretView): SecretView {
       out ??= {};
       out[k] = cachedValue(v);
     };
-    for (const k in values) if (isOurKey(k)) take(k);
-    for (const k of templateKeys) if (!isOurKey(k)) take(k);
+    for (const k of OUR_KEYS) take(k);
+    for (const k of templateKeys) if (!OUR_KEYS.has(k)) take(k);
     return out;
   };
+  // Only the keys the operator writes are judged (secretDiffers), so only
+  // theirs are kept: a Secret of 50,000 keys costs no more than one of one.
   let dataDigests: Record<string, string> | undefined;
   if (secret.data) {
     dataDigests = {};
-    for (const k in secret.data) dataDigests[k] = valueDigest(secret.data[k] ?? "");
+    for (const k of WRITTEN_DATA_KEYS) {
+      const v = secret.data[k];
+      if (v !== undefined) dataDigests[k] = valueDigest(v);
+    }
   }
   const labels = keep(m.labels);
   const annotations = keep(m.annotations);
@@ -195,10 +202,35 @@ export function cachedServiceAccount(sa: ServiceAccountView): ServiceAccountView
   };
 }
 
-/** Keys the operator itself writes on Secrets. */
-function isOurKey(key: string): boolean {
-  return key === LABEL_MANAGED_BY || key === LABEL_ARGOCD_SECRET_TYPE || key.startsWith(KEY_PREFIX);
-}
+/**
+ * The label and annotation keys the operator itself writes on Secrets: its
+ * managed-by and Argo CD labels and every key of its own (metadata.ts), a
+ * fixed set, so a Secret with thousands of look-alike `ecrcreds.io/` keys
+ * costs no more.
+ */
+const OUR_KEYS: ReadonlySet<string> = new Set([
+  LABEL_MANAGED_BY,
+  LABEL_ARGOCD_SECRET_TYPE,
+  ...Object.values(metadata as Record<string, unknown>).filter(
+    (v): v is string => typeof v === "string" && v.startsWith(KEY_PREFIX),
+  ),
+]);
+
+/**
+ * The data keys the operator writes: the pull Secret's, the config.json
+ * Secret's and Argo CD's (outputs.ts; outputs.test.ts holds the two in step).
+ */
+export const WRITTEN_DATA_KEYS: ReadonlySet<string> = new Set([
+  ".dockerconfigjson",
+  "config.json",
+  "url",
+  "type",
+  "username",
+  "password",
+  "enableOCI",
+  "name",
+  "project",
+]);
 
 /** The slice of a ServiceAccount the operator reads. */
 export interface ServiceAccountView {

@@ -12,6 +12,7 @@ import {
   type SecretView,
   secretDiffers,
   secretPatch,
+  WRITTEN_DATA_KEYS,
 } from "./desired.js";
 import { buildDockerConfigJson } from "./dockerconfig.js";
 import {
@@ -227,6 +228,10 @@ describe("desiredArgoCDSecrets", () => {
         project: "team-a",
       },
     });
+    // The caches keep digests of exactly the keys the outputs write (cachedSecret).
+    for (const s of secrets)
+      for (const key of Object.keys(s.data)) expect(WRITTEN_DATA_KEYS.has(key), key).toBe(true);
+    expect(WRITTEN_DATA_KEYS.has(CONFIG_JSON_KEY)).toBe(true);
     expect(secrets.map((s) => [s.metadata.namespace, s.metadata.name])).toEqual([
       ["gitops", `team-helm-${standard}`],
       ["gitops", `team-oci-${standard}`],
