@@ -34,8 +34,8 @@ export function placeOf(namespace: string, name: string): string {
  * against where the Secret is:
  * - `created`: it created it here (cleanup may delete it);
  * - `adopted`: it adopted it here (cleanup releases it);
- * - `unmarked`: written before the marks existed (treated as created; the
- *   next write marks it);
+ * - `unmarked`: no mark: labelled by someone, or written before the marks
+ *   existed (a write of ours marks it; cleanup leaves it alone);
  * - `copy`: the marks name another place: someone copied it; left alone.
  */
 export type Origin = "created" | "adopted" | "unmarked" | "copy";

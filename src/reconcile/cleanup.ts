@@ -114,12 +114,24 @@ export async function cleanup(
       scope.keepSecret?.(namespace, name) === true ||
       (keepNamespaces.has(namespace) && scope.keepAlso?.(namespace, name) === true);
     if (kept || terminating.has(namespace)) continue;
-    if (originOf(s) === "copy") {
+    const origin = originOf(s);
+    if (origin === "copy") {
       // Our labels, but written somewhere else: someone's copy, not ours to remove.
       scope.notice?.(
         "Warning",
         Reason.SecretCopyLeftAlone,
         `Secret ${namespace}/${name} carries the labels of ECRPullSecret ${owner} but is a copy of ${copiedFrom(s)}, which this operator did not write there; left alone: delete it, or remove its labels app.kubernetes.io/managed-by and ecrcreds.io/owner, if nothing needs it`,
+      );
+      continue;
+    }
+    if (origin === "unmarked") {
+      // Our labels and no mark: anyone may label a Secret, and what this
+      // operator creates carries the mark from its first write (those it
+      // wrote before the marks existed got it at their next refresh).
+      scope.notice?.(
+        "Warning",
+        Reason.SecretCopyLeftAlone,
+        `Secret ${namespace}/${name} carries the labels of ECRPullSecret ${owner} but not the ecrcreds.io/written-in mark this operator puts on what it creates; left alone: delete it, or remove its labels app.kubernetes.io/managed-by and ecrcreds.io/owner, if nothing needs it`,
       );
       continue;
     }

@@ -18,6 +18,7 @@ import type { VerifyResult } from "../aws/verify.js";
 import { type ErrorCode, isOperatorError, operatorError } from "../errors.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
+import { withCreatedMark } from "./adoption.js";
 import { FakeCluster } from "./cluster.fake.js";
 import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE, desiredSecret } from "./desired.js";
 import { buildDockerConfigJson, parseDockerConfigJson as parseAuths } from "./dockerconfig.js";
@@ -53,14 +54,17 @@ function token(password: string, expiresInMs = 12 * HOUR): RegistryToken {
 }
 
 /** A managed Secret as an earlier pass of this resource wrote it. */
+/** A Secret an earlier pass created: with the mark of where it was created. */
 function ourSecret(namespace: string, password: string) {
-  return desiredSecret({
-    owner: NAME,
-    secretName: "pull",
-    namespace,
-    dockerConfigJson: buildDockerConfigJson([{ host: HOST, username: "AWS", password }]),
-    registries: [HOST],
-  });
+  return withCreatedMark(
+    desiredSecret({
+      owner: NAME,
+      secretName: "pull",
+      namespace,
+      dockerConfigJson: buildDockerConfigJson([{ host: HOST, username: "AWS", password }]),
+      registries: [HOST],
+    }),
+  );
 }
 
 /** team-a with its default and builder ServiceAccounts. */

@@ -268,11 +268,28 @@ describe("copies of the operator's Secret", () => {
       namespace: SRC,
       body: copyOf(SRC, "ta-copy-backup"),
     });
-    const polls = await staysSo("both copies still exist", 10_000, async () =>
-      Boolean(
-        (await readSecret(k, ELSEWHERE, "ta-copy-pull")) &&
-          (await readSecret(k, SRC, "ta-copy-backup")),
-      ),
+    // And a Secret of the tenant's own that merely wears our labels (no mark).
+    await src.kube.core.createNamespacedSecret({
+      namespace: SRC,
+      body: {
+        metadata: {
+          name: "ci-pull",
+          namespace: SRC,
+          labels: yaml.metadata?.labels ?? {},
+        },
+        type: "Opaque",
+        data: { k: Buffer.from("v").toString("base64") },
+      },
+    });
+    const polls = await staysSo(
+      "both copies and the labelled Secret still exist",
+      10_000,
+      async () =>
+        Boolean(
+          (await readSecret(k, ELSEWHERE, "ta-copy-pull")) &&
+            (await readSecret(k, SRC, "ta-copy-backup")) &&
+            (await readSecret(k, SRC, "ci-pull")),
+        ),
     );
     console.log(`copies present on each of ${polls} polls over 10 s`);
     await waitFor("an Event saying a copy exists, for each copy", async () => {
@@ -299,5 +316,13 @@ describe("copies of the operator's Secret", () => {
     expect(await readSecret(k, SRC, "ta-copy-pull")).toBeUndefined();
     expect((await readSecret(k, ELSEWHERE, "ta-copy-pull"))?.data).toEqual(yaml.data);
     expect((await readSecret(k, SRC, "ta-copy-backup"))?.data).toEqual(yaml.data);
+    expect((await readSecret(k, SRC, "ci-pull"))?.data).toEqual({ k: "dg==" });
+    expect(
+      (await eventsOf("ta-copy", "SecretCopyLeftAlone")).some((e) =>
+        e.message?.startsWith(
+          `Secret ${SRC}/ci-pull carries the labels of ECRPullSecret ta-copy but not the ecrcreds.io/written-in mark`,
+        ),
+      ),
+    ).toBe(true);
   });
 });
