@@ -415,6 +415,7 @@ describe("rights not used are not granted; ECRPullSecrets are an administrator's
       "spec.namespaceSelector",
       "spec.argoCD.namespace",
       "spec.serviceAccountRoles",
+      "spec.credentials",
     ]);
   });
 });

@@ -214,6 +214,20 @@ describe("the admission policy (admissionPolicy.enabled)", () => {
         `may not create tokens (serviceaccounts/token) for ServiceAccount ${NS}/ta-ecr-creds-refresher (the operator itself, when serviceAccount is unset), so may not have the operator exchange them; name a ServiceAccount you may mint tokens for`,
       ],
     ];
+    cases.push([
+      // No identity of its own, a role of another team's on top: the
+      // operator's default identity would be used to assume it.
+      {
+        secretName: "ecr-pull",
+        namespaces: [TENANT],
+        credentials: {
+          roleArn: "arn:aws:iam::999999999999:role/other-teams-role",
+          externalId: "guessed",
+        },
+      },
+      "spec.credentials",
+      `may not use the default identity of the operator (that of ServiceAccount ${NS}/ta-ecr-creds-refresher), which a resource naming no secretRef, webIdentity or rolesAnywhere gets; name credentials you may use yourself, or ask an administrator who may`,
+    ]);
     for (const [spec, field, rest] of cases) {
       const refused = await create(tenant.kube, "ta-reach", spec);
       expect(refused?.code, field).toBe(403);
