@@ -3,7 +3,8 @@
 // double serving images under 111122223333.dkr.ecr.us-east-1.amazonaws.com,
 // with the ECRPullSecret CRD installed, until Ctrl-C. Root and Linux only;
 // build first with `bash scripts/build-node.sh` (setup.sh does).
-import { copyFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { copyFile, readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { AwsDouble } from "../test/aws-double/index.js";
@@ -34,13 +35,24 @@ const node = await startNode({
   validatePassword: (password, at) => aws.isValidPassword(password, at),
   progress: (line) => console.log(line),
 });
+// The AWS double for the operator's Pod, and its image when setup built it.
+const awsForPods = await node.expose(Number(new URL(awsUrl).port));
+const image = resolve(".cache/image/operator.tar");
+const imageTag = existsSync(`${image}.tag`) ? (await readFile(`${image}.tag`, "utf8")).trim() : "";
+if (imageTag) await node.importImage(image);
 let kubeconfig = cp.kubeconfigPath;
 if (values["kubeconfig-out"]) {
   kubeconfig = resolve(values["kubeconfig-out"]);
   await copyFile(cp.kubeconfigPath, kubeconfig);
 }
 console.log(`kubeconfig: ${kubeconfig}`);
-console.log(`AWS double: ${awsUrl}`);
+console.log(`AWS double: ${awsUrl} (from Pods: http://${awsForPods})`);
+if (imageTag) {
+  const [repository, tag] = imageTag.split(":");
+  console.log(
+    `operator image ${imageTag} loaded; try: .cache/helm/helm install ecr deploy/helm/ecr-creds-refresher --kubeconfig ${kubeconfig} -n ecr-system --create-namespace --set image.repository=${repository} --set image.tag=${tag} --set image.pullPolicy=Never --set aws.region=us-east-1 --set verifyRegistry=false --set extraEnv[0].name=AWS_ENDPOINT_URL --set extraEnv[0].value=http://${awsForPods}`,
+  );
+}
 console.log(`node: ${NODE_IP} on its own bridge`);
 console.log(`registry double: ${node.registry.url}, served to the node as ${ECR_HOST}`);
 console.log(`images: ${NODE_REPOSITORIES.map((r) => node.imageRef(r)).join(", ")}`);
