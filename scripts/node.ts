@@ -63,10 +63,17 @@ const stop = async () => {
   if (stopping) return;
   stopping = true;
   console.log("stopping the node and the control plane…");
-  await node.stop();
-  await cp.stop();
-  await aws.close();
-  process.exit(0);
+  let code = 0;
+  // Each step runs whatever the one before it did.
+  for (const step of [() => node.stop(), () => cp.stop(), () => aws.close()]) {
+    try {
+      await step();
+    } catch (err) {
+      console.error(String(err), err instanceof AggregateError ? err.errors.map(String) : "");
+      code = 1;
+    }
+  }
+  process.exit(code);
 };
 process.on("SIGINT", () => void stop());
 process.on("SIGTERM", () => void stop());
