@@ -132,27 +132,30 @@ const namespaceGlobList = (description: string): SchemaProps => ({
 // --- Named object schemas. `TYPE_NAMES` maps each to its TypeScript
 // interface; the generator names every other object after its place.
 
+/** The name and namespace of a Secret a resource refers to. */
+const secretNameAndNamespace: Record<string, SchemaProps> = {
+  name: {
+    type: "string",
+    description: "Name of the Secret.",
+    minLength: 1,
+    maxLength: 253,
+    pattern: DNS1123_SUBDOMAIN_PATTERN,
+  },
+  namespace: {
+    type: "string",
+    description: "Namespace of the Secret.",
+    minLength: 1,
+    maxLength: 63,
+    pattern: NAMESPACE_NAME_PATTERN,
+  },
+};
+
 export const secretReferenceSchema: SchemaProps = {
   type: "object",
   description:
     "A Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN.",
   required: ["name", "namespace"],
-  properties: {
-    name: {
-      type: "string",
-      description: "Name of the Secret.",
-      minLength: 1,
-      maxLength: 253,
-      pattern: DNS1123_SUBDOMAIN_PATTERN,
-    },
-    namespace: {
-      type: "string",
-      description: "Namespace of the Secret.",
-      minLength: 1,
-      maxLength: 63,
-      pattern: NAMESPACE_NAME_PATTERN,
-    },
-  },
+  properties: secretNameAndNamespace,
 };
 
 export const MAX_SESSION_TAGS = 50;
@@ -219,22 +222,7 @@ export const certificateSecretReferenceSchema: SchemaProps = {
   description:
     "A kubernetes.io/tls Secret (as cert-manager's Certificate writes it): tls.crt holds the certificate and its intermediates, tls.key its RSA or ECDSA private key.",
   required: ["name", "namespace"],
-  properties: {
-    name: {
-      type: "string",
-      description: "Name of the Secret.",
-      minLength: 1,
-      maxLength: 253,
-      pattern: DNS1123_SUBDOMAIN_PATTERN,
-    },
-    namespace: {
-      type: "string",
-      description: "Namespace of the Secret.",
-      minLength: 1,
-      maxLength: 63,
-      pattern: NAMESPACE_NAME_PATTERN,
-    },
-  },
+  properties: secretNameAndNamespace,
 };
 
 export const rolesAnywhereSchema: SchemaProps = {
