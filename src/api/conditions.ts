@@ -31,7 +31,7 @@ export const Reason = {
   TokenExpiredOnArrival: "TokenExpiredOnArrival",
   /** Ready, but the credentials will not be for long: a Roles Anywhere certificate near its end, not renewed. */
   CredentialsExpiringSoon: "CredentialsExpiringSoon",
-  /** spec.refreshBefore leaves less than a tenth of the tokens' real lifetime between fetches: capped at half of it (an Event). */
+  /** spec.refreshBefore is not shorter than the tokens' real lifetime: capped at half of it (an Event). */
   RefreshBeforeCapped: "RefreshBeforeCapped",
   InvalidSpec: "InvalidSpec",
   TokenRefreshed: "TokenRefreshed",

@@ -663,7 +663,7 @@ export const specSchema: SchemaProps = {
     refreshBefore: {
       type: "string",
       description:
-        "Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. A value longer than nine tenths of the token's real lifetime (tokens of an assumed role's session or a test endpoint may live less than 12h) is capped at half of it, said in Ready and an Event.",
+        "Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. A value not shorter than the token's real lifetime (tokens of an assumed role's session or a test endpoint may live less than 12h) is capped at half of it, said in Ready and an Event.",
       maxLength: 64,
       pattern: DURATION_PATTERN,
       "x-kubernetes-validations": [

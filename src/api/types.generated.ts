@@ -57,7 +57,7 @@ export interface ECRPullSecretSpec {
   credentials?: CredentialsSpec;
   /** Registries whose credentials go into the Secret's auths; default: the operator's default registry, else the caller's own registry in region. */
   registries?: RegistrySpec[];
-  /** Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. A value longer than nine tenths of the token's real lifetime (tokens of an assumed role's session or a test endpoint may live less than 12h) is capped at half of it, said in Ready and an Event. */
+  /** Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. A value not shorter than the token's real lifetime (tokens of an assumed role's session or a test endpoint may live less than 12h) is capped at half of it, said in Ready and an Event. */
   refreshBefore?: string;
   /** Pull rights per ServiceAccount (KEP-4412 semantics without node configuration): a target ServiceAccount annotated eks.amazonaws.com/ecr-role-arn gets its own Secret, made from a token fetched as that ServiceAccount (TokenRequest, then sts:AssumeRoleWithWebIdentity with the annotated role), attached to it only; IAM's trust policy decides who may pull what. One token per (role, region), shared by every ServiceAccount with that role. */
   serviceAccountRoles?: {

@@ -45,27 +45,20 @@ export const tokenLifetimeMs = (token: Pick<RegistryToken, "expiresAt" | "fetche
   Math.max(0, token.expiresAt.getTime() - token.fetchedAt.getTime()) || 0;
 
 /**
- * The longest lead honoured, as a fraction of a token's lifetime: a token is
- * kept at least a tenth of its life between two fetches.
- */
-export const MAX_LEAD_FRACTION = 0.9;
-
-/**
  * How long before expiry a token is replaced for a subscriber wanting
  * `wantedMs` (spec.refreshBefore; undefined: half the lifetime). A lead as
  * long as the token's whole life (a spec written for 12 h tokens, served
  * tokens of 15 min by an assumed role, another partition or a test endpoint)
- * would put the refresh point before the fetch, and one just short of it
- * right after the fetch: the cache would fetch again at every floor. A lead
- * longer than MAX_LEAD_FRACTION of the lifetime is capped at half the
- * lifetime, and `capped` says so (the status and an Event report it).
+ * would put the refresh point before the fetch, and the cache would fetch
+ * again at every floor: it is capped at half the lifetime, and `capped` says
+ * so (the status and an Event report it).
  */
 export function refreshLead(
   wantedMs: number | undefined,
   lifetimeMs: number,
 ): { leadMs: number; capped: boolean } {
   if (wantedMs === undefined) return { leadMs: lifetimeMs / 2, capped: false };
-  if (wantedMs > lifetimeMs * MAX_LEAD_FRACTION) return { leadMs: lifetimeMs / 2, capped: true };
+  if (wantedMs >= lifetimeMs) return { leadMs: lifetimeMs / 2, capped: true };
   return { leadMs: wantedMs, capped: false };
 }
 

@@ -16,7 +16,6 @@ import {
 } from "../api/index.js";
 import { hostOfProxyEndpoint, type RegistryTarget } from "../aws/registries.js";
 import {
-  MAX_LEAD_FRACTION,
   refreshLead,
   type TokenState,
   tokenLifetimeMs,
@@ -311,7 +310,7 @@ export function shortDuration(ms: number): string {
 
 /**
  * Why spec.refreshBefore was not followed for these tokens, or undefined: a
- * lead longer than nine tenths of the token's real lifetime is capped at half of it
+ * lead not shorter than the token's real lifetime is capped at half of it
  * (token-cache.ts, refreshLead). Names the value, the lifetime and the fix;
  * stable while the tokens keep the same lifetime (it goes into the Ready
  * message and an Event).
@@ -330,7 +329,7 @@ export function refreshBeforeCapped(
     if (capped && (shortest === undefined || lifetime < shortest)) shortest = lifetime;
   }
   if (shortest === undefined) return undefined;
-  return `spec.refreshBefore ${refreshBefore} would leave less than a tenth of the token's lifetime of ${shortDuration(shortest)} between two fetches: refreshing ${shortDuration(shortest / 2)} before expiry (half the lifetime) instead; set spec.refreshBefore to at most ${shortDuration(shortest * MAX_LEAD_FRACTION)} or remove it`;
+  return `spec.refreshBefore ${refreshBefore} is not shorter than the token's lifetime of ${shortDuration(shortest)}: refreshing ${shortDuration(shortest / 2)} before expiry (half the lifetime) instead; set spec.refreshBefore below ${shortDuration(shortest)} or remove it`;
 }
 
 // --- Secrets kept while Pods name them ---------------------------------------

@@ -102,7 +102,7 @@ describe("tokens shorter than spec.refreshBefore", () => {
     // Created once, rewritten once with the refreshed token.
     expect(inWindow.map((e) => e.verb)).toEqual(["create", "patch"]);
 
-    const capped = `spec.refreshBefore 1h would leave less than a tenth of the token's lifetime of 20s between two fetches: refreshing 10s before expiry (half the lifetime) instead; set spec.refreshBefore to at most 18s or remove it`;
+    const capped = `spec.refreshBefore 1h is not shorter than the token's lifetime of 20s: refreshing 10s before expiry (half the lifetime) instead; set spec.refreshBefore below 20s or remove it`;
     const resource = await getResource(k, RESOURCE);
     expect(readyCondition(resource)).toMatchObject({
       status: "True",
