@@ -235,7 +235,13 @@ export class Informer<T extends KubernetesObject> {
 
   private async relist(): Promise<void> {
     if (this.stopped) return;
-    if (this.opts.streamingList && !this.streamingRefused) return await this.startWatch(new Map());
+    if (this.opts.streamingList && !this.streamingRefused) {
+      // A watch that fails to start relists after a backoff, as resume() does.
+      await this.startWatch(new Map()).catch((err: unknown) =>
+        this.retry(err, () => this.relist()),
+      );
+      return;
+    }
     const pageSize = this.opts.pageSize ?? 500;
     try {
       let fresh = new Map<string, T>();
