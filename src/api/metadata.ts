@@ -68,3 +68,11 @@ export const ANNOTATION_ADOPTED = "ecrcreds.io/adopted";
 export const ANNOTATION_ADOPTED_AUTHS = "ecrcreds.io/adopted-auths";
 /** On an adopted Secret: a digest of the operator's entries as last merged in (judged without reading data). */
 export const ANNOTATION_ADOPTED_DIGEST = "ecrcreds.io/adopted-digest";
+/**
+ * On an adopted Secret: the digest (valueDigest) of the whole
+ * `.dockerconfigjson` as the operator last wrote it. The annotation alone is
+ * anyone's to edit; the data's own digest, which the caches keep, must match
+ * it too, so an edit of the data (our entry overwritten by another tool or a
+ * person) is merged over again.
+ */
+export const ANNOTATION_ADOPTED_DATA_DIGEST = "ecrcreds.io/adopted-data-digest";

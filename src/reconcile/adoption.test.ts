@@ -7,7 +7,12 @@ import {
   releasePatch,
   withCreatedMark,
 } from "./adoption.js";
-import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE, desiredSecret } from "./desired.js";
+import {
+  cachedSecret,
+  DOCKER_CONFIG_JSON_KEY,
+  DOCKER_CONFIG_JSON_TYPE,
+  desiredSecret,
+} from "./desired.js";
 
 const HOST = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
 const OLD_HOST = "333333333333.dkr.ecr.us-east-1.amazonaws.com";
@@ -102,11 +107,12 @@ describe("adoptPatch and releasePatch", () => {
     expect(adoptPatch(desired, list)).toEqual({ reason: 'its "auths" is not an object' });
   });
 
-  it("is judged in sync by the digest of our entries, whatever else the data holds", () => {
+  it("is judged in sync by the digests of our entries and of the data as we wrote it, not by the annotations alone", () => {
     const r = adoptPatch(desired, theirs);
     if (!("patch" in r)) throw new Error(r.reason);
     const p = r.patch as {
       metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+      data: Record<string, string>;
     };
     const observed = {
       metadata: {
@@ -116,10 +122,22 @@ describe("adoptPatch and releasePatch", () => {
         annotations: p.metadata.annotations,
       },
       type: DOCKER_CONFIG_JSON_TYPE,
-      // Whatever the data holds beside ours: not read.
-      data: { [DOCKER_CONFIG_JSON_KEY]: "anything" },
+      data: p.data,
     };
     expect(adoptedDiffers(desired, observed)).toBe(false);
+    // As the caches hold it: digests, no bytes.
+    expect(adoptedDiffers(desired, cachedSecret(observed))).toBe(false);
+    // Our entry overwritten, every annotation kept: merged over again.
+    const edited = {
+      ...observed,
+      data: {
+        [DOCKER_CONFIG_JSON_KEY]: b64({
+          auths: { [HOST]: { username: "AWS", password: "poison" } },
+        }),
+      },
+    };
+    expect(adoptedDiffers(desired, edited)).toBe(true);
+    expect(adoptedDiffers(desired, cachedSecret(edited))).toBe(true);
     const refreshed = desiredSecret({
       owner: "team",
       secretName: "pull",

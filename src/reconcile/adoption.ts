@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import {
   ANNOTATION_ADOPTED,
   ANNOTATION_ADOPTED_AUTHS,
+  ANNOTATION_ADOPTED_DATA_DIGEST,
   ANNOTATION_ADOPTED_DIGEST,
   ANNOTATION_SECRET_TEMPLATE_KEYS,
   ANNOTATION_WRITTEN_IN,
@@ -22,6 +23,7 @@ import {
   type SecretView,
   secretDiffers,
   secretPatch,
+  valueDigest,
 } from "./desired.js";
 
 /** The mark's value for a place: `<namespace>/<name>`. */
@@ -87,12 +89,20 @@ export function entriesDigest(desired: DesiredSecret): string {
 
 /**
  * Whether an adopted Secret differs from what we want in it: our labels and
- * annotations, and our entries as last merged in (by their digest: the data
- * also holds others' entries, and the caches keep no bytes).
+ * annotations, our entries as last merged in (by their digest: the data also
+ * holds others' entries, and the caches keep no bytes), and the data as we
+ * last wrote it (its digest against the one we recorded: anyone may edit the
+ * annotations, so they alone prove nothing about the data).
  */
 export function adoptedDiffers(desired: DesiredSecret, observed: SecretView): boolean {
   if (secretDiffers({ ...desired, data: {} }, observed)) return true;
-  return observed.metadata?.annotations?.[ANNOTATION_ADOPTED_DIGEST] !== entriesDigest(desired);
+  const annotations = observed.metadata?.annotations;
+  if (annotations?.[ANNOTATION_ADOPTED_DIGEST] !== entriesDigest(desired)) return true;
+  const value = observed.data?.[DOCKER_CONFIG_JSON_KEY];
+  const digest =
+    observed.dataDigests?.[DOCKER_CONFIG_JSON_KEY] ??
+    (value !== undefined ? valueDigest(value) : undefined);
+  return annotations?.[ANNOTATION_ADOPTED_DATA_DIGEST] !== digest;
 }
 
 interface DockerConfigDoc {
@@ -153,12 +163,14 @@ export function adoptPatch(
     metadata: { annotations: Record<string, string | null> };
     data: Record<string, string>;
   };
+  const merged = encode({ ...theirs, auths });
   Object.assign(patch.metadata.annotations, {
     [ANNOTATION_ADOPTED]: placeOf(namespace, name),
     [ANNOTATION_ADOPTED_AUTHS]: Object.keys(ours.auths).sort().join(","),
     [ANNOTATION_ADOPTED_DIGEST]: entriesDigest(desired),
+    [ANNOTATION_ADOPTED_DATA_DIGEST]: valueDigest(merged),
   });
-  patch.data = { [DOCKER_CONFIG_JSON_KEY]: encode({ ...theirs, auths }) };
+  patch.data = { [DOCKER_CONFIG_JSON_KEY]: merged };
   return { patch };
 }
 

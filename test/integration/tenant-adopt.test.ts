@@ -19,6 +19,7 @@ import {
   deleteResource,
   dockerConfigOf,
   getResource,
+  mergePatch,
   readSecret,
   type TestKube,
   waitFor,
@@ -159,6 +160,28 @@ describe("adopt, refresh, delete: nothing of the tenant's is lost", () => {
     });
     expect(adopted?.metadata?.annotations?.owner).toBe("team-t");
     expect(adopted?.metadata?.annotations?.["ecrcreds.io/adopted"]).toBe(`${NS}/ta-pull`);
+
+    // Someone overwrites our entry and keeps every annotation: the
+    // annotations prove nothing about the data, so ours is merged in again.
+    const overwritten = {
+      ...merged,
+      auths: { ...merged.auths, [HOST]: { username: "AWS", password: "overwritten" } },
+    };
+    await tenant.kube.core.patchNamespacedSecret(
+      {
+        namespace: NS,
+        name: "ta-pull",
+        body: { data: { ".dockerconfigjson": b64(JSON.stringify(overwritten)) } },
+      },
+      mergePatch,
+    );
+    const restored = await waitFor("our entry merged in again", async () => {
+      const s = await readSecret(k, NS, "ta-pull");
+      const pw = s ? dockerConfigOf(s).auths[HOST]?.password : undefined;
+      return pw && pw !== "overwritten" ? s : undefined;
+    });
+    expect(dockerConfigOf(restored).auths[HOST]?.password).toBe(latestPassword());
+    expect(dockerConfigOf(restored).auths[OTHER]).toEqual(doc.auths[OTHER]);
   });
 
   it("never takes over the tenant's Opaque Secrets through the config.json and Argo CD outputs", async () => {
