@@ -167,6 +167,32 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * Holds that `check` stays true for `forMs` milliseconds, polling every `intervalMs`
+ * (Gomega's `Consistently`): the counterpart of {@link waitFor} for "nothing changes".
+ * `check` returns true while the state is as expected, or a string saying what changed.
+ * Throws at the first poll that returns something other than `true` (or throws), naming `what`.
+ * Use it where a test would otherwise sleep a fixed time and then assert once.
+ */
+export async function consistently(
+  what: string,
+  check: () => Promise<true | string> | true | string,
+  { forMs, intervalMs = 250 }: { forMs: number; intervalMs?: number },
+): Promise<void> {
+  const deadline = Date.now() + forMs;
+  for (;;) {
+    const verdict = await check();
+    if (verdict !== true) {
+      const held = forMs - Math.max(0, deadline - Date.now());
+      throw new Error(`${what} did not hold for ${forMs} ms (broke after ${held} ms): ${verdict}`);
+    }
+    if (Date.now() >= deadline) return;
+    await new Promise((r) =>
+      setTimeout(r, Math.min(intervalMs, Math.max(1, deadline - Date.now()))),
+    );
+  }
+}
+
 interface Component {
   name: string;
   args: string[];
