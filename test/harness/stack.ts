@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
 import type { OperatorConfig } from "../../src/cli/config.js";
-import { AwsDouble, type IdentityInit } from "../aws-double/index.js";
+import { AwsDouble, type IdentityInit, type QuotaInit } from "../aws-double/index.js";
 import { RegistryDouble } from "../registry-double/index.js";
 import {
   bindClusterAdmin,
@@ -45,6 +45,12 @@ export interface StackOptions {
   namespaces?: readonly string[];
   /** Lifetime of the double's ECR tokens; default 10 minutes. */
   tokenLifetimeMs?: number;
+  /** A GetAuthorizationToken quota the double enforces; default none. */
+  quota?: QuotaInit;
+  /** How far a request's signing time may be from the double's clock; default 15 minutes. */
+  maxClockSkewMs?: number;
+  /** Serve the double over HTTPS with this certificate; default plain HTTP. */
+  awsTls?: { certPem: string; keyPem: string };
   /** Identities the AWS double knows. */
   identities?: readonly IdentityInit[];
   /**
@@ -140,14 +146,24 @@ export function iamUser(
 
 const DEFAULT_LIFETIME_MS = 10 * 60_000;
 
-export async function startStack(o: StackOptions): Promise<Stack> {
-  const kubeconfigPath = o.kubeconfigPath ?? inject("controlPlane").kubeconfigPath;
-  const k = testKube(kubeconfigPath);
-  const aws = new AwsDouble({ tokenLifetimeMs: o.tokenLifetimeMs ?? DEFAULT_LIFETIME_MS });
-  await aws.start();
+/** The stack's AWS double, started, knowing `o.identities`, and (unless told not) the SDK's endpoint. */
+async function startAwsDouble(o: StackOptions): Promise<AwsDouble> {
+  const aws = new AwsDouble({
+    tokenLifetimeMs: o.tokenLifetimeMs ?? DEFAULT_LIFETIME_MS,
+    quota: o.quota,
+    maxClockSkewMs: o.maxClockSkewMs,
+  });
+  await aws.start(o.awsTls ? { tls: o.awsTls } : {});
   for (const id of o.identities ?? []) aws.addIdentity(id);
   // The operator reaches AWS only through the SDK's standard endpoint setting.
   if (o.awsEndpoint !== false) process.env.AWS_ENDPOINT_URL = aws.url;
+  return aws;
+}
+
+export async function startStack(o: StackOptions): Promise<Stack> {
+  const kubeconfigPath = o.kubeconfigPath ?? inject("controlPlane").kubeconfigPath;
+  const k = testKube(kubeconfigPath);
+  const aws = await startAwsDouble(o);
   const dir = await mkdtemp(join(tmpdir(), `${o.ops}-`));
   const namespaces: string[] = [];
   const bindings: string[] = [];
