@@ -3,21 +3,9 @@
 // every label they group by is on its samples. A renamed metric or label
 // fails here, not silently in someone's Grafana.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
 import { freePort } from "../harness/controlplane.js";
-import {
-  applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
-  getResource,
-  putAwsKeys,
-  readyCondition,
-  type TestKube,
-  testKube,
-  waitFor,
-} from "../harness/kube.js";
+import { applyResource, getResource, readyCondition, waitFor } from "../harness/kube.js";
 import {
   alertRules,
   dashboardQueries,
@@ -25,7 +13,7 @@ import {
   groupingLabels,
   metricNames,
 } from "../harness/monitoring.js";
-import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "121212343434";
@@ -34,9 +22,7 @@ const NAMESPACES = ["mon-a", "mon-b"];
 const KEY_ID = "AKIAMONITOR000000001";
 const SECRET_KEY = "monitor-secret-key-0000000000000000000001";
 
-let k: TestKube;
-let aws: AwsDouble;
-let op: OperatorProcess;
+let stack: Stack;
 let metricsUrl: string;
 
 interface Exposition {
@@ -71,22 +57,24 @@ async function scrape(): Promise<Exposition> {
 
 beforeAll(async () => {
   const built = ensureBuilt();
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start();
-  aws.addIdentity({
-    accessKeyId: KEY_ID,
-    secretAccessKey: SECRET_KEY,
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/monitor`,
+  stack = await startStack({
+    ops: OPS,
+    namespaces: NAMESPACES,
+    identities: [
+      {
+        accessKeyId: KEY_ID,
+        secretAccessKey: SECRET_KEY,
+        accountId: ACCOUNT,
+        arn: `arn:aws:iam::${ACCOUNT}:user/monitor`,
+      },
+    ],
   });
-  await createNamespace(k, OPS);
-  await Promise.all(NAMESPACES.map((ns) => createNamespace(k, ns)));
-  await putAwsKeys(k, OPS, "aws-creds", { accessKeyId: KEY_ID, secretAccessKey: SECRET_KEY });
+  const { k, aws } = stack;
+  stack.resources.push("mon");
   const metricsPort = await freePort();
   metricsUrl = `http://127.0.0.1:${metricsPort}`;
   await built;
-  op = startOperatorProcess(
+  stack.startProcess(
     [
       "run",
       `--kubeconfig=${cp.kubeconfigPath}`,
@@ -111,10 +99,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await op?.stop("SIGKILL");
-  await deleteResourceWithoutOperator(k, "mon");
-  await deleteNamespaces(k, [...NAMESPACES, OPS]);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("the metrics the alerts and the dashboard name", () => {
