@@ -133,7 +133,7 @@ afterAll(async () => {
   await deleteNamespaces(k, [NS, TENANT, OTHER]);
 });
 
-describe("the admission policy (admissionPolicy.enabled)", () => {
+describe("the admission policy (admissionPolicy.enabled): another namespace's credentials", () => {
   it("refuses a tenant's resource naming another namespace's credentials Secret, naming the field", async () => {
     const refused = await create(tenant.kube, "ta-steal", othersKeys);
     expect(refused?.code).toBe(403);
@@ -176,7 +176,9 @@ describe("the admission policy (admissionPolicy.enabled)", () => {
     };
     expect(got.spec.credentials).toEqual(othersKeys.credentials);
   });
+});
 
+describe("the admission policy (admissionPolicy.enabled): what the tenant may use itself", () => {
   it("accepts a tenant's resource that names only what the tenant may use itself", async () => {
     expect(
       await create(tenant.kube, "ta-own", {
