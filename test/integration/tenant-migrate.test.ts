@@ -4,25 +4,15 @@
 // plan reads only the Deployment the administrator names, or one provably the
 // old operator's (its look and a ServiceAccount with its cluster-wide rights,
 // which no tenant can grant); two of those are an error asking which.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import { AppsV1Api, type V1Deployment } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMigrate } from "../../src/cli/migrate.js";
 import { waitFor } from "../harness/controlplane.js";
-import {
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  kubeconfigForServiceAccount,
-  type TestKube,
-  testKube,
-} from "../harness/kube.js";
+import type { TestKube } from "../harness/kube.js";
+import { type Stack, startStack } from "../harness/stack.js";
 import { type Tenant, tenantOf } from "../harness/tenant.js";
 
-const cp = inject("controlPlane");
 const OPS = "tm-ops";
 // First by name, as the issue's example: the old code took the first (running) one.
 const TENANT = "aaa-decoy";
@@ -31,6 +21,7 @@ const HOST = "209202477790.dkr.ecr.us-east-1.amazonaws.com";
 const OLD_IMAGE = "dejanualex/ecr-creds-refresher:0.2.3";
 const OLD_ROLE = "tm-old-operator";
 
+let stack: Stack;
 let k: TestKube;
 let apps: AppsV1Api;
 let tenant: Tenant;
@@ -92,9 +83,15 @@ const REAL_ENV = {
 };
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
+  // No operator and no AWS: `migrate` reads Deployments and RBAC only.
+  stack = await startStack({
+    ops: OPS,
+    namespaces: [TENANT, TEAM_B],
+    credentials: false,
+    awsEndpoint: false,
+  });
+  k = stack.k;
   apps = k.kc.makeApiClient(AppsV1Api);
-  for (const ns of [OPS, TENANT, TEAM_B]) await createNamespace(k, ns);
   // Earlier files' namespaces may still be terminating with their look-alikes.
   await waitFor(
     "no old-operator Deployment outside this file's namespaces",
@@ -139,9 +136,7 @@ beforeAll(async () => {
     namespace: OPS,
     body: oldOperator("ecr-creds-refresher", "ecr-operator", REAL_ENV, 0),
   });
-  const dir = await mkdtemp(join(tmpdir(), "tenant-migrate-"));
-  migratorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "migrator", dir);
-  await bindClusterAdmin(k, "tm-migrator", OPS, ["migrator"]);
+  migratorKubeconfig = await stack.serviceAccountKubeconfig("migrator");
 
   // The tenant's side, through its own client only: a decoy in its namespace
   // with the old operator's image, labels and variables, one replica, and
@@ -167,10 +162,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await k.rbac.deleteClusterRoleBinding({ name: "tm-migrator" }).catch(() => undefined);
   await k.rbac.deleteClusterRoleBinding({ name: OLD_ROLE }).catch(() => undefined);
   await k.rbac.deleteClusterRole({ name: OLD_ROLE }).catch(() => undefined);
-  await deleteNamespaces(k, [OPS, TENANT, TEAM_B]);
+  await stack?.stop();
 });
 
 describe("migrate with a tenant's decoy of the old operator", () => {
