@@ -63,6 +63,18 @@ async function tokenRequestAs(namespace: string, name: string): Promise<number> 
   }
 }
 
+/** The Roles the chart renders for NAMED and its own ServiceAccount: namespace and rules. */
+function expectedTokenRequestRoles() {
+  const rule = (resourceNames: string[]) => [
+    { apiGroups: [""], resources: ["serviceaccounts/token"], verbs: ["create"], resourceNames },
+  ];
+  return [
+    [NS, rule([FULL])],
+    [TEAM_A, rule(["builder", "image-puller"])],
+    [TEAM_B, rule(["image-puller"])],
+  ];
+}
+
 describe.skipIf(cp.existingCluster)("chart RBAC for web identity", () => {
   beforeAll(async () => {
     k = testKube(cp.kubeconfigPath);
@@ -106,41 +118,7 @@ describe.skipIf(cp.existingCluster)("chart RBAC for web identity", () => {
       roles
         .map((r) => [r.metadata?.namespace, r.rules])
         .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
-    ).toEqual([
-      [
-        NS,
-        [
-          {
-            apiGroups: [""],
-            resources: ["serviceaccounts/token"],
-            verbs: ["create"],
-            resourceNames: [FULL],
-          },
-        ],
-      ],
-      [
-        TEAM_A,
-        [
-          {
-            apiGroups: [""],
-            resources: ["serviceaccounts/token"],
-            verbs: ["create"],
-            resourceNames: ["builder", "image-puller"],
-          },
-        ],
-      ],
-      [
-        TEAM_B,
-        [
-          {
-            apiGroups: [""],
-            resources: ["serviceaccounts/token"],
-            verbs: ["create"],
-            resourceNames: ["image-puller"],
-          },
-        ],
-      ],
-    ]);
+    ).toEqual(expectedTokenRequestRoles());
   });
 
   it("allows TokenRequest only for the ServiceAccounts named in values (SubjectAccessReview and real requests)", async () => {
