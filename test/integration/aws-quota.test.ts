@@ -10,26 +10,20 @@
 // identity, with 0 ThrottlingExceptions: for the first sync and for a
 // simultaneous refresh of all 250 (each resource asking for a fresher token
 // at once).
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ECRPullSecret, GROUP, PLURAL, VERSION } from "../../src/api/index.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import type { CallRecord } from "../aws-double/types.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   dockerConfigOf,
   mergePatch,
-  putAwsKeys,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
-const cp = inject("controlPlane");
 const N = 250;
 const ACCOUNT = "300000000001";
 const HOST = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
@@ -55,9 +49,9 @@ const identity = (i: number) => ({
   arn: `arn:aws:iam::${ACCOUNT}:user/${name(i)}`,
 });
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
-let op: InProcessOperator | undefined;
 
 const tokenCalls = (since = 0): CallRecord[] =>
   aws.calls((c) => c.service === "ecr" && c.action === "GetAuthorizationToken" && c.time >= since);
@@ -112,45 +106,42 @@ async function allHoldTheirNewestToken(what: string, timeoutMs: number): Promise
 }
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ quota: { ratePerSecond: 20, burst: 200 } });
-  await aws.start();
+  stack = await startStack({
+    ops: OPS,
+    namespaces: [TARGET],
+    // ECR's own: 12 h tokens (the refresh case below counts on it).
+    tokenLifetimeMs: 12 * 3_600_000,
+    quota: { ratePerSecond: 20, burst: 200 },
+    identities: Array.from({ length: N }, (_, i) => identity(i)),
+    // Each resource names its own credentials Secret.
+    credentials: false,
+  });
+  ({ k, aws } = stack);
   aws.inject({ kind: "delay", ms: 100 }, { service: "ecr" });
-  for (let i = 0; i < N; i++) aws.addIdentity(identity(i));
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await createNamespace(k, TARGET);
+  for (let i = 0; i < N; i++) stack.resources.push(name(i));
   for (let i = 0; i < N; i += 25) {
     await Promise.all(
       Array.from({ length: Math.min(25, N - i) }, (_, j) =>
-        putAwsKeys(k, OPS, name(i + j), identity(i + j)),
+        stack.putKeys(name(i + j), identity(i + j)),
       ),
     );
   }
-  op = await startOperator(
-    testConfig(cp.kubeconfigPath, {
-      region: "us-east-1",
+  await stack.startOperator({
+    // The cluster's admin: the audit log is not read here.
+    as: false,
+    config: {
       concurrency: 64,
       // The production deadline: the tests' usual 2 s is too short for 250
       // sources on a loaded machine, and a call given up is a call repeated.
       awsTimeoutMs: 15_000,
       awsTokenQps: QPS,
       awsTokenBurst: BURST,
-    }),
-  );
+    },
+  });
 }, 300_000);
 
 afterAll(async () => {
-  await op?.stop();
-  for (let i = 0; i < N; i += 25) {
-    await Promise.all(
-      Array.from({ length: Math.min(25, N - i) }, (_, j) =>
-        deleteResourceWithoutOperator(k, name(i + j)),
-      ),
-    );
-  }
-  await deleteNamespaces(k, [TARGET, OPS]);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe(`AWS quota: ${N} resources with their own credentials, one account`, () => {
