@@ -7,25 +7,19 @@
 // Age, so the SDK distrusts the Date header), Ready says ClockSkew with the
 // offset measured from the Date header, never "replace the keys".
 // Before: every call refused, Ready=False CredentialsInvalid.
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
-  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
-const cp = inject("controlPlane");
 const OPS = "skew-ops";
 const ACCOUNT = "250000000001";
 const MINUTE = 60_000;
@@ -36,32 +30,34 @@ const keys = (n: number) => ({
 const FIXABLE = keys(1);
 const UNFIXABLE = keys(2);
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
-let op: InProcessOperator;
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  aws = new AwsDouble({ tokenLifetimeMs: 6_000, maxClockSkewMs: 5 * MINUTE });
+  stack = await startStack({
+    ops: OPS,
+    namespaces: ["skew-a"],
+    tokenLifetimeMs: 6_000,
+    maxClockSkewMs: 5 * MINUTE,
+    identities: [FIXABLE, UNFIXABLE].map((id, i) => ({
+      ...id,
+      accountId: ACCOUNT,
+      arn: `arn:aws:iam::${ACCOUNT}:user/skew-${i}`,
+    })),
+    // Each resource names its own credentials Secret.
+    credentials: false,
+  });
+  ({ k, aws } = stack);
   aws.clockOffsetMs = 20 * MINUTE;
-  await aws.start();
-  for (const [i, id] of [FIXABLE, UNFIXABLE].entries()) {
-    aws.addIdentity({ ...id, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/skew-${i}` });
-  }
-  process.env.AWS_ENDPOINT_URL = aws.url;
-  await createNamespace(k, OPS);
-  await createNamespace(k, "skew-a");
-  await putAwsKeys(k, OPS, "fixable", FIXABLE);
-  await putAwsKeys(k, OPS, "unfixable", UNFIXABLE);
-  op = await startOperator(testConfig(cp.kubeconfigPath, { region: "us-east-1" }));
+  stack.resources.push("skew-fixable", "skew-unfixable");
+  await stack.putKeys("fixable", FIXABLE);
+  await stack.putKeys("unfixable", UNFIXABLE);
+  await stack.startOperator();
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of ["skew-fixable", "skew-unfixable"])
-    await deleteResourceWithoutOperator(k, name);
-  await deleteNamespaces(k, [OPS, "skew-a"]);
-  await aws?.close();
+  await stack?.stop();
 });
 
 const spec = (secret: string) => ({
