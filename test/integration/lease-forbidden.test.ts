@@ -5,25 +5,17 @@
 // Lease is forbidden (caches synced all the same), the log says why, and a
 // metric counts it; granting the chart's Lease Role makes it ready and leader,
 // with the Lease in the context's namespace.
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CoordinationV1Api } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt } from "../harness/build.js";
 import { deleteChartRbac, helmTemplate, type Rendered, serverSideApply } from "../harness/chart.js";
-import { freePort } from "../harness/controlplane.js";
-import {
-  createNamespace,
-  deleteNamespaces,
-  kubeconfigForServiceAccount,
-  type TestKube,
-  testKube,
-  waitFor,
-} from "../harness/kube.js";
-import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+import { consistently, freePort } from "../harness/controlplane.js";
+import { kubeconfigForServiceAccount, type TestKube, waitFor } from "../harness/kube.js";
+import type { OperatorProcess } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
-const cp = inject("controlPlane");
 const OPS = "forbid-ops";
 /** The chart for this ServiceAccount, in OPS; its Lease is named ecr-creds-refresher. */
 const chart = () =>
@@ -36,6 +28,7 @@ const chart = () =>
     ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(o.kind ?? ""),
   );
 let rbac: Rendered[] = [];
+let stack: Stack;
 let k: TestKube;
 let p: OperatorProcess | undefined;
 let healthPort = 0;
@@ -48,23 +41,26 @@ const get = async (port: number, path: string) => {
 
 beforeAll(async () => {
   const built = ensureBuilt();
-  k = testKube(cp.kubeconfigPath);
-  await createNamespace(k, OPS);
-  const dir = await mkdtemp(join(tmpdir(), "lease-forbidden-"));
-  const plain = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
+  // No AWS call is made here: no credentials Secret.
+  stack = await startStack({ ops: OPS, credentials: false });
+  k = stack.k;
+  // Its own ServiceAccount, bound to the chart's roles only (not stack's
+  // serviceAccountKubeconfig, which binds cluster-admin).
+  const plain = await kubeconfigForServiceAccount(k, OPS, "operator", stack.dir);
   // The same kubeconfig with the namespace on its context, as `kubectl
   // config set-context --namespace` writes it.
   const config = JSON.parse(await readFile(plain, "utf8"));
   config.contexts[0].context.namespace = OPS;
-  const kubeconfig = join(dir, "with-namespace.kubeconfig");
+  const kubeconfig = join(stack.dir, "with-namespace.kubeconfig");
   await writeFile(kubeconfig, JSON.stringify(config));
   // The chart's ClusterRole and its binding, without its Lease Role (granted later).
   rbac = chart();
+  stack.onStop(() => deleteChartRbac(k, rbac));
   for (const o of rbac) if (o.kind?.startsWith("Cluster")) await serverSideApply(k, o);
   await built;
   healthPort = await freePort();
   metricsPort = await freePort();
-  p = startOperatorProcess([
+  p = stack.startProcess([
     "run",
     `--kubeconfig=${kubeconfig}`,
     "--leader-elect",
@@ -76,9 +72,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await p?.stop("SIGKILL");
-  await deleteChartRbac(k, rbac);
-  await deleteNamespaces(k, [OPS]);
+  await stack?.stop();
 });
 
 describe("readiness and the leader Lease", () => {
@@ -102,11 +96,15 @@ describe("readiness and the leader Lease", () => {
       `leases.coordination.k8s.io "ecr-creds-refresher" is forbidden: User "system:serviceaccount:${OPS}:operator" cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "${OPS}"`,
     );
     expect(p?.output.some((l) => l.includes('"msg":"caches synced"'))).toBe(true);
-    // Give readiness every chance to turn 200, then check it never did.
-    for (let i = 0; i < 10; i++) {
-      expect(await get(healthPort, "/readyz")).toEqual({ status: 503, body: "not ready\n" });
-      await new Promise((r) => setTimeout(r, 300));
-    }
+    // Readiness never turns 200 while the Lease stays forbidden.
+    await consistently(
+      "/readyz 503 while the Lease is forbidden",
+      async () => {
+        const res = await get(healthPort, "/readyz");
+        return res.status === 503 && res.body === "not ready\n" ? true : JSON.stringify(res);
+      },
+      { forMs: 3_000, intervalMs: 300 },
+    );
     expect((await get(healthPort, "/healthz")).status).toBe(200);
     const metrics = (await get(metricsPort, "/metrics")).body;
     const forbidden = Number(
