@@ -27,6 +27,7 @@ import {
 import { retryOnConflict } from "../kube/retry.js";
 import type { KubernetesObject, ObjectMeta, Secret, ServiceAccount } from "../kube/types.js";
 import { formatAddedRefs, ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
+import { pool } from "../reconcile/pool.js";
 import { ConfigError, type OperatorConfig, parseCommandLine } from "./config.js";
 import {
   type ClusterFacts,
@@ -398,16 +399,6 @@ export async function gatherFacts(
 }
 
 // --- Writing ---------------------------------------------------------------
-
-/** Runs `work` over `items`, `n` at a time. */
-async function pool<T>(items: readonly T[], n: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) await work(items[next++] as T);
-    }),
-  );
-}
 
 /** Reads, decides and writes with the read's resourceVersion, again on a conflict. */
 async function conditionally<T extends KubernetesObject>(
