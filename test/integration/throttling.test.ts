@@ -6,29 +6,20 @@
 // writes in flight against one seat) through that: the passes must
 // complete with Ready=True and no namespace ever reported failed, and the
 // Lease renewals, throttled like everything else, must not cost leadership.
-import { mkdtemp, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
 import { freePort, httpsGet } from "../harness/controlplane.js";
 import {
   applyResource,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   getResource,
-  kubeconfigForServiceAccount,
-  putAwsKeys,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+import type { OperatorProcess } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "676767676767";
@@ -46,8 +37,8 @@ const KEYS = {
 };
 const FLOWCONTROL = { group: "flowcontrol.apiserver.k8s.io", version: "v1" };
 
+let stack: Stack;
 let k: TestKube;
-let aws: AwsDouble;
 let p: OperatorProcess | undefined;
 let metricsPort = 0;
 let admin: { server: string; token: string; ca: string };
@@ -62,96 +53,63 @@ async function apiServerCounter(name: string): Promise<number> {
   return sum;
 }
 
-beforeAll(async () => {
-  const built = ensureBuilt();
-  k = testKube(cp.kubeconfigPath);
-  const config = JSON.parse(await readFile(cp.kubeconfigPath, "utf8"));
-  admin = {
-    server: config.clusters[0].cluster.server,
-    token: config.users[0].user.token,
-    ca: Buffer.from(config.clusters[0].cluster["certificate-authority-data"], "base64").toString(),
-  };
-  aws = new AwsDouble({ tokenLifetimeMs: 30 * 60_000 });
-  await aws.start();
-  aws.addIdentity({ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/apf` });
-  await createNamespace(k, OPS);
-  await putAwsKeys(k, OPS, "aws-creds", KEYS);
-  for (let i = 0; i < namespaces.length; i += 25)
-    await Promise.all(
-      namespaces.slice(i, i + 25).map((ns) => createNamespace(k, ns, { "apf-test": "yes" })),
-    );
-  const dir = await mkdtemp(join(tmpdir(), "throttling-test-"));
-  const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await bindClusterAdmin(k, "apf-operator", OPS, ["operator"]);
-  // A level of its own: one seat of the server's 600 (its one share next to
-  // a ballast level's 600, which lends all of its seats to the other levels
-  // so that nobody else is squeezed), nothing borrowed, the rest refused with
-  // 429 rather than queued.
-  await k.custom.createClusterCustomObject({
-    ...FLOWCONTROL,
-    plural: "prioritylevelconfigurations",
-    body: {
-      apiVersion: `${FLOWCONTROL.group}/${FLOWCONTROL.version}`,
-      kind: "PriorityLevelConfiguration",
-      metadata: { name: BALLAST },
-      spec: {
-        type: "Limited",
-        limited: {
-          nominalConcurrencyShares: 600,
-          lendablePercent: 100,
-          limitResponse: { type: "Reject" },
-        },
+/**
+ * The operator's own priority level: one seat of the server's 600 (its one
+ * share next to a ballast level's 600, which lends all of its seats to the
+ * other levels so that nobody else is squeezed), nothing borrowed, the rest
+ * refused with 429 rather than queued; and the FlowSchema that puts the
+ * operator's ServiceAccount there. Waits until the API server applies it.
+ */
+async function throttleTheOperator(): Promise<void> {
+  const create = (plural: string, kind: string, name: string, spec: object) =>
+    k.custom.createClusterCustomObject({
+      ...FLOWCONTROL,
+      plural,
+      body: {
+        apiVersion: `${FLOWCONTROL.group}/${FLOWCONTROL.version}`,
+        kind,
+        metadata: { name },
+        spec,
       },
+    });
+  await create("prioritylevelconfigurations", "PriorityLevelConfiguration", BALLAST, {
+    type: "Limited",
+    limited: {
+      nominalConcurrencyShares: 600,
+      lendablePercent: 100,
+      limitResponse: { type: "Reject" },
     },
   });
-  await k.custom.createClusterCustomObject({
-    ...FLOWCONTROL,
-    plural: "prioritylevelconfigurations",
-    body: {
-      apiVersion: `${FLOWCONTROL.group}/${FLOWCONTROL.version}`,
-      kind: "PriorityLevelConfiguration",
-      metadata: { name: LEVEL },
-      spec: {
-        type: "Limited",
-        limited: {
-          nominalConcurrencyShares: 1,
-          lendablePercent: 0,
-          borrowingLimitPercent: 0,
-          limitResponse: { type: "Reject" },
-        },
-      },
+  await create("prioritylevelconfigurations", "PriorityLevelConfiguration", LEVEL, {
+    type: "Limited",
+    limited: {
+      nominalConcurrencyShares: 1,
+      lendablePercent: 0,
+      borrowingLimitPercent: 0,
+      limitResponse: { type: "Reject" },
     },
   });
-  await k.custom.createClusterCustomObject({
-    ...FLOWCONTROL,
-    plural: "flowschemas",
-    body: {
-      apiVersion: `${FLOWCONTROL.group}/${FLOWCONTROL.version}`,
-      kind: "FlowSchema",
-      metadata: { name: LEVEL },
-      spec: {
-        priorityLevelConfiguration: { name: LEVEL },
-        matchingPrecedence: 400,
-        distinguisherMethod: { type: "ByUser" },
-        rules: [
+  await create("flowschemas", "FlowSchema", LEVEL, {
+    priorityLevelConfiguration: { name: LEVEL },
+    matchingPrecedence: 400,
+    distinguisherMethod: { type: "ByUser" },
+    rules: [
+      {
+        subjects: [
+          { kind: "ServiceAccount", serviceAccount: { name: "operator", namespace: OPS } },
+        ],
+        resourceRules: [
           {
-            subjects: [
-              { kind: "ServiceAccount", serviceAccount: { name: "operator", namespace: OPS } },
-            ],
-            resourceRules: [
-              {
-                verbs: ["*"],
-                apiGroups: ["*"],
-                resources: ["*"],
-                clusterScope: true,
-                namespaces: ["*"],
-              },
-            ],
-            nonResourceRules: [{ verbs: ["*"], nonResourceURLs: ["*"] }],
+            verbs: ["*"],
+            apiGroups: ["*"],
+            resources: ["*"],
+            clusterScope: true,
+            namespaces: ["*"],
           },
         ],
+        nonResourceRules: [{ verbs: ["*"], nonResourceURLs: ["*"] }],
       },
-    },
+    ],
   });
   await waitFor("the API server to give the new priority level its one seat", async () => {
     const res = await httpsGet(`${admin.server}/metrics`, admin.token, admin.ca);
@@ -161,9 +119,44 @@ beforeAll(async () => {
       ? true
       : undefined;
   });
+}
+
+async function deleteThrottle(): Promise<void> {
+  for (const [plural, name] of [
+    ["flowschemas", LEVEL],
+    ["prioritylevelconfigurations", LEVEL],
+    ["prioritylevelconfigurations", BALLAST],
+  ] as const)
+    await k.custom
+      .deleteClusterCustomObject({ ...FLOWCONTROL, plural, name })
+      .catch(() => undefined);
+}
+
+beforeAll(async () => {
+  const built = ensureBuilt();
+  const config = JSON.parse(await readFile(cp.kubeconfigPath, "utf8"));
+  admin = {
+    server: config.clusters[0].cluster.server,
+    token: config.users[0].user.token,
+    ca: Buffer.from(config.clusters[0].cluster["certificate-authority-data"], "base64").toString(),
+  };
+  stack = await startStack({
+    ops: OPS,
+    tokenLifetimeMs: 30 * 60_000,
+    identities: [{ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/apf` }],
+  });
+  k = stack.k;
+  stack.resources.push(...RESOURCES);
+  for (let i = 0; i < namespaces.length; i += 25)
+    await Promise.all(
+      namespaces.slice(i, i + 25).map((ns) => stack.namespace(ns, { "apf-test": "yes" })),
+    );
+  const kubeconfig = await stack.serviceAccountKubeconfig("operator");
+  stack.onStop(deleteThrottle);
+  await throttleTheOperator();
   await built;
   metricsPort = await freePort();
-  p = startOperatorProcess(
+  p = stack.startProcess(
     [
       "run",
       `--kubeconfig=${kubeconfig}`,
@@ -180,22 +173,13 @@ beforeAll(async () => {
       "--kube-api-burst=500",
       "--write-concurrency=100",
     ],
-    { AWS_ENDPOINT_URL: aws.url },
+    { AWS_ENDPOINT_URL: stack.aws.url },
   );
 }, 600_000);
 
 afterAll(async () => {
-  await p?.stop("SIGKILL");
-  for (const [plural, name] of [
-    ["flowschemas", LEVEL],
-    ["prioritylevelconfigurations", LEVEL],
-    ["prioritylevelconfigurations", BALLAST],
-  ] as const)
-    await k.custom
-      .deleteClusterCustomObject({ ...FLOWCONTROL, plural, name })
-      .catch(() => undefined);
-  for (const r of RESOURCES) await deleteResourceWithoutOperator(k, r);
-  await deleteNamespaces(k, [...namespaces, OPS]);
+  if (!stack) return;
+  await stack.stop();
   // A hundred namespaces being emptied load the shared API server and
   // kube-controller-manager: the next file starts once they are gone.
   await waitFor(
@@ -206,8 +190,6 @@ afterAll(async () => {
     },
     { timeoutMs: 180_000, intervalMs: 1_000 },
   ).catch(() => undefined);
-  await k.rbac.deleteClusterRoleBinding({ name: "apf-operator" }).catch(() => undefined);
-  await aws?.close();
 });
 
 describe("server throttling (API Priority and Fairness)", () => {
