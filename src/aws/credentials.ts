@@ -15,11 +15,18 @@ import {
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { DEFAULT_WEB_IDENTITY_AUDIENCE } from "../api/schema.js";
 import { operatorError } from "../errors.js";
+import { assertNever } from "../kube/never.js";
 import type { ServiceAccountRef } from "../kube/service-account-token.js";
+import {
+  type AssumedRole,
+  type CredentialSource,
+  describeServiceAccount,
+  type SecretRef,
+  type WebIdentityRef,
+} from "./credential-source.js";
 import {
   assertCertificateValid,
   createSession,
-  DEFAULT_SESSION_SECONDS,
   describeCertificate,
   describeSecret,
   type RolesAnywhereRef,
@@ -27,83 +34,23 @@ import {
   x509IdentityFromSecret,
 } from "./roles-anywhere.js";
 
-export type { RolesAnywhereRef, ServiceAccountRef };
-
 import { awsClientConfig } from "./token.js";
 
-export interface SecretRef {
-  namespace: string;
-  name: string;
-}
-
-/** Web identity from a ServiceAccount token of this cluster. */
-export interface WebIdentityRef {
-  roleArn: string;
-  /** Whose token; absent: the operator's own ServiceAccount. */
-  serviceAccount?: ServiceAccountRef;
-  /** Default DEFAULT_WEB_IDENTITY_AUDIENCE. */
-  audience?: string;
-}
-
-/** One credentials source, as a resource or registry entry names it. */
-export interface CredentialsRef {
-  /** Keys from this Secret; absent (and no webIdentity): the SDK's default chain. */
-  secretRef?: SecretRef;
-  webIdentity?: WebIdentityRef;
-  /** IAM Roles Anywhere with the certificate of a kubernetes.io/tls Secret. */
-  rolesAnywhere?: RolesAnywhereRef;
-  roleArn?: string;
-  externalId?: string;
-  /** Sent with the AssumeRole of roleArn. */
-  sessionTags?: Record<string, string>;
-}
+export type {
+  AssumedRole,
+  CredentialSource,
+  SecretRef,
+  WebIdentityRef,
+} from "./credential-source.js";
+export {
+  credentialsKey,
+  describeCredentials,
+  describeServiceAccount,
+} from "./credential-source.js";
+export type { RolesAnywhereRef, ServiceAccountRef };
 
 /** The session name of every role the operator assumes (CloudTrail shows it). */
 export const ROLE_SESSION_NAME = "ecr-creds-refresher";
-
-function baseKey(ref: CredentialsRef): string {
-  if (ref.secretRef) return `secret:${ref.secretRef.namespace}/${ref.secretRef.name}`;
-  if (ref.webIdentity) {
-    const w = ref.webIdentity;
-    const sa = w.serviceAccount ? `${w.serviceAccount.namespace}/${w.serviceAccount.name}` : "self";
-    return `web:${sa}|${w.roleArn}|aud:${w.audience ?? DEFAULT_WEB_IDENTITY_AUDIENCE}`;
-  }
-  if (ref.rolesAnywhere) {
-    const r = ref.rolesAnywhere;
-    const s = r.certificateSecret;
-    return `ra:${s.namespace}/${s.name}|${r.trustAnchorArn}|${r.profileArn}|${r.roleArn}|${r.sessionSeconds ?? DEFAULT_SESSION_SECONDS}`;
-  }
-  return "chain";
-}
-
-/** A stable key for a credentials source: equal keys share tokens. */
-export function credentialsKey(ref: CredentialsRef): string {
-  const tags = Object.entries(ref.sessionTags ?? {})
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join("&");
-  const role = ref.roleArn
-    ? `|role:${ref.roleArn}|ext:${ref.externalId ?? ""}${tags ? `|tags:${tags}` : ""}`
-    : "";
-  return baseKey(ref) + role;
-}
-
-/** The web identity's ServiceAccount in words ("the operator's own" when unnamed). */
-export function describeServiceAccount(sa: ServiceAccountRef | undefined): string {
-  return sa ? `ServiceAccount ${sa.namespace}/${sa.name}` : "the operator's own ServiceAccount";
-}
-
-/** Human wording of a source for messages: never contains a key. */
-export function describeCredentials(ref: CredentialsRef): string {
-  const base = ref.secretRef
-    ? `the keys in Secret ${ref.secretRef.namespace}/${ref.secretRef.name}`
-    : ref.webIdentity
-      ? `role ${ref.webIdentity.roleArn} assumed with the web identity of ${describeServiceAccount(ref.webIdentity.serviceAccount)}`
-      : ref.rolesAnywhere
-        ? `role ${ref.rolesAnywhere.roleArn} through IAM Roles Anywhere with the certificate in ${describeSecret(ref.rolesAnywhere.certificateSecret)}`
-        : "the AWS SDK's default credential chain";
-  return ref.roleArn ? `role ${ref.roleArn} assumed with ${base}` : base;
-}
 
 export const ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID";
 export const SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY";
@@ -209,69 +156,89 @@ function stsClientConfig(opts: ProviderOptions) {
  * yields the credentials after that step. The last one is what fetches tokens.
  */
 export async function credentialsSteps(
-  ref: CredentialsRef,
+  source: CredentialSource,
   opts: ProviderOptions,
 ): Promise<CredentialsStep[]> {
-  let base: AwsCredentialIdentityProvider;
-  let baseDescription: string;
-  let warning: string | undefined;
-  if (ref.webIdentity) {
-    const web = ref.webIdentity;
-    if (!opts.requestServiceAccountToken) {
-      throw operatorError("CredentialsInvalid", "noKubeClient", {
-        source: describeServiceAccount(web.serviceAccount),
-      });
-    }
-    const audience = web.audience ?? DEFAULT_WEB_IDENTITY_AUDIENCE;
-    // A fresh, short-lived token for each exchange; it lives only in this call.
-    const minted = await opts.requestServiceAccountToken(web.serviceAccount, audience);
-    const sa = minted.serviceAccount;
-    base = fromWebToken({
+  const base = await baseStep(source, opts);
+  return source.role ? [base, assumeRoleStep(source.role, base.provider, opts)] : [base];
+}
+
+/** The base identity's link: what yields credentials before any role is assumed. */
+async function baseStep(source: CredentialSource, opts: ProviderOptions): Promise<CredentialsStep> {
+  switch (source.kind) {
+    case "secretKeys":
+      return await secretKeysStep(source.secretRef, opts);
+    case "webIdentity":
+      return await webIdentityStep(source.webIdentity, opts);
+    case "rolesAnywhere":
+      return await rolesAnywhereStep(source.rolesAnywhere, opts);
+    case "defaultChain":
+      return {
+        description: "the AWS SDK's default credential chain",
+        provider: opts.defaultChain ?? defaultChain(),
+      };
+    default:
+      return assertNever(source, "credential source");
+  }
+}
+
+/** Static keys, read from the Secret (the informer cache) at each fetch. */
+async function secretKeysStep(ref: SecretRef, opts: ProviderOptions): Promise<CredentialsStep> {
+  const data = await opts.readSecret(ref);
+  if (data === null) throw operatorError("CredentialsSecretNotFound", "notFound", ref);
+  const keys = keysFromSecret(ref, data);
+  return { description: `keys in Secret ${ref.namespace}/${ref.name}`, provider: async () => keys };
+}
+
+/** AssumeRoleWithWebIdentity with a freshly minted ServiceAccount token. */
+async function webIdentityStep(
+  web: WebIdentityRef,
+  opts: ProviderOptions,
+): Promise<CredentialsStep> {
+  if (!opts.requestServiceAccountToken) {
+    throw operatorError("CredentialsInvalid", "noKubeClient", {
+      source: describeServiceAccount(web.serviceAccount),
+    });
+  }
+  const audience = web.audience ?? DEFAULT_WEB_IDENTITY_AUDIENCE;
+  // A fresh, short-lived token for each exchange; it lives only in this call.
+  const minted = await opts.requestServiceAccountToken(web.serviceAccount, audience);
+  const sa = minted.serviceAccount;
+  return {
+    description: `AssumeRoleWithWebIdentity ${web.roleArn} with a token of ServiceAccount ${sa.namespace}/${sa.name} (audience ${audience})`,
+    provider: fromWebToken({
       roleArn: web.roleArn,
       roleSessionName: ROLE_SESSION_NAME,
       webIdentityToken: minted.token,
       clientConfig: stsClientConfig(opts),
-    });
-    baseDescription = `AssumeRoleWithWebIdentity ${web.roleArn} with a token of ServiceAccount ${sa.namespace}/${sa.name} (audience ${audience})`;
-  } else if (ref.rolesAnywhere) {
-    ({
-      base,
-      description: baseDescription,
-      warning,
-    } = await rolesAnywhereStep(ref.rolesAnywhere, opts));
-  } else if (ref.secretRef) {
-    const data = await opts.readSecret(ref.secretRef);
-    if (data === null) throw operatorError("CredentialsSecretNotFound", "notFound", ref.secretRef);
-    const keys = keysFromSecret(ref.secretRef, data);
-    base = async () => keys;
-    baseDescription = `keys in Secret ${ref.secretRef.namespace}/${ref.secretRef.name}`;
-  } else {
-    base = opts.defaultChain ?? defaultChain();
-    baseDescription = "the AWS SDK's default credential chain";
-  }
-  const steps: CredentialsStep[] = [
-    { description: baseDescription, provider: base, ...(warning ? { warning } : {}) },
-  ];
-  if (!ref.roleArn) return steps;
-  const tags = Object.entries(ref.sessionTags ?? {}).map(([Key, Value]) => ({ Key, Value }));
+    }),
+  };
+}
+
+/** The role on top: AssumeRole with the base identity's credentials. */
+function assumeRoleStep(
+  role: AssumedRole,
+  base: AwsCredentialIdentityProvider,
+  opts: ProviderOptions,
+): CredentialsStep {
+  const tags = Object.entries(role.sessionTags ?? {}).map(([Key, Value]) => ({ Key, Value }));
   const extras = [
-    ref.externalId ? "with external ID" : "",
+    role.externalId ? "with external ID" : "",
     tags.length ? `with session tags ${tags.map((t) => t.Key).join(",")}` : "",
   ].filter(Boolean);
-  steps.push({
-    description: `AssumeRole ${ref.roleArn}${extras.length ? ` ${extras.join(" and ")}` : ""}`,
+  return {
+    description: `AssumeRole ${role.roleArn}${extras.length ? ` ${extras.join(" and ")}` : ""}`,
     provider: fromTemporaryCredentials({
       masterCredentials: base,
       params: {
-        RoleArn: ref.roleArn,
+        RoleArn: role.roleArn,
         RoleSessionName: ROLE_SESSION_NAME,
-        ...(ref.externalId ? { ExternalId: ref.externalId } : {}),
+        ...(role.externalId ? { ExternalId: role.externalId } : {}),
         ...(tags.length ? { Tags: tags } : {}),
       },
       clientConfig: stsClientConfig(opts),
     }),
-  });
-  return steps;
+  };
 }
 
 /**
@@ -283,7 +250,7 @@ export async function credentialsSteps(
 async function rolesAnywhereStep(
   ra: RolesAnywhereRef,
   opts: ProviderOptions,
-): Promise<{ base: AwsCredentialIdentityProvider; description: string; warning?: string }> {
+): Promise<CredentialsStep> {
   const ref = ra.certificateSecret;
   const data = await opts.readSecret(ref);
   if (data === null) throw operatorError("CredentialsSecretNotFound", "certificate", ref);
@@ -327,7 +294,7 @@ async function rolesAnywhereStep(
     return s.credentials;
   };
   return {
-    base,
+    provider: base,
     description: `IAM Roles Anywhere CreateSession for ${ra.roleArn} with the certificate in ${describeSecret(ref)} (${certificate}${warning}), trust anchor ${ra.trustAnchorArn}, profile ${ra.profileArn}`,
     ...(warning
       ? {

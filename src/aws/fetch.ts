@@ -1,6 +1,6 @@
 // The one AWS fetch pipeline, shared by the operator and `check`: resolve the
 // source's credentials (a Secret's keys, web identity from a ServiceAccount
-// token, or the SDK's chain; a role on top),
+// token, IAM Roles Anywhere, or the SDK's chain; a role on top),
 // call GetAuthorizationToken, and turn any failure into a catalogue error
 // whose code is the condition reason.
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
@@ -87,14 +87,14 @@ export async function fetchSourceToken(
       steps,
     };
   } catch (err) {
-    const refs = source.credentials;
-    let described = describeCredentials(refs);
-    if (minted && refs.webIdentity && !refs.webIdentity.serviceAccount) {
+    const credentials = source.credentials;
+    let described = describeCredentials(credentials);
+    if (minted && credentials.kind === "webIdentity" && !credentials.webIdentity.serviceAccount) {
       const own = describeServiceAccount(undefined);
       described = described.replace(own, `${own} ${minted.namespace}/${minted.name}`);
     }
     // With a role on top, an AccessDenied may be that role's: no `sub` to name then.
-    const trusting = refs.roleArn ? undefined : minted;
+    const trusting = credentials.role ? undefined : minted;
     throw classifyAwsError(err, described, fetchStep(source), trusting);
   }
 }

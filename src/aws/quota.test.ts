@@ -5,7 +5,7 @@ import { AwsQuota, accountOfProxyEndpoint, accountOfRoleArn } from "./quota.js";
 import type { RegistryToken } from "./token.js";
 
 const keys = (name: string) => ({
-  credentials: { secretRef: { namespace: "ops", name } },
+  credentials: { kind: "secretKeys" as const, secretRef: { namespace: "ops", name } },
   service: "ecr" as const,
   region: "us-east-1",
 });
@@ -37,7 +37,10 @@ describe("AwsQuota", () => {
     const quota = new AwsQuota({ qps: 10, burst: 50 });
     const role = {
       ...keys("a"),
-      credentials: { ...keys("a").credentials, roleArn: "arn:aws:iam::111122223333:role/pull" },
+      credentials: {
+        ...keys("a").credentials,
+        role: { roleArn: "arn:aws:iam::111122223333:role/pull" },
+      },
     };
     expect(quota.keyOf(role)).toBe("ecr|111122223333|us-east-1");
     // Keys of unknown accounts share a bucket per region: the safe guess.
@@ -55,10 +58,13 @@ describe("AwsQuota", () => {
     // Web identity: the call is made as its role, whatever chain keys learnt.
     const web = {
       ...keys("a"),
-      credentials: { webIdentity: { roleArn: "arn:aws:iam::777788889999:role/web" } },
+      credentials: {
+        kind: "webIdentity" as const,
+        webIdentity: { roleArn: "arn:aws:iam::777788889999:role/web" },
+      },
     };
     expect(quota.keyOf(web)).toBe("ecr|777788889999|us-east-1");
-    const chain = { ...keys("a"), credentials: {} };
+    const chain = { ...keys("a"), credentials: { kind: "defaultChain" as const } };
     quota.learn(chain, tokenFor("https://222233334444.dkr.ecr.us-east-1.amazonaws.com"));
     expect(quota.keyOf(chain)).toBe("ecr|222233334444|us-east-1");
     expect(quota.keyOf(web)).toBe("ecr|777788889999|us-east-1");

@@ -33,8 +33,10 @@
 //
 // The registry account of a spec (`accountId`, a host) is deliberately not
 // used: a token for a cross-account registry is still charged to the caller.
+
+import { assertNever } from "../kube/never.js";
 import { TokenBucket } from "../kube/rate-limiter.js";
-import { type CredentialsRef, credentialsKey } from "./credentials.js";
+import { type CredentialSource, credentialsKey } from "./credential-source.js";
 import type { RegistryToken } from "./token.js";
 import type { TokenSource } from "./token-cache.js";
 
@@ -55,8 +57,25 @@ export function accountOfProxyEndpoint(endpoint: string | undefined): string | u
   return endpoint ? /^(?:https?:\/\/)?([0-9]{12})\.dkr[.-]ecr/.exec(endpoint)?.[1] : undefined;
 }
 
-/** The role the call is made as, if the source names one (an outer role, else the web identity's). */
-const roleOf = (c: CredentialsRef): string | undefined => c.roleArn ?? c.webIdentity?.roleArn;
+/**
+ * The role the call is made as, if the source names one: the role on top,
+ * else the web identity's. Roles Anywhere's role would name the account too,
+ * but its calls have always been keyed as of an unknown account until a token
+ * names it: kept so (a change of the quota's behaviour is not this one's).
+ */
+function roleOf(c: CredentialSource): string | undefined {
+  if (c.role) return c.role.roleArn;
+  switch (c.kind) {
+    case "webIdentity":
+      return c.webIdentity.roleArn;
+    case "secretKeys":
+    case "rolesAnywhere":
+    case "defaultChain":
+      return undefined;
+    default:
+      return assertNever(c, "credential source");
+  }
+}
 
 export class AwsQuota {
   /** `service|region` → that scope's buckets: the unknown account's and each known account's. */

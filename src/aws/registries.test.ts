@@ -5,16 +5,16 @@ import { parseTokenSources, sourceDigest, tokenSourcesAnnotation } from "./regis
 import type { TokenSource } from "./token-cache.js";
 
 const keys: TokenSource = {
-  credentials: { secretRef: { namespace: "ops", name: "aws" } },
+  credentials: { kind: "secretKeys", secretRef: { namespace: "ops", name: "aws" } },
   service: "ecr",
   region: "us-east-1",
 };
 const role: TokenSource = {
   ...keys,
   credentials: {
-    ...keys.credentials,
-    roleArn: "arn:aws:iam::111122223333:role/pull",
-    externalId: "a",
+    kind: "secretKeys",
+    secretRef: { namespace: "ops", name: "aws" },
+    role: { roleArn: "arn:aws:iam::111122223333:role/pull", externalId: "a" },
   },
 };
 
@@ -36,9 +36,21 @@ describe("token sources annotation", () => {
   it("tells sources apart by credentials, role, external ID and region, and names no credential", () => {
     const other = [
       role,
-      { ...role, credentials: { ...role.credentials, externalId: "b" } },
+      {
+        ...role,
+        credentials: {
+          ...role.credentials,
+          role: { roleArn: "arn:aws:iam::111122223333:role/pull", externalId: "b" },
+        },
+      },
       { ...keys, region: "eu-west-1" },
-      { ...keys, credentials: { secretRef: { namespace: "ops", name: "other" } } },
+      {
+        ...keys,
+        credentials: {
+          kind: "secretKeys" as const,
+          secretRef: { namespace: "ops", name: "other" },
+        },
+      },
     ];
     const digests = new Set([keys, ...other].map(sourceDigest));
     expect(digests.size).toBe(5);

@@ -6,7 +6,12 @@ import type { CredentialsSpec, ECRPullSecretSpec, RolesAnywhereSpec } from "../a
 import { PUBLIC_REGISTRY_TOKEN_REGION } from "../api/registry-hosts.js";
 import { parseDuration } from "../api/validate.js";
 import { operatorError } from "../errors.js";
-import type { CredentialsRef, RolesAnywhereRef } from "./credentials.js";
+import type {
+  AssumedRole,
+  CredentialSource,
+  RolesAnywhereRef,
+  WebIdentityRef,
+} from "./credentials.js";
 import { parseRegistryHost, registryHost } from "./registry-host.js";
 import { type TokenSource, tokenSourceKey } from "./token-cache.js";
 
@@ -90,44 +95,65 @@ export function rolesAnywhereRef(spec: RolesAnywhereSpec): RolesAnywhereRef {
   return ref;
 }
 
-function credentialsFor(
-  entry: CredentialsSpec | undefined,
-  base: CredentialsSpec | undefined,
-  defaults: OperatorDefaults,
-): CredentialsRef {
-  // The base identity (keys or web identity) comes from the entry, else the
-  // resource, else the operator's default Secret.
-  const hasBase = (c: CredentialsSpec | undefined) =>
-    Boolean(c?.secretRef || c?.webIdentity || c?.rolesAnywhere);
-  const baseSource = hasBase(entry) ? entry : hasBase(base) ? base : undefined;
-  // A registry entry's own role replaces the resource's role; without one it
-  // uses the resource's.
-  const roleSource = entry?.roleArn ? entry : base;
-  const ref: CredentialsRef = {};
-  const secretRef = baseSource ? baseSource.secretRef : defaults.credentialsSecret;
-  if (secretRef) ref.secretRef = { namespace: secretRef.namespace, name: secretRef.name };
-  else if (baseSource?.rolesAnywhere)
-    ref.rolesAnywhere = rolesAnywhereRef(baseSource.rolesAnywhere);
-  else if (!baseSource && defaults.rolesAnywhere) ref.rolesAnywhere = defaults.rolesAnywhere;
-  else if (baseSource?.webIdentity) {
-    const w = baseSource.webIdentity;
-    ref.webIdentity = { roleArn: w.roleArn };
+/** A credentials spec's base identity, if it names one (keys, web identity or Roles Anywhere). */
+function baseIdentityOf(c: CredentialsSpec | undefined): CredentialSource | undefined {
+  if (c?.secretRef) {
+    return {
+      kind: "secretKeys",
+      secretRef: { namespace: c.secretRef.namespace, name: c.secretRef.name },
+    };
+  }
+  if (c?.rolesAnywhere)
+    return { kind: "rolesAnywhere", rolesAnywhere: rolesAnywhereRef(c.rolesAnywhere) };
+  if (c?.webIdentity) {
+    const w = c.webIdentity;
+    const webIdentity: WebIdentityRef = { roleArn: w.roleArn };
     if (w.serviceAccount) {
-      ref.webIdentity.serviceAccount = {
+      webIdentity.serviceAccount = {
         namespace: w.serviceAccount.namespace,
         name: w.serviceAccount.name,
       };
     }
-    if (w.audience) ref.webIdentity.audience = w.audience;
+    if (w.audience) webIdentity.audience = w.audience;
+    return { kind: "webIdentity", webIdentity };
   }
-  if (roleSource?.roleArn) {
-    ref.roleArn = roleSource.roleArn;
-    if (roleSource.externalId) ref.externalId = roleSource.externalId;
-    if (roleSource.sessionTags?.length) {
-      ref.sessionTags = Object.fromEntries(roleSource.sessionTags.map((t) => [t.key, t.value]));
+  return undefined;
+}
+
+/** The operator's default source: its credentials Secret, else its Roles Anywhere, else the SDK chain. */
+export function defaultCredentialSource(defaults: OperatorDefaults): CredentialSource {
+  if (defaults.credentialsSecret) {
+    const { namespace, name } = defaults.credentialsSecret;
+    return { kind: "secretKeys", secretRef: { namespace, name } };
+  }
+  if (defaults.rolesAnywhere)
+    return { kind: "rolesAnywhere", rolesAnywhere: defaults.rolesAnywhere };
+  return { kind: "defaultChain" };
+}
+
+/**
+ * The one place a credentials source is made from a spec. The base identity
+ * comes from the registry entry, else the resource, else the operator's
+ * default; a registry entry's own role replaces the resource's, and without
+ * one it uses the resource's.
+ */
+export function credentialSource(
+  entry: CredentialsSpec | undefined,
+  resource: CredentialsSpec | undefined,
+  defaults: OperatorDefaults,
+): CredentialSource {
+  const source =
+    baseIdentityOf(entry) ?? baseIdentityOf(resource) ?? defaultCredentialSource(defaults);
+  const roleSpec = entry?.roleArn ? entry : resource;
+  if (roleSpec?.roleArn) {
+    const role: AssumedRole = { roleArn: roleSpec.roleArn };
+    if (roleSpec.externalId) role.externalId = roleSpec.externalId;
+    if (roleSpec.sessionTags?.length) {
+      role.sessionTags = Object.fromEntries(roleSpec.sessionTags.map((t) => [t.key, t.value]));
     }
+    source.role = role;
   }
-  return ref;
+  return source;
 }
 
 /** Strips a scheme and path from a registry setting such as the seed's REGISTRY. */
@@ -139,7 +165,7 @@ export function normalizeHost(value: string): string {
     .toLowerCase();
 }
 
-function targetForHost(host: string, credentials: CredentialsRef): RegistryTarget {
+function targetForHost(host: string, credentials: CredentialSource): RegistryTarget {
   // One token per (credentials, region) opens every registry host of the
   // region, FIPS and dual-stack ones too; which API endpoint issues it (FIPS,
   // dual-stack) follows the SDK's own settings (AWS_USE_FIPS_ENDPOINT,
@@ -159,7 +185,7 @@ export function resolveRegistries(
   spec: ECRPullSecretSpec,
   defaults: OperatorDefaults,
 ): RegistryTarget[] {
-  const base = credentialsFor(undefined, spec.credentials, defaults);
+  const base = credentialSource(undefined, spec.credentials, defaults);
   const region = spec.region ?? defaults.region;
   const needRegion = (where: string): string => {
     if (!region) throw operatorError("InvalidSpec", "noRegion", { field: where });
@@ -175,7 +201,7 @@ export function resolveRegistries(
   const targets: RegistryTarget[] = [];
   const seen = new Set<string>();
   for (const [i, entry] of entries.entries()) {
-    const credentials = credentialsFor(entry.credentials, spec.credentials, defaults);
+    const credentials = credentialSource(entry.credentials, spec.credentials, defaults);
     const field = `spec.registries[${i}]`;
     let target: RegistryTarget;
     if (entry.host) {

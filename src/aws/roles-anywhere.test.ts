@@ -50,7 +50,7 @@ describe("rolesAnywhere as a credentials source", () => {
         { secretName: "s", region: "eu-west-1", credentials: { rolesAnywhere: ra } },
         {},
       );
-      return credentialsKey(target?.source.credentials ?? {});
+      return credentialsKey(target?.source.credentials ?? { kind: "defaultChain" });
     };
     const base = keyOf(rolesAnywhere());
     expect(keyOf(rolesAnywhere())).toBe(base);
@@ -77,12 +77,13 @@ describe("rolesAnywhere as a credentials source", () => {
       { secretName: "s", region: "eu-west-1" },
       { rolesAnywhere: ra },
     );
-    expect(viaDefault?.source.credentials).toEqual({ rolesAnywhere: ra });
+    expect(viaDefault?.source.credentials).toEqual({ kind: "rolesAnywhere", rolesAnywhere: ra });
     const [secretWins] = resolveRegistries(
       { secretName: "s", region: "eu-west-1" },
       { rolesAnywhere: ra, credentialsSecret: { namespace: "ops", name: "keys" } },
     );
     expect(secretWins?.source.credentials).toEqual({
+      kind: "secretKeys",
       secretRef: { namespace: "ops", name: "keys" },
     });
   });

@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Reason } from "../api/conditions.js";
 import { operatorError } from "../errors.js";
+import { credentialsSecretOf } from "./credential-source.js";
 import { AwsQuota } from "./quota.js";
 import type { RegistryToken } from "./token.js";
 import {
@@ -14,7 +15,7 @@ import {
 } from "./token-cache.js";
 
 const SOURCE: TokenSource = {
-  credentials: { secretRef: { namespace: "ops", name: "keys" } },
+  credentials: { kind: "secretKeys", secretRef: { namespace: "ops", name: "keys" } },
   service: "ecr",
   region: "us-east-1",
 };
@@ -261,12 +262,12 @@ describe("TokenCache", () => {
     await h.cache.get("b", OTHER);
     expect(h.fetchTimes).toHaveLength(2);
     failing = false;
-    const told = h.cache.invalidate((c) => c.secretRef?.name === "keys");
+    const told = h.cache.invalidate((c) => credentialsSecretOf(c)?.name === "keys");
     expect(told.sort()).toEqual(["a", "b"]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.fetchTimes).toHaveLength(4);
     expect(h.cache.peek(SOURCE)?.token).toBeDefined();
-    expect(h.cache.invalidate((c) => c.secretRef?.name === "nothing")).toEqual([]);
+    expect(h.cache.invalidate((c) => credentialsSecretOf(c)?.name === "nothing")).toEqual([]);
     h.cache.close();
   });
 
@@ -338,7 +339,10 @@ describe("TokenCache", () => {
     const h = makeCache(async () => token(3_600_000), { quota, jitter: 0.1 });
     const sources = Array.from({ length: 200 }, (_, i) => ({
       ...SOURCE,
-      credentials: { secretRef: { namespace: "ops", name: `keys-${i}` } },
+      credentials: {
+        kind: "secretKeys" as const,
+        secretRef: { namespace: "ops", name: `keys-${i}` },
+      },
     }));
     const t0 = Date.now();
     const all = Promise.all(sources.map((s, i) => h.cache.get(`r${i}`, s)));

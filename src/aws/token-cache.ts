@@ -14,12 +14,12 @@
 // condition, no Event), only a retry after the SDK's throttling back-off.
 import { createHash } from "node:crypto";
 import { isOperatorError, type OperatorError, operatorError } from "../errors.js";
-import { type CredentialsRef, credentialsKey, describeCredentials } from "./credentials.js";
+import { type CredentialSource, credentialsKey, describeCredentials } from "./credential-source.js";
 import type { AwsQuota } from "./quota.js";
 import type { EcrService, RegistryToken } from "./token.js";
 
 export interface TokenSource {
-  credentials: CredentialsRef;
+  credentials: CredentialSource;
   service: EcrService;
   region: string;
 }
@@ -192,7 +192,7 @@ export class TokenCache {
    * Refetches at once every source whose credentials match (rotated keys),
    * ignoring backoff and the floor; returns the subscribers told.
    */
-  invalidate(matches: (credentials: CredentialsRef) => boolean): string[] {
+  invalidate(matches: (credentials: CredentialSource) => boolean): string[] {
     const told: string[] = [];
     for (const entry of this.entries.values()) {
       if (!matches(entry.source.credentials)) continue;

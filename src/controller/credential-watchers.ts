@@ -3,8 +3,13 @@
 // or a renewed certificate refetches the tokens of exactly the resources that
 // use it, and token fetches read the Secret from the cache.
 import type { ECRPullSecret } from "../api/index.js";
-import type { CredentialsRef, SecretData, SecretRef } from "../aws/credentials.js";
-import { type OperatorDefaults, resolveRegistries } from "../aws/registries.js";
+import { type CredentialSource, credentialsSecretOf } from "../aws/credential-source.js";
+import type { SecretData, SecretRef } from "../aws/credentials.js";
+import {
+  defaultCredentialSource,
+  type OperatorDefaults,
+  resolveRegistries,
+} from "../aws/registries.js";
 import type { KubeClient } from "../kube/client.js";
 import type { Informer } from "../kube/informer.js";
 import type { Secret } from "../kube/types.js";
@@ -16,7 +21,7 @@ export interface CredentialWatchersOptions {
   /** The resources now. */
   resources: () => Iterable<ECRPullSecret>;
   /** A credentials Secret changed: drop the tokens of these credentials; returns who used them. */
-  invalidate: (matches: (c: CredentialsRef) => boolean) => string[];
+  invalidate: (matches: (c: CredentialSource) => boolean) => string[];
   /** Resources to reconcile again. */
   enqueue: (names: Iterable<string>) => void;
 }
@@ -71,13 +76,11 @@ export class CredentialWatchers {
       set.add(user);
       users.set(key, set);
     };
-    add(this.opts.defaults.credentialsSecret);
-    add(this.opts.defaults.rolesAnywhere?.certificateSecret);
+    add(credentialsSecretOf(defaultCredentialSource(this.opts.defaults)));
     for (const r of this.opts.resources()) {
       try {
         for (const t of resolveRegistries(r.spec, this.opts.defaults)) {
-          add(t.source.credentials.secretRef, r.metadata?.name ?? "");
-          add(t.source.credentials.rolesAnywhere?.certificateSecret, r.metadata?.name ?? "");
+          add(credentialsSecretOf(t.source.credentials), r.metadata?.name ?? "");
         }
       } catch {
         // An invalid spec is reported by its reconcile.
@@ -95,7 +98,7 @@ export class CredentialWatchers {
       // Rotated (or created, or deleted) keys: refetch now for every resource
       // that uses them, and for no other.
       const told = this.opts.invalidate((c) => {
-        const used = c.secretRef ?? c.rolesAnywhere?.certificateSecret;
+        const used = credentialsSecretOf(c);
         return used?.namespace === ref.namespace && used.name === ref.name;
       });
       this.log.info(
