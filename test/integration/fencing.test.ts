@@ -7,32 +7,23 @@
 // no write by its identity more than 1 s after the new leader took the
 // Lease), it must exit within about a second, and the new leader converges
 // every namespace.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { CoordinationV1Api } from "@kubernetes/client-node";
+import { CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ECR_PULL_SECRETS, type ECRPullSecret } from "../../src/api/index.js";
 import { KubeClient, loadKubeConfig, statusCode } from "../../src/kube/client.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
 import {
   applyResource,
   auditWrites,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   getResource,
-  kubeconfigForServiceAccount,
-  putAwsKeys,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
 import { readLease as readLeaseOf, replicaHolding as replicaHoldingOf } from "../harness/lease.js";
-import { type OperatorProcess, startOperatorProcess } from "../harness/operator.js";
+import type { OperatorProcess } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "565656565656";
@@ -49,6 +40,7 @@ const KEYS = {
   secretAccessKey: "fence-secret-key-00000000000000000000001",
 };
 
+let stack: Stack;
 let k: TestKube;
 let leases: CoordinationV1Api;
 let aws: AwsDouble;
@@ -90,56 +82,110 @@ async function secretCount(): Promise<number> {
 
 beforeAll(async () => {
   const built = ensureBuilt();
-  k = testKube(cp.kubeconfigPath);
+  stack = await startStack({
+    ops: OPS,
+    tokenLifetimeMs: 30 * 60_000,
+    identities: [{ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/fence` }],
+  });
+  ({ k, aws } = stack);
   leases = k.kc.makeApiClient(CoordinationV1Api);
-  aws = new AwsDouble({ tokenLifetimeMs: 30 * 60_000 });
-  await aws.start();
-  aws.addIdentity({ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/fence` });
-  await createNamespace(k, OPS);
-  await putAwsKeys(k, OPS, "aws-creds", KEYS);
+  stack.resources.push("fence");
   for (let i = 0; i < namespaces.length; i += 25)
     await Promise.all(
-      namespaces.slice(i, i + 25).map((ns) => createNamespace(k, ns, { "fence-test": "yes" })),
+      namespaces.slice(i, i + 25).map((ns) => stack.namespace(ns, { "fence-test": "yes" })),
     );
-  const dir = await mkdtemp(join(tmpdir(), "fencing-test-"));
   const kubeconfigs = new Map<string, string>();
-  for (const r of REPLICAS) kubeconfigs.set(r, await kubeconfigForServiceAccount(k, OPS, r, dir));
-  await bindClusterAdmin(k, "fence-replicas", OPS, REPLICAS);
+  for (const r of REPLICAS) kubeconfigs.set(r, await stack.serviceAccountKubeconfig(r));
   await built;
-  for (const r of REPLICAS)
-    procs.set(
-      r,
-      startOperatorProcess(
-        [
-          "run",
-          `--kubeconfig=${kubeconfigs.get(r)}`,
-          "--leader-elect",
-          `--leader-election-namespace=${OPS}`,
-          `--leader-election-id=${LEASE}`,
-          "--metrics-bind-address=0",
-          "--health-probe-bind-address=0",
-          "--region=us-east-1",
-          `--credentials-secret-namespace=${OPS}`,
-          "--credentials-secret-name=aws-creds",
-          "--verify=false",
-          "--kube-api-qps=10",
-          "--kube-api-burst=1",
-        ],
-        { AWS_ENDPOINT_URL: aws.url },
-      ),
-    );
+  for (const r of REPLICAS) {
+    const args = stack.processArgs(kubeconfigs.get(r) ?? "", [
+      "--leader-elect",
+      `--leader-election-id=${LEASE}`,
+      "--kube-api-qps=10",
+      "--kube-api-burst=1",
+    ]);
+    procs.set(r, stack.startProcess(args, { AWS_ENDPOINT_URL: aws.url }));
+  }
 }, 600_000);
 
 afterAll(async () => {
-  for (const p of procs.values()) {
+  // A frozen replica would not see SIGTERM; stop() kills with SIGKILL anyway.
+  for (const p of procs.values())
     if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill("SIGCONT");
-    await p.stop("SIGKILL");
-  }
-  await deleteResourceWithoutOperator(k, "fence");
-  await deleteNamespaces(k, [...namespaces, OPS]);
-  await k.rbac.deleteClusterRoleBinding({ name: "fence-replicas" }).catch(() => undefined);
-  await aws?.close();
+  await stack?.stop();
 });
+
+/**
+ * Waits until the leader's pass has written some Secrets, freezes the leader
+ * (SIGSTOP) and waits for the standby to take the Lease. Returns how many
+ * Secrets were written at the freeze, when it was, and the Lease as taken.
+ */
+async function freezeLeaderMidPass(
+  old: OperatorProcess,
+  newLeader: string,
+): Promise<{ before: number; frozenAt: number; taken: V1Lease }> {
+  // Mid-pass: some Secrets written, most not.
+  const before = await waitFor(
+    "the leader's pass to be under way",
+    async () => {
+      const n = await secretCount();
+      return n >= 20 ? n : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
+  old.proc.kill("SIGSTOP");
+  const frozenAt = Date.now();
+  const taken = await waitFor(
+    "the standby to take the Lease",
+    async () => {
+      const l = await readLease();
+      return replicaHolding(l?.spec?.holderIdentity) === newLeader ? l : undefined;
+    },
+    { timeoutMs: 40_000, intervalMs: 100 },
+  );
+  return { before, frozenAt, taken };
+}
+
+/**
+ * Once the new leader (which took the Lease at `lostAt`) is writing, wakes
+ * the old one with its queued writes; returns its exit code (or "still
+ * running" after 10 s), when it was resumed, and how long it took to exit.
+ */
+async function resumeOldLeader(
+  old: OperatorProcess,
+  newLeader: string,
+  lostAt: number,
+): Promise<{ code: number | string; resumedAt: number; exitMs: number }> {
+  await waitFor(
+    "the new leader's first write",
+    async () =>
+      (await auditWrites(cp.auditLogPath, (e) => e.user.username === userOf(newLeader), lostAt))
+        .length > 0 || undefined,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+  const resumedAt = Date.now();
+  old.proc.kill("SIGCONT");
+  const code = await Promise.race([
+    old.exited,
+    new Promise<string>((r) => setTimeout(() => r("still running"), 10_000)),
+  ]);
+  return { code, resumedAt, exitMs: Date.now() - resumedAt };
+}
+
+/** Waits until every namespace holds one issued password and the resource is Ready; returns it. */
+async function everyNamespaceConverged(): Promise<string> {
+  const issued = () => aws.issued().map((t) => t.password);
+  return await waitFor(
+    "every namespace converged by the new leader",
+    async () => {
+      const r = await getResource(k, "fence");
+      if (readyCondition(r)?.status !== "True") return undefined;
+      for (const pw of issued()) if ((await converged(pw)) === FAN_OUT) return pw;
+      return undefined;
+    },
+    { timeoutMs: 180_000, intervalMs: 1_000 },
+  );
+}
 
 describe("fencing on lost leadership", () => {
   it("a leader frozen past its lease never writes again once the standby holds the Lease, exits within a second, and the new leader converges every namespace", async () => {
@@ -155,55 +201,13 @@ describe("fencing on lost leadership", () => {
       namespaceSelector: { matchLabels: { "fence-test": "yes" } },
       registries: [{ accountId: ACCOUNT }],
     });
-    // Mid-pass: some Secrets written, most not.
-    const before = await waitFor(
-      "the leader's pass to be under way",
-      async () => {
-        const n = await secretCount();
-        return n >= 20 ? n : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 100 },
-    );
-    old.proc.kill("SIGSTOP");
-    const frozenAt = Date.now();
-    const taken = await waitFor(
-      "the standby to take the Lease",
-      async () => {
-        const l = await readLease();
-        return replicaHolding(l?.spec?.holderIdentity) === newLeader ? l : undefined;
-      },
-      { timeoutMs: 40_000, intervalMs: 100 },
-    );
+    const { before, frozenAt, taken } = await freezeLeaderMidPass(old, newLeader);
     const lostAt = new Date(taken.spec?.acquireTime ?? 0).getTime();
-    // Once the new leader is writing, wake the old one with its queued writes.
-    await waitFor(
-      "the new leader's first write",
-      async () =>
-        (await auditWrites(cp.auditLogPath, (e) => e.user.username === userOf(newLeader), lostAt))
-          .length > 0 || undefined,
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
-    const resumedAt = Date.now();
-    old.proc.kill("SIGCONT");
-    const code = await Promise.race([
-      old.exited,
-      new Promise<string>((r) => setTimeout(() => r("still running"), 10_000)),
-    ]);
-    const exitMs = Date.now() - resumedAt;
+    const { code, resumedAt, exitMs } = await resumeOldLeader(old, newLeader, lostAt);
     expect(code).toBe(1);
     expect(exitMs).toBeLessThan(1_500);
 
-    const issued = () => aws.issued().map((t) => t.password);
-    const password = await waitFor(
-      "every namespace converged by the new leader",
-      async () => {
-        const r = await getResource(k, "fence");
-        if (readyCondition(r)?.status !== "True") return undefined;
-        for (const pw of issued()) if ((await converged(pw)) === FAN_OUT) return pw;
-        return undefined;
-      },
-      { timeoutMs: 180_000, intervalMs: 1_000 },
-    );
+    const password = await everyNamespaceConverged();
     expect(aws.isValidPassword(password)).toBe(true);
     expect((await getResource(k, "fence"))?.status?.namespaces).toMatchObject({
       desired: FAN_OUT,
