@@ -18,6 +18,7 @@ import {
 } from "../../src/kube/client.js";
 import { Informer } from "../../src/kube/informer.js";
 import type { Secret } from "../../src/kube/types.js";
+import { consistently } from "../harness/controlplane.js";
 import { createNamespace, deleteNamespaces, type TestKube, testKube } from "../harness/kube.js";
 
 const cp = inject("controlPlane");
@@ -105,9 +106,20 @@ describe("a quiet informer on a busy cluster", () => {
       }
       const writeSeconds = (Date.now() - begin) / 1000;
       await Promise.all(inFlight);
-      await new Promise((r) => setTimeout(r, 500));
-      informer.stop();
       const count = (what: string) => activity.filter((a) => a === what).length;
+      // The last writes' events have had their time: still one list and no relist.
+      try {
+        await consistently(
+          "one list, no relist, after the writes",
+          () =>
+            count("list") === 1 && count("gone") + count("error") === 0
+              ? true
+              : `${count("list")} lists, ${count("gone")} gone, ${count("error")} errors`,
+          { forMs: 500, intervalMs: 100 },
+        );
+      } finally {
+        informer.stop();
+      }
       console.log(
         `quiet informer over ${writeSeconds.toFixed(0)} s of ${writes} writes (${(writes / writeSeconds).toFixed(1)}/s, ${failed} failed): ${count("list")} list, ${count("watch")} watch, ${count("gone")} gone, ${count("error")} errors; resourceVersion ${listedAt} -> ${informer.lastResourceVersion}; watches ended: ${ends.join("; ") || "none"}`,
       );
