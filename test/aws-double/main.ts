@@ -8,7 +8,7 @@
  * tokenLifetimeMs, sessionLifetimeMs}; identities' expiresAt may be an ISO string.
  * Prints one JSON line {"url", "containerCredentialsUrl"} on stdout once listening,
  * then serves until SIGINT/SIGTERM. Faults, identities and the call log are reachable
- * over HTTP under /_double/ (see AwsDouble.handleAdmin).
+ * over HTTP under /_double/ (see admin.ts).
  */
 import { readFile } from "node:fs/promises";
 import { registerHooks } from "node:module";
