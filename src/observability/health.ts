@@ -63,3 +63,30 @@ export async function serveHealth(
   });
   return server;
 }
+
+/**
+ * The operator's endpoints: /metrics (and the probes) on `metricsAddress`,
+ * the probes alone on `healthAddress` unless it is the same address; "0"
+ * turns either off. Resolves once every server listens; rejects when an
+ * address cannot be parsed or bound.
+ */
+export async function serveEndpoints(
+  metricsAddress: string,
+  healthAddress: string,
+  metrics: Metrics,
+  checks: HealthChecks,
+): Promise<Server[]> {
+  const servers: Server[] = [];
+  if (metricsAddress !== "0") servers.push(await serveHealth(metricsAddress, metrics, checks));
+  if (healthAddress !== "0" && healthAddress !== metricsAddress)
+    servers.push(await serveHealth(healthAddress, undefined, checks));
+  return servers;
+}
+
+/** Stops the servers at once, open connections too (a scraper's keep-alive would hold them). */
+export function closeServers(servers: readonly Server[]): void {
+  for (const s of servers) {
+    s.close();
+    s.closeAllConnections();
+  }
+}
