@@ -6,27 +6,23 @@
 // Before: the China dual-stack, European Sovereign Cloud, ISO and ECR Public
 // dual-stack hosts were refused at apply.
 import { ApiException } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../../src/api/index.js";
 import { parseRegistryHost } from "../../src/aws/registry-host.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
-  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
-import { awsBehindProxy } from "../harness/proxy.js";
+import { TestProxy, trustCertificate } from "../harness/proxy.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { selfSignedCertificate } from "../registry-double/self-signed.js";
 
-const cp = inject("controlPlane");
 const OPS = "hosts-ops";
 const NS = "hosts-a";
 const ACCOUNT = "111122223333";
@@ -170,35 +166,47 @@ const AWS_DOMAINS = [
   ".csp.hci.ic.gov",
 ];
 
+let stack: Stack;
 let k: TestKube;
-let net: Awaited<ReturnType<typeof awsBehindProxy>>;
-let op: InProcessOperator;
+let aws: AwsDouble;
+let proxy: TestProxy;
 const resourceName = (i: number) => `hosts-${i}`;
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  net = await awsBehindProxy(
-    [...new Set(FAMILIES.map((f) => f.endpoint))],
-    (host) => AWS_DOMAINS.some((d) => host.endsWith(d)),
-    { tokenLifetimeMs: 10 * 60_000 },
+  // The double serves HTTPS under every family's API endpoint name, reachable
+  // only through the proxy, which sends every AWS host name to it.
+  const cert = selfSignedCertificate({
+    dnsNames: [...new Set(FAMILIES.map((f) => f.endpoint))],
+    ips: ["127.0.0.1"],
+  });
+  trustCertificate(cert.certPem);
+  stack = await startStack({
+    ops: OPS,
+    namespaces: [NS],
+    awsTls: cert,
+    awsEndpoint: false,
+    identities: [{ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/hosts` }],
+    credentials: false,
+  });
+  ({ k, aws } = stack);
+  stack.resources.push(...FAMILIES.map((_, i) => resourceName(i)));
+  const awsPort = Number(new URL(aws.url).port);
+  proxy = new TestProxy((host) =>
+    AWS_DOMAINS.some((d) => host.endsWith(d)) ? { host: "127.0.0.1", port: awsPort } : undefined,
   );
-  net.aws.addIdentity({ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/hosts` });
+  await proxy.start();
+  stack.onStop(() => proxy.close());
   delete process.env.AWS_ENDPOINT_URL;
-  process.env.HTTPS_PROXY = net.proxy.url;
+  process.env.HTTPS_PROXY = proxy.url;
   process.env.NO_PROXY = "127.0.0.0/8";
-  await createNamespace(k, OPS);
-  await createNamespace(k, NS);
   // One credentials Secret per family: each family is its own token source,
   // so each fetches (and the proxy log shows where from).
-  for (const i of FAMILIES.keys()) await putAwsKeys(k, OPS, `keys-${i}`, KEYS);
-  op = await startOperator(testConfig(cp.kubeconfigPath, { region: "us-east-1" }));
+  for (const i of FAMILIES.keys()) await stack.putKeys(`keys-${i}`, KEYS);
+  await stack.startOperator();
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const i of FAMILIES.keys()) await deleteResourceWithoutOperator(k, resourceName(i));
-  await deleteNamespaces(k, [OPS, NS]);
-  await net?.stop();
+  await stack?.stop();
   delete process.env.HTTPS_PROXY;
   delete process.env.NO_PROXY;
 });
@@ -210,7 +218,7 @@ describe("ECR host families", () => {
       const parsed = parseRegistryHost(f.host);
       expect(parsed.kind === "private" ? parsed.partition : "aws").toBe(f.partition);
       expect(parsed.kind === "private" ? parsed.region : "us-east-1").toBe(f.region);
-      const proxied = net.proxy.log.length;
+      const proxied = proxy.log.length;
       const name = resourceName(i);
       await applyResource(k, name, {
         secretName: `ecr-${i}`,
@@ -226,9 +234,9 @@ describe("ECR host families", () => {
       const secret = await waitFor(`Secret ${NS}/ecr-${i}`, () => readSecret(k, NS, `ecr-${i}`));
       const auths = dockerConfigOf(secret).auths;
       expect(Object.keys(auths)).toEqual([f.host]);
-      const token = net.aws.issued().find((t) => t.password === auths[f.host]?.password);
+      const token = aws.issued().find((t) => t.password === auths[f.host]?.password);
       expect(token).toMatchObject({ service: f.service, region: f.region });
-      expect(net.proxy.requests().slice(proxied)).toEqual([`CONNECT ${f.endpoint}:443`]);
+      expect(proxy.requests().slice(proxied)).toEqual([`CONNECT ${f.endpoint}:443`]);
     },
   );
 
