@@ -8,30 +8,21 @@
 // - kind 7: the IRSA annotation eks.amazonaws.com/role-arn, which many
 //   ServiceAccounts already carry, is read as the pull role too; the
 //   ECR-specific eks.amazonaws.com/ecr-role-arn wins when both are set.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { WellKnownApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Reason } from "../../src/api/conditions.js";
 import { roleSecretName } from "../../src/reconcile/service-account-roles.js";
-import { AwsDouble, issuerThumbprint } from "../aws-double/index.js";
+import { type AwsDouble, issuerThumbprint } from "../aws-double/index.js";
 import {
   applyResource,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
-  kubeconfigForServiceAccount,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "292900000006";
@@ -57,10 +48,9 @@ const AWS_ENV = [
   "AWS_EC2_METADATA_DISABLED",
 ];
 
+let stack: Stack | undefined;
 let k: TestKube;
 let aws: AwsDouble;
-let op: InProcessOperator | undefined;
-let dir: string;
 let issuer = "";
 let providerArn = "";
 const savedEnv: Record<string, string | undefined> = {};
@@ -83,81 +73,87 @@ const trust = (subjects: string[]) => ({
   ],
 });
 
-describe.skipIf(cp.existingCluster)("identity messages and annotations users already have", () => {
-  beforeAll(async () => {
-    k = testKube(cp.kubeconfigPath);
-    dir = await mkdtemp(join(tmpdir(), "field-id-"));
-    aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-    await aws.start();
-    const raw: unknown = await k.kc
-      .makeApiClient(WellKnownApi)
-      .getServiceAccountIssuerOpenIDConfiguration();
-    issuer = ((typeof raw === "string" ? JSON.parse(raw) : raw) as { issuer: string }).issuer;
-    providerArn = aws.addOidcProvider({
-      url: issuer,
-      clientIds: ["sts.amazonaws.com"],
-      thumbprints: [await issuerThumbprint(issuer)],
-      accountId: ACCOUNT,
-    });
-    // docs/identity.md step 1: IAM reads discovery and keys without credentials
-    // (a binding left by an interrupted run is replaced).
-    await k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).catch(() => undefined);
-    await k.rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: DISCOVERY_BINDING },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: "system:service-account-issuer-discovery",
-        },
-        subjects: [
-          { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
-        ],
-      },
-    });
-    // The operator's own role trusts someone else: the user has yet to add the operator.
-    aws.addRole({ roleArn: OWN_ROLE, trustPolicy: trust([sub("elsewhere", "someone")]) });
-    aws.addRole({ roleArn: ROLE_A, trustPolicy: trust([sub(PER_SA, "irsa")]) });
-    aws.addRole({ roleArn: ROLE_B, trustPolicy: trust([sub(PER_SA, "both")]) });
-    for (const name of AWS_ENV) {
-      savedEnv[name] = process.env[name];
-      delete process.env[name];
-    }
-    process.env.AWS_ENDPOINT_URL = aws.url;
-    process.env.AWS_EC2_METADATA_DISABLED = "true";
-
-    for (const ns of [OPS, OWN, PER_SA]) await createNamespace(k, ns);
-    const annotated = (name: string, annotations: Record<string, string>) =>
-      k.core.createNamespacedServiceAccount({
-        namespace: PER_SA,
-        body: { metadata: { name, annotations } },
-      });
-    await annotated("irsa", { [IRSA_KEY]: ROLE_A });
-    await annotated("both", { [IRSA_KEY]: ROLE_A, [ECR_KEY]: ROLE_B });
-    await annotated("outsider", { [IRSA_KEY]: ROLE_B });
-    const kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-    await bindClusterAdmin(k, `${OPS}-operator`, OPS, ["operator"]);
-    op = await startOperator(
-      testConfig(kubeconfig, {
-        region: "us-east-1",
-        credentialsSecretName: undefined,
-        credentialsSecretNamespace: undefined,
-      }),
-    );
+/**
+ * The double trusting this control plane as its OIDC issuer (anyone may read
+ * the discovery documents, as docs/identity.md step 1 says), the roles, an
+ * environment with no AWS credentials of this process's, the annotated
+ * ServiceAccounts, and the operator as its own ServiceAccount with no
+ * credentials Secret (its web identity is its own).
+ */
+async function setUp(): Promise<void> {
+  // Saved before the stack points AWS_ENDPOINT_URL at its double.
+  for (const name of AWS_ENV) {
+    savedEnv[name] = process.env[name];
+    delete process.env[name];
+  }
+  stack = await startStack({ ops: OPS, namespaces: [OWN, PER_SA], credentials: false });
+  ({ k, aws } = stack);
+  stack.resources.push(OWN, PER_SA);
+  process.env.AWS_EC2_METADATA_DISABLED = "true";
+  const raw: unknown = await k.kc
+    .makeApiClient(WellKnownApi)
+    .getServiceAccountIssuerOpenIDConfiguration();
+  issuer = ((typeof raw === "string" ? JSON.parse(raw) : raw) as { issuer: string }).issuer;
+  providerArn = aws.addOidcProvider({
+    url: issuer,
+    clientIds: ["sts.amazonaws.com"],
+    thumbprints: [await issuerThumbprint(issuer)],
+    accountId: ACCOUNT,
   });
+  await allowDiscovery();
+  // The operator's own role trusts someone else: the user has yet to add the operator.
+  aws.addRole({ roleArn: OWN_ROLE, trustPolicy: trust([sub("elsewhere", "someone")]) });
+  aws.addRole({ roleArn: ROLE_A, trustPolicy: trust([sub(PER_SA, "irsa")]) });
+  aws.addRole({ roleArn: ROLE_B, trustPolicy: trust([sub(PER_SA, "both")]) });
+  const annotated = (name: string, annotations: Record<string, string>) =>
+    k.core.createNamespacedServiceAccount({
+      namespace: PER_SA,
+      body: { metadata: { name, annotations } },
+    });
+  await annotated("irsa", { [IRSA_KEY]: ROLE_A });
+  await annotated("both", { [IRSA_KEY]: ROLE_A, [ECR_KEY]: ROLE_B });
+  await annotated("outsider", { [IRSA_KEY]: ROLE_B });
+  await stack.startOperator({
+    config: { credentialsSecretName: undefined, credentialsSecretNamespace: undefined },
+  });
+}
+
+/**
+ * docs/identity.md step 1: IAM reads discovery and keys without credentials
+ * (a binding left by an interrupted run is replaced; stop() deletes it).
+ */
+async function allowDiscovery(): Promise<void> {
+  await k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).catch(() => undefined);
+  stack?.onStop(() =>
+    k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: DISCOVERY_BINDING },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "system:service-account-issuer-discovery",
+      },
+      subjects: [
+        { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
+      ],
+    },
+  });
+}
+
+describe.skipIf(cp.existingCluster)("identity messages and annotations users already have", () => {
+  beforeAll(setUp);
 
   afterAll(async () => {
-    await op?.stop();
-    for (const name of [OWN, PER_SA]) await deleteResourceWithoutOperator(k, name);
-    await k.rbac.deleteClusterRoleBinding({ name: `${OPS}-operator` }).catch(() => undefined);
-    await k.rbac.deleteClusterRoleBinding({ name: DISCOVERY_BINDING }).catch(() => undefined);
-    await deleteNamespaces(k, [OPS, OWN, PER_SA]);
-    await aws?.close();
+    await stack?.stop();
     for (const [name, value] of Object.entries(savedEnv)) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
-    await rm(dir, { recursive: true, force: true });
   });
 
   it("kind 6: a refused web identity of the operator's own ServiceAccount names it and the sub to trust", async () => {
