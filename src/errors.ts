@@ -181,6 +181,27 @@ export const errorCatalogue = {
     deleteKeptChanging: (p: ObjectParams) =>
       `failed to delete Secret ${p.namespace}/${p.name}: it kept changing; retrying`,
   },
+  // An ECRPullSecretClaim (src/reconcile/claims.ts): refused before any write or AWS call.
+  SourceNotFound: {
+    missing: (p: { source: string }) =>
+      `failed to use ClusterECRCredentialSource ${p.source}: it does not exist; fix spec.sourceRef.name, or ask an administrator which sources are offered to this namespace`,
+  },
+  SourceNotAllowed: {
+    namespace: (p: { source: string; namespace: string }) =>
+      `failed to use ClusterECRCredentialSource ${p.source} in namespace ${p.namespace}: none of the source's spec.conditions matches this namespace; ask the source's administrator to add it (by name, glob or label selector), or use another source`,
+    noConditions: (p: { source: string; namespace: string }) =>
+      `failed to use ClusterECRCredentialSource ${p.source} in namespace ${p.namespace}: the source allows no namespace yet (spec.conditions is empty); ask its administrator to add this namespace to spec.conditions`,
+  },
+  FeatureNotAllowed: {
+    source: (p: { source: string; feature: string; field: string }) =>
+      `failed to use ${p.field} over ClusterECRCredentialSource ${p.source}: the source does not allow the feature ${p.feature}; remove ${p.field}, or ask the source's administrator to add ${p.feature} to its spec.allowedFeatures`,
+    ownCredentials: (p: { feature: string; field: string }) =>
+      `failed to use ${p.field} with the claim's own credentials: ${p.feature} reaches beyond the claim's namespace, which only a ClusterECRCredentialSource's administrator can allow; remove ${p.field} or use spec.sourceRef`,
+  },
+  RegistryNotAllowed: {
+    notOffered: (p: { source: string; registry: string; offered: string }) =>
+      `failed to use registry ${p.registry} over ClusterECRCredentialSource ${p.source}: the source does not offer it (it offers ${p.offered}); remove it from spec.registries, or ask the source's administrator to add it`,
+  },
   PartiallySynced: {
     namespaces: (p: { failed: number; desired: number; first: string }) =>
       `failed to sync ${p.failed} of ${p.desired} namespaces: ${p.first}; see status.failures, the pass is retried with backoff`,

@@ -1,4 +1,4 @@
-// The condition types of an ECRPullSecret's status and every reason the
+// The condition types of an ECRPullSecret's (and an ECRPullSecretClaim's) status and every reason the
 // operator writes, on a condition or an Event, defined once. The codes of the
 // error catalogue (src/errors.ts) are these reasons.
 
@@ -34,6 +34,15 @@ export const Reason = {
   /** spec.refreshBefore is not shorter than the tokens' real lifetime: capped at half of it (an Event). */
   RefreshBeforeCapped: "RefreshBeforeCapped",
   InvalidSpec: "InvalidSpec",
+  // An ECRPullSecretClaim over a ClusterECRCredentialSource (nothing written, no AWS call).
+  /** spec.sourceRef names no ClusterECRCredentialSource. */
+  SourceNotFound: "SourceNotFound",
+  /** The source's conditions do not allow the claim's namespace. */
+  SourceNotAllowed: "SourceNotAllowed",
+  /** The claim asks for argoCD, adoptExisting or podRecovery: Recreate, and its source does not allow it. */
+  FeatureNotAllowed: "FeatureNotAllowed",
+  /** The claim asks for a registry its source does not offer. */
+  RegistryNotAllowed: "RegistryNotAllowed",
   TokenRefreshed: "TokenRefreshed",
   Verified: "Verified",
   VerificationFailed: "VerificationFailed",

@@ -2,8 +2,8 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { load } from "js-yaml";
 import { describe, expect, it } from "vitest";
-import { CRD_PATH, renderAll, TYPES_PATH } from "../../scripts/gen-api.js";
-import * as api from "./schema.js";
+import { CRD_DIR, CRD_PATH, renderAll, TYPES_PATH } from "../../scripts/gen-api.js";
+import * as api from "./tenant-schema.js";
 
 const root = resolve(import.meta.dirname, "../..");
 
@@ -21,6 +21,19 @@ describe("generated API files", () => {
     expect(load(yaml)).toEqual(JSON.parse(JSON.stringify(api.crdManifest())));
   });
 
+  it("writes each kind's CRD YAML that reads back as its manifest, named after its plural", async () => {
+    const files = api.crdManifests();
+    expect(files.map((f) => f.file)).toEqual([
+      "ecrcreds.io_ecrpullsecrets.yaml",
+      "ecrcreds.io_clusterecrcredentialsources.yaml",
+      "ecrcreds.io_ecrpullsecretclaims.yaml",
+    ]);
+    for (const { file, manifest } of files) {
+      const yaml = await readFile(resolve(root, CRD_DIR, file), "utf8");
+      expect(load(yaml), file).toEqual(JSON.parse(JSON.stringify(manifest)));
+    }
+  });
+
   it("names every interface the brief lists", async () => {
     const ts = await readFile(resolve(root, TYPES_PATH), "utf8");
     for (const name of [
@@ -35,6 +48,15 @@ describe("generated API files", () => {
       "Condition",
       "NamespaceCounts",
       "NamespaceFailure",
+      "ClusterECRCredentialSource",
+      "ClusterECRCredentialSourceSpec",
+      "SourceNamespaceCondition",
+      "ECRPullSecretClaim",
+      "ECRPullSecretClaimSpec",
+      "SourceReference",
+      "ClaimCredentialsSpec",
+      "ClusterECRCredentialSourceList",
+      "ECRPullSecretClaimList",
     ]) {
       expect(ts).toContain(`export interface ${name} {`);
     }

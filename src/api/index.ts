@@ -1,5 +1,6 @@
-// The ECRPullSecret API: generated types and names, the CRD, and the parsing
-// the operator shares with the schema's rules.
+// The API: generated types and names of ECRPullSecret, ClusterECRCredentialSource
+// and ECRPullSecretClaim, the CRDs, and the parsing the operator shares with
+// the schema's rules.
 export {
   ACCOUNT_ID_PATTERN,
   CRD_NAME,
@@ -19,10 +20,31 @@ export {
   ROLE_ARN_PATTERN,
   SHORT_NAMES,
 } from "./schema.js";
+export {
+  CLAIM_CRD_NAME,
+  CLAIM_FEATURES,
+  CLAIM_SHORT_NAMES,
+  type ClaimFeature,
+  claimCrdManifest,
+  crdManifests,
+  SOURCE_CRD_NAME,
+  SOURCE_SHORT_NAMES,
+  sourceCrdManifest,
+} from "./tenant-schema.js";
 export * from "./types.generated.js";
 
 import type { ResourceType } from "../kube/client.js";
-import { type ECRPullSecretSpec, GROUP, KIND, PLURAL, VERSION } from "./types.generated.js";
+import {
+  CLAIM_KIND,
+  CLAIM_PLURAL,
+  type ECRPullSecretSpec,
+  GROUP,
+  KIND,
+  PLURAL,
+  SOURCE_KIND,
+  SOURCE_PLURAL,
+  VERSION,
+} from "./types.generated.js";
 
 /** Where the resource lives in the API, for the Kubernetes client. */
 export const ECR_PULL_SECRETS: ResourceType = {
@@ -31,6 +53,24 @@ export const ECR_PULL_SECRETS: ResourceType = {
   kind: KIND,
   plural: PLURAL,
   namespaced: false,
+};
+
+/** Where the administrators' ClusterECRCredentialSources live in the API. */
+export const CREDENTIAL_SOURCES: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  kind: SOURCE_KIND,
+  plural: SOURCE_PLURAL,
+  namespaced: false,
+};
+
+/** Where the tenants' ECRPullSecretClaims live in the API. */
+export const PULL_SECRET_CLAIMS: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  kind: CLAIM_KIND,
+  plural: CLAIM_PLURAL,
+  namespaced: true,
 };
 
 /** What happens to the Secrets and references a resource made when it no longer wants them. */

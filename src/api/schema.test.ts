@@ -12,6 +12,12 @@ import {
   ROLE_ARN_PATTERN,
   type SchemaProps,
 } from "./schema.js";
+import {
+  claimCrdManifest,
+  clusterECRCredentialSourceSchema,
+  ecrPullSecretClaimSchema,
+  sourceCrdManifest,
+} from "./tenant-schema.js";
 
 /** Every schema node with its path, depth first. */
 function* walk(s: SchemaProps, path = ""): Generator<[string, SchemaProps]> {
@@ -21,8 +27,14 @@ function* walk(s: SchemaProps, path = ""): Generator<[string, SchemaProps]> {
   if (s.additionalProperties) yield* walk(s.additionalProperties, `${path}{}`);
 }
 
-describe("the ECRPullSecret schema is structural and bounded", () => {
-  const nodes = [...walk(ecrPullSecretSchema)];
+const kinds: Array<[string, SchemaProps]> = [
+  ["ECRPullSecret", ecrPullSecretSchema],
+  ["ClusterECRCredentialSource", clusterECRCredentialSourceSchema],
+  ["ECRPullSecretClaim", ecrPullSecretClaimSchema],
+];
+
+describe.each(kinds)("the %s schema is structural and bounded", (_, schema) => {
+  const nodes = [...walk(schema)];
 
   it("gives every node a type and every array its items", () => {
     for (const [path, s] of nodes) {
@@ -90,7 +102,9 @@ describe("the ECRPullSecret schema is structural and bounded", () => {
       }
     }
   });
+});
 
+describe("the CRDs", () => {
   it("is cluster-scoped with a status subresource and the agreed names", () => {
     const crd = crdManifest();
     expect(crd.spec.scope).toBe("Cluster");
@@ -104,6 +118,56 @@ describe("the ECRPullSecret schema is structural and bounded", () => {
       "Reason",
       "Age",
     ]);
+  });
+
+  it("offers sources cluster-scoped and claims namespaced, in the ecrcreds category, with their short names and columns", () => {
+    const source = sourceCrdManifest();
+    expect(source.spec.scope).toBe("Cluster");
+    expect(source.spec.names.kind).toBe("ClusterECRCredentialSource");
+    expect(source.spec.names.shortNames).toEqual(["ecrsource"]);
+    expect(source.spec.names.categories).toEqual(["ecrcreds"]);
+    expect(source.spec.versions[0]?.subresources).toEqual({ status: {} });
+    expect(source.spec.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual([
+      "Region",
+      "Ready",
+      "Age",
+    ]);
+    const claim = claimCrdManifest();
+    expect(claim.spec.scope).toBe("Namespaced");
+    expect(claim.spec.names.kind).toBe("ECRPullSecretClaim");
+    expect(claim.spec.names.shortNames).toEqual(["ecrclaim"]);
+    expect(claim.spec.names.categories).toEqual(["ecrcreds"]);
+    expect(claim.spec.versions[0]?.subresources).toEqual({ status: {} });
+    expect(claim.spec.versions[0]?.additionalPrinterColumns.map((c) => c.name)).toEqual([
+      "Ready",
+      "Secret",
+      "Source",
+      "Namespaces",
+      "Expires",
+      "Reason",
+      "Age",
+    ]);
+  });
+
+  it("refuses in a claim, by name, every field that would reach another namespace", () => {
+    const spec = ecrPullSecretClaimSchema.properties?.spec;
+    const rules = [...walk(spec ?? { type: "object" }, ".spec")].flatMap(([path, s]) =>
+      (s["x-kubernetes-validations"] ?? [])
+        .filter((v) => v.reason === "FieldValueForbidden")
+        .map((v) => `${path}${v.fieldPath}`),
+    );
+    expect(rules.sort()).toEqual(
+      [
+        ".spec.namespaces",
+        ".spec.namespaceSelector",
+        ".spec.excludeNamespaces",
+        ".spec.credentials.secretRef.namespace",
+        ".spec.credentials.webIdentity.serviceAccount.namespace",
+        ".spec.credentials.rolesAnywhere.certificateSecretRef.namespace",
+        ".spec.registries[].credentials",
+        ".spec.argoCD.namespace",
+      ].sort(),
+    );
   });
 });
 

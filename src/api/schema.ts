@@ -115,7 +115,8 @@ export const MAX_SERVICE_ACCOUNTS = 64;
 export const MAX_REGISTRIES = 32;
 export const MAX_FAILURES = 20;
 
-const namespaceGlobList = (description: string): SchemaProps => ({
+/** A list of namespace names or globs, bounded as spec.namespaces is. */
+export const namespaceGlobList = (description: string): SchemaProps => ({
   type: "array",
   description,
   maxItems: MAX_NAMESPACE_ENTRIES,

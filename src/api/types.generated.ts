@@ -9,6 +9,10 @@ export const KIND = "ECRPullSecret";
 export const LIST_KIND = "ECRPullSecretList";
 export const PLURAL = "ecrpullsecrets";
 export const SINGULAR = "ecrpullsecret";
+export const SOURCE_KIND = "ClusterECRCredentialSource";
+export const SOURCE_PLURAL = "clusterecrcredentialsources";
+export const CLAIM_KIND = "ECRPullSecretClaim";
+export const CLAIM_PLURAL = "ecrpullsecretclaims";
 
 /** ECRPullSecret keeps a kubernetes.io/dockerconfigjson Secret with fresh Amazon ECR credentials in every target namespace and merges it into their ServiceAccounts' imagePullSecrets. */
 export interface ECRPullSecret {
@@ -355,10 +359,247 @@ export interface KeptSecret {
   message?: string;
 }
 
+/** ClusterECRCredentialSource offers AWS credentials for Amazon ECR to the ECRPullSecretClaims of the namespaces its conditions allow: one token per source, shared by every claim over it. */
+export interface ClusterECRCredentialSource {
+  /** ecrcreds.io/v1alpha1. */
+  apiVersion?: string;
+  /** ClusterECRCredentialSource. */
+  kind?: string;
+  metadata?: ObjectMeta;
+  /** Credentials an administrator offers to ECRPullSecretClaims, the registries they may serve, and which namespaces may use them. */
+  spec: ClusterECRCredentialSourceSpec;
+  /** What the operator last saw of the source; written only by the operator. */
+  status?: ClusterECRCredentialSourceStatus;
+}
+
+/** Credentials an administrator offers to ECRPullSecretClaims, the registries they may serve, and which namespaces may use them. */
+export interface ClusterECRCredentialSourceSpec {
+  /** Where the AWS credentials come from. Omitted: the operator-level source (its default credentials Secret, else the AWS SDK's standard chain). */
+  credentials?: CredentialsSpec;
+  /** AWS region of the registries given by accountId; default: the operator's default region. */
+  region?: string;
+  /** The registries claims over this source may ask for, and what a claim without spec.registries gets (all of them); default: the operator's default registry, else the caller's own registry in region. */
+  registries?: RegistrySpec[];
+  /** Which namespaces' ECRPullSecretClaims may use this source: a namespace may if any entry matches it. Absent or empty: no namespace may (an administrator opts namespaces in). */
+  conditions?: SourceNamespaceCondition[];
+  /** What claims over this source may also ask for, each reaching beyond the claim's own Secret: ArgoCD (spec.argoCD writes repository Secrets in Argo CD's namespace, argocd), AdoptExisting (spec.adoptExisting takes over a same-named Secret), PodRecoveryRecreate (spec.podRecovery: Recreate deletes Pods). Default: none. */
+  allowedFeatures?: ("ArgoCD" | "AdoptExisting" | "PodRecoveryRecreate")[];
+}
+
+/** Namespaces that may use the source: those whose name matches one of namespaces (names or globs), and those whose labels namespaceSelector matches. A namespace may use the source if any entry of conditions matches it. A tenant who may label their own namespace can opt it into a selector: select on label keys only administrators may set, or list namespaces by name. */
+export interface SourceNamespaceCondition {
+  /** Namespaces by name or glob (* and ?) whose claims may use the source. */
+  namespaces?: string[];
+  /** A label selector (metav1.LabelSelector) over namespace labels; an empty selector matches every namespace. A tenant who may label their own namespace can opt it in and receive the Secret: select on label keys only administrators may set (a prefix an admission policy protects), or list namespaces by name. */
+  namespaceSelector?: LabelSelector;
+}
+
+/** What the operator last saw of the source; written only by the operator. */
+export interface ClusterECRCredentialSourceStatus {
+  /** The metadata.generation this status describes. */
+  observedGeneration?: number;
+  /** Ready, with the reason when not true. */
+  conditions?: Condition[];
+}
+
+/** ECRPullSecretClaim keeps a kubernetes.io/dockerconfigjson Secret with fresh Amazon ECR credentials in its own namespace and merges it into that namespace's ServiceAccounts' imagePullSecrets, with credentials an administrator offers (a ClusterECRCredentialSource) or of its own. */
+export interface ECRPullSecretClaim {
+  /** ecrcreds.io/v1alpha1. */
+  apiVersion?: string;
+  /** ECRPullSecretClaim. */
+  kind?: string;
+  metadata?: ObjectMeta;
+  /** Which Secret to keep fresh in the claim's own namespace, for which registries, with whose credentials. */
+  spec: ECRPullSecretClaimSpec;
+  /** What the operator last did and saw; written only by the operator. */
+  status?: ECRPullSecretStatus;
+}
+
+/** Which Secret to keep fresh in the claim's own namespace, for which registries, with whose credentials. */
+export interface ECRPullSecretClaimSpec {
+  /** Name of the kubernetes.io/dockerconfigjson Secret written in this namespace. */
+  secretName: string;
+  /** The ClusterECRCredentialSource whose credentials the claim uses (External Secrets' secretStoreRef shape). */
+  sourceRef?: SourceReference;
+  /** Credentials of the claim's own, all in its namespace: a Secret of keys, the web identity of a ServiceAccount, or a Roles Anywhere certificate; a role may be assumed on top. */
+  credentials?: ClaimCredentialsSpec;
+  /** With spec.credentials: AWS region of the registries given by accountId; default: the operator's default region. Over a source, the source's region applies. */
+  region?: string;
+  /** Registries whose credentials go into the Secret's auths. Over a source: some of the source's registries (default: all of them); with spec.credentials: any (default: the operator's default registry, else the caller's own registry in region). */
+  registries?: ClaimRegistrySpec[];
+  /**
+   * ServiceAccounts in each target namespace whose imagePullSecrets get the Secret merged in: names, ["*"] for every ServiceAccount, [] for none.
+   * @defaultValue ["default"]
+   */
+  serviceAccounts?: string[];
+  /**
+   * Which lists of the target ServiceAccounts get the pull Secret merged in (never replacing others' entries): imagePullSecrets (Pods admitted under them pull with it) and/or secrets (Tekton reads registry credentials from the Secrets listed there).
+   * @defaultValue ["imagePullSecrets"]
+   */
+  serviceAccountFields?: ("imagePullSecrets" | "secrets")[];
+  /** Extra labels and annotations put on every Secret the resource writes (pull, config.json and Argo CD Secrets), for tools such as Reflector, Kyverno, backup or cost tagging. The operator's own keys (app.kubernetes.io/managed-by, ecrcreds.io/*, argocd.argoproj.io/secret-type) cannot be set here. */
+  secretTemplate?: SecretTemplate;
+  /** An Opaque Secret with a config.json key (the Docker client's config file: {"auths": ...}, byte for byte the pull Secret's .dockerconfigjson) in every target namespace, for Kaniko, BuildKit, crane and helm --registry-config: mount it and point DOCKER_CONFIG at its directory. */
+  dockerConfigSecret?: DockerConfigSecretSpec;
+  /** Which spellings of each private registry's host get an auths key (and an Argo CD Secret): Standard (<account>.dkr.ecr.<region>.amazonaws.com) and/or DualStack (<account>.dkr-ecr.<region>.on.aws), for images referenced under either. Default: each registry as spec.registries names it. China regions have no dual-stack host and keep their standard one. */
+  hostVariants?: ("Standard" | "DualStack")[];
+  /** Refresh when less than this is left of the token's lifetime (Go duration, e.g. 4h); default: half the lifetime. A value not shorter than the token's real lifetime (tokens of an assumed role's session or a test endpoint may live less than 12h) is capped at half of it, said in Ready and an Event. */
+  refreshBefore?: string;
+  /**
+   * Delete: remove the Secrets and ServiceAccount references it made when the resource or a namespace leaves; Retain: leave them.
+   * @defaultValue "Delete"
+   */
+  deletionPolicy?: "Delete" | "Retain";
+  /** Argo CD repository credentials for Helm charts stored in the registries as OCI artifacts: one Secret per registry host and repository type in Argo CD's namespace, with url, type, username AWS and the current password, refreshed with the pull Secrets. In an ECRPullSecretClaim: only when its source allows the feature ArgoCD, in Argo CD's namespace argocd. */
+  argoCD?: ClaimArgoCDSpec;
+  /**
+   * Take over a same-named dockerconfigjson Secret it did not create. Only when the source allows the feature AdoptExisting.
+   * @defaultValue false
+   */
+  adoptExisting?: boolean;
+  /**
+   * A Pending Pod that fails to pull an image of these registries because it lacks the Secret (admitted before its ServiceAccount was patched) always gets a Warning Event and is counted in status; Recreate also deletes it, at most once per Pod and rate-limited, when a controller (ReplicaSet, StatefulSet, Job, DaemonSet) owns it, so that its replacement carries the Secret. Bare Pods are never deleted. Recreate only when the source allows the feature PodRecoveryRecreate.
+   * @defaultValue "None"
+   */
+  podRecovery?: "None" | "Recreate";
+  /** Not allowed: a claim serves its own namespace only. */
+  namespaces?: string[];
+  /** Not allowed: a claim serves its own namespace only. */
+  namespaceSelector?: {
+    /** Labels a namespace must have, each with exactly this value. */
+    matchLabels?: Record<string, string>;
+    /** Requirements a namespace's labels must all meet. */
+    matchExpressions?: LabelSelectorRequirement[];
+  };
+  /** Not allowed: a claim serves its own namespace only. */
+  excludeNamespaces?: string[];
+}
+
+/** The ClusterECRCredentialSource whose credentials the claim uses (External Secrets' secretStoreRef shape). */
+export interface SourceReference {
+  /**
+   * The kind of source.
+   * @defaultValue "ClusterECRCredentialSource"
+   */
+  kind?: "ClusterECRCredentialSource";
+  /** The source's name. */
+  name: string;
+}
+
+/** Credentials of the claim's own, all in its namespace: a Secret of keys, the web identity of a ServiceAccount, or a Roles Anywhere certificate; a role may be assumed on top. */
+export interface ClaimCredentialsSpec {
+  /** A Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN. In an ECRPullSecretClaim it is in the claim's own namespace. */
+  secretRef?: ClaimSecretReference;
+  /** Web identity from the cluster's own ServiceAccount tokens: the operator asks the API server for a short-lived token (TokenRequest; never stored) and exchanges it with sts:AssumeRoleWithWebIdentity for roleArn. Needs the cluster's service-account issuer registered as an IAM OIDC provider (docs/identity.md) and RBAC create on serviceaccounts/token for the ServiceAccount. */
+  webIdentity?: ClaimWebIdentitySpec;
+  /** IAM Roles Anywhere: the operator signs rolesanywhere:CreateSession with the certificate and key of a kubernetes.io/tls Secret and uses the session's credentials. No AWS keys and no public OIDC issuer; the certificate must chain to the trust anchor's CA (docs/identity.md). */
+  rolesAnywhere?: ClaimRolesAnywhereSpec;
+  /** An IAM role to assume (sts:AssumeRole) on top of the base credentials, e.g. arn:aws:iam::123456789012:role/ecr-pull. */
+  roleArn?: string;
+  /** The external ID the role's trust policy requires; needs roleArn. */
+  externalId?: string;
+  /** Session tags sent with sts:AssumeRole for roleArn (attribute-based access in the role's policies); needs roleArn. */
+  sessionTags?: SessionTag[];
+}
+
+/** A Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN. In an ECRPullSecretClaim it is in the claim's own namespace. */
+export interface ClaimSecretReference {
+  /** Name of the Secret. */
+  name: string;
+  /** Not allowed: a claim reads only its own namespace. */
+  namespace?: string;
+}
+
+/** Web identity from the cluster's own ServiceAccount tokens: the operator asks the API server for a short-lived token (TokenRequest; never stored) and exchanges it with sts:AssumeRoleWithWebIdentity for roleArn. Needs the cluster's service-account issuer registered as an IAM OIDC provider (docs/identity.md) and RBAC create on serviceaccounts/token for the ServiceAccount. */
+export interface ClaimWebIdentitySpec {
+  /** The IAM role whose trust policy names the cluster's OIDC provider and this ServiceAccount's subject (system:serviceaccount:<namespace>:<name>). */
+  roleArn: string;
+  /** The ServiceAccount whose token is exchanged (the operator may mint tokens only for the ServiceAccounts its RBAC names: chart value webIdentity.serviceAccounts). In an ECRPullSecretClaim it is in the claim's own namespace. */
+  serviceAccount: ClaimServiceAccountReference;
+  /** The token's audience; must be a client ID of the IAM OIDC provider. Default: sts.amazonaws.com. */
+  audience?: string;
+}
+
+/** The ServiceAccount whose token is exchanged (the operator may mint tokens only for the ServiceAccounts its RBAC names: chart value webIdentity.serviceAccounts). In an ECRPullSecretClaim it is in the claim's own namespace. */
+export interface ClaimServiceAccountReference {
+  /** Name of the ServiceAccount. */
+  name: string;
+  /** Not allowed: a claim reads only its own namespace. */
+  namespace?: string;
+}
+
+/** IAM Roles Anywhere: the operator signs rolesanywhere:CreateSession with the certificate and key of a kubernetes.io/tls Secret and uses the session's credentials. No AWS keys and no public OIDC issuer; the certificate must chain to the trust anchor's CA (docs/identity.md). */
+export interface ClaimRolesAnywhereSpec {
+  /** The trust anchor whose CA issued the certificate, e.g. arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/<id>. */
+  trustAnchorArn: string;
+  /** The Roles Anywhere profile naming roleArn, in the trust anchor's region, e.g. arn:aws:rolesanywhere:us-east-1:123456789012:profile/<id>. */
+  profileArn: string;
+  /** The IAM role the session is for; its trust policy must trust rolesanywhere.amazonaws.com and the profile must list it. */
+  roleArn: string;
+  /** How long each session lasts (Go duration, 15m to 12h; the profile's own limit applies). Default: 1h. Sessions are renewed before they end. */
+  sessionDuration?: string;
+  /** A kubernetes.io/tls Secret with the certificate (tls.crt) and its key (tls.key). In an ECRPullSecretClaim it is in the claim's own namespace. */
+  certificateSecretRef: ClaimCertificateSecretReference;
+}
+
+/** A kubernetes.io/tls Secret with the certificate (tls.crt) and its key (tls.key). In an ECRPullSecretClaim it is in the claim's own namespace. */
+export interface ClaimCertificateSecretReference {
+  /** Name of the Secret. */
+  name: string;
+  /** Not allowed: a claim reads only its own namespace. */
+  namespace?: string;
+}
+
+/** One ECR registry whose credentials go into the Secret: an account (in the region of the source or of spec.region unless region is set) or a full host. Over a source, it must be one the source lists. */
+export interface ClaimRegistrySpec {
+  /** The 12-digit AWS account ID owning the registry. */
+  accountId?: string;
+  /** The registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com; also FIPS (dkr.ecr-fips), dual-stack (123456789012.dkr-ecr.eu-west-1.on.aws), China, European Sovereign Cloud and ISO partition hosts, public.ecr.aws and ecr-public.aws.com. */
+  host?: string;
+  /** The registry's region, with accountId; default: spec.region. */
+  region?: string;
+  /** Where the AWS credentials come from. Omitted: the operator-level source (its default credentials Secret, else the AWS SDK's standard chain). */
+  credentials?: CredentialsSpec;
+}
+
+/** Argo CD repository credentials for Helm charts stored in the registries as OCI artifacts: one Secret per registry host and repository type in Argo CD's namespace, with url, type, username AWS and the current password, refreshed with the pull Secrets. In an ECRPullSecretClaim: only when its source allows the feature ArgoCD, in Argo CD's namespace argocd. */
+export interface ClaimArgoCDSpec {
+  /** Not allowed: Argo CD's namespace is not the claim's to choose. */
+  namespace?: string;
+  /**
+   * The argocd.argoproj.io/secret-type label: repo-creds (a credential template, matched by URL prefix: every chart under the registry) or repository (one repository, matched by exact URL).
+   * @defaultValue "repo-creds"
+   */
+  secretType?: "repo-creds" | "repository";
+  /**
+   * Argo CD repository types to write a Secret for: helm (type helm, enableOCI "true", url <host>; Application repoURL <host>/<path> with chart <name>) and/or oci (type oci, url oci://<host>, Argo CD 3.1 and later; repoURL oci://<host>/<path>/<chart>).
+   * @defaultValue ["helm"]
+   */
+  repositoryTypes?: ("helm" | "oci")[];
+  /** An Argo CD project to scope the credentials to (the Secret's project key); default: every project. */
+  project?: string;
+}
+
 /** A list of ECRPullSecrets, as returned by a list call. */
 export interface ECRPullSecretList {
   apiVersion?: string;
   kind?: string;
   metadata?: ListMeta;
   items: ECRPullSecret[];
+}
+
+/** A list of ClusterECRCredentialSources, as returned by a list call. */
+export interface ClusterECRCredentialSourceList {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ListMeta;
+  items: ClusterECRCredentialSource[];
+}
+
+/** A list of ECRPullSecretClaims, as returned by a list call. */
+export interface ECRPullSecretClaimList {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ListMeta;
+  items: ECRPullSecretClaim[];
 }
