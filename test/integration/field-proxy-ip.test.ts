@@ -8,30 +8,23 @@
 // the IP only: the real API server behind a TLS front with such a
 // certificate, through a kubeconfig proxy-url (CONNECT, then SOCKS5), and the
 // AWS double served the same way through HTTPS_PROXY.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createServer as createTlsServer, type Server, connect as tlsConnect } from "node:tls";
 import { load as parseYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeClient, loadKubeConfig, NAMESPACES } from "../../src/kube/client.js";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   dockerConfigOf,
-  kubeconfigForServiceAccount,
-  putAwsKeys,
   readSecret,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
+import { startOperator, testConfig } from "../harness/operator.js";
 import { TestProxy, trustCertificate } from "../harness/proxy.js";
+import { type Stack, startStack } from "../harness/stack.js";
 import { selfSignedCertificate } from "../registry-double/self-signed.js";
 
 const cp = inject("controlPlane");
@@ -48,8 +41,8 @@ const ENV = ["AWS_ENDPOINT_URL", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"] as con
 /** A certificate for 127.0.0.1 and nothing else: no localhost. */
 const ipOnly = selfSignedCertificate({ dnsNames: [], ips: ["127.0.0.1"] });
 
+let stack: Stack;
 let k: TestKube;
-let dir: string;
 let front: Server;
 let frontPort = 0;
 let aws: AwsDouble;
@@ -57,7 +50,6 @@ let awsPort = 0;
 let proxy: TestProxy;
 let socksUrl = "";
 let operatorKubeconfig = "";
-let op: InProcessOperator | undefined;
 
 /** The kubeconfig of the operator's ServiceAccount, with its server at the IP-only front. */
 async function kubeconfigThrough(proxyUrl: string, name: string): Promise<string> {
@@ -70,17 +62,18 @@ async function kubeconfigThrough(proxyUrl: string, name: string): Promise<string
   delete cluster["certificate-authority"];
   delete cluster["tls-server-name"];
   cluster["proxy-url"] = proxyUrl;
-  const path = join(dir, `${name}.kubeconfig`);
+  const path = join(stack.dir, `${name}.kubeconfig`);
   await writeFile(path, JSON.stringify(raw));
   return path;
 }
 
-beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  dir = await mkdtemp(join(tmpdir(), "field-proxy-"));
+/**
+ * A TLS front with the IP-only certificate before the real API server: it
+ * ends TLS and opens its own to the API server; the bearer token passes.
+ * Returns its port; stop() closes it.
+ */
+async function startFront(): Promise<number> {
   const api = new URL(cp.server);
-  // A TLS front with the IP-only certificate before the real API server: it
-  // ends TLS and opens its own to the API server; the bearer token passes.
   front = createTlsServer({ cert: ipOnly.certPem, key: ipOnly.keyPem }, (client) => {
     const upstream = tlsConnect({
       host: api.hostname,
@@ -91,39 +84,41 @@ beforeAll(async () => {
     client.on("error", () => upstream.destroy());
     upstream.on("error", () => client.destroy());
   });
+  stack.onStop(() => new Promise<void>((ok) => front.close(() => ok())));
   await new Promise<void>((ok) => front.listen(0, "127.0.0.1", ok));
-  frontPort = (front.address() as { port: number }).port;
+  return (front.address() as { port: number }).port;
+}
+
+beforeAll(async () => {
   // The AWS double under the same IP-only certificate, trusted by this process.
   trustCertificate(ipOnly.certPem);
-  aws = new AwsDouble({ tokenLifetimeMs: 10 * 60_000 });
-  await aws.start({ tls: ipOnly });
+  stack = await startStack({
+    ops: OPS,
+    namespaces: [NAMESPACE],
+    awsTls: ipOnly,
+    // Its endpoint is set below, by IP.
+    awsEndpoint: false,
+    identities: [{ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/proxied` }],
+  });
+  ({ k, aws } = stack);
+  stack.resources.push(RESOURCE);
+  frontPort = await startFront();
   awsPort = Number(new URL(aws.url).port);
-  aws.addIdentity({ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/proxied` });
   // A proxy that reaches 127.0.0.1 (the front and the double) and nothing else.
   proxy = new TestProxy((host, port) => (host === "127.0.0.1" ? { host, port } : undefined));
+  stack.onStop(() => proxy.close());
   await proxy.start();
   socksUrl = await proxy.startSocks();
   process.env.AWS_ENDPOINT_URL = `https://127.0.0.1:${awsPort}`;
   process.env.HTTPS_PROXY = proxy.url;
   delete process.env.HTTP_PROXY;
   delete process.env.NO_PROXY;
-  await createNamespace(k, OPS);
-  await createNamespace(k, NAMESPACE);
-  await putAwsKeys(k, OPS, "aws-creds", KEYS);
-  operatorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await bindClusterAdmin(k, `${OPS}-operator`, OPS, ["operator"]);
+  operatorKubeconfig = await stack.serviceAccountKubeconfig("operator");
 });
 
 afterAll(async () => {
-  await op?.stop();
-  await deleteResourceWithoutOperator(k, RESOURCE);
-  await k.rbac.deleteClusterRoleBinding({ name: `${OPS}-operator` }).catch(() => undefined);
-  await deleteNamespaces(k, [OPS, NAMESPACE]);
-  await proxy?.close();
-  await aws?.close();
-  await new Promise<void>((ok) => (front ? front.close(() => ok()) : ok()));
+  await stack?.stop();
   for (const name of ENV) delete process.env[name];
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe("a server given as an IP address, through a proxy, with a certificate naming only the IP", () => {
@@ -146,13 +141,15 @@ describe("a server given as an IP address, through a proxy, with a certificate n
 
   it("runs the operator through it: watches, writes and the AWS call all tunnelled, every certificate checked against the IP", async () => {
     const before = proxy.log.length;
-    op = await startOperator(
+    // Not stack.startOperator: its kubeconfig is the one through the proxy.
+    const op = await startOperator(
       testConfig(await kubeconfigThrough(proxy.url, "operator-connect"), {
         region: "us-east-1",
         credentialsSecretName: "aws-creds",
         credentialsSecretNamespace: OPS,
       }),
     );
+    stack.onStop(() => op.stop());
     await applyResource(k, RESOURCE, {
       secretName: "ecr-pull",
       namespaces: [NAMESPACE],
