@@ -12,14 +12,14 @@ import {
 } from "../aws/registries.js";
 import type { KubeClient } from "../kube/client.js";
 import type { Informer } from "../kube/informer.js";
-import type { Secret } from "../kube/types.js";
+import type { Cached, Secret } from "../kube/types.js";
 import type { Logger } from "../observability/logger.js";
 import { credentialsSecretInformer } from "./informers.js";
 
 export interface CredentialWatchersOptions {
   defaults: OperatorDefaults;
-  /** The resources now. */
-  resources: () => Iterable<ECRPullSecret>;
+  /** The resources now (the informer's cache). */
+  resources: () => Iterable<Cached<ECRPullSecret>>;
   /** A credentials Secret changed: drop the tokens of these credentials; returns who used them. */
   invalidate: (matches: (c: CredentialSource) => boolean) => string[];
   /** Resources to reconcile again. */
@@ -80,7 +80,7 @@ export class CredentialWatchers {
     for (const r of this.opts.resources()) {
       try {
         for (const t of resolveRegistries(r.spec, this.opts.defaults)) {
-          add(credentialsSecretOf(t.source.credentials), r.metadata?.name ?? "");
+          add(credentialsSecretOf(t.source.credentials), r.metadata.name);
         }
       } catch {
         // An invalid spec is reported by its reconcile.

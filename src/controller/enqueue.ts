@@ -29,31 +29,31 @@ export function enqueueOnEvents(
     if (!live()) return;
     const changed =
       event !== "update" ||
-      obj.metadata?.generation !== old?.metadata?.generation ||
-      Boolean(obj.metadata?.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
-      (obj.metadata?.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join();
-    if (changed) queue.add(obj.metadata?.name ?? "");
+      obj.metadata.generation !== old?.metadata?.generation ||
+      Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
+      (obj.metadata.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join();
+    if (changed) queue.add(obj.metadata.name);
     if (event !== "update" || changed) onResourcesChanged();
   });
   caches.namespaces.on((event, obj, old) => {
     if (!live()) return;
     if (
       event === "update" &&
-      JSON.stringify(obj.metadata?.labels ?? {}) === JSON.stringify(old?.metadata?.labels ?? {}) &&
+      JSON.stringify(obj.metadata.labels ?? {}) === JSON.stringify(old?.metadata?.labels ?? {}) &&
       obj.status?.phase === old?.status?.phase &&
-      Boolean(obj.metadata?.deletionTimestamp) === Boolean(old?.metadata?.deletionTimestamp)
+      Boolean(obj.metadata.deletionTimestamp) === Boolean(old?.metadata?.deletionTimestamp)
     ) {
       return;
     }
     // Only the resources this namespace concerns: with many resources, a
     // full pass of every one per namespace event is what delays new namespaces.
-    enqueueConcerned(caches, queue, obj.metadata?.name ?? "", [obj, old]);
+    enqueueConcerned(caches, queue, obj.metadata.name, [obj, old]);
   });
   caches.secrets.on((_event, obj) => {
-    const owner = obj.metadata?.labels?.[LABEL_OWNER];
+    const owner = obj.metadata.labels?.[LABEL_OWNER];
     if (!owner || !live()) return;
     for (const r of caches.resources.values()) {
-      const name = r.metadata?.name ?? "";
+      const name = r.metadata.name;
       if (ownerLabelValue(name) === owner) queue.add(name);
     }
   });
@@ -74,7 +74,7 @@ export function enqueueOnEvents(
     ) {
       return;
     }
-    const namespace = obj.metadata?.namespace ?? "";
+    const namespace = obj.metadata.namespace;
     const ns = caches.namespaces.get(undefined, namespace);
     const claims = [obj, old].flatMap((sa) =>
       annotationsOf(sa).flatMap((annotation) => parseAddedRefs(annotation).map((r) => r.owner)),
@@ -102,11 +102,11 @@ function enqueueConcerned(
   const owners = new Set(
     caches.secrets
       .listNamespace(namespace)
-      .map((s) => s.metadata?.labels?.[LABEL_OWNER])
+      .map((s) => s.metadata.labels?.[LABEL_OWNER])
       .concat(claims),
   );
   for (const r of caches.resources.list()) {
-    const name = r.metadata?.name ?? "";
+    const name = r.metadata.name;
     let concerned = owners.has(ownerLabelValue(name));
     try {
       concerned ||= targetNamespaces(r.spec, infos).length > 0;

@@ -159,10 +159,10 @@ function trimMeta<T extends KubernetesObject>(obj: T): T {
 function trimNamespace(ns: Cached<NamespaceView>): Cached<NamespaceView> {
   return {
     metadata: {
-      name: ns.metadata?.name,
-      labels: ns.metadata?.labels,
-      resourceVersion: (ns.metadata as { resourceVersion?: string } | undefined)?.resourceVersion,
-      deletionTimestamp: ns.metadata?.deletionTimestamp,
+      name: ns.metadata.name,
+      labels: ns.metadata.labels,
+      resourceVersion: ns.metadata.resourceVersion,
+      deletionTimestamp: ns.metadata.deletionTimestamp,
     },
     status: { phase: ns.status?.phase },
   } as Cached<NamespaceView>;

@@ -29,11 +29,29 @@ export interface KubernetesObject {
   metadata?: ObjectMeta;
 }
 
+/** The metadata of an object the API server has stored: it always has a name. */
+export interface StoredMeta extends ObjectMeta {
+  name: string;
+}
+
+/**
+ * An object as the API server returns it (a GET, a list's item, a watch
+ * event, a write's answer): the server stores none without a name, so its
+ * type says so and no reader needs `metadata?.name ?? ""`. Objects the
+ * operator builds before writing them (generateName, a body) are not Named.
+ */
+export type Named<T extends KubernetesObject> = T & { metadata: StoredMeta };
+
+/** A namespaced object as the API server returns it: a namespace too. */
+export type NamespacedNamed<T extends KubernetesObject> = Named<T> & {
+  metadata: { namespace: string };
+};
+
 /**
  * An object as an informer caches it: the slice of it the operator reads (a
- * view type), plus the metadata every cached object has.
+ * view type), plus the metadata every cached object has, its name included.
  */
-export type Cached<T> = T & KubernetesObject;
+export type Cached<T> = Named<T & KubernetesObject>;
 
 export interface ObjectList<T> {
   apiVersion?: string;

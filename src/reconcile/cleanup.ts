@@ -95,8 +95,8 @@ export async function cleanup(
   // ServiceAccount and managed Secret, and most passes find nothing.
   const claimed: ServiceAccountView[] = [];
   for (const sa of cluster.serviceAccounts()) {
-    const annotations = sa.metadata?.annotations;
-    if (!annotations || skip(sa.metadata?.namespace ?? "")) continue;
+    const annotations = sa.metadata.annotations;
+    if (!annotations || skip(sa.metadata.namespace)) continue;
     if (
       claims(annotations[ANNOTATION_ADDED_PULL_SECRETS]) ||
       claims(annotations[ANNOTATION_ADDED_SECRETS])
@@ -108,8 +108,8 @@ export async function cleanup(
   const stale: SecretView[] = [];
   for (const s of cluster.secrets()) {
     if (!isOwnedBy(s, owner)) continue;
-    const namespace = s.metadata?.namespace ?? "";
-    const name = s.metadata?.name ?? "";
+    const namespace = s.metadata.namespace;
+    const name = s.metadata.name;
     const kept =
       scope.keepSecret?.(namespace, name) === true ||
       (keepNamespaces.has(namespace) && scope.keepAlso?.(namespace, name) === true);
@@ -139,16 +139,14 @@ export async function cleanup(
   }
   const kept = scope.inUse ? await keptInUse(cluster, stale, scope) : [];
   const keptPlaces = new Set(kept.map((k) => `${k.namespace}/${k.name}`));
-  const remove = stale.filter(
-    (s) => !keptPlaces.has(`${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`),
-  );
+  const remove = stale.filter((s) => !keptPlaces.has(`${s.metadata.namespace}/${s.metadata.name}`));
   await pool(remove, scope.concurrency, async (s) => {
     if (originOf(s) !== "adopted") return await deleteOwnedSecret(cluster, s, owner);
     if (await releaseAdoptedSecret(cluster, s, owner)) {
       scope.notice?.(
         "Normal",
         Reason.SecretReleased,
-        `released adopted Secret ${s.metadata?.namespace}/${s.metadata?.name}: removed this operator's registry entries, labels and annotations, kept everything else`,
+        `released adopted Secret ${s.metadata.namespace}/${s.metadata.name}: removed this operator's registry entries, labels and annotations, kept everything else`,
       );
     }
   });
@@ -157,7 +155,7 @@ export async function cleanup(
 
 /** Where a copy says it was written (its mark). */
 function copiedFrom(s: SecretView): string {
-  const a = s.metadata?.annotations;
+  const a = s.metadata.annotations;
   return a?.[ANNOTATION_ADOPTED] ?? a?.[ANNOTATION_WRITTEN_IN] ?? "another Secret";
 }
 
@@ -174,7 +172,7 @@ async function keptInUse(
 ): Promise<KeptSecret[]> {
   const byNamespace = new Map<string, SecretView[]>();
   for (const s of stale) {
-    const namespace = s.metadata?.namespace ?? "";
+    const namespace = s.metadata.namespace;
     byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), s]);
   }
   const kept: KeptSecret[] = [];
@@ -182,7 +180,7 @@ async function keptInUse(
     const users = await cluster.pullSecretUsers(namespace);
     if (!users) return;
     for (const s of secrets) {
-      const name = s.metadata?.name ?? "";
+      const name = s.metadata.name;
       const pods = users.get(name);
       if (!pods || pods.length === 0) continue;
       const shown = [...pods].sort().slice(0, 3).join(", ");
@@ -201,7 +199,7 @@ async function keptInUse(
       const desired = scope.inUse?.desired(namespace, name);
       const sameSources =
         desired !== undefined &&
-        s.metadata?.annotations?.[ANNOTATION_TOKEN_SOURCES] ===
+        s.metadata.annotations?.[ANNOTATION_TOKEN_SOURCES] ===
           desired.metadata.annotations[ANNOTATION_TOKEN_SOURCES];
       if (desired && sameSources && s.type === desired.type) await scope.inUse?.sync(desired);
     }

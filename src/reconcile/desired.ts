@@ -27,9 +27,10 @@ export const DOCKER_CONFIG_JSON_KEY = ".dockerconfigjson";
 
 /** The slice of a Secret the operator reads. */
 export interface SecretView {
-  metadata?: {
-    name?: string;
-    namespace?: string;
+  /** Always there, with a name and namespace: every view is read from the API server or its cache. */
+  metadata: {
+    name: string;
+    namespace: string;
     resourceVersion?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
@@ -103,7 +104,7 @@ function sameValue(observed: string | undefined, want: string): boolean {
  * annotations), it costs a few hundred bytes here.
  */
 export function cachedSecret(secret: SecretView): SecretView {
-  const m = secret.metadata ?? {};
+  const m = secret.metadata;
   const recorded = m.annotations?.[ANNOTATION_SECRET_TEMPLATE_KEYS];
   const templateKeys = recorded
     ? recorded.split(",", MAX_CACHED_TEMPLATE_KEYS).map((e) => e.slice(e.indexOf(":") + 1))
@@ -167,7 +168,7 @@ const TRACKED = Object.freeze([Object.freeze({})]) as unknown as unknown[];
  * then reads the whole object from the API server first.
  */
 export function cachedServiceAccount(sa: ServiceAccountView): ServiceAccountView {
-  const m = sa.metadata ?? {};
+  const m = sa.metadata;
   const annotations: Record<string, string> = {};
   for (const key of [
     ANNOTATION_ADDED_PULL_SECRETS,
@@ -234,9 +235,10 @@ export const WRITTEN_DATA_KEYS: ReadonlySet<string> = new Set([
 
 /** The slice of a ServiceAccount the operator reads. */
 export interface ServiceAccountView {
-  metadata?: {
-    name?: string;
-    namespace?: string;
+  /** Always there, with a name and namespace: every view is read from the API server or its cache. */
+  metadata: {
+    name: string;
+    namespace: string;
     resourceVersion?: string;
     annotations?: Record<string, string>;
     /** Only whether it is empty is read (see serviceAccountPatch). */
@@ -320,14 +322,14 @@ export function desiredSecrets(
 
 /** Whether a Secret carries the labels of this operator and owner. */
 export function isOwnedBy(secret: SecretView, owner: string): boolean {
-  const labels = secret.metadata?.labels ?? {};
+  const labels = secret.metadata.labels ?? {};
   return (
     labels[LABEL_MANAGED_BY] === OPERATOR_NAME && labels[LABEL_OWNER] === ownerLabelValue(owner)
   );
 }
 
 export function isManaged(secret: SecretView): boolean {
-  return secret.metadata?.labels?.[LABEL_MANAGED_BY] === OPERATOR_NAME;
+  return secret.metadata.labels?.[LABEL_MANAGED_BY] === OPERATOR_NAME;
 }
 
 /**
@@ -343,10 +345,10 @@ export function secretDiffers(desired: DesiredSecret, observed: SecretView): boo
     const want = desired.data[k] ?? "";
     if (dataDigests ? dataDigests[k] !== desiredDigest(want) : data?.[k] !== want) return true;
   }
-  const labels = observed.metadata?.labels ?? {};
+  const labels = observed.metadata.labels ?? {};
   for (const k in desired.metadata.labels)
     if (!sameValue(labels[k], desired.metadata.labels[k] ?? "")) return true;
-  const annotations = observed.metadata?.annotations ?? {};
+  const annotations = observed.metadata.annotations ?? {};
   for (const k in desired.metadata.annotations)
     if (!sameValue(annotations[k], desired.metadata.annotations[k] ?? "")) return true;
   // A template key dropped since the last write is still on the Secret.
@@ -418,7 +420,7 @@ export function droppedTemplateKeys(
   desired: DesiredSecret,
   observed: SecretView,
 ): { labels: string[]; annotations: string[] } {
-  const recorded = observed.metadata?.annotations?.[ANNOTATION_SECRET_TEMPLATE_KEYS];
+  const recorded = observed.metadata.annotations?.[ANNOTATION_SECRET_TEMPLATE_KEYS];
   const out = { labels: [] as string[], annotations: [] as string[] };
   if (!recorded) return out;
   for (const entry of recorded.split(",")) {
@@ -500,7 +502,7 @@ export function planServiceAccount(
 ): ServiceAccountChange | undefined {
   const change = planReferenceList(
     sa.imagePullSecrets ?? [],
-    sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS],
+    sa.metadata.annotations?.[ANNOTATION_ADDED_PULL_SECRETS],
     owner,
     want,
     removeStale,
@@ -640,7 +642,7 @@ export function planServiceAccountSecrets(
   want: string | undefined,
   removeStale: boolean,
 ): ReferenceListChange | undefined {
-  const annotation = sa.metadata?.annotations?.[ANNOTATION_ADDED_SECRETS];
+  const annotation = sa.metadata.annotations?.[ANNOTATION_ADDED_SECRETS];
   return planReferenceList(sa.secrets ?? [], annotation, owner, want, removeStale);
 }
 

@@ -109,6 +109,8 @@ describe("secretTemplate", () => {
     };
     const observed: SecretView = {
       metadata: {
+        name: "pull",
+        namespace: "team-a",
         annotations: {
           [ANNOTATION_SECRET_TEMPLATE_KEYS]: "annotation:backup,label:cost,label:team",
         },
@@ -123,7 +125,9 @@ describe("secretTemplate", () => {
       "backup",
       ANNOTATION_SECRET_TEMPLATE_KEYS,
     ]);
-    expect(droppedTemplateKeys(desired, {})).toEqual({ labels: [], annotations: [] });
+    expect(
+      droppedTemplateKeys(desired, { metadata: { name: "pull", namespace: "team-a" } }),
+    ).toEqual({ labels: [], annotations: [] });
   });
 });
 

@@ -91,7 +91,7 @@ export async function rolePass(input: RolePassInput): Promise<RolePass> {
   const members = new Map<string, ServiceAccountRef[]>();
   for (const namespace of wanted) {
     const targeted = [...cluster.serviceAccounts(namespace)].filter((sa) =>
-      targetsServiceAccount(spec.serviceAccounts, sa.metadata?.name ?? ""),
+      targetsServiceAccount(spec.serviceAccounts, sa.metadata.name),
     );
     const plan = planServiceAccountRoles(targeted, spec.secretName, unannotated);
     plans.set(namespace, plan);

@@ -107,14 +107,14 @@ export class ServiceAccounts {
    * Throws ServiceAccountReverted while held back.
    */
   private async holdBackReAdd(sa: ServiceAccountView, owner: string, want: string): Promise<void> {
-    const namespace = sa.metadata?.namespace ?? "";
-    const name = sa.metadata?.name ?? "";
+    const namespace = sa.metadata.namespace;
+    const name = sa.metadata.name;
     const key = `${owner}|${namespace}/${name}`;
     const now = this.now();
     const history = this.reverts.get(key) ?? { times: [], notBefore: 0, manager: "unknown" };
     history.times = history.times.filter((t) => now - t < REVERT_WINDOW_MS);
-    if (history.seenAt !== sa.metadata?.resourceVersion) {
-      history.seenAt = sa.metadata?.resourceVersion;
+    if (history.seenAt !== sa.metadata.resourceVersion) {
+      history.seenAt = sa.metadata.resourceVersion;
       history.times.push(now);
       history.manager = await this.remover(namespace, name);
       const over = history.times.length - REVERT_THRESHOLD;
@@ -175,10 +175,7 @@ export class ServiceAccounts {
       this.wants.set(resource, wants);
     }
     for (const sa of this.cluster.serviceAccounts(namespace)) {
-      const targeted = targetsServiceAccount(
-        resource.spec.serviceAccounts,
-        sa.metadata?.name ?? "",
-      );
+      const targeted = targetsServiceAccount(resource.spec.serviceAccounts, sa.metadata.name);
       const { want, key } = targeted ? wants.targeted : wants.other;
       if (this.plan(sa, owner, want, removeStale, key)) return false;
     }
@@ -197,7 +194,7 @@ export class ServiceAccounts {
   ): Promise<void> {
     const owner = resource.metadata?.name ?? "";
     for (const sa of [...this.cluster.serviceAccounts(namespace)]) {
-      const name = sa.metadata?.name ?? "";
+      const name = sa.metadata.name;
       const wants = want ? inFields(resource, want(name)) : wanted(resource, sa);
       await this.patch(sa, owner, wants, policy === "Delete");
     }
@@ -210,7 +207,7 @@ export class ServiceAccounts {
     want: Wanted,
     removeStale: boolean,
   ): Promise<void> {
-    const key = { namespace: cached.metadata?.namespace ?? "", name: cached.metadata?.name ?? "" };
+    const key = { namespace: cached.metadata.namespace, name: cached.metadata.name };
     let sa: ServiceAccountView | undefined = cached;
     await retryOnConflict(
       {
@@ -226,10 +223,10 @@ export class ServiceAccounts {
         const pull = want.imagePullSecrets;
         if (pull && removedByOthers(sa, owner, pull)) await this.holdBackReAdd(sa, owner, pull);
         try {
-          const rv = sa.metadata?.resourceVersion;
+          const rv = sa.metadata.resourceVersion;
           await this.cluster.patchServiceAccount(
             key,
-            serviceAccountPatch(plan.pull, rv, plan.secrets, !sa.metadata?.managedFields?.length),
+            serviceAccountPatch(plan.pull, rv, plan.secrets, !sa.metadata.managedFields?.length),
           );
         } catch (err) {
           if (!isNotFound(err)) throw err;
@@ -280,7 +277,7 @@ interface ManagedFieldsEntry {
 /** Our entry is gone although our annotation says we added it: someone removed it. */
 function removedByOthers(sa: ServiceAccountView, owner: string, want: string): boolean {
   const listed = (sa.imagePullSecrets ?? []).some((r) => r.name === want);
-  const ours = parseAddedRefs(sa.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).some(
+  const ours = parseAddedRefs(sa.metadata.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).some(
     (r) => r.owner === ownerLabelValue(owner) && r.name === want,
   );
   return ours && !listed;
@@ -288,7 +285,7 @@ function removedByOthers(sa: ServiceAccountView, owner: string, want: string): b
 
 /** The Secret name the resource wants in each list of this ServiceAccount. */
 function wanted(resource: ECRPullSecret, sa: ServiceAccountView): Wanted {
-  if (!targetsServiceAccount(resource.spec.serviceAccounts, sa.metadata?.name ?? "")) return {};
+  if (!targetsServiceAccount(resource.spec.serviceAccounts, sa.metadata.name)) return {};
   return inFields(resource, resource.spec.secretName);
 }
 
