@@ -69,6 +69,29 @@ describe("parseCommandLine", () => {
     expect(config.awsTokenBurst).toBe(20);
   });
 
+  it("reads --watch-namespaces as a sorted set of exact names; absent means every namespace", () => {
+    expect(
+      parseCommandLine([], { WATCH_NAMESPACES: "team-b, team-a,team-b" }).config,
+    ).toMatchObject({ watchNamespaces: ["team-a", "team-b"] });
+    expect(parseCommandLine([], {}).config.watchNamespaces).toBeUndefined();
+  });
+
+  it("returns command-specific flags and positionals apart from the settings", () => {
+    const parsed = parseCommandLine(
+      ["check", "--resource=team", "x"],
+      {},
+      {
+        resource: { type: "string" },
+      },
+    );
+    expect(parsed.command).toBe("check");
+    expect(parsed.extra).toEqual({ resource: "team" });
+    expect(parsed.positionals).toEqual(["x"]);
+    expect(parseCommandLine(["--help"], {}).extra.help).toBe(true);
+  });
+});
+
+describe("parseCommandLine refusals", () => {
   it.each([
     [["--kube-api-qps=-1"], {}, 'failed to read --kube-api-qps: "-1" is not a number ≥ 0'],
     [[], { AWS_TOKEN_QPS: "fast" }, 'failed to read AWS_TOKEN_QPS: "fast" is not a number ≥ 0'],
@@ -98,27 +121,6 @@ describe("parseCommandLine", () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain(message);
-  });
-
-  it("reads --watch-namespaces as a sorted set of exact names; absent means every namespace", () => {
-    expect(
-      parseCommandLine([], { WATCH_NAMESPACES: "team-b, team-a,team-b" }).config,
-    ).toMatchObject({ watchNamespaces: ["team-a", "team-b"] });
-    expect(parseCommandLine([], {}).config.watchNamespaces).toBeUndefined();
-  });
-
-  it("returns command-specific flags and positionals apart from the settings", () => {
-    const parsed = parseCommandLine(
-      ["check", "--resource=team", "x"],
-      {},
-      {
-        resource: { type: "string" },
-      },
-    );
-    expect(parsed.command).toBe("check");
-    expect(parsed.extra).toEqual({ resource: "team" });
-    expect(parsed.positionals).toEqual(["x"]);
-    expect(parseCommandLine(["--help"], {}).extra.help).toBe(true);
   });
 });
 

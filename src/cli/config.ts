@@ -1,52 +1,16 @@
-// Operator-level settings: each a flag with an environment variable behind
-// it, merged over defaults. The seed operator's variables
+// The settings table: each operator-level setting a flag with environment
+// variables behind it, merged over its default, which is written here and
+// nowhere else (OperatorConfig in src/controller/from-settings.ts is the
+// parsed result). The seed operator's variables
 // (AWS_CREDENTIALS_SECRET_NAME, AWS_CREDENTIALS_SECRET_NAMESPACE, AWS_REGION,
 // REGISTRY) keep working.
 import { parseArgs } from "node:util";
 import { PROFILE_ARN_PATTERN, ROLE_ARN_PATTERN, TRUST_ANCHOR_ARN_PATTERN } from "../api/schema.js";
 import { parseDuration } from "../api/validate.js";
-import type { LogFormat } from "../observability/logger.js";
+import type { OperatorConfig } from "../controller/from-settings.js";
 
-export interface OperatorConfig {
-  kubeconfig?: string;
-  /** The kubeconfig context to use instead of its current-context. */
-  context?: string;
-  region?: string;
-  registry?: string;
-  credentialsSecretName?: string;
-  credentialsSecretNamespace?: string;
-  // IAM Roles Anywhere as the operator-level source (issue 33).
-  rolesAnywhereTrustAnchorArn?: string;
-  rolesAnywhereProfileArn?: string;
-  rolesAnywhereRoleArn?: string;
-  rolesAnywhereCertificateSecretName?: string;
-  rolesAnywhereCertificateSecretNamespace?: string;
-  rolesAnywhereSessionDurationMs?: number;
-  metricsAddress: string;
-  healthAddress: string;
-  leaderElect: boolean;
-  /** Unset: the kubeconfig context's namespace, in a cluster the Pod's own, else `default`. */
-  leaderElectionNamespace?: string;
-  leaderElectionId: string;
-  qps: number;
-  burst: number;
-  concurrency: number;
-  writeConcurrency: number;
-  logLevel: string;
-  logFormat: LogFormat;
-  verify: boolean;
-  podWatch: boolean;
-  awsTimeoutMs: number;
-  minRefreshIntervalMs: number;
-  awsBackoffBaseMs: number;
-  awsBackoffMaxMs: number;
-  /** Namespaces this install may serve (Roles there, no ClusterRole on Secrets); absent: all. */
-  watchNamespaces?: string[];
-  /** Comma-separated TokenRequest audiences allowed beside sts.amazonaws.com (issue 28). */
-  allowedTokenAudiences?: string;
-  awsTokenQps: number;
-  awsTokenBurst: number;
-}
+// The one settings type, defined beside what is assembled from it.
+export type { OperatorConfig };
 
 interface Setting {
   flag: string;

@@ -1,21 +1,19 @@
 // The one executable: run, once, check, status, demo. An entry point only:
-// what it assembles comes from src/controller/from-settings.ts.
+// what it assembles comes from src/controller/from-settings.ts, and `run`'s
+// loop is the Manager's (src/controller/manager.ts).
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import type { Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConditionType } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
-import { kubeConnection, makeController, makeKubeClient } from "../controller/from-settings.js";
-import { LEADER_RETRY_PERIOD_MS, LeaderElector } from "../controller/leader.js";
+import { leaseNamespace, makeController, makeManager } from "../controller/from-settings.js";
 import {
   checkProxySettings,
   parseProxyUrl,
   proxySettingsFromEnv,
   redactProxy,
 } from "../kube/proxy.js";
-import { serveHealth } from "../observability/health.js";
 import { createLogger, errorField, type Logger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { runCheck } from "./check.js";
@@ -23,129 +21,39 @@ import { ConfigError, helpText, type OperatorConfig, parseCommandLine } from "./
 import { runMigrate } from "./migrate.js";
 import { runStatus } from "./status.js";
 
+/**
+ * `run`: the manager runs the controller (informers on every replica, workers
+ * on the leader) until SIGTERM or SIGINT (exit code 0) or a lost Lease (1).
+ */
 async function run(config: OperatorConfig, log: Logger): Promise<number> {
   const metrics = new Metrics();
-  const connection = kubeConnection(config);
-  // The Lease's client is not fenced: it must be able to release the Lease.
-  // When the server throttles it, the controller's requests give way, and it
-  // tries again within a retry period whatever Retry-After says: API Priority
-  // and Fairness raises that to 32 s under load, past the renew deadline.
-  const kube = makeKubeClient(config, metrics, {
-    connection,
-    maxRetryAfterMs: LEADER_RETRY_PERIOD_MS,
-    onRetry: (_method, _path, reason) => {
-      if (reason === "HTTP 429") leader?.throttled();
-    },
-  });
-  const leaseNamespace = config.leaderElectionNamespace ?? connection.namespace ?? "default";
-  let leader: LeaderElector | undefined;
-  if (config.leaderElect) {
-    leader = new LeaderElector(kube, log, {
-      namespace: leaseNamespace,
-      name: config.leaderElectionId,
-      onStartedLeading: () => onStartedLeading(),
-      onStoppedLeading: () => onStoppedLeading(),
-      onError: (reason) => metrics.leaderElectionErrors.inc({ reason }),
-    });
-  }
-  // Every write of the controller goes through the elector's fence.
-  const controller = makeController(
-    config,
-    log,
-    metrics,
-    makeKubeClient(config, metrics, { connection, fence: leader?.fence }),
-  );
-  let leading = !config.leaderElect;
-  const servers: Server[] = [];
-  // Ready once the caches have synced, leader or standby alike: a standby is
-  // a working replica, and taking it out of the Service would gain nothing.
-  // A replica that may not touch the Lease at all (RBAC, a missing
-  // namespace) can never lead, so it is not ready, and says why in its log.
-  const checks = {
-    healthy: () => true,
-    ready: () => controller.synced && !leader?.blockedReason,
-  };
-  if (config.metricsAddress !== "0")
-    servers.push(await serveHealth(config.metricsAddress, metrics, checks));
-  if (config.healthAddress !== "0" && config.healthAddress !== config.metricsAddress) {
-    servers.push(await serveHealth(config.healthAddress, undefined, checks));
-  }
-
-  let onStartedLeading = () => {};
-  let onStoppedLeading = () => {};
-  let stopping = false;
-  const stopped = new Promise<number>((resolve) => {
-    const stop = (signal: string, code: number) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, "shutting down");
-      void (async () => {
-        // Workers finish the pass they are in and take no more; only then is
-        // the Lease given up, so a successor never overlaps our writes.
-        try {
-          await controller.stop();
-          await leader?.release();
-        } catch (err) {
-          log.error({ err: errorField(err) }, "failed to shut down cleanly");
-        }
-        for (const s of servers) {
-          s.close();
-          s.closeAllConnections();
-        }
-        log.info({ signal, code }, "stopped");
-        // Whatever still holds the event loop (a pooled connection, a hung
-        // call) must not keep a terminated Pod alive; unref'd, so a clean exit
-        // does not wait for it.
-        setTimeout(() => process.exit(code), 5_000).unref();
-        resolve(code);
-      })();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM", 0));
-    process.once("SIGINT", () => stop("SIGINT", 0));
-    onStartedLeading = () => {
-      leading = true;
-      metrics.isLeader.set(1);
-      controller.startWorkers();
-    };
-    // A replica that loses the lease stops writing at once: the elector's
-    // fence already refuses every write and has cancelled those in flight.
-    // It then exits within a second, so no pass carries on without the
-    // Lease, and the Deployment restarts it as a standby (controller-runtime
-    // does the same).
-    onStoppedLeading = () => {
-      metrics.isLeader.set(0);
-      log.error("lost the leader lease; exiting so no write happens without it");
-      setTimeout(() => process.exit(1), 1_000);
-      stop("lease-lost", 1);
-    };
-  });
-
+  const manager = makeManager(config, log, metrics, (code) => process.exit(code));
+  // Every write of the controller goes through the manager's client, fenced
+  // by the Lease.
+  const controller = makeController(config, log, metrics, manager.client);
+  manager.add(controller.informers);
+  manager.add(controller.workers);
+  manager.addReadyzCheck(() => controller.synced);
   log.info(
     {
       leaderElect: config.leaderElect,
-      leaseNamespace: config.leaderElect ? leaseNamespace : undefined,
+      leaseNamespace: config.leaderElect
+        ? leaseNamespace(config, manager.client.connection)
+        : undefined,
       region: config.region,
       registry: config.registry,
     },
     "starting ecr-creds-refresher",
   );
-  // SIGTERM while the caches are still syncing (the API server unreachable)
-  // must end the process too.
-  const synced = await Promise.race([
-    controller.startInformers().then(() => true as const),
-    stopped,
-  ]);
-  if (synced !== true) return synced;
-  if (stopping) return await stopped;
-  log.info("caches synced");
-  if (leader) leader.start();
-  else if (leading) {
-    // Without election this replica is the one writer: the no-leader alert
-    // reads the same gauge either way.
-    metrics.isLeader.set(1);
-    controller.startWorkers();
-  }
-  return await stopped;
+  return await manager.start(terminationSignal());
+}
+
+/** Aborted by the first SIGTERM or SIGINT, with the signal's name as its reason. */
+function terminationSignal(): AbortSignal {
+  const stop = new AbortController();
+  process.once("SIGTERM", () => stop.abort("SIGTERM"));
+  process.once("SIGINT", () => stop.abort("SIGINT"));
+  return stop.signal;
 }
 
 async function once(config: OperatorConfig, log: Logger): Promise<number> {

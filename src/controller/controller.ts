@@ -28,34 +28,40 @@ import { SecretTokenRecords } from "../reconcile/token-records.js";
 import type { VerifyRegistry } from "../reconcile/verification.js";
 import { CredentialWatchers } from "./credential-watchers.js";
 import { enqueueOnEvents } from "./enqueue.js";
+import type { OperatorConfig } from "./from-settings.js";
 import { makeInformers } from "./informers.js";
+import type { Runnable } from "./manager.js";
 import { PullFailureWatch } from "./pull-failures.js";
 import { runWorkers, WorkQueue } from "./queue.js";
 
-export interface ControllerOptions {
+/**
+ * The settings the controller reads as they are (`podWatch`: the watch on
+ * Pending Pods, which runs with the workers), and what is resolved from the
+ * others (from-settings.ts).
+ */
+export type ControllerOptions = Pick<
+  OperatorConfig,
+  | "concurrency"
+  | "writeConcurrency"
+  | "awsTimeoutMs"
+  | "minRefreshIntervalMs"
+  | "awsBackoffBaseMs"
+  | "awsBackoffMaxMs"
+  | "awsTokenQps"
+  | "awsTokenBurst"
+  | "watchNamespaces"
+  | "podWatch"
+> & {
   defaults: OperatorDefaults;
-  concurrency: number;
-  writeConcurrency: number;
-  awsTimeoutMs: number;
-  minRefreshIntervalMs: number;
-  awsBackoffBaseMs: number;
-  awsBackoffMaxMs: number;
-  /** GetAuthorizationToken calls a second per (account, region); 0 or absent: no limit. */
-  awsTokenQps?: number;
-  awsTokenBurst?: number;
   verify?: VerifyRegistry;
-  /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
-  watchNamespaces?: readonly string[];
   /**
    * The operator's own namespace: its token records live there, out of
    * tenants' reach. Absent: no records (every start fetches anew).
    */
   stateNamespace?: string;
-  /** The pull-failure watch on Pending Pods (default on); it runs with the workers. */
-  podWatch?: boolean;
   /** TokenRequest audiences allowed beside sts.amazonaws.com (--allowed-token-audiences). */
-  allowedTokenAudiences?: readonly string[];
-}
+  allowedTokenAudiences: readonly string[];
+};
 
 export class Controller {
   readonly queue = new WorkQueue();
@@ -74,7 +80,8 @@ export class Controller {
   private readonly awsClients: TokenClients;
   /** The operator's token records (its namespace); absent without one. */
   private readonly records: SecretTokenRecords | undefined;
-  private workers: Promise<void> | undefined;
+  /** The workers' loops: resolves once every one has ended. */
+  private running: Promise<void> | undefined;
   private queueGauge: NodeJS.Timeout | undefined;
   /** Whether the caches have synced and events are acted on (see enqueueOnEvents). */
   private live = false;
@@ -87,7 +94,7 @@ export class Controller {
     private readonly opts: ControllerOptions,
   ) {
     this.serviceAccountTokens = new ServiceAccountTokens(kube, {
-      allowedAudiences: opts.allowedTokenAudiences ?? [],
+      allowedAudiences: opts.allowedTokenAudiences,
     });
     this.caches = makeInformers(kube, log, opts.watchNamespaces, opts.stateNamespace);
     this.records =
@@ -107,7 +114,33 @@ export class Controller {
         if (code) metrics.awsErrors.inc({ service, code });
       },
     });
-    this.tokens = new TokenCache({
+    this.tokens = this.makeTokenCache(events);
+    this.credentials = new CredentialWatchers(kube, log, {
+      defaults: opts.defaults,
+      resources: () => this.resources.list(),
+      invalidate: (matches) => this.tokens.invalidate(matches),
+      enqueue: (names) => this.enqueue(names),
+    });
+    this.pullFailures = this.makePullFailureWatch(kube, events);
+    this.reconciler = this.makeReconciler(kube, events);
+    // A resource's registries (in its status) or spec decide which Pods it
+    // covers: Pods already waiting are judged again.
+    const pods = this.pullFailures;
+    this.resources.on(() => {
+      if (pods.hasSynced) pods.rediagnose();
+    });
+    enqueueOnEvents(
+      this.caches,
+      this.queue,
+      () => this.credentials.sync(),
+      () => this.live,
+    );
+  }
+
+  /** The shared token cache: fetches through the AWS pipeline, tells failures on the resources. */
+  private makeTokenCache(events: EventRecorder): TokenCache {
+    const { opts, metrics } = this;
+    return new TokenCache({
       fetch: (source) => this.fetch(source),
       // A source no resource uses any more: its client and its record go.
       onDrop: (key) => {
@@ -131,18 +164,17 @@ export class Controller {
       backoffBaseMs: opts.awsBackoffBaseMs,
       backoffMaxMs: opts.awsBackoffMaxMs,
       jitter: 0.1,
-      quota: new AwsQuota({ qps: opts.awsTokenQps ?? 0, burst: opts.awsTokenBurst ?? 1 }),
+      quota: new AwsQuota({ qps: opts.awsTokenQps, burst: opts.awsTokenBurst }),
     });
-    this.credentials = new CredentialWatchers(kube, log, {
-      defaults: opts.defaults,
-      resources: () => this.resources.list(),
-      invalidate: (matches) => this.tokens.invalidate(matches),
-      enqueue: (names) => this.enqueue(names),
-    });
-    this.pullFailures = new PullFailureWatch(
+  }
+
+  /** The watch on Pending Pods that cannot pull, reading the controller's caches. */
+  private makePullFailureWatch(kube: KubeClient, events: EventRecorder): PullFailureWatch {
+    const { opts } = this;
+    return new PullFailureWatch(
       kube,
-      log,
-      metrics,
+      this.log,
+      this.metrics,
       events,
       {
         resources: () => this.resources.values(),
@@ -164,13 +196,18 @@ export class Controller {
         ...(opts.watchNamespaces ? { watchNamespaces: opts.watchNamespaces } : {}),
       },
     );
+  }
+
+  /** The reconciler, writing through `kube` and reading the controller's caches. */
+  private makeReconciler(kube: KubeClient, events: EventRecorder): Reconciler {
+    const { opts } = this;
     const pods = this.pullFailures;
-    this.reconciler = new Reconciler(
+    return new Reconciler(
       new KubeCluster(kube, this.caches),
       this.tokens,
       events,
-      metrics,
-      log,
+      this.metrics,
+      this.log,
       {
         defaults: opts.defaults,
         writeConcurrency: opts.writeConcurrency,
@@ -187,17 +224,6 @@ export class Controller {
         // Only once the watch has listed: before that it knows of no Pod.
         uncoveredPods: (name) => (pods.hasSynced ? pods.uncoveredPods(name) : undefined),
       },
-    );
-    // A resource's registries (in its status) or spec decide which Pods it
-    // covers: Pods already waiting are judged again.
-    this.resources.on(() => {
-      if (pods.hasSynced) pods.rediagnose();
-    });
-    enqueueOnEvents(
-      this.caches,
-      this.queue,
-      () => this.credentials.sync(),
-      () => this.live,
     );
   }
 
@@ -235,6 +261,19 @@ export class Controller {
     }
   }
 
+  /** For the Manager: the informers run on every replica, standby too (stop() ends it all). */
+  readonly informers: Runnable = {
+    start: () => this.startInformers(),
+    stop: () => this.stop(),
+  };
+
+  /** For the Manager: the workers (and the Pod watch) run on the leader only. */
+  readonly workers: Runnable = {
+    needLeaderElection: true,
+    start: () => this.startWorkers(),
+    stop: () => this.stopWorkers(),
+  };
+
   /** Starts the informers and waits until each has listed once. */
   async startInformers(): Promise<void> {
     const all = Object.values(this.caches);
@@ -261,9 +300,9 @@ export class Controller {
     }, 1000);
     this.queueGauge.unref();
     // Only the replica that writes diagnoses and acts on Pods.
-    if (this.opts.podWatch !== false) this.pullFailures.start();
+    if (this.opts.podWatch) this.pullFailures.start();
     this.enqueueAll();
-    this.workers = runWorkers(this.queue, this.opts.concurrency, (name) => this.process(name));
+    this.running = runWorkers(this.queue, this.opts.concurrency, (name) => this.process(name));
   }
 
   /**
@@ -318,10 +357,16 @@ export class Controller {
     return failed;
   }
 
-  async stop(): Promise<void> {
+  /** The workers take no more names; resolves once each has finished its pass. */
+  async stopWorkers(): Promise<void> {
     this.queue.shutDown();
     clearInterval(this.queueGauge);
-    await this.workers;
+    await this.running;
+  }
+
+  /** Stops everything: the workers as stopWorkers(), then the caches, clocks and watches. */
+  async stop(): Promise<void> {
+    await this.stopWorkers();
     this.tokens.close();
     this.awsClients.close();
     for (const i of Object.values(this.caches)) i.stop();

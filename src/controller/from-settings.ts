@@ -1,54 +1,77 @@
-// The controller and its clients, assembled from the operator's settings:
-// what `run` and `once` start, and what the integration tests start in their
-// own process.
+// The operator's settings as one type, and what is assembled from them: the
+// clients, the controller (`run`, `once`, and the integration tests in their
+// own process) and the manager of `run`. Their defaults live in the settings
+// table (src/cli/config.ts) alone; nothing here fills one in.
 import { FIELD_MANAGER } from "../api/metadata.js";
 import { operatorDefaults } from "../aws/registries.js";
 import { verifyRegistry } from "../aws/verify.js";
-import {
-  KubeClient,
-  type KubeClientOptions,
-  loadKubeConfig,
-  type WriteFence,
-} from "../kube/client.js";
+import { KubeClient, type KubeClientOptions, loadKubeConfig } from "../kube/client.js";
 import type { Connection } from "../kube/kubeconfig.js";
 import { EventRecorder } from "../observability/events.js";
-import type { Logger } from "../observability/logger.js";
+import type { LogFormat, Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { Controller } from "./controller.js";
+import { Manager } from "./manager.js";
 
-/** The settings the controller needs (the CLI's OperatorConfig has them all). */
-export interface ControllerSettings {
+/**
+ * The operator's settings, one field per row of the settings table
+ * (src/cli/config.ts), which alone holds their flags, variables and
+ * defaults: a field without a default there is optional here. Durations are
+ * in ms.
+ */
+export interface OperatorConfig {
   kubeconfig?: string;
-  /** The kubeconfig context (default: its current-context). */
+  /** The kubeconfig context to use instead of its current-context. */
   context?: string;
   region?: string;
   registry?: string;
   credentialsSecretName?: string;
   credentialsSecretNamespace?: string;
+  // IAM Roles Anywhere as the operator-level source (issue 33).
+  rolesAnywhereTrustAnchorArn?: string;
+  rolesAnywhereProfileArn?: string;
+  rolesAnywhereRoleArn?: string;
+  rolesAnywhereCertificateSecretName?: string;
+  rolesAnywhereCertificateSecretNamespace?: string;
+  rolesAnywhereSessionDurationMs?: number;
+  /** host:port of /metrics ("0": none). */
+  metricsAddress: string;
+  /** host:port of /healthz and /readyz ("0": none). */
+  healthAddress: string;
+  leaderElect: boolean;
+  /**
+   * The operator's own namespace: its Lease and its token records. Unset: for
+   * the Lease the kubeconfig context's namespace (in a cluster the Pod's own),
+   * else `default`; for the records only the Pod's own.
+   */
+  leaderElectionNamespace?: string;
+  leaderElectionId: string;
+  /** Requests a second to the API server (0: no client limit), and the burst above it. */
   qps: number;
   burst: number;
+  /** Resources reconciled at once, and namespace writes in flight per resource. */
   concurrency: number;
   writeConcurrency: number;
+  logLevel: string;
+  logFormat: LogFormat;
   verify: boolean;
-  podWatch?: boolean;
+  podWatch: boolean;
   awsTimeoutMs: number;
   minRefreshIntervalMs: number;
   awsBackoffBaseMs: number;
   awsBackoffMaxMs: number;
-  /** Namespaces this install may serve (namespaced RBAC); absent: every namespace. */
-  watchNamespaces?: readonly string[];
-  /** Comma-separated TokenRequest audiences allowed beside sts.amazonaws.com. */
+  /** Namespaces this install may serve (Roles there, no ClusterRole on Secrets); absent: all. */
+  watchNamespaces?: string[];
+  /** Comma-separated TokenRequest audiences allowed beside sts.amazonaws.com (issue 28). */
   allowedTokenAudiences?: string;
-  /** The operator's own namespace (its Lease and token records); default: the kubeconfig's, else `default`. */
-  leaderElectionNamespace?: string;
-  /** GetAuthorizationToken calls a second per (account, region); 0: no limit. Default 10. */
-  awsTokenQps?: number;
-  /** Default 50. */
-  awsTokenBurst?: number;
+  /** GetAuthorizationToken calls a second per (account, region); 0: no limit. */
+  awsTokenQps: number;
+  awsTokenBurst: number;
 }
 
+/** The kubeconfig the settings name (none: in-cluster), at its chosen context. */
 export function kubeConnection(
-  settings: Pick<ControllerSettings, "kubeconfig" | "context">,
+  settings: Pick<OperatorConfig, "kubeconfig" | "context">,
 ): Connection {
   return loadKubeConfig(settings.kubeconfig, settings.context);
 }
@@ -60,13 +83,10 @@ export function kubeConnection(
  * serves them all.
  */
 export function makeKubeClient(
-  settings: Pick<ControllerSettings, "kubeconfig" | "context" | "qps" | "burst">,
+  settings: Pick<OperatorConfig, "kubeconfig" | "context" | "qps" | "burst">,
   metrics?: Metrics,
-  opts: {
+  opts: Pick<KubeClientOptions, "fence" | "onRetry" | "maxRetryAfterMs"> & {
     connection?: Connection;
-    fence?: WriteFence;
-    onRetry?: KubeClientOptions["onRetry"];
-    maxRetryAfterMs?: number;
   } = {},
 ): KubeClient {
   return new KubeClient(opts.connection ?? kubeConnection(settings), {
@@ -89,42 +109,75 @@ export function audienceList(raw: string | undefined): string[] {
     .filter(Boolean);
 }
 
-/** The operator's own namespace for its records: named by the administrator, or the Pod's own. */
+/**
+ * Where the token records may live: only a namespace the administrator chose
+ * (the flag, POD_NAMESPACE) or the Pod's own, never a kubeconfig context's,
+ * which may well be a tenant's. Undefined: no records.
+ */
 function stateNamespace(
-  settings: Pick<ControllerSettings, "leaderElectionNamespace">,
+  settings: Pick<OperatorConfig, "leaderElectionNamespace">,
   kube: KubeClient,
 ): string | undefined {
   if (settings.leaderElectionNamespace) return settings.leaderElectionNamespace;
   return kube.connection.source === "in-cluster" ? kube.connection.namespace : undefined;
 }
 
+/**
+ * The controller of these settings, writing through `kube` (by default an
+ * unfenced client of its own: `once` and the in-process test operator).
+ */
 export function makeController(
-  settings: ControllerSettings,
+  settings: OperatorConfig,
   log: Logger,
   metrics: Metrics,
   kube: KubeClient = makeKubeClient(settings, metrics),
 ): Controller {
-  const events = new EventRecorder(kube, log);
-  return new Controller(kube, log, metrics, events, {
+  const namespace = stateNamespace(settings, kube);
+  return new Controller(kube, log, metrics, new EventRecorder(kube, log), {
+    ...settings,
     defaults: operatorDefaults(settings),
-    concurrency: settings.concurrency,
-    writeConcurrency: settings.writeConcurrency,
-    awsTimeoutMs: settings.awsTimeoutMs,
-    minRefreshIntervalMs: settings.minRefreshIntervalMs,
-    awsBackoffBaseMs: settings.awsBackoffBaseMs,
-    awsBackoffMaxMs: settings.awsBackoffMaxMs,
-    watchNamespaces: settings.watchNamespaces,
     allowedTokenAudiences: audienceList(settings.allowedTokenAudiences),
-    // Where its token records may live: only a namespace the administrator
-    // chose (the flag, POD_NAMESPACE) or the Pod's own, never a kubeconfig
-    // context's, which may well be a tenant's. None: no records.
-    ...(stateNamespace(settings, kube) ? { stateNamespace: stateNamespace(settings, kube) } : {}),
-    podWatch: settings.podWatch !== false,
-    awsTokenQps: settings.awsTokenQps ?? 10,
-    awsTokenBurst: settings.awsTokenBurst ?? 50,
+    ...(namespace ? { stateNamespace: namespace } : {}),
     verify: settings.verify
       ? (_resource, url, username, password) =>
           verifyRegistry(url, username, password, { timeoutMs: settings.awsTimeoutMs })
       : undefined,
+  });
+}
+
+/**
+ * The Lease's namespace: the one named, else the kubeconfig context's (in a
+ * cluster the Pod's own), else `default`.
+ */
+export function leaseNamespace(
+  settings: Pick<OperatorConfig, "leaderElectionNamespace">,
+  connection: Connection,
+): string {
+  return settings.leaderElectionNamespace ?? connection.namespace ?? "default";
+}
+
+/**
+ * The manager of `run` for these settings: its endpoints, its Lease (with
+ * `leaderElect`), and clients that share one connection. `exit` ends the
+ * process (see ManagerOptions).
+ */
+export function makeManager(
+  settings: OperatorConfig,
+  log: Logger,
+  metrics: Metrics,
+  exit: (code: number) => void,
+): Manager {
+  const connection = kubeConnection(settings);
+  return new Manager(log, metrics, {
+    metricsAddress: settings.metricsAddress,
+    healthAddress: settings.healthAddress,
+    ...(settings.leaderElect && {
+      leaderElection: {
+        namespace: leaseNamespace(settings, connection),
+        name: settings.leaderElectionId,
+      },
+    }),
+    newClient: (opts) => makeKubeClient(settings, metrics, { connection, ...opts }),
+    exit,
   });
 }
