@@ -333,12 +333,82 @@ function canonical(v: unknown): unknown {
 
 /** The whole migration: what is created, adopted, moved, removed and deleted. */
 export function planMigration(facts: ClusterFacts, opts: MigrateOptions = {}): MigrationPlan {
-  const max = opts.maxNamespaces ?? MAX_NAMESPACE_ENTRIES;
   const notes: string[] = [];
-  const problems: string[] = [];
   const oldSecretNames = detectOldSecretNames(facts);
-  const oldNames = new Set(oldSecretNames);
   const settings = resolveSettings(facts, oldSecretNames, opts);
+  const problems = settingsProblems(settings);
+  const oldDeployments = facts.named ? [facts.named] : facts.deployments;
+  if (!facts.named && facts.deployments.length > 1) {
+    problems.push(
+      `${facts.deployments.length} Deployments are provably the old operator's (${facts.deployments.map(deploymentName).join(", ")}): name the one whose settings to use with --old-deployment NAMESPACE/NAME`,
+    );
+  }
+  for (const d of facts.ignored ?? []) {
+    notes.push(`Deployment ${d.namespace}/${d.name} is not read: ${d.reason}`);
+  }
+  const ctx: PlanContext = {
+    facts,
+    opts,
+    settings,
+    oldSecretNames,
+    oldNames: new Set(oldSecretNames),
+    claimed: new Map(),
+  };
+  // Every resource's targets are claimed before any namespace is planned: a
+  // name another resource serves in a namespace is not a leftover there.
+  const drafts: ResourceDraft[] = [];
+  for (const r of [...facts.oldResources].sort((a, b) => byCodeUnit(a.name, b.name))) {
+    const draft = planResource(r, ctx);
+    if (typeof draft === "string") problems.push(draft);
+    else drafts.push(draft);
+  }
+  const resources = drafts.map(({ plan, targets }) => {
+    for (const ns of targets) plan.steps.push(planNamespace(ns, plan.spec.secretName, ctx));
+    return plan;
+  });
+  const shortNames = facts.oldCrdShortNames;
+  return {
+    deployments: oldDeployments,
+    running: oldDeployments.filter((d) => d.replicas > 0),
+    oldSecretNames,
+    settings,
+    oldCrd: {
+      present: shortNames !== undefined,
+      removeShortName: shortNames?.includes(SHARED_SHORT_NAME) ?? false,
+    },
+    resources,
+    problems,
+    notes,
+  };
+}
+
+/** What the planning of every resource and namespace shares. */
+interface PlanContext {
+  facts: ClusterFacts;
+  opts: MigrateOptions;
+  settings: MigrationPlan["settings"];
+  /** The old Secret names, most referenced first, and as a set. */
+  oldSecretNames: string[];
+  oldNames: ReadonlySet<string>;
+  /**
+   * Which (namespace, Secret name) pairs are taken, and by which resource, so
+   * two resources never fight over one Secret, and an old Secret that a new
+   * resource adopts is never deleted as another resource's leftover.
+   */
+  claimed: Map<string, string>;
+}
+
+/** A resource's plan before its namespace steps, and the namespaces it serves. */
+interface ResourceDraft {
+  plan: ResourcePlan;
+  targets: string[];
+}
+
+const pair = (ns: string, secret: string) => `${ns}\u0000${secret}`;
+
+/** Region and registry that the new resources could not take, each with the flag that fixes it. */
+function settingsProblems(settings: MigrationPlan["settings"]): string[] {
+  const problems: string[] = [];
   if (settings.region && !regionForm.test(settings.region.value)) {
     problems.push(
       `region ${JSON.stringify(settings.region.value)} (${settings.region.from}) is not an AWS region; pass --region`,
@@ -353,173 +423,158 @@ export function planMigration(facts: ClusterFacts, opts: MigrateOptions = {}): M
       );
     }
   }
-  const oldDeployments = facts.named ? [facts.named] : facts.deployments;
-  const running = oldDeployments.filter((d) => d.replicas > 0);
-  if (!facts.named && facts.deployments.length > 1) {
-    problems.push(
-      `${facts.deployments.length} Deployments are provably the old operator's (${facts.deployments.map(deploymentName).join(", ")}): name the one whose settings to use with --old-deployment NAMESPACE/NAME`,
+  return problems;
+}
+
+/**
+ * One old resource's plan (its namespace steps still empty), claiming its
+ * (namespace, Secret) pairs in `ctx.claimed`; or a problem when its Secret
+ * name or its own name cannot carry over.
+ */
+function planResource(r: OldResource, ctx: PlanContext): ResourceDraft | string {
+  const notes: string[] = [];
+  const existing = ctx.facts.newResources.get(r.name);
+  let secretName = existing?.secretName ?? r.secretName ?? ctx.oldSecretNames[0];
+  if (!secretName) {
+    return `ECRPullSecret ${r.name}: spec.secretName is empty and no old Secret was found; set spec.secretName on the old resource`;
+  }
+  if (!secretNameForm.test(secretName) || secretName.length > 253) {
+    return `ECRPullSecret ${r.name}: spec.secretName ${JSON.stringify(secretName)} is not a valid Secret name; fix it on the old resource`;
+  }
+  if (r.name.length > 63) {
+    return `ECRPullSecret ${r.name}: the name is longer than 63 characters, which the new resource does not take; recreate the old resource under a shorter name first`;
+  }
+  secretName = secretName.trim();
+  const targets = claimTargets(r, secretName, ctx.claimed, notes);
+  const { spec, label } = targetSpec(r.name, secretName, targets, ctx, notes);
+  const { settings } = ctx;
+  if (settings.region) spec.region = settings.region.value;
+  if (settings.registry) spec.registries = [{ host: settings.registry.value }];
+  if (settings.credentials) {
+    const [namespace = "", name = ""] = settings.credentials.value.split("/");
+    spec.credentials = { secretRef: { name, namespace } };
+  }
+  if (ctx.oldNames.has(secretName)) spec.adoptExisting = true;
+  if (existing && !sameSpec(existing, spec)) {
+    notes.push(
+      "an ecrcreds.io ECRPullSecret of this name exists with another spec: it is kept as it is",
     );
   }
-  for (const d of facts.ignored ?? []) {
-    notes.push(`Deployment ${d.namespace}/${d.name} is not read: ${d.reason}`);
-  }
-
-  // Which (namespace, Secret name) pairs are taken, so two resources never
-  // fight over one Secret, and an old Secret that a new resource adopts is
-  // never deleted as another resource's leftover.
-  const claimed = new Map<string, string>();
-  const pair = (ns: string, secret: string) => `${ns}\u0000${secret}`;
-
-  const resources: ResourcePlan[] = [];
-  const sorted = [...facts.oldResources].sort((a, b) => byCodeUnit(a.name, b.name));
-  const drafts: Array<{ plan: ResourcePlan; targets: string[] }> = [];
-  for (const r of sorted) {
-    const rNotes: string[] = [];
-    const existing = facts.newResources.get(r.name);
-    let secretName = existing?.secretName ?? r.secretName ?? oldSecretNames[0];
-    if (!secretName) {
-      problems.push(
-        `ECRPullSecret ${r.name}: spec.secretName is empty and no old Secret was found; set spec.secretName on the old resource`,
-      );
-      continue;
-    }
-    if (!secretNameForm.test(secretName) || secretName.length > 253) {
-      problems.push(
-        `ECRPullSecret ${r.name}: spec.secretName ${JSON.stringify(secretName)} is not a valid Secret name; fix it on the old resource`,
-      );
-      continue;
-    }
-    if (r.name.length > 63) {
-      problems.push(
-        `ECRPullSecret ${r.name}: the name is longer than 63 characters, which the new resource does not take; recreate the old resource under a shorter name first`,
-      );
-      continue;
-    }
-    secretName = secretName.trim();
-    const targets: string[] = [];
-    for (const ns of oldTargets(r)) {
-      if (!namespaceName.test(ns) || ns.length > 63) {
-        rNotes.push(`${JSON.stringify(ns)} is not a namespace name: dropped`);
-        continue;
-      }
-      const owner = claimed.get(pair(ns, secretName));
-      if (owner !== undefined) {
-        rNotes.push(
-          `${ns}: ECRPullSecret ${owner} already serves Secret ${secretName} there: left to it`,
-        );
-        continue;
-      }
-      claimed.set(pair(ns, secretName), r.name);
-      targets.push(ns);
-    }
-    const spec: ECRPullSecretSpec = { secretName };
-    let label: ResourcePlan["label"];
-    if (targets.length > max) {
-      const key = `${opts.labelPrefix ?? MIGRATE_LABEL_PREFIX}${r.name}`;
-      const present = targets.filter((ns) => facts.namespaces.has(ns));
-      const missing = targets.filter((ns) => !facts.namespaces.has(ns));
-      const toLabel = present.filter(
-        (ns) => facts.namespaces.get(ns)?.labels[key] !== MIGRATE_LABEL_VALUE,
-      );
-      label = {
-        key,
-        value: MIGRATE_LABEL_VALUE,
-        namespaces: toLabel,
-        alreadyLabelled: present.length - toLabel.length,
-      };
-      spec.namespaceSelector = { matchLabels: { [key]: MIGRATE_LABEL_VALUE } };
-      rNotes.push(
-        `${targets.length} namespaces are more than spec.namespaces takes (${max}): the ${present.length} that exist are selected by the label ${key}=${MIGRATE_LABEL_VALUE}`,
-      );
-      if (missing.length > 0 && missing.length <= max) spec.namespaces = missing;
-      else if (missing.length > max) {
-        rNotes.push(
-          `${missing.length} listed namespaces do not exist and are too many to list: they will not be served when created unless labelled ${key}=${MIGRATE_LABEL_VALUE}`,
-        );
-      }
-    } else {
-      spec.namespaces = targets;
-    }
-    if (settings.region) spec.region = settings.region.value;
-    if (settings.registry) spec.registries = [{ host: settings.registry.value }];
-    if (settings.credentials) {
-      const [namespace = "", name = ""] = settings.credentials.value.split("/");
-      spec.credentials = { secretRef: { name, namespace } };
-    }
-    if (oldNames.has(secretName)) spec.adoptExisting = true;
-    let action: ResourcePlan["action"] = "create";
-    let finalSpec = spec;
-    if (existing) {
-      action = "keep";
-      finalSpec = existing;
-      if (!sameSpec(existing, spec)) {
-        rNotes.push(
-          "an ecrcreds.io ECRPullSecret of this name exists with another spec: it is kept as it is",
-        );
-      }
-    }
-    drafts.push({
-      plan: {
-        name: r.name,
-        action,
-        spec: finalSpec,
-        ...(label ? { label } : {}),
-        steps: [],
-        removeFinalizers: (r.finalizers ?? []).filter((f) => f === KOPF_FINALIZER),
-        notes: rNotes,
-      },
-      targets,
-    });
-  }
-
-  for (const { plan, targets } of drafts) {
-    const secret = plan.spec.secretName;
-    for (const ns of targets) {
-      const n = facts.namespaces.get(ns);
-      const refs = n?.defaultPullSecrets ?? [];
-      const step: NamespaceStep = {
-        namespace: ns,
-        exists: n !== undefined,
-        secret,
-        adopt: false,
-        claimRef: false,
-        remove: [],
-        othersRefs: [],
-      };
-      if (n) {
-        step.adopt = oldNames.has(secret) && isOldSecret(secret, n.secrets[secret]);
-        step.claimRef = step.adopt && refs.includes(secret);
-        for (const old of oldSecretNames) {
-          if (old === secret) continue;
-          // Another resource serves this name here: not a leftover.
-          if (claimed.has(pair(ns, old))) continue;
-          const ref = refs.includes(old);
-          const hasSecret = isOldSecret(old, n.secrets[old]);
-          if (ref || hasSecret) step.remove.push({ name: old, ref, secret: hasSecret });
-        }
-        step.othersRefs = refs.filter(
-          (x) => x !== secret && !step.remove.some((rm) => rm.name === x),
-        );
-      }
-      plan.steps.push(step);
-    }
-    resources.push(plan);
-  }
-
-  const shortNames = facts.oldCrdShortNames;
   return {
-    deployments: oldDeployments,
-    running,
-    oldSecretNames,
-    settings,
-    oldCrd: {
-      present: shortNames !== undefined,
-      removeShortName: shortNames?.includes(SHARED_SHORT_NAME) ?? false,
+    plan: {
+      name: r.name,
+      action: existing ? "keep" : "create",
+      spec: existing ?? spec,
+      ...(label ? { label } : {}),
+      steps: [],
+      removeFinalizers: (r.finalizers ?? []).filter((f) => f === KOPF_FINALIZER),
+      notes,
     },
-    resources,
-    problems,
-    notes,
+    targets,
   };
+}
+
+/** The old resource's namespaces this one serves: valid names whose Secret no earlier resource claimed. */
+function claimTargets(
+  r: OldResource,
+  secretName: string,
+  claimed: Map<string, string>,
+  notes: string[],
+): string[] {
+  const targets: string[] = [];
+  for (const ns of oldTargets(r)) {
+    if (!namespaceName.test(ns) || ns.length > 63) {
+      notes.push(`${JSON.stringify(ns)} is not a namespace name: dropped`);
+      continue;
+    }
+    const owner = claimed.get(pair(ns, secretName));
+    if (owner !== undefined) {
+      notes.push(
+        `${ns}: ECRPullSecret ${owner} already serves Secret ${secretName} there: left to it`,
+      );
+      continue;
+    }
+    claimed.set(pair(ns, secretName), r.name);
+    targets.push(ns);
+  }
+  return targets;
+}
+
+/**
+ * The spec's namespaces: the list itself, or, when it is longer than
+ * `spec.namespaces` takes, a label selector (with the namespaces to label)
+ * and the listed namespaces that do not exist yet.
+ */
+function targetSpec(
+  name: string,
+  secretName: string,
+  targets: string[],
+  ctx: PlanContext,
+  notes: string[],
+): { spec: ECRPullSecretSpec; label?: ResourcePlan["label"] } {
+  const { facts, opts } = ctx;
+  const max = opts.maxNamespaces ?? MAX_NAMESPACE_ENTRIES;
+  const spec: ECRPullSecretSpec = { secretName };
+  if (targets.length <= max) {
+    spec.namespaces = targets;
+    return { spec };
+  }
+  const key = `${opts.labelPrefix ?? MIGRATE_LABEL_PREFIX}${name}`;
+  const present = targets.filter((ns) => facts.namespaces.has(ns));
+  const missing = targets.filter((ns) => !facts.namespaces.has(ns));
+  const toLabel = present.filter(
+    (ns) => facts.namespaces.get(ns)?.labels[key] !== MIGRATE_LABEL_VALUE,
+  );
+  const label = {
+    key,
+    value: MIGRATE_LABEL_VALUE,
+    namespaces: toLabel,
+    alreadyLabelled: present.length - toLabel.length,
+  };
+  spec.namespaceSelector = { matchLabels: { [key]: MIGRATE_LABEL_VALUE } };
+  notes.push(
+    `${targets.length} namespaces are more than spec.namespaces takes (${max}): the ${present.length} that exist are selected by the label ${key}=${MIGRATE_LABEL_VALUE}`,
+  );
+  if (missing.length > 0 && missing.length <= max) spec.namespaces = missing;
+  else if (missing.length > max) {
+    notes.push(
+      `${missing.length} listed namespaces do not exist and are too many to list: they will not be served when created unless labelled ${key}=${MIGRATE_LABEL_VALUE}`,
+    );
+  }
+  return { spec, label };
+}
+
+/**
+ * What happens in namespace `ns` served with Secret `secret`: adopt an old
+ * Secret of that name in place (and claim the `default` ServiceAccount's
+ * reference), remove the other old Secrets and references no resource
+ * claims there, keep everyone else's references.
+ */
+function planNamespace(ns: string, secret: string, ctx: PlanContext): NamespaceStep {
+  const n = ctx.facts.namespaces.get(ns);
+  const refs = n?.defaultPullSecrets ?? [];
+  const step: NamespaceStep = {
+    namespace: ns,
+    exists: n !== undefined,
+    secret,
+    adopt: false,
+    claimRef: false,
+    remove: [],
+    othersRefs: [],
+  };
+  if (!n) return step;
+  step.adopt = ctx.oldNames.has(secret) && isOldSecret(secret, n.secrets[secret]);
+  step.claimRef = step.adopt && refs.includes(secret);
+  for (const old of ctx.oldSecretNames) {
+    if (old === secret) continue;
+    // Another resource serves this name here: not a leftover.
+    if (ctx.claimed.has(pair(ns, old))) continue;
+    const ref = refs.includes(old);
+    const hasSecret = isOldSecret(old, n.secrets[old]);
+    if (ref || hasSecret) step.remove.push({ name: old, ref, secret: hasSecret });
+  }
+  step.othersRefs = refs.filter((x) => x !== secret && !step.remove.some((rm) => rm.name === x));
+  return step;
 }
 
 // --- Text ------------------------------------------------------------------
