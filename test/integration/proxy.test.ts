@@ -5,33 +5,27 @@
 // NO_PROXY sends the hosts it names straight to them, and a kubeconfig's
 // proxy-url carries the Kubernetes client to the real API server.
 // Before proxy support: no token, Ready=False RegionUnknown ("check the region").
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { load as parseYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCheck } from "../../src/cli/check.js";
 import { KubeClient, loadKubeConfig, NAMESPACES } from "../../src/kube/client.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
-  bindClusterAdmin,
-  createNamespace,
-  deleteNamespaces,
-  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
-  kubeconfigForServiceAccount,
-  putAwsKeys,
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
 } from "../harness/kube.js";
-import { type InProcessOperator, startOperator, testConfig } from "../harness/operator.js";
-import { awsBehindProxy } from "../harness/proxy.js";
-import { RegistryDouble } from "../registry-double/index.js";
+import { testConfig } from "../harness/operator.js";
+import { TestProxy, trustCertificate } from "../harness/proxy.js";
+import { type Stack, startStack } from "../harness/stack.js";
+import { selfSignedCertificate } from "../registry-double/self-signed.js";
 
 const cp = inject("controlPlane");
 const OPS = "proxy-ops";
@@ -45,38 +39,47 @@ const KEYS = {
 };
 const ENV = ["AWS_ENDPOINT_URL", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"] as const;
 
+let stack: Stack;
 let k: TestKube;
-let net: Awaited<ReturnType<typeof awsBehindProxy>>;
-let registry: RegistryDouble;
+let net: { aws: AwsDouble; proxy: TestProxy };
 let kubeconfig: string;
 let dir: string;
-let op: InProcessOperator | undefined;
 const apiPort = Number(new URL(cp.server || "https://127.0.0.1:0").port);
 
-const operatorConfig = (path: string, verify: boolean) =>
+/** What `check` runs with: the stack's credentials Secret, as the operator has it. */
+const checkConfig = (path: string) =>
   testConfig(path, {
     region: "us-east-1",
     credentialsSecretName: "aws-creds",
     credentialsSecretNamespace: OPS,
-    verify,
+    verify: false,
   });
 
 beforeAll(async () => {
-  k = testKube(cp.kubeconfigPath);
-  registry = new RegistryDouble({ validatePassword: (p, at) => net.aws.isValidPassword(p, at) });
-  await registry.start();
+  // The double serves HTTPS under a name only the proxy resolves.
+  const cert = selfSignedCertificate({ dnsNames: [AWS_HOST, "localhost"], ips: ["127.0.0.1"] });
+  trustCertificate(cert.certPem);
+  stack = await startStack({
+    ops: OPS,
+    namespaces: ["proxy-a", "proxy-b"],
+    awsTls: cert,
+    awsEndpoint: false,
+    identities: [{ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/proxied` }],
+  });
+  ({ k, dir } = stack);
+  stack.resources.push("proxy-a", "proxy-b");
+  const registry = await stack.startRegistry();
   const registryPort = Number(new URL(registry.url).port);
-  net = await awsBehindProxy(
-    [AWS_HOST, "localhost"],
-    (host) => host === AWS_HOST,
-    { tokenLifetimeMs: 10 * 60_000 },
-    (host, port) => {
-      if (host === REGISTRY_HOST && port === 80) return { host: "127.0.0.1", port: registryPort };
-      if (host === API_HOST) return { host: "127.0.0.1", port: apiPort };
-      return undefined;
-    },
-  );
-  net.aws.addIdentity({ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/proxied` });
+  const awsPort = Number(new URL(stack.aws.url).port);
+  const proxy = new TestProxy((host, port) => {
+    if (host === AWS_HOST) return { host: "127.0.0.1", port: awsPort };
+    if (host === REGISTRY_HOST && port === 80) return { host: "127.0.0.1", port: registryPort };
+    if (host === API_HOST) return { host: "127.0.0.1", port: apiPort };
+    return undefined;
+  });
+  await proxy.start();
+  stack.onStop(() => proxy.close());
+  net = { aws: stack.aws, proxy };
   // The caller's own registry, as GetAuthorizationToken names it: the
   // registry double, under a name only the proxy knows.
   net.aws.proxyEndpointFor = () => `http://${REGISTRY_HOST}`;
@@ -85,22 +88,11 @@ beforeAll(async () => {
   process.env.HTTP_PROXY = net.proxy.url;
   // The API server stays direct: NO_PROXY by CIDR.
   process.env.NO_PROXY = "127.0.0.0/8";
-  await createNamespace(k, OPS);
-  await createNamespace(k, "proxy-a");
-  await createNamespace(k, "proxy-b");
-  await putAwsKeys(k, OPS, "aws-creds", KEYS);
-  dir = await mkdtemp(join(tmpdir(), "proxy-"));
-  kubeconfig = await kubeconfigForServiceAccount(k, OPS, "operator", dir);
-  await bindClusterAdmin(k, `${OPS}-operator`, OPS, ["operator"]);
+  kubeconfig = await stack.serviceAccountKubeconfig("operator");
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of ["proxy-a", "proxy-b"]) await deleteResourceWithoutOperator(k, name);
-  await k.rbac.deleteClusterRoleBinding({ name: `${OPS}-operator` }).catch(() => undefined);
-  await deleteNamespaces(k, [OPS, "proxy-a", "proxy-b"]);
-  await net?.stop();
-  await registry?.close();
+  await stack?.stop();
   for (const name of ENV) delete process.env[name];
 });
 
@@ -126,7 +118,7 @@ function capture(): { stream: Writable; text: () => string } {
 
 describe("HTTPS_PROXY, HTTP_PROXY and NO_PROXY", () => {
   it("fetch the token and check the registry through the proxy, the API server direct", async () => {
-    op = await startOperator(operatorConfig(kubeconfig, true));
+    const op = await stack.startOperator({ config: { verify: true } });
     await applyResource(k, "proxy-a", {
       secretName: "ecr-pull",
       namespaces: ["proxy-a"],
@@ -156,13 +148,12 @@ describe("HTTPS_PROXY, HTTP_PROXY and NO_PROXY", () => {
       net.aws.calls({ service: "ecr", action: "GetAuthorizationToken" }).map((c) => c.status),
     ).toEqual([200]);
     await op.stop();
-    op = undefined;
   });
 
   it("NO_PROXY sends the hosts it names (name, .suffix) straight to them", async () => {
     const before = net.proxy.log.length;
     const port = new URL(net.aws.url).port;
-    const config = operatorConfig(kubeconfig, false);
+    const config = checkConfig(kubeconfig);
     const saved = { ...process.env };
     try {
       // localhost is spared: the double answers there directly.
@@ -211,7 +202,7 @@ describe("kubeconfig proxy-url", () => {
 
     // The whole operator on it: informers, watches and writes through the proxy.
     const tunnelsBefore = net.proxy.requests().filter((r) => r.includes(API_HOST)).length;
-    op = await startOperator(operatorConfig(proxied, false));
+    await stack.startOperator({ config: { kubeconfig: proxied } });
     await applyResource(k, "proxy-b", {
       secretName: "ecr-pull",
       namespaces: ["proxy-b"],
