@@ -21,6 +21,7 @@ import {
   OPERATOR_NAME,
   ROLE_ARN_ANNOTATIONS,
 } from "../api/metadata.js";
+import type { OutputFormat } from "./outputs.js";
 
 export const DOCKER_CONFIG_JSON_TYPE = "kubernetes.io/dockerconfigjson";
 export const DOCKER_CONFIG_JSON_KEY = ".dockerconfigjson";
@@ -218,20 +219,21 @@ const OUR_KEYS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The data keys the operator writes: the pull Secret's, the config.json
- * Secret's and Argo CD's (outputs.ts; outputs.test.ts holds the two in step).
+ * The data keys each output format writes (outputs.ts; outputs.test.ts holds
+ * them in step with what the builders write). Keyed by every format, so a new
+ * one does not compile until its keys are here: the cache keeps digests of
+ * these keys only, and a key missing here would never be judged.
  */
-export const WRITTEN_DATA_KEYS: ReadonlySet<string> = new Set([
-  ".dockerconfigjson",
-  "config.json",
-  "url",
-  "type",
-  "username",
-  "password",
-  "enableOCI",
-  "name",
-  "project",
-]);
+export const DATA_KEYS_BY_FORMAT: Readonly<Record<OutputFormat, readonly string[]>> = {
+  pull: [DOCKER_CONFIG_JSON_KEY],
+  configJson: ["config.json"],
+  argoCD: ["url", "type", "username", "password", "enableOCI", "name", "project"],
+};
+
+/** The data keys the operator writes, of every output format. */
+export const WRITTEN_DATA_KEYS: ReadonlySet<string> = new Set(
+  Object.values(DATA_KEYS_BY_FORMAT).flat(),
+);
 
 /** The slice of a ServiceAccount the operator reads. */
 export interface ServiceAccountView {

@@ -6,6 +6,7 @@ import {
 } from "../api/metadata.js";
 import {
   applyTemplate,
+  DATA_KEYS_BY_FORMAT,
   desiredSecrets,
   droppedTemplateKeys,
   ownerLabelValue,
@@ -20,7 +21,9 @@ import {
   CONFIG_JSON_KEY,
   desiredArgoCDSecrets,
   desiredConfigJsonSecrets,
+  desiredPassSecrets,
   hostSpellings,
+  OUTPUT_FORMATS,
   withHostVariants,
 } from "./outputs.js";
 
@@ -257,5 +260,58 @@ describe("desiredArgoCDSecrets", () => {
     });
     expect(secret?.metadata.name).toBe("team-helm-127.0.0.1-5000");
     expect(decode(secret?.data.url)).toBe("127.0.0.1:5000");
+  });
+});
+
+describe("desiredPassSecrets", () => {
+  const json = buildDockerConfigJson([{ host: standard, username: "AWS", password: "pw" }]);
+  const content = {
+    dockerConfigJson: json,
+    registries: [standard],
+    auths: [{ host: standard, username: "AWS", password: "pw" }],
+  };
+  const every = desiredPassSecrets(
+    "team",
+    {
+      secretName: "ecr-pull",
+      dockerConfigSecret: { name: "ecr-docker-config" },
+      argoCD: { namespace: "gitops" },
+    },
+    content,
+  );
+
+  it("builds each format the spec asks for, in OUTPUT_FORMATS order, each writing only its own data keys", () => {
+    expect(every.formats.map((f) => f.format)).toEqual([...OUTPUT_FORMATS]);
+    for (const f of every.formats) {
+      const secrets = f.placement === "targetNamespaces" ? [f.build("team-a")] : f.secrets;
+      expect(secrets.length, f.format).toBeGreaterThan(0);
+      for (const s of secrets)
+        for (const key of Object.keys(s.data))
+          expect(DATA_KEYS_BY_FORMAT[f.format], `${f.format}: ${key}`).toContain(key);
+    }
+    const pullOnly = desiredPassSecrets("team", { secretName: "ecr-pull" }, content);
+    expect(pullOnly.formats.map((f) => f.format)).toEqual(["pull"]);
+    expect(pullOnly.inNamespace("team-a").map((s) => s.metadata.name)).toEqual(["ecr-pull"]);
+    expect(pullOnly.elsewhere).toEqual([]);
+  });
+
+  it("writes the per-namespace formats into each target, the others once, and keeps exactly those", () => {
+    expect(every.inNamespace("team-a").map((s) => [s.metadata.namespace, s.metadata.name])).toEqual(
+      [
+        ["team-a", "ecr-pull"],
+        ["team-a", "ecr-docker-config"],
+      ],
+    );
+    expect(every.perNamespace.map((s) => s.metadata.namespace)).toEqual(["", ""]);
+    expect(every.elsewhere.map((s) => s.metadata.namespace)).toEqual(["gitops"]);
+    expect(every.argoCD).toBe(every.elsewhere);
+    const targets = new Set(["team-a"]);
+    const argo = every.elsewhere[0]?.metadata.name ?? "";
+    expect(every.keeps("team-a", "ecr-pull", targets)).toBe(true);
+    expect(every.keeps("team-a", "ecr-docker-config", targets)).toBe(true);
+    expect(every.keeps("team-b", "ecr-pull", targets)).toBe(false);
+    expect(every.keeps("gitops", argo, targets)).toBe(true);
+    expect(every.keeps("gitops", "ecr-pull", targets)).toBe(false);
+    expect(every.keeps("team-a", "other", targets)).toBe(false);
   });
 });

@@ -9,6 +9,7 @@
 import type { ArgoCDSpec, ECRPullSecretSpec } from "../api/index.js";
 import { ANNOTATION_REGISTRIES, LABEL_ARGOCD_SECRET_TYPE } from "../api/metadata.js";
 import { parseRegistryHost, registryHost } from "../aws/registry-host.js";
+import { assertNever } from "../kube/never.js";
 import { type DesiredSecret, desiredSecrets, ownerLabelValue } from "./desired.js";
 
 export const OPAQUE_TYPE = "Opaque";
@@ -154,6 +155,42 @@ export function desiredArgoCDSecrets(input: ArgoCDInput): DesiredSecret[] {
 
 // --- Every Secret of a pass ---------------------------------------------------------
 
+/**
+ * Every output format, in the order a pass writes them: the pull Secret
+ * (`spec.secretName`) and the config.json Secret in each target namespace,
+ * then Argo CD's Secrets in Argo CD's namespace. The writes, the "in sync"
+ * judgement and cleanup go through this list (desiredPassSecrets), and each
+ * table keyed by it below is exhaustive: a new format makes tsc name every
+ * place that must know it (its Secrets in formatSecrets, its spec field, the
+ * data keys the Secret cache keeps in desired.ts).
+ */
+export const OUTPUT_FORMATS = ["pull", "configJson", "argoCD"] as const;
+
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** The field of the spec that asks for each format (in messages: what to change). */
+export const OUTPUT_SPEC_FIELDS: Readonly<Record<OutputFormat, string>> = {
+  pull: "spec.secretName",
+  configJson: "spec.dockerConfigSecret.name",
+  argoCD: "spec.argoCD",
+};
+
+/** The Secrets one format wants this pass. */
+export type FormatSecrets =
+  | {
+      format: OutputFormat;
+      /** One Secret of this name in every target namespace. */
+      placement: "targetNamespaces";
+      name: string;
+      build: (namespace: string) => DesiredSecret;
+    }
+  | {
+      format: OutputFormat;
+      /** Secrets at places of their own, whatever the targets (Argo CD's namespace). */
+      placement: "ownNamespaces";
+      secrets: readonly DesiredSecret[];
+    };
+
 /** What the outputs are built from: the pass's content (src/reconcile/content.ts). */
 export interface OutputContent {
   dockerConfigJson: string;
@@ -165,7 +202,9 @@ export interface OutputContent {
 }
 
 export interface PassSecrets {
-  /** The Secrets of one target namespace: the pull Secret, then the config.json Secret. */
+  /** Each format the spec asks for, in OUTPUT_FORMATS order. */
+  formats: readonly FormatSecrets[];
+  /** The Secrets of one target namespace: the pull Secret first, then the other per-namespace formats. */
   inNamespace(namespace: string): DesiredSecret[];
   /**
    * The same Secrets with an empty namespace: what every target namespace
@@ -173,10 +212,50 @@ export interface PassSecrets {
    * thousands of namespaces allocates nothing per namespace.
    */
   perNamespace: readonly DesiredSecret[];
-  /** The Argo CD repository Secrets (in Argo CD's namespace, whatever the targets). */
-  argoCD: DesiredSecret[];
+  /** The Secrets at places of their own (Argo CD's), whatever the targets: written once per pass. */
+  elsewhere: readonly DesiredSecret[];
+  /** @deprecated the same as `elsewhere` (its old name, while the writes move to it). */
+  argoCD: readonly DesiredSecret[];
   /** Whether a Secret is an output of the pass over these target namespaces: what cleanup keeps. */
   keeps(namespace: string, name: string, targets: ReadonlySet<string>): boolean;
+}
+
+/** What every format is built from in one pass: the pull Secret's builder is the others' base. */
+interface FormatInput {
+  owner: string;
+  spec: ECRPullSecretSpec;
+  content: OutputContent;
+  pull: (namespace: string) => DesiredSecret;
+}
+
+/** The Secrets one format wants this pass; undefined: the spec does not ask for it. */
+function formatSecrets(format: OutputFormat, input: FormatInput): FormatSecrets | undefined {
+  const { owner, spec, content, pull } = input;
+  switch (format) {
+    case "pull":
+      return { format, placement: "targetNamespaces", name: spec.secretName, build: pull };
+    case "configJson": {
+      const name = spec.dockerConfigSecret?.name;
+      if (!name) return undefined;
+      const build = desiredConfigJsonSecrets(pull, name);
+      return { format, placement: "targetNamespaces", name, build };
+    }
+    case "argoCD": {
+      if (!spec.argoCD) return undefined;
+      const { labels, annotations } = pull("").metadata;
+      const secrets = desiredArgoCDSecrets({
+        owner,
+        ownerKey: ownerLabelValue(owner),
+        spec: spec.argoCD,
+        auths: content.auths,
+        labels,
+        annotations,
+      });
+      return { format, placement: "ownNamespaces", secrets };
+    }
+    default:
+      return assertNever(format, "output format");
+  }
 }
 
 /** Every Secret a resource wants this pass, all from the one content. */
@@ -191,29 +270,22 @@ export function desiredPassSecrets(
     secretName: spec.secretName,
     template: spec.secretTemplate,
   });
-  const configName = spec.dockerConfigSecret?.name;
-  const config = configName ? desiredConfigJsonSecrets(pull, configName) : undefined;
-  let argoCD: DesiredSecret[] = [];
-  if (spec.argoCD) {
-    const { labels, annotations } = pull("").metadata;
-    argoCD = desiredArgoCDSecrets({
-      owner,
-      ownerKey: ownerLabelValue(owner),
-      spec: spec.argoCD,
-      auths: content.auths,
-      labels,
-      annotations,
-    });
-  }
-  const inNamespace = (namespace: string) =>
-    config ? [pull(namespace), config(namespace)] : [pull(namespace)];
+  const formats = OUTPUT_FORMATS.flatMap((format) => {
+    const secrets = formatSecrets(format, { owner, spec, content, pull });
+    return secrets ? [secrets] : [];
+  });
+  const perTarget = formats.flatMap((f) => (f.placement === "targetNamespaces" ? [f] : []));
+  const elsewhere = formats.flatMap((f) => (f.placement === "ownNamespaces" ? f.secrets : []));
+  const inNamespace = (namespace: string) => perTarget.map((f) => f.build(namespace));
   return {
+    formats,
     inNamespace,
     perNamespace: inNamespace(""),
-    argoCD,
+    elsewhere,
+    argoCD: elsewhere,
     keeps(namespace, name, targets) {
-      if (targets.has(namespace) && (name === spec.secretName || name === configName)) return true;
-      return argoCD.some((s) => s.metadata.namespace === namespace && s.metadata.name === name);
+      if (targets.has(namespace) && perTarget.some((f) => f.name === name)) return true;
+      return elsewhere.some((s) => s.metadata.namespace === namespace && s.metadata.name === name);
     },
   };
 }
