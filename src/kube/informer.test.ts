@@ -52,7 +52,7 @@ const secret = (name: string, rv: string): KubernetesObject => ({
   metadata: { namespace: "ns", name, resourceVersion: rv },
 });
 
-describe("Informer", () => {
+describe("Informer: relisting when the watch ends", () => {
   it("relists when the watch answers 410 Gone, and watches on from the new list", async () => {
     const { kc, watches } = await watchEndpoint((n, _url, write, end) => {
       if (n === 1) {
@@ -107,6 +107,31 @@ describe("Informer", () => {
     ).toEqual(["b", "c"]);
   });
 
+  it("relists after a backoff when the watch connection fails", async () => {
+    const { kc } = await watchEndpoint((n, _url, write) => {
+      if (n === 1) server?.closeAllConnections();
+      else write({ type: "ADDED", object: secret("late", "9") });
+    });
+    const activity: string[] = [];
+    const informer = new Informer<KubernetesObject>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      list: async () => ({ items: [], metadata: { resourceVersion: "3" } }),
+      onActivity: (what) => activity.push(what),
+    });
+    informer.start();
+    await informer.synced;
+    const deadline = Date.now() + 5_000;
+    while (!informer.get("ns", "late") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    informer.stop();
+    expect(activity).toContain("error");
+    expect(informer.lists).toBe(2);
+    expect(informer.get("ns", "late")).toBeDefined();
+  });
+});
+
+describe("Informer: its own writes", () => {
   it("keeps a deleted object gone when the answer to our own write of it comes after the DELETED event", async () => {
     // Removing the last finalizer deletes the object: the watch's DELETED
     // and the PATCH's answer (the same resourceVersion) race.
@@ -168,7 +193,9 @@ describe("Informer", () => {
     expect(seen).toEqual(["update 8"]);
     expect(transformed).toEqual(["mine@7", "mine@8"]);
   });
+});
 
+describe("Informer: observe() with tellObserved", () => {
   it("with tellObserved, tells its own write once, at observe(), and not again for the echo", async () => {
     // A resource's status write: the pull-failure watch must hear of it,
     // though the watch's copy of that version is dropped as known.
@@ -204,30 +231,9 @@ describe("Informer", () => {
     informer.stop();
     expect(seen).toEqual(["add undefined→6", "update 6→7", "add undefined→7", "update 7→8"]);
   });
+});
 
-  it("relists after a backoff when the watch connection fails", async () => {
-    const { kc } = await watchEndpoint((n, _url, write) => {
-      if (n === 1) server?.closeAllConnections();
-      else write({ type: "ADDED", object: secret("late", "9") });
-    });
-    const activity: string[] = [];
-    const informer = new Informer<KubernetesObject>(kc, {
-      resource: "secrets",
-      path: "/api/v1/secrets",
-      list: async () => ({ items: [], metadata: { resourceVersion: "3" } }),
-      onActivity: (what) => activity.push(what),
-    });
-    informer.start();
-    await informer.synced;
-    const deadline = Date.now() + 5_000;
-    while (!informer.get("ns", "late") && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
-    informer.stop();
-    expect(activity).toContain("error");
-    expect(informer.lists).toBe(2);
-    expect(informer.get("ns", "late")).toBeDefined();
-  });
-
+describe("Informer: after an ERROR event", () => {
   it("backs off after an ERROR event: a server answering every watch with ERROR 500 gets at most 3 watches in 2 s", async () => {
     const { kc, watches } = await watchEndpoint((_n, _url, write, end) => {
       write({
@@ -263,7 +269,9 @@ describe("Informer", () => {
     expect(statusCode(errors[0])).toBe(500);
     expect((errors[0] as Error).message).toBe("etcdserver: request timed out");
   });
+});
 
+describe("Informer: paged lists", () => {
   it("falls back to one full list when the continue token expires mid-list", async () => {
     const { kc } = await watchEndpoint(() => undefined);
     const pages: string[] = [];
@@ -302,59 +310,6 @@ describe("Informer", () => {
         .map((o) => o.metadata?.name)
         .sort(),
     ).toEqual(["a", "b", "c"]);
-  });
-
-  it("lists by watching (sendInitialEvents): each object transformed as it comes, the store whole at the end bookmark", async () => {
-    const { kc, watches } = await watchEndpoint((n, _url, write) => {
-      if (n > 1) return;
-      write({ type: "ADDED", object: { ...secret("a", "11"), data: { k: "x".repeat(1000) } } });
-      write({ type: "ADDED", object: { ...secret("b", "12"), data: { k: "y" } } });
-      write({ type: "DELETED", object: secret("b", "13") });
-      write({
-        type: "BOOKMARK",
-        object: {
-          kind: "Secret",
-          apiVersion: "v1",
-          metadata: { resourceVersion: "14", annotations: { "k8s.io/initial-events-end": "true" } },
-        },
-      });
-      write({ type: "ADDED", object: secret("c", "15") });
-    });
-    let lists = 0;
-    const transformed: string[] = [];
-    const informer = new Informer<KubernetesObject & { data?: unknown }>(kc, {
-      resource: "secrets",
-      path: "/api/v1/secrets",
-      streamingList: true,
-      list: async () => {
-        lists++;
-        return { items: [], metadata: { resourceVersion: "1" } };
-      },
-      transform: (o) => {
-        transformed.push(o.metadata?.name ?? "");
-        return { metadata: o.metadata };
-      },
-    });
-    const seen: string[] = [];
-    informer.on((event, obj) => seen.push(`${event} ${obj.metadata?.name}`));
-    informer.start();
-    await informer.synced;
-    expect(informer.get("ns", "a")?.data).toBeUndefined();
-    const deadline = Date.now() + 5_000;
-    while (!informer.get("ns", "c") && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
-    informer.stop();
-    expect(lists).toBe(0);
-    expect(transformed).toEqual(["a", "b", "c"]);
-    // Whole at the bookmark (b came and went before the end), then watched on.
-    expect(seen).toEqual(["add a", "add c"]);
-    expect(informer.lastResourceVersion).toBe("15");
-    const q = watches[0]?.searchParams;
-    expect([
-      q?.get("sendInitialEvents"),
-      q?.get("resourceVersionMatch"),
-      q?.get("resourceVersion"),
-    ]).toEqual(["true", "NotOlderThan", null]);
   });
 
   it("pages instead when the server refuses a streaming list (422), and keeps paging", async () => {
@@ -410,5 +365,60 @@ describe("Informer", () => {
     expect(lists).toBe(1);
     expect(informer.list().map((o) => o.metadata?.name)).toEqual(["a"]);
     expect(urls.map((u) => u.searchParams.get("sendInitialEvents"))).toEqual(["true", null, null]);
+  });
+});
+
+describe("Informer: lists by watching", () => {
+  it("lists by watching (sendInitialEvents): each object transformed as it comes, the store whole at the end bookmark", async () => {
+    const { kc, watches } = await watchEndpoint((n, _url, write) => {
+      if (n > 1) return;
+      write({ type: "ADDED", object: { ...secret("a", "11"), data: { k: "x".repeat(1000) } } });
+      write({ type: "ADDED", object: { ...secret("b", "12"), data: { k: "y" } } });
+      write({ type: "DELETED", object: secret("b", "13") });
+      write({
+        type: "BOOKMARK",
+        object: {
+          kind: "Secret",
+          apiVersion: "v1",
+          metadata: { resourceVersion: "14", annotations: { "k8s.io/initial-events-end": "true" } },
+        },
+      });
+      write({ type: "ADDED", object: secret("c", "15") });
+    });
+    let lists = 0;
+    const transformed: string[] = [];
+    const informer = new Informer<KubernetesObject & { data?: unknown }>(kc, {
+      resource: "secrets",
+      path: "/api/v1/secrets",
+      streamingList: true,
+      list: async () => {
+        lists++;
+        return { items: [], metadata: { resourceVersion: "1" } };
+      },
+      transform: (o) => {
+        transformed.push(o.metadata?.name ?? "");
+        return { metadata: o.metadata };
+      },
+    });
+    const seen: string[] = [];
+    informer.on((event, obj) => seen.push(`${event} ${obj.metadata?.name}`));
+    informer.start();
+    await informer.synced;
+    expect(informer.get("ns", "a")?.data).toBeUndefined();
+    const deadline = Date.now() + 5_000;
+    while (!informer.get("ns", "c") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    informer.stop();
+    expect(lists).toBe(0);
+    expect(transformed).toEqual(["a", "b", "c"]);
+    // Whole at the bookmark (b came and went before the end), then watched on.
+    expect(seen).toEqual(["add a", "add c"]);
+    expect(informer.lastResourceVersion).toBe("15");
+    const q = watches[0]?.searchParams;
+    expect([
+      q?.get("sendInitialEvents"),
+      q?.get("resourceVersionMatch"),
+      q?.get("resourceVersion"),
+    ]).toEqual(["true", "NotOlderThan", null]);
   });
 });
