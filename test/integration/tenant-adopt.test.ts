@@ -14,6 +14,7 @@
 import type { V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AwsDouble } from "../aws-double/index.js";
+import { consistently } from "../harness/controlplane.js";
 import {
   applyResource,
   deleteResource,
@@ -50,13 +51,16 @@ function latestPassword(): string {
 /** Waits until `check` holds, then polls it for `ms` more: it must hold every time. */
 async function staysSo(what: string, ms: number, check: () => Promise<boolean>): Promise<number> {
   await waitFor(what, async () => ((await check()) ? true : undefined));
-  const until = Date.now() + ms;
   let polls = 0;
-  while (Date.now() < until) {
-    if (!(await check())) throw new Error(`${what}: stopped holding after ${polls} polls`);
-    polls++;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await consistently(
+    what,
+    async () => {
+      if (!(await check())) return `stopped holding after ${polls} polls`;
+      polls++;
+      return true;
+    },
+    { forMs: ms, intervalMs: 250 },
+  );
   return polls;
 }
 
@@ -96,11 +100,12 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-describe("adopt, refresh, delete: nothing of the tenant's is lost", () => {
-  let tenant: Tenant;
-  const NS = "ta-team";
-  const ARGO_NAME = `ta-outputs-helm-${HOST}`;
+// The adopting tenant's namespace and its Secrets, shared by the two describes below.
+let tenant: Tenant;
+const NS = "ta-team";
+const ARGO_NAME = `ta-outputs-helm-${HOST}`;
 
+describe("adopt and refresh: nothing of the tenant's is lost", () => {
   it("merges into the tenant's dockerconfigjson Secret and keeps its other keys and auths through refreshes", async () => {
     await stack.namespace(NS);
     tenant = await tenantOf(k, NS);
@@ -183,7 +188,9 @@ describe("adopt, refresh, delete: nothing of the tenant's is lost", () => {
     expect(dockerConfigOf(restored).auths[HOST]?.password).toBe(latestPassword());
     expect(dockerConfigOf(restored).auths[OTHER]).toEqual(doc.auths[OTHER]);
   });
+});
 
+describe("other outputs, then delete: nothing of the tenant's is lost", () => {
   it("never takes over the tenant's Opaque Secrets through the config.json and Argo CD outputs", async () => {
     const config = await tenant.kube.core.createNamespacedSecret({
       namespace: NS,
