@@ -82,6 +82,16 @@ describe("kubeconfig files", () => {
     );
   });
 
+  it("says which file is not YAML, and which file is missing", async () => {
+    const bad = await write("bad", "clusters: [unclosed");
+    expect(() => loadKubeConfig(bad)).toThrow(`kubeconfig ${bad} is not valid YAML`);
+    expect(() => loadKubeConfig(join(dir, "nope"))).toThrow(
+      `failed to read kubeconfig ${join(dir, "nope")}`,
+    );
+  });
+});
+
+describe("kubeconfig files: namespace, impersonation, token files and $KUBECONFIG lists", () => {
   it("reads the context's namespace, impersonation, and re-reads a token file at once after a 401", async () => {
     await write("token", "first\n");
     const path = await write(
@@ -118,14 +128,6 @@ current-context: main
     expect(await c.credentials()).toEqual({ authorization: "Bearer rotated" });
   });
 
-  it("says which file is not YAML, and which file is missing", async () => {
-    const bad = await write("bad", "clusters: [unclosed");
-    expect(() => loadKubeConfig(bad)).toThrow(`kubeconfig ${bad} is not valid YAML`);
-    expect(() => loadKubeConfig(join(dir, "nope"))).toThrow(
-      `failed to read kubeconfig ${join(dir, "nope")}`,
-    );
-  });
-
   it("merges a $KUBECONFIG list: the first file naming an entry wins, missing files are skipped", async () => {
     const a = await write(
       "a",
@@ -146,7 +148,9 @@ current-context: main
     expect(c.server.host).toBe("first:1");
     expect(await c.credentials()).toEqual({ authorization: "Bearer from-a" });
   });
+});
 
+describe("kubeconfig exec plugins", () => {
   it("runs an exec plugin, keeps its token until a fifth of its 15 s life is left, and reruns it after invalidate", async () => {
     const runs = join(dir, "runs");
     const plugin = await write(
@@ -203,6 +207,27 @@ current-context: main
     });
   });
 
+  it("reports an exec plugin's failure with its stderr", async () => {
+    const plugin = await write(
+      "fail.sh",
+      "#!/bin/sh\necho 'no SSO session: run aws sso login' >&2\nexit 3\n",
+    );
+    await chmod(plugin, 0o755);
+    const path = await write(
+      "config",
+      `clusters: [{name: local, cluster: {server: "https://k:6443"}}]
+users: [{name: me, user: {exec: {command: ${plugin}}}}]
+contexts: [{name: main, context: {cluster: local, user: me}}]
+current-context: main
+`,
+    );
+    await expect(loadKubeConfig(path).credentials()).rejects.toThrow(
+      /exec plugin .*fail\.sh failed: no SSO session: run aws sso login/,
+    );
+  });
+});
+
+describe("kubeconfig exec plugins: concurrent 401s and answers refused", () => {
   it("runs the plugin once for many concurrent 401s, and a late 401 for old credentials keeps the new ones", async () => {
     const runs = join(dir, "runs");
     const plugin = await write(
@@ -273,25 +298,6 @@ current-context: main
     await expect(
       loadKubeConfig(await config("{command: ./plugin.sh, interactiveMode: Always}")).credentials(),
     ).rejects.toThrow("needs a terminal (interactiveMode: Always), but standard input is not one");
-  });
-
-  it("reports an exec plugin's failure with its stderr", async () => {
-    const plugin = await write(
-      "fail.sh",
-      "#!/bin/sh\necho 'no SSO session: run aws sso login' >&2\nexit 3\n",
-    );
-    await chmod(plugin, 0o755);
-    const path = await write(
-      "config",
-      `clusters: [{name: local, cluster: {server: "https://k:6443"}}]
-users: [{name: me, user: {exec: {command: ${plugin}}}}]
-contexts: [{name: main, context: {cluster: local, user: me}}]
-current-context: main
-`,
-    );
-    await expect(loadKubeConfig(path).credentials()).rejects.toThrow(
-      /exec plugin .*fail\.sh failed: no SSO session: run aws sso login/,
-    );
   });
 });
 
