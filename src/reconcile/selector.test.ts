@@ -95,7 +95,9 @@ describe("matchesSelector", () => {
   ])("%s", (_, selector, l, want) => {
     expect(matchesSelector(selector, l)).toBe(want);
   });
+});
 
+describe("matchesSelector: malformed requirements", () => {
   it.each<LabelSelectorRequirement>([
     { key: "env", operator: "In", values: [] },
     { key: "env", operator: "NotIn" },
@@ -113,24 +115,26 @@ describe("matchesSelector", () => {
       }
     }
   });
+});
 
-  // Small alphabets so that random selectors and labels often meet.
-  const key = fc.constantFrom("a", "b", "c");
-  const value = fc.constantFrom("1", "2", "3");
-  const labelSet = fc.dictionary(key, value, { maxKeys: 3 });
-  const requirement: fc.Arbitrary<LabelSelectorRequirement> = fc.oneof(
-    fc.record({
-      key,
-      operator: fc.constantFrom("In" as const, "NotIn" as const),
-      values: fc.uniqueArray(value, { minLength: 1, maxLength: 3 }),
-    }),
-    fc.record({ key, operator: fc.constantFrom("Exists" as const, "DoesNotExist" as const) }),
-  );
-  const selector: fc.Arbitrary<LabelSelector> = fc.record(
-    { matchLabels: labelSet, matchExpressions: fc.array(requirement, { maxLength: 3 }) },
-    { requiredKeys: [] },
-  );
+// Small alphabets so that random selectors and labels often meet.
+const key = fc.constantFrom("a", "b", "c");
+const value = fc.constantFrom("1", "2", "3");
+const labelSet = fc.dictionary(key, value, { maxKeys: 3 });
+const requirement: fc.Arbitrary<LabelSelectorRequirement> = fc.oneof(
+  fc.record({
+    key,
+    operator: fc.constantFrom("In" as const, "NotIn" as const),
+    values: fc.uniqueArray(value, { minLength: 1, maxLength: 3 }),
+  }),
+  fc.record({ key, operator: fc.constantFrom("Exists" as const, "DoesNotExist" as const) }),
+);
+const selector: fc.Arbitrary<LabelSelector> = fc.record(
+  { matchLabels: labelSet, matchExpressions: fc.array(requirement, { maxLength: 3 }) },
+  { requiredKeys: [] },
+);
 
+describe("matchesSelector properties", () => {
   it("is the conjunction of its parts", () => {
     fc.assert(
       fc.property(selector, labelSet, (s, l) => {
