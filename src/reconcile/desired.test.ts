@@ -334,6 +334,65 @@ describe("secretDiffers", () => {
     expect(isOwnedBy(d, "other")).toBe(false);
   });
 
+  it("ignores others' labels, annotations and data keys, but not ours", () => {
+    const d = desired();
+    const decorated: SecretView = {
+      ...d,
+      metadata: {
+        ...d.metadata,
+        labels: { ...d.metadata.labels, team: "a" },
+        annotations: { ...d.metadata.annotations, note: "x" },
+      },
+      data: { ...d.data, extra: "eA==" },
+    };
+    expect(secretDiffers(d, decorated)).toBe(false);
+    const relabelled = {
+      ...d,
+      metadata: { ...d.metadata, labels: { [LABEL_MANAGED_BY]: "someone", [LABEL_OWNER]: "team" } },
+    };
+    expect(secretDiffers(d, relabelled)).toBe(true);
+  });
+
+  it("after the patch is applied to any Secret of that type, nothing differs", () => {
+    const text = fc.string({ maxLength: 12 });
+    const dict = fc.dictionary(fc.constantFrom("a", "b", ".dockerconfigjson", LABEL_OWNER), text, {
+      maxKeys: 4,
+    });
+    fc.assert(
+      fc.property(dict, dict, dict, text, (labels, annotations, data, password) => {
+        const d = desired(password);
+        const observed: SecretView = {
+          type: d.type,
+          metadata: {
+            name: "ecr-pull",
+            namespace: "team-a",
+            resourceVersion: "7",
+            labels,
+            annotations,
+          },
+          data,
+        };
+        const patch = secretPatch(d, "7");
+        expect((patch as { metadata: { resourceVersion?: string } }).metadata.resourceVersion).toBe(
+          "7",
+        );
+        const once = applySecretPatch(observed, patch);
+        expect(secretDiffers(d, once)).toBe(false);
+        // Others' keys survive the patch.
+        for (const k of Object.keys(labels)) expect(once.metadata?.labels).toHaveProperty(k);
+        for (const k of Object.keys(data)) expect(once.data).toHaveProperty(k);
+        // And patching again changes nothing.
+        expect(applySecretPatch(once, secretPatch(d, "8"))).toEqual({
+          ...once,
+          metadata: { ...once.metadata },
+        });
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe("secretDiffers on the caches' slice (cachedSecret)", () => {
   it("judges the caches' slice (digests, our keys) as it judges the whole Secret", () => {
     const long = "t".repeat(4096);
     const d = desired();
@@ -402,7 +461,9 @@ describe("secretDiffers", () => {
     };
     expect(JSON.stringify(cachedSecret(wide)).length).toBeLessThan(1_000);
   });
+});
 
+describe("cachedServiceAccount", () => {
   it("keeps a ServiceAccount's long lists as our entries only, marked truncated; short ones whole", () => {
     const long: ServiceAccountView = {
       metadata: {
@@ -424,63 +485,6 @@ describe("secretDiffers", () => {
     const short = { ...long, imagePullSecrets: [{ name: "a" }, { name: "ecr-pull" }] };
     expect(cachedServiceAccount(short).imagePullSecrets).toEqual(short.imagePullSecrets);
     expect(cachedServiceAccount(short).truncated).toBeUndefined();
-  });
-
-  it("ignores others' labels, annotations and data keys, but not ours", () => {
-    const d = desired();
-    const decorated: SecretView = {
-      ...d,
-      metadata: {
-        ...d.metadata,
-        labels: { ...d.metadata.labels, team: "a" },
-        annotations: { ...d.metadata.annotations, note: "x" },
-      },
-      data: { ...d.data, extra: "eA==" },
-    };
-    expect(secretDiffers(d, decorated)).toBe(false);
-    const relabelled = {
-      ...d,
-      metadata: { ...d.metadata, labels: { [LABEL_MANAGED_BY]: "someone", [LABEL_OWNER]: "team" } },
-    };
-    expect(secretDiffers(d, relabelled)).toBe(true);
-  });
-
-  it("after the patch is applied to any Secret of that type, nothing differs", () => {
-    const text = fc.string({ maxLength: 12 });
-    const dict = fc.dictionary(fc.constantFrom("a", "b", ".dockerconfigjson", LABEL_OWNER), text, {
-      maxKeys: 4,
-    });
-    fc.assert(
-      fc.property(dict, dict, dict, text, (labels, annotations, data, password) => {
-        const d = desired(password);
-        const observed: SecretView = {
-          type: d.type,
-          metadata: {
-            name: "ecr-pull",
-            namespace: "team-a",
-            resourceVersion: "7",
-            labels,
-            annotations,
-          },
-          data,
-        };
-        const patch = secretPatch(d, "7");
-        expect((patch as { metadata: { resourceVersion?: string } }).metadata.resourceVersion).toBe(
-          "7",
-        );
-        const once = applySecretPatch(observed, patch);
-        expect(secretDiffers(d, once)).toBe(false);
-        // Others' keys survive the patch.
-        for (const k of Object.keys(labels)) expect(once.metadata?.labels).toHaveProperty(k);
-        for (const k of Object.keys(data)) expect(once.data).toHaveProperty(k);
-        // And patching again changes nothing.
-        expect(applySecretPatch(once, secretPatch(d, "8"))).toEqual({
-          ...once,
-          metadata: { ...once.metadata },
-        });
-      }),
-      { numRuns: 500 },
-    );
   });
 });
 
