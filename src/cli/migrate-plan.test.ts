@@ -88,7 +88,7 @@ describe("detectOldSecretNames", () => {
   });
 });
 
-describe("planMigration", () => {
+describe("planMigration: the Secret and the namespaces", () => {
   it("adopts the old Secret in place when secretName is the old fixed name", () => {
     const plan = planMigration(facts());
     expect(plan.oldSecretNames).toEqual([OLD]);
@@ -169,6 +169,17 @@ describe("planMigration", () => {
     expect(r?.spec.namespaces).toEqual(["default"]);
   });
 
+  it("drops entries that are not namespace names", () => {
+    const f = facts({
+      oldResources: [{ name: "r", secretName: OLD, namespaces: ["team-a", "Team_B", "team-a"] }],
+    });
+    const r = planMigration(f).resources[0];
+    expect(r?.spec.namespaces).toEqual(["team-a"]);
+    expect(r?.notes).toEqual(['"Team_B" is not a namespace name: dropped']);
+  });
+});
+
+describe("planMigration: settings and what stops --apply", () => {
   it("reads settings from flags over the old Deployment over the shell's environment", () => {
     const flags = { region: "eu-west-1", registry: "111122223333.dkr.ecr.eu-west-1.amazonaws.com" };
     const environment = { region: "ap-south-1", credentialsSecret: { name: "k", namespace: "n" } };
@@ -203,6 +214,24 @@ describe("planMigration", () => {
     });
   });
 
+  it("reports a running old operator, and what stops --apply", () => {
+    const plan = planMigration(
+      facts({
+        deployments: [{ ...deployment, replicas: 2, env: { REGISTRY: "docker.io" } }],
+        oldResources: [{ name: "x".repeat(64), secretName: OLD, namespaces: ["team-a"] }],
+      }),
+    );
+    expect(plan.running.map((d) => d.replicas)).toEqual([2]);
+    expect(plan.problems).toHaveLength(2);
+    expect(plan.problems[0]).toMatch(/^failed to parse registry host "docker.io"/);
+    expect(plan.problems[1]).toMatch(/longer than 63 characters/);
+    const text = formatPlan(plan, false);
+    expect(text).toContain("replicas 2");
+    expect(text).toContain("--replicas=0), or pass --force");
+  });
+});
+
+describe("planMigration: long lists and several resources", () => {
   it("turns a list longer than the CRD takes into a label and a selector", () => {
     const names = ["n1", "n2", "n3", "n4", "gone"];
     const namespaces = new Map<string, NamespaceFacts>([
@@ -280,32 +309,9 @@ describe("planMigration", () => {
     expect(after.oldCrd).toEqual({ present: true, removeShortName: false });
     expect(formatPlan(after, false)).toContain("nothing to migrate");
   });
+});
 
-  it("reports a running old operator, and what stops --apply", () => {
-    const plan = planMigration(
-      facts({
-        deployments: [{ ...deployment, replicas: 2, env: { REGISTRY: "docker.io" } }],
-        oldResources: [{ name: "x".repeat(64), secretName: OLD, namespaces: ["team-a"] }],
-      }),
-    );
-    expect(plan.running.map((d) => d.replicas)).toEqual([2]);
-    expect(plan.problems).toHaveLength(2);
-    expect(plan.problems[0]).toMatch(/^failed to parse registry host "docker.io"/);
-    expect(plan.problems[1]).toMatch(/longer than 63 characters/);
-    const text = formatPlan(plan, false);
-    expect(text).toContain("replicas 2");
-    expect(text).toContain("--replicas=0), or pass --force");
-  });
-
-  it("drops entries that are not namespace names", () => {
-    const f = facts({
-      oldResources: [{ name: "r", secretName: OLD, namespaces: ["team-a", "Team_B", "team-a"] }],
-    });
-    const r = planMigration(f).resources[0];
-    expect(r?.spec.namespaces).toEqual(["team-a"]);
-    expect(r?.notes).toEqual(['"Team_B" is not a namespace name: dropped']);
-  });
-
+describe("planMigration as people read it (formatPlan)", () => {
   it("groups namespaces that see the same steps, and shortens long lists", () => {
     const many = Array.from({ length: 12 }, (_, i) => `gone-${i}`);
     const f = facts({ oldResources: [{ name: "r", secretName: OLD, namespaces: many }] });
