@@ -39,6 +39,7 @@ import { awsClientConfig } from "./token.js";
 export type {
   AssumedRole,
   CredentialSource,
+  CredentialSourceKind,
   SecretRef,
   WebIdentityRef,
 } from "./credential-source.js";

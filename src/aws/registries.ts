@@ -9,6 +9,7 @@ import { operatorError } from "../errors.js";
 import type {
   AssumedRole,
   CredentialSource,
+  CredentialSourceKind,
   RolesAnywhereRef,
   WebIdentityRef,
 } from "./credentials.js";
@@ -95,18 +96,30 @@ export function rolesAnywhereRef(spec: RolesAnywhereSpec): RolesAnywhereRef {
   return ref;
 }
 
-/** A credentials spec's base identity, if it names one (keys, web identity or Roles Anywhere). */
-function baseIdentityOf(c: CredentialsSpec | undefined): CredentialSource | undefined {
-  if (c?.secretRef) {
-    return {
+/** The source of one kind, if a credentials spec names it. */
+type FromSpec<K extends CredentialSourceKind> = (
+  c: CredentialsSpec,
+) => Extract<CredentialSource, { kind: K }> | undefined;
+
+/**
+ * How a credentials spec names each base identity, in order of precedence
+ * (the schema lets a spec name only one). Keyed by every kind but the SDK
+ * chain, which a spec names by naming none: a new kind does not compile
+ * until the spec says how it is named.
+ */
+const BASE_IDENTITY_FROM_SPEC: {
+  [K in Exclude<CredentialSourceKind, "defaultChain">]: FromSpec<K>;
+} = {
+  secretKeys: (c) =>
+    c.secretRef && {
       kind: "secretKeys",
       secretRef: { namespace: c.secretRef.namespace, name: c.secretRef.name },
-    };
-  }
-  if (c?.rolesAnywhere)
-    return { kind: "rolesAnywhere", rolesAnywhere: rolesAnywhereRef(c.rolesAnywhere) };
-  if (c?.webIdentity) {
+    },
+  rolesAnywhere: (c) =>
+    c.rolesAnywhere && { kind: "rolesAnywhere", rolesAnywhere: rolesAnywhereRef(c.rolesAnywhere) },
+  webIdentity: (c) => {
     const w = c.webIdentity;
+    if (!w) return undefined;
     const webIdentity: WebIdentityRef = { roleArn: w.roleArn };
     if (w.serviceAccount) {
       webIdentity.serviceAccount = {
@@ -116,6 +129,15 @@ function baseIdentityOf(c: CredentialsSpec | undefined): CredentialSource | unde
     }
     if (w.audience) webIdentity.audience = w.audience;
     return { kind: "webIdentity", webIdentity };
+  },
+};
+
+/** A credentials spec's base identity, if it names one. */
+function baseIdentityOf(c: CredentialsSpec | undefined): CredentialSource | undefined {
+  if (!c) return undefined;
+  for (const fromSpec of Object.values(BASE_IDENTITY_FROM_SPEC)) {
+    const source = fromSpec(c);
+    if (source) return source;
   }
   return undefined;
 }
