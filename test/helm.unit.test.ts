@@ -128,7 +128,9 @@ describe("helm lint and template", () => {
     const readme = readFileSync(join(chart, "README.md"), "utf8");
     expect(readme).toContain(`examples/${file}`);
   });
+});
 
+describe("helm template: the defaults", () => {
   it("renders the default values: ServiceAccount, RBAC, Deployment, metrics Service", () => {
     const objects = render();
     // One Role: the Lease. Events (on Pods in any namespace, on resources in
@@ -201,7 +203,9 @@ describe("helm lint and template", () => {
       fieldRef: { fieldPath: "metadata.namespace" },
     });
   });
+});
 
+describe("helm template: environment, proxy and identities", () => {
   it("maps the seed operator's value names onto its environment variables", () => {
     const objects = render([
       "--set",
@@ -271,7 +275,9 @@ describe("helm lint and template", () => {
     const env = envOf(podSpecOf(podIdentity).containers[0] as Container);
     expect(Object.keys(env).filter((k) => k.startsWith("AWS_"))).toEqual(["AWS_REGION"]);
   });
+});
 
+describe("helm template: high availability and cronjob mode", () => {
   it("high availability: two replicas with leader election, a PodDisruptionBudget and a ServiceMonitor", () => {
     const objects = render(["-f", join(chart, "examples/high-availability.yaml")]);
     expect(find(objects, "Deployment")?.spec?.replicas).toBe(2);
@@ -371,7 +377,9 @@ describe("rights not used are not granted; ECRPullSecrets are an administrator's
       "ecr-ecr-creds-refresher",
     ]);
   });
+});
 
+describe("rights not used are not granted: audiences and the admission policy (issue 28)", () => {
   it("passes webIdentity.allowedAudiences to the operator, and nothing by default", async () => {
     const { parseCommandLine } = await import("../src/cli/config.js");
     const env = (args: string[]) => envOf(podSpecOf(render(args)).containers[0] as Container);

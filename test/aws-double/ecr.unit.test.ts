@@ -20,27 +20,27 @@ function decodePassword(token: string | undefined): string {
   return decoded.slice("AWS:".length);
 }
 
-describe("AWS double: ECR and ECR Public", () => {
-  const aws = new AwsDouble({ identities: [alice] });
-  let url = "";
+const aws = new AwsDouble({ identities: [alice] });
+let url = "";
 
-  const ecr = (
-    credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } = alice,
-    region = "eu-west-1",
-  ): ECRClient => new ECRClient({ endpoint: url, region, credentials, maxAttempts: 1 });
+const ecr = (
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } = alice,
+  region = "eu-west-1",
+): ECRClient => new ECRClient({ endpoint: url, region, credentials, maxAttempts: 1 });
 
-  beforeAll(async () => {
-    ({ url } = await aws.start());
-  });
-  afterAll(async () => {
-    await aws.close();
-  });
-  beforeEach(() => {
-    aws.clearFaults();
-    aws.resetCalls();
-    aws.tokenLifetimeMs = 12 * 3_600_000;
-  });
+beforeAll(async () => {
+  ({ url } = await aws.start());
+});
+afterAll(async () => {
+  await aws.close();
+});
+beforeEach(() => {
+  aws.clearFaults();
+  aws.resetCalls();
+  aws.tokenLifetimeMs = 12 * 3_600_000;
+});
 
+describe("AWS double: ECR tokens", () => {
   it("issues a fresh unique password per call, with the configured lifetime", async () => {
     const before = Date.now();
     const first = await ecr().send(new GetAuthorizationTokenCommand({}));
@@ -96,7 +96,9 @@ describe("AWS double: ECR and ECR Public", () => {
       "https://222222222222.dkr.ecr.eu-west-1.amazonaws.com",
     ]);
   });
+});
 
+describe("AWS double: ECR refusals, ECR Public and endpoint settings", () => {
   it("refuses unknown keys, bad signatures and denied principals like ECR", async () => {
     const issuedBefore = aws.issued().length;
     await expect(

@@ -10,36 +10,36 @@ const alice = {
   arn: "arn:aws:iam::123456789012:user/alice",
 };
 
-describe("AWS double: fault injection", () => {
-  const aws = new AwsDouble({ identities: [alice] });
-  let url = "";
-  const ecr = (options: { maxAttempts?: number; requestTimeout?: number } = {}): ECRClient =>
-    new ECRClient({
-      endpoint: url,
-      region: "us-west-2",
-      credentials: alice,
-      maxAttempts: options.maxAttempts ?? 1,
-      // Without throwOnRequestTimeout the handler only logs a warning and keeps waiting.
-      requestHandler: {
-        requestTimeout: options.requestTimeout ?? 5_000,
-        throwOnRequestTimeout: true,
-      },
-    });
-  const sts = (): STSClient =>
-    new STSClient({ endpoint: url, region: "us-east-1", credentials: alice, maxAttempts: 1 });
-  const getToken = (client = ecr()) => client.send(new GetAuthorizationTokenCommand({}));
+const aws = new AwsDouble({ identities: [alice] });
+let url = "";
+const ecr = (options: { maxAttempts?: number; requestTimeout?: number } = {}): ECRClient =>
+  new ECRClient({
+    endpoint: url,
+    region: "us-west-2",
+    credentials: alice,
+    maxAttempts: options.maxAttempts ?? 1,
+    // Without throwOnRequestTimeout the handler only logs a warning and keeps waiting.
+    requestHandler: {
+      requestTimeout: options.requestTimeout ?? 5_000,
+      throwOnRequestTimeout: true,
+    },
+  });
+const sts = (): STSClient =>
+  new STSClient({ endpoint: url, region: "us-east-1", credentials: alice, maxAttempts: 1 });
+const getToken = (client = ecr()) => client.send(new GetAuthorizationTokenCommand({}));
 
-  beforeAll(async () => {
-    ({ url } = await aws.start());
-  });
-  afterAll(async () => {
-    await aws.close();
-  });
-  beforeEach(() => {
-    aws.clearFaults();
-    aws.resetCalls();
-  });
+beforeAll(async () => {
+  ({ url } = await aws.start());
+});
+afterAll(async () => {
+  await aws.close();
+});
+beforeEach(() => {
+  aws.clearFaults();
+  aws.resetCalls();
+});
 
+describe("AWS double: faults that fail calls", () => {
   it("throttles with the exception names ECR and STS use", async () => {
     aws.throttle();
     await expect(getToken()).rejects.toMatchObject({
@@ -92,7 +92,9 @@ describe("AWS double: fault injection", () => {
     await expect(getToken()).resolves.toBeDefined();
     expect(aws.calls().map((c) => c.errorCode ?? "ok")).toEqual(["ThrottlingException", "ok"]);
   });
+});
 
+describe("AWS double: faults in tokens and timing", () => {
   it("issues already-expired tokens on command", async () => {
     aws.expiredTokens({ service: "ecr", times: 1 });
     const out = await getToken();

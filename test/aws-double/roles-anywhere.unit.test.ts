@@ -67,79 +67,79 @@ function runHelper(args: string[]): Promise<HelperResult> {
   });
 }
 
+const aws = new AwsDouble();
+let dir = "";
+let ca: Ca;
+let sub: Ca;
+let otherCa: Ca;
+
+const helperArgs = (leaf: Issued, chain?: Issued, role = ROLE): string[] => [
+  "--certificate",
+  leaf.certPath,
+  "--private-key",
+  leaf.keyPath,
+  ...(chain ? ["--intermediates", chain.certPath] : []),
+  "--trust-anchor-arn",
+  TRUST_ANCHOR,
+  "--profile-arn",
+  PROFILE,
+  "--role-arn",
+  role,
+  "--endpoint",
+  aws.url,
+  "--session-duration",
+  "1800",
+];
+
+/** The ECR token the session's keys get, and who the ECR double issued it to. */
+const ecrTokenWith = async (keys: {
+  AccessKeyId: string;
+  SecretAccessKey: string;
+  SessionToken: string;
+}) => {
+  const ecr = new ECRClient({
+    endpoint: aws.url,
+    region: REGION,
+    maxAttempts: 1,
+    credentials: {
+      accessKeyId: keys.AccessKeyId,
+      secretAccessKey: keys.SecretAccessKey,
+      sessionToken: keys.SessionToken,
+    },
+  });
+  try {
+    const out = await ecr.send(new GetAuthorizationTokenCommand({}));
+    const token = out.authorizationData?.[0]?.authorizationToken ?? "";
+    const password = Buffer.from(token, "base64").toString("utf8").replace(/^AWS:/, "");
+    return aws.issued().find((t) => t.password === password);
+  } finally {
+    ecr.destroy();
+  }
+};
+
+beforeAll(async () => {
+  if (!existsSync(helper)) {
+    throw new Error(
+      `failed to find AWS's rolesanywhere-credential-helper at ${helper}; run bash scripts/build-rolesanywhere-helper.sh`,
+    );
+  }
+  dir = await mkdtemp(join(tmpdir(), "ra-double-"));
+  ca = await makeCa(dir, "ra-root", "rsa");
+  sub = await intermediate(dir, ca, "ra-intermediate", "ec");
+  otherCa = await makeCa(dir, "ra-stranger", "rsa");
+  await aws.start();
+  aws.addRole({ roleArn: ROLE });
+  aws.addRole({ roleArn: UNLISTED_ROLE });
+  aws.rolesAnywhere.addTrustAnchor({ arn: TRUST_ANCHOR, caPem: ca.certPem });
+  aws.rolesAnywhere.addProfile({ arn: PROFILE, roleArns: [ROLE], durationSeconds: 3600 });
+});
+
+afterAll(async () => {
+  await aws.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
 describe("Roles Anywhere double against AWS's rolesanywhere-credential-helper", () => {
-  const aws = new AwsDouble();
-  let dir = "";
-  let ca: Ca;
-  let sub: Ca;
-  let otherCa: Ca;
-
-  const helperArgs = (leaf: Issued, chain?: Issued, role = ROLE): string[] => [
-    "--certificate",
-    leaf.certPath,
-    "--private-key",
-    leaf.keyPath,
-    ...(chain ? ["--intermediates", chain.certPath] : []),
-    "--trust-anchor-arn",
-    TRUST_ANCHOR,
-    "--profile-arn",
-    PROFILE,
-    "--role-arn",
-    role,
-    "--endpoint",
-    aws.url,
-    "--session-duration",
-    "1800",
-  ];
-
-  /** The ECR token the session's keys get, and who the ECR double issued it to. */
-  const ecrTokenWith = async (keys: {
-    AccessKeyId: string;
-    SecretAccessKey: string;
-    SessionToken: string;
-  }) => {
-    const ecr = new ECRClient({
-      endpoint: aws.url,
-      region: REGION,
-      maxAttempts: 1,
-      credentials: {
-        accessKeyId: keys.AccessKeyId,
-        secretAccessKey: keys.SecretAccessKey,
-        sessionToken: keys.SessionToken,
-      },
-    });
-    try {
-      const out = await ecr.send(new GetAuthorizationTokenCommand({}));
-      const token = out.authorizationData?.[0]?.authorizationToken ?? "";
-      const password = Buffer.from(token, "base64").toString("utf8").replace(/^AWS:/, "");
-      return aws.issued().find((t) => t.password === password);
-    } finally {
-      ecr.destroy();
-    }
-  };
-
-  beforeAll(async () => {
-    if (!existsSync(helper)) {
-      throw new Error(
-        `failed to find AWS's rolesanywhere-credential-helper at ${helper}; run bash scripts/build-rolesanywhere-helper.sh`,
-      );
-    }
-    dir = await mkdtemp(join(tmpdir(), "ra-double-"));
-    ca = await makeCa(dir, "ra-root", "rsa");
-    sub = await intermediate(dir, ca, "ra-intermediate", "ec");
-    otherCa = await makeCa(dir, "ra-stranger", "rsa");
-    await aws.start();
-    aws.addRole({ roleArn: ROLE });
-    aws.addRole({ roleArn: UNLISTED_ROLE });
-    aws.rolesAnywhere.addTrustAnchor({ arn: TRUST_ANCHOR, caPem: ca.certPem });
-    aws.rolesAnywhere.addProfile({ arn: PROFILE, roleArns: [ROLE], durationSeconds: 3600 });
-  });
-
-  afterAll(async () => {
-    await aws.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
   for (const keyType of ["rsa", "ec"] as const) {
     it(`accepts the helper's CreateSession with an ${keyType === "rsa" ? "RSA" : "ECDSA"} certificate, and its session opens ECR as the role's session named after the serial`, async () => {
       const leaf = await issue(ca, { cn: `host-${keyType}`, keyType });
@@ -214,111 +214,114 @@ describe("Roles Anywhere double against AWS's rolesanywhere-credential-helper", 
       [403, "AccessDeniedException"],
     ]);
   });
+});
 
-  describe("the operator's signer (src/aws/roles-anywhere.ts) against the double", () => {
-    const source = (secret = "ra-cert") => ({
-      trustAnchorArn: TRUST_ANCHOR,
-      profileArn: PROFILE,
-      roleArn: ROLE,
-      sessionSeconds: 900,
-      certificateSecret: { namespace: "ops", name: secret },
-    });
+/** The operator's source naming the double's trust anchor, profile and role. */
+const source = (secret = "ra-cert") => ({
+  trustAnchorArn: TRUST_ANCHOR,
+  profileArn: PROFILE,
+  roleArn: ROLE,
+  sessionSeconds: 900,
+  certificateSecret: { namespace: "ops", name: secret },
+});
 
-    for (const keyType of ["rsa", "ec"] as const) {
-      it(`gets a session with an ${keyType === "rsa" ? "RSA" : "ECDSA"} certificate and its intermediate; STS names the role's session`, async () => {
-        const leaf = await issue(sub, { cn: `operator-${keyType}`, keyType });
-        const id = x509IdentityFromSecret(
-          { namespace: "ops", name: "ra-cert" },
-          tlsSecretData(leaf, [sub]),
-        );
-        expect(id.algorithm).toBe(
-          keyType === "rsa" ? "AWS4-X509-RSA-SHA256" : "AWS4-X509-ECDSA-SHA256",
-        );
-        const session = await createSession(source(), id, { timeoutMs: 5000, endpoint: aws.url });
-        const sessionArn = `arn:aws:sts::${ACCOUNT}:assumed-role/ra-pull/${leaf.serial}`;
-        expect(session.assumedRoleArn).toBe(sessionArn);
-        const sts = new STSClient({
-          endpoint: aws.url,
-          region: REGION,
-          maxAttempts: 1,
-          credentials: session.credentials,
-        });
-        const who = await sts.send(new GetCallerIdentityCommand({}));
-        sts.destroy();
-        expect(who.Arn).toBe(sessionArn);
-        const token = await ecrTokenWith({
-          AccessKeyId: session.credentials.accessKeyId,
-          SecretAccessKey: session.credentials.secretAccessKey,
-          SessionToken: session.credentials.sessionToken ?? "",
-        });
-        expect(token?.principalArn).toBe(sessionArn);
-      });
-    }
-
-    it("signs on AWS's clock when this host's is 20 minutes off, after one refusal", async () => {
-      const leaf = await issue(ca, { cn: "operator-skewed" });
-      const id = x509IdentityFromSecret({ namespace: "ops", name: "c" }, tlsSecretData(leaf));
-      const before = aws.calls({ service: "rolesanywhere" }).length;
-      const session = await createSession(source(), id, {
-        timeoutMs: 5000,
+describe("the operator's signer (src/aws/roles-anywhere.ts) against the double", () => {
+  for (const keyType of ["rsa", "ec"] as const) {
+    it(`gets a session with an ${keyType === "rsa" ? "RSA" : "ECDSA"} certificate and its intermediate; STS names the role's session`, async () => {
+      const leaf = await issue(sub, { cn: `operator-${keyType}`, keyType });
+      const id = x509IdentityFromSecret(
+        { namespace: "ops", name: "ra-cert" },
+        tlsSecretData(leaf, [sub]),
+      );
+      expect(id.algorithm).toBe(
+        keyType === "rsa" ? "AWS4-X509-RSA-SHA256" : "AWS4-X509-ECDSA-SHA256",
+      );
+      const session = await createSession(source(), id, { timeoutMs: 5000, endpoint: aws.url });
+      const sessionArn = `arn:aws:sts::${ACCOUNT}:assumed-role/ra-pull/${leaf.serial}`;
+      expect(session.assumedRoleArn).toBe(sessionArn);
+      const sts = new STSClient({
         endpoint: aws.url,
-        now: () => Date.now() - 20 * 60_000,
+        region: REGION,
+        maxAttempts: 1,
+        credentials: session.credentials,
       });
-      expect(session.assumedRoleArn).toBe(
-        `arn:aws:sts::${ACCOUNT}:assumed-role/ra-pull/${leaf.serial}`,
-      );
-      const calls = aws.calls({ service: "rolesanywhere" }).slice(before);
-      expect(calls.map((c) => [c.status, c.errorCode])).toEqual([
-        [403, "AccessDeniedException"],
-        [201, undefined],
-      ]);
+      const who = await sts.send(new GetCallerIdentityCommand({}));
+      sts.destroy();
+      expect(who.Arn).toBe(sessionArn);
+      const token = await ecrTokenWith({
+        AccessKeyId: session.credentials.accessKeyId,
+        SecretAccessKey: session.credentials.secretAccessKey,
+        SessionToken: session.credentials.sessionToken ?? "",
+      });
+      expect(token?.principalArn).toBe(sessionArn);
     });
+  }
+});
 
-    it("gets a bad signature refused with the service's error shape", async () => {
-      const leaf = await issue(ca, { cn: "operator-tampered", keyType: "ec" });
-      const id = x509IdentityFromSecret({ namespace: "ops", name: "c" }, tlsSecretData(leaf));
-      const url = new URL(`${aws.url}/sessions`);
-      url.searchParams.set("profileArn", PROFILE);
-      url.searchParams.set("roleArn", ROLE);
-      url.searchParams.set("trustAnchorArn", TRUST_ANCHOR);
-      const body = Buffer.from(JSON.stringify({ durationSeconds: 900 }));
-      const headers = signX509Request(
-        {
-          method: "POST",
-          url,
-          headers: { "content-type": "application/json" },
-          body,
-          region: REGION,
-          at: new Date(),
-        },
-        id,
-      );
-      // Signed for 900 s, sent asking for 3600: the signature no longer matches.
-      const tampered = Buffer.from(JSON.stringify({ durationSeconds: 3600 }));
-      const answer = await new Promise<{
-        status: number;
-        headers: http.IncomingHttpHeaders;
-        body: string;
-      }>((resolve, reject) => {
-        const req = http.request(url, { method: "POST", headers }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks).toString("utf8"),
-            }),
-          );
-        });
-        req.on("error", reject);
-        req.end(tampered);
-      });
-      expect(answer.status).toBe(403);
-      expect(answer.headers["x-amzn-errortype"]).toBe(
-        "AccessDeniedException:http://internal.amazon.com/coral/com.amazonaws.rolesanywhere/",
-      );
-      expect(JSON.parse(answer.body)).toEqual({ message: "Signature validation failed" });
+describe("the operator's signer against the double: clock skew and tampering", () => {
+  it("signs on AWS's clock when this host's is 20 minutes off, after one refusal", async () => {
+    const leaf = await issue(ca, { cn: "operator-skewed" });
+    const id = x509IdentityFromSecret({ namespace: "ops", name: "c" }, tlsSecretData(leaf));
+    const before = aws.calls({ service: "rolesanywhere" }).length;
+    const session = await createSession(source(), id, {
+      timeoutMs: 5000,
+      endpoint: aws.url,
+      now: () => Date.now() - 20 * 60_000,
     });
+    expect(session.assumedRoleArn).toBe(
+      `arn:aws:sts::${ACCOUNT}:assumed-role/ra-pull/${leaf.serial}`,
+    );
+    const calls = aws.calls({ service: "rolesanywhere" }).slice(before);
+    expect(calls.map((c) => [c.status, c.errorCode])).toEqual([
+      [403, "AccessDeniedException"],
+      [201, undefined],
+    ]);
+  });
+
+  it("gets a bad signature refused with the service's error shape", async () => {
+    const leaf = await issue(ca, { cn: "operator-tampered", keyType: "ec" });
+    const id = x509IdentityFromSecret({ namespace: "ops", name: "c" }, tlsSecretData(leaf));
+    const url = new URL(`${aws.url}/sessions`);
+    url.searchParams.set("profileArn", PROFILE);
+    url.searchParams.set("roleArn", ROLE);
+    url.searchParams.set("trustAnchorArn", TRUST_ANCHOR);
+    const body = Buffer.from(JSON.stringify({ durationSeconds: 900 }));
+    const headers = signX509Request(
+      {
+        method: "POST",
+        url,
+        headers: { "content-type": "application/json" },
+        body,
+        region: REGION,
+        at: new Date(),
+      },
+      id,
+    );
+    // Signed for 900 s, sent asking for 3600: the signature no longer matches.
+    const tampered = Buffer.from(JSON.stringify({ durationSeconds: 3600 }));
+    const answer = await new Promise<{
+      status: number;
+      headers: http.IncomingHttpHeaders;
+      body: string;
+    }>((resolve, reject) => {
+      const req = http.request(url, { method: "POST", headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+      });
+      req.on("error", reject);
+      req.end(tampered);
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.headers["x-amzn-errortype"]).toBe(
+      "AccessDeniedException:http://internal.amazon.com/coral/com.amazonaws.rolesanywhere/",
+    );
+    expect(JSON.parse(answer.body)).toEqual({ message: "Signature validation failed" });
   });
 });

@@ -43,33 +43,33 @@ interface Credentials {
 }
 type CredentialSource = Credentials | (() => Promise<Credentials>);
 
-describe("AWS double: STS and container credentials", () => {
-  const aws = new AwsDouble({
-    identities: [alice, mallory],
-    roles: [
-      { roleArn: pullRole, trustedPrincipalArns: [alice.arn], externalId: "ext-42" },
-      { roleArn: irsaRole, webIdentityTokens: ["good-web-token"] },
-      { roleArn: podRole },
-    ],
-    podIdentities: [{ authorizationToken: "pod-auth-token", roleArn: podRole }],
-  });
-  let url = "";
-  const sts = (credentials: CredentialSource = alice): STSClient =>
-    new STSClient({ endpoint: url, region: "us-east-1", credentials, maxAttempts: 1 });
-  const ecrWith = (credentials: CredentialSource): ECRClient =>
-    new ECRClient({ endpoint: url, region: "eu-central-1", credentials, maxAttempts: 1 });
+const aws = new AwsDouble({
+  identities: [alice, mallory],
+  roles: [
+    { roleArn: pullRole, trustedPrincipalArns: [alice.arn], externalId: "ext-42" },
+    { roleArn: irsaRole, webIdentityTokens: ["good-web-token"] },
+    { roleArn: podRole },
+  ],
+  podIdentities: [{ authorizationToken: "pod-auth-token", roleArn: podRole }],
+});
+let url = "";
+const sts = (credentials: CredentialSource = alice): STSClient =>
+  new STSClient({ endpoint: url, region: "us-east-1", credentials, maxAttempts: 1 });
+const ecrWith = (credentials: CredentialSource): ECRClient =>
+  new ECRClient({ endpoint: url, region: "eu-central-1", credentials, maxAttempts: 1 });
 
-  beforeAll(async () => {
-    ({ url } = await aws.start());
-  });
-  afterAll(async () => {
-    await aws.close();
-  });
-  beforeEach(() => {
-    aws.clearFaults();
-    aws.resetCalls();
-  });
+beforeAll(async () => {
+  ({ url } = await aws.start());
+});
+afterAll(async () => {
+  await aws.close();
+});
+beforeEach(() => {
+  aws.clearFaults();
+  aws.resetCalls();
+});
 
+describe("AWS double: STS GetCallerIdentity and AssumeRole", () => {
   it("answers GetCallerIdentity for the signer", async () => {
     const out = await sts().send(new GetCallerIdentityCommand({}));
     expect(out).toMatchObject({ Account: ACCOUNT, Arn: alice.arn });
@@ -150,7 +150,9 @@ describe("AWS double: STS and container credentials", () => {
       Array(4).fill([403, "AccessDenied"]),
     );
   });
+});
 
+describe("AWS double: STS refusals and nested clients", () => {
   it("refuses unknown keys, bad signatures and expired sessions like STS", async () => {
     await expect(
       sts({ ...alice, accessKeyId: "AKIANOBODY" }).send(new GetCallerIdentityCommand({})),
@@ -225,7 +227,9 @@ describe("AWS double: STS and container credentials", () => {
       }
     }
   });
+});
 
+describe("AWS double: AssumeRoleWithWebIdentity and container credentials", () => {
   it("answers AssumeRoleWithWebIdentity unsigned, only for an accepted token", async () => {
     const good = fromWebToken({
       roleArn: irsaRole,

@@ -29,101 +29,101 @@ const alice = {
 
 type Key = Awaited<ReturnType<typeof generateKeyPair>>;
 
-describe("AWS double: web identity verified against an OIDC issuer, trust policies", () => {
-  let issuer: Server;
-  let issuerUrl = "";
-  let key: Key;
-  let stranger: Key;
-  const aws = new AwsDouble({ identities: [alice] });
-  let url = "";
+let issuer: Server;
+let issuerUrl = "";
+let key: Key;
+let stranger: Key;
+const aws = new AwsDouble({ identities: [alice] });
+let url = "";
 
-  const sign = (
-    claims: { sub?: string; aud?: string | string[]; expSeconds?: number; iss?: string },
-    with_: Key = key,
-  ): Promise<string> => {
-    const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({})
-      .setProtectedHeader({ alg: "RS256", kid: "k1" })
-      .setIssuer(claims.iss ?? issuerUrl)
-      .setSubject(claims.sub ?? "system:serviceaccount:ops:operator")
-      .setAudience(claims.aud ?? "sts.amazonaws.com")
-      .setIssuedAt(now - 60)
-      .setExpirationTime(now + (claims.expSeconds ?? 600))
-      .sign(with_.privateKey);
-  };
-  const assume = (token: string, roleArn = ROLE) =>
-    new STSClient({ endpoint: url, region: "us-east-1", maxAttempts: 1 }).send(
-      new AssumeRoleWithWebIdentityCommand({
-        RoleArn: roleArn,
-        RoleSessionName: "test",
-        WebIdentityToken: token,
-      }),
-    );
+const sign = (
+  claims: { sub?: string; aud?: string | string[]; expSeconds?: number; iss?: string },
+  with_: Key = key,
+): Promise<string> => {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: "RS256", kid: "k1" })
+    .setIssuer(claims.iss ?? issuerUrl)
+    .setSubject(claims.sub ?? "system:serviceaccount:ops:operator")
+    .setAudience(claims.aud ?? "sts.amazonaws.com")
+    .setIssuedAt(now - 60)
+    .setExpirationTime(now + (claims.expSeconds ?? 600))
+    .sign(with_.privateKey);
+};
+const assume = (token: string, roleArn = ROLE) =>
+  new STSClient({ endpoint: url, region: "us-east-1", maxAttempts: 1 }).send(
+    new AssumeRoleWithWebIdentityCommand({
+      RoleArn: roleArn,
+      RoleSessionName: "test",
+      WebIdentityToken: token,
+    }),
+  );
 
-  beforeAll(async () => {
-    key = await generateKeyPair("RS256");
-    stranger = await generateKeyPair("RS256");
-    const jwk = { ...(await exportJWK(key.publicKey)), kid: "k1", alg: "RS256", use: "sig" };
-    const tls = selfSignedCertificate();
-    issuer = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
-      res.setHeader("content-type", "application/json");
-      if (req.url === "/.well-known/openid-configuration") {
-        res.end(JSON.stringify({ issuer: issuerUrl, jwks_uri: `${issuerUrl}/openid/v1/jwks` }));
-      } else if (req.url === "/openid/v1/jwks") {
-        res.end(JSON.stringify({ keys: [jwk] }));
-      } else {
-        res.statusCode = 404;
-        res.end("{}");
-      }
-    });
-    await new Promise<void>((r) => issuer.listen(0, "127.0.0.1", r));
-    issuerUrl = `https://127.0.0.1:${(issuer.address() as AddressInfo).port}`;
-    url = (await aws.start()).url;
-    const providerArn = aws.addOidcProvider({
-      url: issuerUrl,
-      clientIds: ["sts.amazonaws.com"],
-      thumbprints: [await issuerThumbprint(issuerUrl)],
-      accountId: ACCOUNT,
-    });
-    const host = issuerUrl.slice("https://".length);
-    aws.addRole({
-      roleArn: ROLE,
-      trustPolicy: {
-        Version: "2012-10-17",
-        Statement: [
-          {
-            Effect: "Allow",
-            Principal: { Federated: providerArn },
-            Action: "sts:AssumeRoleWithWebIdentity",
-            Condition: {
-              StringEquals: { [`${host}:aud`]: "sts.amazonaws.com" },
-              StringLike: { [`${host}:sub`]: "system:serviceaccount:ops:*" },
-            },
-          },
-        ],
-      },
-    });
-    aws.addRole({
-      roleArn: CHAINED,
-      trustPolicy: {
-        Statement: [
-          {
-            Effect: "Allow",
-            Principal: { AWS: ROLE },
-            Action: ["sts:AssumeRole", "sts:TagSession"],
-            Condition: {
-              StringEquals: { "sts:ExternalId": "ext-7", "aws:RequestTag/team": "payments" },
-            },
-          },
-        ],
-      },
-    });
+beforeAll(async () => {
+  key = await generateKeyPair("RS256");
+  stranger = await generateKeyPair("RS256");
+  const jwk = { ...(await exportJWK(key.publicKey)), kid: "k1", alg: "RS256", use: "sig" };
+  const tls = selfSignedCertificate();
+  issuer = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+    res.setHeader("content-type", "application/json");
+    if (req.url === "/.well-known/openid-configuration") {
+      res.end(JSON.stringify({ issuer: issuerUrl, jwks_uri: `${issuerUrl}/openid/v1/jwks` }));
+    } else if (req.url === "/openid/v1/jwks") {
+      res.end(JSON.stringify({ keys: [jwk] }));
+    } else {
+      res.statusCode = 404;
+      res.end("{}");
+    }
   });
-  afterAll(async () => {
-    await aws.close();
-    await new Promise<void>((r) => issuer.close(() => r()));
+  await new Promise<void>((r) => issuer.listen(0, "127.0.0.1", r));
+  issuerUrl = `https://127.0.0.1:${(issuer.address() as AddressInfo).port}`;
+  url = (await aws.start()).url;
+  const providerArn = aws.addOidcProvider({
+    url: issuerUrl,
+    clientIds: ["sts.amazonaws.com"],
+    thumbprints: [await issuerThumbprint(issuerUrl)],
+    accountId: ACCOUNT,
   });
+  const host = issuerUrl.slice("https://".length);
+  aws.addRole({
+    roleArn: ROLE,
+    trustPolicy: {
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Principal: { Federated: providerArn },
+          Action: "sts:AssumeRoleWithWebIdentity",
+          Condition: {
+            StringEquals: { [`${host}:aud`]: "sts.amazonaws.com" },
+            StringLike: { [`${host}:sub`]: "system:serviceaccount:ops:*" },
+          },
+        },
+      ],
+    },
+  });
+  aws.addRole({
+    roleArn: CHAINED,
+    trustPolicy: {
+      Statement: [
+        {
+          Effect: "Allow",
+          Principal: { AWS: ROLE },
+          Action: ["sts:AssumeRole", "sts:TagSession"],
+          Condition: {
+            StringEquals: { "sts:ExternalId": "ext-7", "aws:RequestTag/team": "payments" },
+          },
+        },
+      ],
+    },
+  });
+});
+afterAll(async () => {
+  await aws.close();
+  await new Promise<void>((r) => issuer.close(() => r()));
+});
 
+describe("AWS double: web identity verified against an OIDC issuer", () => {
   it("accepts a token signed by the issuer's key, for a subject the trust policy names", async () => {
     const out = await assume(await sign({}));
     expect(out.SubjectFromWebIdentityToken).toBe("system:serviceaccount:ops:operator");
@@ -171,7 +171,9 @@ describe("AWS double: web identity verified against an OIDC issuer, trust polici
       aws.calls({ action: "AssumeRoleWithWebIdentity", errorCode: "AccessDenied" }).at(-1),
     ).toMatchObject({ subject: "system:serviceaccount:team-a:default" });
   });
+});
 
+describe("AWS double: web identity when the issuer's certificate does not match", () => {
   it("cannot reach the keys when the issuer's certificate does not match the thumbprint", async () => {
     const other = new AwsDouble();
     const otherUrl = (await other.start()).url;
@@ -208,7 +210,9 @@ describe("AWS double: web identity verified against an OIDC issuer, trust polici
       await other.close();
     }
   });
+});
 
+describe("AWS double: trust policies on chained roles and session tags", () => {
   it("chains into another account's role only with its external ID and an allowed session tag", async () => {
     const web = await assume(await sign({}));
     const creds = {

@@ -33,36 +33,36 @@ const alice = {
 const basic = (username: string, password: string): string =>
   `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
 
-describe("registry double", () => {
-  const aws = new AwsDouble({ identities: [alice] });
-  const registry = new RegistryDouble({
-    validatePassword: (password, at) => aws.isValidPassword(password, at),
-    charts: [{ name: "demo", version: "0.1.0" }],
-  });
-  let ecr: ECRClient;
+const aws = new AwsDouble({ identities: [alice] });
+const registry = new RegistryDouble({
+  validatePassword: (password, at) => aws.isValidPassword(password, at),
+  charts: [{ name: "demo", version: "0.1.0" }],
+});
+let ecr: ECRClient;
 
-  /** A real ECR token from the AWS double, as the operator would fetch it. */
-  async function fetchPassword(): Promise<string> {
-    const out = await ecr.send(new GetAuthorizationTokenCommand({}));
-    const token = out.authorizationData?.[0]?.authorizationToken ?? "";
-    return Buffer.from(token, "base64").toString("utf8").slice("AWS:".length);
-  }
+/** A real ECR token from the AWS double, as the operator would fetch it. */
+async function fetchPassword(): Promise<string> {
+  const out = await ecr.send(new GetAuthorizationTokenCommand({}));
+  const token = out.authorizationData?.[0]?.authorizationToken ?? "";
+  return Buffer.from(token, "base64").toString("utf8").slice("AWS:".length);
+}
 
-  beforeAll(async () => {
-    const { url } = await aws.start();
-    await registry.start();
-    ecr = new ECRClient({ endpoint: url, region: "us-east-1", credentials: alice });
-  });
-  afterAll(async () => {
-    await registry.close();
-    await aws.close();
-  });
-  beforeEach(() => {
-    registry.refuseAll(false);
-    registry.resetAuthAttempts();
-    aws.tokenLifetimeMs = 12 * 3_600_000;
-  });
+beforeAll(async () => {
+  const { url } = await aws.start();
+  await registry.start();
+  ecr = new ECRClient({ endpoint: url, region: "us-east-1", credentials: alice });
+});
+afterAll(async () => {
+  await registry.close();
+  await aws.close();
+});
+beforeEach(() => {
+  registry.refuseAll(false);
+  registry.resetAuthAttempts();
+  aws.tokenLifetimeMs = 12 * 3_600_000;
+});
 
+describe("registry double: authentication", () => {
   it("answers /v2/ with a Basic challenge, then 200 for a valid ECR password", async () => {
     const anonymous = await fetch(`${registry.url}/v2/`);
     expect(anonymous.status).toBe(401);
@@ -111,7 +111,9 @@ describe("registry double", () => {
       ["AWS", true, 200],
     ]);
   });
+});
 
+describe("registry double: the image", () => {
   it("serves the image: manifest by tag and digest, blobs with correct digests, tags", async () => {
     const headers = { authorization: basic("AWS", await fetchPassword()) };
     const byTag = await fetch(`${registry.url}/v2/demo/app/manifests/latest`, { headers });
@@ -165,7 +167,9 @@ describe("registry double", () => {
     const again = new RegistryDouble({ validatePassword: () => false });
     expect(again.image.manifests.docker.digest).toBe(registry.image.manifests.docker.digest);
   });
+});
 
+describe("registry double: HTTPS and standalone", () => {
   it("serves HTTPS with a certificate for 127.0.0.1 made at start", async () => {
     const secure = new RegistryDouble({
       validatePassword: (password, at) => aws.isValidPassword(password, at),
@@ -221,7 +225,9 @@ describe("registry double", () => {
       child.kill("SIGTERM");
     }
   });
+});
 
+describe("registry double: skopeo and Helm charts", () => {
   it.skipIf(!skopeo)(
     "lets skopeo inspect and copy with a valid password, not after expiry",
     async () => {
@@ -298,7 +304,9 @@ describe("registry double", () => {
     });
     expect(wrongRepo.status).toBe(404);
   });
+});
 
+describe("registry double: helm and crane clients", () => {
   it("lets the real helm pull oci:// the chart with a valid password only", async () => {
     const password = await fetchPassword();
     const pulled = await helmPullOci({
