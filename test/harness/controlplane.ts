@@ -280,96 +280,53 @@ rules:
   - level: Metadata
 `;
 
+/** Where a control plane's pieces live and listen. */
+interface Layout {
+  dir: string;
+  certDir: string;
+  etcdPort: number;
+  peerPort: number;
+  server: string;
+  apiPort: number;
+  saKey: string;
+  saPub: string;
+  clientCaPath: string;
+  auditLogPath: string;
+  kcmKubeconfig: string;
+}
+
+/**
+ * Starts etcd, kube-apiserver and kube-controller-manager (built first if
+ * need be) in `opts.dir` or a new temporary directory, and waits until the
+ * controller manager works. Throws, having stopped what started, when a
+ * component does not come up in time.
+ */
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
   await buildControlPlane(opts.progress);
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "ecr-controlplane-")));
   const certDir = join(dir, "certs");
   await mkdir(certDir, { recursive: true });
-
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const server = `https://127.0.0.1:${apiPort}`;
-  const adminToken = randomBytes(24).toString("hex");
-  const kcmToken = randomBytes(24).toString("hex");
-
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const saKey = join(dir, "sa.key");
-  const saPub = join(dir, "sa.pub");
-  await writeFile(saKey, privateKey.export({ type: "pkcs1", format: "pem" }));
-  await writeFile(saPub, publicKey.export({ type: "spki", format: "pem" }));
-  // kube-controller-manager runs every controller under its own identity
-  // (--use-service-account-credentials=false), so that identity needs what
-  // all of them do: the bootstrap system:kube-controller-manager role alone
-  // lets neither the replicaset controller create Pods nor the namespace
-  // controller empty a namespace.
-  await writeFile(
-    join(dir, "tokens.csv"),
-    `${adminToken},admin,admin,"system:masters"\n${kcmToken},system:kube-controller-manager,kcm,"system:masters"\n`,
-  );
-  const auditLogPath = join(dir, "audit.log");
-  await writeFile(join(dir, "audit-policy.yaml"), auditPolicy);
-  const clientCa = await makeClientCa(dir);
-
-  const etcd: Component = {
-    name: "etcd",
-    args: [
-      `--data-dir=${join(dir, "etcd")}`,
-      `--listen-client-url=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-url=http://127.0.0.1:${peerPort}`,
-    ],
+  const { adminToken, kcmToken, clientCa, ...keys } = await writeCredentials(dir);
+  const layout: Layout = {
+    dir,
+    certDir,
+    etcdPort,
+    peerPort,
+    server,
+    apiPort,
+    ...keys,
+    clientCaPath: clientCa.certPath,
+    auditLogPath: join(dir, "audit.log"),
+    kcmKubeconfig: join(dir, "kcm.kubeconfig"),
   };
-  const apiserver: Component = {
-    name: "kube-apiserver",
-    args: [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${certDir}`,
-      `--service-account-key-file=${saPub}`,
-      `--service-account-signing-key-file=${saKey}`,
-      // The issuer is the API server's own URL, as on a cluster whose issuer
-      // is registered with IAM: a web-identity token's `iss` is where its
-      // discovery document and JWKS are fetched from (the STS double does).
-      `--service-account-issuer=${server}`,
-      `--api-audiences=${server}`,
-      "--service-cluster-ip-range=10.96.0.0/24",
-      `--token-auth-file=${join(dir, "tokens.csv")}`,
-      `--client-ca-file=${clientCa.certPath}`,
-      "--authorization-mode=Node,RBAC",
-      "--endpoint-reconciler-type=none",
-      `--audit-log-path=${auditLogPath}`,
-      `--audit-policy-file=${join(dir, "audit-policy.yaml")}`,
-      "--audit-log-maxsize=0",
-      "--profiling=false",
-      "--v=1",
-    ],
-  };
-  const kcmKubeconfig = join(dir, "kcm.kubeconfig");
-  const controllerManager: Component = {
-    name: "kube-controller-manager",
-    args: [
-      `--kubeconfig=${kcmKubeconfig}`,
-      `--service-account-private-key-file=${saKey}`,
-      `--root-ca-file=${join(certDir, "apiserver.crt")}`,
-      "--leader-elect=false",
-      // replicaset: a Pod deleted under podRecovery: Recreate comes back
-      // from its ReplicaSet, as on a real cluster (no scheduler: it stays Pending).
-      // clusterrole-aggregation: the built-in admin, edit and view roles get
-      // their rules (and the chart's aggregated ones) as on a real cluster,
-      // so a tenant bound to admin has a namespace admin's rights.
-      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token,replicaset,clusterrole-aggregation",
-      "--use-service-account-credentials=false",
-      "--secure-port=0",
-      "--concurrent-namespace-syncs=10",
-      "--v=1",
-    ],
-  };
-  const components = [etcd, apiserver, controllerManager];
+  const { etcd, apiserver, controllerManager } = components(layout);
   const progress = opts.progress ?? (() => {});
 
   let caData = "";
   const stop = async (): Promise<void> => {
-    for (const c of [...components].reverse()) await stopComponent(c);
+    for (const c of [etcd, apiserver, controllerManager].reverse()) await stopComponent(c);
     if (!opts.dir) await rm(dir, { recursive: true, force: true });
   };
 
@@ -400,23 +357,10 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     );
     progress("starting kube-apiserver…");
     await startApiServer();
-    await writeFile(kcmKubeconfig, kubeconfigYaml(server, caData, "kcm", kcmToken));
+    await writeFile(layout.kcmKubeconfig, kubeconfigYaml(server, caData, "kcm", kcmToken));
     progress("starting kube-controller-manager…");
     startComponent(controllerManager, dir);
-    // The controller manager is working once it has made the default
-    // namespace's ServiceAccount.
-    await waitFor(
-      "the default ServiceAccount",
-      async () => {
-        const res = await httpsGet(
-          `${server}/api/v1/namespaces/default/serviceaccounts/default`,
-          adminToken,
-          caData,
-        );
-        return res.status === 200 ? true : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 200 },
-    );
+    await waitForControllerManager(server, adminToken, caData);
   } catch (err) {
     await stop();
     throw err;
@@ -429,7 +373,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   return {
     server,
     kubeconfigPath,
-    auditLogPath,
+    auditLogPath: layout.auditLogPath,
     dir,
     caData,
     adminToken,
@@ -443,4 +387,109 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       await startApiServer();
     },
   };
+}
+
+/**
+ * The ServiceAccount signing keys, the static tokens (admin and the
+ * controller manager), the audit policy and the client CA, written in `dir`.
+ */
+async function writeCredentials(dir: string) {
+  const adminToken = randomBytes(24).toString("hex");
+  const kcmToken = randomBytes(24).toString("hex");
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const saKey = join(dir, "sa.key");
+  const saPub = join(dir, "sa.pub");
+  await writeFile(saKey, privateKey.export({ type: "pkcs1", format: "pem" }));
+  await writeFile(saPub, publicKey.export({ type: "spki", format: "pem" }));
+  // kube-controller-manager runs every controller under its own identity
+  // (--use-service-account-credentials=false), so that identity needs what
+  // all of them do: the bootstrap system:kube-controller-manager role alone
+  // lets neither the replicaset controller create Pods nor the namespace
+  // controller empty a namespace.
+  await writeFile(
+    join(dir, "tokens.csv"),
+    `${adminToken},admin,admin,"system:masters"\n${kcmToken},system:kube-controller-manager,kcm,"system:masters"\n`,
+  );
+  await writeFile(join(dir, "audit-policy.yaml"), auditPolicy);
+  const clientCa = await makeClientCa(dir);
+  return { adminToken, kcmToken, saKey, saPub, clientCa };
+}
+
+/** The three components' command lines. */
+function components(l: Layout): Record<"etcd" | "apiserver" | "controllerManager", Component> {
+  const etcd: Component = {
+    name: "etcd",
+    args: [
+      `--data-dir=${join(l.dir, "etcd")}`,
+      `--listen-client-url=http://127.0.0.1:${l.etcdPort}`,
+      `--listen-peer-url=http://127.0.0.1:${l.peerPort}`,
+    ],
+  };
+  const apiserver: Component = {
+    name: "kube-apiserver",
+    args: [
+      `--etcd-servers=http://127.0.0.1:${l.etcdPort}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${l.apiPort}`,
+      `--cert-dir=${l.certDir}`,
+      `--service-account-key-file=${l.saPub}`,
+      `--service-account-signing-key-file=${l.saKey}`,
+      // The issuer is the API server's own URL, as on a cluster whose issuer
+      // is registered with IAM: a web-identity token's `iss` is where its
+      // discovery document and JWKS are fetched from (the STS double does).
+      `--service-account-issuer=${l.server}`,
+      `--api-audiences=${l.server}`,
+      "--service-cluster-ip-range=10.96.0.0/24",
+      `--token-auth-file=${join(l.dir, "tokens.csv")}`,
+      `--client-ca-file=${l.clientCaPath}`,
+      "--authorization-mode=Node,RBAC",
+      "--endpoint-reconciler-type=none",
+      `--audit-log-path=${l.auditLogPath}`,
+      `--audit-policy-file=${join(l.dir, "audit-policy.yaml")}`,
+      "--audit-log-maxsize=0",
+      "--profiling=false",
+      "--v=1",
+    ],
+  };
+  const controllerManager: Component = {
+    name: "kube-controller-manager",
+    args: [
+      `--kubeconfig=${l.kcmKubeconfig}`,
+      `--service-account-private-key-file=${l.saKey}`,
+      `--root-ca-file=${join(l.certDir, "apiserver.crt")}`,
+      "--leader-elect=false",
+      // replicaset: a Pod deleted under podRecovery: Recreate comes back
+      // from its ReplicaSet, as on a real cluster (no scheduler: it stays Pending).
+      // clusterrole-aggregation: the built-in admin, edit and view roles get
+      // their rules (and the chart's aggregated ones) as on a real cluster,
+      // so a tenant bound to admin has a namespace admin's rights.
+      "--controllers=namespace,serviceaccount,garbagecollector,serviceaccount-token,replicaset,clusterrole-aggregation",
+      "--use-service-account-credentials=false",
+      "--secure-port=0",
+      "--concurrent-namespace-syncs=10",
+      "--v=1",
+    ],
+  };
+  return { etcd, apiserver, controllerManager };
+}
+
+/** The controller manager is working once it has made the default namespace's ServiceAccount. */
+async function waitForControllerManager(
+  server: string,
+  adminToken: string,
+  caData: string,
+): Promise<void> {
+  await waitFor(
+    "the default ServiceAccount",
+    async () => {
+      const res = await httpsGet(
+        `${server}/api/v1/namespaces/default/serviceaccounts/default`,
+        adminToken,
+        caData,
+      );
+      return res.status === 200 ? true : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 200 },
+  );
 }

@@ -20,6 +20,17 @@ export interface Need {
  */
 export function clusterNeeds(NS: string, FULL: string): Need[] {
   return [
+    ...resourceNeeds(),
+    ...namespaceAndServiceAccountNeeds(),
+    ...secretNeeds(),
+    ...podAndEventNeeds(),
+    ...leaseNeeds(NS, FULL),
+  ];
+}
+
+/** The ECRPullSecret resources and their status. */
+function resourceNeeds(): Need[] {
+  return [
     {
       grant: "cluster ecrcreds.io ecrpullsecrets get",
       code: [["src/cli/check.ts", "get ECR_PULL_SECRETS"]],
@@ -45,6 +56,12 @@ export function clusterNeeds(NS: string, FULL: string): Need[] {
       code: [["src/reconcile/cluster.ts", "patch ECR_PULL_SECRETS/status"]],
       shown: { audit: { verb: "patch", resource: "ecrpullsecrets", subresource: "status" } },
     },
+  ];
+}
+
+/** Namespaces (targets) and ServiceAccounts (imagePullSecrets). */
+function namespaceAndServiceAccountNeeds(): Need[] {
+  return [
     {
       grant: "cluster core namespaces list",
       code: [["src/controller/informers.ts", "list NAMESPACES"]],
@@ -76,6 +93,12 @@ export function clusterNeeds(NS: string, FULL: string): Need[] {
       code: [["src/reconcile/cluster.ts", "patch SERVICE_ACCOUNTS"]],
       shown: { audit: { verb: "patch", resource: "serviceaccounts" } },
     },
+  ];
+}
+
+/** The Secrets the operator writes and reads. */
+function secretNeeds(): Need[] {
+  return [
     {
       grant: "cluster core secrets get",
       code: [
@@ -109,6 +132,12 @@ export function clusterNeeds(NS: string, FULL: string): Need[] {
       code: [["src/reconcile/cluster.ts", "delete SECRETS"]],
       shown: { audit: { verb: "delete", resource: "secrets" } },
     },
+  ];
+}
+
+/** The pull-failure watch (Pods, Events) and the operator's own Events. */
+function podAndEventNeeds(): Need[] {
+  return [
     {
       grant: "cluster core pods list",
       code: [
@@ -141,6 +170,12 @@ export function clusterNeeds(NS: string, FULL: string): Need[] {
       code: [["src/observability/events.ts", "create EVENTS"]],
       shown: { audit: { verb: "create", resource: "events", namespace: "default" } },
     },
+  ];
+}
+
+/** Leader election's Lease, in the release namespace `NS`, named `FULL`. */
+function leaseNeeds(NS: string, FULL: string): Need[] {
+  return [
     {
       grant: `${NS} coordination.k8s.io leases create`,
       code: [["src/controller/leader.ts", "create LEASES"]],
