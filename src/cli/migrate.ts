@@ -704,67 +704,95 @@ class Migration {
   }
 }
 
+/** What `migrate`'s command line says. */
+interface MigrateArgs {
+  config: OperatorConfig;
+  /** The settings given as flags (not from the environment): they win over the old Deployment's. */
+  flags: SettingsInput;
+  extra: Record<string, string | boolean | undefined>;
+  timeoutMs: number;
+  oldDeployment?: { namespace: string; name: string };
+  labelPrefix: string;
+}
+
+/** Reads `migrate`'s command line; `"help"` for --help. Throws ConfigError saying what to fix. */
+function parseMigrateArgs(args: string[], env: NodeJS.ProcessEnv): MigrateArgs | "help" {
+  const argv = ["migrate", ...args];
+  const parsed = parseCommandLine(argv, env, MIGRATE_FLAGS);
+  if (parsed.extra.help) return "help";
+  if (parsed.positionals.length > 0) {
+    throw new ConfigError(
+      `unexpected argument ${JSON.stringify(parsed.positionals[0])}; see migrate --help`,
+    );
+  }
+  const extra = parsed.extra;
+  // The same line again without the environment: what was given as a flag.
+  const flags = operatorDefaults(parseCommandLine(argv, {}, MIGRATE_FLAGS).config);
+  const timeout = typeof extra.timeout === "string" ? extra.timeout : DEFAULT_TIMEOUT;
+  let timeoutMs: number;
+  try {
+    timeoutMs = parseDuration(timeout);
+  } catch (e) {
+    throw new ConfigError(
+      `failed to read --timeout: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  if (extra.apply && extra["dry-run"])
+    throw new ConfigError("--apply and --dry-run exclude each other");
+  const oldDeployment = parseOldDeployment(extra["old-deployment"]);
+  return {
+    config: parsed.config,
+    flags,
+    extra,
+    timeoutMs,
+    ...(oldDeployment ? { oldDeployment } : {}),
+    labelPrefix: parseLabelPrefix(extra["namespace-label-prefix"]),
+  };
+}
+
+/** --old-deployment NAMESPACE/NAME, when given. */
+function parseOldDeployment(
+  named: string | boolean | undefined,
+): { namespace: string; name: string } | undefined {
+  if (typeof named !== "string") return undefined;
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(named);
+  if (!m) {
+    throw new ConfigError(
+      `failed to read --old-deployment ${JSON.stringify(named)}: not NAMESPACE/NAME; name the old operator's Deployment, e.g. --old-deployment operator/ecr-creds-refresher`,
+    );
+  }
+  return { namespace: m[1] as string, name: m[3] as string };
+}
+
+/** --namespace-label-prefix, or MIGRATE_LABEL_PREFIX. */
+function parseLabelPrefix(prefix: string | boolean | undefined): string {
+  if (typeof prefix !== "string") return MIGRATE_LABEL_PREFIX;
+  if (!LABEL_PREFIX_FORM.test(prefix) || prefix.length > 254) {
+    throw new ConfigError(
+      `failed to read --namespace-label-prefix ${JSON.stringify(prefix)}: not a label key prefix; give a DNS subdomain and a slash, e.g. ecr-pull.platform.example.com/`,
+    );
+  }
+  return prefix;
+}
+
 /** `ecr-creds-refresher migrate [flags]`; returns the exit code. */
 export async function runMigrate(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
   io: MigrateIO = { out: process.stdout, err: process.stderr },
 ): Promise<number> {
-  let config: OperatorConfig;
-  let flags: SettingsInput;
-  let extra: Record<string, string | boolean | undefined>;
-  let timeoutMs: number;
-  let oldDeployment: { namespace: string; name: string } | undefined;
-  let labelPrefix = MIGRATE_LABEL_PREFIX;
+  let parsed: MigrateArgs | "help";
   try {
-    const argv = ["migrate", ...args];
-    const parsed = parseCommandLine(argv, env, MIGRATE_FLAGS);
-    if (parsed.extra.help) {
-      io.out.write(`${migrateHelp()}\n`);
-      return 0;
-    }
-    if (parsed.positionals.length > 0) {
-      throw new ConfigError(
-        `unexpected argument ${JSON.stringify(parsed.positionals[0])}; see migrate --help`,
-      );
-    }
-    config = parsed.config;
-    extra = parsed.extra;
-    // The same line again without the environment: what was given as a flag.
-    flags = operatorDefaults(parseCommandLine(argv, {}, MIGRATE_FLAGS).config);
-    const timeout = typeof extra.timeout === "string" ? extra.timeout : DEFAULT_TIMEOUT;
-    try {
-      timeoutMs = parseDuration(timeout);
-    } catch (e) {
-      throw new ConfigError(
-        `failed to read --timeout: ${e instanceof Error ? e.message : String(e)}`,
-      );
-    }
-    if (extra.apply && extra["dry-run"])
-      throw new ConfigError("--apply and --dry-run exclude each other");
-    const named = extra["old-deployment"];
-    if (typeof named === "string") {
-      const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(named);
-      if (!m) {
-        throw new ConfigError(
-          `failed to read --old-deployment ${JSON.stringify(named)}: not NAMESPACE/NAME; name the old operator's Deployment, e.g. --old-deployment operator/ecr-creds-refresher`,
-        );
-      }
-      oldDeployment = { namespace: m[1] as string, name: m[3] as string };
-    }
-    const prefix = extra["namespace-label-prefix"];
-    if (typeof prefix === "string") {
-      if (!LABEL_PREFIX_FORM.test(prefix) || prefix.length > 254) {
-        throw new ConfigError(
-          `failed to read --namespace-label-prefix ${JSON.stringify(prefix)}: not a label key prefix; give a DNS subdomain and a slash, e.g. ecr-pull.platform.example.com/`,
-        );
-      }
-      labelPrefix = prefix;
-    }
+    parsed = parseMigrateArgs(args, env);
   } catch (e) {
     io.err.write(`ecr-creds-refresher migrate: ${e instanceof Error ? e.message : String(e)}\n`);
     return 2;
   }
+  if (parsed === "help") {
+    io.out.write(`${migrateHelp()}\n`);
+    return 0;
+  }
+  const { config, flags, extra, timeoutMs, oldDeployment, labelPrefix } = parsed;
   const apply = extra.apply === true;
   try {
     const kube = new KubeClient(kubeConnection(config), {
