@@ -5,31 +5,29 @@
 // namespace is refused by the CRD's CEL rules with the field named; the
 // cluster-scoped kinds stay out of the tenant's reach. No operator runs here.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { claimCrdManifest, sourceCrdManifest } from "../../src/api/index.js";
-import {
-  helmTemplate,
-  type Rendered,
-  serverSideApply,
-  serviceAccountMay,
-} from "../harness/chart.js";
+import { type Rendered, serviceAccountMay } from "../harness/chart.js";
 import { waitFor } from "../harness/controlplane.js";
+import { createNamespace, deleteNamespaces, type TestKube, testKube } from "../harness/kube.js";
 import {
-  createNamespace,
-  deleteNamespaces,
-  statusOf,
-  type TestKube,
-  testKube,
-} from "../harness/kube.js";
-import { type Tenant, tenantOf } from "../harness/tenant.js";
+  applyUserRoles,
+  CLAIMS,
+  createClaim as create,
+  createSource,
+  deleteSource,
+  deleteUserRoles,
+  installTenantCrds,
+  messageOf,
+  type Refusal,
+  SOURCES,
+  type Tenant,
+  tenantOf,
+} from "../harness/tenant.js";
 
 const cp = inject("controlPlane");
 const RELEASE = "tc";
 const NS = "tc-system";
 const TENANT = "tc-tenant";
 const OTHER = "tc-other-team";
-const GV = { group: "ecrcreds.io", version: "v1alpha1" };
-const CLAIMS = { ...GV, plural: "ecrpullsecretclaims" };
-const SOURCES = { ...GV, plural: "clusterecrcredentialsources" };
 const ROLE = "arn:aws:iam::123456789012:role/pull";
 
 let k: TestKube;
@@ -37,38 +35,13 @@ let tenant: Tenant;
 let userRoles: Rendered[] = [];
 const sources: string[] = [];
 
-interface Refusal {
-  code?: number;
-  body?: string;
-}
-
-const messageOf = (r: Refusal | undefined): string =>
-  (JSON.parse(r?.body ?? "{}") as { message?: string }).message ?? "";
-
-/** Creates a claim as `who` in `namespace`; undefined when admitted, else the refusal. */
-async function createClaim(
+/** Creates a claim as `who` (in the tenant's namespace unless told); undefined when admitted. */
+const createClaim = (
   who: TestKube,
   name: string,
   spec: object,
   opts: { namespace?: string; dryRun?: boolean } = {},
-): Promise<Refusal | undefined> {
-  try {
-    await who.custom.createNamespacedCustomObject({
-      ...CLAIMS,
-      namespace: opts.namespace ?? TENANT,
-      body: {
-        apiVersion: "ecrcreds.io/v1alpha1",
-        kind: "ECRPullSecretClaim",
-        metadata: { name },
-        spec,
-      },
-      ...(opts.dryRun ? { dryRun: "All" } : {}),
-    });
-    return undefined;
-  } catch (err) {
-    return err as Refusal;
-  }
-}
+) => create(who, opts.namespace ?? TENANT, name, spec, opts.dryRun);
 
 /** Creates a cluster-scoped object of `kind` as `who`; undefined when admitted, else the refusal. */
 async function createClusterScoped(
@@ -78,76 +51,37 @@ async function createClusterScoped(
   name: string,
   spec: object,
 ): Promise<Refusal | undefined> {
+  if (plural === SOURCES.plural) {
+    const refused = await createSource(who, name, spec);
+    if (!refused) sources.push(name);
+    return refused;
+  }
   try {
     await who.custom.createClusterCustomObject({
-      ...GV,
+      group: "ecrcreds.io",
+      version: "v1alpha1",
       plural,
       body: { apiVersion: "ecrcreds.io/v1alpha1", kind, metadata: { name }, spec },
     });
-    if (plural === SOURCES.plural) sources.push(name);
     return undefined;
   } catch (err) {
     return err as Refusal;
   }
 }
 
-/** Installs (or replaces) the two tenant kinds' CRDs, untyped as the harness does, and waits until served. */
-async function installTenantCrds(): Promise<void> {
-  const coords = {
-    group: "apiextensions.k8s.io",
-    version: "v1",
-    plural: "customresourcedefinitions",
-  };
-  for (const crd of [sourceCrdManifest(), claimCrdManifest()]) {
-    const name = crd.metadata.name;
-    try {
-      const existing = (await k.custom.getClusterCustomObject({ ...coords, name })) as {
-        metadata: { resourceVersion: string };
-      };
-      await k.custom.replaceClusterCustomObject({
-        ...coords,
-        name,
-        body: {
-          ...crd,
-          metadata: { ...crd.metadata, resourceVersion: existing.metadata.resourceVersion },
-        },
-      });
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-      await k.custom.createClusterCustomObject({ ...coords, body: crd });
-    }
-  }
-  await waitFor(
-    "the tenant kinds to be served",
-    async () => {
-      try {
-        await k.custom.listClusterCustomObject(SOURCES);
-        await k.custom.listNamespacedCustomObject({ ...CLAIMS, namespace: "default" });
-        return true;
-      } catch {
-        return undefined;
-      }
-    },
-    { timeoutMs: 30_000 },
-  );
-}
-
 const valid = { secretName: "ecr-pull", sourceRef: { name: "tc-shared" } };
 
 beforeAll(async () => {
   k = testKube(cp.kubeconfigPath);
-  await installTenantCrds();
+  await installTenantCrds(k);
   for (const ns of [NS, TENANT, OTHER]) await createNamespace(k, ns);
   // The chart's roles for people, and nothing else of it.
-  userRoles = helmTemplate(RELEASE, NS, []).filter(
-    (o) => o.kind === "ClusterRole" && /-(viewer|claims|editor)$/.test(o.metadata?.name ?? ""),
-  );
+  userRoles = await applyUserRoles(k, RELEASE, NS);
   expect(userRoles.map((o) => o.metadata?.name).sort()).toEqual([
     "tc-ecr-creds-refresher-claims",
     "tc-ecr-creds-refresher-editor",
     "tc-ecr-creds-refresher-viewer",
   ]);
-  for (const o of userRoles) await serverSideApply(k, o);
   tenant = await tenantOf(k, TENANT);
   // The clusterrole-aggregation controller has folded the claims role into admin.
   await waitFor(
@@ -161,12 +95,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const name of sources) {
-    await k.custom.deleteClusterCustomObject({ ...SOURCES, name }).catch(() => undefined);
-  }
-  for (const o of userRoles) {
-    await k.rbac.deleteClusterRole({ name: o.metadata?.name ?? "" }).catch(() => undefined);
-  }
+  for (const name of sources) await deleteSource(k, name);
+  await deleteUserRoles(k, userRoles);
   await deleteNamespaces(k, [NS, TENANT, OTHER]);
 });
 
