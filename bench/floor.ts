@@ -23,7 +23,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type * as MetadataModule from "../src/api/metadata.js";
 import type * as ClientModule from "../src/kube/client.js";
-import type { ServiceAccount } from "../src/kube/types.js";
+import type { NamespacedNamed, ServiceAccount } from "../src/kube/types.js";
 import type * as DesiredModule from "../src/reconcile/desired.js";
 import type * as DockerConfigModule from "../src/reconcile/dockerconfig.js";
 
@@ -83,11 +83,12 @@ export async function floorWrites(
     // The operator's shape: host=the first 16 hex digits of a sha256.
     tokenSources: `${host}=${"0".repeat(16)}`,
   });
-  const serviceAccounts = new Map<string, ServiceAccount>();
-  const listed = await client.list<ServiceAccount>(kube.SERVICE_ACCOUNTS, {
+  // As the API server lists them: each with its name and namespace.
+  const serviceAccounts = new Map<string, NamespacedNamed<ServiceAccount>>();
+  const listed = await client.list<NamespacedNamed<ServiceAccount>>(kube.SERVICE_ACCOUNTS, {
     fieldSelector: "metadata.name=default",
   });
-  for (const sa of listed.items) serviceAccounts.set(sa.metadata?.namespace ?? "", sa);
+  for (const sa of listed.items) serviceAccounts.set(sa.metadata.namespace, sa);
   const cpu = process.cpuUsage();
   const start = performance.now();
   let next = 0;

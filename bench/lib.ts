@@ -1,35 +1,13 @@
 // Helpers of the benchmark: the operator as its own process (with its peak
-// RSS from /proc), an incremental reader of the API server's audit log, a
-// bounded-concurrency pool and small statistics. Plain Node type stripping
-// runs this file: no parameter properties, no enums.
+// RSS from /proc), an incremental reader of the API server's audit log and
+// small statistics (the bounded-concurrency pool is src/reconcile/pool.ts).
+// Plain Node type stripping runs this file: no parameter properties, no enums.
 import { type ChildProcess, spawn } from "node:child_process";
 import { open, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { repoRoot } from "../test/harness/controlplane.js";
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Runs `work` over items with at most `concurrency` in flight; the first error is thrown at the end. */
-export async function pool<T>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T, index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const run = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      try {
-        await work(items[i] as T, i);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, run));
-  if (errors.length > 0) throw errors[0];
-}
 
 /** Nearest-rank percentile (p in 0..100) of unsorted values. */
 export function percentile(values: readonly number[], p: number): number {
