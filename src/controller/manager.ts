@@ -107,8 +107,9 @@ export class Manager {
    * Serves the endpoints, starts every replica's runnables, and once they
    * run enters leader election (or leads at once without it). Resolves with
    * the exit code once stopped: 0 after `signal` aborts (its reason names
-   * it in the log), 1 after the Lease was lost. Rejects only when an
-   * endpoint cannot listen.
+   * it in the log), 1 after the Lease was lost or a leader's runnable failed
+   * to start. Rejects when an endpoint cannot listen or a runnable of every
+   * replica fails to start.
    */
   async start(signal: AbortSignal): Promise<number> {
     // Ready once the caches have synced, leader or standby alike: a standby
@@ -158,6 +159,10 @@ export class Manager {
     });
   }
 
+  /**
+   * The elector lost the Lease (its fence already refuses every write): the
+   * process ends within a second, however long the stop takes.
+   */
   private leaseLost(): void {
     this.metrics.isLeader.set(0);
     this.log.error("lost the leader lease; exiting so no write happens without it");
