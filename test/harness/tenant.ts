@@ -6,6 +6,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import {
   claimCrdManifest,
   type ECRPullSecretClaim,
@@ -225,4 +226,55 @@ export async function createSource(
 
 export async function deleteSource(k: TestKube, name: string): Promise<void> {
   await k.custom.deleteClusterCustomObject({ ...SOURCES, name }).catch(() => undefined);
+}
+
+/**
+ * Deletes every claim in `namespaces` and waits for the operator's cleanup;
+ * claims still held by a finalizer after `timeoutMs` (no operator ran) lose
+ * it, so that their namespaces can go.
+ */
+export async function deleteClaims(
+  k: TestKube,
+  namespaces: readonly string[],
+  timeoutMs = 20_000,
+): Promise<void> {
+  const list = async (namespace: string) =>
+    (
+      (await k.custom
+        .listNamespacedCustomObject({ ...CLAIMS, namespace })
+        .catch(() => ({ items: [] }))) as { items: ECRPullSecretClaim[] }
+    ).items;
+  for (const namespace of namespaces) {
+    for (const c of await list(namespace)) {
+      const name = c.metadata?.name ?? "";
+      await k.custom
+        .deleteNamespacedCustomObject({ ...CLAIMS, namespace, name })
+        .catch(() => undefined);
+    }
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (const namespace of namespaces) {
+    for (;;) {
+      const left = await list(namespace);
+      if (left.length === 0) break;
+      if (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      for (const c of left) {
+        await k.custom
+          .patchNamespacedCustomObject(
+            {
+              ...CLAIMS,
+              namespace,
+              name: c.metadata?.name ?? "",
+              body: { metadata: { finalizers: null } },
+            },
+            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+          )
+          .catch(() => undefined);
+      }
+      break;
+    }
+  }
 }
