@@ -3,6 +3,7 @@
 // `repeatAfterMs`, and at most `burst` Events per resource, refilled slowly,
 // as client-go's event recorder does.
 
+import { Reason } from "../api/conditions.js";
 import { API_VERSION, KIND } from "../api/index.js";
 import { OPERATOR_NAME } from "../api/metadata.js";
 import { EVENTS, type KubeClient } from "../kube/client.js";
@@ -109,4 +110,55 @@ export class EventRecorder {
     for (const key of this.lastSent.keys())
       if (key.startsWith(`${name}\u0000`)) this.lastSent.delete(key);
   }
+}
+
+// --- What the reconcile says in its Events -----------------------------------
+
+/** An Event about a resource, as the reconcile words it. */
+export interface Notice {
+  type: "Normal" | "Warning";
+  /** CamelCase; an operator error's code (a condition reason) for a Warning about it. */
+  reason: string;
+  message: string;
+}
+
+/** A Warning under `reason` (an error's code, or a condition's reason) with its message. */
+export function warning(reason: string, message: string): Notice {
+  return { type: "Warning", reason, message };
+}
+
+/** A pass wrote a new token into `secrets` Secrets. */
+export function tokenRefreshed(secrets: number, expiresAt: Date): Notice {
+  return {
+    type: "Normal",
+    reason: Reason.TokenRefreshed,
+    message: `refreshed ${secrets} Secrets; token expires at ${expiresAt.toISOString()}`,
+  };
+}
+
+/** A neighbour (a GitOps tool's self-heal) removed the operator's imagePullSecrets entry. */
+export interface RevertedEntry {
+  /** The ServiceAccount's place. */
+  namespace: string;
+  name: string;
+  /** The entry (a Secret name) that was removed. */
+  secret: string;
+  /** The field manager that removed it, or "unknown". */
+  manager: string;
+  /** Removals within the window, this one included. */
+  removals: number;
+  /** No re-add before this (epoch ms); 0: re-added at once. */
+  notBefore: number;
+}
+
+/** Says who removed the entry, when it comes back, and what to change so it stays. */
+export function serviceAccountReverted(r: RevertedEntry): Notice {
+  const when =
+    r.notBefore > 0
+      ? `re-adding it no sooner than ${new Date(r.notBefore).toISOString()}`
+      : "re-adding it";
+  return warning(
+    Reason.ServiceAccountReverted,
+    `ServiceAccount ${r.namespace}/${r.name} lost its imagePullSecrets entry ${JSON.stringify(r.secret)} to field manager ${JSON.stringify(r.manager)} (${r.removals} times in 10 minutes); ${when}; make ${r.manager} leave that field to ecr-creds-refresher (docs/gitops.md)`,
+  );
 }
