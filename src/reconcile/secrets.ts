@@ -9,6 +9,7 @@ import { LABEL_OWNER } from "../api/metadata.js";
 import { type OperatorError, operatorError } from "../errors.js";
 import { ApiError, isConflict, isNotFound } from "../kube/client.js";
 import { retryOnConflict } from "../kube/retry.js";
+import type { Cached } from "../kube/types.js";
 import {
   adoptedDiffers,
   adoptPatch,
@@ -31,10 +32,10 @@ import { ARGOCD_SECRET_TYPE_LABEL } from "./outputs.js";
 /** Makes the namespace's Secret the desired one; returns whether it wrote. */
 export async function syncSecret(
   cluster: Cluster,
-  resource: ECRPullSecret,
+  resource: Cached<ECRPullSecret>,
   desired: DesiredSecret,
 ): Promise<boolean> {
-  const owner = resource.metadata?.name ?? "";
+  const owner = resource.metadata.name;
   const key = { namespace: desired.metadata.namespace, name: desired.metadata.name };
   let observed = cluster.secret(key);
   return await retryOnConflict(
@@ -64,7 +65,7 @@ export async function syncSecret(
       }
       // A copy someone put in our place is ours to write, and then marked as such.
       if (!secretDiffers(desired, observed) && originOf(observed) !== "copy") return false;
-      const rv = observed.metadata?.resourceVersion;
+      const rv = observed.metadata.resourceVersion;
       await cluster.patchSecret(key, createdPatch(desired, rv, observed));
       return true;
     },
@@ -82,7 +83,7 @@ export async function deleteOwnedSecret(
   cached: SecretView,
   owner: string,
 ): Promise<void> {
-  const key = { namespace: cached.metadata?.namespace ?? "", name: cached.metadata?.name ?? "" };
+  const key = { namespace: cached.metadata.namespace, name: cached.metadata.name };
   let secret: SecretView | undefined = cached;
   await retryOnConflict(
     { attempts: 5, exhausted: () => operatorError("WriteFailed", "deleteKeptChanging", key) },
@@ -90,7 +91,7 @@ export async function deleteOwnedSecret(
       if (attempt > 0) secret = await cluster.readSecret(key);
       if (!secret || !isOwnedBy(secret, owner) || !createdHere(secret)) return;
       try {
-        await cluster.deleteSecret(key, secret.metadata?.resourceVersion);
+        await cluster.deleteSecret(key, secret.metadata.resourceVersion);
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
@@ -129,7 +130,7 @@ export async function releaseAdoptedSecret(
   cached: SecretView,
   owner: string,
 ): Promise<boolean> {
-  const key = { namespace: cached.metadata?.namespace ?? "", name: cached.metadata?.name ?? "" };
+  const key = { namespace: cached.metadata.namespace, name: cached.metadata.name };
   let released = false;
   await retryOnConflict(
     {
@@ -188,7 +189,7 @@ function secretConflict(
     });
   }
   if (isManaged(observed)) {
-    const owner = observed.metadata?.labels?.[LABEL_OWNER] ?? "another resource";
+    const owner = observed.metadata.labels?.[LABEL_OWNER] ?? "another resource";
     return operatorError("SecretConflict", "otherOwner", { namespace, name, owner });
   }
   return operatorError("SecretConflict", "foreign", { namespace, name });
