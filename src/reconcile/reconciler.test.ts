@@ -158,7 +158,7 @@ function teamAWithRoles(c: FakeCluster): void {
 
 /** Tokens by identity: the role's web identity, else the resource's own credentials. */
 const byRole = (source: TokenSource) =>
-  token(source.credentials.webIdentity ? "pw-role-a" : `pw-${source.region}`);
+  token("webIdentity" in source.credentials ? "pw-role-a" : `pw-${source.region}`);
 
 const cases: Case[] = [
   {
@@ -714,7 +714,7 @@ function setUp(c: Pick<Case, "resource" | "world" | "fetch" | "verify" | "admit"
   return { harness, fetched, events };
 }
 
-describe("Reconciler.reconcile", () => {
+describe("Reconciler.reconcile: the table", () => {
   it.each(cases)("$name", async (c) => {
     const { harness, fetched, events } = setUp(c);
     const { cluster } = harness;
@@ -749,7 +749,9 @@ describe("Reconciler.reconcile", () => {
     if (want.fetched) expect(fetched).toEqual(want.fetched);
     await c.later?.(harness);
   });
+});
 
+describe("Reconciler.reconcile: a new resource", () => {
   it("gets a new resource's token while its finalizer goes on, and writes nothing before the finalizer is on", async () => {
     // The finalizer's patch is answered only once the token has been fetched:
     // a pass that waited for one before starting the other would never end.
@@ -781,9 +783,9 @@ describe("Reconciler.reconcile", () => {
     const secret = await cluster.readSecret({ namespace: "team-a", name: "pull" });
     expect(auths(secret?.data)[HOST]?.password).toBe("pw-concurrent");
   });
+});
 
-  // --- Ownership and cleanup: what it adopted, copies, what Pods still name ---
-
+describe("Reconciler.reconcile: adoption", () => {
   it("adopts by merging (others' keys and auths kept), judges it in sync, and releases it on deletion", async () => {
     const OTHER = "999999999999.dkr.ecr.us-east-1.amazonaws.com";
     const { harness, events } = setUp({
@@ -866,15 +868,18 @@ describe("Reconciler.reconcile", () => {
     expect(ready?.message).toContain("spec.dockerConfigSecret.name");
     expect(events).toContain("Warning SecretConflict");
   });
+});
 
+describe("Reconciler.reconcile: cleanup of copies and of Secrets Pods still name", () => {
   it("leaves a copy of its Secret in a namespace it does not target alone, with an Event", async () => {
     const { harness, events } = setUp({ resource: resource(), world: teamA });
     const { cluster } = harness;
     await harness.pass();
     const ours = await cluster.readSecret({ namespace: "team-a", name: "pull" });
-    expect(ours?.metadata?.annotations?.["ecrcreds.io/written-in"]).toBe("team-a/pull");
+    if (!ours) throw new Error("no Secret team-a/pull");
+    expect(ours.metadata?.annotations?.["ecrcreds.io/written-in"]).toBe("team-a/pull");
     cluster.addNamespace("other");
-    cluster.addSecret({ ...ours, metadata: { ...ours?.metadata, namespace: "other" } });
+    cluster.addSecret({ ...ours, metadata: { ...ours.metadata, namespace: "other" } });
     const before = cluster.writes.length;
     await harness.pass();
     expect(cluster.writes.slice(before)).toEqual([]);
@@ -947,7 +952,9 @@ describe("Reconciler.reconcile", () => {
       `patch status ${NAME}`,
     ]);
   });
+});
 
+describe("Reconciler.reconcile: a pass writes only what changed", () => {
   it("a second pass over an unchanged world writes nothing", async () => {
     const { harness } = setUp({ resource: resource(), world: teamA });
     expect(await harness.pass()).toEqual({ ready: true });
@@ -955,5 +962,80 @@ describe("Reconciler.reconcile", () => {
     expect(first).toBe(3);
     expect(await harness.pass()).toEqual({ ready: true });
     expect(harness.cluster.writes.slice(first)).toEqual([]);
+  });
+});
+
+/**
+ * Runs one pass (one that ends in an error too) and counts its writes of the
+ * status subresource: the fake records each as "patch status <name>".
+ */
+async function statusWritesOf(h: Harness): Promise<number> {
+  const before = h.cluster.writes.length;
+  await h.pass().catch((err: unknown) => {
+    if (!isOperatorError(err)) throw err;
+  });
+  return h.cluster.writes.slice(before).filter((w) => w === `patch status ${NAME}`).length;
+}
+
+/** Replaces the cached resource as an edit of its spec does: a new generation. */
+function editSpec(h: Harness, spec: Partial<ECRPullSecret["spec"]>): void {
+  const r = h.cluster.resource(NAME);
+  if (!r) throw new Error("no resource");
+  const generation = (r.metadata.generation ?? 1) + 1;
+  h.cluster.addResource({
+    ...r,
+    metadata: { ...r.metadata, generation },
+    spec: { ...r.spec, ...spec },
+  });
+}
+
+describe("Reconciler.reconcile: one status write per pass, none when nothing changed", () => {
+  it("a first pass writes the status once; a second identical pass does not write it", async () => {
+    const { harness } = setUp({ resource: resource(), world: teamA });
+    expect(await statusWritesOf(harness)).toBe(1);
+    expect(await statusWritesOf(harness)).toBe(0);
+  });
+
+  it("a pass after a spec change writes the status once, the pass after it not at all", async () => {
+    const { harness } = setUp({ resource: resource(), world: teamA });
+    await harness.pass();
+    editSpec(harness, { secretName: "pull2" });
+    expect(await statusWritesOf(harness)).toBe(1);
+    expect(harness.cluster.resource(NAME)?.status?.observedGeneration).toBe(2);
+    expect(await statusWritesOf(harness)).toBe(0);
+  });
+
+  it("an invalid spec writes the status once, wherever the pass finds it; again, not at all", async () => {
+    const { harness } = setUp({ resource: resource({ refreshBefore: "soon" }), world: teamA });
+    expect(await statusWritesOf(harness)).toBe(1);
+    expect(await statusWritesOf(harness)).toBe(0);
+    // Found only at the targets, after the tokens: the pass's second exit.
+    const selector = { matchExpressions: [{ key: "team", operator: "In" as const, values: [] }] };
+    editSpec(harness, { refreshBefore: "1h", namespaces: [], namespaceSelector: selector });
+    expect(await statusWritesOf(harness)).toBe(1);
+    const ready = harness.cluster
+      .resource(NAME)
+      ?.status?.conditions?.find((c) => c.type === ConditionType.Ready);
+    expect(ready).toMatchObject({ status: "False", reason: "InvalidSpec" });
+    expect(await statusWritesOf(harness)).toBe(0);
+  });
+
+  it("a pass with no token writes the status once; the same failure again, not at all", async () => {
+    const { harness } = setUp({ resource: resource(), world: teamA, fetch: () => accessDenied() });
+    expect(await statusWritesOf(harness)).toBe(1);
+    expect(await statusWritesOf(harness)).toBe(0);
+  });
+
+  it("a pass with a failed namespace writes the status once, then throws", async () => {
+    const { harness } = setUp({
+      resource: resource(),
+      world: (c) => {
+        teamA(c);
+        c.addSecret({ metadata: { namespace: "team-a", name: "pull" }, type: "Opaque" });
+      },
+    });
+    await expect(harness.pass()).rejects.toThrow();
+    expect(harness.cluster.writes.filter((w) => w.startsWith("patch status"))).toHaveLength(1);
+    expect(await statusWritesOf(harness)).toBe(0);
   });
 });
