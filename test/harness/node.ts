@@ -494,12 +494,29 @@ async function unlockMachine(): Promise<void> {
   if (owner === process.pid) await rm(LOCK, { recursive: true, force: true });
 }
 
+/** What a starting node world has made so far, undone in reverse by stopWorld. */
+interface Building {
+  cp: ControlPlane;
+  /** The control plane is the world's own, stopped with it. */
+  ownCp: boolean;
+  dir: string;
+  procs: Proc[];
+  undo: Array<() => Promise<void>>;
+  progress: (line: string) => void;
+}
+
+/**
+ * Starts the node world: takes the machine's lock, a control plane (unless
+ * `o.cp`), the Pod network, cgroups, the registry double, containerd, the
+ * kubelet and the controllers a node needs, and waits for the Node to be
+ * Ready and untainted. Throws (having undone what it made) when anything
+ * fails; see nodeWorldUnavailable for what it needs.
+ */
 export async function startNode(o: NodeOptions): Promise<NodeWorld> {
   const unavailable = nodeWorldUnavailable();
   if (unavailable) throw new Error(`failed to start the node world: ${unavailable}`);
   const progress = o.progress ?? (() => {});
   await lockMachine(progress, o.lockTimeoutMs ?? 240_000);
-  const ownCp = o.cp === undefined;
   let cp: ControlPlane;
   try {
     cp = o.cp ?? (await startControlPlane({ progress }));
@@ -509,237 +526,15 @@ export async function startNode(o: NodeOptions): Promise<NodeWorld> {
   }
   // Short: containerd's socket path must fit a sockaddr_un.
   const dir = await mkdtemp("/tmp/ecr-node-");
-  const procs: Proc[] = [];
-  const undo: Array<() => Promise<void>> = [];
-  const ctrArgs = ["--address", join(dir, "containerd.sock"), "-n", "k8s.io"];
-
-  const stop = async (): Promise<void> => {
-    const errors: unknown[] = [];
-    const step = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
-    for (const p of [...procs].reverse()) await step(() => stopProc(p));
-    for (const fn of [...undo].reverse()) await step(fn);
-    // NODE_WORLD_LOGS=DIR keeps the components' logs for a look afterwards.
-    const keep = process.env.NODE_WORLD_LOGS;
-    if (keep) {
-      await step(async () => {
-        await mkdir(keep, { recursive: true });
-        for (const f of await readdir(dir)) {
-          if (f.endsWith(".log")) await copyFile(join(dir, f), join(keep, f));
-        }
-        await copyTree(join(dir, "pod-logs"), join(keep, "pod-logs"), { recursive: true });
-      });
-    }
-    await step(() => rm(dir, { recursive: true, force: true }));
-    if (ownCp) await step(() => cp.stop());
-    await step(unlockMachine);
-    if (errors.length > 0) throw new AggregateError(errors, "failed to stop the node world");
-  };
-
+  const w: Building = { cp, ownCp: o.cp === undefined, dir, procs: [], undo: [], progress };
+  const stop = () => stopWorld(w);
   try {
-    // Sysctls first, so that whatever changes them later is undone.
-    const saved = await Promise.all(
-      SYSCTLS.map(async (s) => [s, await readFile(`/proc/sys/${s}`, "utf8")] as const),
-    );
-    undo.push(async () => {
-      for (const [s, value] of saved) await writeFile(`/proc/sys/${s}`, value);
-    });
-    if (!existsSync("/var/log/containers")) {
-      // The kubelet links every container's log there (a fixed path).
-      undo.push(() => rm("/var/log/containers", { recursive: true, force: true }));
-    }
-
-    // The Pod network: a bridge of our own, its gateway the node's address.
-    await sh("ip", ["link", "add", BRIDGE, "type", "bridge"]);
-    undo.push(async () => {
-      await sh("ip", ["link", "del", BRIDGE]).catch(() => undefined);
-    });
-    await sh("ip", ["addr", "add", `${NODE_IP}/24`, "dev", BRIDGE]);
-    await sh("ip", ["link", "set", BRIDGE, "up"]);
-    // In-cluster clients dial the kubernetes Service (KUBERNETES_SERVICE_HOST,
-    // port 443); with no kube-proxy here its ClusterIP is an address of the
-    // bridge, relayed to the API server on loopback.
-    await sh("ip", ["addr", "add", `${KUBERNETES_SERVICE_IP}/32`, "dev", BRIDGE]);
-    const relays: Server[] = [];
-    undo.push(async () => {
-      for (const r of relays) await new Promise((done) => r.close(done));
-    });
-    relays.push(await relay(KUBERNETES_SERVICE_IP, 443, Number(new URL(cp.server).port)));
-    const expose = async (port: number): Promise<string> => {
-      relays.push(await relay(NODE_IP, port, port));
-      return `${NODE_IP}:${port}`;
-    };
-
-    // The kubelet's cgroupRoot must exist in every hierarchy.
-    const hierarchies = await cgroupHierarchies();
-    for (const h of hierarchies) {
-      const path = join(h, CGROUP_ROOT);
-      await mkdir(path, { recursive: true });
-      undo.push(() => removeCgroupTree(path));
-      if (h.endsWith("/cpuset")) {
-        for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-          await writeFile(join(path, f), await readFile(join(h, f), "utf8"));
-        }
-      }
-    }
-    // Runs before the removals above (undo runs in reverse).
-    const pids = hierarchies.find((h) => h.endsWith("/pids"));
-    if (pids !== undefined) undo.push(() => killCgroupProcesses(join(pids, CGROUP_ROOT)));
-
-    // containerd: the registry double behind the ECR host name.
-    const registry = new RegistryDouble({
-      validatePassword: o.validatePassword,
-      ...(o.authorizeRepository ? { authorizeRepository: o.authorizeRepository } : {}),
-      repositories: NODE_REPOSITORIES,
-      tags: ["v1", "v2", "v3"],
-      manifestFormat: "oci",
-      image: sleeperImage(await readFile(sleeperBinary), "ecr-node test image"),
-    });
-    await registry.start({ host: "127.0.0.1" });
-    undo.push(() => registry.close());
-    const hostDir = join(dir, "certs.d", ECR_HOST);
-    await mkdir(hostDir, { recursive: true });
-    await writeFile(
-      join(hostDir, "hosts.toml"),
-      // The double as the server itself, not a mirror: a mirror falls back
-      // to the real host name, and nothing here may leave the machine.
-      `server = "${registry.url}"\n`,
-    );
-    await mkdir(join(dir, "cni"), { recursive: true });
-    await writeFile(join(dir, "cni", "10-ecr-node.conflist"), cniConfig(dir));
-    await writeFile(join(dir, "containerd.toml"), containerdConfig(dir));
-    // Unmount what containerd and the kubelet mounted under dir (rootfs
-    // overlays, network namespaces, Secret volumes) once both are stopped.
-    undo.push(async () => {
-      for (const pid of await processesWith(join(dir, "containerd.sock"))) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone already
-        }
-      }
-      await new Promise((r) => setTimeout(r, 300));
-      for (const m of await mountsUnder(dir)) {
-        await sh("umount", ["-l", m]).catch(() => undefined);
-      }
-    });
-    progress("starting containerd…");
-    const containerd = startProc(
-      "containerd",
-      join(containerdBin, "containerd"),
-      ["--config", join(dir, "containerd.toml")],
-      dir,
-    );
-    procs.push(containerd);
-    const ctr = async (args: string[]) =>
-      await sh(join(containerdBin, "ctr"), [...ctrArgs, ...args]);
-    await waitFor("containerd", async () => ((await ctr(["version"])) ? true : undefined), {
-      timeoutMs: 30_000,
-      intervalMs: 200,
-    });
-    const importImage = async (archivePath: string) => {
-      await ctr(["images", "import", archivePath]);
-    };
-    const pauseTar = join(dir, "pause.tar");
-    await writeFile(
-      pauseTar,
-      ociArchive(sleeperImage(await readFile(sleeperBinary), "pause"), PAUSE_IMAGE),
-    );
-    await importImage(pauseTar);
-
-    // The kubelet, as system:node:<name> (the Node authorizer's identity).
-    const node = await issueClientCert(cp.clientCa, dir, `system:node:${NODE_NAME}`, [
-      "system:nodes",
-    ]);
-    const kubeletKubeconfig = join(dir, "kubelet.kubeconfig");
-    await writeFile(
-      kubeletKubeconfig,
-      kubeconfigWithCert(cp.server, cp.caData, node.cert, node.key),
-    );
-    await writeFile(
-      join(dir, "kubelet.json"),
-      kubeletConfig(dir, await freePort(), await freePort(), cp.clientCa.certPath),
-    );
-    progress("starting kubelet…");
-    procs.push(
-      startProc(
-        "kubelet",
-        nodeBinary,
-        [
-          "kubelet",
-          `--config=${join(dir, "kubelet.json")}`,
-          `--kubeconfig=${kubeletKubeconfig}`,
-          `--root-dir=${join(dir, "kubelet")}`,
-          `--cert-dir=${join(dir, "kubelet-pki")}`,
-          `--hostname-override=${NODE_NAME}`,
-          `--node-ip=${NODE_IP}`,
-          "--v=2",
-        ],
-        dir,
-      ),
-    );
-    // What a cluster has and this control plane leaves out: a scheduler, the
-    // Deployment controller, the kube-root-ca.crt publisher (in-cluster
-    // clients read their CA from it) and the node lifecycle controller (it
-    // lifts the not-ready taint a kubelet registers its Node with).
-    procs.push(
-      startProc(
-        "kube-scheduler",
-        nodeBinary,
-        [
-          "kube-scheduler",
-          `--kubeconfig=${join(cp.dir, "kcm.kubeconfig")}`,
-          "--leader-elect=false",
-          "--secure-port=0",
-          "--v=1",
-        ],
-        dir,
-      ),
-    );
-    procs.push(
-      startProc(
-        "kube-controller-manager-node",
-        controlPlaneBinary,
-        [
-          "kube-controller-manager",
-          `--kubeconfig=${join(cp.dir, "kcm.kubeconfig")}`,
-          `--root-ca-file=${join(cp.dir, "certs", "apiserver.crt")}`,
-          "--leader-elect=false",
-          "--controllers=root-ca-cert-publisher,deployment,node-lifecycle-controller",
-          "--secure-port=0",
-          "--v=1",
-        ],
-        dir,
-      ),
-    );
-    progress("waiting for the node to be Ready…");
-    const { CoreV1Api, KubeConfig } = await import("@kubernetes/client-node");
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
-    const core = kc.makeApiClient(CoreV1Api);
-    await waitFor(
-      `node ${NODE_NAME} Ready`,
-      async () => {
-        const n = await core.readNode({ name: NODE_NAME });
-        const ready = n.status?.conditions?.find((c) => c.type === "Ready");
-        if (ready?.status !== "True") throw new Error(`Ready=${ready?.status}: ${ready?.message}`);
-        const taints = n.spec?.taints ?? [];
-        if (taints.length > 0) throw new Error(`tainted ${JSON.stringify(taints)}`);
-        return true;
-      },
-      { timeoutMs: 120_000, intervalMs: 500 },
-    );
-    progress(`node ${NODE_NAME} Ready`);
-    undo.push(async () => {
-      // The Node object goes with the world (a stopped kubelet leaves it NotReady).
-      await core.deleteNode({ name: NODE_NAME }).catch(() => undefined);
-    });
-
+    const expose = await preparePodNetwork(w);
+    await prepareCgroups(w);
+    const registry = await startRegistry(w, o);
+    const { ctr, importImage } = await startContainerd(w);
+    await startKubelet(w);
+    await waitForNodeReady(w);
     return {
       cp,
       kubeconfigPath: cp.kubeconfigPath,
@@ -756,4 +551,245 @@ export async function startNode(o: NodeOptions): Promise<NodeWorld> {
     await stop().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Stops the processes, undoes every change in reverse, removes the world's
+ * directory, its own control plane and the machine's lock; every step runs
+ * even when one before it fails, and their errors come back together.
+ */
+async function stopWorld(w: Building): Promise<void> {
+  const errors: unknown[] = [];
+  const step = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (err) {
+      errors.push(err);
+    }
+  };
+  for (const p of [...w.procs].reverse()) await step(() => stopProc(p));
+  for (const fn of [...w.undo].reverse()) await step(fn);
+  // NODE_WORLD_LOGS=DIR keeps the components' logs for a look afterwards.
+  const keep = process.env.NODE_WORLD_LOGS;
+  if (keep) {
+    await step(async () => {
+      await mkdir(keep, { recursive: true });
+      for (const f of await readdir(w.dir)) {
+        if (f.endsWith(".log")) await copyFile(join(w.dir, f), join(keep, f));
+      }
+      await copyTree(join(w.dir, "pod-logs"), join(keep, "pod-logs"), { recursive: true });
+    });
+  }
+  await step(() => rm(w.dir, { recursive: true, force: true }));
+  if (w.ownCp) await step(() => w.cp.stop());
+  await step(unlockMachine);
+  if (errors.length > 0) throw new AggregateError(errors, "failed to stop the node world");
+}
+
+/**
+ * Saves the sysctls, makes the Pod network's bridge with the node's and the
+ * kubernetes Service's addresses, and relays that Service to the API
+ * server; returns NodeWorld.expose.
+ */
+async function preparePodNetwork(w: Building): Promise<(port: number) => Promise<string>> {
+  const { undo } = w;
+  // Sysctls first, so that whatever changes them later is undone.
+  const saved = await Promise.all(
+    SYSCTLS.map(async (s) => [s, await readFile(`/proc/sys/${s}`, "utf8")] as const),
+  );
+  undo.push(async () => {
+    for (const [s, value] of saved) await writeFile(`/proc/sys/${s}`, value);
+  });
+  if (!existsSync("/var/log/containers")) {
+    // The kubelet links every container's log there (a fixed path).
+    undo.push(() => rm("/var/log/containers", { recursive: true, force: true }));
+  }
+
+  // The Pod network: a bridge of our own, its gateway the node's address.
+  await sh("ip", ["link", "add", BRIDGE, "type", "bridge"]);
+  undo.push(async () => {
+    await sh("ip", ["link", "del", BRIDGE]).catch(() => undefined);
+  });
+  await sh("ip", ["addr", "add", `${NODE_IP}/24`, "dev", BRIDGE]);
+  await sh("ip", ["link", "set", BRIDGE, "up"]);
+  // In-cluster clients dial the kubernetes Service (KUBERNETES_SERVICE_HOST,
+  // port 443); with no kube-proxy here its ClusterIP is an address of the
+  // bridge, relayed to the API server on loopback.
+  await sh("ip", ["addr", "add", `${KUBERNETES_SERVICE_IP}/32`, "dev", BRIDGE]);
+  const relays: Server[] = [];
+  undo.push(async () => {
+    for (const r of relays) await new Promise((done) => r.close(done));
+  });
+  relays.push(await relay(KUBERNETES_SERVICE_IP, 443, Number(new URL(w.cp.server).port)));
+  return async (port: number): Promise<string> => {
+    relays.push(await relay(NODE_IP, port, port));
+    return `${NODE_IP}:${port}`;
+  };
+}
+
+/** The kubelet's cgroupRoot must exist in every hierarchy; its processes are killed at stop. */
+async function prepareCgroups(w: Building): Promise<void> {
+  const hierarchies = await cgroupHierarchies();
+  for (const h of hierarchies) {
+    const path = join(h, CGROUP_ROOT);
+    await mkdir(path, { recursive: true });
+    w.undo.push(() => removeCgroupTree(path));
+    if (h.endsWith("/cpuset")) {
+      for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+        await writeFile(join(path, f), await readFile(join(h, f), "utf8"));
+      }
+    }
+  }
+  // Runs before the removals above (undo runs in reverse).
+  const pids = hierarchies.find((h) => h.endsWith("/pids"));
+  if (pids !== undefined) w.undo.push(() => killCgroupProcesses(join(pids, CGROUP_ROOT)));
+}
+
+/**
+ * The registry double behind the ECR host name, and containerd's and the
+ * CNI's configuration naming it (containerd is started next).
+ */
+async function startRegistry(w: Building, o: NodeOptions): Promise<RegistryDouble> {
+  const { dir, undo } = w;
+  const registry = new RegistryDouble({
+    validatePassword: o.validatePassword,
+    ...(o.authorizeRepository ? { authorizeRepository: o.authorizeRepository } : {}),
+    repositories: NODE_REPOSITORIES,
+    tags: ["v1", "v2", "v3"],
+    manifestFormat: "oci",
+    image: sleeperImage(await readFile(sleeperBinary), "ecr-node test image"),
+  });
+  await registry.start({ host: "127.0.0.1" });
+  undo.push(() => registry.close());
+  const hostDir = join(dir, "certs.d", ECR_HOST);
+  await mkdir(hostDir, { recursive: true });
+  await writeFile(
+    join(hostDir, "hosts.toml"),
+    // The double as the server itself, not a mirror: a mirror falls back
+    // to the real host name, and nothing here may leave the machine.
+    `server = "${registry.url}"\n`,
+  );
+  await mkdir(join(dir, "cni"), { recursive: true });
+  await writeFile(join(dir, "cni", "10-ecr-node.conflist"), cniConfig(dir));
+  await writeFile(join(dir, "containerd.toml"), containerdConfig(dir));
+  return registry;
+}
+
+/** containerd, with the pause image imported; returns NodeWorld.ctr and importImage. */
+async function startContainerd(w: Building): Promise<Pick<NodeWorld, "ctr" | "importImage">> {
+  const { dir } = w;
+  // Unmount what containerd and the kubelet mounted under dir (rootfs
+  // overlays, network namespaces, Secret volumes) once both are stopped.
+  w.undo.push(async () => {
+    for (const pid of await processesWith(join(dir, "containerd.sock"))) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const m of await mountsUnder(dir)) {
+      await sh("umount", ["-l", m]).catch(() => undefined);
+    }
+  });
+  w.progress("starting containerd…");
+  const containerd = startProc(
+    "containerd",
+    join(containerdBin, "containerd"),
+    ["--config", join(dir, "containerd.toml")],
+    dir,
+  );
+  w.procs.push(containerd);
+  const ctrArgs = ["--address", join(dir, "containerd.sock"), "-n", "k8s.io"];
+  const ctr = async (args: string[]) => await sh(join(containerdBin, "ctr"), [...ctrArgs, ...args]);
+  await waitFor("containerd", async () => ((await ctr(["version"])) ? true : undefined), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+  const importImage = async (archivePath: string) => {
+    await ctr(["images", "import", archivePath]);
+  };
+  const pauseTar = join(dir, "pause.tar");
+  await writeFile(
+    pauseTar,
+    ociArchive(sleeperImage(await readFile(sleeperBinary), "pause"), PAUSE_IMAGE),
+  );
+  await importImage(pauseTar);
+  return { ctr, importImage };
+}
+
+/**
+ * The kubelet, as system:node:<name> (the Node authorizer's identity), and
+ * what a cluster has and this control plane leaves out: a scheduler, the
+ * Deployment controller, the kube-root-ca.crt publisher (in-cluster clients
+ * read their CA from it) and the node lifecycle controller (it lifts the
+ * not-ready taint a kubelet registers its Node with).
+ */
+async function startKubelet(w: Building): Promise<void> {
+  const { cp, dir } = w;
+  const node = await issueClientCert(cp.clientCa, dir, `system:node:${NODE_NAME}`, [
+    "system:nodes",
+  ]);
+  const kubeletKubeconfig = join(dir, "kubelet.kubeconfig");
+  await writeFile(kubeletKubeconfig, kubeconfigWithCert(cp.server, cp.caData, node.cert, node.key));
+  await writeFile(
+    join(dir, "kubelet.json"),
+    kubeletConfig(dir, await freePort(), await freePort(), cp.clientCa.certPath),
+  );
+  w.progress("starting kubelet…");
+  const start = (name: string, binary: string, args: string[]) =>
+    w.procs.push(startProc(name, binary, args, dir));
+  start("kubelet", nodeBinary, [
+    "kubelet",
+    `--config=${join(dir, "kubelet.json")}`,
+    `--kubeconfig=${kubeletKubeconfig}`,
+    `--root-dir=${join(dir, "kubelet")}`,
+    `--cert-dir=${join(dir, "kubelet-pki")}`,
+    `--hostname-override=${NODE_NAME}`,
+    `--node-ip=${NODE_IP}`,
+    "--v=2",
+  ]);
+  start("kube-scheduler", nodeBinary, [
+    "kube-scheduler",
+    `--kubeconfig=${join(cp.dir, "kcm.kubeconfig")}`,
+    "--leader-elect=false",
+    "--secure-port=0",
+    "--v=1",
+  ]);
+  start("kube-controller-manager-node", controlPlaneBinary, [
+    "kube-controller-manager",
+    `--kubeconfig=${join(cp.dir, "kcm.kubeconfig")}`,
+    `--root-ca-file=${join(cp.dir, "certs", "apiserver.crt")}`,
+    "--leader-elect=false",
+    "--controllers=root-ca-cert-publisher,deployment,node-lifecycle-controller",
+    "--secure-port=0",
+    "--v=1",
+  ]);
+}
+
+/** Waits (2 min at most) for the Node to be Ready and untainted; it is deleted at stop. */
+async function waitForNodeReady(w: Building): Promise<void> {
+  w.progress("waiting for the node to be Ready…");
+  const { CoreV1Api, KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  kc.loadFromFile(w.cp.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  await waitFor(
+    `node ${NODE_NAME} Ready`,
+    async () => {
+      const n = await core.readNode({ name: NODE_NAME });
+      const ready = n.status?.conditions?.find((c) => c.type === "Ready");
+      if (ready?.status !== "True") throw new Error(`Ready=${ready?.status}: ${ready?.message}`);
+      const taints = n.spec?.taints ?? [];
+      if (taints.length > 0) throw new Error(`tainted ${JSON.stringify(taints)}`);
+      return true;
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
+  w.progress(`node ${NODE_NAME} Ready`);
+  w.undo.push(async () => {
+    // The Node object goes with the world (a stopped kubelet leaves it NotReady).
+    await core.deleteNode({ name: NODE_NAME }).catch(() => undefined);
+  });
 }

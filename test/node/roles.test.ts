@@ -38,67 +38,79 @@ let w: World | undefined;
 const sessionOf = (role: string) =>
   `arn:aws:sts::${ACCOUNT}:assumed-role/${role.split("/").at(-1)}/ecr-creds-refresher`;
 
-describe.skipIf(skipReason !== undefined)("per-ServiceAccount roles on a real node", () => {
-  beforeAll(async () => {
-    w = await startWorld({ ops: OPS, namespaces: [NS] });
-    const { k } = w.stack;
-    w.setRepositoryPolicy((principal, repository) => {
-      const role = /assumed-role\/([^/]+)\//.exec(principal)?.[1] ?? "";
-      return POLICY[role]?.includes(repository) ?? false;
-    });
-    // docs/identity.md: IAM reads the issuer's discovery document and keys
-    // without credentials; the issuer is registered as an OIDC provider.
-    await k.rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: DISCOVERY_BINDING },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: "system:service-account-issuer-discovery",
-        },
-        subjects: [
-          { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
-        ],
+/**
+ * The world with a repository policy per role, the cluster's issuer
+ * registered as an OIDC provider (docs/identity.md: IAM reads the issuer's
+ * discovery document and keys without credentials), two roles trusting one
+ * ServiceAccount each, and those ServiceAccounts annotated with their role.
+ */
+async function startRolesWorld(): Promise<void> {
+  // Set at once, so that afterAll stops it even when a step below fails.
+  const world = await startWorld({ ops: OPS, namespaces: [NS] });
+  w = world;
+  const { k } = world.stack;
+  world.setRepositoryPolicy((principal, repository) => {
+    const role = /assumed-role\/([^/]+)\//.exec(principal)?.[1] ?? "";
+    return POLICY[role]?.includes(repository) ?? false;
+  });
+  // docs/identity.md: IAM reads the issuer's discovery document and keys
+  // without credentials; the issuer is registered as an OIDC provider.
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: DISCOVERY_BINDING },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "system:service-account-issuer-discovery",
       },
-    });
-    const raw: unknown = await k.kc
-      .makeApiClient(WellKnownApi)
-      .getServiceAccountIssuerOpenIDConfiguration();
-    const issuer = ((typeof raw === "string" ? JSON.parse(raw) : raw) as { issuer: string }).issuer;
-    const providerArn = w.aws.addOidcProvider({
-      url: issuer,
-      clientIds: ["sts.amazonaws.com"],
-      thumbprints: [await issuerThumbprint(issuer)],
-      accountId: ACCOUNT,
-    });
-    const host = issuer.slice("https://".length);
-    const trust = (sa: string) => ({
-      Version: "2012-10-17",
-      Statement: [
-        {
-          Effect: "Allow" as const,
-          Principal: { Federated: providerArn },
-          Action: "sts:AssumeRoleWithWebIdentity",
-          Condition: {
-            StringEquals: {
-              [`${host}:aud`]: "sts.amazonaws.com",
-              [`${host}:sub`]: [`system:serviceaccount:${NS}:${sa}`],
-            },
+      subjects: [
+        { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
+      ],
+    },
+  });
+  const raw: unknown = await k.kc
+    .makeApiClient(WellKnownApi)
+    .getServiceAccountIssuerOpenIDConfiguration();
+  const issuer = ((typeof raw === "string" ? JSON.parse(raw) : raw) as { issuer: string }).issuer;
+  const providerArn = world.aws.addOidcProvider({
+    url: issuer,
+    clientIds: ["sts.amazonaws.com"],
+    thumbprints: [await issuerThumbprint(issuer)],
+    accountId: ACCOUNT,
+  });
+  const host = issuer.slice("https://".length);
+  const trust = (sa: string) => ({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Effect: "Allow" as const,
+        Principal: { Federated: providerArn },
+        Action: "sts:AssumeRoleWithWebIdentity",
+        Condition: {
+          StringEquals: {
+            [`${host}:aud`]: "sts.amazonaws.com",
+            [`${host}:sub`]: [`system:serviceaccount:${NS}:${sa}`],
           },
         },
-      ],
+      },
+    ],
+  });
+  world.aws.addRole({ roleArn: ROLE_PRIVATE, trustPolicy: trust("private-reader") });
+  world.aws.addRole({ roleArn: ROLE_OTHER, trustPolicy: trust("other-reader") });
+  for (const [name, role] of [
+    ["private-reader", ROLE_PRIVATE],
+    ["other-reader", ROLE_OTHER],
+  ] as const) {
+    await k.core.createNamespacedServiceAccount({
+      namespace: NS,
+      body: { metadata: { name, annotations: { [ANNOTATION_ECR_ROLE_ARN]: role } } },
     });
-    w.aws.addRole({ roleArn: ROLE_PRIVATE, trustPolicy: trust("private-reader") });
-    w.aws.addRole({ roleArn: ROLE_OTHER, trustPolicy: trust("other-reader") });
-    for (const [name, role] of [
-      ["private-reader", ROLE_PRIVATE],
-      ["other-reader", ROLE_OTHER],
-    ] as const) {
-      await k.core.createNamespacedServiceAccount({
-        namespace: NS,
-        body: { metadata: { name, annotations: { [ANNOTATION_ECR_ROLE_ARN]: role } } },
-      });
-    }
+  }
+}
+
+describe.skipIf(skipReason !== undefined)("per-ServiceAccount roles on a real node", () => {
+  beforeAll(async () => {
+    await startRolesWorld();
   }, 600_000);
 
   afterAll(async () => {
