@@ -18,7 +18,7 @@ const tokenFor = (endpoint?: string): RegistryToken => ({
   ...(endpoint ? { proxyEndpoint: endpoint } : {}),
 });
 
-describe("AwsQuota", () => {
+describe("AwsQuota: which account a call is charged to", () => {
   it("reads accounts from role ARNs and proxy endpoints, nothing else", () => {
     expect(accountOfRoleArn("arn:aws:iam::111122223333:role/pull")).toBe("111122223333");
     expect(accountOfRoleArn("arn:aws-cn:iam::111122223333:role/a/b")).toBe("111122223333");
@@ -73,7 +73,9 @@ describe("AwsQuota", () => {
       "ecr-public|444455556666|us-east-1",
     );
   });
+});
 
+describe("AwsQuota: the rate it holds", () => {
   it("lets a burst through at once, then holds the rate per bucket, not across buckets", async () => {
     const quota = new AwsQuota({ qps: 20, burst: 5 });
     const start = performance.now();

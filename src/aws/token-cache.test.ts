@@ -85,7 +85,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe("TokenCache", () => {
+describe("TokenCache: one fetch shared, and the refresh clock", () => {
   it("fetches once for concurrent callers of one source and shares the token", async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => {
@@ -158,7 +158,9 @@ describe("TokenCache", () => {
     expect(refreshLead(undefined, 15 * 60_000)).toEqual({ leadMs: 7.5 * 60_000, capped: false });
     h.cache.close();
   });
+});
 
+describe("TokenCache: a token that fails, arrives expired or never comes back", () => {
   it("holds the floor when tokens arrive already expired, and keeps the good one", async () => {
     let expired = false;
     const h = makeCache(async () => (expired ? token(-3_600_000) : token(60_000)));
@@ -227,7 +229,9 @@ describe("TokenCache", () => {
     expect(h.results.filter((r) => r === "failure").length).toBeGreaterThanOrEqual(8);
     h.cache.close();
   });
+});
 
+describe("TokenCache: seeding, invalidation and release", () => {
   it("adopts a seeded token without fetching, and only when it is still good and new", async () => {
     const h = makeCache(async () => token(60_000));
     const now = Date.now();
@@ -282,7 +286,9 @@ describe("TokenCache", () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(h.fetchTimes).toHaveLength(1);
   });
+});
 
+describe("TokenCache: AWS's throttling and the quota", () => {
   it("rides out ThrottlingException while the held token is good: no error, no failure, the SDK's back-off", async () => {
     let throttling = false;
     const h = makeCache(async () => {

@@ -174,7 +174,9 @@ describe("KubeClient requests", () => {
       continue: "abc",
     });
   });
+});
 
+describe("KubeClient errors and credentials", () => {
   it("turns a Status answer into an ApiError with the server's code, message and reason", async () => {
     const { url } = await apiServer((_req, res) =>
       json(res, 409, {
