@@ -3,10 +3,12 @@
 // and refused keys leave the Secrets exactly as they are, say why in Ready and
 // retry on the backoff; tokens that arrive expired are not refetched faster
 // than the floor; and with debug logs on throughout, no credential leaks.
+import type { V1Secret } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ECRPullSecret } from "../../src/api/index.js";
 import type { AwsDouble } from "../aws-double/index.js";
-import type { CallRecord } from "../aws-double/types.js";
+import type { CallRecord, FaultHandle } from "../aws-double/types.js";
+import { consistently } from "../harness/controlplane.js";
 import {
   applyResource,
   deleteResource,
@@ -81,6 +83,146 @@ async function removeResource(name: string, namespaces: string[], secretName: st
   });
 }
 
+const failedSince = (since: number, code: string) =>
+  ecrCalls(since).filter((c) => c.errorCode === code).length;
+
+/** The Events about a resource (they live in `default`). */
+async function eventsOf(name: string) {
+  const list = await k.core.listNamespacedEvent({
+    namespace: "default",
+    fieldSelector: `involvedObject.name=${name}`,
+  });
+  return list.items;
+}
+
+/**
+ * Polls the Secrets named `secretName` in `namespaces` until stop(): each
+ * must keep the resourceVersion and data it has now (`secrets`, by namespace).
+ * stop() returns what changed.
+ */
+async function watchUnchanged(
+  namespaces: string[],
+  secretName: string,
+): Promise<{ secrets: Map<string, V1Secret | undefined>; stop(): Promise<string[]> }> {
+  const secrets = new Map<string, V1Secret | undefined>();
+  const baseline = new Map<string, { rv: string; data: string }>();
+  for (const ns of namespaces) {
+    const s = await readSecret(k, ns, secretName);
+    secrets.set(ns, s);
+    baseline.set(ns, { rv: s?.metadata?.resourceVersion ?? "", data: JSON.stringify(s?.data) });
+  }
+  const violations: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      for (const ns of namespaces) {
+        const s = await readSecret(k, ns, secretName);
+        const b = baseline.get(ns);
+        if (!s) violations.push(`${ns}: Secret gone`);
+        else if (s.metadata?.resourceVersion !== b?.rv || JSON.stringify(s.data) !== b?.data)
+          violations.push(`${ns}: Secret changed`);
+      }
+      // A poll while faults come and go: its length is the other steps'.
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  })();
+  return {
+    secrets,
+    async stop() {
+      watching = false;
+      await watcher;
+      return violations;
+    },
+  };
+}
+
+/**
+ * Throttled while the Secrets' token is good: not a failed refresh. The
+ * operator retries after the SDK's back-off; Ready stays True, no Event.
+ */
+async function throttledWhileValid(): Promise<void> {
+  const throttleStart = Date.now();
+  const fault = aws.throttle({ service: "ecr" });
+  await waitFor(
+    "4 throttled calls",
+    () => failedSince(throttleStart, "ThrottlingException") >= 4 || undefined,
+  );
+  const during = await getResource(k, "refresh-faults");
+  expect(readyCondition(during)?.status).toBe("True");
+  const throttleEvents = await eventsOf("refresh-faults");
+  expect(throttleEvents.filter((e) => e.message?.includes("ThrottlingException"))).toEqual([]);
+  fault.clear();
+}
+
+/**
+ * 5xx, a hung endpoint, then refused keys, one after another from `faultStart`:
+ * each makes Ready False saying why (the Secrets in place valid until
+ * `expiresAt`) and is retried. Returns the last fault, still on.
+ */
+async function failuresReported(
+  faultStart: number,
+  expiresAt: Date | undefined,
+): Promise<FaultHandle> {
+  const failedSinceFault = (code: string) => failedSince(faultStart, code);
+  let fault = aws.error5xx({ service: "ecr" });
+  const failing5xx = await waitReady(
+    "refresh-faults",
+    (r) => Boolean(readyCondition(r)?.message.includes("ServerException")),
+    "Ready=False on 5xx",
+  );
+  expect(readyCondition(failing5xx)?.reason).toBe("TokenRefreshFailed");
+  expect(readyCondition(failing5xx)?.status).toBe("False");
+  expect(readyCondition(failing5xx)?.message).toContain(
+    `the Secrets in place stay valid until ${expiresAt?.toISOString()}`,
+  );
+  await waitFor(
+    "2 calls answered 500",
+    () => failedSinceFault("ServerException") >= 2 || undefined,
+  );
+
+  fault.clear();
+  fault = aws.hang({ service: "ecr" });
+  const hung = await waitReady(
+    "refresh-faults",
+    (r) => Boolean(readyCondition(r)?.message.match(/TimeoutError|timed? ?out/i)),
+    "Ready=False on a hung endpoint",
+  );
+  expect(readyCondition(hung)?.reason).toBe("TokenRefreshFailed");
+  expect(readyCondition(hung)?.status).toBe("False");
+  await waitFor(
+    "2 calls given up",
+    () => failedSinceFault("ClientClosedRequest") >= 2 || undefined,
+  );
+
+  fault.clear();
+  fault = aws.refuse({ service: "ecr" });
+  const refused = await waitReady(
+    "refresh-faults",
+    (r) => readyCondition(r)?.reason === "CredentialsInvalid",
+    "Ready=False CredentialsInvalid",
+  );
+  expect(readyCondition(refused)?.status).toBe("False");
+  expect(readyCondition(refused)?.message).toContain(`Secret ${OPS}/faults-creds`);
+  expect(readyCondition(refused)?.message).toContain(
+    `stay valid until ${expiresAt?.toISOString()}`,
+  );
+  await waitFor("2 refused calls", () =>
+    failedSinceFault("UnrecognizedClientException") >= 2 ? true : undefined,
+  );
+  return fault;
+}
+
+/** The gaps between failed retries, and what capped exponential backoff makes them. */
+function retryGaps(failed: CallRecord[]) {
+  return failed.slice(1).map((c, i) => {
+    const expected =
+      Math.min(BACKOFF_BASE_MS * 2 ** i, BACKOFF_MAX_MS) +
+      // A hung call is logged when the client gives up, a deadline later.
+      (c.errorCode === "ClientClosedRequest" ? AWS_TIMEOUT_MS : 0);
+    return { actual: c.time - (failed[i]?.time ?? 0), expected, code: c.errorCode };
+  });
+}
+
 beforeAll(async () => {
   stack = await startStack({
     ops: OPS,
@@ -120,7 +262,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-describe("refresh", () => {
+describe("refresh: tokens of a few seconds", () => {
   it("keeps tokens of a few seconds fresh for a minute: no Secret ever holds an expired password", async () => {
     aws.tokenLifetimeMs = 4_000;
     const since = Date.now();
@@ -135,28 +277,27 @@ describe("refresh", () => {
       return true;
     });
     const seen = new Set<string>();
-    const stale: string[] = [];
     let reads = 0;
     let registryChecks = 0;
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      for (const ns of NAMESPACES) {
-        const pw = passwordOf(await readSecret(k, ns, "ecr-short"));
-        reads++;
-        if (!pw) {
-          stale.push(`${ns}: no password`);
-          continue;
+    await consistently(
+      "every Secret holding a current password",
+      async () => {
+        for (const ns of NAMESPACES) {
+          const pw = passwordOf(await readSecret(k, ns, "ecr-short"));
+          reads++;
+          if (!pw) return `${ns}: no password`;
+          if (!aws.isValidPassword(pw)) return `${ns}: expired password`;
+          if (!seen.has(pw)) {
+            seen.add(pw);
+            // A real client's view: the registry double takes only unexpired passwords.
+            registryChecks++;
+            if (!(await registryAccepts(pw))) return `${ns}: registry refused`;
+          }
         }
-        if (!aws.isValidPassword(pw)) stale.push(`${ns}: expired password`);
-        if (!seen.has(pw)) {
-          seen.add(pw);
-          // A real client's view: the registry double takes only unexpired passwords.
-          registryChecks++;
-          if (!(await registryAccepts(pw))) stale.push(`${ns}: registry refused`);
-        }
-      }
-      await new Promise((r) => setTimeout(r, 150));
-    }
+        return true;
+      },
+      { forMs: 60_000, intervalMs: 150 },
+    );
     // One more registry check of what is in place right now.
     for (const ns of NAMESPACES) {
       const pw = passwordOf(await readSecret(k, ns, "ecr-short")) ?? "";
@@ -166,9 +307,8 @@ describe("refresh", () => {
     const issued = aws.issued().filter((t) => t.principalArn.endsWith(":user/refresh-short"));
     const calls = ecrCalls(since, KEYS.short.id).filter((c) => c.status === 200);
     console.log(
-      `short-lived: ${issued.length} tokens in ${((Date.now() - since) / 1000).toFixed(0)} s, ${seen.size} seen in Secrets, ${reads} Secret reads, ${registryChecks} registry checks, ${stale.length} stale`,
+      `short-lived: ${issued.length} tokens in ${((Date.now() - since) / 1000).toFixed(0)} s, ${seen.size} seen in Secrets, ${reads} Secret reads, ${registryChecks} registry checks, none stale`,
     );
-    expect(stale).toEqual([]);
     // Refreshed at about half the 4 s lifetime: ~30 tokens in a minute, all of them used.
     expect(seen.size).toBeGreaterThanOrEqual(20);
     expect(issued.length).toBeLessThanOrEqual(40);
@@ -177,7 +317,9 @@ describe("refresh", () => {
     for (const pw of seen) expect(issued.some((t) => t.password === pw)).toBe(true);
     await removeResource("refresh-short", NAMESPACES, "ecr-short");
   });
+});
 
+describe("refresh: AWS failing", () => {
   it("rides out throttling, 5xx, a hung endpoint and refused keys without touching the Secrets", async () => {
     const namespaces = ["refresh-a", "refresh-b"];
     await applyResource(k, "refresh-faults", {
@@ -191,104 +333,18 @@ describe("refresh", () => {
     await waitReady("refresh-faults", (r) => readyCondition(r)?.status === "True", "Ready");
     const firstToken = aws.issued().find((t) => t.principalArn.endsWith(":user/refresh-faults"));
     // Baseline: what the Secrets hold now must not change until AWS answers again.
-    const baseline = new Map<string, { rv: string; data: string }>();
-    for (const ns of namespaces) {
-      const s = await readSecret(k, ns, "ecr-faults");
-      expect(passwordOf(s)).toBe(firstToken?.password);
-      baseline.set(ns, {
-        rv: s?.metadata?.resourceVersion ?? "",
-        data: JSON.stringify(s?.data),
-      });
-    }
-    const violations: string[] = [];
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        for (const ns of namespaces) {
-          const s = await readSecret(k, ns, "ecr-faults");
-          const b = baseline.get(ns);
-          if (!s) violations.push(`${ns}: Secret gone`);
-          else if (s.metadata?.resourceVersion !== b?.rv || JSON.stringify(s.data) !== b?.data)
-            violations.push(`${ns}: Secret changed`);
-        }
-        await new Promise((r) => setTimeout(r, 150));
-      }
-    })();
-    const failedSince = (since: number, code: string) =>
-      ecrCalls(since).filter((c) => c.errorCode === code).length;
-
-    // Throttled while the Secrets' token is good: not a failed refresh. The
-    // operator retries after the SDK's back-off; Ready stays True, no Event.
-    const throttleStart = Date.now();
-    let fault = aws.throttle({ service: "ecr" });
-    await waitFor(
-      "4 throttled calls",
-      () => failedSince(throttleStart, "ThrottlingException") >= 4 || undefined,
-    );
-    const during = await getResource(k, "refresh-faults");
-    expect(readyCondition(during)?.status).toBe("True");
-    const throttleEvents = await k.core.listNamespacedEvent({
-      namespace: "default",
-      fieldSelector: "involvedObject.name=refresh-faults",
-    });
-    expect(throttleEvents.items.filter((e) => e.message?.includes("ThrottlingException"))).toEqual(
-      [],
-    );
-    fault.clear();
+    const watcher = await watchUnchanged(namespaces, "ecr-faults");
+    for (const ns of namespaces)
+      expect(passwordOf(watcher.secrets.get(ns))).toBe(firstToken?.password);
+    await throttledWhileValid();
 
     const faultStart = Date.now();
-    const failedSinceFault = (code: string) => failedSince(faultStart, code);
-    fault = aws.error5xx({ service: "ecr" });
-    const failing5xx = await waitReady(
-      "refresh-faults",
-      (r) => Boolean(readyCondition(r)?.message.includes("ServerException")),
-      "Ready=False on 5xx",
-    );
-    expect(readyCondition(failing5xx)?.reason).toBe("TokenRefreshFailed");
-    expect(readyCondition(failing5xx)?.status).toBe("False");
-    expect(readyCondition(failing5xx)?.message).toContain(
-      `the Secrets in place stay valid until ${firstToken?.expiresAt.toISOString()}`,
-    );
-    await waitFor(
-      "2 calls answered 500",
-      () => failedSinceFault("ServerException") >= 2 || undefined,
-    );
-
-    fault.clear();
-    fault = aws.hang({ service: "ecr" });
-    const hung = await waitReady(
-      "refresh-faults",
-      (r) => Boolean(readyCondition(r)?.message.match(/TimeoutError|timed? ?out/i)),
-      "Ready=False on a hung endpoint",
-    );
-    expect(readyCondition(hung)?.reason).toBe("TokenRefreshFailed");
-    expect(readyCondition(hung)?.status).toBe("False");
-    await waitFor(
-      "2 calls given up",
-      () => failedSinceFault("ClientClosedRequest") >= 2 || undefined,
-    );
-
-    fault.clear();
-    fault = aws.refuse({ service: "ecr" });
-    const refused = await waitReady(
-      "refresh-faults",
-      (r) => readyCondition(r)?.reason === "CredentialsInvalid",
-      "Ready=False CredentialsInvalid",
-    );
-    expect(readyCondition(refused)?.status).toBe("False");
-    expect(readyCondition(refused)?.message).toContain(`Secret ${OPS}/faults-creds`);
-    expect(readyCondition(refused)?.message).toContain(
-      `stay valid until ${firstToken?.expiresAt.toISOString()}`,
-    );
-    await waitFor("2 refused calls", () =>
-      failedSinceFault("UnrecognizedClientException") >= 2 ? true : undefined,
-    );
+    const fault = await failuresReported(faultStart, firstToken?.expiresAt);
 
     // AWS recovers: a new token within one backoff cap.
     fault.clear();
     const recoveredAt = Date.now();
-    watching = false;
-    await watcher;
+    const violations = await watcher.stop();
     const recovered = await waitReady(
       "refresh-faults",
       (r) => readyCondition(r)?.status === "True",
@@ -311,13 +367,7 @@ describe("refresh", () => {
     const attempts = ecrCalls(faultStart).filter((c) => c.time < (firstSuccess?.time ?? 0));
     const failed = attempts.filter((c) => c.status !== 200);
     expect(failed.length).toBe(attempts.length);
-    const gaps = failed.slice(1).map((c, i) => {
-      const expected =
-        Math.min(BACKOFF_BASE_MS * 2 ** i, BACKOFF_MAX_MS) +
-        // A hung call is logged when the client gives up, a deadline later.
-        (c.errorCode === "ClientClosedRequest" ? AWS_TIMEOUT_MS : 0);
-      return { actual: c.time - (failed[i]?.time ?? 0), expected, code: c.errorCode };
-    });
+    const gaps = retryGaps(failed);
     console.log(
       `faults: ${failed.length} failed attempts; gaps (actual/expected ms): ${gaps.map((g) => `${g.actual}/${g.expected}`).join(" ")}; recovery ${recoveryMs} ms after the double recovered`,
     );
@@ -329,18 +379,17 @@ describe("refresh", () => {
     expect(violations).toEqual([]);
 
     // Each failure was told as an Event, rate-limited: far fewer Events than attempts.
-    const events = await k.core.listNamespacedEvent({
-      namespace: "default",
-      fieldSelector: "involvedObject.name=refresh-faults",
-    });
-    const reasons = new Set(events.items.map((e) => e.reason));
+    const events = await eventsOf("refresh-faults");
+    const reasons = new Set(events.map((e) => e.reason));
     expect(reasons).toContain("TokenRefreshFailed");
     expect(reasons).toContain("CredentialsInvalid");
-    const warnings = events.items.filter((e) => e.type === "Warning");
+    const warnings = events.filter((e) => e.type === "Warning");
     expect(warnings.length).toBeLessThan(failed.length);
     await removeResource("refresh-faults", namespaces, "ecr-faults");
   });
+});
 
+describe("refresh: tokens expired on arrival, and what the logs say", () => {
   it("does not refetch faster than the floor when tokens arrive already expired", async () => {
     const fault = aws.expiredTokens({ service: "ecr" });
     const since = Date.now();
@@ -358,7 +407,15 @@ describe("refresh", () => {
     expect(readyCondition(r)?.status).toBe("False");
     expect(readyCondition(r)?.message).toContain("check the clock");
     // Watch the rate for 6 s while the reconcile loop keeps going.
-    await new Promise((res) => setTimeout(res, 6_000));
+    await consistently(
+      "no refetch faster than the floor",
+      () => {
+        const calls = ecrCalls(since, KEYS.expired.id);
+        const fast = calls.slice(1).find((c, i) => c.time - (calls[i]?.time ?? 0) < FLOOR_MS - 50);
+        return fast ? `a call ${fast.time - since} ms in came too soon after the one before` : true;
+      },
+      { forMs: 6_000 },
+    );
     const calls = ecrCalls(since, KEYS.expired.id);
     const elapsed = Date.now() - since;
     const gaps = calls.slice(1).map((c, i) => c.time - (calls[i]?.time ?? 0));
