@@ -185,7 +185,9 @@ describe("observability", () => {
     expect(value(samples, "process_cpu_user_seconds_total")).toBeGreaterThan(0);
     expect(value(samples, "nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
   });
+});
 
+describe("observability: refresh failures, logs and SIGTERM", () => {
   it("counts a failed refresh and its AWS error code, then the success that follows with the new expiry", async () => {
     const before = (await scrape()).samples;
     const oldExpiry = value(before, "ecr_creds_refresher_token_expiry_timestamp_seconds", {
