@@ -160,7 +160,9 @@ describe("status", () => {
       "0",
     ]);
   });
+});
 
+describe("status --namespace", () => {
   it("--namespace N: what serves N, and the Pod there that lacks the Secret", async () => {
     // The ServiceAccount admission plugin copies the ServiceAccount's pull
     // Secrets only into Pods that list none: this one lists its own.
@@ -229,7 +231,9 @@ describe("status", () => {
       [""],
     ]);
   });
+});
 
+describe("status: namespaces nothing serves, and the kubectl plugin", () => {
   it("a namespace nothing serves, and one that does not exist", async () => {
     const none = await status({ namespace: OPS, now: new Date() });
     expect(none).toEqual({ code: 0, out: `no ECRPullSecret serves namespace ${OPS}\n`, err: "" });
