@@ -162,7 +162,9 @@ describe("namespace targeting", () => {
     await waitForPullSecrets("tg-s-4", "default", ["tg-sel-pull"]);
     expect(await pullSecretsOf("tg-s-ex-1", "default")).not.toContain("tg-sel-pull");
   });
+});
 
+describe("namespace targeting: relabelled and terminating namespaces", () => {
   it("moves namespaces in and out of the set when they are relabelled", async () => {
     // In: tg-s-2 stops being dev.
     await labelNamespace("tg-s-2", { env: "prod" });
