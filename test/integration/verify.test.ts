@@ -132,7 +132,9 @@ describe("Verified condition", () => {
     });
     expect(await verifiedMetric("verify")).toBe(0);
   });
+});
 
+describe("Verified condition: retries, failures in the check's words, and --verify=false", () => {
   it("retries a failed check on later passes and turns True without a new token", async () => {
     const issuedBefore = aws.issued().length;
     const password = await passwordIn("verify-a");
