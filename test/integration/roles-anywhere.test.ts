@@ -137,10 +137,11 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe("IAM Roles Anywhere with a certificate from a kubernetes.io/tls Secret", () => {
-  let rsaLeaf: Issued;
-  let rsaPassword = "";
+// The first certificate and the password it brought, which later cases compare against.
+let rsaLeaf: Issued;
+let rsaPassword = "";
 
+describe("IAM Roles Anywhere with a certificate from a kubernetes.io/tls Secret", () => {
   it("an RSA certificate: every Secret holds the password ECR issued to the role's session", async () => {
     rsaLeaf = await issue(ca, { cn: "ra-cluster-rsa", keyType: "rsa" });
     await putTlsSecret("ra-rsa-cert", rsaLeaf);
@@ -178,7 +179,9 @@ describe("IAM Roles Anywhere with a certificate from a kubernetes.io/tls Secret"
       ),
     );
   });
+});
 
+describe("IAM Roles Anywhere: a certificate of another CA, one near its end, and check", () => {
   it("a certificate of another CA: Ready=False naming the Secret and the trust anchor, and AWS refused it", async () => {
     const stranger = await issue(otherCa, { cn: "ra-stranger" });
     await putTlsSecret("ra-wrong-cert", stranger);
@@ -244,7 +247,9 @@ describe("IAM Roles Anywhere with a certificate from a kubernetes.io/tls Secret"
       new RegExp(`-> arn:aws:sts::${ACCOUNT}:assumed-role/ra-ecr-pull/[0-9a-f]+ \\(account`),
     );
   });
+});
 
+describe("IAM Roles Anywhere: validation at apply, the operator's default source, no private keys copied", () => {
   it("refuses bad ARNs, regions that differ, a duration out of range and a second base identity at apply time, naming the field", async () => {
     const base = spec(["ra-rsa-a"], "ra-rsa-cert");
     const ra = base.credentials?.rolesAnywhere as NonNullable<
