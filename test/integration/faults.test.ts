@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { AwsDouble, FaultHandle } from "../aws-double/index.js";
 import { ensureBuilt } from "../harness/build.js";
+import { consistently } from "../harness/controlplane.js";
 import {
   applyResource,
   auditWrites,
@@ -235,9 +236,50 @@ afterAll(async () => {
   );
 }, 120_000);
 
-describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
-  let pid: number | undefined;
+/**
+ * A second client: adds its own entry to the default ServiceAccount of each
+ * of `namespaces`, then keeps rewriting them (an annotation) until stop(),
+ * which resolves with how many rewrites it made.
+ */
+async function startBumpers(namespaces: readonly string[]): Promise<{ stop(): Promise<number> }> {
+  for (const namespace of namespaces) {
+    const sa = await k.core.readNamespacedServiceAccount({ namespace, name: "default" });
+    await k.core.replaceNamespacedServiceAccount({
+      namespace,
+      name: "default",
+      body: {
+        ...sa,
+        imagePullSecrets: [...(sa.imagePullSecrets ?? []), { name: `bumper-${namespace}` }],
+      },
+    });
+  }
+  let bumping = true;
+  let bumps = 0;
+  const bumpers = namespaces.map(async (namespace) => {
+    while (bumping) {
+      await k.core.patchNamespacedServiceAccount(
+        {
+          namespace,
+          name: "default",
+          body: { metadata: { annotations: { "fault.test/bump": String(bumps++) } } },
+        },
+        mergePatch,
+      );
+    }
+  });
+  return {
+    async stop() {
+      bumping = false;
+      await Promise.all(bumpers);
+      return bumps;
+    },
+  };
+}
 
+/** The operator process the matrix watches: every fault but the SIGKILL must leave it running. */
+let pid: number | undefined;
+
+describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
   it("fans out to every namespace (baseline)", async () => {
     pid = op.proc.pid;
     const started = Date.now();
@@ -285,15 +327,19 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
         expect(readyCondition(r)?.message).toMatch(/Secrets in place stay valid until \d{4}-/);
       }
       // Hold the fault for a while; the Secrets in place stay whole and valid.
-      while (Date.now() - faultStart < 3_000) {
-        assertSound(await secretsNow(), `during ${what}`);
-        if (reason === undefined) {
-          expect(readyCondition(await getResource(k, OWNER))?.reason).not.toBe(
-            "TokenRefreshFailed",
-          );
-        }
-        await new Promise((res) => setTimeout(res, 200));
-      }
+      await consistently(
+        `the Secrets in place whole and valid during ${what}`,
+        async () => {
+          assertSound(await secretsNow(), `during ${what}`);
+          if (reason === undefined) {
+            expect(readyCondition(await getResource(k, OWNER))?.reason).not.toBe(
+              "TokenRefreshFailed",
+            );
+          }
+          return true as const;
+        },
+        { forMs: Math.max(0, 3_000 - (Date.now() - faultStart)), intervalMs: 200 },
+      );
       const state = await secretsNow();
       expect(state.passwords.size).toBe(FAN_OUT);
       fault.clear();
@@ -309,7 +355,9 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
       assertSameProcess(pid);
     });
   }
+});
 
+describe(`fault matrix over a ${FAN_OUT}-namespace fan-out: the operator killed, a second writer`, () => {
   it("operator SIGKILLed mid-fan-out and restarted: no half-written Secret, converges", async () => {
     const key = keyIndex + 1;
     const under = await startFanOut(key);
@@ -337,31 +385,7 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
   it("conflicts (409) on ServiceAccounts written by a second client: nobody's entry lost", async () => {
     const bumped = namespaces.slice(0, 10);
     // Someone else adds their own entry, then keeps rewriting the SAs.
-    for (const namespace of bumped) {
-      const sa = await k.core.readNamespacedServiceAccount({ namespace, name: "default" });
-      await k.core.replaceNamespacedServiceAccount({
-        namespace,
-        name: "default",
-        body: {
-          ...sa,
-          imagePullSecrets: [...(sa.imagePullSecrets ?? []), { name: `bumper-${namespace}` }],
-        },
-      });
-    }
-    let bumping = true;
-    let bumps = 0;
-    const bumpers = bumped.map(async (namespace) => {
-      while (bumping) {
-        await k.core.patchNamespacedServiceAccount(
-          {
-            namespace,
-            name: "default",
-            body: { metadata: { annotations: { "fault.test/bump": String(bumps++) } } },
-          },
-          mergePatch,
-        );
-      }
-    });
+    const bumpers = await startBumpers(bumped);
     const since = Date.now();
     const targets = namespaces.slice(0, 30);
     await applyResource(k, "fault-conflict", {
@@ -370,9 +394,9 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
       credentials: { secretRef: { name: "fault-creds", namespace: OPS } },
       registries: [{ accountId: ACCOUNT }],
     });
+    // Five seconds of competing writes while the operator writes the same SAs.
     await new Promise((res) => setTimeout(res, 5_000));
-    bumping = false;
-    await Promise.all(bumpers);
+    const bumps = await bumpers.stop();
     const stopped = Date.now();
     const ms = await waitFor(
       "every target SA to reference both Secrets with the bumper's entry kept",
@@ -410,7 +434,9 @@ describe(`fault matrix over a ${FAN_OUT}-namespace fan-out`, () => {
     await converged(namespaces, undefined);
     assertSameProcess(pid);
   });
+});
 
+describe(`fault matrix over a ${FAN_OUT}-namespace fan-out: namespaces deleted, and the whole run`, () => {
   it("target namespaces deleted while being written: the rest converge, status counts right", async () => {
     const key = keyIndex + 1;
     const doomed = namespaces.slice(-10);
