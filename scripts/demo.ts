@@ -485,22 +485,16 @@ function draw(kubeconfig: string, metricsPort: number): void {
   process.stdout.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\n\x1b[J`);
 }
 
-// ---- main ----------------------------------------------------------------------------
-
-async function main(): Promise<void> {
-  say(
-    `ecr-creds-refresher demo (pid ${process.pid}): a local Kubernetes control plane, an AWS double, a registry double and the operator (no AWS account or cluster needed)`,
-  );
-  workDir = await mkdtemp(join(tmpdir(), "ecr-demo-"));
-  cp = await startControlPlaneWithProgress();
-  say(`control plane data: ${cp.dir}`);
-  const k = testKube(cp.kubeconfigPath);
-  await installCrd(k);
-  say("installed the ECRPullSecret CRD");
-
-  aws = new AwsDouble({ tokenLifetimeMs });
-  await aws.start();
-  aws.addIdentity({ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/demo` });
+/**
+ * Starts the AWS double (the demo's identity, tokens living
+ * `tokenLifetimeMs`) and the registry double that checks pulls against its
+ * tokens; resolves with both.
+ */
+async function startDoubles(): Promise<{ awsDouble: AwsDouble; reg: RegistryDouble }> {
+  const awsDouble = new AwsDouble({ tokenLifetimeMs });
+  aws = awsDouble;
+  await awsDouble.start();
+  awsDouble.addIdentity({ ...KEYS, accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/demo` });
   const reg = new RegistryDouble({
     validatePassword: (password, at) => aws?.isValidPassword(password, at) === true,
   });
@@ -509,50 +503,28 @@ async function main(): Promise<void> {
   if (flags["refuse-pulls"]) reg.refuseAll(true);
   // The tokens name the registry double as their registry, so the Secrets'
   // auths point at it and a pull with them can be checked for real.
-  aws.proxyEndpointFor = () => reg.url;
+  awsDouble.proxyEndpointFor = () => reg.url;
   say(
-    `AWS double at ${aws.url} (tokens live ${Math.round(tokenLifetimeMs / 1000)}s); registry double at ${reg.url} serving ${REPOSITORY}:latest`,
+    `AWS double at ${awsDouble.url} (tokens live ${Math.round(tokenLifetimeMs / 1000)}s); registry double at ${reg.url} serving ${REPOSITORY}:latest`,
   );
+  return { awsDouble, reg };
+}
 
-  await createNamespace(k, SYSTEM_NAMESPACE);
-  await putSecret(k, SYSTEM_NAMESPACE, "aws-creds", {
-    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
-  });
-  for (const ns of NAMESPACES) await createNamespace(k, ns);
-  say(
-    `created namespaces ${NAMESPACES.join(", ")} and the credentials Secret ${SYSTEM_NAMESPACE}/aws-creds`,
-  );
-
-  const metricsPort = await freePort();
-  const logPath = join(workDir, "operator.log");
-  operator = startOperatorProcess(cp.kubeconfigPath, aws.url, metricsPort, logPath);
-  say(`operator started (pid ${operator.pid}) from bin/ecr-creds-refresher; its log: ${logPath}`);
-
-  await applyResource(k, RESOURCE, {
-    secretName: SECRET_NAME,
-    namespaces: ["demo-team-a", "demo-team-b", "demo-apps-*"],
-  });
-  say(
-    `applied ECRPullSecret/${RESOURCE}: secretName ${SECRET_NAME}, namespaces demo-team-a, demo-team-b, demo-apps-*`,
-  );
-  say(`point kubectl at the demo cluster: export KUBECONFIG=${cp.kubeconfigPath}`);
-  say(
-    "  then: kubectl get ecrps; kubectl get secrets -A -l app.kubernetes.io/managed-by=ecr-creds-refresher",
-  );
-  say(`operator metrics: http://127.0.0.1:${metricsPort}/metrics`);
-  say(
-    tty
-      ? "live view follows; Ctrl-C stops everything"
-      : "watching the Secrets (one line per change); Ctrl-C stops everything",
-  );
-  if (tty) process.stdout.write("\x1b[2J");
-
+/**
+ * The live view's tick: reads the demo's state, draws it (on a terminal),
+ * and with --exit-after ends the demo once every Secret was refreshed that
+ * often and pulled with (PASS or FAIL), or on its deadline (FAIL).
+ */
+function liveTick(
+  k: ReturnType<typeof testKube>,
+  reg: RegistryDouble,
+  kubeconfig: string,
+  metricsPort: number,
+): () => Promise<void> {
   // With nothing failing, N refreshes take about N half-lifetimes after the
   // first write; give it generous room before calling it stuck.
   const deadline =
     exitAfter === undefined ? undefined : Date.now() + 60_000 + (exitAfter + 2) * tokenLifetimeMs;
-  const kubeconfig = cp.kubeconfigPath;
   let busy = false;
   const tick = async (): Promise<void> => {
     if (busy || stopping !== undefined) return;
@@ -587,6 +559,59 @@ async function main(): Promise<void> {
       await finish(1);
     }
   };
+  return tick;
+}
+
+// ---- main ----------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  say(
+    `ecr-creds-refresher demo (pid ${process.pid}): a local Kubernetes control plane, an AWS double, a registry double and the operator (no AWS account or cluster needed)`,
+  );
+  workDir = await mkdtemp(join(tmpdir(), "ecr-demo-"));
+  cp = await startControlPlaneWithProgress();
+  say(`control plane data: ${cp.dir}`);
+  const k = testKube(cp.kubeconfigPath);
+  await installCrd(k);
+  say("installed the ECRPullSecret CRD");
+
+  const { awsDouble, reg } = await startDoubles();
+
+  await createNamespace(k, SYSTEM_NAMESPACE);
+  await putSecret(k, SYSTEM_NAMESPACE, "aws-creds", {
+    AWS_ACCESS_KEY_ID: KEYS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEYS.secretAccessKey,
+  });
+  for (const ns of NAMESPACES) await createNamespace(k, ns);
+  say(
+    `created namespaces ${NAMESPACES.join(", ")} and the credentials Secret ${SYSTEM_NAMESPACE}/aws-creds`,
+  );
+
+  const metricsPort = await freePort();
+  const logPath = join(workDir, "operator.log");
+  operator = startOperatorProcess(cp.kubeconfigPath, awsDouble.url, metricsPort, logPath);
+  say(`operator started (pid ${operator.pid}) from bin/ecr-creds-refresher; its log: ${logPath}`);
+
+  await applyResource(k, RESOURCE, {
+    secretName: SECRET_NAME,
+    namespaces: ["demo-team-a", "demo-team-b", "demo-apps-*"],
+  });
+  say(
+    `applied ECRPullSecret/${RESOURCE}: secretName ${SECRET_NAME}, namespaces demo-team-a, demo-team-b, demo-apps-*`,
+  );
+  say(`point kubectl at the demo cluster: export KUBECONFIG=${cp.kubeconfigPath}`);
+  say(
+    "  then: kubectl get ecrps; kubectl get secrets -A -l app.kubernetes.io/managed-by=ecr-creds-refresher",
+  );
+  say(`operator metrics: http://127.0.0.1:${metricsPort}/metrics`);
+  say(
+    tty
+      ? "live view follows; Ctrl-C stops everything"
+      : "watching the Secrets (one line per change); Ctrl-C stops everything",
+  );
+  if (tty) process.stdout.write("\x1b[2J");
+
+  const tick = liveTick(k, reg, cp.kubeconfigPath, metricsPort);
   ticker = setInterval(() => void tick(), 1_000);
   await tick();
 }
