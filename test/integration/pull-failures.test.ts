@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeClient, loadKubeConfig } from "../../src/kube/client.js";
 import type { InformerHandler } from "../../src/kube/informer.js";
 import { PODS, type Pod } from "../../src/kube/pods.js";
+import { consistently } from "../harness/controlplane.js";
 import {
   applyResource,
   auditWrites,
@@ -130,7 +131,26 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-describe("pull-failure watch", () => {
+/** The Secret informer's handlers: emptied, the operator hears no Secret event. */
+const handlers = () =>
+  (op.controller.secrets as unknown as { handlers: Array<InformerHandler<unknown>> }).handlers;
+
+/** Deletes pf-secret's Secret by hand, once the operator's cache has lost it too. */
+async function deleteByHand(): Promise<void> {
+  await k.core.deleteNamespacedSecret({ namespace: SECRETS_NS, name: "ecr-secret" });
+  await waitFor("the operator's cache to lose the Secret", () =>
+    op.controller.secrets.get(SECRETS_NS, "ecr-secret") ? undefined : true,
+  );
+  // Nothing brings it back by itself while Secret events go unheard.
+  await consistently(
+    "the deleted Secret still gone",
+    async () =>
+      (await readSecret(k, SECRETS_NS, "ecr-secret")) === undefined ? true : "it is back",
+    { forMs: 1_500 },
+  );
+}
+
+describe("pull-failure watch: Pods admitted without the Secret", () => {
   it("warns within 2 s about a Pod admitted before its ServiceAccount was patched, and counts it", async () => {
     // Admitted now, before any resource serves the namespace: no pull Secrets.
     const pod = await k.core.createNamespacedPod({
@@ -229,7 +249,9 @@ describe("pull-failure watch", () => {
       { namespace: BEFORE, name: "waiting", image: IMAGE, reason: "ImagePullBackOff" },
     ]);
   });
+});
 
+describe("pull-failure watch: Pod recovery (podRecovery: Recreate)", () => {
   it("with Recreate, deletes a ReplicaSet's Pod once so its replacement carries the Secret, and never a bare Pod", async () => {
     await k.kc.makeApiClient(AppsV1Api).createNamespacedReplicaSet({
       namespace: RECREATE,
@@ -286,9 +308,14 @@ describe("pull-failure watch", () => {
     await waitFor("the Warning on the bare Pod", async () =>
       (await podEvents(RECREATE, "bare")).find((e) => e.reason === "PodMissingPullSecret"),
     );
-    await new Promise((r) => setTimeout(r, 2_000));
-    const still = await k.core.readNamespacedPod({ namespace: RECREATE, name: "bare" });
-    expect(still.metadata?.uid).toBe(bare.metadata?.uid);
+    await consistently(
+      "the bare Pod not deleted",
+      async () => {
+        const still = await k.core.readNamespacedPod({ namespace: RECREATE, name: "bare" });
+        return still.metadata?.uid === bare.metadata?.uid ? true : "the bare Pod was replaced";
+      },
+      { forMs: 2_000 },
+    );
     // Exactly one Pod deletion by the operator: the ReplicaSet's first Pod.
     const deletions = await auditWrites(
       cp.auditLogPath,
@@ -305,104 +332,93 @@ describe("pull-failure watch", () => {
       `deleted Pod ${RECREATE}/${first.metadata?.name}, which waited on ${IMAGE} without the pull Secret ecr-recreate, so that ReplicaSet web recreates it with the Secret (spec.podRecovery: Recreate)`,
     ]);
   });
+});
 
-  describe("with the operator deaf to Secret events", () => {
-    // The Secret informer keeps its cache but tells no one: only the Pod
-    // watch (or the kubelet's Event) can bring the Secret back.
-    let saved: Array<InformerHandler<unknown>> = [];
-    const handlers = () =>
-      (op.controller.secrets as unknown as { handlers: Array<InformerHandler<unknown>> }).handlers;
+describe("pull-failure watch: with the operator deaf to Secret events", () => {
+  // The Secret informer keeps its cache but tells no one: only the Pod
+  // watch (or the kubelet's Event) can bring the Secret back.
+  let saved: Array<InformerHandler<unknown>> = [];
 
-    beforeAll(async () => {
-      await applyResource(k, "pf-secret", {
-        secretName: "ecr-secret",
-        namespaces: [SECRETS_NS],
-        registries: [{ accountId: ACCOUNT }],
-      });
-      await readyWithSecretOnDefaultSA("pf-secret", SECRETS_NS, "ecr-secret");
-      const pod = await k.core.createNamespacedPod({
-        namespace: SECRETS_NS,
-        body: { metadata: { name: "covered" }, spec: podSpec() },
-      });
-      expect(pod.spec?.imagePullSecrets).toEqual([{ name: "ecr-secret" }]);
-      saved = handlers().splice(0);
+  beforeAll(async () => {
+    await applyResource(k, "pf-secret", {
+      secretName: "ecr-secret",
+      namespaces: [SECRETS_NS],
+      registries: [{ accountId: ACCOUNT }],
     });
-
-    afterAll(() => {
-      handlers().push(...saved);
+    await readyWithSecretOnDefaultSA("pf-secret", SECRETS_NS, "ecr-secret");
+    const pod = await k.core.createNamespacedPod({
+      namespace: SECRETS_NS,
+      body: { metadata: { name: "covered" }, spec: podSpec() },
     });
-
-    async function deleteByHand(): Promise<void> {
-      await k.core.deleteNamespacedSecret({ namespace: SECRETS_NS, name: "ecr-secret" });
-      await waitFor("the operator's cache to lose the Secret", () =>
-        op.controller.secrets.get(SECRETS_NS, "ecr-secret") ? undefined : true,
-      );
-      // Nothing brings it back by itself while Secret events go unheard.
-      await new Promise((r) => setTimeout(r, 1_500));
-      expect(await readSecret(k, SECRETS_NS, "ecr-secret")).toBeUndefined();
-    }
-
-    it("a Pod waiting on a managed registry's image brings a deleted Secret back within 1 s", async () => {
-      const since = Date.now();
-      await deleteByHand();
-      const t0 = Date.now();
-      await failPull(SECRETS_NS, "covered", "ErrImagePull");
-      const back = await waitFor("the Secret back", () => readSecret(k, SECRETS_NS, "ecr-secret"), {
-        timeoutMs: 10_000,
-        intervalMs: 20,
-      });
-      secretFixedAt = Date.now();
-      const ms = secretFixedAt - t0;
-      console.log(`Secret back ${ms} ms after the Pod's status change`);
-      expect(ms).toBeLessThan(1_000);
-      expect(back.metadata?.labels?.["ecrcreds.io/owner"]).toBe("pf-secret");
-      // The order of calls: the hand delete, the Pod's status, then the operator's create.
-      const calls = await auditWrites(
-        cp.auditLogPath,
-        (e) =>
-          e.objectRef?.namespace === SECRETS_NS &&
-          ((e.objectRef.resource === "secrets" && e.objectRef.name === "ecr-secret") ||
-            (e.objectRef.resource === "pods" && e.objectRef.subresource === "status")),
-        since,
-      );
-      expect(
-        calls.map(
-          (e) =>
-            `${e.user.username === stack.userOf("operator") ? "operator" : "test"} ${e.verb} ${e.objectRef?.resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ""}`,
-        ),
-      ).toEqual(["test delete secrets", "test patch pods/status", "operator create secrets"]);
-      const [, status, create] = calls;
-      const gap =
-        Date.parse(create?.stageTimestamp ?? "") - Date.parse(status?.stageTimestamp ?? "");
-      console.log(`audit: create ${gap} ms after the status patch`);
-      expect(gap).toBeLessThan(1_000);
-    });
-
-    it("so does the kubelet's FailedToRetrieveImagePullSecret Event for our Secret name", async () => {
-      await deleteByHand();
-      const t0 = Date.now();
-      await k.core.createNamespacedEvent({
-        namespace: SECRETS_NS,
-        body: {
-          metadata: { generateName: "covered." },
-          involvedObject: { kind: "Pod", namespace: SECRETS_NS, name: "covered", apiVersion: "v1" },
-          reason: "FailedToRetrieveImagePullSecret",
-          type: "Warning",
-          message:
-            "Unable to retrieve some image pull secrets (ecr-secret); attempting to pull the image may not succeed.",
-          source: { component: "kubelet", host: "node-1" },
-        },
-      });
-      await waitFor("the Secret back", () => readSecret(k, SECRETS_NS, "ecr-secret"), {
-        timeoutMs: 10_000,
-        intervalMs: 20,
-      });
-      const ms = Date.now() - t0;
-      console.log(`Secret back ${ms} ms after the kubelet's Event`);
-      expect(ms).toBeLessThan(1_000);
-    });
+    expect(pod.spec?.imagePullSecrets).toEqual([{ name: "ecr-secret" }]);
+    saved = handlers().splice(0);
   });
 
+  afterAll(() => {
+    handlers().push(...saved);
+  });
+
+  it("a Pod waiting on a managed registry's image brings a deleted Secret back within 1 s", async () => {
+    const since = Date.now();
+    await deleteByHand();
+    const t0 = Date.now();
+    await failPull(SECRETS_NS, "covered", "ErrImagePull");
+    const back = await waitFor("the Secret back", () => readSecret(k, SECRETS_NS, "ecr-secret"), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
+    secretFixedAt = Date.now();
+    const ms = secretFixedAt - t0;
+    console.log(`Secret back ${ms} ms after the Pod's status change`);
+    expect(ms).toBeLessThan(1_000);
+    expect(back.metadata?.labels?.["ecrcreds.io/owner"]).toBe("pf-secret");
+    // The order of calls: the hand delete, the Pod's status, then the operator's create.
+    const calls = await auditWrites(
+      cp.auditLogPath,
+      (e) =>
+        e.objectRef?.namespace === SECRETS_NS &&
+        ((e.objectRef.resource === "secrets" && e.objectRef.name === "ecr-secret") ||
+          (e.objectRef.resource === "pods" && e.objectRef.subresource === "status")),
+      since,
+    );
+    expect(
+      calls.map(
+        (e) =>
+          `${e.user.username === stack.userOf("operator") ? "operator" : "test"} ${e.verb} ${e.objectRef?.resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ""}`,
+      ),
+    ).toEqual(["test delete secrets", "test patch pods/status", "operator create secrets"]);
+    const [, status, create] = calls;
+    const gap = Date.parse(create?.stageTimestamp ?? "") - Date.parse(status?.stageTimestamp ?? "");
+    console.log(`audit: create ${gap} ms after the status patch`);
+    expect(gap).toBeLessThan(1_000);
+  });
+
+  it("so does the kubelet's FailedToRetrieveImagePullSecret Event for our Secret name", async () => {
+    await deleteByHand();
+    const t0 = Date.now();
+    await k.core.createNamespacedEvent({
+      namespace: SECRETS_NS,
+      body: {
+        metadata: { generateName: "covered." },
+        involvedObject: { kind: "Pod", namespace: SECRETS_NS, name: "covered", apiVersion: "v1" },
+        reason: "FailedToRetrieveImagePullSecret",
+        type: "Warning",
+        message:
+          "Unable to retrieve some image pull secrets (ecr-secret); attempting to pull the image may not succeed.",
+        source: { component: "kubelet", host: "node-1" },
+      },
+    });
+    await waitFor("the Secret back", () => readSecret(k, SECRETS_NS, "ecr-secret"), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
+    const ms = Date.now() - t0;
+    console.log(`Secret back ${ms} ms after the kubelet's Event`);
+    expect(ms).toBeLessThan(1_000);
+  });
+});
+
+describe("pull-failure watch: refusals and the Pod cache", () => {
   it("a registry refusing a current token: a Warning naming the repository and the identity", async () => {
     // pf-secret's Secret is current and the Pod lists it: only policy or IAM is left.
     await waitFor("the Secret", () => readSecret(k, SECRETS_NS, "ecr-secret"));
