@@ -6,7 +6,7 @@
 // or the install said no, and backing off would delay every other change of
 // the resource): it is asked again after a while.
 import { Reason } from "../api/conditions.js";
-import type { NamespaceFailure } from "../api/index.js";
+import type { KeptSecret, NamespaceFailure } from "../api/index.js";
 import { isOperatorError, type OperatorError, operatorError } from "../errors.js";
 import { apiErrorMessage } from "../kube/client.js";
 import { type Notice, warning } from "../observability/events.js";
@@ -83,7 +83,7 @@ export interface PassFindings {
   /** The soonest a reverted ServiceAccount entry may be added again. */
   reAddInMs: number | undefined;
   /** Secrets cleanup kept because Pods name them. */
-  kept: readonly unknown[];
+  kept: readonly KeptSecret[];
 }
 
 /**

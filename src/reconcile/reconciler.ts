@@ -53,6 +53,7 @@ import { type WriteScope, writeTargets } from "./writes.js";
 
 export { KEPT_RECHECK_MS, ROLE_RETRY_MS } from "./failures.js";
 export type { Tokens } from "./pass-tokens.js";
+/** The Event recorder as the reconciler uses it. */
 export type Events = Pick<EventRecorder, "record" | "forget">;
 /** The resource as the cache holds it (named, with a resourceVersion to guard the status write). */
 type Resource = Cached<ECRPullSecret>;
@@ -89,6 +90,7 @@ interface PassEnd {
   next: NextPass | OperatorError;
 }
 
+/** Reconciles ECRPullSecrets by name; what it keeps of each resource goes on `forget`. */
 export class Reconciler {
   private readonly series: ResourceMetrics;
   private readonly reporter: StatusReporter;
@@ -117,13 +119,9 @@ export class Reconciler {
     const { serviceAccounts } = this;
     this.writer = { cluster, serviceAccounts, concurrency: opts.writeConcurrency };
     this.checks = new RegistryChecks(opts.verify, events, metrics, log, this.now);
-    this.reporter = {
-      series: this.series,
-      checks: this.checks,
-      log,
-      notify: (resource, notice) => this.notify(target(resource), notice),
-      servedNamespaces: this.served?.size,
-    };
+    const { series, checks } = this;
+    const notify = (resource: Resource, notice: Notice) => this.notify(target(resource), notice);
+    this.reporter = { series, checks, log, notify, servedNamespaces: this.served?.size };
   }
 
   /** One pass over the resource `name`: its writes, then its status, written once if it changed. */
