@@ -11,6 +11,7 @@
 import {
   type ClusterECRCredentialSource,
   CREDENTIAL_SOURCES,
+  type ECRPullSecret,
   type ECRPullSecretClaim,
   type ECRPullSecretStatus,
   PULL_SECRET_CLAIMS,
@@ -21,7 +22,8 @@ import type { ObjectCache } from "../kube/namespaced-informers.js";
 import type { Cached, KubernetesObject } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { ClaimStore } from "../reconcile/claim-cluster.js";
-import type { ObjectKey } from "../reconcile/cluster.js";
+import { claimOwner, resolveClaim } from "../reconcile/claims.js";
+import type { Caches, ObjectKey } from "../reconcile/cluster.js";
 import { perScope } from "./informers.js";
 
 /**
@@ -231,4 +233,44 @@ async function orUndefined<T>(request: Promise<T>): Promise<T | undefined> {
 function trimMeta<T extends KubernetesObject>(obj: T): T {
   if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
   return obj;
+}
+
+/** The tenant caches among the controller's, if makeInformers made them. */
+export function tenantCachesOf(caches: Caches): TenantCaches | undefined {
+  const c = caches as Caches & Partial<TenantCaches>;
+  return c.claims && c.sources ? { claims: c.claims, sources: c.sources } : undefined;
+}
+
+/** The reconciler's access to claims and sources; undefined without the tenant caches. */
+export function claimStoreOf(kube: KubeClient, caches: Caches): ClaimStore | undefined {
+  const tenants = tenantCachesOf(caches);
+  return tenants && new KubeClaimStore(kube, tenants);
+}
+
+/** Every claim's queue key (its owner value), for a pass over everything. */
+export function claimKeys(caches: Caches): string[] {
+  return (tenantCachesOf(caches)?.claims.list() ?? []).map((c) =>
+    claimOwner(c.metadata.namespace ?? "", c.metadata.name),
+  );
+}
+
+/**
+ * Each claim that is served, as the resource it resolves to (named by its
+ * owner value): the credentials watchers watch what these name, as they do
+ * for ECRPullSecrets, and tell their rotations to these names.
+ */
+export function servedClaims(caches: Caches): Array<Cached<ECRPullSecret>> {
+  const tenants = tenantCachesOf(caches);
+  if (!tenants) return [];
+  const out: Array<Cached<ECRPullSecret>> = [];
+  for (const claim of tenants.claims.list()) {
+    const namespace = claim.metadata.namespace ?? "";
+    const ref = claim.spec.sourceRef;
+    const source = ref ? tenants.sources.get(undefined, ref.name) : undefined;
+    const labels = caches.namespaces.get(undefined, namespace)?.metadata?.labels;
+    const resolved = resolveClaim(claim, source, labels ?? {});
+    if ("code" in resolved) continue;
+    out.push({ metadata: { name: resolved.owner }, spec: resolved.spec });
+  }
+  return out;
 }
