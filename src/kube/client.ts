@@ -566,51 +566,27 @@ export class KubeClient implements Watcher {
       },
       (res) => {
         if (res.statusCode !== 200) {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            if (res.statusCode === 401) this.connection.invalidate(creds);
-            finish(
-              errorFromResponse(
-                res.statusCode ?? 0,
-                Buffer.concat(chunks).toString("utf8"),
-                "GET",
-                path,
-                res.headers["retry-after"],
-              ),
-            );
-          });
-          res.on("error", finish);
+          this.refusedWatch(res, creds, path, finish);
           return;
         }
         noteData();
-        // The pieces of a line not yet ended. Only each new chunk is searched
-        // for the newline and a line is joined once: appending chunks to one
-        // string and searching it would copy a large object's line (a Secret
-        // of a megabyte) once per chunk.
-        let pending: string[] = [];
+        const lines = lineSplitter((line) => {
+          let event: { type?: string; object?: unknown };
+          try {
+            event = JSON.parse(line) as { type?: string; object?: unknown };
+          } catch {
+            // A torn stream: end the watch, the informer relists.
+            finish(new Error(`watch ${path}: the API server sent a line that is not JSON`));
+            return false;
+          }
+          if (finished) return false;
+          onEvent(event.type ?? "", event.object);
+          return true;
+        });
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           noteData();
-          let start = 0;
-          for (let nl = chunk.indexOf("\n"); nl >= 0; nl = chunk.indexOf("\n", start)) {
-            pending.push(chunk.slice(start, nl));
-            const line = (pending.length === 1 ? (pending[0] ?? "") : pending.join("")).trim();
-            pending = [];
-            start = nl + 1;
-            if (!line) continue;
-            let event: { type?: string; object?: unknown };
-            try {
-              event = JSON.parse(line) as { type?: string; object?: unknown };
-            } catch {
-              // A torn stream: end the watch, the informer relists.
-              finish(new Error(`watch ${path}: the API server sent a line that is not JSON`));
-              return;
-            }
-            if (finished) return;
-            onEvent(event.type ?? "", event.object);
-          }
-          if (start < chunk.length) pending.push(chunk.slice(start));
+          lines(chunk);
         });
         res.on("end", () => finish());
         res.on("close", () => finish());
@@ -623,6 +599,23 @@ export class KubeClient implements Watcher {
     req.on("error", (err) => finish(controller.signal.aborted ? undefined : err));
     req.end();
     return controller;
+  }
+
+  /** Ends a watch the server refused with the error its answer carries (a 401 renews credentials). */
+  private refusedWatch(
+    res: http.IncomingMessage,
+    creds: Credentials,
+    path: string,
+    finish: (err?: unknown) => void,
+  ): void {
+    const chunks: Buffer[] = [];
+    res.on("data", (c: Buffer) => chunks.push(c));
+    res.on("end", () => {
+      if (res.statusCode === 401) this.connection.invalidate(creds);
+      const body = Buffer.concat(chunks).toString("utf8");
+      finish(errorFromResponse(res.statusCode ?? 0, body, "GET", path, res.headers["retry-after"]));
+    });
+    res.on("error", finish);
   }
 
   private transport(): typeof https | typeof http {
@@ -772,4 +765,27 @@ export const isForbidden = (err: unknown): boolean => statusCode(err) === 403;
 /** The API server's own message for a failed request, without the request body. */
 export function apiErrorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A chunk handler that hands each complete, non-empty line of a
+ * newline-delimited stream to `onLine` (false: stop reading this chunk).
+ * Only each new chunk is searched for the newline and a line is joined once:
+ * appending chunks to one string and searching it would copy a large
+ * object's line (a Secret of a megabyte) once per chunk.
+ */
+function lineSplitter(onLine: (line: string) => boolean): (chunk: string) => void {
+  // The pieces of a line not yet ended.
+  let pending: string[] = [];
+  return (chunk) => {
+    let start = 0;
+    for (let nl = chunk.indexOf("\n"); nl >= 0; nl = chunk.indexOf("\n", start)) {
+      pending.push(chunk.slice(start, nl));
+      const line = (pending.length === 1 ? (pending[0] ?? "") : pending.join("")).trim();
+      pending = [];
+      start = nl + 1;
+      if (line && !onLine(line)) return;
+    }
+    if (start < chunk.length) pending.push(chunk.slice(start));
+  };
 }

@@ -361,18 +361,7 @@ export class Informer<T extends KubernetesObject> {
         const raw = obj as T;
         const rv = raw.metadata?.resourceVersion;
         if (initial) {
-          // Listing: objects go into the list, not the store, until the end mark.
-          if (type === "BOOKMARK") {
-            if (raw.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") return;
-            const fresh = initial;
-            initial = undefined;
-            this.replaceStore(fresh, rv ?? "");
-          } else if (type === "ADDED") {
-            const item = this.opts.transform ? this.opts.transform(raw) : raw;
-            initial.set(keyOf(item), item);
-          } else if (type === "DELETED") {
-            initial.delete(keyOf(raw));
-          }
+          initial = this.listEvent(initial, type, raw);
           return;
         }
         if (rv) this.resourceVersion = rv;
@@ -394,18 +383,7 @@ export class Informer<T extends KubernetesObject> {
       (err: unknown) => {
         if (!current()) return;
         if (initial) {
-          // Ended before the list was whole. A server that does not know
-          // streaming lists says so (400 or 422 Invalid): page instead.
-          const code = statusCode(errorEvent ?? err);
-          if (code === 400 || code === 422) {
-            this.streamingRefused = true;
-            this.opts.onActivity?.("error", errorEvent ?? err);
-            void this.relist();
-          } else {
-            this.retry(errorEvent ?? err ?? new Error("watch list ended early"), () =>
-              this.relist(),
-            );
-          }
+          this.listEnded(errorEvent ?? err);
           return;
         }
         if (gone || statusCode(err) === 410) {
@@ -434,6 +412,41 @@ export class Informer<T extends KubernetesObject> {
     // Stopped or cut while the request was on its way: drop this watch.
     if (!current()) controller.abort();
     else this.abort = controller;
+  }
+
+  /**
+   * One event of a streaming list: objects go into `initial`, not the store,
+   * until the bookmark that ends the initial events replaces the store with
+   * them (undefined is returned then: the watch goes on as a plain watch).
+   */
+  private listEvent(initial: Map<string, T>, type: string, raw: T): Map<string, T> | undefined {
+    if (type === "BOOKMARK") {
+      if (raw.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") return initial;
+      this.replaceStore(initial, raw.metadata?.resourceVersion ?? "");
+      return undefined;
+    }
+    if (type === "ADDED") {
+      const item = this.opts.transform ? this.opts.transform(raw) : raw;
+      initial.set(keyOf(item), item);
+    } else if (type === "DELETED") {
+      initial.delete(keyOf(raw));
+    }
+    return initial;
+  }
+
+  /**
+   * A streaming list ended before the list was whole. A server that does not
+   * know streaming lists says so (400 or 422 Invalid): page instead.
+   */
+  private listEnded(err: unknown): void {
+    const code = statusCode(err);
+    if (code === 400 || code === 422) {
+      this.streamingRefused = true;
+      this.opts.onActivity?.("error", err);
+      void this.relist();
+    } else {
+      this.retry(err ?? new Error("watch list ended early"), () => this.relist());
+    }
   }
 }
 

@@ -37,7 +37,7 @@ export interface StoredMeta extends ObjectMeta {
 /**
  * An object as the API server returns it (a GET, a list's item, a watch
  * event, a write's answer): the server stores none without a name, so its
- * type says so and no reader needs `metadata?.name ?? ""`. Objects the
+ * type says so and no reader needs a fallback for a missing name. Objects the
  * operator builds before writing them (generateName, a body) are not Named.
  */
 export type Named<T extends KubernetesObject> = T & { metadata: StoredMeta };
