@@ -128,7 +128,9 @@ describe("watches against a real API server", () => {
         .sort(),
     ).toEqual(expect.arrayContaining(["meanwhile", "one", "three", "two"]));
   });
+});
 
+describe("the operator across an API server restart", () => {
   it("keeps the operator working across an API server restart and reconciles a change made while it was away", async () => {
     op = await stack.startOperator({ as: false });
     const { informer: probe } = secretInformer("restart-a");
