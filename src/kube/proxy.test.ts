@@ -89,11 +89,15 @@ describe("proxy settings", () => {
   });
 });
 
-describe("OutboundAgent", () => {
+/**
+ * An https and an http server reachable only through the proxy, as
+ * only-through-proxy.test; listening (and the proxy started) for the
+ * describe block that calls this, closed after it.
+ */
+function throughProxyServers() {
   const cert = selfSignedCertificate({ dnsNames: ["only-through-proxy.test", "localhost"] });
   const seen: string[] = [];
-  let httpsPort = 0;
-  let httpPort = 0;
+  const ports = { https: 0, http: 0 };
   const tlsServer = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
     seen.push(`https ${req.headers.host} ${req.url}`);
     res.end("tls ok");
@@ -105,36 +109,40 @@ describe("OutboundAgent", () => {
   const servers = [tlsServer, plainServer];
   const proxy = new TestProxy((host, port) =>
     host === "only-through-proxy.test"
-      ? { host: "127.0.0.1", port: port === 443 ? httpsPort : httpPort }
+      ? { host: "127.0.0.1", port: port === 443 ? ports.https : ports.http }
       : undefined,
   );
-
   beforeAll(async () => {
     for (const s of servers) await new Promise<void>((ok) => s.listen(0, "127.0.0.1", ok));
-    httpsPort = (tlsServer.address() as AddressInfo).port;
-    httpPort = (plainServer.address() as AddressInfo).port;
+    ports.https = (tlsServer.address() as AddressInfo).port;
+    ports.http = (plainServer.address() as AddressInfo).port;
     await proxy.start();
   });
   afterAll(async () => {
     await proxy.close();
     for (const s of servers) await new Promise<void>((ok) => s.close(() => ok()));
   });
+  return { cert, seen, ports, proxy };
+}
 
-  /** GETs `url` through `agent`; `tls` rides on the request (serverAgent's way). */
-  const get = async (url: string, agent: Agent | http.Agent, tls = {}): Promise<string> => {
-    const mod = url.startsWith("https") ? await import("node:https") : await import("node:http");
-    return await new Promise((resolve, reject) => {
-      mod
-        .get(url, { agent, ...tls }, (res) => {
-          let body = "";
-          res.on("data", (c: Buffer) => {
-            body += c.toString();
-          });
-          res.on("end", () => resolve(body));
-        })
-        .on("error", reject);
-    });
-  };
+/** GETs `url` through `agent`; `tls` rides on the request (serverAgent's way). */
+async function get(url: string, agent: Agent | http.Agent, tls = {}): Promise<string> {
+  const mod = url.startsWith("https") ? await import("node:https") : await import("node:http");
+  return await new Promise((resolve, reject) => {
+    mod
+      .get(url, { agent, ...tls }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on("end", () => resolve(body));
+      })
+      .on("error", reject);
+  });
+}
+
+describe("OutboundAgent", () => {
+  const { cert, seen, ports, proxy } = throughProxyServers();
 
   it("tunnels https through CONNECT with the caller's TLS settings, reusing the tunnel", async () => {
     const routes: string[] = [];
@@ -160,7 +168,7 @@ describe("OutboundAgent", () => {
     proxy.log.length = 0;
     seen.length = 0;
     expect(await get("http://only-through-proxy.test/plain", agent)).toBe("plain ok");
-    expect(await get(`https://127.0.0.1:${httpsPort}/direct`, agent)).toBe("tls ok");
+    expect(await get(`https://127.0.0.1:${ports.https}/direct`, agent)).toBe("tls ok");
     expect(proxy.requests()).toEqual(["GET only-through-proxy.test:80"]);
     expect(seen[0]).toBe("http only-through-proxy.test /plain");
     agent.destroy();
@@ -175,7 +183,7 @@ describe("OutboundAgent", () => {
         keepAlive: true,
         settings: { httpsProxy: proxy.url, noProxy: "127.0.0.0/8" },
       });
-      const direct = serverAgent(new URL(`https://127.0.0.1:${httpsPort}`), {
+      const direct = serverAgent(new URL(`https://127.0.0.1:${ports.https}`), {
         keepAlive: true,
         settings: { httpsProxy: proxy.url, noProxy: "127.0.0.0/8" },
       });
@@ -185,7 +193,9 @@ describe("OutboundAgent", () => {
       seen.length = 0;
       for (let i = 0; i < 3; i++) {
         expect(await get(`https://only-through-proxy.test/v2/${i}`, through, tls)).toBe("tls ok");
-        expect(await get(`https://127.0.0.1:${httpsPort}/direct/${i}`, direct, tls)).toBe("tls ok");
+        expect(await get(`https://127.0.0.1:${ports.https}/direct/${i}`, direct, tls)).toBe(
+          "tls ok",
+        );
       }
       // One tunnel for three requests; the direct ones never reached the proxy.
       expect(proxy.requests()).toEqual(["CONNECT only-through-proxy.test:443"]);
