@@ -224,6 +224,14 @@ Each names the code that uses it (test/harness/rbac.ts holds the table).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
+# Tenants' ECRPullSecretClaims (informer), their finalizer (patch) and
+# Ready condition (status).
+- apiGroups: [ecrcreds.io]
+  resources: [ecrpullsecretclaims]
+  verbs: [list, watch, patch]
+- apiGroups: [ecrcreds.io]
+  resources: [ecrpullsecretclaims/status]
+  verbs: [patch]
 {{- if eq .Values.mode "deployment" }}
 # The pull-failure watch: Pending Pods (field-selected informer) and, only
 # with podRecovery.enabled (spec.podRecovery: Recreate), deleting a
