@@ -6,7 +6,8 @@
 // with the certificate of a kubernetes.io/tls Secret, with an optional role
 // assumed on top through STS (external ID, session tags). The SDK's own
 // providers do all of it but Roles Anywhere's CreateSession, which no SDK
-// signs: src/aws/roles-anywhere.ts does.
+// signs: src/aws/roles-anywhere.ts does. Which kinds of source there are is
+// the union in credential-source.ts; `baseStep` here makes each kind's.
 import {
   fromNodeProviderChain,
   fromTemporaryCredentials,
