@@ -200,30 +200,218 @@ async function kubectl(...args: string[]): Promise<{ stdout: string; stderr: str
   ]);
 }
 
-beforeAll(async () => {
-  stack = await startStack({
-    ops: OPS,
-    identities: [
-      {
-        accessKeyId: ACCESS_KEY,
-        secretAccessKey: SECRET_KEY,
-        accountId: ACCOUNT,
-        arn: `arn:aws:iam::${ACCOUNT}:user/${OPS}`,
-      },
-    ],
-    tokenLifetimeMs: 30 * 60_000,
+/** A Secret's changes in one namespace, in order: its resourceVersion and password (none once deleted). */
+type SecretHistory = Map<string, Array<{ rv: number; password?: string }>>;
+
+/**
+ * Every Secret change in our namespaces from now on, with its resourceVersion:
+ * what a Pod's reference named at the moment it was admitted. (The API
+ * server's resourceVersions are etcd revisions here, so they order events.)
+ * stop() ends the watch and returns its error, if it had one.
+ */
+async function watchSecretHistory(): Promise<{ history: SecretHistory; stop(): unknown }> {
+  const mine = new Set(ALL);
+  const history: SecretHistory = new Map();
+  const record = (s: Secret, deleted: boolean, rv: number) => {
+    const key = `${s.metadata?.namespace}/${s.metadata?.name}`;
+    const entries = history.get(key) ?? [];
+    entries.push(deleted ? { rv } : { rv, password: passwordIn(s) ?? "" });
+    history.set(key, entries);
+  };
+  const initial = await admin.list<Secret>(SECRETS);
+  const listRv = Number(initial.metadata?.resourceVersion);
+  for (const s of initial.items)
+    if (mine.has(s.metadata?.namespace ?? "")) record(s, false, listRv);
+  let watchError: unknown;
+  const watch = await admin.watch(
+    "/api/v1/secrets",
+    { resourceVersion: initial.metadata?.resourceVersion, allowWatchBookmarks: false },
+    (type, obj) => {
+      const s = obj as Secret;
+      if (!mine.has(s.metadata?.namespace ?? "")) return;
+      record(s, type === "DELETED", Number(s.metadata?.resourceVersion));
+    },
+    (err) => {
+      if (err) watchError = err;
+    },
+  );
+  return {
+    history,
+    stop() {
+      watch.abort();
+      return watchError;
+    },
+  };
+}
+
+/** An admitted probe Pod: its namespace, resourceVersion, time and pull-secret names. */
+interface ProbePod {
+  namespace: string;
+  rv: number;
+  at: Date;
+  refs: string[];
+}
+
+/**
+ * Pods admitted while migrate runs: one loop per namespace, so that even a
+ * short moment with a bad reference would catch some. stop() ends the loops.
+ */
+function startPodLoop(): { pods: ProbePod[]; stop(): Promise<void> } {
+  const pods: ProbePod[] = [];
+  let stopPods = false;
+  const podLoop = Promise.all(
+    ALL.map(async (namespace) => {
+      while (!stopPods) {
+        const at = new Date();
+        const pod = await k.core.createNamespacedPod({
+          namespace,
+          body: {
+            metadata: { generateName: "mig-probe-" },
+            spec: {
+              automountServiceAccountToken: false,
+              containers: [{ name: "app", image: `${HOST}/app:1` }],
+            },
+          },
+        });
+        pods.push({
+          namespace,
+          rv: Number(pod.metadata?.resourceVersion),
+          at,
+          refs: (pod.spec?.imagePullSecrets ?? []).map((r) => r.name ?? ""),
+        });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }),
+  );
+  return {
+    pods,
+    async stop() {
+      stopPods = true;
+      await podLoop;
+    },
+  };
+}
+
+/** Every namespace's Secret the new operator's, holding `password`; references as the user had them. */
+async function expectSecretsMoved(password: string): Promise<void> {
+  const owners: Record<string, string> = {};
+  for (const ns of FIXED) owners[ns] = "mig-fixed";
+  for (const ns of RENAMED) owners[ns] = "mig-renamed";
+  for (const ns of LONG) owners[ns] = "mig-long";
+  for (const ns of ALL) {
+    const name = RENAMED.includes(ns) ? "ecr-pull" : OLD;
+    const s = await readSecret(k, ns, name);
+    expect(s?.metadata?.labels?.[LABEL_MANAGED_BY], ns).toBe("ecr-creds-refresher");
+    expect(s?.metadata?.labels?.[LABEL_OWNER], ns).toBe(owners[ns]);
+    expect(passwordIn(s), ns).toBe(password);
+  }
+  // The user's own name is served, the old Secret gone; others' entries stay.
+  for (const ns of RENAMED) expect(await readSecret(k, ns, OLD), ns).toBeUndefined();
+  expect(await pullSecretsOf("mig-a")).toEqual([OLD]);
+  expect(await pullSecretsOf("mig-b")).toEqual([OLD, "dockerhub-pull"]);
+  expect(await pullSecretsOf("mig-c")).toEqual(["dockerhub-pull", "ecr-pull"]);
+  expect(await pullSecretsOf("mig-d")).toEqual(["ecr-pull"]);
+  expect(await pullSecretsOf("mig-l1")).toEqual([OLD]);
+  for (const ns of WITH_OTHERS) {
+    expect(passwordIn(await readSecret(k, ns, "dockerhub-pull"))).toBeUndefined();
+    expect((await readSecret(k, ns, "dockerhub-pull"))?.metadata?.labels).toBeUndefined();
+  }
+  // An adopted reference is now the new operator's: it goes with the resource.
+  const saB = await k.core.readNamespacedServiceAccount({ namespace: "mig-b", name: "default" });
+  expect(saB.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).toBe(`mig-fixed/${OLD}`);
+  // No unlabelled Secret of the old operator left anywhere.
+  for (const ns of ALL) {
+    const list = await k.core.listNamespacedSecret({ namespace: ns });
+    const unlabelled = list.items
+      .filter((s) => s.type === "kubernetes.io/dockerconfigjson" && !s.metadata?.labels)
+      .map((s) => s.metadata?.name);
+    expect(unlabelled, ns).toEqual(WITH_OTHERS.has(ns) ? ["dockerhub-pull"] : []);
+  }
+}
+
+/** The long list became a selector plus the absent names; the renamed resource's spec in full. */
+async function expectResourcesRewritten(): Promise<void> {
+  // The long list: a label on the namespaces that exist, a selector, the rest listed.
+  const long = (await k.custom.getClusterCustomObject({
+    group: "ecrcreds.io",
+    version: "v1alpha1",
+    plural: "ecrpullsecrets",
+    name: "mig-long",
+  })) as {
+    spec: { namespaceSelector?: unknown; namespaces?: string[]; adoptExisting?: boolean };
+  };
+  expect(long.spec.namespaceSelector).toEqual({
+    matchLabels: { "migrate.ecrcreds.io/mig-long": "true" },
   });
-  // The new operator, as its own ServiceAccount, already running when migrate starts.
-  await stack.startOperator();
-  ({ k, aws } = stack);
-  apps = k.kc.makeApiClient(AppsV1Api);
-  admin = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
-  const dir = await mkdtemp(join(tmpdir(), "mig-"));
-  kubectlCache = dir;
-  migratorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "migrator", dir);
-  await bindClusterAdmin(k, "mig-migrator", OPS, ["migrator"]);
-  // The old operator's rights, as its chart grants them: what proves that its
-  // Deployment is the old operator's (a namespace admin cannot grant them).
+  expect(long.spec.namespaces).toEqual(ABSENT);
+  expect(long.spec.adoptExisting).toBe(true);
+  for (const ns of LONG) {
+    const n = await k.core.readNamespace({ name: ns });
+    expect(n.metadata?.labels?.["migrate.ecrcreds.io/mig-long"]).toBe("true");
+  }
+  const renamed = (await k.custom.getClusterCustomObject({
+    group: "ecrcreds.io",
+    version: "v1alpha1",
+    plural: "ecrpullsecrets",
+    name: "mig-renamed",
+  })) as { spec: unknown };
+  expect(renamed.spec).toEqual({
+    secretName: "ecr-pull",
+    namespaces: RENAMED,
+    region: "us-east-1",
+    registries: [{ host: HOST }],
+    credentials: { secretRef: { name: "aws-creds", namespace: OPS } },
+    // The rest are the CRD's defaults.
+    serviceAccounts: ["default"],
+    serviceAccountFields: ["imagePullSecrets"],
+    deletionPolicy: "Delete",
+    adoptExisting: false,
+    podRecovery: "None",
+  });
+}
+
+/** Discovery lists ecrps once, and kubectl no longer has to choose. */
+async function expectKubectlSeesOnlyTheNewKind(): Promise<void> {
+  expect(await ecrpsInDiscovery()).toEqual(["ecrpullsecrets.ecrcreds.io/v1alpha1"]);
+  const got = await kubectl("get", "ecrps", "-o", "name");
+  expect(got.stderr).toBe("");
+  expect(
+    got.stdout
+      .split("\n")
+      .filter((l) => l.includes("mig-"))
+      .sort(),
+  ).toEqual([
+    "ecrpullsecret.ecrcreds.io/mig-fixed",
+    "ecrpullsecret.ecrcreds.io/mig-long",
+    "ecrpullsecret.ecrcreds.io/mig-renamed",
+  ]);
+}
+
+/**
+ * Each Pod, when admitted, named a Secret that existed and held a token the
+ * AWS double issued and that had not expired.
+ */
+function expectPodsNamedValidSecrets(pods: ProbePod[], history: SecretHistory): void {
+  expect(pods.length).toBeGreaterThan(ALL.length * 2);
+  const bad: string[] = [];
+  for (const pod of pods) {
+    const ok = pod.refs.some((name) => {
+      const entries = history.get(`${pod.namespace}/${name}`) ?? [];
+      const atAdmission = entries.filter((e) => e.rv <= pod.rv).at(-1);
+      return (
+        atAdmission?.password !== undefined && aws.isValidPassword(atAdmission.password, pod.at)
+      );
+    });
+    if (!ok) bad.push(`${pod.namespace} rv ${pod.rv}: ${pod.refs.join(",")}`);
+  }
+  expect(bad).toEqual([]);
+}
+
+/**
+ * The old operator's rights, as its chart grants them: what proves that its
+ * Deployment is the old operator's (a namespace admin cannot grant them).
+ */
+async function grantOldOperatorRights(): Promise<void> {
   await k.rbac.createClusterRole({
     body: {
       metadata: { name: "mig-old-operator" },
@@ -247,8 +435,10 @@ beforeAll(async () => {
       subjects: [{ kind: "ServiceAccount", name: "ecr-operator", namespace: OPS }],
     },
   });
+}
 
-  // The old operator's CRD, Deployment, Secrets, ServiceAccounts, resources.
+/** The old operator's CRD (served before this returns) and its Deployment at 0 replicas. */
+async function createOldOperator(): Promise<void> {
   await k.custom.createClusterCustomObject({ ...CRD_API, body: oldCrd });
   await waitFor("the old CRD to be served", async () => {
     try {
@@ -286,7 +476,13 @@ beforeAll(async () => {
       },
     },
   });
-  // A token the old operator would have written: issued by the AWS double.
+}
+
+/**
+ * A token the old operator would have written (issued by the AWS double), as
+ * its dockerconfigjson; its password becomes oldPassword.
+ */
+async function oldDockerConfig(): Promise<string> {
   const old = await fetchToken(
     "ecr",
     "us-east-1",
@@ -295,7 +491,7 @@ beforeAll(async () => {
   );
   oldPassword = old.password;
   const auth = Buffer.from(`${old.username}:${old.password}`).toString("base64");
-  const dockerconfig = JSON.stringify({
+  return JSON.stringify({
     auths: {
       [HOST]: {
         username: old.username,
@@ -305,46 +501,52 @@ beforeAll(async () => {
       },
     },
   });
-  for (const ns of ALL) {
-    await createNamespace(k, ns);
-    await waitForDefaultServiceAccount(k, ns);
+}
+
+/** A namespace as the old operator left it: its Secret, named alone (or with someone's added after) on "default". */
+async function createOldNamespace(ns: string, dockerconfig: string): Promise<void> {
+  await createNamespace(k, ns);
+  await waitForDefaultServiceAccount(k, ns);
+  await k.core.createNamespacedSecret({
+    namespace: ns,
+    body: {
+      metadata: { name: OLD },
+      type: "kubernetes.io/dockerconfigjson",
+      data: { ".dockerconfigjson": Buffer.from(dockerconfig).toString("base64") },
+    },
+  });
+  // The old operator replaced the whole list with its one name.
+  await k.core.patchNamespacedServiceAccount(
+    { namespace: ns, name: "default", body: { imagePullSecrets: [{ name: OLD }] } },
+    mergePatch,
+  );
+  if (WITH_OTHERS.has(ns)) {
+    // Someone added theirs afterwards.
     await k.core.createNamespacedSecret({
       namespace: ns,
       body: {
-        metadata: { name: OLD },
+        metadata: { name: "dockerhub-pull" },
         type: "kubernetes.io/dockerconfigjson",
-        data: { ".dockerconfigjson": Buffer.from(dockerconfig).toString("base64") },
+        data: {
+          ".dockerconfigjson": Buffer.from(
+            JSON.stringify({ auths: { "docker.io": { username: "u", password: "p" } } }),
+          ).toString("base64"),
+        },
       },
     });
-    // The old operator replaced the whole list with its one name.
     await k.core.patchNamespacedServiceAccount(
-      { namespace: ns, name: "default", body: { imagePullSecrets: [{ name: OLD }] } },
+      {
+        namespace: ns,
+        name: "default",
+        body: { imagePullSecrets: [{ name: OLD }, { name: "dockerhub-pull" }] },
+      },
       mergePatch,
     );
-    if (WITH_OTHERS.has(ns)) {
-      // Someone added theirs afterwards.
-      await k.core.createNamespacedSecret({
-        namespace: ns,
-        body: {
-          metadata: { name: "dockerhub-pull" },
-          type: "kubernetes.io/dockerconfigjson",
-          data: {
-            ".dockerconfigjson": Buffer.from(
-              JSON.stringify({ auths: { "docker.io": { username: "u", password: "p" } } }),
-            ).toString("base64"),
-          },
-        },
-      });
-      await k.core.patchNamespacedServiceAccount(
-        {
-          namespace: ns,
-          name: "default",
-          body: { imagePullSecrets: [{ name: OLD }, { name: "dockerhub-pull" }] },
-        },
-        mergePatch,
-      );
-    }
   }
+}
+
+/** The old operator's three resources, each with kopf's finalizer and last-handled annotation. */
+async function createOldResources(): Promise<void> {
   const oldResource = (name: string, spec: object) => ({
     apiVersion: "alchemy.com/v1alpha1",
     kind: "ECRPullSecret",
@@ -362,6 +564,37 @@ beforeAll(async () => {
   ] as const) {
     await k.custom.createClusterCustomObject({ ...OLD_API, body: oldResource(name, spec) });
   }
+}
+
+beforeAll(async () => {
+  stack = await startStack({
+    ops: OPS,
+    identities: [
+      {
+        accessKeyId: ACCESS_KEY,
+        secretAccessKey: SECRET_KEY,
+        accountId: ACCOUNT,
+        arn: `arn:aws:iam::${ACCOUNT}:user/${OPS}`,
+      },
+    ],
+    tokenLifetimeMs: 30 * 60_000,
+  });
+  // The new operator, as its own ServiceAccount, already running when migrate starts.
+  await stack.startOperator();
+  ({ k, aws } = stack);
+  apps = k.kc.makeApiClient(AppsV1Api);
+  admin = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
+  const dir = await mkdtemp(join(tmpdir(), "mig-"));
+  kubectlCache = dir;
+  migratorKubeconfig = await kubeconfigForServiceAccount(k, OPS, "migrator", dir);
+  await bindClusterAdmin(k, "mig-migrator", OPS, ["migrator"]);
+  await grantOldOperatorRights();
+
+  // The old operator's CRD, Deployment, Secrets, ServiceAccounts, resources.
+  await createOldOperator();
+  const dockerconfig = await oldDockerConfig();
+  for (const ns of ALL) await createOldNamespace(ns, dockerconfig);
+  await createOldResources();
 });
 
 afterAll(async () => {
@@ -465,7 +698,9 @@ describe("migrate from the alchemy.com operator", () => {
       mergePatch,
     );
   });
+});
 
+describe("migrate from the alchemy.com operator: --apply", () => {
   it("--apply moves every namespace to the new operator; Pods admitted meanwhile always name a valid Secret", async () => {
     // Before: both CRDs declare ecrps; kubectl has to guess.
     expect(await ecrpsInDiscovery()).toEqual([
@@ -479,63 +714,10 @@ describe("migrate from the alchemy.com operator", () => {
     );
     expect(before.stdout).toContain("ecrpullsecret.alchemy.com/mig-fixed");
 
-    // Every Secret change in our namespaces, with its resourceVersion: what a
-    // Pod's reference named at the moment it was admitted. (The API server's
-    // resourceVersions are etcd revisions here, so they order events.)
-    const mine = new Set(ALL);
-    const history = new Map<string, Array<{ rv: number; password?: string }>>();
-    const record = (s: Secret, deleted: boolean, rv: number) => {
-      const key = `${s.metadata?.namespace}/${s.metadata?.name}`;
-      const entries = history.get(key) ?? [];
-      entries.push(deleted ? { rv } : { rv, password: passwordIn(s) ?? "" });
-      history.set(key, entries);
-    };
-    const initial = await admin.list<Secret>(SECRETS);
-    const listRv = Number(initial.metadata?.resourceVersion);
-    for (const s of initial.items)
-      if (mine.has(s.metadata?.namespace ?? "")) record(s, false, listRv);
-    let watchError: unknown;
-    const watch = await admin.watch(
-      "/api/v1/secrets",
-      { resourceVersion: initial.metadata?.resourceVersion, allowWatchBookmarks: false },
-      (type, obj) => {
-        const s = obj as Secret;
-        if (!mine.has(s.metadata?.namespace ?? "")) return;
-        record(s, type === "DELETED", Number(s.metadata?.resourceVersion));
-      },
-      (err) => {
-        if (err) watchError = err;
-      },
-    );
+    const secrets = await watchSecretHistory();
 
-    // Pods admitted while migrate runs: one loop per namespace, so that even
-    // a short moment with a bad reference would catch some.
-    const pods: Array<{ namespace: string; rv: number; at: Date; refs: string[] }> = [];
-    let stopPods = false;
-    const podLoop = Promise.all(
-      ALL.map(async (namespace) => {
-        while (!stopPods) {
-          const at = new Date();
-          const pod = await k.core.createNamespacedPod({
-            namespace,
-            body: {
-              metadata: { generateName: "mig-probe-" },
-              spec: {
-                automountServiceAccountToken: false,
-                containers: [{ name: "app", image: `${HOST}/app:1` }],
-              },
-            },
-          });
-          pods.push({
-            namespace,
-            rv: Number(pod.metadata?.resourceVersion),
-            at,
-            refs: (pod.spec?.imagePullSecrets ?? []).map((r) => r.name ?? ""),
-          });
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      }),
-    );
+    const probes = startPodLoop();
+    const pods = probes.pods;
     await waitFor("Pods admitted before migrate", async () =>
       pods.length >= ALL.length ? true : undefined,
     );
@@ -548,9 +730,8 @@ describe("migrate from the alchemy.com operator", () => {
     await waitFor("Pods admitted after migrate", async () =>
       pods.length >= after + ALL.length ? true : undefined,
     );
-    stopPods = true;
-    await podLoop;
-    watch.abort();
+    await probes.stop();
+    const watchError = secrets.stop();
     expect(result.err).toBe("");
     expect(result.code).toBe(0);
     expect(result.out).toContain("done\n");
@@ -561,111 +742,16 @@ describe("migrate from the alchemy.com operator", () => {
     expect(fresh).toHaveLength(1);
     const password = fresh[0]?.password ?? "";
     expect(password).not.toBe(oldPassword);
-    const owners: Record<string, string> = {};
-    for (const ns of FIXED) owners[ns] = "mig-fixed";
-    for (const ns of RENAMED) owners[ns] = "mig-renamed";
-    for (const ns of LONG) owners[ns] = "mig-long";
-    for (const ns of ALL) {
-      const name = RENAMED.includes(ns) ? "ecr-pull" : OLD;
-      const s = await readSecret(k, ns, name);
-      expect(s?.metadata?.labels?.[LABEL_MANAGED_BY], ns).toBe("ecr-creds-refresher");
-      expect(s?.metadata?.labels?.[LABEL_OWNER], ns).toBe(owners[ns]);
-      expect(passwordIn(s), ns).toBe(password);
-    }
-    // The user's own name is served, the old Secret gone; others' entries stay.
-    for (const ns of RENAMED) expect(await readSecret(k, ns, OLD), ns).toBeUndefined();
-    expect(await pullSecretsOf("mig-a")).toEqual([OLD]);
-    expect(await pullSecretsOf("mig-b")).toEqual([OLD, "dockerhub-pull"]);
-    expect(await pullSecretsOf("mig-c")).toEqual(["dockerhub-pull", "ecr-pull"]);
-    expect(await pullSecretsOf("mig-d")).toEqual(["ecr-pull"]);
-    expect(await pullSecretsOf("mig-l1")).toEqual([OLD]);
-    for (const ns of WITH_OTHERS) {
-      expect(passwordIn(await readSecret(k, ns, "dockerhub-pull"))).toBeUndefined();
-      expect((await readSecret(k, ns, "dockerhub-pull"))?.metadata?.labels).toBeUndefined();
-    }
-    // An adopted reference is now the new operator's: it goes with the resource.
-    const saB = await k.core.readNamespacedServiceAccount({ namespace: "mig-b", name: "default" });
-    expect(saB.metadata?.annotations?.[ANNOTATION_ADDED_PULL_SECRETS]).toBe(`mig-fixed/${OLD}`);
-    // No unlabelled Secret of the old operator left anywhere.
-    for (const ns of ALL) {
-      const list = await k.core.listNamespacedSecret({ namespace: ns });
-      const unlabelled = list.items
-        .filter((s) => s.type === "kubernetes.io/dockerconfigjson" && !s.metadata?.labels)
-        .map((s) => s.metadata?.name);
-      expect(unlabelled, ns).toEqual(WITH_OTHERS.has(ns) ? ["dockerhub-pull"] : []);
-    }
+    await expectSecretsMoved(password);
 
-    // The long list: a label on the namespaces that exist, a selector, the rest listed.
-    const long = (await k.custom.getClusterCustomObject({
-      group: "ecrcreds.io",
-      version: "v1alpha1",
-      plural: "ecrpullsecrets",
-      name: "mig-long",
-    })) as {
-      spec: { namespaceSelector?: unknown; namespaces?: string[]; adoptExisting?: boolean };
-    };
-    expect(long.spec.namespaceSelector).toEqual({
-      matchLabels: { "migrate.ecrcreds.io/mig-long": "true" },
-    });
-    expect(long.spec.namespaces).toEqual(ABSENT);
-    expect(long.spec.adoptExisting).toBe(true);
-    for (const ns of LONG) {
-      const n = await k.core.readNamespace({ name: ns });
-      expect(n.metadata?.labels?.["migrate.ecrcreds.io/mig-long"]).toBe("true");
-    }
-    const renamed = (await k.custom.getClusterCustomObject({
-      group: "ecrcreds.io",
-      version: "v1alpha1",
-      plural: "ecrpullsecrets",
-      name: "mig-renamed",
-    })) as { spec: unknown };
-    expect(renamed.spec).toEqual({
-      secretName: "ecr-pull",
-      namespaces: RENAMED,
-      region: "us-east-1",
-      registries: [{ host: HOST }],
-      credentials: { secretRef: { name: "aws-creds", namespace: OPS } },
-      // The rest are the CRD's defaults.
-      serviceAccounts: ["default"],
-      serviceAccountFields: ["imagePullSecrets"],
-      deletionPolicy: "Delete",
-      adoptExisting: false,
-      podRecovery: "None",
-    });
+    await expectResourcesRewritten();
 
     // The old resources are gone, kopf's finalizer did not hold them.
     expect(await oldResources()).toEqual([]);
 
-    // Discovery lists ecrps once, and kubectl no longer has to choose.
-    expect(await ecrpsInDiscovery()).toEqual(["ecrpullsecrets.ecrcreds.io/v1alpha1"]);
-    const got = await kubectl("get", "ecrps", "-o", "name");
-    expect(got.stderr).toBe("");
-    expect(
-      got.stdout
-        .split("\n")
-        .filter((l) => l.includes("mig-"))
-        .sort(),
-    ).toEqual([
-      "ecrpullsecret.ecrcreds.io/mig-fixed",
-      "ecrpullsecret.ecrcreds.io/mig-long",
-      "ecrpullsecret.ecrcreds.io/mig-renamed",
-    ]);
+    await expectKubectlSeesOnlyTheNewKind();
 
-    // Each Pod, when admitted, named a Secret that existed and held a token
-    // the AWS double issued and that had not expired.
-    expect(pods.length).toBeGreaterThan(ALL.length * 2);
-    const bad: string[] = [];
-    for (const pod of pods) {
-      const ok = pod.refs.some((name) => {
-        const entries = history.get(`${pod.namespace}/${name}`) ?? [];
-        const atAdmission = entries.filter((e) => e.rv <= pod.rv).at(-1);
-        return (
-          atAdmission?.password !== undefined && aws.isValidPassword(atAdmission.password, pod.at)
-        );
-      });
-      if (!ok) bad.push(`${pod.namespace} rv ${pod.rv}: ${pod.refs.join(",")}`);
-    }
-    expect(bad).toEqual([]);
+    expectPodsNamedValidSecrets(pods, secrets.history);
     // The loop spanned the switch: Pods named only the old Secret, later only the new.
     const renamedRefs = pods.filter((p) => p.namespace === "mig-d").map((p) => p.refs.join(","));
     expect(renamedRefs[0]).toBe(OLD);
