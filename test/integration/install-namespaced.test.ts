@@ -234,7 +234,9 @@ describe("rbac.scope=namespaced", () => {
       true,
     );
   });
+});
 
+describe("rbac.scope=namespaced: the operator at work", () => {
   it("serves the granted namespaces: Secrets, ServiceAccount merge, status, refresh", async () => {
     for (const ns of SERVED) await waitForDefaultServiceAccount(k, ns);
     // Someone else's entry, which the merge keeps.
@@ -332,7 +334,9 @@ describe("rbac.scope=namespaced", () => {
     expect(await pullSecretsOf("nsi-a")).toEqual([]);
     expect(await pullSecretsOf("nsi-b")).toEqual(["other"]);
   });
+});
 
+describe("rbac.scope=namespaced: once, and the audit log", () => {
   it("runs `once` (the CronJob mode) under the same Roles", async () => {
     await op?.stop();
     op = undefined;
