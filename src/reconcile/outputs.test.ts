@@ -24,6 +24,7 @@ import {
   desiredPassSecrets,
   hostSpellings,
   OUTPUT_FORMATS,
+  OUTPUT_SPEC_FIELDS,
   withHostVariants,
 } from "./outputs.js";
 
@@ -313,5 +314,12 @@ describe("desiredPassSecrets", () => {
     expect(every.keeps("gitops", argo, targets)).toBe(true);
     expect(every.keeps("gitops", "ecr-pull", targets)).toBe(false);
     expect(every.keeps("team-a", "other", targets)).toBe(false);
+    // Which format a conflicting Secret is, for the spec field a message names.
+    expect(every.formatOf("team-b", "ecr-docker-config")).toBe("configJson");
+    expect(every.formatOf("gitops", argo)).toBe("argoCD");
+    expect(every.formatOf("gitops", "unrelated")).toBeUndefined();
+    expect(OUTPUT_SPEC_FIELDS[every.formatOf("team-a", "ecr-pull") ?? "pull"]).toBe(
+      "spec.secretName",
+    );
   });
 });

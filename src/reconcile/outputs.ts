@@ -218,6 +218,12 @@ export interface PassSecrets {
   argoCD: readonly DesiredSecret[];
   /** Whether a Secret is an output of the pass over these target namespaces: what cleanup keeps. */
   keeps(namespace: string, name: string, targets: ReadonlySet<string>): boolean;
+  /**
+   * Which format a Secret of this pass is (its spec field is
+   * OUTPUT_SPEC_FIELDS[format], for messages); undefined: none of the pass's.
+   * A per-namespace format is found by name alone, in any namespace.
+   */
+  formatOf(namespace: string, name: string): OutputFormat | undefined;
 }
 
 /** What every format is built from in one pass: the pull Secret's builder is the others' base. */
@@ -286,6 +292,13 @@ export function desiredPassSecrets(
     keeps(namespace, name, targets) {
       if (targets.has(namespace) && perTarget.some((f) => f.name === name)) return true;
       return elsewhere.some((s) => s.metadata.namespace === namespace && s.metadata.name === name);
+    },
+    formatOf(namespace, name) {
+      const at = (s: DesiredSecret) =>
+        s.metadata.namespace === namespace && s.metadata.name === name;
+      return formats.find((f) =>
+        f.placement === "targetNamespaces" ? f.name === name : f.secrets.some(at),
+      )?.format;
     },
   };
 }
