@@ -123,40 +123,52 @@ afterAll(async () => {
   if (s) await deleteNamespaces(s.k, namespaces);
 });
 
+/**
+ * Someone else's pull Secret "other-pull" for ghcr.io in `ns`, put on its
+ * default ServiceAccount (at `resourceVersion`); returns its username and password.
+ */
+async function addOtherRegistrySecret(
+  ns: string,
+  resourceVersion: string | undefined,
+): Promise<{ username: string; password: string }> {
+  const other = { username: "octo", password: "other-registry-password" };
+  await s.k.core.createNamespacedSecret({
+    namespace: ns,
+    body: {
+      metadata: { name: "other-pull" },
+      type: "kubernetes.io/dockerconfigjson",
+      stringData: {
+        ".dockerconfigjson": JSON.stringify({
+          auths: {
+            "ghcr.io": {
+              ...other,
+              auth: Buffer.from(`${other.username}:${other.password}`).toString("base64"),
+            },
+          },
+        }),
+      },
+    },
+  });
+  await s.k.core.patchNamespacedServiceAccount(
+    {
+      namespace: ns,
+      name: "default",
+      body: {
+        metadata: { resourceVersion },
+        imagePullSecrets: [{ name: "other-pull" }],
+      },
+    },
+    mergePatch,
+  );
+  return other;
+}
+
 describe("the kubelet's own keyring", () => {
   it("resolves each registry of a multi-registry resource to exactly the password AWS issued for it, and other registries to the Pod's other Secret", async () => {
     const ns = await namespace("kr-a");
     const sa = await waitForDefaultServiceAccount(s.k, ns);
     // Someone else's pull Secret for another registry, already on the ServiceAccount.
-    const other = { username: "octo", password: "other-registry-password" };
-    await s.k.core.createNamespacedSecret({
-      namespace: ns,
-      body: {
-        metadata: { name: "other-pull" },
-        type: "kubernetes.io/dockerconfigjson",
-        stringData: {
-          ".dockerconfigjson": JSON.stringify({
-            auths: {
-              "ghcr.io": {
-                ...other,
-                auth: Buffer.from(`${other.username}:${other.password}`).toString("base64"),
-              },
-            },
-          }),
-        },
-      },
-    });
-    await s.k.core.patchNamespacedServiceAccount(
-      {
-        namespace: ns,
-        name: "default",
-        body: {
-          metadata: { resourceVersion: sa.metadata?.resourceVersion },
-          imagePullSecrets: [{ name: "other-pull" }],
-        },
-      },
-      mergePatch,
-    );
+    const other = await addOtherRegistrySecret(ns, sa.metadata?.resourceVersion);
 
     const useast = `${ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com`;
     const euwest = "343434343434.dkr.ecr.eu-west-1.amazonaws.com";
@@ -241,14 +253,17 @@ describe("the kubelet's own keyring", () => {
   });
 });
 
-describe("one resource with every output", () => {
-  const NAME = "every";
-  let a: string;
-  let b: string;
-  let argoName: string;
-  let createdAt: number;
-  const pullOf = (ns: string) => secretOf(ns, "every-pull");
+// "One resource with every output": its namespaces, its Argo CD Secret's
+// name and when it was made, shared by the describes below (set up in the
+// first, the token lifetime put back in the last).
+const NAME = "every";
+let a: string;
+let b: string;
+let argoName: string;
+let createdAt: number;
+const pullOf = (ns: string) => secretOf(ns, "every-pull");
 
+describe("one resource with every output", () => {
   beforeAll(async () => {
     s.aws.tokenLifetimeMs = SHORT_LIFETIME_MS;
     a = await namespace("every-a");
@@ -274,10 +289,6 @@ describe("one resource with every output", () => {
     });
     await ready(NAME);
     argoName = `every-helm-${registry.host.replace(":", "-")}`;
-  });
-
-  afterAll(() => {
-    s.aws.tokenLifetimeMs = 12 * HOUR;
   });
 
   it("writes an Argo CD repo-creds Secret that helm pull oci:// accepts, refused with the pre-refresh password once expired, accepted again after the refresh", async () => {
@@ -324,7 +335,9 @@ describe("one resource with every output", () => {
     expect(again.stderr).toMatch(/^Pulled: /);
     expect(again.code).toBe(0);
   });
+});
 
+describe("one resource with every output: config.json, Tekton and the template", () => {
   it("writes a config.json Secret that crane (Kaniko's keychain) reads a manifest with", async () => {
     const secret = await secretOf(a, "every-docker-config");
     expect(secret.type).toBe("Opaque");
@@ -386,7 +399,9 @@ describe("one resource with every output", () => {
       expect(secret.metadata?.labels?.team).toBe("platform");
     }
   });
+});
 
+describe("one resource with every output: rotation in place", () => {
   it("rotates in place over three refreshes: same UIDs, identical auths bytes in every namespace, only patches", async () => {
     const keys = [
       [a, "every-pull"],
@@ -461,6 +476,12 @@ describe("one resource with every output", () => {
       ).toBe(true);
       expect(list.length, key).toBeGreaterThanOrEqual(4);
     }
+  });
+});
+
+describe("one resource with every output: deletion", () => {
+  afterAll(() => {
+    s.aws.tokenLifetimeMs = 12 * HOUR;
   });
 
   it("removes every output it made when the resource is deleted (deletionPolicy Delete), leaving others' entries", async () => {
