@@ -148,6 +148,81 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** The operator holds the chart's Lease (15 s) and answers the chart's liveness and readiness probes. */
+async function expectLeaseAndProbes(): Promise<void> {
+  const coordination = k.kc.makeApiClient(CoordinationV1Api);
+  const lease = await waitFor("the operator to take the chart's Lease", async () => {
+    try {
+      const l = await coordination.readNamespacedLease({ namespace: NS, name: FULL });
+      return l.spec?.holderIdentity ? l : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  expect(lease.spec?.leaseDurationSeconds).toBe(15);
+  const c = rendered("Deployment").spec?.template?.spec?.containers?.[0];
+  const live = await waitFor("the liveness probe path to answer", async () => {
+    const r = await get(c?.livenessProbe.httpGet.path ?? "", healthPort).catch(() => undefined);
+    return r?.status === 200 ? r : undefined;
+  });
+  expect(live.body).toBe("ok\n");
+  const ready = await waitFor("the readiness probe path to answer 200", async () => {
+    const r = await get(c?.readinessProbe.httpGet.path ?? "", healthPort).catch(() => undefined);
+    return r?.status === 200 ? r : undefined;
+  });
+  expect(ready.body).toBe("ok\n");
+}
+
+/**
+ * A namespace created now (watch on namespaces) gets the Secret once its
+ * default ServiceAccount arrives (watch on serviceaccounts); a managed Secret
+ * deleted by hand comes back (watch on labelled Secrets).
+ */
+async function expectLateNamespaceAndRepair(password: string | undefined): Promise<void> {
+  await stack.namespace(LATE);
+  await waitFor("the late namespace's default ServiceAccount to reference ecr-pull", async () => {
+    const s = await k.core
+      .readNamespacedServiceAccount({ namespace: LATE, name: "default" })
+      .catch(() => undefined);
+    return s?.imagePullSecrets?.some((r) => r.name === "ecr-pull") ? true : undefined;
+  });
+  expect(await passwordIn(LATE)).toBe(password);
+  // A managed Secret deleted by hand comes back (watch on labelled Secrets).
+  await k.core.deleteNamespacedSecret({ namespace: "inst-a", name: "ecr-pull" });
+  await waitFor("inst-a's Secret to be written again", async () =>
+    (await passwordIn("inst-a")) === password ? true : undefined,
+  );
+}
+
+/**
+ * A resource naming a missing credentials Secret gets a Warning Event, in
+ * "default": the only namespace where the API server takes core/v1 Events
+ * about a cluster-scoped object.
+ */
+async function expectWarningEvent(): Promise<void> {
+  await applyResource(k, "inst-bad", {
+    secretName: "ecr-pull-bad",
+    namespaces: ["inst-a"],
+    registries: [{ accountId: ACCOUNT }],
+    credentials: { secretRef: { name: "no-such-secret", namespace: NS } },
+  });
+  const event = await waitFor("a CredentialsSecretNotFound Event", async () => {
+    const list = await k.core.listNamespacedEvent({ namespace: "default" });
+    return list.items.find(
+      (e) => e.involvedObject.name === "inst-bad" && e.reason === "CredentialsSecretNotFound",
+    );
+  });
+  expect(event.type).toBe("Warning");
+  expect(event.involvedObject.kind).toBe("ECRPullSecret");
+  expect(readyCondition(await getResource(k, "inst-bad"))?.reason).toBe(
+    "CredentialsSecretNotFound",
+  );
+  await deleteResource(k, "inst-bad");
+  await waitFor("inst-bad to be gone", async () =>
+    (await getResource(k, "inst-bad")) === undefined ? true : undefined,
+  );
+}
+
 describe("the chart on a real API server", () => {
   it("applies the rendered CRD, ClusterRole, Role, bindings and ServiceAccount", async () => {
     // The operator's ClusterRole, and the viewer and editor roles for people.
@@ -199,7 +274,9 @@ describe("the chart on a real API server", () => {
     const props = spec.properties as Record<string, { enum?: string[] }>;
     expect(props.deletionPolicy?.enum).toEqual(["Delete", "Retain"]);
   });
+});
 
+describe("the chart on a real API server: the operator at work", () => {
   it("runs the operator with the chart's ServiceAccount: Lease, probes, Secrets, ServiceAccount merge, status, Events", async () => {
     since = Date.now() - 1000;
     // inst-b holds a dockerconfigjson Secret of the same name that the
@@ -214,27 +291,7 @@ describe("the chart on a real API server", () => {
     });
     op = stack.startProcess(operatorArgs, operatorEnv);
 
-    const coordination = k.kc.makeApiClient(CoordinationV1Api);
-    const lease = await waitFor("the operator to take the chart's Lease", async () => {
-      try {
-        const l = await coordination.readNamespacedLease({ namespace: NS, name: FULL });
-        return l.spec?.holderIdentity ? l : undefined;
-      } catch {
-        return undefined;
-      }
-    });
-    expect(lease.spec?.leaseDurationSeconds).toBe(15);
-    const c = rendered("Deployment").spec?.template?.spec?.containers?.[0];
-    const live = await waitFor("the liveness probe path to answer", async () => {
-      const r = await get(c?.livenessProbe.httpGet.path ?? "", healthPort).catch(() => undefined);
-      return r?.status === 200 ? r : undefined;
-    });
-    expect(live.body).toBe("ok\n");
-    const ready = await waitFor("the readiness probe path to answer 200", async () => {
-      const r = await get(c?.readinessProbe.httpGet.path ?? "", healthPort).catch(() => undefined);
-      return r?.status === 200 ? r : undefined;
-    });
-    expect(ready.body).toBe("ok\n");
+    await expectLeaseAndProbes();
 
     // Created after the operator started: its watch on ecrpullsecrets sees it.
     await applyResource(k, "inst", {
@@ -267,45 +324,9 @@ describe("the chart on a real API server", () => {
       expect(sa.imagePullSecrets?.map((r) => r.name)).toEqual(["ecr-pull"]);
     }
 
-    // A namespace created now (watch on namespaces) whose default
-    // ServiceAccount arrives a moment later (watch on serviceaccounts).
-    await stack.namespace(LATE);
-    await waitFor("the late namespace's default ServiceAccount to reference ecr-pull", async () => {
-      const s = await k.core
-        .readNamespacedServiceAccount({ namespace: LATE, name: "default" })
-        .catch(() => undefined);
-      return s?.imagePullSecrets?.some((r) => r.name === "ecr-pull") ? true : undefined;
-    });
-    expect(await passwordIn(LATE)).toBe(password);
-    // A managed Secret deleted by hand comes back (watch on labelled Secrets).
-    await k.core.deleteNamespacedSecret({ namespace: "inst-a", name: "ecr-pull" });
-    await waitFor("inst-a's Secret to be written again", async () =>
-      (await passwordIn("inst-a")) === password ? true : undefined,
-    );
+    await expectLateNamespaceAndRepair(password);
 
-    // A Warning Event, in "default": the only namespace where the API server
-    // takes core/v1 Events about a cluster-scoped object.
-    await applyResource(k, "inst-bad", {
-      secretName: "ecr-pull-bad",
-      namespaces: ["inst-a"],
-      registries: [{ accountId: ACCOUNT }],
-      credentials: { secretRef: { name: "no-such-secret", namespace: NS } },
-    });
-    const event = await waitFor("a CredentialsSecretNotFound Event", async () => {
-      const list = await k.core.listNamespacedEvent({ namespace: "default" });
-      return list.items.find(
-        (e) => e.involvedObject.name === "inst-bad" && e.reason === "CredentialsSecretNotFound",
-      );
-    });
-    expect(event.type).toBe("Warning");
-    expect(event.involvedObject.kind).toBe("ECRPullSecret");
-    expect(readyCondition(await getResource(k, "inst-bad"))?.reason).toBe(
-      "CredentialsSecretNotFound",
-    );
-    await deleteResource(k, "inst-bad");
-    await waitFor("inst-bad to be gone", async () =>
-      (await getResource(k, "inst-bad")) === undefined ? true : undefined,
-    );
+    await expectWarningEvent();
   });
 
   it("runs `check --resource` with the same identity (reads the resource and the credentials Secret)", async () => {
@@ -314,7 +335,9 @@ describe("the chart on a real API server", () => {
     expect(r.output).not.toContain(KEYS.AWS_SECRET_ACCESS_KEY);
     expect(r.code).toBe(0);
   });
+});
 
+describe("the chart on a real API server: cleanup, and never refused", () => {
   it("cleans up on delete with those permissions: Secrets, ServiceAccount references, finalizer", async () => {
     await deleteResource(k, "inst");
     await waitFor("inst to be gone (finalizer removed)", async () =>
@@ -445,7 +468,9 @@ describe("least privilege", () => {
     expect(unknown, "API calls with no RBAC rule in the chart").toEqual([]);
     expect(calls.size).toBeGreaterThanOrEqual(20);
   });
+});
 
+describe("least privilege: SubjectAccessReview", () => {
   it("denies what the operator does not need (SubjectAccessReview) and allows what it does", async () => {
     const denied: Array<[string, string, Parameters<typeof allowed>[2]?]> = [
       ["create", "pods", { namespace: "inst-a" }],
@@ -503,24 +528,24 @@ describe("least privilege", () => {
 
 // --- once ------------------------------------------------------------------------
 
+/** The CronJob's arguments, with the chart's identity. */
+function onceArgs(): string[] {
+  const cron = helmTemplate(["--set", "mode=cronjob"]).find((o) => o.kind === "CronJob") as
+    | {
+        spec: {
+          jobTemplate: { spec: { template: { spec: { containers: RenderedContainer[] } } } };
+        };
+      }
+    | undefined;
+  const args = cron?.spec.jobTemplate.spec.template.spec.containers[0]?.args ?? [];
+  expect(args[0]).toBe("once");
+  // A floor low enough for the test's short-lived tokens.
+  return [...args, "--min-refresh-interval=200ms"];
+}
+
 describe("once (the CronJob mode) against the control plane", () => {
   let short: AwsDouble;
   let onceEnv: Record<string, string>;
-  // The CronJob's arguments, with the chart's identity.
-  const onceArgs = () => {
-    const cron = helmTemplate(["--set", "mode=cronjob"]).find((o) => o.kind === "CronJob") as
-      | {
-          spec: {
-            jobTemplate: { spec: { template: { spec: { containers: RenderedContainer[] } } } };
-          };
-        }
-      | undefined;
-    const args = cron?.spec.jobTemplate.spec.template.spec.containers[0]?.args ?? [];
-    expect(args[0]).toBe("once");
-    // A floor low enough for the test's short-lived tokens.
-    return [...args, "--min-refresh-interval=200ms"];
-  };
-
   beforeAll(async () => {
     // Tokens that reach their refresh point within seconds.
     short = new AwsDouble({ tokenLifetimeMs: 8_000 });
