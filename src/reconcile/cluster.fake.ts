@@ -48,7 +48,7 @@ export class FakeCluster implements Cluster {
     const name = resource.metadata?.name ?? "";
     this.resourcesByName.set(name, {
       ...clone(resource),
-      metadata: { ...resource.metadata, resourceVersion: this.rv() },
+      metadata: { ...resource.metadata, name, resourceVersion: this.rv() },
     });
   }
 

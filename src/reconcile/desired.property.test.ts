@@ -148,7 +148,12 @@ describe("secretPatch under merge-patch semantics", () => {
         // so that "no difference" is reached often, not only by chance.
         const start: SecretView = {
           type: d.type,
-          metadata: { labels: o.labels, annotations: o.annotations },
+          metadata: {
+            name: "pull",
+            namespace: "team-a",
+            labels: o.labels,
+            annotations: o.annotations,
+          },
           data: o.data,
         };
         const base = startDesired ? mergePatch(start, secretPatch(d, undefined)) : start;
@@ -163,7 +168,9 @@ describe("secretPatch under merge-patch semantics", () => {
     fc.assert(
       fc.property(desiredInput, fc.constantFrom("Opaque", "kubernetes.io/tls"), (input, type) => {
         const d = desiredFrom(input);
-        expect(secretDiffers(d, { type, metadata: {}, data: {} })).toBe(true);
+        expect(
+          secretDiffers(d, { type, metadata: { name: "pull", namespace: "team-a" }, data: {} }),
+        ).toBe(true);
         expect(secretPatch(d, "1")).not.toHaveProperty("type");
       }),
     );

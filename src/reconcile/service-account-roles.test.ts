@@ -6,7 +6,11 @@ import { planServiceAccountRoles, roleSecretName } from "./service-account-roles
 const A = "arn:aws:iam::111122223333:role/team-a-pull";
 const B = "arn:aws:iam::111122223333:role/team-b-pull";
 const sa = (name: string, role?: string): ServiceAccountView => ({
-  metadata: { name, ...(role ? { annotations: { [ANNOTATION_ECR_ROLE_ARN]: role } } : {}) },
+  metadata: {
+    name,
+    namespace: "team-a",
+    ...(role ? { annotations: { [ANNOTATION_ECR_ROLE_ARN]: role } } : {}),
+  },
 });
 
 describe("per-ServiceAccount roles", () => {
@@ -49,7 +53,7 @@ describe("per-ServiceAccount roles", () => {
 
   it("reads the IRSA annotation eks.amazonaws.com/role-arn too; the ECR-specific one wins", () => {
     const irsa = (name: string, roles: Record<string, string>): ServiceAccountView => ({
-      metadata: { name, annotations: roles },
+      metadata: { name, namespace: "team-a", annotations: roles },
     });
     const plan = planServiceAccountRoles(
       [

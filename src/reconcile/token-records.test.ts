@@ -9,7 +9,7 @@ import {
 } from "./token-records.js";
 
 const source: TokenSource = {
-  credentials: { secretRef: { namespace: "ops", name: "aws-creds" } },
+  credentials: { kind: "secretKeys", secretRef: { namespace: "ops", name: "aws-creds" } },
   service: "ecr",
   region: "us-east-1",
 };
