@@ -160,6 +160,90 @@ async function startAwsDouble(o: StackOptions): Promise<AwsDouble> {
   return aws;
 }
 
+/** The in-process operator's settings: testConfig, the stack's region, namespace and credentials, then `config`. */
+function operatorConfig(
+  o: StackOptions,
+  kubeconfig: string,
+  config: Partial<OperatorConfig> = {},
+): OperatorConfig {
+  return testConfig(kubeconfig, {
+    region: "us-east-1",
+    // The operator's own namespace: its token records are kept there.
+    leaderElectionNamespace: o.ops,
+    ...(o.credentials !== false
+      ? { credentialsSecretName: "aws-creds", credentialsSecretNamespace: o.ops }
+      : {}),
+    ...config,
+  });
+}
+
+/** Arguments of a `run` process of the stack (see {@link Stack.processArgs}). */
+function runArgs(o: StackOptions, kubeconfig: string, extra: string[]): string[] {
+  return [
+    "run",
+    `--kubeconfig=${kubeconfig}`,
+    "--metrics-bind-address=0",
+    "--health-probe-bind-address=0",
+    "--region=us-east-1",
+    `--leader-election-namespace=${o.ops}`,
+    ...(o.credentials !== false
+      ? [`--credentials-secret-namespace=${o.ops}`, "--credentials-secret-name=aws-creds"]
+      : []),
+    "--verify=false",
+    ...extra,
+  ];
+}
+
+/**
+ * Environment of a process whose AWS credentials come from nothing but
+ * `extra` (see {@link Stack.isolatedAwsEnv}); writes an empty AWS file in `dir`.
+ */
+async function isolatedAwsEnv(
+  aws: AwsDouble,
+  dir: string,
+  extra: Record<string, string>,
+): Promise<Record<string, string>> {
+  const empty = join(dir, "empty-aws-file");
+  await writeFile(empty, "");
+  return {
+    AWS_ENDPOINT_URL: aws.url,
+    AWS_SHARED_CREDENTIALS_FILE: empty,
+    AWS_CONFIG_FILE: empty,
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_PROFILE: "",
+    AWS_ACCESS_KEY_ID: "",
+    AWS_SECRET_ACCESS_KEY: "",
+    AWS_SESSION_TOKEN: "",
+    AWS_ROLE_ARN: "",
+    AWS_WEB_IDENTITY_TOKEN_FILE: "",
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: "",
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "",
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: "",
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "",
+    AWS_CREDENTIALS_SECRET_NAME: "",
+    AWS_CREDENTIALS_SECRET_NAMESPACE: "",
+    ...extra,
+  };
+}
+
+/** `step(fn)` runs fn and keeps what it throws in `errors`, so that the next step runs too. */
+function stepRunner(): {
+  step(fn: () => Promise<unknown> | unknown): Promise<void>;
+  errors: unknown[];
+} {
+  const errors: unknown[] = [];
+  return {
+    errors,
+    async step(fn) {
+      try {
+        await fn();
+      } catch (err) {
+        errors.push(err);
+      }
+    },
+  };
+}
+
 export async function startStack(o: StackOptions): Promise<Stack> {
   const kubeconfigPath = o.kubeconfigPath ?? inject("controlPlane").kubeconfigPath;
   const k = testKube(kubeconfigPath);
@@ -204,17 +288,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     async startOperator(opts = {}) {
       const as = opts.as ?? "operator";
       const kubeconfig = as === false ? kubeconfigPath : await stack.serviceAccountKubeconfig(as);
-      const op = await startOperator(
-        testConfig(kubeconfig, {
-          region: "us-east-1",
-          // The operator's own namespace: its token records are kept there.
-          leaderElectionNamespace: o.ops,
-          ...(o.credentials !== false
-            ? { credentialsSecretName: "aws-creds", credentialsSecretNamespace: o.ops }
-            : {}),
-          ...opts.config,
-        }),
-      );
+      const op = await startOperator(operatorConfig(o, kubeconfig, opts.config));
       let stopped: Promise<void> | undefined;
       const stop = () => {
         stopped ??= op.stop();
@@ -230,44 +304,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       return p;
     },
     running: () => processes.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null),
-    processArgs(kubeconfig, extra = []) {
-      return [
-        "run",
-        `--kubeconfig=${kubeconfig}`,
-        "--metrics-bind-address=0",
-        "--health-probe-bind-address=0",
-        "--region=us-east-1",
-        `--leader-election-namespace=${o.ops}`,
-        ...(o.credentials !== false
-          ? [`--credentials-secret-namespace=${o.ops}`, "--credentials-secret-name=aws-creds"]
-          : []),
-        "--verify=false",
-        ...extra,
-      ];
-    },
-    async isolatedAwsEnv(extra = {}) {
-      const empty = join(dir, "empty-aws-file");
-      await writeFile(empty, "");
-      return {
-        AWS_ENDPOINT_URL: aws.url,
-        AWS_SHARED_CREDENTIALS_FILE: empty,
-        AWS_CONFIG_FILE: empty,
-        AWS_EC2_METADATA_DISABLED: "true",
-        AWS_PROFILE: "",
-        AWS_ACCESS_KEY_ID: "",
-        AWS_SECRET_ACCESS_KEY: "",
-        AWS_SESSION_TOKEN: "",
-        AWS_ROLE_ARN: "",
-        AWS_WEB_IDENTITY_TOKEN_FILE: "",
-        AWS_CONTAINER_CREDENTIALS_FULL_URI: "",
-        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "",
-        AWS_CONTAINER_AUTHORIZATION_TOKEN: "",
-        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "",
-        AWS_CREDENTIALS_SECRET_NAME: "",
-        AWS_CREDENTIALS_SECRET_NAMESPACE: "",
-        ...extra,
-      };
-    },
+    processArgs: (kubeconfig, extra = []) => runArgs(o, kubeconfig, extra),
+    isolatedAwsEnv: (extra = {}) => isolatedAwsEnv(aws, dir, extra),
     async startRegistry() {
       const registry = new RegistryDouble({
         validatePassword: (password, at) => aws.isValidPassword(password, at),
@@ -282,14 +320,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     async stop() {
       // Every step runs even when one fails (an API server that is down):
       // the double and the operators must not outlive the file.
-      const errors: unknown[] = [];
-      const step = async (fn: () => Promise<unknown> | unknown) => {
-        try {
-          await fn();
-        } catch (err) {
-          errors.push(err);
-        }
-      };
+      const { step, errors } = stepRunner();
       for (const stop of stoppers.reverse()) await step(stop);
       for (const fn of cleanups.reverse()) await step(fn);
       // The operators are stopped: nothing would run their finalizers.
