@@ -236,7 +236,9 @@ describe("errors that say what to do", () => {
       aws.calls({ service: "sts", action: "AssumeRole" }).map((c) => c.errorCode ?? "ok"),
     ).toContain("AccessDenied");
   });
+});
 
+describe("errors that say what to do: an unreachable region", () => {
   it("a region whose ECR endpoint cannot be reached: RegionUnknown, its Event, the Secret kept", async () => {
     await applyResource(k, "awserr-region", spec("awserr-region", secretRef("keys-region")));
     await waitForReady(k, "awserr-region");

@@ -199,7 +199,9 @@ describe("credential sources", () => {
     await op.stop();
     op = undefined;
   });
+});
 
+describe("credential sources: the SDK default chain", () => {
   it("IRSA: the SDK's default chain reads the projected token file and AWS_ROLE_ARN and calls the STS double", async () => {
     const tokenFile = join(dir, "irsa-token");
     await writeFile(tokenFile, IRSA_JWT);

@@ -345,39 +345,41 @@ describe("invalid ECRPullSecrets are refused at apply time", () => {
 
 // --- Credentials Secrets only the operator can judge -------------------------
 
-describe("credentials Secrets with unusable keys", () => {
-  let stack: Stack;
-  let aws: AwsDouble;
-  const KEY_ID = "AKIABADIN00000000001";
-  const SECRET = "badin-secret-key-000000000000000000000001";
-  const b64 = (s: string | Buffer) => Buffer.from(s).toString("base64");
-  const secrets: Array<[string, Record<string, string>, string]> = [
-    ["missing", { AWS_ACCESS_KEY_ID: b64(KEY_ID) }, "AWS_SECRET_ACCESS_KEY"],
-    ["empty", { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: b64(SECRET) }, "AWS_ACCESS_KEY_ID"],
-    [
-      "not-utf8",
-      {
-        AWS_ACCESS_KEY_ID: b64(KEY_ID),
-        AWS_SECRET_ACCESS_KEY: b64(Buffer.from([0xff, 0xfe, 0x41])),
-      },
-      "AWS_SECRET_ACCESS_KEY",
-    ],
-    [
-      "padded",
-      { AWS_ACCESS_KEY_ID: b64(`${KEY_ID}\n`), AWS_SECRET_ACCESS_KEY: b64(SECRET) },
-      "AWS_ACCESS_KEY_ID",
-    ],
-    [
-      "padded-token",
-      {
-        AWS_ACCESS_KEY_ID: b64(KEY_ID),
-        AWS_SECRET_ACCESS_KEY: b64(SECRET),
-        AWS_SESSION_TOKEN: b64(" token"),
-      },
-      "AWS_SESSION_TOKEN",
-    ],
-  ];
+// Shared by the describe below: its stack, and the credentials Secrets it
+// makes, each with the key at fault.
+let stack: Stack;
+let aws: AwsDouble;
+const KEY_ID = "AKIABADIN00000000001";
+const SECRET = "badin-secret-key-000000000000000000000001";
+const b64 = (s: string | Buffer) => Buffer.from(s).toString("base64");
+const secrets: Array<[string, Record<string, string>, string]> = [
+  ["missing", { AWS_ACCESS_KEY_ID: b64(KEY_ID) }, "AWS_SECRET_ACCESS_KEY"],
+  ["empty", { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: b64(SECRET) }, "AWS_ACCESS_KEY_ID"],
+  [
+    "not-utf8",
+    {
+      AWS_ACCESS_KEY_ID: b64(KEY_ID),
+      AWS_SECRET_ACCESS_KEY: b64(Buffer.from([0xff, 0xfe, 0x41])),
+    },
+    "AWS_SECRET_ACCESS_KEY",
+  ],
+  [
+    "padded",
+    { AWS_ACCESS_KEY_ID: b64(`${KEY_ID}\n`), AWS_SECRET_ACCESS_KEY: b64(SECRET) },
+    "AWS_ACCESS_KEY_ID",
+  ],
+  [
+    "padded-token",
+    {
+      AWS_ACCESS_KEY_ID: b64(KEY_ID),
+      AWS_SECRET_ACCESS_KEY: b64(SECRET),
+      AWS_SESSION_TOKEN: b64(" token"),
+    },
+    "AWS_SESSION_TOKEN",
+  ],
+];
 
+describe("credentials Secrets with unusable keys", () => {
   beforeAll(async () => {
     stack = await startStack({
       ops: OPS,
