@@ -8,7 +8,7 @@ import type { Notice } from "../observability/events.js";
 import type { CleanupScope } from "./cleanup.js";
 import type { Cluster } from "./cluster.js";
 import type { DesiredSecret } from "./desired.js";
-import type { PassSecrets } from "./outputs.js";
+import { type PassSecrets, specFieldOf } from "./outputs.js";
 import type { RolePass } from "./role-secrets.js";
 import { syncSecret } from "./secrets.js";
 
@@ -60,7 +60,8 @@ export function passCleanupScope(pass: PassKeeps): CleanupScope {
       : {}),
     inUse: {
       desired: (ns: string, n: string) => keptSecretContent(outputs, perRole, ns, n),
-      sync: (desired: DesiredSecret) => syncSecret(pass.cluster, resource, desired),
+      sync: (desired: DesiredSecret) =>
+        syncSecret(pass.cluster, resource, desired, specFieldOf(outputs, desired)),
     },
   };
 }

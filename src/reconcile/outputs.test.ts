@@ -305,7 +305,6 @@ describe("desiredPassSecrets", () => {
     );
     expect(every.perNamespace.map((s) => s.metadata.namespace)).toEqual(["", ""]);
     expect(every.elsewhere.map((s) => s.metadata.namespace)).toEqual(["gitops"]);
-    expect(every.argoCD).toBe(every.elsewhere);
     const targets = new Set(["team-a"]);
     const argo = every.elsewhere[0]?.metadata.name ?? "";
     expect(every.keeps("team-a", "ecr-pull", targets)).toBe(true);

@@ -175,6 +175,18 @@ export const OUTPUT_SPEC_FIELDS: Readonly<Record<OutputFormat, string>> = {
   argoCD: "spec.argoCD",
 };
 
+/**
+ * The spec field that asks for a Secret of the pass: its format's field, or
+ * `spec.serviceAccountRoles` for a role's Secret (not one of the formats).
+ */
+export function specFieldOf(
+  outputs: PassSecrets | undefined,
+  desired: { metadata: { namespace: string; name: string } },
+): string {
+  const format = outputs?.formatOf(desired.metadata.namespace, desired.metadata.name);
+  return format ? OUTPUT_SPEC_FIELDS[format] : "spec.serviceAccountRoles";
+}
+
 /** The Secrets one format wants this pass. */
 export type FormatSecrets =
   | {
@@ -214,8 +226,6 @@ export interface PassSecrets {
   perNamespace: readonly DesiredSecret[];
   /** The Secrets at places of their own (Argo CD's), whatever the targets: written once per pass. */
   elsewhere: readonly DesiredSecret[];
-  /** @deprecated the same as `elsewhere` (its old name, while the writes move to it). */
-  argoCD: readonly DesiredSecret[];
   /** Whether a Secret is an output of the pass over these target namespaces: what cleanup keeps. */
   keeps(namespace: string, name: string, targets: ReadonlySet<string>): boolean;
   /**
@@ -288,7 +298,6 @@ export function desiredPassSecrets(
     inNamespace,
     perNamespace: inNamespace(""),
     elsewhere,
-    argoCD: elsewhere,
     keeps(namespace, name, targets) {
       if (targets.has(namespace) && perTarget.some((f) => f.name === name)) return true;
       return elsewhere.some((s) => s.metadata.namespace === namespace && s.metadata.name === name);

@@ -27,13 +27,17 @@ import {
   type SecretView,
   secretDiffers,
 } from "./desired.js";
-import { ARGOCD_SECRET_TYPE_LABEL } from "./outputs.js";
 
-/** Makes the namespace's Secret the desired one; returns whether it wrote. */
+/**
+ * Makes the namespace's Secret the desired one; returns whether it wrote.
+ * `field` is the spec field that asks for this Secret (`specFieldOf` in
+ * outputs.ts), named in a conflict's message as what to change.
+ */
 export async function syncSecret(
   cluster: Cluster,
   resource: Cached<ECRPullSecret>,
   desired: DesiredSecret,
+  field: string,
 ): Promise<boolean> {
   const owner = resource.metadata.name;
   const key = { namespace: desired.metadata.namespace, name: desired.metadata.name };
@@ -56,7 +60,7 @@ export async function syncSecret(
       // adoptExisting takes a Secret over by merging ours into it (adoption.ts).
       const adopting = !isOwnedBy(observed, owner);
       if (adopting && !adoptable(resource, desired, observed)) {
-        throw secretConflict(resource, desired, observed);
+        throw secretConflict(resource, desired, observed, field);
       }
       if (adopting || originOf(observed) === "adopted") {
         if (!adopting && !adoptedDiffers(desired, observed)) return false;
@@ -172,12 +176,11 @@ function secretConflict(
   resource: ECRPullSecret,
   desired: DesiredSecret,
   observed: SecretView,
+  field: string,
 ): OperatorError {
   const { namespace, name } = desired.metadata;
   if (!isManaged(observed) && resource.spec.adoptExisting === true) {
     if (desired.type !== DOCKER_CONFIG_JSON_TYPE) {
-      const argoCD = desired.metadata.labels[ARGOCD_SECRET_TYPE_LABEL] !== undefined;
-      const field = argoCD ? "spec.argoCD" : "spec.dockerConfigSecret.name";
       return operatorError("SecretConflict", "notAdoptableOutput", { namespace, name, field });
     }
     const type = observed.type ?? "Opaque";

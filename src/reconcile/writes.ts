@@ -8,7 +8,7 @@ import type { DeletionPolicy, ECRPullSecret, NamespaceFailure } from "../api/ind
 import type { Cached } from "../kube/types.js";
 import type { Cluster } from "./cluster.js";
 import { type DesiredSecret, isOwnedBy, secretDiffers } from "./desired.js";
-import type { PassSecrets } from "./outputs.js";
+import { type PassSecrets, specFieldOf } from "./outputs.js";
 import { pool } from "./pool.js";
 import type { RolePass } from "./role-secrets.js";
 import { syncSecret } from "./secrets.js";
@@ -55,10 +55,11 @@ export async function writeTargets(scope: WriteScope): Promise<Written> {
   await pool(outOfSync, scope.concurrency, async (namespace) => {
     try {
       for (const desired of outputs?.inNamespace(namespace) ?? []) {
-        if (await syncSecret(cluster, resource, desired)) wrote++;
+        if (await syncSecret(cluster, resource, desired, specFieldOf(outputs, desired))) wrote++;
       }
       for (const secret of perRole?.secrets.get(namespace)?.values() ?? []) {
-        if (await syncSecret(cluster, resource, secret.build(namespace))) wrote++;
+        const built = secret.build(namespace);
+        if (await syncSecret(cluster, resource, built, specFieldOf(outputs, built))) wrote++;
       }
       const want = perRole?.want.get(namespace);
       await scope.serviceAccounts.sync(
@@ -71,11 +72,11 @@ export async function writeTargets(scope: WriteScope): Promise<Written> {
       failures.push(scope.failure(namespace, err));
     }
   });
-  for (const desired of outputs?.argoCD ?? []) {
+  for (const desired of outputs?.elsewhere ?? []) {
     const namespace = desired.metadata.namespace;
     if (secretInSync(cluster, resource, desired, namespace)) continue;
     try {
-      if (await syncSecret(cluster, resource, desired)) wrote++;
+      if (await syncSecret(cluster, resource, desired, specFieldOf(outputs, desired))) wrote++;
     } catch (err) {
       if (!failures.some((f) => f.namespace === namespace)) {
         failures.push(scope.failure(namespace, err));
