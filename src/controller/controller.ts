@@ -232,7 +232,7 @@ export class Controller {
   }
 
   private enqueueAll(): void {
-    this.enqueue(this.resources.list().map((r) => r.metadata?.name ?? ""));
+    this.enqueue(this.resources.list().map((r) => r.metadata.name));
   }
 
   /** The token cache's fetch: the AWS pipeline, with keys read from the watched Secrets. */
@@ -344,7 +344,7 @@ export class Controller {
   async runOnce(): Promise<string[]> {
     const failed: string[] = [];
     for (const r of this.resources.list()) {
-      const name = r.metadata?.name ?? "";
+      const name = r.metadata.name;
       try {
         const result = await this.reconciler.reconcile(name);
         if (!result.ready) failed.push(name);

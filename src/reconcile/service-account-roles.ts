@@ -63,7 +63,7 @@ export function planServiceAccountRoles(
   };
   if (unannotated === "Default") plan.secrets.set(secretName, undefined);
   const sorted = [...targeted].sort((a, b) =>
-    (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""),
+    a.metadata.name.localeCompare(b.metadata.name),
   );
   for (const sa of sorted) {
     const name = sa.metadata?.name;
