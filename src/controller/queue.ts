@@ -1,4 +1,4 @@
-// A keyed, deduplicating, rate-limited work queue with the contract of
+// A keyed, deduplicating work queue (no overall rate limit) with the contract of
 // client-go's workqueue: a key waiting twice is processed once; a key is never
 // processed by two workers at once (a change that arrives while it is being
 // processed queues it again afterwards); failures come back with per-key
