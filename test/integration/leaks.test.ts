@@ -72,9 +72,10 @@ function secretsToLookFor(): string[] {
     out.add(t.password);
     out.add(Buffer.from(`AWS:${t.password}`).toString("base64"));
   }
-  // The double keeps STS sessions among its identities; reading its private
-  // map is the only way to learn their secrets, and this is a test.
-  const known = (aws as unknown as { identities: Map<string, IdentityInit> }).identities;
+  // The double keeps STS sessions among its principals' identities; reading
+  // that private map is the only way to learn their secrets, and this is a test.
+  const known = (aws as unknown as { principals: { identities: Map<string, IdentityInit> } })
+    .principals.identities;
   for (const id of [keys, temporary, ...known.values()]) {
     out.add(id.secretAccessKey);
     out.add(Buffer.from(id.secretAccessKey).toString("base64"));
@@ -107,6 +108,86 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/**
+ * Each AWS fault, while the keys rotate (the same keys rewritten with a
+ * label, so the operator refetches): the resources report it, then sync
+ * again once it clears. Throttling is not among them: with a good token in
+ * the Secrets it is not a failure and says nothing.
+ */
+async function runAwsFaultsWhileKeysRotate(): Promise<void> {
+  const faults: Array<[() => { clear(): void }, string]> = [
+    [() => aws.error5xx(), "TokenRefreshFailed"],
+    [() => aws.hang({ service: "ecr" }), "TokenRefreshFailed"],
+    [() => aws.refuse(), "CredentialsInvalid"],
+    [() => aws.expiredTokens({ service: "ecr" }), "TokenExpiredOnArrival"],
+  ];
+  let round = 0;
+  for (const [inject, reason] of faults) {
+    const fault = inject();
+    for (const name of ["keys", "temporary"]) {
+      const s = await k.core.readNamespacedSecret({ namespace: OPS, name });
+      await k.core.replaceNamespacedSecret({
+        namespace: OPS,
+        name,
+        body: { ...s, data: { ...s.data, ROUND: Buffer.from(String(round)).toString("base64") } },
+      });
+    }
+    round++;
+    await until("leaks-keys", reason);
+    fault.clear();
+    await until("leaks-keys", "Synced");
+    await until("leaks-temp", "Synced");
+  }
+}
+
+/**
+ * Someone's Opaque Secret of the resource's name stays untouched
+ * (SecretConflict), while a dockerconfigjson one of that name is adopted.
+ */
+async function conflictAndAdoption(): Promise<void> {
+  await k.core.createNamespacedSecret({
+    namespace: OPAQUE_NS,
+    body: {
+      metadata: { name: "ecr-shared", labels: { team: "theirs" } },
+      type: "Opaque",
+      data: { "config.json": Buffer.from('{"theirs":true}').toString("base64") },
+    },
+  });
+  await k.core.createNamespacedSecret({
+    namespace: ADOPT_NS,
+    body: {
+      metadata: { name: "ecr-shared" },
+      type: "kubernetes.io/dockerconfigjson",
+      data: { ".dockerconfigjson": Buffer.from('{"auths":{}}').toString("base64") },
+    },
+  });
+  const opaqueBefore = await readSecret(k, OPAQUE_NS, "ecr-shared");
+  await applyResource(k, "leaks-opaque", {
+    secretName: "ecr-shared",
+    namespaces: [OPAQUE_NS, ADOPT_NS],
+    adoptExisting: true,
+    credentials: { secretRef: { name: "keys", namespace: OPS } },
+    registries: [{ accountId: ACCOUNT }],
+  });
+  await until("leaks-opaque", "SecretConflict");
+  // The dockerconfigjson Secret of the same name was adopted: adoption works,
+  // so the Opaque one staying untouched is a choice, not an accident.
+  const adopted = await waitFor("the dockerconfigjson Secret to be adopted", async () => {
+    const s = await readSecret(k, ADOPT_NS, "ecr-shared");
+    return s && dockerConfigOf(s).auths[HOST] ? s : undefined;
+  });
+  expect(aws.isValidPassword(dockerConfigOf(adopted).auths[HOST]?.password ?? "")).toBe(true);
+  const opaque = await readSecret(k, OPAQUE_NS, "ecr-shared");
+  expect(opaque?.type).toBe("Opaque");
+  expect(opaque?.data).toEqual(opaqueBefore?.data);
+  expect(opaque?.metadata?.labels).toEqual({ team: "theirs" });
+  expect(opaque?.metadata?.resourceVersion).toBe(opaqueBefore?.metadata?.resourceVersion);
+  const status = (await getResource(k, "leaks-opaque"))?.status;
+  expect(status?.failures).toEqual([
+    expect.objectContaining({ namespace: OPAQUE_NS, reason: "SecretConflict" }),
+  ]);
+}
+
 describe("no secret leaves where it should not", () => {
   it("runs the resources through the AWS faults, a conflict and a namespace deletion", async () => {
     const common = { registries: [{ accountId: ACCOUNT }], namespaces: ["leaks-n-*"] };
@@ -127,75 +208,10 @@ describe("no secret leaves where it should not", () => {
     });
     for (const name of ["leaks-keys", "leaks-temp", "leaks-role"]) await until(name, "Synced");
 
-    // Each AWS fault, while the keys rotate (the same keys rewritten with a
-    // label, so the operator refetches). Throttling is not among them: with a
-    // good token in the Secrets it is not a failure and says nothing.
-    const faults: Array<[() => { clear(): void }, string]> = [
-      [() => aws.error5xx(), "TokenRefreshFailed"],
-      [() => aws.hang({ service: "ecr" }), "TokenRefreshFailed"],
-      [() => aws.refuse(), "CredentialsInvalid"],
-      [() => aws.expiredTokens({ service: "ecr" }), "TokenExpiredOnArrival"],
-    ];
-    let round = 0;
-    for (const [inject, reason] of faults) {
-      const fault = inject();
-      for (const name of ["keys", "temporary"]) {
-        const s = await k.core.readNamespacedSecret({ namespace: OPS, name });
-        await k.core.replaceNamespacedSecret({
-          namespace: OPS,
-          name,
-          body: { ...s, data: { ...s.data, ROUND: Buffer.from(String(round)).toString("base64") } },
-        });
-      }
-      round++;
-      await until("leaks-keys", reason);
-      fault.clear();
-      await until("leaks-keys", "Synced");
-      await until("leaks-temp", "Synced");
-    }
+    await runAwsFaultsWhileKeysRotate();
 
     // A Secret conflict and a namespace deleted while the resources use it.
-    await k.core.createNamespacedSecret({
-      namespace: OPAQUE_NS,
-      body: {
-        metadata: { name: "ecr-shared", labels: { team: "theirs" } },
-        type: "Opaque",
-        data: { "config.json": Buffer.from('{"theirs":true}').toString("base64") },
-      },
-    });
-    await k.core.createNamespacedSecret({
-      namespace: ADOPT_NS,
-      body: {
-        metadata: { name: "ecr-shared" },
-        type: "kubernetes.io/dockerconfigjson",
-        data: { ".dockerconfigjson": Buffer.from('{"auths":{}}').toString("base64") },
-      },
-    });
-    const opaqueBefore = await readSecret(k, OPAQUE_NS, "ecr-shared");
-    await applyResource(k, "leaks-opaque", {
-      secretName: "ecr-shared",
-      namespaces: [OPAQUE_NS, ADOPT_NS],
-      adoptExisting: true,
-      credentials: { secretRef: { name: "keys", namespace: OPS } },
-      registries: [{ accountId: ACCOUNT }],
-    });
-    await until("leaks-opaque", "SecretConflict");
-    // The dockerconfigjson Secret of the same name was adopted: adoption works,
-    // so the Opaque one staying untouched is a choice, not an accident.
-    const adopted = await waitFor("the dockerconfigjson Secret to be adopted", async () => {
-      const s = await readSecret(k, ADOPT_NS, "ecr-shared");
-      return s && dockerConfigOf(s).auths[HOST] ? s : undefined;
-    });
-    expect(aws.isValidPassword(dockerConfigOf(adopted).auths[HOST]?.password ?? "")).toBe(true);
-    const opaque = await readSecret(k, OPAQUE_NS, "ecr-shared");
-    expect(opaque?.type).toBe("Opaque");
-    expect(opaque?.data).toEqual(opaqueBefore?.data);
-    expect(opaque?.metadata?.labels).toEqual({ team: "theirs" });
-    expect(opaque?.metadata?.resourceVersion).toBe(opaqueBefore?.metadata?.resourceVersion);
-    const status = (await getResource(k, "leaks-opaque"))?.status;
-    expect(status?.failures).toEqual([
-      expect.objectContaining({ namespace: OPAQUE_NS, reason: "SecretConflict" }),
-    ]);
+    await conflictAndAdoption();
 
     await deleteNamespaces(k, ["leaks-n-11"]);
     await waitFor("leaks-keys to count 11 namespaces", async () => {
