@@ -45,25 +45,26 @@ describe("originOf", () => {
   });
 });
 
-describe("adoptPatch and releasePatch", () => {
-  const theirs = {
-    metadata: {
-      namespace: "a",
-      name: "pull",
-      resourceVersion: "7",
-      labels: { team: "t" },
-      annotations: { note: "theirs" },
-    },
-    type: DOCKER_CONFIG_JSON_TYPE,
-    data: {
-      [DOCKER_CONFIG_JSON_KEY]: b64({
-        auths: { "ghcr.io": { auth: "eDp5" }, [HOST]: { auth: "c3RhbGU=" } },
-        credHelpers: { "quay.io": "quay" },
-      }),
-      extra: "eA==",
-    },
-  };
+/** A Secret a team wrote before the operator adopted it. */
+const theirs = {
+  metadata: {
+    namespace: "a",
+    name: "pull",
+    resourceVersion: "7",
+    labels: { team: "t" },
+    annotations: { note: "theirs" },
+  },
+  type: DOCKER_CONFIG_JSON_TYPE,
+  data: {
+    [DOCKER_CONFIG_JSON_KEY]: b64({
+      auths: { "ghcr.io": { auth: "eDp5" }, [HOST]: { auth: "c3RhbGU=" } },
+      credHelpers: { "quay.io": "quay" },
+    }),
+    extra: "eA==",
+  },
+};
 
+describe("adoptPatch", () => {
   it("merges ours over theirs, keeps every other entry, field and key, and records what is ours", () => {
     const r = adoptPatch(desired, theirs);
     if (!("patch" in r)) throw new Error(r.reason);
@@ -106,7 +107,9 @@ describe("adoptPatch and releasePatch", () => {
     const list = { ...theirs, data: { [DOCKER_CONFIG_JSON_KEY]: b64({ auths: [] }) } };
     expect(adoptPatch(desired, list)).toEqual({ reason: 'its "auths" is not an object' });
   });
+});
 
+describe("adoptedDiffers and releasePatch", () => {
   it("is judged in sync by the digests of our entries and of the data as we wrote it, not by the annotations alone", () => {
     const r = adoptPatch(desired, theirs);
     if (!("patch" in r)) throw new Error(r.reason);

@@ -91,7 +91,9 @@ describe("readyCondition", () => {
     });
     expect(two.message).toMatch(/namespace x: .* \(and 1 more in status\.failures\)$/);
   });
+});
 
+describe("readyCondition: failed namespaces outside the install, failed refreshes", () => {
   it("says where globs and selectors were evaluated when the install serves some namespaces only", () => {
     expect(
       readyCondition({

@@ -56,37 +56,41 @@ describe("targetNamespaces", () => {
   });
 
   // Small alphabets so globs, names and selectors often meet.
-  const name = fc.constantFrom("a", "b", "ab", "ba", "a-b", "b-a", "kube-a", "kube-b", "x");
-  const glob = fc.oneof(name, fc.constantFrom("*", "a*", "*-a", "kube-*", "?", "?-?", "b?"));
-  const labels = fc.dictionary(fc.constantFrom("k", "l"), fc.constantFrom("1", "2"), {
-    maxKeys: 2,
-  });
-  const namespace: fc.Arbitrary<NamespaceInfo> = fc.record(
-    { name, labels, terminating: fc.boolean() },
-    { requiredKeys: ["name"] },
-  );
-  const namespaces = fc.uniqueArray(namespace, { selector: (n) => n.name, maxLength: 9 });
-  const selector: fc.Arbitrary<LabelSelector> = fc.oneof(
-    fc.record({ matchLabels: labels }),
-    fc.record({
-      matchExpressions: fc.array(
-        fc.record({
-          key: fc.constantFrom("k", "l"),
-          operator: fc.constantFrom("Exists" as const, "DoesNotExist" as const),
-        }),
-        { maxLength: 2 },
-      ),
-    }),
-  );
-  const spec: fc.Arbitrary<TargetingSpec> = fc.record(
-    {
-      namespaces: fc.array(glob, { maxLength: 3 }),
-      namespaceSelector: selector,
-      excludeNamespaces: fc.array(glob, { maxLength: 2 }),
-    },
-    { requiredKeys: [] },
-  );
+});
 
+// Arbitraries for the properties of targetNamespaces.
+const name = fc.constantFrom("a", "b", "ab", "ba", "a-b", "b-a", "kube-a", "kube-b", "x");
+const glob = fc.oneof(name, fc.constantFrom("*", "a*", "*-a", "kube-*", "?", "?-?", "b?"));
+const labels = fc.dictionary(fc.constantFrom("k", "l"), fc.constantFrom("1", "2"), {
+  maxKeys: 2,
+});
+const namespace: fc.Arbitrary<NamespaceInfo> = fc.record(
+  { name, labels, terminating: fc.boolean() },
+  { requiredKeys: ["name"] },
+);
+const namespaces = fc.uniqueArray(namespace, { selector: (n) => n.name, maxLength: 9 });
+const selector: fc.Arbitrary<LabelSelector> = fc.oneof(
+  fc.record({ matchLabels: labels }),
+  fc.record({
+    matchExpressions: fc.array(
+      fc.record({
+        key: fc.constantFrom("k", "l"),
+        operator: fc.constantFrom("Exists" as const, "DoesNotExist" as const),
+      }),
+      { maxLength: 2 },
+    ),
+  }),
+);
+const spec: fc.Arbitrary<TargetingSpec> = fc.record(
+  {
+    namespaces: fc.array(glob, { maxLength: 3 }),
+    namespaceSelector: selector,
+    excludeNamespaces: fc.array(glob, { maxLength: 2 }),
+  },
+  { requiredKeys: [] },
+);
+
+describe("targetNamespaces, properties", () => {
   it("never returns an excluded, terminating or unknown namespace", () => {
     fc.assert(
       fc.property(spec, namespaces, (s, nss) => {
