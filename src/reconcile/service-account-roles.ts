@@ -62,9 +62,7 @@ export function planServiceAccountRoles(
     invalid: [],
   };
   if (unannotated === "Default") plan.secrets.set(secretName, undefined);
-  const sorted = [...targeted].sort((a, b) =>
-    a.metadata.name.localeCompare(b.metadata.name),
-  );
+  const sorted = [...targeted].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   for (const sa of sorted) {
     const name = sa.metadata?.name;
     if (!name) continue;
