@@ -80,6 +80,19 @@ const operatorPatches = async (namespace: string, since: number) =>
     )
   ).length;
 
+/** The neighbour's ServiceAccount patches in a namespace since a moment, from the audit log (its field manager is in the request's URI). */
+const neighbourPatches = async (namespace: string, since: number) =>
+  (
+    await auditWrites(
+      cp.auditLogPath,
+      (e) =>
+        e.objectRef?.resource === "serviceaccounts" &&
+        e.objectRef.namespace === namespace &&
+        ((e as { requestURI?: string }).requestURI ?? "").includes(`fieldManager=${NEIGHBOUR}`),
+      since,
+    )
+  ).length;
+
 describe("a neighbour reverting the ServiceAccount", () => {
   it.skipIf(!cp.auditLogPath)(
     "removing our entry every second for 60 s: a few re-adds, then backoff, and who did it",
@@ -121,8 +134,9 @@ describe("a neighbour reverting the ServiceAccount", () => {
         }
         await new Promise((r) => setTimeout(r, 1_000));
       }
-      // Give the audit log a moment to hold the last writes.
-      await new Promise((r) => setTimeout(r, 1_000));
+      await waitFor("the audit log to hold the neighbour's last removal", async () =>
+        (await neighbourPatches(FIGHT_NS, since)) >= removals ? true : undefined,
+      );
       const reAdds = await operatorPatches(FIGHT_NS, since);
       console.log(`revert fight: ${removals} removals by the neighbour, ${reAdds} re-adds in 60 s`);
       expect(reAdds).toBeGreaterThanOrEqual(4);
