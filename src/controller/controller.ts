@@ -33,6 +33,7 @@ import { makeInformers } from "./informers.js";
 import type { Runnable } from "./manager.js";
 import { PullFailureWatch } from "./pull-failures.js";
 import { runWorkers, WorkQueue } from "./queue.js";
+import { claimKeys, claimStoreOf, servedClaims } from "./tenant-informers.js";
 
 /**
  * The settings the controller reads as they are (`podWatch`: the watch on
@@ -117,7 +118,8 @@ export class Controller {
     this.tokens = this.makeTokenCache(events);
     this.credentials = new CredentialWatchers(kube, log, {
       defaults: opts.defaults,
-      resources: () => this.resources.list(),
+      // ECRPullSecrets, and the claims as what they resolve to (their sources' credentials).
+      resources: () => [...this.resources.list(), ...servedClaims(this.caches)],
       invalidate: (matches) => this.tokens.invalidate(matches),
       enqueue: (names) => this.enqueue(names),
     });
@@ -202,6 +204,8 @@ export class Controller {
   private makeReconciler(kube: KubeClient, events: EventRecorder): Reconciler {
     const { opts } = this;
     const pods = this.pullFailures;
+    // The tenants' claims, served as the resources they resolve to (issue 31).
+    const claims = claimStoreOf(kube, this.caches);
     return new Reconciler(
       new KubeCluster(kube, this.caches),
       this.tokens,
@@ -214,6 +218,7 @@ export class Controller {
         verify: opts.verify,
         servedNamespaces: opts.watchNamespaces,
         ...(this.records ? { records: this.records } : {}),
+        ...(claims ? { claims } : {}),
         admissions: new RoleAdmissions({
           requestServiceAccountToken: (sa, audience) =>
             this.serviceAccountTokens.request(sa, audience),
@@ -233,6 +238,7 @@ export class Controller {
 
   private enqueueAll(): void {
     this.enqueue(this.resources.list().map((r) => r.metadata.name));
+    this.enqueue(claimKeys(this.caches));
   }
 
   /** The token cache's fetch: the AWS pipeline, with keys read from the watched Secrets. */

@@ -7,10 +7,12 @@ import {
   LABEL_OWNER,
   ROLE_ARN_ANNOTATIONS,
 } from "../api/metadata.js";
+import { claimOwner } from "../reconcile/claims.js";
 import type { Caches } from "../reconcile/cluster.js";
 import { ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
 import { type NamespaceView, targetNamespaces } from "../reconcile/targets.js";
 import type { WorkQueue } from "./queue.js";
+import { tenantCachesOf } from "./tenant-informers.js";
 
 /**
  * Subscribes the queue to the caches' events. `onResourcesChanged` is told
@@ -82,6 +84,64 @@ export function enqueueOnEvents(
     // A ServiceAccount seen before its namespace is judged by name; the
     // namespace's own event enqueues what its labels select.
     enqueueConcerned(caches, queue, namespace, [ns ?? { metadata: { name: namespace } }], claims);
+  });
+  enqueueClaimEvents(caches, queue, onResourcesChanged, live);
+}
+
+/**
+ * Claims (issue 31): a claim's own change enqueues it; a source's change, the
+ * claims over it; a namespace's (its labels may decide a source's
+ * conditions), a labelled Secret's or a ServiceAccount's, the claims in that
+ * namespace, which are all a claim can touch. Keys are owner values
+ * (`claim_<namespace>_<name>`), as the token cache's subscribers name them.
+ */
+function enqueueClaimEvents(
+  caches: Caches,
+  queue: WorkQueue,
+  onResourcesChanged: () => void,
+  live: () => boolean,
+): void {
+  const tenants = tenantCachesOf(caches);
+  if (!tenants) return;
+  const { claims, sources } = tenants;
+  const ownerOf = (c: { metadata: { namespace?: string; name: string } }) =>
+    claimOwner(c.metadata.namespace ?? "", c.metadata.name);
+  const inNamespace = (namespace: string | undefined) => {
+    if (!live() || !namespace) return;
+    for (const c of claims.listNamespace(namespace)) queue.add(ownerOf(c));
+  };
+  claims.on((event, obj, old) => {
+    if (!live()) return;
+    const changed =
+      event !== "update" ||
+      obj.metadata.generation !== old?.metadata?.generation ||
+      Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
+      (obj.metadata.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join();
+    if (changed) queue.add(ownerOf(obj));
+    // The credentials watchers follow the claims' sources.
+    if (event !== "update" || changed) onResourcesChanged();
+  });
+  sources.on((event, obj, old) => {
+    if (!live()) return;
+    if (event === "update" && obj.metadata.generation === old?.metadata?.generation) return;
+    for (const c of claims.list()) {
+      if (c.spec.sourceRef?.name === obj.metadata.name) queue.add(ownerOf(c));
+    }
+    onResourcesChanged();
+  });
+  caches.namespaces.on((_event, obj) => inNamespace(obj.metadata.name));
+  caches.secrets.on((_event, obj) => {
+    if (obj.metadata.labels?.[LABEL_OWNER]) inNamespace(obj.metadata.namespace);
+  });
+  caches.serviceAccounts.on((event, obj, old) => {
+    if (
+      event === "update" &&
+      JSON.stringify(obj.imagePullSecrets ?? []) === JSON.stringify(old?.imagePullSecrets ?? []) &&
+      JSON.stringify(obj.secrets ?? []) === JSON.stringify(old?.secrets ?? [])
+    ) {
+      return;
+    }
+    inNamespace(obj.metadata.namespace);
   });
 }
 

@@ -24,9 +24,12 @@ import {
 } from "../reconcile/desired.js";
 import type { NamespaceView } from "../reconcile/targets.js";
 import { TOKEN_RECORD_SELECTOR } from "../reconcile/token-records.js";
+import { makeTenantCaches, type TenantCaches } from "./tenant-informers.js";
 
 /**
- * The four informers the reconcile reads. With `watchNamespaces` (an install
+ * The four informers the reconcile reads, and the tenant kinds' two
+ * (tenant-informers.ts: ClusterECRCredentialSources and ECRPullSecretClaims,
+ * empty while their CRDs are not installed). With `watchNamespaces` (an install
  * whose RBAC grants Secrets and ServiceAccounts only through Roles in those
  * namespaces), Secrets and ServiceAccounts are watched per namespace: a
  * cluster-wide list would be refused, and nothing outside is ever held.
@@ -37,7 +40,7 @@ export function makeInformers(
   watchNamespaces: readonly string[] | undefined,
   /** The operator's own namespace, where its token records are; absent: none. */
   stateNamespace: string | undefined,
-): Caches {
+): Caches & TenantCaches {
   const activity = (resource: string) => (what: string, err?: unknown) => {
     if (what === "error")
       log.warn({ informer: resource, err: errorField(err) }, "watch failed; retrying");
@@ -99,6 +102,8 @@ export function makeInformers(
       // annotations long: the cache keeps a bounded slice (cachedServiceAccount).
       transform: (sa) => cachedServiceAccount(sa) as Cached<ServiceAccountView>,
     })),
+    // The tenants' claims and the sources an administrator offers them.
+    ...makeTenantCaches(kube, log, watchNamespaces),
     // The operator's token records: in its own namespace, written only by it.
     ...(stateNamespace
       ? {

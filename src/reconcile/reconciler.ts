@@ -10,7 +10,13 @@
 // retries; `requeueAfterMs` schedules the next pass; an invalid spec is
 // terminal (the status says why, and only a change of the resource brings the
 // next pass).
-import { deletionPolicy, type ECRPullSecret, type UncoveredPods } from "../api/index.js";
+import {
+  API_VERSION,
+  CLAIM_KIND,
+  deletionPolicy,
+  type ECRPullSecret,
+  type UncoveredPods,
+} from "../api/index.js";
 import type { OperatorDefaults } from "../aws/registries.js";
 import { isOperatorError, type OperatorError } from "../errors.js";
 import type { Cached } from "../kube/types.js";
@@ -19,10 +25,13 @@ import {
   type EventTarget,
   type Notice,
   serviceAccountReverted,
+  warning,
 } from "../observability/events.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { ResourceMetrics } from "../observability/resource-metrics.js";
+import { ClaimCluster, type ClaimStore, claimOf } from "./claim-cluster.js";
+import { claimOwner } from "./claims.js";
 import { cleanup } from "./cleanup.js";
 import { finalizeCleanupScope, passCleanupScope } from "./cleanup-scope.js";
 import type { Cluster } from "./cluster.js";
@@ -45,7 +54,7 @@ import {
 } from "./pass-tokens.js";
 import type { RoleAdmitter } from "./role-secrets.js";
 import { type Revert, ServiceAccounts } from "./service-accounts.js";
-import { type PassOutcome, passStatus, registryStatuses, statusEqual } from "./status.js";
+import { notReady, type PassOutcome, passStatus, registryStatuses, statusEqual } from "./status.js";
 import { namespaceInfos, scopedTargetNamespaces } from "./targets.js";
 import type { TokenRecords } from "./token-records.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
@@ -73,6 +82,12 @@ export interface ReconcilerOptions {
   servedNamespaces?: readonly string[];
   /** The operator's own record of its tokens (its namespace); absent: every start fetches anew. */
   records?: TokenRecords;
+  /**
+   * The tenants' ECRPullSecretClaims and the sources they use (issue 31):
+   * each claim is served as the resource it resolves to (claims.ts), under
+   * its owner value; absent: ECRPullSecrets only.
+   */
+  claims?: ClaimStore;
 }
 
 export interface ReconcileResult {
@@ -90,8 +105,15 @@ interface PassEnd {
   next: NextPass | OperatorError;
 }
 
-/** Reconciles ECRPullSecrets by name; what it keeps of each resource goes on `forget`. */
+/**
+ * Reconciles ECRPullSecrets by name, and ECRPullSecretClaims by owner value
+ * or `namespace/name` (each as the resource it resolves to); what it keeps
+ * of each resource goes on `forget`.
+ */
 export class Reconciler {
+  /** The cluster, in which each claim also shows as the resource it resolves to (with opts.claims). */
+  private readonly cluster: Cluster;
+  private readonly claims: ClaimCluster | undefined;
   private readonly series: ResourceMetrics;
   private readonly reporter: StatusReporter;
   private readonly roles: RoleTokensInput;
@@ -103,13 +125,16 @@ export class Reconciler {
   private readonly served: ReadonlySet<string> | undefined;
 
   constructor(
-    private readonly cluster: Cluster,
+    base: Cluster,
     private readonly tokens: Tokens,
     private readonly events: Events,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly opts: ReconcilerOptions,
   ) {
+    this.claims = opts.claims ? new ClaimCluster(base, opts.claims) : undefined;
+    const cluster = this.claims ?? base;
+    this.cluster = cluster;
     this.now = opts.now ?? Date.now;
     this.served = opts.servedNamespaces ? new Set(opts.servedNamespaces) : undefined;
     this.series = new ResourceMetrics(metrics);
@@ -124,8 +149,14 @@ export class Reconciler {
     this.reporter = { series, checks, log, notify, servedNamespaces: this.served?.size };
   }
 
-  /** One pass over the resource `name`: its writes, then its status, written once if it changed. */
-  async reconcile(name: string): Promise<ReconcileResult> {
+  /**
+   * One pass over the resource `key` names (an ECRPullSecret's name, or a
+   * claim's owner value or `namespace/name`): its writes, then its status,
+   * written once if it changed.
+   */
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const claim = this.claims && claimOf(key);
+    const name = claim ? claimOwner(claim.namespace, claim.name) : key;
     const cached = this.cluster.resource(name);
     // Gone: either our finalizer ran its cleanup (under Retain it kept
     // everything on purpose) or someone removed the finalizer by hand to skip
@@ -133,7 +164,8 @@ export class Reconciler {
     if (!cached) return this.forget(name);
     // 1. Finalize: a deleted resource gets its cleanup, then is let go.
     if (cached.metadata.deletionTimestamp) return await this.finalize(cached);
-    const end = await this.pass(cached);
+    const refused = this.claims?.refusal(name);
+    const end = refused ? this.refused(cached, refused) : await this.pass(cached);
     await this.writeStatus(end.resource, end.status);
     if (isOperatorError(end.next)) throw end.next;
     return end.next;
@@ -240,6 +272,21 @@ export class Reconciler {
     return this.forget(name);
   }
 
+  /**
+   * A claim its source does not serve (not found, not for this namespace, a
+   * feature or registry it does not allow): Ready says why, with an Event;
+   * nothing is written and AWS is not asked. A change of the claim, its
+   * source or its namespace brings the next pass.
+   */
+  private refused(resource: Resource, err: OperatorError): PassEnd {
+    const name = resource.metadata.name;
+    this.tokens.release(name);
+    this.log.info({ resource: name, reason: err.code, err: err.message }, "claim not served");
+    this.notify(target(resource), warning(err.code, err.message));
+    this.series.ready(name, false);
+    return notReadyEnd(resource, { ready: notReady(err.code, err.message) });
+  }
+
   /** An invalid spec ends the pass: terminal until the resource changes. */
   private invalidSpec(resource: Resource, err: OperatorError): PassEnd {
     return notReadyEnd(resource, invalidSpecStatus(this.reporter, resource, err));
@@ -263,8 +310,8 @@ export class Reconciler {
   private reverted(r: Revert): void {
     const { owner: resource, manager, removals } = r;
     this.metrics.serviceAccountReverts.inc({ resource, manager });
-    const uid = this.cluster.resource(resource)?.metadata.uid;
-    this.notify({ name: resource, uid }, serviceAccountReverted(r));
+    const found = this.cluster.resource(resource);
+    this.notify(found ? target(found) : { name: resource }, serviceAccountReverted(r));
     const serviceAccount = `${r.namespace}/${r.name}`;
     this.log.warn(
       { resource, serviceAccount, manager, removals },
@@ -284,7 +331,11 @@ function notReadyEnd(resource: Resource, status: PassOutcome): PassEnd {
 
 /** A resource as its Events name it. */
 function target(resource: Resource): EventTarget {
-  return { name: resource.metadata.name, uid: resource.metadata.uid };
+  const { name, uid } = resource.metadata;
+  // A claim's Events go into its namespace, about the claim itself.
+  const claim = claimOf(name);
+  if (!claim) return { name, uid };
+  return { ...claim, uid, kind: CLAIM_KIND, apiVersion: API_VERSION };
 }
 
 /** The value, or the InvalidSpec error that computing it threw. */
