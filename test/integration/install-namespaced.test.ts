@@ -4,11 +4,10 @@
 // arguments and environment, so RBAC is enforced on every call. Everything
 // that works within the granted namespaces works; nothing outside them is
 // readable or read; a resource that names an outside namespace says so.
-import { mkdtemp, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AwsDouble } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   apiCalls,
   applyChart,
@@ -24,10 +23,7 @@ import { freePort, repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
   auditEvents,
-  createNamespace,
-  deleteNamespaces,
   deleteResource,
-  deleteResourceWithoutOperator,
   dockerConfigOf,
   getResource,
   kubeconfigForServiceAccount,
@@ -36,16 +32,12 @@ import {
   readSecret,
   readyCondition,
   type TestKube,
-  testKube,
   waitFor,
   waitForDefaultServiceAccount,
 } from "../harness/kube.js";
-import {
-  type OperatorProcess,
-  runOperatorCommand,
-  startOperatorProcess,
-} from "../harness/operator.js";
+import { type OperatorProcess, runOperatorCommand } from "../harness/operator.js";
 import { namespacedNeeds } from "../harness/rbac.js";
+import { type Stack, startStack } from "../harness/stack.js";
 
 const cp = inject("controlPlane");
 const NS = "nsi-system";
@@ -64,6 +56,7 @@ const SERVED = ["nsi-a", "nsi-b"];
 const OUTSIDE = "nsi-outside";
 const NOT_GRANTED = `failed to serve namespace ${OUTSIDE}: it is outside the namespaces this install may serve (nsi-a, nsi-b); add it to the chart value rbac.namespaces (the operator's --watch-namespaces)`;
 
+let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let objects: Rendered[];
@@ -89,16 +82,26 @@ const may = (verb: string, resource: string, opts?: Parameters<typeof serviceAcc
 
 beforeAll(async () => {
   since = Date.now() - 1000;
-  k = testKube(cp.kubeconfigPath);
-  // Tokens that reach their refresh point within seconds.
-  aws = new AwsDouble({ tokenLifetimeMs: 12_000 });
-  await aws.start();
-  aws.addIdentity({
-    accessKeyId: KEYS.AWS_ACCESS_KEY_ID,
-    secretAccessKey: KEYS.AWS_SECRET_ACCESS_KEY,
-    accountId: ACCOUNT,
-    arn: `arn:aws:iam::${ACCOUNT}:user/namespaced`,
+  stack = await startStack({
+    ops: NS,
+    namespaces: [...SERVED, OUTSIDE],
+    // Tokens that reach their refresh point within seconds.
+    tokenLifetimeMs: 12_000,
+    identities: [
+      {
+        accessKeyId: KEYS.AWS_ACCESS_KEY_ID,
+        secretAccessKey: KEYS.AWS_SECRET_ACCESS_KEY,
+        accountId: ACCOUNT,
+        arn: `arn:aws:iam::${ACCOUNT}:user/namespaced`,
+      },
+    ],
+    // Put below under the chart's key names.
+    credentials: false,
   });
+  ({ k, aws } = stack);
+  stack.resources.push("nsi", "nsi-wide", "nsi-once");
+  // The cluster-scoped RBAC and the Events Role in "default", which stays.
+  stack.onStop(() => deleteChartRbac(k, objects ?? []));
   objects = helmTemplate(RELEASE, NS, [
     "--set",
     "aws.region=us-east-1",
@@ -111,7 +114,6 @@ beforeAll(async () => {
     "--set",
     `rbac.namespaces={${SERVED.join(",")}}`,
   ]);
-  for (const ns of [NS, ...SERVED, OUTSIDE]) await createNamespace(k, ns);
   await putSecret(k, NS, "aws-creds", KEYS);
   // Secrets the operator must never be able to read.
   await putSecret(k, NS, "not-ours", { token: "in-the-credentials-namespace" });
@@ -129,21 +131,12 @@ beforeAll(async () => {
   env = {
     ...invocation.env,
     AWS_ENDPOINT_URL: aws.url,
-    KUBECONFIG: await kubeconfigForServiceAccount(
-      k,
-      NS,
-      FULL,
-      await mkdtemp(join(tmpdir(), "nsi-")),
-    ),
+    KUBECONFIG: await kubeconfigForServiceAccount(k, NS, FULL, stack.dir),
   };
 });
 
 afterAll(async () => {
-  await op?.stop();
-  for (const name of ["nsi", "nsi-wide", "nsi-once"]) await deleteResourceWithoutOperator(k, name);
-  await deleteNamespaces(k, [...SERVED, OUTSIDE, NS]);
-  await deleteChartRbac(k, objects ?? []);
-  await aws?.close();
+  await stack?.stop();
 });
 
 describe("rbac.scope=namespaced", () => {
@@ -244,7 +237,7 @@ describe("rbac.scope=namespaced: the operator at work", () => {
       { namespace: "nsi-b", name: "default", body: { imagePullSecrets: [{ name: "other" }] } },
       mergePatch,
     );
-    op = startOperatorProcess(args, env);
+    op = stack.startProcess(args, env);
     // The glob matches nsi-outside too: evaluated within the granted set, it is no target.
     await applyResource(k, "nsi", {
       secretName: "ecr-pull",
