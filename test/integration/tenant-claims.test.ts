@@ -4,7 +4,10 @@
 // ClusterECRCredentialSource an administrator offers; one token serves them
 // all; a namespace the source does not allow gets nothing and costs no AWS
 // call; an ECRPullSecret and a claim wanting one Secret do not fight over it.
+import { spawnSync } from "node:child_process";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runStatus } from "../../src/cli/status.js";
 import type { AwsDouble } from "../aws-double/index.js";
 import type { Rendered } from "../harness/chart.js";
 import { consistently, waitFor } from "../harness/controlplane.js";
@@ -15,6 +18,7 @@ import {
   readyCondition,
   type TestKube,
 } from "../harness/kube.js";
+import { testConfig } from "../harness/operator.js";
 import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, readPassword } from "../harness/state.js";
 import {
@@ -125,11 +129,12 @@ afterAll(async () => {
   await deleteUserRoles(k, roles);
 });
 
-const tenant = (ns: string): TestKube => {
+const tenantOfNs = (ns: string): Tenant => {
   const t = tenants.get(ns);
   if (!t) throw new Error(`no tenant for ${ns}`);
-  return t.kube;
+  return t;
 };
+const tenant = (ns: string): TestKube => tenantOfNs(ns).kube;
 
 describe("twenty teams on one offered source", () => {
   it("every namespace gets the issued password, with one GetAuthorizationToken for all at first sync and one per refresh", async () => {
@@ -270,5 +275,62 @@ describe("an ECRPullSecret and a claim wanting the same Secret", () => {
       },
       { forMs: 10_000, intervalMs: 250 },
     );
+  });
+});
+
+describe("the README's workflow for teams, as the tenant", () => {
+  it("kubectl get ecrclaim and status --namespace show the tenant its claim, with the tenant's rights alone", async () => {
+    const ns = TEAMS[0] as string;
+    const { kubeconfigPath } = tenantOfNs(ns);
+    const got = spawnSync(
+      "kubectl",
+      ["--kubeconfig", kubeconfigPath, "get", "ecrclaim", "-n", ns],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(got.stderr).toBe("");
+    const [header, row] = got.stdout.trim().split("\n");
+    expect(header?.split(/\s+/)).toEqual([
+      "NAME",
+      "READY",
+      "SECRET",
+      "SOURCE",
+      "NAMESPACES",
+      "EXPIRES",
+      "AGE",
+    ]);
+    expect(row?.split(/\s+/).slice(0, 5)).toEqual([
+      "pulls",
+      "True",
+      "ecr-pull",
+      "tcl-shared",
+      "1/1",
+    ]);
+
+    let out = "";
+    let err = "";
+    const sink = (write: (s: string) => void) =>
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          write(chunk.toString("utf8"));
+          cb();
+        },
+      });
+    const code = await runStatus(
+      testConfig(kubeconfigPath),
+      { namespace: ns },
+      sink((s) => {
+        out += s;
+      }),
+      sink((s) => {
+        err += s;
+      }),
+    );
+    console.log(`status --namespace ${ns} as the tenant:\n${out}`);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toContain(`namespace ${ns} is served by:`);
+    expect(out).toMatch(/ECRPullSecretClaim\/pulls +True Synced +ecr-pull +expires /);
   });
 });
