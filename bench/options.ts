@@ -12,6 +12,7 @@ export const SCENARIOS = [
   "sources",
   "coldstart",
   "forged",
+  "tenants",
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 

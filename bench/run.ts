@@ -31,6 +31,7 @@ import * as refresh from "./scenarios/refresh.js";
 import * as rest from "./scenarios/rest.js";
 import * as runningPods from "./scenarios/running-pods.js";
 import * as sources from "./scenarios/sources.js";
+import * as tenants from "./scenarios/tenants.js";
 
 const USAGE = `usage: npm run bench -- [--n 1000] [--qps Q --burst B --write-concurrency W]
   [--idle-seconds 60] [--new-namespaces 200] [--new-namespace-interval-ms 250]
@@ -40,7 +41,9 @@ scenarios (--only): all (default), fanout, outputs (one resource with every outp
   idle-cpu (fan-out, then CPU at rest), sources (--sources resources with their own
   credentials against the AWS quota double: first sync, simultaneous refresh), coldstart
   (sources, then the operator restarted), forged (200 labelled Secrets of 900 KiB written by
-  a tenant: the operator's RSS growth and new-namespace latency meanwhile)
+  a tenant: the operator's RSS growth and new-namespace latency meanwhile), tenants (1,000
+  ECRPullSecretClaims on one ClusterECRCredentialSource: time to all synced against the floor,
+  AWS calls, peak RSS)
 --rounds R: floor and fan-out R times, the least of each taken and the median of the rounds'
   own ratios (fanout and unthrottled only; default 15 for unthrottled, else 1)
 `;
@@ -155,6 +158,7 @@ async function main(opts: BenchOptions): Promise<void> {
   );
   const ctx = await setUp(opts, cleanups);
   if (opts.only === "forged") return show(ctx, await forged.run(ctx));
+  if (opts.only === "tenants") return show(ctx, await tenants.run(ctx));
   if (opts.only === "sources" || opts.only === "coldstart") {
     return show(ctx, await sources.run(ctx));
   }
