@@ -346,11 +346,11 @@ export class Controller {
     }
   }
 
-  /** One pass over every resource (the `once` command); returns the names that failed. */
+  /** One pass over every resource and claim (the `once` command); returns the names that failed. */
   async runOnce(): Promise<string[]> {
     const failed: string[] = [];
-    for (const r of this.resources.list()) {
-      const name = r.metadata.name;
+    const names = [...this.resources.list().map((r) => r.metadata.name), ...claimKeys(this.caches)];
+    for (const name of names) {
       try {
         const result = await this.reconciler.reconcile(name);
         if (!result.ready) failed.push(name);

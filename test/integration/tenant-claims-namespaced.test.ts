@@ -5,7 +5,10 @@
 // served namespace gets its Secret; one in a namespace the install does not
 // serve is never seen.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCommandLine } from "../../src/cli/config.js";
+import { type OperatorConfig, parseCommandLine } from "../../src/cli/config.js";
+import { makeController } from "../../src/controller/from-settings.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { Metrics } from "../../src/observability/metrics.js";
 import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyChart,
@@ -50,6 +53,7 @@ let aws: AwsDouble;
 let objects: Rendered[] = [];
 let roles: Rendered[] = [];
 let op: InProcessOperator | undefined;
+let config: OperatorConfig;
 const tenants = new Map<string, Tenant>();
 
 beforeAll(async () => {
@@ -106,15 +110,16 @@ beforeAll(async () => {
   if (!c) throw new Error("the Deployment has no container");
   const invocation = operatorInvocation(c, NS, { health: 0, metrics: 0 });
   const kubeconfig = await kubeconfigForServiceAccount(k, NS, FULL, stack.dir);
-  const { config } = parseCommandLine(
+  ({ config } = parseCommandLine(
     [...invocation.args, `--kubeconfig=${kubeconfig}`, "--min-refresh-interval=500ms"],
     invocation.env,
-  );
+  ));
   op = await startOperator(config);
 });
 
 afterAll(async () => {
-  await deleteClaims(k, [SERVED, UNSERVED]);
+  // With no operator left running (the once test stops it), nobody cleans up: drop the finalizers soon.
+  await deleteClaims(k, [SERVED, UNSERVED], op ? 20_000 : 1_000);
   await op?.stop();
   await stack?.stop();
   await deleteSource(k, "tcn-source");
@@ -152,5 +157,26 @@ describe("rbac.scope=namespaced serves claims", () => {
     );
     const logs = op?.logs ?? [];
     expect(logs.filter((l) => l.includes('"level":"warn"') && l.includes("403"))).toEqual([]);
+  });
+});
+
+describe("once (the CronJob mode) serves claims", () => {
+  it("one pass over every claim writes a new claim's Secret and reports nothing failed", async () => {
+    await op?.stop();
+    op = undefined;
+    const t = tenants.get(SERVED)?.kube as TestKube;
+    const spec = { secretName: "ecr-once", sourceRef: { name: "tcn-source" } };
+    expect(await createClaim(t, SERVED, "once", spec)).toBeUndefined();
+    const log = createLogger({ level: "warn", format: "json" });
+    const controller = makeController(config, log, new Metrics({ processMetrics: false }));
+    await controller.startInformers();
+    try {
+      expect(await controller.runOnce()).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+    expect(await readPassword(k, SERVED, "ecr-once", HOST)).toBeDefined();
+    const claim = await getClaim(k, SERVED, "once");
+    expect(claim?.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
   });
 });
