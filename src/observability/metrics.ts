@@ -55,6 +55,19 @@ export class Metrics {
     labelNames: ["resource"] as const,
     registers: [this.registry],
   });
+  /**
+   * 1 for each ECRPullSecretClaim the operator serves, naming the claim's
+   * namespace, name and source: the per-resource series name a claim by its
+   * owner value (resource="claim_<namespace>_<name>"), and
+   * `* on (resource) group_left (namespace, claim) ecr_creds_refresher_claim_info`
+   * gives any of them the claim's namespace, for a team's dashboards.
+   */
+  readonly claimInfo = new Gauge({
+    name: "ecr_creds_refresher_claim_info",
+    help: "1 for each ECRPullSecretClaim served: its resource label (the owner value of its series), namespace, name and source.",
+    labelNames: ["resource", "namespace", "claim", "source"] as const,
+    registers: [this.registry],
+  });
   readonly namespaces = new Gauge({
     name: "ecr_creds_refresher_namespaces",
     help: "Target namespaces of each resource by state: desired, synced (a current Secret), failed.",

@@ -114,6 +114,8 @@ export class Reconciler {
   /** The cluster, in which each claim also shows as the resource it resolves to (with opts.claims). */
   private readonly cluster: Cluster;
   private readonly claims: ClaimCluster | undefined;
+  /** The source each served claim's info series names, to remove the series when it changes. */
+  private readonly infoSources = new Map<string, string>();
   private readonly series: ResourceMetrics;
   private readonly reporter: StatusReporter;
   private readonly roles: RoleTokensInput;
@@ -164,6 +166,7 @@ export class Reconciler {
     if (!cached) return this.forget(name);
     // 1. Finalize: a deleted resource gets its cleanup, then is let go.
     if (cached.metadata.deletionTimestamp) return await this.finalize(cached);
+    if (claim) this.claimInfo(name, claim);
     const refused = this.claims?.refusal(name);
     const end = refused ? this.refused(cached, refused) : await this.pass(cached);
     await this.writeStatus(end.resource, end.status);
@@ -171,8 +174,25 @@ export class Reconciler {
     return end.next;
   }
 
+  /** The claim's info series: its namespace, name and source beside its owner value. */
+  private claimInfo(resource: string, claim: { namespace: string; name: string }): void {
+    const source = this.claims?.claim(resource)?.spec.sourceRef?.name ?? "";
+    const labels = { resource, namespace: claim.namespace, claim: claim.name };
+    const known = this.infoSources.get(resource);
+    if (known !== undefined && known !== source)
+      this.metrics.claimInfo.remove({ ...labels, source: known });
+    this.infoSources.set(resource, source);
+    this.metrics.claimInfo.set({ ...labels, source }, 1);
+  }
+
   /** Forgets per-resource memory (the resource is gone). */
   forget(name: string): ReconcileResult {
+    const claim = claimOf(name);
+    const source = this.infoSources.get(name);
+    if (claim && source !== undefined) {
+      this.metrics.claimInfo.remove({ resource: name, ...claimLabels(claim), source });
+      this.infoSources.delete(name);
+    }
     this.tokens.release(name);
     this.checks.forget(name);
     this.serviceAccounts.forget(name);
@@ -322,6 +342,11 @@ export class Reconciler {
   private notify(about: EventTarget, notice: Notice): void {
     this.events.record(about, notice.type, notice.reason, notice.message);
   }
+}
+
+/** A claim's namespace and name as its info series labels them. */
+function claimLabels(claim: { namespace: string; name: string }) {
+  return { namespace: claim.namespace, claim: claim.name };
 }
 
 /** A pass that ends before its writes, not Ready: only a change (or an event) brings the next. */

@@ -18,7 +18,7 @@ import {
   readyCondition,
   type TestKube,
 } from "../harness/kube.js";
-import { testConfig } from "../harness/operator.js";
+import { type InProcessOperator, testConfig } from "../harness/operator.js";
 import { iamUser, type Stack, startStack } from "../harness/stack.js";
 import { ecrHost, readPassword } from "../harness/state.js";
 import {
@@ -52,6 +52,7 @@ let stack: Stack;
 let k: TestKube;
 let aws: AwsDouble;
 let roles: Rendered[] = [];
+let op: InProcessOperator;
 const tenants = new Map<string, Tenant>();
 
 const claimSpec = (source: string, secretName = "ecr-pull") => ({
@@ -118,7 +119,7 @@ beforeAll(async () => {
     { timeoutMs: 60_000, intervalMs: 250 },
   );
   stack.resources.push("tcl-admin-a", "tcl-admin-b");
-  await stack.startOperator();
+  op = await stack.startOperator();
 });
 
 afterAll(async () => {
@@ -178,6 +179,15 @@ describe("twenty teams on one offered source", () => {
     // One call per token, whatever the number of namespaces: 20 teams, not 20 calls.
     expect(ecrCalls(SHARED)).toHaveLength(tokens.length);
     expect(tokens.length).toBeLessThanOrEqual(3);
+
+    // The metrics name each claim by its owner value, and its info series gives its namespace.
+    const text = await op.metrics.registry.metrics();
+    for (const ns of TEAMS) {
+      expect(text).toContain(`ecr_creds_refresher_ready{resource="claim_${ns}_pulls"} 1`);
+      expect(text).toContain(
+        `ecr_creds_refresher_claim_info{resource="claim_${ns}_pulls",namespace="${ns}",claim="pulls",source="tcl-shared"} 1`,
+      );
+    }
   });
 });
 
