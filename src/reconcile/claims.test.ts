@@ -59,7 +59,7 @@ function refused(r: ResolvedClaim | OperatorError): OperatorError {
   return r;
 }
 
-describe("resolveClaim over a source", () => {
+describe("resolveClaim over a source: the source and the namespace", () => {
   it("targets exactly its own namespace, with the source's credentials, region and registries", () => {
     const r = resolved(
       resolveClaim(
@@ -134,7 +134,9 @@ describe("resolveClaim over a source", () => {
       "team-a",
     );
   });
+});
 
+describe("resolveClaim over a source: features and registries", () => {
   it.each([
     ["ArgoCD", "spec.argoCD", { argoCD: { repositoryTypes: ["helm" as const] } }],
     ["AdoptExisting", "spec.adoptExisting", { adoptExisting: true }],
