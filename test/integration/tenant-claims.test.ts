@@ -214,9 +214,17 @@ describe("a namespace the source does not allow", () => {
       },
       { forMs: 3_000 },
     );
-    // The tenant can read why.
+    // The tenant can read why: on the claim, and in an Event in its own namespace.
     const seen = await getClaim(tenant(OUTSIDER), OUTSIDER, "pulls");
     expect(claimReady(seen)?.reason).toBe("SourceNotAllowed");
+    const event = await waitFor("a SourceNotAllowed Event on the claim", async () => {
+      const list = await tenant(OUTSIDER).core.listNamespacedEvent({ namespace: OUTSIDER });
+      return list.items.find(
+        (e) => e.reason === "SourceNotAllowed" && e.involvedObject.name === "pulls",
+      );
+    });
+    expect(event.involvedObject.kind).toBe("ECRPullSecretClaim");
+    expect(event.type).toBe("Warning");
   });
 });
 
@@ -255,6 +263,14 @@ describe("an ECRPullSecret and a claim wanting the same Secret", () => {
       return c?.status?.failures?.some((f) => f.reason === "SecretConflict") ? c : undefined;
     });
     expect(claimReady(claim)?.status).toBe("False");
+    // A second claim on the same Secret in the same namespace: the same rule between claims.
+    expect(
+      await createClaim(tenant(FIRST_CLAIM), FIRST_CLAIM, "pulls-2", claimSpec("tcl-shared")),
+    ).toBeUndefined();
+    await waitFor("the second claim to report the conflict", async () => {
+      const c = await getClaim(k, FIRST_CLAIM, "pulls-2");
+      return c?.status?.failures?.some((f) => f.reason === "SecretConflict") ? c : undefined;
+    });
     const resource = await waitFor(
       "the second-comer ECRPullSecret to report the conflict",
       async () => {
