@@ -10,6 +10,7 @@
 // at most 30 s), so the kinds are served once they exist.
 import {
   type ClusterECRCredentialSource,
+  type ClusterECRCredentialSourceStatus,
   CREDENTIAL_SOURCES,
   type ECRPullSecret,
   type ECRPullSecretClaim,
@@ -188,6 +189,18 @@ export class KubeClaimStore implements ClaimStore {
       this.kube.patch<Cached<ECRPullSecretClaim>>(PULL_SECRET_CLAIMS, key, { metadata }),
     );
     if (patched) this.caches.claims.observe(patched);
+  }
+
+  async patchSourceStatus(name: string, status: ClusterECRCredentialSourceStatus): Promise<void> {
+    const patched = await orUndefined(
+      this.kube.patch<Cached<ClusterECRCredentialSource>>(
+        CREDENTIAL_SOURCES,
+        { name },
+        { status },
+        "status",
+      ),
+    );
+    if (patched) this.caches.sources.observe(patched);
   }
 
   async patchClaimStatus(

@@ -5,7 +5,7 @@ import type {
   ECRPullSecretStatus,
 } from "../api/index.js";
 import type { Cached } from "../kube/types.js";
-import { ClaimCluster, type ClaimStore, claimOf } from "./claim-cluster.js";
+import { ClaimCluster, type ClaimStore, claimOf, sourceStatus } from "./claim-cluster.js";
 import { FakeCluster } from "./cluster.fake.js";
 import type { ObjectKey } from "./cluster.js";
 
@@ -48,6 +48,9 @@ function world() {
     claims: () => claims.values(),
     patchClaimMetadata: async (k, metadata) => {
       writes.push(`metadata ${k.namespace}/${k.name} ${JSON.stringify(metadata)}`);
+    },
+    patchSourceStatus: async (name, status) => {
+      writes.push(`source ${name} ${status.conditions?.[0]?.status}`);
     },
     patchClaimStatus: async (k, status: ECRPullSecretStatus, rv) => {
       writes.push(`status ${k.namespace}/${k.name}@${rv} ${status.conditions?.[0]?.reason}`);
@@ -110,5 +113,48 @@ describe("ClaimCluster", () => {
     for (const name of ["admins", "claim-a", "claim_", "claim_team-a_", "claim__x"]) {
       expect(claimOf(name), name).toBeUndefined();
     }
+  });
+});
+
+describe("sourceStatus", () => {
+  const at = new Date("2026-12-07T19:00:00Z");
+  const later = new Date("2026-12-07T19:05:00Z");
+  const offered = { ...source, metadata: { name: "shared", generation: 2 } };
+
+  it("says Ready while the source's credentials get tokens, and nothing more while that holds", () => {
+    const ready = sourceStatus(offered, { ok: true }, at);
+    expect(ready).toEqual({
+      observedGeneration: 2,
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "Synced",
+          message: "its credentials get ECR tokens; every claim over it shares them",
+          lastTransitionTime: at.toISOString(),
+          observedGeneration: 2,
+        },
+      ],
+    });
+    expect(sourceStatus({ ...offered, status: ready }, { ok: true }, later)).toBeUndefined();
+  });
+
+  it("says why not with the fetch's reason, and keeps the transition time while the status stays", () => {
+    const refused = {
+      ok: false,
+      reason: "AccessDenied",
+      message: "failed to get an ECR token: denied",
+    };
+    const down = sourceStatus(offered, refused, at);
+    expect(down?.conditions?.[0]).toMatchObject({ status: "False", reason: "AccessDenied" });
+    const other = sourceStatus(
+      { ...offered, status: down },
+      { ok: false, reason: "CredentialsInvalid", message: "failed to use the keys: refused" },
+      later,
+    );
+    expect(other?.conditions?.[0]).toMatchObject({
+      reason: "CredentialsInvalid",
+      lastTransitionTime: at.toISOString(),
+    });
   });
 });

@@ -5,8 +5,10 @@
 // resource's metadata and status writes to the claim. Every other read and
 // write goes to the cluster underneath unchanged, so the reconcile's steps
 // (tokens, content, writes, cleanup, status) serve both kinds with one code.
+import { ConditionType, Reason } from "../api/conditions.js";
 import type {
   ClusterECRCredentialSource,
+  ClusterECRCredentialSourceStatus,
   ECRPullSecret,
   ECRPullSecretClaim,
   ECRPullSecretStatus,
@@ -25,6 +27,8 @@ export interface ClaimStore {
   claims(): Iterable<Cached<ECRPullSecretClaim>>;
   /** A merge patch of the claim's metadata (its finalizers); a claim already gone is not an error. */
   patchClaimMetadata(key: ObjectKey, metadata: object): Promise<void>;
+  /** A source's status (its Ready condition), as a merge patch. */
+  patchSourceStatus(name: string, status: ClusterECRCredentialSourceStatus): Promise<void>;
   /** The claim's status, guarded by `resourceVersion` as an ECRPullSecret's is. */
   patchClaimStatus(
     key: ObjectKey,
@@ -154,4 +158,53 @@ export class ClaimCluster implements Cluster {
   deleteSecret: Cluster["deleteSecret"] = (key, rv) => this.base.deleteSecret(key, rv);
   patchServiceAccount: Cluster["patchServiceAccount"] = (key, patch) =>
     this.base.patchServiceAccount(key, patch);
+}
+
+/** What a pass over a claim learnt of its source's tokens. */
+export interface SourceTokens {
+  /** A token is held for every registry of the source. */
+  ok: boolean;
+  /** Why not (the first failing source's error), when not. */
+  reason?: string;
+  message?: string;
+}
+
+/**
+ * A source's status after a claim's pass: Ready True while its credentials
+ * get tokens, False with the fetch's reason when they do not. Undefined when
+ * the source already says so (nothing to write). `now` stamps a transition.
+ */
+export function sourceStatus(
+  source: ClusterECRCredentialSource,
+  tokens: SourceTokens,
+  now: Date,
+): ClusterECRCredentialSourceStatus | undefined {
+  const generation = source.metadata?.generation;
+  const status = tokens.ok ? "True" : "False";
+  const reason = tokens.ok ? Reason.Synced : (tokens.reason ?? Reason.TokenRefreshFailed);
+  const message = tokens.ok
+    ? "its credentials get ECR tokens; every claim over it shares them"
+    : (tokens.message ?? "no token yet");
+  const before = source.status?.conditions?.find((c) => c.type === ConditionType.Ready);
+  const same =
+    before?.status === status &&
+    before.reason === reason &&
+    before.message === message &&
+    source.status?.observedGeneration === generation;
+  if (same) return undefined;
+  const lastTransitionTime =
+    before?.status === status ? before.lastTransitionTime : now.toISOString();
+  return {
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    conditions: [
+      {
+        type: ConditionType.Ready,
+        status,
+        reason,
+        message,
+        lastTransitionTime,
+        ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      },
+    ],
+  };
 }

@@ -30,7 +30,7 @@ import {
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { ResourceMetrics } from "../observability/resource-metrics.js";
-import { ClaimCluster, type ClaimStore, claimOf } from "./claim-cluster.js";
+import { ClaimCluster, type ClaimStore, claimOf, sourceStatus } from "./claim-cluster.js";
 import { claimOwner } from "./claims.js";
 import { cleanup } from "./cleanup.js";
 import { finalizeCleanupScope, passCleanupScope } from "./cleanup-scope.js";
@@ -170,8 +170,29 @@ export class Reconciler {
     const refused = this.claims?.refusal(name);
     const end = refused ? this.refused(cached, refused) : await this.pass(cached);
     await this.writeStatus(end.resource, end.status);
+    if (claim && !refused) await this.reportSource(name, end.status);
     if (isOperatorError(end.next)) throw end.next;
     return end.next;
+  }
+
+  /**
+   * A claim's pass tells its source's Ready condition (whether the source's
+   * credentials get tokens), written only when it changes: the
+   * administrator sees on the source what its claims see.
+   */
+  private async reportSource(name: string, pass: PassOutcome): Promise<void> {
+    const sourceName = this.claims?.claim(name)?.spec.sourceRef?.name;
+    const source = sourceName ? this.opts.claims?.source(sourceName) : undefined;
+    const tokens = pass.tokens ?? [];
+    if (!source || !sourceName || tokens.length === 0) return;
+    const failing = tokens.find((t) => !t.token) ?? tokens.find((t) => t.error);
+    const error = failing?.error;
+    const status = sourceStatus(
+      source,
+      failing ? { ok: false, reason: error?.code, message: error?.message } : { ok: true },
+      new Date(this.now()),
+    );
+    if (status) await this.opts.claims?.patchSourceStatus(sourceName, status);
   }
 
   /** The claim's info series: its namespace, name and source beside its owner value. */

@@ -180,6 +180,18 @@ describe("twenty teams on one offered source", () => {
     expect(ecrCalls(SHARED)).toHaveLength(tokens.length);
     expect(tokens.length).toBeLessThanOrEqual(3);
 
+    // The administrator sees on the source what its claims see.
+    const source = (await k.custom.getClusterCustomObject({
+      group: "ecrcreds.io",
+      version: "v1alpha1",
+      plural: "clusterecrcredentialsources",
+      name: "tcl-shared",
+    })) as { status?: { conditions?: Array<{ type: string; status: string; reason: string }> } };
+    expect(source.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+      status: "True",
+      reason: "Synced",
+    });
+
     // The metrics name each claim by its owner value, and its info series gives its namespace.
     const text = await op.metrics.registry.metrics();
     for (const ns of TEAMS) {
