@@ -372,3 +372,26 @@ describe("the README's workflow for teams, as the tenant", () => {
     expect(out).toMatch(/ECRPullSecretClaim\/pulls +True Synced +ecr-pull +expires /);
   });
 });
+
+describe("a tenant deletes its claim", () => {
+  it("its Secret and its ServiceAccount entry go with it (deletionPolicy Delete), and the claim is gone", async () => {
+    const ns = TEAMS[1] as string;
+    const sa = await k.core.readNamespacedServiceAccount({ namespace: ns, name: "default" });
+    expect(sa.imagePullSecrets?.map((r) => r.name)).toContain("ecr-pull");
+    await tenant(ns).custom.deleteNamespacedCustomObject({
+      group: "ecrcreds.io",
+      version: "v1alpha1",
+      plural: "ecrpullsecretclaims",
+      namespace: ns,
+      name: "pulls",
+    });
+    await waitFor("the claim gone (its finalizer removed)", async () =>
+      (await getClaim(k, ns, "pulls")) === undefined ? true : undefined,
+    );
+    expect(await readSecret(k, ns, "ecr-pull")).toBeUndefined();
+    const after = await k.core.readNamespacedServiceAccount({ namespace: ns, name: "default" });
+    expect(after.imagePullSecrets ?? []).toEqual([]);
+    // The other teams keep theirs.
+    expect(await readSecret(k, TEAMS[2] as string, "ecr-pull")).toBeDefined();
+  });
+});
