@@ -168,7 +168,7 @@ export class Reconciler {
     if (cached.metadata.deletionTimestamp) return await this.finalize(cached);
     if (claim) this.claimInfo(name, claim);
     const refused = this.claims?.refusal(name);
-    const end = refused ? this.refused(cached, refused) : await this.pass(cached);
+    const end = refused ? await this.refused(cached, refused) : await this.pass(cached);
     await this.writeStatus(end.resource, end.status);
     if (claim && !refused) await this.reportSource(name, end.status);
     if (isOperatorError(end.next)) throw end.next;
@@ -316,14 +316,21 @@ export class Reconciler {
   /**
    * A claim its source does not serve (not found, not for this namespace, a
    * feature or registry it does not allow): Ready says why, with an Event;
-   * nothing is written and AWS is not asked. A change of the claim, its
-   * source or its namespace brings the next pass.
+   * nothing is written and AWS is not asked. What it wrote while it was
+   * served goes, under its deletionPolicy, as a deleted resource's does:
+   * access an administrator withdraws is withdrawn now, not when the last
+   * token expires. A change of the claim, its source or its namespace brings
+   * the next pass.
    */
-  private refused(resource: Resource, err: OperatorError): PassEnd {
+  private async refused(resource: Resource, err: OperatorError): Promise<PassEnd> {
     const name = resource.metadata.name;
     this.tokens.release(name);
     this.log.info({ resource: name, reason: err.code, err: err.message }, "claim not served");
-    this.notify(target(resource), warning(err.code, err.message));
+    const notify = (n: Notice) => this.notify(target(resource), n);
+    notify(warning(err.code, err.message));
+    const policy = deletionPolicy(resource.spec);
+    const scope = finalizeCleanupScope({ ...this.writer, resource, policy, notify });
+    await cleanup(this.cluster, this.serviceAccounts, scope);
     this.series.ready(name, false);
     return notReadyEnd(resource, { ready: notReady(err.code, err.message) });
   }

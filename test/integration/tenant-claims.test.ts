@@ -14,6 +14,7 @@ import { consistently, waitFor } from "../harness/controlplane.js";
 import {
   applyResource,
   getResource,
+  mergePatch,
   readSecret,
   readyCondition,
   type TestKube,
@@ -393,5 +394,42 @@ describe("a tenant deletes its claim", () => {
     expect(after.imagePullSecrets ?? []).toEqual([]);
     // The other teams keep theirs.
     expect(await readSecret(k, TEAMS[2] as string, "ecr-pull")).toBeDefined();
+  });
+});
+
+describe("an administrator withdraws a namespace from the source", () => {
+  it("that claim turns SourceNotAllowed and its Secret and ServiceAccount entry go at once; the others keep theirs", async () => {
+    const withdrawn = TEAMS[3] as string;
+    const kept = TEAMS[4] as string;
+    expect(await readSecret(k, withdrawn, "ecr-pull")).toBeDefined();
+    const patch = (namespaces: string[]) =>
+      k.custom.patchClusterCustomObject(
+        {
+          group: "ecrcreds.io",
+          version: "v1alpha1",
+          plural: "clusterecrcredentialsources",
+          name: "tcl-shared",
+          body: { spec: { conditions: [{ namespaces }] } },
+        },
+        mergePatch,
+      );
+    await patch([...TEAMS.filter((ns) => ns !== withdrawn), "tcl-both-*"]);
+    try {
+      const claim = await waitForClaim(k, withdrawn, "pulls", "False", "SourceNotAllowed");
+      expect(claimReady(claim)?.message).toContain(`in namespace ${withdrawn}`);
+      await waitFor("the withdrawn namespace's Secret deleted", async () =>
+        (await readSecret(k, withdrawn, "ecr-pull")) === undefined ? true : undefined,
+      );
+      const sa = await k.core.readNamespacedServiceAccount({
+        namespace: withdrawn,
+        name: "default",
+      });
+      expect(sa.imagePullSecrets ?? []).toEqual([]);
+      expect(await readSecret(k, kept, "ecr-pull")).toBeDefined();
+    } finally {
+      await patch(["tcl-team-*", "tcl-both-*"]);
+    }
+    await waitForClaim(k, withdrawn, "pulls", "True");
+    expect(await readSecret(k, withdrawn, "ecr-pull")).toBeDefined();
   });
 });
