@@ -8,11 +8,10 @@
 // - kind 7: the IRSA annotation eks.amazonaws.com/role-arn, which many
 //   ServiceAccounts already carry, is read as the pull role too; the
 //   ECR-specific eks.amazonaws.com/ecr-role-arn wins when both are set.
-import { WellKnownApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Reason } from "../../src/api/conditions.js";
 import { roleSecretName } from "../../src/reconcile/service-account-roles.js";
-import { type AwsDouble, issuerThumbprint } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   dockerConfigOf,
@@ -23,6 +22,13 @@ import {
   waitFor,
 } from "../harness/kube.js";
 import { type Stack, startStack } from "../harness/stack.js";
+import {
+  allowAnonymousDiscovery,
+  type RegisteredIssuer,
+  registerClusterIssuer,
+  serviceAccountSub as sub,
+  webIdentityTrust,
+} from "../harness/web-identity.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "292900000006";
@@ -51,27 +57,9 @@ const AWS_ENV = [
 let stack: Stack | undefined;
 let k: TestKube;
 let aws: AwsDouble;
-let issuer = "";
-let providerArn = "";
+let registered: RegisteredIssuer = { issuer: "", providerArn: "" };
 const savedEnv: Record<string, string | undefined> = {};
-const sub = (namespace: string, name: string) => `system:serviceaccount:${namespace}:${name}`;
-
-const trust = (subjects: string[]) => ({
-  Version: "2012-10-17",
-  Statement: [
-    {
-      Effect: "Allow" as const,
-      Principal: { Federated: providerArn },
-      Action: "sts:AssumeRoleWithWebIdentity",
-      Condition: {
-        StringEquals: {
-          [`${issuer.slice("https://".length)}:aud`]: "sts.amazonaws.com",
-          [`${issuer.slice("https://".length)}:sub`]: subjects,
-        },
-      },
-    },
-  ],
-});
+const trust = (subjects: string[]) => webIdentityTrust(registered, subjects);
 
 /**
  * The double trusting this control plane as its OIDC issuer (anyone may read
@@ -90,16 +78,7 @@ async function setUp(): Promise<void> {
   ({ k, aws } = stack);
   stack.resources.push(OWN, PER_SA);
   process.env.AWS_EC2_METADATA_DISABLED = "true";
-  const raw: unknown = await k.kc
-    .makeApiClient(WellKnownApi)
-    .getServiceAccountIssuerOpenIDConfiguration();
-  issuer = ((typeof raw === "string" ? JSON.parse(raw) : raw) as { issuer: string }).issuer;
-  providerArn = aws.addOidcProvider({
-    url: issuer,
-    clientIds: ["sts.amazonaws.com"],
-    thumbprints: [await issuerThumbprint(issuer)],
-    accountId: ACCOUNT,
-  });
+  registered = await registerClusterIssuer(k, aws, ACCOUNT);
   await allowDiscovery();
   // The operator's own role trusts someone else: the user has yet to add the operator.
   aws.addRole({ roleArn: OWN_ROLE, trustPolicy: trust([sub("elsewhere", "someone")]) });
@@ -130,19 +109,7 @@ async function allowDiscovery(): Promise<void> {
       () => undefined,
     ),
   );
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: DISCOVERY_BINDING },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "system:service-account-issuer-discovery",
-      },
-      subjects: [
-        { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
-      ],
-    },
-  });
+  await allowAnonymousDiscovery(k, DISCOVERY_BINDING);
 }
 
 describe.skipIf(cp.existingCluster)("identity messages and annotations users already have", () => {

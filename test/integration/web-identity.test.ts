@@ -9,7 +9,7 @@
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { type V1Secret, WellKnownApi } from "@kubernetes/client-node";
+import type { V1Secret } from "@kubernetes/client-node";
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Reason } from "../../src/api/conditions.js";
@@ -21,7 +21,7 @@ import { fetchSourceToken } from "../../src/aws/fetch.js";
 import { runCheck } from "../../src/cli/check.js";
 import type { OperatorError } from "../../src/errors.js";
 import { roleSecretName } from "../../src/reconcile/service-account-roles.js";
-import { type AwsDouble, issuerThumbprint } from "../aws-double/index.js";
+import type { AwsDouble } from "../aws-double/index.js";
 import {
   applyResource,
   auditWrites,
@@ -36,6 +36,12 @@ import {
 } from "../harness/kube.js";
 import { testConfig } from "../harness/operator.js";
 import { type Stack, startStack } from "../harness/stack.js";
+import {
+  allowAnonymousDiscovery,
+  readIssuerDiscovery,
+  registerOidcProvider,
+  webIdentityTrust,
+} from "../harness/web-identity.js";
 
 const cp = inject("controlPlane");
 const ACCOUNT = "170000000001";
@@ -77,22 +83,8 @@ let providerArn = "";
 let operatorKubeconfig = "";
 const savedEnv: Record<string, string | undefined> = {};
 
-const trustWebIdentity = (subjects: string[]) => ({
-  Version: "2012-10-17",
-  Statement: [
-    {
-      Effect: "Allow" as const,
-      Principal: { Federated: providerArn },
-      Action: "sts:AssumeRoleWithWebIdentity",
-      Condition: {
-        StringEquals: {
-          [`${issuer.slice("https://".length)}:aud`]: "sts.amazonaws.com",
-          [`${issuer.slice("https://".length)}:sub`]: subjects,
-        },
-      },
-    },
-  ],
-});
+const trustWebIdentity = (subjects: string[]) =>
+  webIdentityTrust({ issuer, providerArn }, subjects);
 
 function spec(
   namespaces: string[],
@@ -146,22 +138,11 @@ function issuedTo(password: string | undefined) {
  * that trust it: the web identity role, the chain's base and its cross-account role.
  */
 async function registerIssuer(): Promise<void> {
-  const raw: unknown = await k.kc
-    .makeApiClient(WellKnownApi)
-    .getServiceAccountIssuerOpenIDConfiguration();
-  const discovery = (typeof raw === "string" ? JSON.parse(raw) : raw) as {
-    issuer: string;
-    jwks_uri: string;
-  };
+  const discovery = await readIssuerDiscovery(k);
   issuer = discovery.issuer;
   expect(issuer).toBe(cp.server);
   expect(discovery.jwks_uri).toBe(`${cp.server}/openid/v1/jwks`);
-  providerArn = aws.addOidcProvider({
-    url: issuer,
-    clientIds: ["sts.amazonaws.com"],
-    thumbprints: [await issuerThumbprint(issuer)],
-    accountId: ACCOUNT,
-  });
+  providerArn = await registerOidcProvider(aws, issuer, ACCOUNT);
   aws.addRole({ roleArn: WEB_ROLE, trustPolicy: trustWebIdentity([OPERATOR_SUB]) });
   aws.addRole({ roleArn: CHAIN_BASE_ROLE, trustPolicy: trustWebIdentity([OPERATOR_SUB]) });
   aws.addRole({
@@ -352,23 +333,7 @@ describe.skipIf(skip)(
 
     it("serves 50 namespaces with one TokenRequest, one STS and one ECR call per refresh, and no keys anywhere", async () => {
       // docs/identity.md step 1: let IAM read discovery and JWKS without credentials.
-      await k.rbac.createClusterRoleBinding({
-        body: {
-          metadata: { name: DISCOVERY_BINDING },
-          roleRef: {
-            apiGroup: "rbac.authorization.k8s.io",
-            kind: "ClusterRole",
-            name: "system:service-account-issuer-discovery",
-          },
-          subjects: [
-            {
-              apiGroup: "rbac.authorization.k8s.io",
-              kind: "Group",
-              name: "system:unauthenticated",
-            },
-          ],
-        },
-      });
+      await allowAnonymousDiscovery(k, DISCOVERY_BINDING);
       const webCalls = () =>
         aws.calls(
           (c) =>

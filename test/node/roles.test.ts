@@ -4,12 +4,16 @@
 // repository policies do). A Pod of the ServiceAccount whose role may read
 // team/private runs; a Pod of the other is refused by the registry (403) and
 // waits in ImagePullBackOff, while it runs an image its own role may read.
-import { WellKnownApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ANNOTATION_ECR_ROLE_ARN } from "../../src/api/metadata.js";
 import { roleSecretName } from "../../src/reconcile/service-account-roles.js";
-import { issuerThumbprint } from "../aws-double/index.js";
 import { applyResource, waitFor } from "../harness/kube.js";
+import {
+  allowAnonymousDiscovery,
+  registerClusterIssuer,
+  serviceAccountSub,
+  webIdentityTrust,
+} from "../harness/web-identity.js";
 import {
   ACCOUNT,
   kubeletEvents,
@@ -55,46 +59,9 @@ async function startRolesWorld(): Promise<void> {
   });
   // docs/identity.md: IAM reads the issuer's discovery document and keys
   // without credentials; the issuer is registered as an OIDC provider.
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: DISCOVERY_BINDING },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "system:service-account-issuer-discovery",
-      },
-      subjects: [
-        { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
-      ],
-    },
-  });
-  const raw: unknown = await k.kc
-    .makeApiClient(WellKnownApi)
-    .getServiceAccountIssuerOpenIDConfiguration();
-  const issuer = ((typeof raw === "string" ? JSON.parse(raw) : raw) as { issuer: string }).issuer;
-  const providerArn = world.aws.addOidcProvider({
-    url: issuer,
-    clientIds: ["sts.amazonaws.com"],
-    thumbprints: [await issuerThumbprint(issuer)],
-    accountId: ACCOUNT,
-  });
-  const host = issuer.slice("https://".length);
-  const trust = (sa: string) => ({
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Effect: "Allow" as const,
-        Principal: { Federated: providerArn },
-        Action: "sts:AssumeRoleWithWebIdentity",
-        Condition: {
-          StringEquals: {
-            [`${host}:aud`]: "sts.amazonaws.com",
-            [`${host}:sub`]: [`system:serviceaccount:${NS}:${sa}`],
-          },
-        },
-      },
-    ],
-  });
+  await allowAnonymousDiscovery(k, DISCOVERY_BINDING);
+  const issuer = await registerClusterIssuer(k, world.aws, ACCOUNT);
+  const trust = (sa: string) => webIdentityTrust(issuer, [serviceAccountSub(NS, sa)]);
   world.aws.addRole({ roleArn: ROLE_PRIVATE, trustPolicy: trust("private-reader") });
   world.aws.addRole({ roleArn: ROLE_OTHER, trustPolicy: trust("other-reader") });
   for (const [name, role] of [
