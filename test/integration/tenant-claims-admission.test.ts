@@ -264,7 +264,9 @@ describe("a tenant serves itself with the aggregated rights alone", () => {
     );
     expect(source?.code).toBe(403);
   });
+});
 
+describe("the built-in roles carry the claims rules", () => {
   it("aggregates read of claims into view, and write into edit and admin only", async () => {
     for (const role of ["view", "edit"]) {
       await k.rbac.createNamespacedRoleBinding({
