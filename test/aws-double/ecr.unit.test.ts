@@ -3,16 +3,8 @@ import {
   ECRPUBLICClient,
   GetAuthorizationTokenCommand as GetPublicAuthorizationTokenCommand,
 } from "@aws-sdk/client-ecr-public";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { AwsDouble } from "./aws-double.js";
-
-const ACCOUNT = "123456789012";
-const alice = {
-  accessKeyId: "AKIAALICE0000000001",
-  secretAccessKey: "alice-secret-key",
-  accountId: ACCOUNT,
-  arn: `arn:aws:iam::${ACCOUNT}:user/alice`,
-};
+import { beforeEach, describe, expect, it } from "vitest";
+import { ALICE_ACCOUNT as ACCOUNT, alice, startDoubleForTests } from "./fixtures.js";
 
 function decodePassword(token: string | undefined): string {
   const decoded = Buffer.from(token ?? "", "base64").toString("utf8");
@@ -20,23 +12,14 @@ function decodePassword(token: string | undefined): string {
   return decoded.slice("AWS:".length);
 }
 
-const aws = new AwsDouble({ identities: [alice] });
-let url = "";
+const aws = startDoubleForTests({ identities: [alice] });
 
 const ecr = (
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } = alice,
   region = "eu-west-1",
-): ECRClient => new ECRClient({ endpoint: url, region, credentials, maxAttempts: 1 });
+): ECRClient => new ECRClient({ endpoint: aws.url, region, credentials, maxAttempts: 1 });
 
-beforeAll(async () => {
-  ({ url } = await aws.start());
-});
-afterAll(async () => {
-  await aws.close();
-});
 beforeEach(() => {
-  aws.clearFaults();
-  aws.resetCalls();
   aws.tokenLifetimeMs = 12 * 3_600_000;
 });
 
@@ -137,7 +120,7 @@ describe("AWS double: ECR refusals, ECR Public and endpoint settings", () => {
 
   it("rejects a signature from a skewed clock", async () => {
     const skewed = new ECRClient({
-      endpoint: url,
+      endpoint: aws.url,
       region: "us-east-1",
       credentials: alice,
       maxAttempts: 1,
@@ -151,7 +134,7 @@ describe("AWS double: ECR refusals, ECR Public and endpoint settings", () => {
 
   it("serves ECR Public in us-east-1 only", async () => {
     const pub = (region: string): ECRPUBLICClient =>
-      new ECRPUBLICClient({ endpoint: url, region, credentials: alice, maxAttempts: 1 });
+      new ECRPUBLICClient({ endpoint: aws.url, region, credentials: alice, maxAttempts: 1 });
     const before = Date.now();
     const out = await pub("us-east-1").send(new GetPublicAuthorizationTokenCommand({}));
     const password = decodePassword(out.authorizationData?.authorizationToken);
@@ -171,7 +154,7 @@ describe("AWS double: ECR refusals, ECR Public and endpoint settings", () => {
 
   it("works through AWS_ENDPOINT_URL_ECR without an endpoint in the config", async () => {
     const saved = process.env.AWS_ENDPOINT_URL_ECR;
-    process.env.AWS_ENDPOINT_URL_ECR = url;
+    process.env.AWS_ENDPOINT_URL_ECR = aws.url;
     try {
       const client = new ECRClient({ region: "ap-south-1", credentials: alice });
       const out = await client.send(new GetAuthorizationTokenCommand({}));

@@ -1,20 +1,13 @@
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AwsDouble } from "./aws-double.js";
+import { alice, startDoubleForTests } from "./fixtures.js";
 
-const alice = {
-  accessKeyId: "AKIAALICE0000000001",
-  secretAccessKey: "alice-secret-key",
-  accountId: "123456789012",
-  arn: "arn:aws:iam::123456789012:user/alice",
-};
-
-const aws = new AwsDouble({ identities: [alice] });
-let url = "";
+const aws = startDoubleForTests({ identities: [alice] });
 const ecr = (options: { maxAttempts?: number; requestTimeout?: number } = {}): ECRClient =>
   new ECRClient({
-    endpoint: url,
+    endpoint: aws.url,
     region: "us-west-2",
     credentials: alice,
     maxAttempts: options.maxAttempts ?? 1,
@@ -25,19 +18,8 @@ const ecr = (options: { maxAttempts?: number; requestTimeout?: number } = {}): E
     },
   });
 const sts = (): STSClient =>
-  new STSClient({ endpoint: url, region: "us-east-1", credentials: alice, maxAttempts: 1 });
+  new STSClient({ endpoint: aws.url, region: "us-east-1", credentials: alice, maxAttempts: 1 });
 const getToken = (client = ecr()) => client.send(new GetAuthorizationTokenCommand({}));
-
-beforeAll(async () => {
-  ({ url } = await aws.start());
-});
-afterAll(async () => {
-  await aws.close();
-});
-beforeEach(() => {
-  aws.clearFaults();
-  aws.resetCalls();
-});
 
 describe("AWS double: faults that fail calls", () => {
   it("throttles with the exception names ECR and STS use", async () => {

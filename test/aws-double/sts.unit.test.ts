@@ -15,17 +15,10 @@ import {
   fromTokenFile,
   fromWebToken,
 } from "@aws-sdk/credential-providers";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { AwsDouble } from "./aws-double.js";
+import { describe, expect, it } from "vitest";
+import { ALICE_ACCOUNT as ACCOUNT, alice, startDoubleForTests } from "./fixtures.js";
 
-const ACCOUNT = "123456789012";
 const OTHER_ACCOUNT = "333333333333";
-const alice = {
-  accessKeyId: "AKIAALICE0000000001",
-  secretAccessKey: "alice-secret-key",
-  accountId: ACCOUNT,
-  arn: `arn:aws:iam::${ACCOUNT}:user/alice`,
-};
 const mallory = {
   accessKeyId: "AKIAMALLORY00000001",
   secretAccessKey: "mallory-secret-key",
@@ -43,7 +36,7 @@ interface Credentials {
 }
 type CredentialSource = Credentials | (() => Promise<Credentials>);
 
-const aws = new AwsDouble({
+const aws = startDoubleForTests({
   identities: [alice, mallory],
   roles: [
     { roleArn: pullRole, trustedPrincipalArns: [alice.arn], externalId: "ext-42" },
@@ -52,22 +45,10 @@ const aws = new AwsDouble({
   ],
   podIdentities: [{ authorizationToken: "pod-auth-token", roleArn: podRole }],
 });
-let url = "";
 const sts = (credentials: CredentialSource = alice): STSClient =>
-  new STSClient({ endpoint: url, region: "us-east-1", credentials, maxAttempts: 1 });
+  new STSClient({ endpoint: aws.url, region: "us-east-1", credentials, maxAttempts: 1 });
 const ecrWith = (credentials: CredentialSource): ECRClient =>
-  new ECRClient({ endpoint: url, region: "eu-central-1", credentials, maxAttempts: 1 });
-
-beforeAll(async () => {
-  ({ url } = await aws.start());
-});
-afterAll(async () => {
-  await aws.close();
-});
-beforeEach(() => {
-  aws.clearFaults();
-  aws.resetCalls();
-});
+  new ECRClient({ endpoint: aws.url, region: "eu-central-1", credentials, maxAttempts: 1 });
 
 describe("AWS double: STS GetCallerIdentity and AssumeRole", () => {
   it("answers GetCallerIdentity for the signer", async () => {
@@ -187,7 +168,7 @@ describe("AWS double: STS refusals and nested clients", () => {
     const credentials = fromTemporaryCredentials({
       masterCredentials: alice,
       params: { RoleArn: pullRole, RoleSessionName: "nested", ExternalId: "ext-42" },
-      clientConfig: { endpoint: url, region: "us-east-1" },
+      clientConfig: { endpoint: aws.url, region: "us-east-1" },
     });
     const out = await ecrWith(credentials).send(new GetAuthorizationTokenCommand({}));
     expect(out.authorizationData?.[0]?.proxyEndpoint).toContain(OTHER_ACCOUNT);
@@ -202,8 +183,8 @@ describe("AWS double: STS refusals and nested clients", () => {
 
   it("is found through AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL by nested clients too", async () => {
     const saved = { sts: process.env.AWS_ENDPOINT_URL_STS, all: process.env.AWS_ENDPOINT_URL };
-    process.env.AWS_ENDPOINT_URL_STS = url;
-    process.env.AWS_ENDPOINT_URL = url;
+    process.env.AWS_ENDPOINT_URL_STS = aws.url;
+    process.env.AWS_ENDPOINT_URL = aws.url;
     try {
       const credentials = fromTemporaryCredentials({
         masterCredentials: alice,
@@ -235,7 +216,7 @@ describe("AWS double: AssumeRoleWithWebIdentity and container credentials", () =
       roleArn: irsaRole,
       roleSessionName: "irsa",
       webIdentityToken: "good-web-token",
-      clientConfig: { endpoint: url, region: "us-east-1" },
+      clientConfig: { endpoint: aws.url, region: "us-east-1" },
     });
     const creds = await good();
     expect(creds.accessKeyId).toMatch(/^ASIA/);
@@ -246,7 +227,7 @@ describe("AWS double: AssumeRoleWithWebIdentity and container credentials", () =
       roleArn: irsaRole,
       roleSessionName: "irsa",
       webIdentityToken: "forged",
-      clientConfig: { endpoint: url, region: "us-east-1", maxAttempts: 1 },
+      clientConfig: { endpoint: aws.url, region: "us-east-1", maxAttempts: 1 },
     });
     await expect(bad()).rejects.toMatchObject({ name: "AccessDenied" });
     const webCalls = aws.calls({ action: "AssumeRoleWithWebIdentity" });
@@ -254,7 +235,7 @@ describe("AWS double: AssumeRoleWithWebIdentity and container credentials", () =
     expect(webCalls[0]?.accessKeyId).toBeUndefined();
 
     // Also straight through the client and through a token file, as IRSA does.
-    const direct = await new STSClient({ endpoint: url, region: "us-east-1" }).send(
+    const direct = await new STSClient({ endpoint: aws.url, region: "us-east-1" }).send(
       new AssumeRoleWithWebIdentityCommand({
         RoleArn: irsaRole,
         RoleSessionName: "direct",
@@ -269,7 +250,7 @@ describe("AWS double: AssumeRoleWithWebIdentity and container credentials", () =
         webIdentityTokenFile: join(dir, "token"),
         roleArn: irsaRole,
         roleSessionName: "file",
-        clientConfig: { endpoint: url, region: "us-east-1" },
+        clientConfig: { endpoint: aws.url, region: "us-east-1" },
       });
       expect((await fromFile()).accessKeyId).toMatch(/^ASIA/);
     } finally {

@@ -15,6 +15,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selfSignedCertificate } from "../registry-double/self-signed.js";
 import { AwsDouble } from "./aws-double.js";
+import { chainedRoleTrust } from "./fixtures.js";
 import { issuerThumbprint } from "./web-identity.js";
 
 const ACCOUNT = "123456789012";
@@ -104,18 +105,7 @@ beforeAll(async () => {
   });
   aws.addRole({
     roleArn: CHAINED,
-    trustPolicy: {
-      Statement: [
-        {
-          Effect: "Allow",
-          Principal: { AWS: ROLE },
-          Action: ["sts:AssumeRole", "sts:TagSession"],
-          Condition: {
-            StringEquals: { "sts:ExternalId": "ext-7", "aws:RequestTag/team": "payments" },
-          },
-        },
-      ],
-    },
+    trustPolicy: chainedRoleTrust(ROLE, "ext-7", { team: "payments" }),
   });
 });
 afterAll(async () => {
