@@ -8,7 +8,6 @@ import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { AppsV1Api, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -19,11 +18,11 @@ import {
   LABEL_OWNER,
 } from "../../src/api/metadata.js";
 import { fetchToken } from "../../src/aws/token.js";
-import { runMigrate } from "../../src/cli/migrate.js";
 import { KOPF_FINALIZER } from "../../src/cli/migrate-plan.js";
 import { KubeClient, loadKubeConfig, SECRETS } from "../../src/kube/client.js";
 import type { Secret } from "../../src/kube/types.js";
 import type { AwsDouble } from "../aws-double/index.js";
+import { migrateOutput } from "../harness/cli.js";
 import {
   auditWrites,
   bindClusterAdmin,
@@ -122,21 +121,7 @@ const oldCrd = {
 };
 
 async function migrate(...args: string[]) {
-  let out = "";
-  let err = "";
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        append(chunk.toString("utf8"));
-        cb();
-      },
-    });
-  const code = await runMigrate(
-    [`--kubeconfig=${migratorKubeconfig}`, ...args],
-    {},
-    { out: sink((s) => (out += s)), err: sink((s) => (err += s)) },
-  );
-  return { code, out, err };
+  return await migrateOutput(migratorKubeconfig, args);
 }
 
 // A SubjectAccessReview (whether a Deployment's ServiceAccount holds the old

@@ -7,12 +7,12 @@
 // Before proxy support: no token, Ready=False RegionUnknown ("check the region").
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { load as parseYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runCheck } from "../../src/cli/check.js";
 import { KubeClient, loadKubeConfig, NAMESPACES } from "../../src/kube/client.js";
 import type { AwsDouble } from "../aws-double/index.js";
+import { captureOutput as capture } from "../harness/cli.js";
 import {
   applyResource,
   dockerConfigOf,
@@ -101,19 +101,6 @@ async function waitSecret(namespace: string) {
     readSecret(k, namespace, "ecr-pull"),
   );
   return dockerConfigOf(secret).auths;
-}
-
-function capture(): { stream: Writable; text: () => string } {
-  let text = "";
-  return {
-    stream: new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        text += chunk.toString("utf8");
-        cb();
-      },
-    }),
-    text: () => text,
-  };
 }
 
 describe("HTTPS_PROXY, HTTP_PROXY and NO_PROXY", () => {

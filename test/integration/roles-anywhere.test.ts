@@ -8,13 +8,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { ApiException } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Reason } from "../../src/api/conditions.js";
 import type { ECRPullSecret } from "../../src/api/index.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../../src/api/schema.js";
-import { runCheck } from "../../src/cli/check.js";
 import type { AwsDouble } from "../aws-double/index.js";
 import {
   type Ca,
@@ -24,6 +22,7 @@ import {
   makeCa,
   tlsSecretData,
 } from "../aws-double/roles-anywhere-pki.js";
+import { checkOutput } from "../harness/cli.js";
 import { applyResource, readSecret, statusOf, type TestKube, waitFor } from "../harness/kube.js";
 import { type InProcessOperator, testConfig } from "../harness/operator.js";
 import { type Stack, startStack } from "../harness/stack.js";
@@ -225,20 +224,10 @@ describe("IAM Roles Anywhere: a certificate of another CA, one near its end, and
   });
 
   it("check shows the chain: the certificate's subject and expiry, the trust anchor, the role STS reports", async () => {
-    const out: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        out.push(chunk.toString("utf8"));
-        cb();
-      },
-    });
-    const code = await runCheck(
+    const { code, text } = await checkOutput(
       testConfig(stack.kubeconfigPath, { region: "us-east-1" }),
       "ra-ecdsa",
-      sink,
-      sink,
     );
-    const text = out.join("");
     expect(code, text).toBe(0);
     expect(text).toContain("IAM Roles Anywhere CreateSession for");
     expect(text).toContain("subject CN=ra-cluster-ecdsa");

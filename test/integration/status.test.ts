@@ -4,10 +4,10 @@
 // what serves N and the Pod there that lacks the pull Secret.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runStatus, when } from "../../src/cli/status.js";
 import { ensureBuilt } from "../harness/build.js";
+import { captureOutput as capture } from "../harness/cli.js";
 import { repoRoot } from "../harness/controlplane.js";
 import {
   applyResource,
@@ -33,17 +33,6 @@ const FAILING = "st-nokeys";
 
 let stack: Stack;
 let k: TestKube;
-
-function capture(): { stream: Writable; text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString("utf8"));
-      cb();
-    },
-  });
-  return { stream, text: () => chunks.join("") };
-}
 
 async function status(opts: {
   namespace?: string;

@@ -4,10 +4,9 @@
 // plan reads only the Deployment the administrator names, or one provably the
 // old operator's (its look and a ServiceAccount with its cluster-wide rights,
 // which no tenant can grant); two of those are an error asking which.
-import { Writable } from "node:stream";
 import { AppsV1Api, type V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runMigrate } from "../../src/cli/migrate.js";
+import { migrateOutput } from "../harness/cli.js";
 import { waitFor } from "../harness/controlplane.js";
 import type { TestKube } from "../harness/kube.js";
 import { type Stack, startStack } from "../harness/stack.js";
@@ -58,21 +57,7 @@ function oldOperator(
 }
 
 async function migrate(...args: string[]) {
-  let out = "";
-  let err = "";
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        append(chunk.toString("utf8"));
-        cb();
-      },
-    });
-  const code = await runMigrate(
-    [`--kubeconfig=${migratorKubeconfig}`, ...args],
-    {},
-    { out: sink((s) => (out += s)), err: sink((s) => (err += s)) },
-  );
-  return { code, out, err };
+  return await migrateOutput(migratorKubeconfig, args);
 }
 
 const REAL_ENV = {

@@ -8,7 +8,6 @@
 // issued to the expected principal.
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import type { V1Secret } from "@kubernetes/client-node";
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -18,10 +17,11 @@ import { ANNOTATION_ECR_ROLE_ARN } from "../../src/api/metadata.js";
 
 import type { CredentialSource } from "../../src/aws/credential-source.js";
 import { fetchSourceToken } from "../../src/aws/fetch.js";
-import { runCheck } from "../../src/cli/check.js";
 import type { OperatorError } from "../../src/errors.js";
 import { roleSecretName } from "../../src/reconcile/service-account-roles.js";
+import { chainedRoleTrust } from "../aws-double/fixtures.js";
 import type { AwsDouble } from "../aws-double/index.js";
+import { checkOutput } from "../harness/cli.js";
 import {
   applyResource,
   auditWrites,
@@ -147,18 +147,7 @@ async function registerIssuer(): Promise<void> {
   aws.addRole({ roleArn: CHAIN_BASE_ROLE, trustPolicy: trustWebIdentity([OPERATOR_SUB]) });
   aws.addRole({
     roleArn: CROSS_ROLE,
-    trustPolicy: {
-      Statement: [
-        {
-          Effect: "Allow",
-          Principal: { AWS: CHAIN_BASE_ROLE },
-          Action: ["sts:AssumeRole", "sts:TagSession"],
-          Condition: {
-            StringEquals: { "sts:ExternalId": EXTERNAL_ID, "aws:RequestTag/cluster": "wi-test" },
-          },
-        },
-      ],
-    },
+    trustPolicy: chainedRoleTrust(CHAIN_BASE_ROLE, EXTERNAL_ID, { cluster: "wi-test" }),
   });
 }
 
@@ -531,20 +520,10 @@ describe.skipIf(skip)(
       );
 
       // `check` shows each link and the principal STS reports after it.
-      const out: string[] = [];
-      const sink = new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          out.push(chunk.toString("utf8"));
-          cb();
-        },
-      });
-      const code = await runCheck(
+      const { code, text } = await checkOutput(
         testConfig(operatorKubeconfig, { region: "us-east-1" }),
         SINGLE.chain,
-        sink,
-        sink,
       );
-      const text = out.join("");
       expect(code, text).toBe(0);
       expect(text).toContain(
         `  1. AssumeRoleWithWebIdentity ${CHAIN_BASE_ROLE} with a token of ServiceAccount ${OPS}/operator (audience sts.amazonaws.com)\n     -> arn:aws:sts::${ACCOUNT}:assumed-role/wi-chain-base/ecr-creds-refresher (account ${ACCOUNT}, role wi-chain-base, session ecr-creds-refresher)\n`,
