@@ -135,8 +135,9 @@ describe("helm template: the defaults", () => {
     const objects = render();
     // One Role: the Lease. Events (on Pods in any namespace, on resources in
     // "default") come with the ClusterRole, beside the Pod watch's rules.
-    // Three ClusterRoles: the operator's, and the viewer and editor for people.
+    // Four ClusterRoles: the operator's, and the viewer, claims and editor for people.
     expect(kinds(objects)).toEqual([
+      "ClusterRole",
       "ClusterRole",
       "ClusterRole",
       "ClusterRole",
@@ -304,6 +305,7 @@ describe("helm template: high availability and cronjob mode", () => {
       "ClusterRole",
       "ClusterRole",
       "ClusterRole",
+      "ClusterRole",
       "ClusterRoleBinding",
       "CronJob",
       "Role",
@@ -360,8 +362,28 @@ describe("rights not used are not granted; ECRPullSecrets are an administrator's
     expect(viewer?.rules).toEqual([
       {
         apiGroups: ["ecrcreds.io"],
-        resources: ["ecrpullsecrets", "ecrpullsecrets/status"],
+        resources: [
+          "ecrpullsecrets",
+          "ecrpullsecrets/status",
+          "clusterecrcredentialsources",
+          "clusterecrcredentialsources/status",
+          "ecrpullsecretclaims",
+          "ecrpullsecretclaims/status",
+        ],
         verbs: ["get", "list", "watch"],
+      },
+    ]);
+    // Claims are a namespace's own: writing them is aggregated into edit and admin, not view.
+    const claims = objects.find((o) => o.metadata.name === "ecr-ecr-creds-refresher-claims");
+    expect(labels(claims)).toEqual([
+      ["rbac.authorization.k8s.io/aggregate-to-admin", "true"],
+      ["rbac.authorization.k8s.io/aggregate-to-edit", "true"],
+    ]);
+    expect(claims?.rules).toEqual([
+      {
+        apiGroups: ["ecrcreds.io"],
+        resources: ["ecrpullsecretclaims"],
+        verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
       },
     ]);
     expect(labels(editor)).toEqual([]);
@@ -372,7 +394,14 @@ describe("rights not used are not granted; ECRPullSecrets are an administrator's
       .map((o) => (o as unknown as { roleRef: { name: string } }).roleRef.name);
     expect(bound).not.toContain("ecr-ecr-creds-refresher-viewer");
     expect(bound).not.toContain("ecr-ecr-creds-refresher-editor");
-    const off = render(["--set", "userRoles.viewer=false", "--set", "userRoles.editor=false"]);
+    const off = render([
+      "--set",
+      "userRoles.viewer=false",
+      "--set",
+      "userRoles.claims=false",
+      "--set",
+      "userRoles.editor=false",
+    ]);
     expect(off.filter((o) => o.kind === "ClusterRole").map((o) => o.metadata.name)).toEqual([
       "ecr-ecr-creds-refresher",
     ]);
@@ -446,13 +475,17 @@ describe("rbac.scope=namespaced", () => {
     expect(roles.sort()).toEqual([
       ["ecr-ecr-creds-refresher", "leases leases"],
       ["ecr-ecr-creds-refresher-credentials", "secrets"],
-      ["ecr-ecr-creds-refresher-served", "serviceaccounts secrets pods events"],
+      [
+        "ecr-ecr-creds-refresher-served",
+        "serviceaccounts secrets ecrpullsecretclaims ecrpullsecretclaims/status pods events",
+      ],
       ["ecr-ecr-creds-refresher-token-records", "secrets"],
     ]);
     // The same rules the cluster-wide install grants in its ClusterRole.
     const served = objects.find((o) => o.metadata.name === "ecr-ecr-creds-refresher-served");
     const cluster = render([]).find((o) => o.kind === "ClusterRole")?.rules ?? [];
-    expect(cluster.slice(3)).toEqual(served?.rules);
+    // Before them: ECRPullSecrets, their status, ClusterECRCredentialSources, theirs, namespaces.
+    expect(cluster.slice(5)).toEqual(served?.rules);
   });
 });
 
@@ -643,11 +676,18 @@ describe("bad values", () => {
 });
 
 describe("kept in step", () => {
-  it("the chart's CRD is the generated deploy/crds file, byte for byte", () => {
-    const generated = readFileSync(join(root, "deploy/crds/ecrcreds.io_ecrpullsecrets.yaml"));
-    const inChart = readFileSync(join(chart, "crds/ecrcreds.io_ecrpullsecrets.yaml"));
-    expect(inChart.equals(generated)).toBe(true);
-    expect(readdirSync(join(chart, "crds"))).toEqual(["ecrcreds.io_ecrpullsecrets.yaml"]);
+  it("the chart's CRDs are the generated deploy/crds files, byte for byte", () => {
+    const files = [
+      "ecrcreds.io_clusterecrcredentialsources.yaml",
+      "ecrcreds.io_ecrpullsecretclaims.yaml",
+      "ecrcreds.io_ecrpullsecrets.yaml",
+    ];
+    expect(readdirSync(join(root, "deploy/crds")).sort()).toEqual(files);
+    expect(readdirSync(join(chart, "crds")).sort()).toEqual(files);
+    for (const file of files) {
+      const generated = readFileSync(join(root, "deploy/crds", file));
+      expect(readFileSync(join(chart, "crds", file)).equals(generated), file).toBe(true);
+    }
   });
 
   it("deploy/manifests/install.yaml equals a fresh render of the chart", () => {
@@ -665,7 +705,10 @@ describe("kept in step", () => {
       "ClusterRole",
       "ClusterRole",
       "ClusterRole",
+      "ClusterRole",
       "ClusterRoleBinding",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
       "CustomResourceDefinition",
       "Deployment",
       "Namespace",

@@ -21,6 +21,7 @@ export interface Need {
 export function clusterNeeds(NS: string, FULL: string): Need[] {
   return [
     ...resourceNeeds(),
+    ...tenantKindNeeds(),
     ...namespaceAndServiceAccountNeeds(),
     ...secretNeeds(),
     ...podAndEventNeeds(),
@@ -55,6 +56,56 @@ function resourceNeeds(): Need[] {
       grant: "cluster ecrcreds.io ecrpullsecrets/status patch",
       code: [["src/reconcile/cluster.ts", "patch ECR_PULL_SECRETS/status"]],
       shown: { audit: { verb: "patch", resource: "ecrpullsecrets", subresource: "status" } },
+    },
+  ];
+}
+
+/**
+ * The tenant kinds (issue 31): ClusterECRCredentialSources read cluster-wide,
+ * ECRPullSecretClaims read and patched (finalizer, status) where served. The
+ * install tests install no tenant CRDs, so these show as behaviour:
+ * test/integration/tenant-claims*.test.ts serve claims with them.
+ */
+function tenantKindNeeds(): Need[] {
+  const shown = { behaviour: "test/integration/tenant-claims-namespaced.test.ts" };
+  return [
+    {
+      grant: "cluster ecrcreds.io clusterecrcredentialsources list",
+      code: [["src/controller/tenant-informers.ts", "list CREDENTIAL_SOURCES"]],
+      shown,
+    },
+    {
+      grant: "cluster ecrcreds.io clusterecrcredentialsources watch",
+      code: [["src/controller/tenant-informers.ts", "watch CREDENTIAL_SOURCES"]],
+      shown,
+    },
+    {
+      grant: "cluster ecrcreds.io clusterecrcredentialsources/status patch",
+      code: [["src/controller/tenant-informers.ts", "patch CREDENTIAL_SOURCES/status"]],
+      shown,
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecretclaims list",
+      code: [
+        ["src/controller/tenant-informers.ts", "list PULL_SECRET_CLAIMS"],
+        ["src/cli/status.ts", "list PULL_SECRET_CLAIMS"],
+      ],
+      shown,
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecretclaims watch",
+      code: [["src/controller/tenant-informers.ts", "watch PULL_SECRET_CLAIMS"]],
+      shown,
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecretclaims patch",
+      code: [["src/controller/tenant-informers.ts", "patch PULL_SECRET_CLAIMS"]],
+      shown,
+    },
+    {
+      grant: "cluster ecrcreds.io ecrpullsecretclaims/status patch",
+      code: [["src/controller/tenant-informers.ts", "patch PULL_SECRET_CLAIMS/status"]],
+      shown,
     },
   ];
 }
@@ -197,7 +248,8 @@ function leaseNeeds(NS: string, FULL: string): Need[] {
 }
 
 /** Resources whose rights a namespaced install grants per served namespace instead. */
-const PER_NAMESPACE = /^cluster core (serviceaccounts|secrets|pods|events) (\w+)$/;
+const PER_NAMESPACE =
+  /^cluster (core|ecrcreds\.io) (serviceaccounts|secrets|pods|events|ecrpullsecretclaims(?:\/status)?) (\w+)$/;
 
 /**
  * The namespaced install's needs (rbac.scope=namespaced): what the cluster-wide
@@ -219,7 +271,7 @@ export function namespacedNeeds(
       out.push(need);
       continue;
     }
-    for (const ns of served) out.push({ ...need, grant: `${ns} core ${m[1]} ${m[2]}` });
+    for (const ns of served) out.push({ ...need, grant: `${ns} ${m[1]} ${m[2]} ${m[3]}` });
   }
   for (const c of credentials) {
     for (const verb of ["get", "list", "watch"]) {

@@ -225,12 +225,16 @@ async function expectWarningEvent(): Promise<void> {
 
 describe("the chart on a real API server", () => {
   it("applies the rendered CRD, ClusterRole, Role, bindings and ServiceAccount", async () => {
-    // The operator's ClusterRole, and the viewer and editor roles for people.
+    // The operator's ClusterRole, and the viewer, claims and editor roles for
+    // people; the three kinds' CRDs.
     expect(objects.map((o) => o.kind).sort()).toEqual([
       "ClusterRole",
       "ClusterRole",
       "ClusterRole",
+      "ClusterRole",
       "ClusterRoleBinding",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
       "CustomResourceDefinition",
       "Deployment",
       "Role",
