@@ -152,7 +152,7 @@ export const errorCatalogue = {
     foreign: (p: ObjectParams) =>
       `failed to write Secret ${p.namespace}/${p.name}: it exists and was not created by this operator; rename spec.secretName, delete that Secret, or set spec.adoptExisting: true`,
     otherOwner: (p: ObjectParams & { owner: string }) =>
-      `failed to write Secret ${p.namespace}/${p.name}: it belongs to ECRPullSecret ${p.owner}; give one of them another spec.secretName or exclude this namespace from one of them`,
+      `failed to write Secret ${p.namespace}/${p.name}: it belongs to ${p.owner}; give one of them another spec.secretName or exclude this namespace from one of them`,
     notAdoptable: (p: ObjectParams & { type: string; wanted: string }) =>
       `failed to adopt Secret ${p.namespace}/${p.name}: it is of type ${p.type}, and adoptExisting only takes over ${p.wanted} Secrets; rename spec.secretName or delete that Secret`,
     notAdoptableOutput: (p: ObjectParams & { field: string }) =>

@@ -11,6 +11,7 @@ import { isOperatorError, type OperatorError } from "../errors.js";
 import {
   claimKey,
   claimOwner,
+  describeOwner,
   parseClaimKey,
   type ResolvedClaim,
   resolveClaim,
@@ -355,5 +356,13 @@ describe("claim keys and owners", () => {
           expect(owner).not.toBe(ownerLabelValue(claimOwner(ns2, name2)));
       }),
     );
+  });
+});
+
+describe("describeOwner", () => {
+  it("names a claim by its namespace and name, anything else as an ECRPullSecret", () => {
+    expect(describeOwner(claimOwner("team-a", "pulls"))).toBe("ECRPullSecretClaim team-a/pulls");
+    expect(describeOwner("ecr-pull")).toBe("ECRPullSecret ecr-pull");
+    expect(describeOwner("claim_a_b_c")).toBe("ECRPullSecret claim_a_b_c");
   });
 });

@@ -68,6 +68,16 @@ export function claimOwner(namespace: string, name: string): string {
   return `claim_${namespace}_${name}`;
 }
 
+/**
+ * The resource an owner value names, for messages: `ECRPullSecretClaim ns/name`
+ * for a claim's owner value, else `ECRPullSecret <name>`. An owner value is
+ * read from a label anyone may write, so it is only ever shown, never trusted.
+ */
+export function describeOwner(owner: string): string {
+  const claim = /^claim_([^_]+)_([^_]+)$/.exec(owner);
+  return claim ? `ECRPullSecretClaim ${claim[1]}/${claim[2]}` : `ECRPullSecret ${owner}`;
+}
+
 /** Where each feature is asked for in a claim's spec. */
 const FEATURE_FIELDS: ReadonlyArray<{
   feature: ClaimFeature;

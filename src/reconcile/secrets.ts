@@ -18,6 +18,7 @@ import {
   releasePatch,
   withCreatedMark,
 } from "./adoption.js";
+import { describeOwner } from "./claims.js";
 import type { Cluster, ObjectKey } from "./cluster.js";
 import {
   type DesiredSecret,
@@ -193,7 +194,11 @@ function secretConflict(
   }
   if (isManaged(observed)) {
     const owner = observed.metadata.labels?.[LABEL_OWNER] ?? "another resource";
-    return operatorError("SecretConflict", "otherOwner", { namespace, name, owner });
+    return operatorError("SecretConflict", "otherOwner", {
+      namespace,
+      name,
+      owner: describeOwner(owner),
+    });
   }
   return operatorError("SecretConflict", "foreign", { namespace, name });
 }

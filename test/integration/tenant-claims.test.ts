@@ -276,14 +276,20 @@ describe("an ECRPullSecret and a claim wanting the same Secret", () => {
       return c?.status?.failures?.some((f) => f.reason === "SecretConflict") ? c : undefined;
     });
     expect(claimReady(claim)?.status).toBe("False");
+    expect(claim.status?.failures?.[0]?.message).toContain(
+      "it belongs to ECRPullSecret tcl-admin-a",
+    );
     // A second claim on the same Secret in the same namespace: the same rule between claims.
     expect(
       await createClaim(tenant(FIRST_CLAIM), FIRST_CLAIM, "pulls-2", claimSpec("tcl-shared")),
     ).toBeUndefined();
-    await waitFor("the second claim to report the conflict", async () => {
+    const second = await waitFor("the second claim to report the conflict", async () => {
       const c = await getClaim(k, FIRST_CLAIM, "pulls-2");
       return c?.status?.failures?.some((f) => f.reason === "SecretConflict") ? c : undefined;
     });
+    // The message names the claim that holds the Secret, not its owner value.
+    const owned = `it belongs to ECRPullSecretClaim ${FIRST_CLAIM}/pulls;`;
+    expect(second.status?.failures?.[0]?.message).toContain(owned);
     const resource = await waitFor(
       "the second-comer ECRPullSecret to report the conflict",
       async () => {
@@ -292,6 +298,7 @@ describe("an ECRPullSecret and a claim wanting the same Secret", () => {
       },
     );
     expect(readyCondition(resource)?.status).toBe("False");
+    expect(resource.status?.failures?.[0]?.message).toContain(owned);
 
     const held = new Map<string, { rv?: string; owner?: string }>();
     for (const ns of [FIRST_ADMIN, FIRST_CLAIM]) {
