@@ -191,6 +191,54 @@ export function dockerConfigOf(secret: V1Secret): {
   return JSON.parse(Buffer.from(raw, "base64").toString("utf8"));
 }
 
+/**
+ * What must survive of a Secret the operator must not take over: type, data,
+ * labels, annotations and resourceVersion (compare two with toEqual).
+ */
+export function secretSnapshot(s: V1Secret | undefined) {
+  return {
+    type: s?.type,
+    data: s?.data,
+    labels: s?.metadata?.labels,
+    annotations: s?.metadata?.annotations,
+    resourceVersion: s?.metadata?.resourceVersion,
+  };
+}
+
+/**
+ * What a kubelet writes after a failed pull of a Pod's `web` container
+ * running `image`: the Pod Pending, the container waiting with `reason` and
+ * `message` (by default the kubelet's back-off text). A 404 when the Pod is gone.
+ */
+export async function kubeletFailsPull(
+  k: TestKube,
+  pod: { namespace: string; name: string },
+  image: string,
+  { reason = "ImagePullBackOff", message = `Back-off pulling image "${image}"` } = {},
+): Promise<void> {
+  await k.core.patchNamespacedPodStatus(
+    {
+      ...pod,
+      body: {
+        status: {
+          phase: "Pending",
+          containerStatuses: [
+            {
+              name: "web",
+              image,
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              state: { waiting: { reason, message } },
+            },
+          ],
+        },
+      },
+    },
+    mergePatch,
+  );
+}
+
 export async function applyResource(
   k: TestKube,
   name: string,

@@ -19,6 +19,7 @@ import {
   auditWrites,
   getResource,
   kubeconfigForServiceAccount,
+  kubeletFailsPull,
   mergePatch,
   type TestKube,
   waitFor,
@@ -47,30 +48,9 @@ let op: InProcessOperator;
 
 /** What a kubelet writes after a failed pull of the Pod's `web` container. */
 async function failPull(namespace: string, name: string) {
-  await k.core.patchNamespacedPodStatus(
-    {
-      namespace,
-      name,
-      body: {
-        status: {
-          phase: "Pending",
-          containerStatuses: [
-            {
-              name: "web",
-              image: IMAGE,
-              imageID: "",
-              ready: false,
-              restartCount: 0,
-              state: {
-                waiting: { reason: "ImagePullBackOff", message: `Back-off pulling "${IMAGE}"` },
-              },
-            },
-          ],
-        },
-      },
-    },
-    mergePatch,
-  );
+  await kubeletFailsPull(k, { namespace, name }, IMAGE, {
+    message: `Back-off pulling "${IMAGE}"`,
+  });
 }
 
 /** For `ms`, fails the pull of every Pod of these namespaces that has not failed yet. */

@@ -11,6 +11,7 @@ import {
   mergePatch,
   readSecret,
   readyCondition,
+  secretSnapshot,
   statusOf,
   type TestKube,
   waitFor,
@@ -58,16 +59,6 @@ function currentPassword(): string {
 }
 
 const condition = (name: string, reason: string) => waitForReason(k, name, reason);
-
-function snapshot(s: V1Secret | undefined) {
-  return {
-    type: s?.type,
-    data: s?.data,
-    labels: s?.metadata?.labels,
-    annotations: s?.metadata?.annotations,
-    resourceVersion: s?.metadata?.resourceVersion,
-  };
-}
 
 beforeAll(async () => {
   stack = await startStack({
@@ -220,7 +211,9 @@ describe("Secrets it did not create", () => {
       return list.items.some((e) => e.reason === "SecretConflict") ? list : undefined;
     });
     expect(events.items.find((e) => e.reason === "SecretConflict")?.type).toBe("Warning");
-    expect(snapshot(await readSecret(k, "own-a", "own-pull"))).toEqual(snapshot(theirs));
+    expect(secretSnapshot(await readSecret(k, "own-a", "own-pull"))).toEqual(
+      secretSnapshot(theirs),
+    );
     expect(await pullSecretsOf("own-a", "default")).toEqual([]);
     // Not in the operator's cache either: it is not labelled as ours.
     expect(op.controller.secrets.get("own-a", "own-pull")).toBeUndefined();
@@ -259,7 +252,9 @@ describe("Secrets it did not create", () => {
     });
     const r = await condition("own-opaque", "SecretConflict");
     expect(r.status?.failures?.[0]?.message).toContain("adoptExisting only takes over");
-    expect(snapshot(await readSecret(k, "own-b", "own-opaque-pull"))).toEqual(snapshot(opaque));
+    expect(secretSnapshot(await readSecret(k, "own-b", "own-opaque-pull"))).toEqual(
+      secretSnapshot(opaque),
+    );
   });
 });
 

@@ -17,7 +17,7 @@ import {
   deleteNamespaces,
   deleteResource,
   getResource,
-  mergePatch,
+  kubeletFailsPull,
   readSecret,
   readyCondition,
   type TestKube,
@@ -52,28 +52,7 @@ const podSpec = (extra: Partial<NonNullable<V1Pod["spec"]>> = {}) => ({
 
 /** What a kubelet writes after a failed pull of the Pod's `web` container. */
 async function failPull(namespace: string, name: string, reason = "ImagePullBackOff") {
-  await k.core.patchNamespacedPodStatus(
-    {
-      namespace,
-      name,
-      body: {
-        status: {
-          phase: "Pending",
-          containerStatuses: [
-            {
-              name: "web",
-              image: IMAGE,
-              imageID: "",
-              ready: false,
-              restartCount: 0,
-              state: { waiting: { reason, message: `Back-off pulling image "${IMAGE}"` } },
-            },
-          ],
-        },
-      },
-    },
-    mergePatch,
-  );
+  await kubeletFailsPull(k, { namespace, name }, IMAGE, { reason });
 }
 
 async function podEvents(namespace: string, pod: string): Promise<CoreV1Event[]> {

@@ -15,7 +15,7 @@ import {
   deleteNamespaces,
   deleteResource,
   getResource,
-  mergePatch,
+  kubeletFailsPull,
   readyCondition,
   type TestKube,
   waitFor,
@@ -179,28 +179,9 @@ describe("status --namespace", () => {
     });
     expect(covered.spec?.imagePullSecrets).toEqual([{ name: "ecr-st" }]);
     // What a kubelet would write after a refused pull.
-    await k.core.patchNamespacedPodStatus(
-      {
-        namespace: SERVED,
-        name: "own-secrets",
-        body: {
-          status: {
-            phase: "Pending",
-            containerStatuses: [
-              {
-                name: "web",
-                image: `${HOST}/team/web:1.2`,
-                imageID: "",
-                ready: false,
-                restartCount: 0,
-                state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling" } },
-              },
-            ],
-          },
-        },
-      },
-      mergePatch,
-    );
+    await kubeletFailsPull(k, { namespace: SERVED, name: "own-secrets" }, `${HOST}/team/web:1.2`, {
+      message: "Back-off pulling",
+    });
     const secret = await k.core.readNamespacedSecret({ namespace: SERVED, name: "ecr-st" });
     const expires = new Date(secret.metadata?.annotations?.["ecrcreds.io/token-expires-at"] ?? "");
     const now = new Date(expires.getTime() - 3 * 3_600_000 - 60_000);

@@ -22,6 +22,7 @@ import {
   getResource,
   mergePatch,
   readSecret,
+  secretSnapshot,
   type TestKube,
   waitFor,
 } from "../harness/kube.js";
@@ -71,17 +72,6 @@ async function eventsOf(name: string, reason: string) {
     fieldSelector: `involvedObject.name=${name},reason=${reason}`,
   });
   return list.items;
-}
-
-/** What must survive of a tenant's Secret: type, data, labels, annotations, resourceVersion. */
-function snapshot(s: V1Secret | undefined) {
-  return {
-    type: s?.type,
-    data: s?.data,
-    labels: s?.metadata?.labels,
-    annotations: s?.metadata?.annotations,
-    resourceVersion: s?.metadata?.resourceVersion,
-  };
 }
 
 beforeAll(async () => {
@@ -227,8 +217,8 @@ describe("other outputs, then delete: nothing of the tenant's is lost", () => {
     );
     // Its own pull Secret is written; the tenant's two Opaque Secrets are untouched.
     await waitFor("ta-outputs-pull written", () => readSecret(k, NS, "ta-outputs-pull"));
-    expect(snapshot(await readSecret(k, NS, "ta-config"))).toEqual(snapshot(config));
-    expect(snapshot(await readSecret(k, NS, ARGO_NAME))).toEqual(snapshot(argo));
+    expect(secretSnapshot(await readSecret(k, NS, "ta-config"))).toEqual(secretSnapshot(config));
+    expect(secretSnapshot(await readSecret(k, NS, ARGO_NAME))).toEqual(secretSnapshot(argo));
   });
 
   it("releases the adopted Secret when the resource is deleted: only our entry, labels and annotations go", async () => {
@@ -253,8 +243,8 @@ describe("other outputs, then delete: nothing of the tenant's is lost", () => {
     expect((await eventsOf("ta-adopt", "SecretReleased")).length).toBe(1);
     // The resource's own Secret went; the tenant's Opaque Secrets stayed as they were.
     expect(await readSecret(k, NS, "ta-outputs-pull")).toBeUndefined();
-    expect(snapshot(await readSecret(k, NS, "ta-config"))).toEqual(snapshot(config));
-    expect(snapshot(await readSecret(k, NS, ARGO_NAME))).toEqual(snapshot(argo));
+    expect(secretSnapshot(await readSecret(k, NS, "ta-config"))).toEqual(secretSnapshot(config));
+    expect(secretSnapshot(await readSecret(k, NS, ARGO_NAME))).toEqual(secretSnapshot(argo));
   });
 });
 
