@@ -10,7 +10,7 @@
 // pod-identity.ts, roles-anywhere-endpoint.ts, admin.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import { type Listening, listen } from "../harness/listen.js";
 import { handleAdmin } from "./admin.js";
 import { CallLog } from "./calls.js";
 import { dispatch } from "./dispatch.js";
@@ -80,8 +80,7 @@ export class AwsDouble {
   };
   private readonly ecr = new EcrService(this.state);
   private readonly sts = new StsService(this.state);
-  private readonly sockets = new Set<Socket>();
-  private server: Server | undefined;
+  private server: Pick<Listening, "close"> | undefined;
   private baseUrl: string | undefined;
 
   constructor(options: AwsDoubleOptions = {}) {
@@ -124,20 +123,8 @@ export class AwsDouble {
     const server: Server = options.tls
       ? createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handler)
       : createServer(handler);
-    server.on("connection", (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once("close", () => this.sockets.delete(socket));
-    });
-    const host = options.host ?? "127.0.0.1";
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(options.port ?? 0, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    const { port } = server.address() as AddressInfo;
+    const { host, port, close } = await listen(server, options);
+    this.server = { close };
     this.baseUrl = `${options.tls ? "https" : "http"}://${host}:${port}`;
     return { url: this.baseUrl };
   }
@@ -147,9 +134,7 @@ export class AwsDouble {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    server.closeAllConnections();
+    const closed = server.close();
     this.faults.wake();
     await closed;
   }

@@ -10,7 +10,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import { type Listening, listen } from "../harness/listen.js";
 import {
   buildChart,
   buildImage,
@@ -94,8 +94,7 @@ export class RegistryDouble {
   };
   private refusing = false;
   private readonly attempts: AuthAttempt[] = [];
-  private readonly sockets = new Set<Socket>();
-  private server: ReturnType<typeof createHttpServer> | undefined;
+  private server: Pick<Listening, "close"> | undefined;
   private address: RegistryAddress | undefined;
   private certificate: string | undefined;
 
@@ -135,20 +134,8 @@ export class RegistryDouble {
     } else {
       server = createHttpServer(handler);
     }
-    server.on("connection", (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once("close", () => this.sockets.delete(socket));
-    });
-    const host = options.host ?? "127.0.0.1";
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(options.port ?? 0, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    const { port } = server.address() as AddressInfo;
+    const { host, port, close } = await listen(server, options);
+    this.server = { close };
     this.address = {
       url: `${this.options.tls ? "https" : "http"}://${host}:${port}`,
       host: `${host}:${port}`,
@@ -160,9 +147,7 @@ export class RegistryDouble {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+    await server.close();
   }
 
   get url(): string {
