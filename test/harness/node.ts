@@ -24,14 +24,7 @@ import { platform } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
-import {
-  type Blob,
-  type Image,
-  type Manifest,
-  MEDIA_TYPES,
-  sha256Digest,
-  tarFile,
-} from "../registry-double/image.js";
+import { type Image, oneLayerImage, sha256Digest, tarFile } from "../registry-double/image.js";
 import { type PasswordValidator, RegistryDouble } from "../registry-double/registry-double.js";
 import {
   type ControlPlane,
@@ -142,26 +135,7 @@ export function sleeperImage(binary: Buffer, title: string): Image {
       history: [{ created: "1970-01-01T00:00:00Z", created_by: "COPY sleeper /" }],
     }),
   );
-  const blobs = new Map<string, Blob>();
-  const manifests = {} as Record<"docker" | "oci", Manifest>;
-  const types = MEDIA_TYPES.oci;
-  const config = { digest: sha256Digest(configBytes), mediaType: types.config, bytes: configBytes };
-  const layer = { digest: sha256Digest(layerBytes), mediaType: types.layer, bytes: layerBytes };
-  blobs.set(config.digest, config);
-  blobs.set(layer.digest, layer);
-  for (const format of ["docker", "oci"] as const) {
-    const t = MEDIA_TYPES[format];
-    const bytes = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: t.manifest,
-        config: { mediaType: t.config, size: configBytes.length, digest: config.digest },
-        layers: [{ mediaType: t.layer, size: layerBytes.length, digest: layer.digest }],
-      }),
-    );
-    manifests[format] = { digest: sha256Digest(bytes), mediaType: t.manifest, bytes };
-  }
-  return { config, layer, layerDiffId, manifests, blobs };
+  return oneLayerImage(configBytes, layerBytes, layerDiffId);
 }
 
 /** An OCI image layout as a tar archive, the image named `name` (what `ctr images import` reads). */

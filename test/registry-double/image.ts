@@ -90,17 +90,25 @@ export function buildImage(): Image {
       history: [{ created: "1970-01-01T00:00:00Z", created_by: "COPY hello.txt /" }],
     }),
   );
+  return oneLayerImage(configBytes, layerBytes, layerDiffId);
+}
+
+/**
+ * The image of one config and one gzipped layer (`layerDiffId`: the sha256
+ * of the layer uncompressed), with a manifest in each format over the same
+ * bytes; the blobs carry OCI media types.
+ */
+export function oneLayerImage(configBytes: Buffer, layerBytes: Buffer, layerDiffId: string): Image {
   const blobs = new Map<string, Blob>();
   const manifests = {} as Record<ManifestFormat, Manifest>;
-  let config: Blob | undefined;
-  let layer: Blob | undefined;
+  const oci = MEDIA_TYPES.oci;
+  const config = { digest: sha256Digest(configBytes), mediaType: oci.config, bytes: configBytes };
+  const layer = { digest: sha256Digest(layerBytes), mediaType: oci.layer, bytes: layerBytes };
+  blobs.set(config.digest, config);
+  blobs.set(layer.digest, layer);
   for (const format of ["docker", "oci"] as const) {
     const types = MEDIA_TYPES[format];
     // Same bytes under both formats: only the descriptors' media types differ.
-    config = { digest: sha256Digest(configBytes), mediaType: types.config, bytes: configBytes };
-    layer = { digest: sha256Digest(layerBytes), mediaType: types.layer, bytes: layerBytes };
-    blobs.set(config.digest, config);
-    blobs.set(layer.digest, layer);
     const bytes = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -110,9 +118,6 @@ export function buildImage(): Image {
       }),
     );
     manifests[format] = { digest: sha256Digest(bytes), mediaType: types.manifest, bytes };
-  }
-  if (config === undefined || layer === undefined) {
-    throw new Error("failed to build image: no manifest format");
   }
   return { config, layer, layerDiffId, manifests, blobs };
 }
