@@ -158,8 +158,9 @@ export class Controller {
         // limit keeps a failing loop from flooding the API server.
         if (!error) return;
         for (const name of subscribers) {
-          const uid = this.resources.get(undefined, name)?.metadata?.uid;
-          events.record({ name, uid }, "Warning", error.code, error.message);
+          // A claim's Events go into its namespace, about the claim.
+          const target = this.reconciler.eventTarget(name);
+          events.record(target, "Warning", error.code, error.message);
         }
       },
       minRefreshIntervalMs: opts.minRefreshIntervalMs,

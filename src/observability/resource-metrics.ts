@@ -57,6 +57,11 @@ export class ResourceMetrics {
     this.metrics.ready.set({ resource }, ready ? 1 : 0);
   }
 
+  /** A neighbour (`manager`, from managedFields) removed the resource's ServiceAccount entry. */
+  reverted(resource: string, manager: string): void {
+    this.metrics.serviceAccountReverts.inc({ resource, manager });
+  }
+
   /** Target namespaces by state; absent counts are 0. */
   namespaces(resource: string, counts: NamespaceCounts | undefined): void {
     for (const state of NAMESPACE_STATES)

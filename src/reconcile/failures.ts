@@ -117,3 +117,13 @@ function beforeKeptRecheck(found: PassFindings): NextPass | OperatorError {
       : found.checkRetryAfterMs;
   return { ready: found.ready, ...(requeueAfterMs ? { requeueAfterMs } : {}) };
 }
+
+/** The value, or the InvalidSpec error that computing it threw. */
+export function specOrError<T>(compute: () => T): T | OperatorError {
+  try {
+    return compute();
+  } catch (err) {
+    if (isOperatorError(err, "InvalidSpec")) return err;
+    throw err;
+  }
+}

@@ -13,12 +13,18 @@ import type {
 import { type TokenState, tokenLifetimeMs } from "../aws/token-cache.js";
 import { type OperatorError, operatorError } from "../errors.js";
 import type { Cached } from "../kube/types.js";
-import { type Notice, tokenRefreshed, warning } from "../observability/events.js";
+import {
+  type Notice,
+  serviceAccountReverted,
+  tokenRefreshed,
+  warning,
+} from "../observability/events.js";
 import type { Logger } from "../observability/logger.js";
 import type { ResourceMetrics } from "../observability/resource-metrics.js";
 import { earliest, type SecretContent } from "./content.js";
 import { roleRegistries } from "./pass-tokens.js";
 import type { RolePass } from "./role-secrets.js";
+import type { Revert } from "./service-accounts.js";
 import { notReady, type PassOutcome, readyCondition, refreshBeforeCapped } from "./status.js";
 import type { RegistryChecks } from "./verification.js";
 
@@ -146,4 +152,20 @@ export async function writtenPassStatus(
     keptSecrets: pass.kept,
   };
   return { status, ready: ready.status === "True", checkRetryAfterMs: check.retryAfterMs };
+}
+
+/**
+ * A neighbour (a GitOps tool's self-heal) removed our ServiceAccount entry:
+ * counted per resource and manager, told (`tell`: an Event on the resource)
+ * and logged with who did it.
+ */
+export function reportRevert(r: StatusReporter, revert: Revert, tell: (n: Notice) => void): void {
+  const { owner: resource, manager, removals } = revert;
+  r.series.reverted(resource, manager);
+  tell(serviceAccountReverted(revert));
+  const serviceAccount = `${revert.namespace}/${revert.name}`;
+  r.log.warn(
+    { resource, serviceAccount, manager, removals },
+    "ServiceAccount entry removed by someone else",
+  );
 }

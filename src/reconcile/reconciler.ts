@@ -11,8 +11,7 @@
 // terminal (the status says why, and only a change of the resource brings the
 // next pass).
 import {
-  API_VERSION,
-  CLAIM_KIND,
+  type DeletionPolicy,
   deletionPolicy,
   type ECRPullSecret,
   type UncoveredPods,
@@ -24,22 +23,29 @@ import {
   type EventRecorder,
   type EventTarget,
   type Notice,
-  serviceAccountReverted,
   warning,
 } from "../observability/events.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { ResourceMetrics } from "../observability/resource-metrics.js";
-import { ClaimCluster, type ClaimStore, claimOf, sourceStatus } from "./claim-cluster.js";
-import { claimOwner } from "./claims.js";
+import type { ClaimStore } from "./claim-cluster.js";
+import { ClaimPasses, eventTarget } from "./claim-pass.js";
 import { cleanup } from "./cleanup.js";
 import { finalizeCleanupScope, passCleanupScope } from "./cleanup-scope.js";
 import type { Cluster } from "./cluster.js";
-import { mergeFailures, type NextPass, nextPass, notGranted, writeFailure } from "./failures.js";
+import {
+  mergeFailures,
+  type NextPass,
+  nextPass,
+  notGranted,
+  specOrError,
+  writeFailure,
+} from "./failures.js";
 import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizer.js";
 import {
   invalidSpecStatus,
   noTokenStatus,
+  reportRevert,
   type StatusReporter,
   type WrittenPass,
   writtenPassStatus,
@@ -60,8 +66,7 @@ import type { TokenRecords } from "./token-records.js";
 import { RegistryChecks, type VerifyRegistry } from "./verification.js";
 import { type WriteScope, writeTargets } from "./writes.js";
 
-export { KEPT_RECHECK_MS, ROLE_RETRY_MS } from "./failures.js";
-export type { Tokens } from "./pass-tokens.js";
+export type { NextPass as ReconcileResult } from "./failures.js";
 /** The Event recorder as the reconciler uses it. */
 export type Events = Pick<EventRecorder, "record" | "forget">;
 /** The resource as the cache holds it (named, with a resourceVersion to guard the status write). */
@@ -90,12 +95,6 @@ export interface ReconcilerOptions {
   claims?: ClaimStore;
 }
 
-export interface ReconcileResult {
-  ready: boolean;
-  /** Wants another pass after this long: a failed registry check is retried. */
-  requeueAfterMs?: number;
-}
-
 /** How a pass over a live resource ends: what it found, for the one status write, and what comes next. */
 interface PassEnd {
   /** The resource as the pass last saw it: the status write is guarded by its resourceVersion. */
@@ -113,9 +112,8 @@ interface PassEnd {
 export class Reconciler {
   /** The cluster, in which each claim also shows as the resource it resolves to (with opts.claims). */
   private readonly cluster: Cluster;
-  private readonly claims: ClaimCluster | undefined;
-  /** The source each served claim's info series names, to remove the series when it changes. */
-  private readonly infoSources = new Map<string, string>();
+  /** The claims: their cluster view, refusals, series and sources' status (with opts.claims). */
+  private readonly claims: ClaimPasses | undefined;
   private readonly series: ResourceMetrics;
   private readonly reporter: StatusReporter;
   private readonly roles: RoleTokensInput;
@@ -130,14 +128,14 @@ export class Reconciler {
     base: Cluster,
     private readonly tokens: Tokens,
     private readonly events: Events,
-    private readonly metrics: Metrics,
+    readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly opts: ReconcilerOptions,
   ) {
-    this.claims = opts.claims ? new ClaimCluster(base, opts.claims) : undefined;
-    const cluster = this.claims ?? base;
-    this.cluster = cluster;
     this.now = opts.now ?? Date.now;
+    this.claims = opts.claims && new ClaimPasses(base, opts.claims, metrics, this.now);
+    const cluster = this.claims?.cluster ?? base;
+    this.cluster = cluster;
     this.served = opts.servedNamespaces ? new Set(opts.servedNamespaces) : undefined;
     this.series = new ResourceMetrics(metrics);
     const { defaults, admissions } = opts;
@@ -147,7 +145,8 @@ export class Reconciler {
     this.writer = { cluster, serviceAccounts, concurrency: opts.writeConcurrency };
     this.checks = new RegistryChecks(opts.verify, events, metrics, log, this.now);
     const { series, checks } = this;
-    const notify = (resource: Resource, notice: Notice) => this.notify(target(resource), notice);
+    const notify = (resource: Resource, notice: Notice) =>
+      this.notify(eventTarget(resource), notice);
     this.reporter = { series, checks, log, notify, servedNamespaces: this.served?.size };
   }
 
@@ -156,9 +155,8 @@ export class Reconciler {
    * claim's owner value or `namespace/name`): its writes, then its status,
    * written once if it changed.
    */
-  async reconcile(key: string): Promise<ReconcileResult> {
-    const claim = this.claims && claimOf(key);
-    const name = claim ? claimOwner(claim.namespace, claim.name) : key;
+  async reconcile(key: string): Promise<NextPass> {
+    const { name, claim } = this.claims?.owner(key) ?? { name: key };
     const cached = this.cluster.resource(name);
     // Gone: either our finalizer ran its cleanup (under Retain it kept
     // everything on purpose) or someone removed the finalizer by hand to skip
@@ -166,54 +164,28 @@ export class Reconciler {
     if (!cached) return this.forget(name);
     // 1. Finalize: a deleted resource gets its cleanup, then is let go.
     if (cached.metadata.deletionTimestamp) return await this.finalize(cached);
-    if (claim) this.claimInfo(name, claim);
+    if (claim) this.claims?.info(name, claim);
     const refused = this.claims?.refusal(name);
     const end = refused ? await this.refused(cached, refused) : await this.pass(cached);
     await this.writeStatus(end.resource, end.status);
-    if (claim && !refused) await this.reportSource(name, end.status);
+    if (claim && !refused) await this.claims?.reportSource(name, end.status);
     if (isOperatorError(end.next)) throw end.next;
     return end.next;
   }
 
   /**
-   * A claim's pass tells its source's Ready condition (whether the source's
-   * credentials get tokens), written only when it changes: the
-   * administrator sees on the source what its claims see.
+   * Where an Event about the resource with this queue key goes: an
+   * ECRPullSecret's into "default", a claim's into its namespace, about the
+   * claim. For what happens outside a pass (a failed token fetch).
    */
-  private async reportSource(name: string, pass: PassOutcome): Promise<void> {
-    const sourceName = this.claims?.claim(name)?.spec.sourceRef?.name;
-    const source = sourceName ? this.opts.claims?.source(sourceName) : undefined;
-    const tokens = pass.tokens ?? [];
-    if (!source || !sourceName || tokens.length === 0) return;
-    const failing = tokens.find((t) => !t.token) ?? tokens.find((t) => t.error);
-    const error = failing?.error;
-    const status = sourceStatus(
-      source,
-      failing ? { ok: false, reason: error?.code, message: error?.message } : { ok: true },
-      new Date(this.now()),
-    );
-    if (status) await this.opts.claims?.patchSourceStatus(sourceName, status);
-  }
-
-  /** The claim's info series: its namespace, name and source beside its owner value. */
-  private claimInfo(resource: string, claim: { namespace: string; name: string }): void {
-    const source = this.claims?.claim(resource)?.spec.sourceRef?.name ?? "";
-    const labels = { resource, namespace: claim.namespace, claim: claim.name };
-    const known = this.infoSources.get(resource);
-    if (known !== undefined && known !== source)
-      this.metrics.claimInfo.remove({ ...labels, source: known });
-    this.infoSources.set(resource, source);
-    this.metrics.claimInfo.set({ ...labels, source }, 1);
+  eventTarget(key: string): EventTarget {
+    const resource = this.cluster.resource(key);
+    return resource ? eventTarget(resource) : { name: key };
   }
 
   /** Forgets per-resource memory (the resource is gone). */
-  forget(name: string): ReconcileResult {
-    const claim = claimOf(name);
-    const source = this.infoSources.get(name);
-    if (claim && source !== undefined) {
-      this.metrics.claimInfo.remove({ resource: name, ...claimLabels(claim), source });
-      this.infoSources.delete(name);
-    }
+  forget(name: string): NextPass {
+    this.claims?.forget(name);
     this.tokens.release(name);
     this.checks.forget(name);
     this.serviceAccounts.forget(name);
@@ -260,7 +232,7 @@ export class Reconciler {
 
     // 5. Writes: the Secrets and the ServiceAccounts of each namespace not yet
     //    as desired, then Argo CD's Secrets.
-    const notify = (n: Notice) => this.notify(target(resource), n);
+    const notify = (n: Notice) => this.notify(eventTarget(resource), n);
     const scope = { ...this.writer, resource, policy, outputs, wanted, perRole, notify };
     const failure = (namespace: string, err: unknown) => writeFailure(namespace, err, notify);
     const written = await writeTargets({ ...scope, failure });
@@ -297,13 +269,10 @@ export class Reconciler {
   }
 
   /** A deleted resource: cleanup under its deletionPolicy, then the finalizer goes. */
-  private async finalize(resource: Resource): Promise<ReconcileResult> {
+  private async finalize(resource: Resource): Promise<NextPass> {
     const name = resource.metadata.name;
-    const policy = deletionPolicy(resource.spec);
     if (hasFinalizer(resource)) {
-      const notify = (n: Notice) => this.notify(target(resource), n);
-      const scope = finalizeCleanupScope({ ...this.writer, resource, policy, notify });
-      await cleanup(this.cluster, this.serviceAccounts, scope);
+      const policy = await this.cleanUpAll(resource);
       await removeFinalizer(this.cluster, resource);
       this.log.info(
         { resource: name, deletionPolicy: policy },
@@ -311,6 +280,15 @@ export class Reconciler {
       );
     }
     return this.forget(name);
+  }
+
+  /** Removes all the resource wrote, as its deletionPolicy says; returns that policy. */
+  private async cleanUpAll(resource: Resource): Promise<DeletionPolicy> {
+    const policy = deletionPolicy(resource.spec);
+    const notify = (n: Notice) => this.notify(eventTarget(resource), n);
+    const scope = finalizeCleanupScope({ ...this.writer, resource, policy, notify });
+    await cleanup(this.cluster, this.serviceAccounts, scope);
+    return policy;
   }
 
   /**
@@ -326,11 +304,8 @@ export class Reconciler {
     const name = resource.metadata.name;
     this.tokens.release(name);
     this.log.info({ resource: name, reason: err.code, err: err.message }, "claim not served");
-    const notify = (n: Notice) => this.notify(target(resource), n);
-    notify(warning(err.code, err.message));
-    const policy = deletionPolicy(resource.spec);
-    const scope = finalizeCleanupScope({ ...this.writer, resource, policy, notify });
-    await cleanup(this.cluster, this.serviceAccounts, scope);
+    this.notify(eventTarget(resource), warning(err.code, err.message));
+    await this.cleanUpAll(resource);
     this.series.ready(name, false);
     return notReadyEnd(resource, { ready: notReady(err.code, err.message) });
   }
@@ -356,15 +331,9 @@ export class Reconciler {
 
   /** A neighbour (a GitOps tool's self-heal) removed our entry: say who. */
   private reverted(r: Revert): void {
-    const { owner: resource, manager, removals } = r;
-    this.metrics.serviceAccountReverts.inc({ resource, manager });
-    const found = this.cluster.resource(resource);
-    this.notify(found ? target(found) : { name: resource }, serviceAccountReverted(r));
-    const serviceAccount = `${r.namespace}/${r.name}`;
-    this.log.warn(
-      { resource, serviceAccount, manager, removals },
-      "ServiceAccount entry removed by someone else",
-    );
+    const found = this.cluster.resource(r.owner);
+    const about = found ? eventTarget(found) : { name: r.owner };
+    reportRevert(this.reporter, r, (n) => this.notify(about, n));
   }
 
   private notify(about: EventTarget, notice: Notice): void {
@@ -372,31 +341,7 @@ export class Reconciler {
   }
 }
 
-/** A claim's namespace and name as its info series labels them. */
-function claimLabels(claim: { namespace: string; name: string }) {
-  return { namespace: claim.namespace, claim: claim.name };
-}
-
 /** A pass that ends before its writes, not Ready: only a change (or an event) brings the next. */
 function notReadyEnd(resource: Resource, status: PassOutcome): PassEnd {
   return { resource, status, next: { ready: false } };
-}
-
-/** A resource as its Events name it. */
-function target(resource: Resource): EventTarget {
-  const { name, uid } = resource.metadata;
-  // A claim's Events go into its namespace, about the claim itself.
-  const claim = claimOf(name);
-  if (!claim) return { name, uid };
-  return { ...claim, uid, kind: CLAIM_KIND, apiVersion: API_VERSION };
-}
-
-/** The value, or the InvalidSpec error that computing it threw. */
-function specOrError<T>(compute: () => T): T | OperatorError {
-  try {
-    return compute();
-  } catch (err) {
-    if (isOperatorError(err, "InvalidSpec")) return err;
-    throw err;
-  }
 }
