@@ -2,6 +2,7 @@
 // the operator's credentials and ServiceAccount, the API server's audit log,
 // and a way to start the operator as its own process (the built executable,
 // under its own ServiceAccount, so the audit log tells its writes apart).
+
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ECRPullSecret } from "../src/api/index.js";
@@ -23,6 +24,7 @@ import {
   type TestKube,
   testKube,
 } from "../test/harness/kube.js";
+import { installTenantCrds } from "../test/harness/tenant.js";
 import { builtClient } from "./floor.js";
 import { AuditTail, imageNodeFlags, metricSum, OperatorProcess, round } from "./lib.js";
 import type { BenchOptions } from "./options.js";
@@ -104,7 +106,10 @@ export async function setUp(
   const cp = await startControlPlane({ progress: (l) => progress(`controlplane: ${l}`) });
   cleanups.push(() => cp.stop());
   const k = testKube(cp.kubeconfigPath);
+  // Every CRD the chart installs, as a real cluster has them: an operator
+  // whose tenant kinds are not served keeps retrying their lists.
   await installCrd(k);
+  await installTenantCrds(k);
   const admin = new KubeClient(loadKubeConfig(cp.kubeconfigPath), { qps: 0, burst: 0 });
   const aws = new AwsDouble({ tokenLifetimeMs: 12 * HOUR });
   await aws.start();
