@@ -23,8 +23,7 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { platform } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
-import { type Image, oneLayerImage, sha256Digest, tarFile } from "../registry-double/image.js";
+import { type Image, oneFileImage, tarFile } from "../registry-double/image.js";
 import { type PasswordValidator, RegistryDouble } from "../registry-double/registry-double.js";
 import {
   type ControlPlane,
@@ -118,24 +117,15 @@ export interface NodeOptions {
 
 /** The one program of every image here, as a one-layer image. */
 export function sleeperImage(binary: Buffer, title: string): Image {
-  const tar = Buffer.concat([tarFile("sleeper", binary, 0o755), Buffer.alloc(1024)]);
-  const layerBytes = gzipSync(tar, { level: 1 });
-  const layerDiffId = sha256Digest(tar);
-  const configBytes = Buffer.from(
-    JSON.stringify({
-      architecture: "amd64",
-      os: "linux",
-      created: "1970-01-01T00:00:00Z",
-      config: {
-        Entrypoint: ["/sleeper"],
-        Cmd: [title],
-        Labels: { "org.opencontainers.image.title": title },
-      },
-      rootfs: { type: "layers", diff_ids: [layerDiffId] },
-      history: [{ created: "1970-01-01T00:00:00Z", created_by: "COPY sleeper /" }],
-    }),
-  );
-  return oneLayerImage(configBytes, layerBytes, layerDiffId);
+  return oneFileImage({
+    file: { name: "sleeper", content: binary, mode: 0o755 },
+    runConfig: {
+      Entrypoint: ["/sleeper"],
+      Cmd: [title],
+      Labels: { "org.opencontainers.image.title": title },
+    },
+    gzipLevel: 1,
+  });
 }
 
 /** An OCI image layout as a tar archive, the image named `name` (what `ctr images import` reads). */

@@ -72,22 +72,46 @@ export function tarFile(name: string, content: Buffer, mode = 0o644): Buffer {
 }
 
 export function buildImage(): Image {
-  const content = Buffer.from("hello from the ecr-creds-refresher registry double\n");
-  const tar = Buffer.concat([tarFile("hello.txt", content), Buffer.alloc(1024)]);
-  const layerBytes = gzipSync(tar, { level: 9 });
+  return oneFileImage({
+    file: {
+      name: "hello.txt",
+      content: Buffer.from("hello from the ecr-creds-refresher registry double\n"),
+    },
+    runConfig: {
+      Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+      Cmd: ["/hello.txt"],
+      Labels: { "org.opencontainers.image.title": "registry-double demo image" },
+    },
+    gzipLevel: 9,
+  });
+}
+
+/** What a one-file image is made of. */
+export interface OneFileImageSpec {
+  /** The file at the image's root: its name, bytes and mode (0o644 by default). */
+  file: { name: string; content: Buffer; mode?: number };
+  /** The image config's `config`: Entrypoint, Cmd, Env, Labels, … */
+  runConfig: Record<string, unknown>;
+  /** The layer's gzip level, 1 (fast) to 9 (small). */
+  gzipLevel: number;
+}
+
+/**
+ * A linux/amd64 image of one layer holding one file, reproducible (every
+ * time stamp 1970-01-01): the same spec gives the same digests.
+ */
+export function oneFileImage({ file, runConfig, gzipLevel }: OneFileImageSpec): Image {
+  const tar = Buffer.concat([tarFile(file.name, file.content, file.mode), Buffer.alloc(1024)]);
+  const layerBytes = gzipSync(tar, { level: gzipLevel });
   const layerDiffId = sha256Digest(tar);
   const configBytes = Buffer.from(
     JSON.stringify({
       architecture: "amd64",
       os: "linux",
       created: "1970-01-01T00:00:00Z",
-      config: {
-        Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        Cmd: ["/hello.txt"],
-        Labels: { "org.opencontainers.image.title": "registry-double demo image" },
-      },
+      config: runConfig,
       rootfs: { type: "layers", diff_ids: [layerDiffId] },
-      history: [{ created: "1970-01-01T00:00:00Z", created_by: "COPY hello.txt /" }],
+      history: [{ created: "1970-01-01T00:00:00Z", created_by: `COPY ${file.name} /` }],
     }),
   );
   return oneLayerImage(configBytes, layerBytes, layerDiffId);
@@ -98,7 +122,7 @@ export function buildImage(): Image {
  * of the layer uncompressed), with a manifest in each format over the same
  * bytes; the blobs carry OCI media types.
  */
-export function oneLayerImage(configBytes: Buffer, layerBytes: Buffer, layerDiffId: string): Image {
+function oneLayerImage(configBytes: Buffer, layerBytes: Buffer, layerDiffId: string): Image {
   const blobs = new Map<string, Blob>();
   const manifests = {} as Record<ManifestFormat, Manifest>;
   const oci = MEDIA_TYPES.oci;
