@@ -17,14 +17,14 @@ import {
   type ECRPullSecretStatus,
   PULL_SECRET_CLAIMS,
 } from "../api/index.js";
-import { isNotFound, type KubeClient, resourcePath, statusCode } from "../kube/client.js";
+import { type KubeClient, resourcePath, statusCode } from "../kube/client.js";
 import { Informer, type InformerHandler, type InformerOptions } from "../kube/informer.js";
 import type { ObjectCache } from "../kube/namespaced-informers.js";
 import type { Cached, KubernetesObject } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { ClaimStore } from "../reconcile/claim-cluster.js";
 import { claimOwner, resolveClaim } from "../reconcile/claims.js";
-import type { Caches, ObjectKey } from "../reconcile/cluster.js";
+import { type Caches, type ObjectKey, orUndefined, writeStatus } from "../reconcile/cluster.js";
 import { perScope } from "./informers.js";
 
 /**
@@ -208,38 +208,15 @@ export class KubeClaimStore implements ClaimStore {
     status: ECRPullSecretStatus,
     resourceVersion: string | undefined,
   ): Promise<void> {
-    // As an ECRPullSecret's (KubeCluster.patchStatus): lists that emptied are removed.
-    const body = {
-      ...status,
-      failures: status.failures ?? null,
-      keptSecrets: status.keptSecrets ?? null,
-    };
-    const patched = await orUndefined(
-      resourceVersion
-        ? this.kube.patchStatus<Cached<ECRPullSecretClaim>>(
-            PULL_SECRET_CLAIMS,
-            key,
-            resourceVersion,
-            body,
-          )
-        : this.kube.patch<Cached<ECRPullSecretClaim>>(
-            PULL_SECRET_CLAIMS,
-            key,
-            { status: body },
-            "status",
-          ),
+    // As an ECRPullSecret's (KubeCluster.patchStatus).
+    const patched = await writeStatus<Cached<ECRPullSecretClaim>>(
+      this.kube,
+      PULL_SECRET_CLAIMS,
+      key,
+      status,
+      resourceVersion,
     );
     if (patched) this.caches.claims.observe(patched);
-  }
-}
-
-/** The answer, or undefined for 404 Not Found. */
-async function orUndefined<T>(request: Promise<T>): Promise<T | undefined> {
-  try {
-    return await request;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
   }
 }
 

@@ -8,6 +8,7 @@ import { ECR_PULL_SECRETS } from "../api/index.js";
 import {
   isNotFound,
   type KubeClient,
+  type ResourceType,
   SECRETS,
   SERVICE_ACCOUNTS,
   statusCode,
@@ -15,7 +16,7 @@ import {
 import type { Informer } from "../kube/informer.js";
 import type { ObjectCache } from "../kube/namespaced-informers.js";
 import { PODS, type Pod } from "../kube/pods.js";
-import type { Cached, ObjectList, Secret } from "../kube/types.js";
+import type { Cached, KubernetesObject, ObjectList, Secret } from "../kube/types.js";
 import type { DesiredSecret, SecretView, ServiceAccountView } from "./desired.js";
 import type { NamespaceView } from "./targets.js";
 
@@ -199,35 +200,46 @@ export class KubeCluster implements Cluster {
     status: ECRPullSecretStatus,
     resourceVersion: string | undefined,
   ): Promise<void> {
-    // A merge patch keeps fields it does not name: a failures list that
-    // emptied must be removed explicitly, or a Ready resource keeps showing
-    // failures that are over.
-    const body = {
-      ...status,
-      failures: status.failures ?? null,
-      keptSecrets: status.keptSecrets ?? null,
-    };
-    const patched = await orUndefined(
-      resourceVersion
-        ? this.kube.patchStatus<Cached<ECRPullSecret>>(
-            ECR_PULL_SECRETS,
-            { name },
-            resourceVersion,
-            body,
-          )
-        : this.kube.patch<Cached<ECRPullSecret>>(
-            ECR_PULL_SECRETS,
-            { name },
-            { status: body },
-            "status",
-          ),
+    const patched = await writeStatus<Cached<ECRPullSecret>>(
+      this.kube,
+      ECR_PULL_SECRETS,
+      { name },
+      status,
+      resourceVersion,
     );
     if (patched) this.caches.resources.observe(patched);
   }
 }
 
+/**
+ * Writes the status of an ECRPullSecret or a claim (both carry
+ * ECRPullSecretStatus) as a merge patch, guarded by `resourceVersion` when
+ * given (409 Conflict if the object moved on); the patched object, or
+ * undefined when it is gone (404). A merge patch keeps fields it does not
+ * name, so lists that emptied are removed explicitly (null): a Ready
+ * resource must not keep showing failures that are over.
+ */
+export async function writeStatus<T extends Cached<KubernetesObject>>(
+  kube: KubeClient,
+  type: ResourceType,
+  ref: { namespace?: string; name: string },
+  status: ECRPullSecretStatus,
+  resourceVersion: string | undefined,
+): Promise<T | undefined> {
+  const body = {
+    ...status,
+    failures: status.failures ?? null,
+    keptSecrets: status.keptSecrets ?? null,
+  };
+  return await orUndefined(
+    resourceVersion
+      ? kube.patchStatus<T>(type, ref, resourceVersion, body)
+      : kube.patch<T>(type, ref, { status: body }, "status"),
+  );
+}
+
 /** The answer, or undefined for 404 Not Found. */
-async function orUndefined<T>(request: Promise<T>): Promise<T | undefined> {
+export async function orUndefined<T>(request: Promise<T>): Promise<T | undefined> {
   try {
     return await request;
   } catch (err) {
