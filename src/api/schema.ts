@@ -908,25 +908,34 @@ export const registryTokenStatusSchema: SchemaProps = {
   },
 };
 
+/** A status's `observedGeneration`, as every kind of ours has it. */
+export const observedGenerationSchema: SchemaProps = {
+  type: "integer",
+  format: "int64",
+  minimum: 0,
+  description: "The metadata.generation this status describes.",
+};
+
+/** A status's `conditions`: a list map keyed by type (`description` says which). */
+export function conditionsSchema(description: string): SchemaProps {
+  return {
+    type: "array",
+    description,
+    maxItems: 16,
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+    items: conditionSchema,
+  };
+}
+
 export const statusSchema: SchemaProps = {
   type: "object",
   description: "What the operator last did and saw; written only by the operator.",
   properties: {
-    observedGeneration: {
-      type: "integer",
-      format: "int64",
-      minimum: 0,
-      description: "The metadata.generation this status describes.",
-    },
-    conditions: {
-      type: "array",
-      description:
-        "Ready (and Verified when the registry check runs), with the reason when not true.",
-      maxItems: 16,
-      "x-kubernetes-list-type": "map",
-      "x-kubernetes-list-map-keys": ["type"],
-      items: conditionSchema,
-    },
+    observedGeneration: observedGenerationSchema,
+    conditions: conditionsSchema(
+      "Ready (and Verified when the registry check runs), with the reason when not true.",
+    ),
     registries: {
       type: "array",
       description: "The registry hosts in the Secret's auths.",

@@ -23,7 +23,7 @@
 import {
   API_VERSION,
   argoCDSchema,
-  conditionSchema,
+  conditionsSchema,
   crdManifest,
   credentialsSchema,
   DNS1123_SUBDOMAIN_PATTERN,
@@ -33,6 +33,7 @@ import {
   MAX_REGISTRIES,
   NAMESPACE_NAME_PATTERN,
   namespaceGlobList,
+  observedGenerationSchema,
   PRINTER_COLUMNS,
   type PrinterColumn,
   REGION_PATTERN,
@@ -136,20 +137,8 @@ export const sourceStatusSchema: SchemaProps = {
   type: "object",
   description: "What the operator last saw of the source; written only by the operator.",
   properties: {
-    observedGeneration: {
-      type: "integer",
-      format: "int64",
-      minimum: 0,
-      description: "The metadata.generation this status describes.",
-    },
-    conditions: {
-      type: "array",
-      description: "Ready, with the reason when not true.",
-      maxItems: 16,
-      "x-kubernetes-list-type": "map",
-      "x-kubernetes-list-map-keys": ["type"],
-      items: conditionSchema,
-    },
+    observedGeneration: observedGenerationSchema,
+    conditions: conditionsSchema("Ready, with the reason when not true."),
   },
 };
 
