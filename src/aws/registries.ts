@@ -27,19 +27,23 @@ export interface OperatorDefaults {
   rolesAnywhere?: RolesAnywhereRef;
 }
 
-/** The operator-level defaults from its settings (flags or the seed's environment variables). */
-export function operatorDefaults(settings: {
+/** The operator's settings that its defaults are made of (flags or the seed's environment variables). */
+export interface DefaultsSettings {
   region?: string;
   registry?: string;
   credentialsSecretName?: string;
   credentialsSecretNamespace?: string;
+  // IAM Roles Anywhere as the operator-level source (issue 33).
   rolesAnywhereTrustAnchorArn?: string;
   rolesAnywhereProfileArn?: string;
   rolesAnywhereRoleArn?: string;
   rolesAnywhereCertificateSecretName?: string;
   rolesAnywhereCertificateSecretNamespace?: string;
   rolesAnywhereSessionDurationMs?: number;
-}): OperatorDefaults {
+}
+
+/** The operator-level defaults from its settings. */
+export function operatorDefaults(settings: DefaultsSettings): OperatorDefaults {
   const defaults: OperatorDefaults = {};
   if (settings.region) defaults.region = settings.region;
   if (settings.registry) defaults.registry = settings.registry;

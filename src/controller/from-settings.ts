@@ -3,7 +3,7 @@
 // own process) and the manager of `run`. Their defaults live in the settings
 // table (src/cli/config.ts) alone; nothing here fills one in.
 import { FIELD_MANAGER } from "../api/metadata.js";
-import { operatorDefaults } from "../aws/registries.js";
+import { type DefaultsSettings, operatorDefaults } from "../aws/registries.js";
 import { verifyRegistry } from "../aws/verify.js";
 import { KubeClient, type KubeClientOptions, loadKubeConfig } from "../kube/client.js";
 import type { Connection } from "../kube/kubeconfig.js";
@@ -19,21 +19,10 @@ import { Manager } from "./manager.js";
  * defaults: a field without a default there is optional here. Durations are
  * in ms.
  */
-export interface OperatorConfig {
+export interface OperatorConfig extends DefaultsSettings {
   kubeconfig?: string;
   /** The kubeconfig context to use instead of its current-context. */
   context?: string;
-  region?: string;
-  registry?: string;
-  credentialsSecretName?: string;
-  credentialsSecretNamespace?: string;
-  // IAM Roles Anywhere as the operator-level source (issue 33).
-  rolesAnywhereTrustAnchorArn?: string;
-  rolesAnywhereProfileArn?: string;
-  rolesAnywhereRoleArn?: string;
-  rolesAnywhereCertificateSecretName?: string;
-  rolesAnywhereCertificateSecretNamespace?: string;
-  rolesAnywhereSessionDurationMs?: number;
   /** host:port of /metrics ("0": none). */
   metricsAddress: string;
   /** host:port of /healthz and /readyz ("0": none). */
