@@ -7,6 +7,7 @@ import {
   LABEL_OWNER,
   ROLE_ARN_ANNOTATIONS,
 } from "../api/metadata.js";
+import type { ObjectMeta } from "../kube/types.js";
 import { claimOwner } from "../reconcile/claims.js";
 import type { Caches } from "../reconcile/cluster.js";
 import { ownerLabelValue, parseAddedRefs } from "../reconcile/desired.js";
@@ -29,11 +30,7 @@ export function enqueueOnEvents(
 ): void {
   caches.resources.on((event, obj, old) => {
     if (!live()) return;
-    const changed =
-      event !== "update" ||
-      obj.metadata.generation !== old?.metadata?.generation ||
-      Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
-      (obj.metadata.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join();
+    const changed = needsPass(event, obj, old);
     if (changed) queue.add(obj.metadata.name);
     if (event !== "update" || changed) onResourcesChanged();
   });
@@ -112,11 +109,7 @@ function enqueueClaimEvents(
   };
   claims.on((event, obj, old) => {
     if (!live()) return;
-    const changed =
-      event !== "update" ||
-      obj.metadata.generation !== old?.metadata?.generation ||
-      Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
-      (obj.metadata.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join();
+    const changed = needsPass(event, obj, old);
     if (changed) queue.add(ownerOf(obj));
     // The credentials watchers follow the claims' sources.
     if (event !== "update" || changed) onResourcesChanged();
@@ -176,4 +169,24 @@ function enqueueConcerned(
     }
     if (concerned) queue.add(name);
   }
+}
+
+/**
+ * Whether an event of a resource or claim calls for a pass: an add or delete,
+ * a new generation (a spec change), a deletion begun, or finalizers changed.
+ * A status-only update (our own write) does not.
+ */
+function needsPass(
+  event: string,
+  obj: { metadata: Pick<ObjectMeta, "generation" | "deletionTimestamp" | "finalizers"> },
+  old:
+    | { metadata?: Pick<ObjectMeta, "generation" | "deletionTimestamp" | "finalizers"> }
+    | undefined,
+): boolean {
+  return (
+    event !== "update" ||
+    obj.metadata.generation !== old?.metadata?.generation ||
+    Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata?.deletionTimestamp) ||
+    (obj.metadata.finalizers ?? []).join() !== (old?.metadata?.finalizers ?? []).join()
+  );
 }

@@ -8,6 +8,7 @@ import { ANNOTATION_ADDED_PULL_SECRETS, FIELD_MANAGER } from "../api/metadata.js
 import { operatorError } from "../errors.js";
 import { isNotFound } from "../kube/client.js";
 import { retryOnConflict } from "../kube/retry.js";
+import type { RevertedEntry } from "../observability/events.js";
 import type { Cluster } from "./cluster.js";
 import {
   ownerLabelValue,
@@ -39,18 +40,9 @@ export const REVERT_THRESHOLD = 5;
 export const REVERT_BACKOFF_BASE_MS = 5_000;
 export const REVERT_BACKOFF_MAX_MS = 5 * 60_000;
 
-/** What a neighbour's removal of our entry looked like, for the Event and the metric. */
-export interface Revert {
+/** What a neighbour's removal of our entry looked like, for the Event and the metric: whose entry (`owner`) and the rest. */
+export interface Revert extends RevertedEntry {
   owner: string;
-  namespace: string;
-  name: string;
-  secret: string;
-  /** The field manager that removed it (from managedFields), or "unknown". */
-  manager: string;
-  /** Removals within the window, this one included. */
-  removals: number;
-  /** No re-add before this (epoch ms); 0: re-added at once. */
-  notBefore: number;
 }
 
 interface RevertHistory {
