@@ -9,6 +9,7 @@ import {
   KubeConfig,
   PatchStrategy,
   RbacAuthorizationV1Api,
+  type RbacV1Subject,
   setHeaderOptions,
   type V1CustomResourceDefinition,
   type V1Secret,
@@ -372,6 +373,31 @@ export async function auditWrites(
 // --- Restricted identities ---------------------------------------------------
 
 /**
+ * A ClusterRoleBinding named `binding` of the ClusterRole `role` to
+ * `subjects` (see serviceAccountSubject). Fails with the API's 409 when the
+ * binding exists.
+ */
+export async function bindClusterRole(
+  k: TestKube,
+  binding: string,
+  role: string,
+  subjects: RbacV1Subject[],
+): Promise<void> {
+  await k.rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: binding },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+      subjects,
+    },
+  });
+}
+
+/** A ServiceAccount as a binding's subject. */
+export function serviceAccountSubject(namespace: string, name: string): RbacV1Subject {
+  return { kind: "ServiceAccount", name, namespace };
+}
+
+/**
  * Binds ServiceAccounts to cluster-admin: an identity of the operator's own,
  * so the audit log tells its requests from the test's, with every permission.
  */
@@ -381,17 +407,12 @@ export async function bindClusterAdmin(
   namespace: string,
   serviceAccounts: readonly string[],
 ): Promise<void> {
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: binding },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-      subjects: serviceAccounts.map((name) => ({ kind: "ServiceAccount", name, namespace })),
-    },
-  });
+  await bindClusterRole(
+    k,
+    binding,
+    "cluster-admin",
+    serviceAccounts.map((name) => serviceAccountSubject(namespace, name)),
+  );
 }
 
 /**

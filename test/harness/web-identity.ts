@@ -4,7 +4,7 @@
 // and roles trust ServiceAccounts by their `sub`.
 import { WellKnownApi } from "@kubernetes/client-node";
 import { type AwsDouble, issuerThumbprint } from "../aws-double/index.js";
-import type { TestKube } from "./kube.js";
+import { bindClusterRole, type TestKube } from "./kube.js";
 
 /** The parts of the issuer's discovery document the tests read. */
 export interface IssuerDiscovery {
@@ -66,19 +66,9 @@ export async function registerClusterIssuer(
  * Fails with the API's 409 when the binding already exists.
  */
 export async function allowAnonymousDiscovery(k: TestKube, binding: string): Promise<void> {
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: binding },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "system:service-account-issuer-discovery",
-      },
-      subjects: [
-        { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
-      ],
-    },
-  });
+  await bindClusterRole(k, binding, "system:service-account-issuer-discovery", [
+    { apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" },
+  ]);
 }
 
 /** The `sub` claim of a ServiceAccount's token. */

@@ -17,10 +17,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   applyResource,
   auditWrites,
+  bindClusterRole,
   getResource,
   kubeconfigForServiceAccount,
   kubeletFailsPull,
   mergePatch,
+  serviceAccountSubject,
   type TestKube,
   waitFor,
   waitForDefaultServiceAccount,
@@ -158,17 +160,9 @@ beforeAll(async () => {
     },
   });
   const kubeconfig = await kubeconfigForServiceAccount(k, OPS, OPERATOR, stack.dir);
-  await rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: `${OPS}-all-but-pod-delete` },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: `${OPS}-all-but-pod-delete`,
-      },
-      subjects: [{ kind: "ServiceAccount", name: OPERATOR, namespace: OPS }],
-    },
-  });
+  await bindClusterRole(k, `${OPS}-all-but-pod-delete`, `${OPS}-all-but-pod-delete`, [
+    serviceAccountSubject(OPS, OPERATOR),
+  ]);
   for (const namespace of [OWN_LIST, LOOKALIKE]) {
     await rbac.createNamespacedRoleBinding({
       namespace,

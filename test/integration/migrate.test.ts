@@ -26,12 +26,14 @@ import { migrateOutput } from "../harness/cli.js";
 import {
   auditWrites,
   bindClusterAdmin,
+  bindClusterRole,
   createNamespace,
   deleteNamespaces,
   dockerConfigOf,
   kubeconfigForServiceAccount,
   mergePatch,
   readSecret,
+  serviceAccountSubject,
   statusOf,
   type TestKube,
   waitFor,
@@ -409,17 +411,9 @@ async function grantOldOperatorRights(): Promise<void> {
       ],
     },
   });
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: "mig-old-operator" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "mig-old-operator",
-      },
-      subjects: [{ kind: "ServiceAccount", name: "ecr-operator", namespace: OPS }],
-    },
-  });
+  await bindClusterRole(k, "mig-old-operator", "mig-old-operator", [
+    serviceAccountSubject(OPS, "ecr-operator"),
+  ]);
 }
 
 /** The old operator's CRD (served before this returns) and its Deployment at 0 replicas. */

@@ -7,9 +7,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { helmTemplate, type Rendered, serverSideApply } from "../harness/chart.js";
 import { waitFor } from "../harness/controlplane.js";
 import {
+  bindClusterRole,
   createNamespace,
   deleteNamespaces,
   putSecret,
+  serviceAccountSubject,
   type TestKube,
   testKube,
 } from "../harness/kube.js";
@@ -82,13 +84,7 @@ beforeAll(async () => {
       ],
     },
   });
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: WRITER },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: WRITER },
-      subjects: [{ kind: "ServiceAccount", name: tenant.serviceAccount, namespace: TENANT }],
-    },
-  });
+  await bindClusterRole(k, WRITER, WRITER, [serviceAccountSubject(TENANT, tenant.serviceAccount)]);
   // The chart's policy and binding, and nothing else of it.
   policy = helmTemplate(RELEASE, NS, ["--set", "admissionPolicy.enabled=true"]).filter((o) =>
     (o.kind ?? "").startsWith("ValidatingAdmissionPolicy"),

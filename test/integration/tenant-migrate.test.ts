@@ -8,7 +8,7 @@ import { AppsV1Api, type V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateOutput } from "../harness/cli.js";
 import { waitFor } from "../harness/controlplane.js";
-import type { TestKube } from "../harness/kube.js";
+import { bindClusterRole, serviceAccountSubject, type TestKube } from "../harness/kube.js";
 import { type Stack, startStack } from "../harness/stack.js";
 import { type Tenant, tenantOf } from "../harness/tenant.js";
 
@@ -110,13 +110,7 @@ beforeAll(async () => {
     namespace: OPS,
     body: { metadata: { name: "ecr-operator" } },
   });
-  await k.rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: OLD_ROLE },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: OLD_ROLE },
-      subjects: [{ kind: "ServiceAccount", name: "ecr-operator", namespace: OPS }],
-    },
-  });
+  await bindClusterRole(k, OLD_ROLE, OLD_ROLE, [serviceAccountSubject(OPS, "ecr-operator")]);
   await apps.createNamespacedDeployment({
     namespace: OPS,
     body: oldOperator("ecr-creds-refresher", "ecr-operator", REAL_ENV, 0),

@@ -15,7 +15,14 @@ import {
   serviceAccountMay,
 } from "../harness/chart.js";
 import { waitFor } from "../harness/controlplane.js";
-import { createNamespace, deleteNamespaces, type TestKube, testKube } from "../harness/kube.js";
+import {
+  bindClusterRole,
+  createNamespace,
+  deleteNamespaces,
+  serviceAccountSubject,
+  type TestKube,
+  testKube,
+} from "../harness/kube.js";
 import { type Tenant, tenantOf } from "../harness/tenant.js";
 
 const cp = inject("controlPlane");
@@ -137,15 +144,8 @@ describe("the operator's rights under the default values", () => {
 
 describe("people's rights on ECRPullSecrets", () => {
   const person = (name: string) => ({ namespace: TEAM, name });
-  const bind = async (name: string, role: string, sa: string) => {
-    await k.rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
-        subjects: [{ kind: "ServiceAccount", name: sa, namespace: TEAM }],
-      },
-    });
-  };
+  const bind = (name: string, role: string, sa: string) =>
+    bindClusterRole(k, name, role, [serviceAccountSubject(TEAM, sa)]);
   const may = (who: { namespace: string; name: string }, verb: string) =>
     serviceAccountMay(k, who, verb, "ecrpullsecrets", { group: "ecrcreds.io" });
 
