@@ -18,6 +18,7 @@ import {
 import type { Admission } from "../aws/role-admissions.js";
 import type { TokenSource, TokenState } from "../aws/token-cache.js";
 import { operatorError } from "../errors.js";
+import type { Cached } from "../kube/types.js";
 import type { Cluster } from "./cluster.js";
 import { type SecretContent, secretContent } from "./content.js";
 import { type DesiredSecret, desiredSecrets, targetsServiceAccount } from "./desired.js";
@@ -61,7 +62,7 @@ export function wantsOwnSecret(spec: ECRPullSecret["spec"]): boolean {
 }
 
 export interface RolePassInput {
-  resource: ECRPullSecret;
+  resource: Cached<ECRPullSecret>;
   wanted: readonly string[];
   defaults: OperatorDefaults;
   refreshBeforeMs?: number;
@@ -129,7 +130,7 @@ export async function rolePass(input: RolePassInput): Promise<RolePass> {
       registries: content.registries,
       build: desiredSecrets({
         ...content,
-        owner: resource.metadata?.name ?? "",
+        owner: resource.metadata.name,
         secretName,
         ...(spec.secretTemplate ? { template: spec.secretTemplate } : {}),
       }),

@@ -8,6 +8,7 @@ import { ANNOTATION_ADDED_PULL_SECRETS, FIELD_MANAGER } from "../api/metadata.js
 import { operatorError } from "../errors.js";
 import { isNotFound } from "../kube/client.js";
 import { retryOnConflict } from "../kube/retry.js";
+import type { Cached } from "../kube/types.js";
 import type { RevertedEntry } from "../observability/events.js";
 import type { Cluster } from "./cluster.js";
 import {
@@ -150,8 +151,8 @@ export class ServiceAccounts {
   }
 
   /** Whether every ServiceAccount of the namespace already is as the resource wants. */
-  inSync(resource: ECRPullSecret, namespace: string, policy: DeletionPolicy): boolean {
-    const owner = resource.metadata?.name ?? "";
+  inSync(resource: Cached<ECRPullSecret>, namespace: string, policy: DeletionPolicy): boolean {
+    const owner = resource.metadata.name;
     const removeStale = policy === "Delete";
     let wants = this.wants.get(resource);
     if (wants?.removeStale !== removeStale) {
@@ -179,12 +180,12 @@ export class ServiceAccounts {
    * of the others); `want` overrides which Secret each one gets (per-ServiceAccount roles).
    */
   async sync(
-    resource: ECRPullSecret,
+    resource: Cached<ECRPullSecret>,
     namespace: string,
     policy: DeletionPolicy,
     want?: (sa: string) => string | undefined,
   ): Promise<void> {
-    const owner = resource.metadata?.name ?? "";
+    const owner = resource.metadata.name;
     for (const sa of [...this.cluster.serviceAccounts(namespace)]) {
       const name = sa.metadata.name;
       const wants = want ? inFields(resource, want(name)) : wanted(resource, sa);

@@ -4,6 +4,7 @@
 import { ConditionType, Reason } from "../api/conditions.js";
 import type { ECRPullSecret } from "../api/index.js";
 import type { VerifyResult } from "../aws/verify.js";
+import type { Cached } from "../kube/types.js";
 import type { EventRecorder } from "../observability/events.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -48,9 +49,12 @@ export class RegistryChecks {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async check(resource: ECRPullSecret, auth: VerifyTarget | undefined): Promise<CheckOutcome> {
+  async check(
+    resource: Cached<ECRPullSecret>,
+    auth: VerifyTarget | undefined,
+  ): Promise<CheckOutcome> {
     if (!this.verify || !auth) return {};
-    const name = resource.metadata?.name ?? "";
+    const name = resource.metadata.name;
     const previous = this.memory.get(name);
     if (auth.reused && !previous) {
       // A token reused across a restart passed its check when it was written;
