@@ -33,7 +33,7 @@ import { makeInformers } from "./informers.js";
 import type { Runnable } from "./manager.js";
 import { PullFailureWatch } from "./pull-failures.js";
 import { runWorkers, WorkQueue } from "./queue.js";
-import { claimKeys, claimStoreOf, servedClaims } from "./tenant-informers.js";
+import { claimKeys, claimStoreOf, servedClaims, tenantCachesOf } from "./tenant-informers.js";
 
 /**
  * The settings the controller reads as they are (`podWatch`: the watch on
@@ -128,9 +128,11 @@ export class Controller {
     // A resource's registries (in its status) or spec decide which Pods it
     // covers: Pods already waiting are judged again.
     const pods = this.pullFailures;
-    this.resources.on(() => {
+    const rediagnose = () => {
       if (pods.hasSynced) pods.rediagnose();
-    });
+    };
+    this.resources.on(rediagnose);
+    tenantCachesOf(this.caches)?.claims.on(rediagnose);
     enqueueOnEvents(
       this.caches,
       this.queue,
@@ -180,7 +182,8 @@ export class Controller {
       this.metrics,
       events,
       {
-        resources: () => this.resources.values(),
+        // ECRPullSecrets, and the claims as what they resolve to (in their namespace).
+        resources: () => [...this.resources.values(), ...servedClaims(this.caches)],
         namespaceLabels: (name) => {
           const ns = this.namespaces.get(undefined, name);
           return ns ? (ns.metadata?.labels ?? {}) : undefined;

@@ -28,9 +28,11 @@ import {
 import type { ObjectCache } from "../kube/namespaced-informers.js";
 import { PODS, type Pod } from "../kube/pods.js";
 import type { Event, KubernetesObject } from "../kube/types.js";
-import type { EventRecorder } from "../observability/events.js";
+import type { EventRecorder, EventTarget } from "../observability/events.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { eventTarget } from "../reconcile/claim-pass.js";
+import { describeOwner } from "../reconcile/claims.js";
 import {
   diagnosePullFailures,
   failedPullSecretNames,
@@ -393,14 +395,9 @@ export class PullFailureWatch {
       // The status lists what is done about each Pod.
       this.opts.enqueue(d.resource);
     }
-    const message = `Pod ${pod.namespace}/${pod.name} waits on ${d.image} (${d.reason}) without the pull Secret ${d.secretName} of ECRPullSecret ${d.resource}: it was created before ServiceAccount ${pod.serviceAccount} got the Secret, or it sets its own imagePullSecrets; ${fix}`;
+    const message = `Pod ${pod.namespace}/${pod.name} waits on ${d.image} (${d.reason}) without the pull Secret ${d.secretName} of ${describeOwner(d.resource)}: it was created before ServiceAccount ${pod.serviceAccount} got the Secret, or it sets its own imagePullSecrets; ${fix}`;
     this.podEvent(pod, "Warning", Reason.PodMissingPullSecret, message);
-    this.events.record(
-      { name: d.resource, uid: r.metadata?.uid },
-      "Warning",
-      Reason.PodMissingPullSecret,
-      message,
-    );
+    this.events.record(this.about(d.resource, r), "Warning", Reason.PodMissingPullSecret, message);
     if (decision.action === "recreate") void this.recreate(pod, d, r);
   }
 
@@ -479,12 +476,7 @@ export class PullFailureWatch {
     const identity = this.identity(r, host);
     const message = `registry ${host} refused ${d.image} for Pod ${pod.namespace}/${pod.name} (${d.reason}) although Secret ${d.secretName} holds a current token from ${identity}: the policy of repository ${imageRepository(d.image)} or IAM does not let that identity pull it (ecr:BatchGetImage, ecr:GetDownloadUrlForLayer); the operator cannot fix this`;
     this.podEvent(pod, "Warning", Reason.PullRefused, message);
-    this.events.record(
-      { name: d.resource, uid: r.metadata?.uid },
-      "Warning",
-      Reason.PullRefused,
-      message,
-    );
+    this.events.record(this.about(d.resource, r), "Warning", Reason.PullRefused, message);
   }
 
   /** The credentials behind a registry host of the resource, in words. */
@@ -497,6 +489,11 @@ export class PullFailureWatch {
       // An invalid spec is reported by its own reconcile.
     }
     return "the resource's credentials";
+  }
+
+  /** Where an Event about the resource goes: an ECRPullSecret's into "default", a claim's into its namespace. */
+  private about(name: string, r: ECRPullSecret): EventTarget {
+    return eventTarget({ metadata: { name, uid: r.metadata?.uid } });
   }
 
   private podEvent(pod: PodView, type: "Normal" | "Warning", reason: string, message: string) {
@@ -546,12 +543,7 @@ export class PullFailureWatch {
       const message = `deleted Pod ${pod.namespace}/${pod.name}, which waited on ${d.image} without the pull Secret ${d.secretName}, so that ${pod.controller?.kind} ${pod.controller?.name} recreates it with the Secret (spec.podRecovery: Recreate)`;
       this.log.info({ pod: `${pod.namespace}/${pod.name}`, resource: d.resource }, message);
       this.podEvent(pod, "Normal", Reason.PodRecreated, message);
-      this.events.record(
-        { name: d.resource, uid: r.metadata?.uid },
-        "Normal",
-        Reason.PodRecreated,
-        message,
-      );
+      this.events.record(this.about(d.resource, r), "Normal", Reason.PodRecreated, message);
     } catch (err) {
       if (isNotFound(err)) return;
       if (isForbidden(err)) {

@@ -260,7 +260,10 @@ export function servedClaims(caches: Caches): Array<Cached<ECRPullSecret>> {
     const labels = caches.namespaces.get(undefined, namespace)?.metadata?.labels;
     const resolved = resolveClaim(claim, source, labels ?? {});
     if ("code" in resolved) continue;
-    out.push({ metadata: { name: resolved.owner }, spec: resolved.spec });
+    // Its uid, deletion and status (the registries it serves) are the claim's.
+    const { uid, deletionTimestamp } = claim.metadata;
+    const metadata = { name: resolved.owner, uid, deletionTimestamp };
+    out.push({ metadata, spec: resolved.spec, ...(claim.status && { status: claim.status }) });
   }
   return out;
 }

@@ -14,6 +14,7 @@ import { consistently, waitFor } from "../harness/controlplane.js";
 import {
   applyResource,
   getResource,
+  kubeletFailsPull,
   mergePatch,
   readSecret,
   readyCondition,
@@ -378,6 +379,45 @@ describe("the README's workflow for teams, as the tenant", () => {
     expect(code).toBe(0);
     expect(out).toContain(`namespace ${ns} is served by:`);
     expect(out).toMatch(/ECRPullSecretClaim\/pulls +True Synced +ecr-pull +expires /);
+  });
+});
+
+describe("a tenant's Pod that cannot pull", () => {
+  it("is diagnosed and counted on the claim, the Warning in the tenant's namespace naming the claim", async () => {
+    const ns = TEAMS[3] as string;
+    const image = `${HOST}/app:1`;
+    await waitForClaim(k, ns, "pulls", "True");
+    // Its own imagePullSecrets: admission adds none of the ServiceAccount's.
+    const spec = {
+      imagePullSecrets: [{ name: "their-own" }],
+      containers: [{ name: "web", image }],
+    };
+    await tenant(ns).core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: "own-secrets" }, spec },
+    });
+    await kubeletFailsPull(k, { namespace: ns, name: "own-secrets" }, image);
+    const claim = await waitFor("the claim's status.uncoveredPods", async () => {
+      const c = await getClaim(k, ns, "pulls");
+      return c?.status?.uncoveredPods?.count === 1 ? c : undefined;
+    });
+    expect(claim.status?.uncoveredPods).toEqual({
+      count: 1,
+      pods: [{ namespace: ns, name: "own-secrets", image, reason: "ImagePullBackOff" }],
+    });
+    const selector = "involvedObject.kind=ECRPullSecretClaim,involvedObject.name=pulls";
+    const warnings = await waitFor("the Warning on the claim, in its namespace", async () => {
+      const list = await k.core.listNamespacedEvent({ namespace: ns, fieldSelector: selector });
+      const found = list.items.filter((e) => e.reason === "PodMissingPullSecret");
+      return found.length > 0 ? found : undefined;
+    });
+    expect(warnings[0]?.message).toContain(
+      `without the pull Secret ecr-pull of ECRPullSecretClaim ${ns}/pulls:`,
+    );
+    await k.core.deleteNamespacedPod({ namespace: ns, name: "own-secrets", gracePeriodSeconds: 0 });
+    await waitFor("the claim's uncoveredPods back to 0", async () =>
+      (await getClaim(k, ns, "pulls"))?.status?.uncoveredPods?.count === 0 ? true : undefined,
+    );
   });
 });
 
