@@ -24,7 +24,7 @@ import type { Cached, KubernetesObject } from "../kube/types.js";
 import { errorField, type Logger } from "../observability/logger.js";
 import type { ClaimStore } from "../reconcile/claim-cluster.js";
 import { claimOwner, resolveClaim } from "../reconcile/claims.js";
-import { type Caches, type ObjectKey, orUndefined, writeStatus } from "../reconcile/cluster.js";
+import { type Caches, type ObjectKey, orUndefined, statusPatchBody } from "../reconcile/cluster.js";
 import { perScope } from "./informers.js";
 
 /**
@@ -209,12 +209,21 @@ export class KubeClaimStore implements ClaimStore {
     resourceVersion: string | undefined,
   ): Promise<void> {
     // As an ECRPullSecret's (KubeCluster.patchStatus).
-    const patched = await writeStatus<Cached<ECRPullSecretClaim>>(
-      this.kube,
-      PULL_SECRET_CLAIMS,
-      key,
-      status,
-      resourceVersion,
+    const body = statusPatchBody(status);
+    const patched = await orUndefined(
+      resourceVersion
+        ? this.kube.patchStatus<Cached<ECRPullSecretClaim>>(
+            PULL_SECRET_CLAIMS,
+            key,
+            resourceVersion,
+            body,
+          )
+        : this.kube.patch<Cached<ECRPullSecretClaim>>(
+            PULL_SECRET_CLAIMS,
+            key,
+            { status: body },
+            "status",
+          ),
     );
     if (patched) this.caches.claims.observe(patched);
   }

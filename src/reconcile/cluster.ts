@@ -8,7 +8,6 @@ import { ECR_PULL_SECRETS } from "../api/index.js";
 import {
   isNotFound,
   type KubeClient,
-  type ResourceType,
   SECRETS,
   SERVICE_ACCOUNTS,
   statusCode,
@@ -16,7 +15,7 @@ import {
 import type { Informer } from "../kube/informer.js";
 import type { ObjectCache } from "../kube/namespaced-informers.js";
 import { PODS, type Pod } from "../kube/pods.js";
-import type { Cached, KubernetesObject, ObjectList, Secret } from "../kube/types.js";
+import type { Cached, ObjectList, Secret } from "../kube/types.js";
 import type { DesiredSecret, SecretView, ServiceAccountView } from "./desired.js";
 import type { NamespaceView } from "./targets.js";
 
@@ -200,42 +199,39 @@ export class KubeCluster implements Cluster {
     status: ECRPullSecretStatus,
     resourceVersion: string | undefined,
   ): Promise<void> {
-    const patched = await writeStatus<Cached<ECRPullSecret>>(
-      this.kube,
-      ECR_PULL_SECRETS,
-      { name },
-      status,
-      resourceVersion,
+    const body = statusPatchBody(status);
+    const patched = await orUndefined(
+      resourceVersion
+        ? this.kube.patchStatus<Cached<ECRPullSecret>>(
+            ECR_PULL_SECRETS,
+            { name },
+            resourceVersion,
+            body,
+          )
+        : this.kube.patch<Cached<ECRPullSecret>>(
+            ECR_PULL_SECRETS,
+            { name },
+            { status: body },
+            "status",
+          ),
     );
     if (patched) this.caches.resources.observe(patched);
   }
 }
 
 /**
- * Writes the status of an ECRPullSecret or a claim (both carry
- * ECRPullSecretStatus) as a merge patch, guarded by `resourceVersion` when
- * given (409 Conflict if the object moved on); the patched object, or
- * undefined when it is gone (404). A merge patch keeps fields it does not
- * name, so lists that emptied are removed explicitly (null): a Ready
- * resource must not keep showing failures that are over.
+ * The merge-patch body of an ECRPullSecret's or a claim's status (both carry
+ * ECRPullSecretStatus). A merge patch keeps fields it does not name, so lists
+ * that emptied are removed explicitly (null): a Ready resource must not keep
+ * showing failures that are over. Each caller names its resource type in its
+ * own `kube.patch` call, where the chart's RBAC test finds it.
  */
-export async function writeStatus<T extends Cached<KubernetesObject>>(
-  kube: KubeClient,
-  type: ResourceType,
-  ref: { namespace?: string; name: string },
-  status: ECRPullSecretStatus,
-  resourceVersion: string | undefined,
-): Promise<T | undefined> {
-  const body = {
+export function statusPatchBody(status: ECRPullSecretStatus): object {
+  return {
     ...status,
     failures: status.failures ?? null,
     keptSecrets: status.keptSecrets ?? null,
   };
-  return await orUndefined(
-    resourceVersion
-      ? kube.patchStatus<T>(type, ref, resourceVersion, body)
-      : kube.patch<T>(type, ref, { status: body }, "status"),
-  );
 }
 
 /** The answer, or undefined for 404 Not Found. */
